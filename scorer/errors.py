@@ -1,0 +1,231 @@
+"""Stable error codes for every way a submission can fail, with one message table per language.
+
+A code is part of the public contract: the site, the emails, the JSON output of the command line and
+the database all store the code, never the text, so messages can be reworded without breaking anything.
+Every message says what happened and what to do about it. ``Blame.SERVER`` codes are never the
+trainee's fault: the service gives the daily upload slot back for them.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+Lang = Literal["ja", "en"]
+LANGS: tuple[Lang, ...] = ("ja", "en")
+
+
+class Blame(StrEnum):
+    SUBMISSION = "submission"
+    SERVER = "server"
+
+
+class ErrorCode(StrEnum):
+    # Zip intake
+    NOT_A_ZIP = "not_a_zip"
+    ZIP_TOO_LARGE = "zip_too_large"
+    ZIP_TOO_MANY_FILES = "zip_too_many_files"
+    ZIP_EXPANDS_TOO_FAR = "zip_expands_too_far"
+    ZIP_UNSAFE_ENTRY = "zip_unsafe_entry"
+    ZIP_ENCRYPTED = "zip_encrypted"
+    ENTRY_NOT_FOUND = "entry_not_found"
+    ENTRY_AMBIGUOUS = "entry_ambiguous"
+    # Static checks of the entry
+    NOTEBOOK_UNREADABLE = "notebook_unreadable"
+    SYNTAX_ERROR = "syntax_error"
+    PREDICT_MISSING = "predict_missing"
+    LEGACY_FUNC_PREDICT = "legacy_func_predict"
+    # Running the entry
+    MODULE_NOT_FOUND = "module_not_found"
+    IMPORT_FAILED = "import_failed"
+    PREDICT_EXCEPTION = "predict_exception"
+    SUBMISSION_EXITED = "submission_exited"
+    # Checking what predict returned
+    PREDICTION_COUNT = "prediction_count"
+    PREDICTION_SHAPE = "prediction_shape"
+    CLASS_OUT_OF_RANGE = "class_out_of_range"
+    NON_FINITE = "non_finite"
+    # Limits
+    TIME_LIMIT = "time_limit"
+    MEMORY_LIMIT = "memory_limit"
+    DISK_LIMIT = "disk_limit"
+    OUTPUT_TOO_LARGE = "output_too_large"
+    # The service's own faults
+    SANDBOX_UNAVAILABLE = "sandbox_unavailable"
+    INTERNAL_ERROR = "internal_error"
+
+    @property
+    def blame(self) -> Blame:
+        return Blame.SERVER if self in _SERVER_CODES else Blame.SUBMISSION
+
+
+_SERVER_CODES = frozenset({ErrorCode.SANDBOX_UNAVAILABLE, ErrorCode.INTERNAL_ERROR})
+
+_LEGACY_FIX = (
+    "def func_predict(test_data, test_label):  →  def predict(test_data):\n"
+    "    ...  (delete the lines that use test_label and compute loss/accuracy)\n"
+    "    return y_pred   # N class ids (0–14), or an (N, 15) score array"
+)
+
+MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
+    "ja": {
+        ErrorCode.NOT_A_ZIP: "アップロードされたファイルは zip ファイルとして読めません。"
+        "提出物のフォルダを zip に圧縮して（Windows: 右クリック →「送る」→「圧縮 (zip 形式) フォルダー」、"
+        "macOS: 右クリック →「圧縮」）、その .zip をアップロードしてください。",
+        ErrorCode.ZIP_TOO_LARGE: "zip ファイルが大きすぎます（{size}、上限 {limit}）。"
+        "学習データ（train_data.npy など）や不要なファイルを除いて、モデルとコードだけを zip にしてください。",
+        ErrorCode.ZIP_TOO_MANY_FILES: "zip 内のファイルが多すぎます（{count} 個、上限 {limit} 個）。"
+        "提出に必要なファイル（submit_katakana、モデル、自作コード）だけを zip にしてください。",
+        ErrorCode.ZIP_EXPANDS_TOO_FAR: "zip を展開すると大きすぎます（{limit} を超えました）。"
+        "学習データや不要な大きいファイルを除いてから zip にしてください。",
+        ErrorCode.ZIP_UNSAFE_ENTRY: "zip に安全でない項目があります: {name}（{reason}）。"
+        "シンボリックリンクや「..」・絶対パスを含む名前は使えません。普通のフォルダを zip にし直してください。",
+        ErrorCode.ZIP_ENCRYPTED: "zip にパスワードがかかっています（{name}）。パスワードなしで zip にし直してください。",
+        ErrorCode.ENTRY_NOT_FOUND: "zip の中に submit_katakana.py も submit_katakana.ipynb も見つかりません。"
+        "このファイルを zip の一番上か、一番上のフォルダの中に置いてください。見つかったファイル: {found}",
+        ErrorCode.ENTRY_AMBIGUOUS: "submit_katakana が複数の場所にあります（{paths}）。提出するものを 1 つだけ残してください。",
+        ErrorCode.NOTEBOOK_UNREADABLE: "ノートブック {name} を読めません（{reason}）。"
+        "Jupyter で開いて保存し直すか、コードを submit_katakana.py に書き出して提出してください。",
+        ErrorCode.SYNTAX_ERROR: "{file} の {line} 行目に文法エラーがあります: {reason}。"
+        "手元で実行してエラーが出ないことを確かめてから提出してください。",
+        ErrorCode.PREDICT_MISSING: "{file} に関数 predict(test_data) が定義されていません。"
+        "テンプレートのとおり、画像の配列を受け取って予測したクラス番号を返す predict を定義してください。",
+        ErrorCode.LEGACY_FUNC_PREDICT: "{file} には旧形式の func_predict(test_data, test_label) しかありません。"
+        "新しい形式では正解ラベルは渡されず、採点はサーバーが行います。次のように変更してください:\n"
+        + _LEGACY_FIX,
+        ErrorCode.MODULE_NOT_FOUND: "モジュール「{module}」を import できません。"
+        "自作のモジュールなら、そのファイルも zip に入れてください。採点環境で使えるライブラリ: {offered}",
+        ErrorCode.IMPORT_FAILED: "{file} を読み込む途中でエラーが起きました（{reason}）。"
+        "ファイルを開くときは zip 内の相対パス（例: open(\"katakana_model.pickle\", \"rb\")）を使い、"
+        "必要なファイルをすべて zip に入れてください。下のログに詳細があります。",
+        ErrorCode.PREDICT_EXCEPTION: "predict の実行中にエラーが起きました（{reason}）。"
+        "下のログにあなたのコードのトレースバックがあります。学習データで predict を試してから提出してください。",
+        ErrorCode.SUBMISSION_EXITED: "予測を返す前にプログラムが終了しました（{reason}）。"
+        "sys.exit()・exit()・os._exit() を呼ばないでください。",
+        ErrorCode.PREDICTION_COUNT: "predict が返した予測の数が違います（画像 {expected} 枚に対して {got} 個）。"
+        "渡された画像 1 枚につき 1 つの予測を返してください。",
+        ErrorCode.PREDICTION_SHAPE: "predict の戻り値の形が使えません（{got}）。"
+        "クラス番号の配列 (N,) か、スコアの配列 (N, 15) を返してください。",
+        ErrorCode.CLASS_OUT_OF_RANGE: "predict が 0〜14 以外のクラス番号を返しました（例: {example}）。"
+        "クラス番号は 0（ア）〜 14（ソ）の整数で返してください。",
+        ErrorCode.NON_FINITE: "predict が NaN または無限大を返しました（{count} 個）。"
+        "学習が発散していないか、log や割り算に 0 が入っていないか確かめてください。",
+        ErrorCode.TIME_LIMIT: "制限時間（{limit}）を超えたため停止しました。"
+        "無限ループや、予測のときに学習していないかを確かめてください。",
+        ErrorCode.MEMORY_LIMIT: "メモリの上限（{limit}）を超えたため停止しました。"
+        "大きな配列を作りすぎていないか確かめてください（predict は 500 枚ずつ呼ばれます）。",
+        ErrorCode.DISK_LIMIT: "書き込みの上限（{limit}）を超えました。予測のために大きなファイルを書かないでください。",
+        ErrorCode.OUTPUT_TOO_LARGE: "画面への出力が多すぎるため停止しました（{limit} を超えました）。"
+        "ループの中の print を減らしてください。",
+        ErrorCode.SANDBOX_UNAVAILABLE: "採点環境を準備できませんでした。あなたの提出の問題ではありません。"
+        "この提出は今日のアップロード回数に数えません。少し待ってからもう一度提出してください。",
+        ErrorCode.INTERNAL_ERROR: "サーバー側のエラーで採点できませんでした。あなたの提出の問題ではありません。"
+        "この提出は今日のアップロード回数に数えません。講師に連絡するか、少し待ってから再提出してください。",
+    },
+    "en": {
+        ErrorCode.NOT_A_ZIP: "The uploaded file cannot be read as a zip. Compress your submission folder "
+        "(Windows: right-click → Send to → Compressed (zipped) folder; macOS: right-click → Compress) "
+        "and upload the .zip.",
+        ErrorCode.ZIP_TOO_LARGE: "The zip is too large ({size}; the limit is {limit}). Leave out the training "
+        "data (train_data.npy etc.) and anything else not needed: zip only your model and code.",
+        ErrorCode.ZIP_TOO_MANY_FILES: "The zip holds too many files ({count}; the limit is {limit}). "
+        "Zip only what the submission needs: submit_katakana, your model and your own code.",
+        ErrorCode.ZIP_EXPANDS_TOO_FAR: "The zip expands to more than {limit}. Leave out the training data and "
+        "other large files, then zip it again.",
+        ErrorCode.ZIP_UNSAFE_ENTRY: "The zip holds an unsafe entry: {name} ({reason}). Symbolic links and names "
+        "with '..' or absolute paths are not allowed. Zip an ordinary folder again.",
+        ErrorCode.ZIP_ENCRYPTED: "The zip is password-protected ({name}). Zip it again without a password.",
+        ErrorCode.ENTRY_NOT_FOUND: "Neither submit_katakana.py nor submit_katakana.ipynb is in the zip. Put it "
+        "at the top of the zip or inside its one top-level folder. Files found: {found}",
+        ErrorCode.ENTRY_AMBIGUOUS: "submit_katakana appears in several places ({paths}). Keep only the one "
+        "you want scored.",
+        ErrorCode.NOTEBOOK_UNREADABLE: "The notebook {name} cannot be read ({reason}). Open and save it again "
+        "in Jupyter, or export the code to submit_katakana.py and submit that.",
+        ErrorCode.SYNTAX_ERROR: "Syntax error in {file} at line {line}: {reason}. Run it locally without "
+        "errors before submitting.",
+        ErrorCode.PREDICT_MISSING: "{file} does not define a function predict(test_data). As in the template, "
+        "define predict so that it takes the image array and returns the predicted class ids.",
+        ErrorCode.LEGACY_FUNC_PREDICT: "{file} only has the old func_predict(test_data, test_label). The new "
+        "contract passes no labels: the server computes the score. Change it like this:\n" + _LEGACY_FIX,
+        ErrorCode.MODULE_NOT_FOUND: "The module '{module}' cannot be imported. If it is your own module, put "
+        "its file in the zip too. Libraries the scoring runtime offers: {offered}",
+        ErrorCode.IMPORT_FAILED: "An error occurred while loading {file} ({reason}). Open files by paths "
+        "relative to your zip (e.g. open(\"katakana_model.pickle\", \"rb\")) and include every file you "
+        "need. The log below has the details.",
+        ErrorCode.PREDICT_EXCEPTION: "An error occurred inside predict ({reason}). The log below shows your "
+        "code's traceback. Try predict on the training data before submitting.",
+        ErrorCode.SUBMISSION_EXITED: "The program ended before returning predictions ({reason}). Do not call "
+        "sys.exit(), exit() or os._exit().",
+        ErrorCode.PREDICTION_COUNT: "predict returned the wrong number of predictions ({got} for {expected} "
+        "images). Return one prediction per image it is given.",
+        ErrorCode.PREDICTION_SHAPE: "predict returned something of an unusable shape ({got}). Return an array "
+        "of class ids shaped (N,) or of scores shaped (N, 15).",
+        ErrorCode.CLASS_OUT_OF_RANGE: "predict returned class ids outside 0–14 (e.g. {example}). Return whole "
+        "numbers from 0 (ア) to 14 (ソ).",
+        ErrorCode.NON_FINITE: "predict returned NaN or infinite values ({count} of them). Check whether "
+        "training diverged, or a log or division received 0.",
+        ErrorCode.TIME_LIMIT: "Stopped: the time limit ({limit}) was exceeded. Look for an endless loop, or "
+        "training done at prediction time.",
+        ErrorCode.MEMORY_LIMIT: "Stopped: the memory limit ({limit}) was exceeded. Avoid building huge "
+        "arrays (predict is called on 500 images at a time).",
+        ErrorCode.DISK_LIMIT: "The write limit ({limit}) was exceeded. Do not write large files to predict.",
+        ErrorCode.OUTPUT_TOO_LARGE: "Stopped: the program printed too much (over {limit}). Remove the print "
+        "calls inside loops.",
+        ErrorCode.SANDBOX_UNAVAILABLE: "The scoring environment could not be prepared. This is not a problem "
+        "with your submission, and it does not count against today's uploads. Please submit again later.",
+        ErrorCode.INTERNAL_ERROR: "A server error prevented scoring. This is not a problem with your "
+        "submission, and it does not count against today's uploads. Tell your instructor or submit again "
+        "later.",
+    },
+}
+
+
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def render(code: ErrorCode, lang: Lang, params: dict[str, Any]) -> str:
+    """The message for ``code`` in ``lang``; a missing parameter shows as ``?`` rather than failing."""
+    template = MESSAGES[lang][code]
+    values = {name: params.get(name, "?") for name in _fields(template)}
+    return template.format(**values)
+
+
+@dataclass
+class ScoringError(Exception):
+    """A failure with a stable code; ``detail`` is extra text for the log (a traceback, a file list)."""
+
+    code: ErrorCode
+    params: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        super().__init__(self.code.value)
+
+    def message(self, lang: Lang) -> str:
+        return render(self.code, lang, self.params)
+
+    def __str__(self) -> str:
+        return f"{self.code.value}: {self.message('en')}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code.value,
+            "blame": self.code.blame.value,
+            "message": self.message("en"),
+            "message_ja": self.message("ja"),
+            "params": {k: str(v) for k, v in self.params.items()},
+            "detail": self.detail,
+        }
+
+
+def human_bytes(n: int) -> str:
+    """1536 -> '1.5 KiB': limits in messages are read by people."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}".replace(".0 ", " ")
+        value /= 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,97 @@
+"""What a sandboxed run is asked to do, and what came of it.
+
+The sandbox knows nothing of katakana, zips or labels: it runs a command over a filesystem view made
+only of what the request names, under limits, and reports how the process ended. The pipeline decides
+what that means for a submission.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+GiB = 1024**3
+MiB = 1024**2
+KiB = 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-run limits. Defaults are the production ones from the course's requirements."""
+
+    wall_seconds: float = 600.0
+    cpu_seconds: float | None = None  # None: derived from wall_seconds and cpus
+    memory_bytes: int = 4 * GiB  # RLIMIT_AS of every process in the run
+    processes: int = 64  # RLIMIT_NPROC, per sandbox uid
+    writable_bytes: int = 256 * MiB  # size of each writable tmpfs (/work, /tmp), and RLIMIT_FSIZE
+    open_files: int = 256  # RLIMIT_NOFILE
+    output_bytes: int = 8 * MiB  # stdout+stderr read before the run is stopped as too chatty
+    log_keep_bytes: int = 64 * KiB  # head and tail of the output kept, this many bytes each
+    result_bytes: int = 64 * MiB  # the result channel (fd 3) read before the run is stopped
+    cpus: int = 1  # BLAS/OpenMP threads
+
+    def effective_cpu_seconds(self) -> float:
+        if self.cpu_seconds is not None:
+            return self.cpu_seconds
+        return self.wall_seconds * max(1, self.cpus) + 5
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A host path shown read-only inside the sandbox at ``dest``."""
+
+    source: Path
+    dest: str
+
+
+@dataclass(frozen=True)
+class SandboxRequest:
+    argv: list[str]  # run inside the sandbox; argv[0] must be reachable through the binds
+    binds: list[Bind] = field(default_factory=list)  # read-only
+    writable_dirs: list[str] = field(default_factory=lambda: ["/tmp", "/work"])  # sized tmpfs each
+    env: dict[str, str] = field(default_factory=dict)  # the complete environment of the command
+    cwd: str = "/"
+    limits: Limits = field(default_factory=Limits)
+
+
+class Isolation(StrEnum):
+    BWRAP = "bwrap"
+    UNSANDBOXED = "unsandboxed"  # the loud fallback for laptops without bubblewrap
+
+
+class Termination(StrEnum):
+    EXITED = "exited"  # the command exited by itself (see exit_code)
+    SIGNALLED = "signalled"  # killed by a signal it did not get from us (see signal)
+    WALL_TIMEOUT = "wall_timeout"
+    CPU_TIMEOUT = "cpu_timeout"
+    OUTPUT_LIMIT = "output_limit"  # stdout/stderr passed output_bytes
+    RESULT_LIMIT = "result_limit"  # the result channel passed result_bytes
+    FILE_SIZE_LIMIT = "file_size_limit"  # SIGXFSZ
+    SETUP_FAILED = "setup_failed"  # the sandbox itself could not start the command
+
+
+@dataclass
+class SandboxOutcome:
+    termination: Termination
+    exit_code: int | None
+    signal: int | None
+    isolation: Isolation
+    log_head: bytes  # first log_keep_bytes of stdout+stderr, interleaved as written
+    log_tail: bytes  # last log_keep_bytes (empty when everything fits in the head)
+    log_total_bytes: int
+    result: bytes  # everything the command wrote to fd 3
+    duration_s: float
+    cpu_s: float
+    peak_memory_bytes: int
+    setup_error: str = ""  # bwrap's own complaint when termination is SETUP_FAILED
+
+    @property
+    def log(self) -> str:
+        """The kept output as text; a marker stands where the middle was dropped."""
+        head = self.log_head.decode("utf-8", "replace")
+        if not self.log_tail:
+            return head
+        dropped = self.log_total_bytes - len(self.log_head) - len(self.log_tail)
+        tail = self.log_tail.decode("utf-8", "replace")
+        return f"{head}\n… [{dropped} bytes of output omitted] …\n{tail}"
