@@ -1,0 +1,169 @@
+"""``python -m scorer``: the trainee's local checker and the admin's tools.
+
+    dataset  --out DIR [--seed N]          write the synthetic katakana set (four .npy files)
+    check    ZIP [--sample F] [--json]     pre-flight, exactly as the site runs it before an upload
+    run      ZIP --test-data F --test-labels F [--json]
+                                           full sandboxed scoring, exactly as the worker runs it
+    selftest                               hostile probes against the sandbox; non-zero if any gets through
+    runtime  [--json]                      the reference runtime's Python and library versions
+
+A trainee without the hidden set runs ``run`` against their own train files and sees what the
+server will do. Exit status: 0 accepted/succeeded, 1 refused/failed, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import locale
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from scorer.errors import Lang
+from scorer.report import CheckReport, ScoreReport
+
+
+def _default_lang() -> Lang:
+    names = [os.environ.get(k, "") for k in ("LC_ALL", "LC_MESSAGES", "LANG")]
+    names.append(locale.getlocale()[0] or "")
+    return "ja" if any(n.lower().startswith("ja") for n in names if n) else "en"
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _print_error_block(report: CheckReport | ScoreReport, lang: Lang) -> None:
+    if report.error is not None:
+        print(f"[{report.error.code.value}] {report.error.message(lang)}")
+    if report.log.strip():
+        print("--- log ---")
+        print(report.log.rstrip())
+
+
+def _print_notices(report: CheckReport | ScoreReport, lang: Lang) -> None:
+    for notice in report.notices:
+        print(f"note: {notice.ja if lang == 'ja' else notice.en}")
+
+
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    from scorer.dataset import write_dataset
+
+    paths = write_dataset(Path(args.out), seed=args.seed)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _config() -> Any:
+    from scorer.pipeline import ScoringConfig
+
+    return ScoringConfig.from_env()
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from scorer.pipeline import check_submission
+
+    report = check_submission(Path(args.zip), config=_config(), sample_data=args.sample and Path(args.sample))
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        _print_notices(report, args.lang)
+        if report.ok:
+            print("OK: 提出できます / ready to submit" + (f" ({report.entry})" if report.entry else ""))
+        else:
+            print("REFUSED: 提出できません / not accepted")
+            _print_error_block(report, args.lang)
+    return 0 if report.ok else 1
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from scorer.pipeline import score_submission
+
+    report = score_submission(
+        Path(args.zip), test_data=Path(args.test_data), test_labels=Path(args.test_labels), config=_config()
+    )
+    if args.json:
+        _print_json(report.to_json())
+        return 0 if report.status == "succeeded" else 1
+    _print_notices(report, args.lang)
+    if report.status == "succeeded" and report.metrics is not None:
+        m = report.metrics
+        print(f"Test accuracy: {m.accuracy:.4f}  ({m.correct}/{m.total})")
+        print(f"Macro accuracy: {m.macro_accuracy:.4f}")
+        if m.loss is not None:
+            print(f"Test loss: {m.loss:.4f}")
+        for c in m.per_class:
+            acc = "-" if c.accuracy is None else f"{c.accuracy:.4f}"
+            print(f"  {c.class_id:2d} {c.label}  {acc}  ({c.correct}/{c.total})")
+        print(f"duration: {report.duration_s:.2f} s, peak memory: {report.peak_memory_mb} MiB")
+        return 0
+    print("FAILED: 採点できませんでした / scoring failed")
+    _print_error_block(report, args.lang)
+    return 1
+
+
+def _cmd_selftest(args: argparse.Namespace) -> int:
+    from scorer.pipeline import ScoringConfig
+    from scorer.sandbox.selftest import format_report, run_selftest
+
+    config: ScoringConfig = _config()
+    report = run_selftest(config.sandbox, config.runtime)
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def _cmd_runtime(args: argparse.Namespace) -> int:
+    from scorer.runtime import find_runtime
+
+    runtime = find_runtime()
+    info = runtime.info()
+    if args.json:
+        _print_json({"python_path": str(runtime.python), **info.versions()})
+    else:
+        print(f"runtime: {runtime.python}")
+        for name, version in info.versions().items():
+            print(f"  {name} {version}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m scorer", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lang", choices=["ja", "en"], default=_default_lang(), help="language of messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("dataset", help="write the synthetic katakana data set")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_dataset)
+
+    p = sub.add_parser("check", help="pre-flight a submission zip")
+    p.add_argument("zip")
+    p.add_argument("--sample", help="a .npy of images (N, 1, 28, 28) for the smoke run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("run", help="score a submission zip in the sandbox")
+    p.add_argument("zip")
+    p.add_argument("--test-data", required=True)
+    p.add_argument("--test-labels", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("selftest", help="probe the sandbox with hostile code")
+    p.set_defaults(func=_cmd_selftest)
+
+    p = sub.add_parser("runtime", help="show the reference runtime's versions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_runtime)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    sys.stdout.flush()
+    return result

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite, on a clean machine: installs what it needs, lints, type-checks, runs pytest.
+# Extra arguments go to pytest (e.g. scripts/test.sh tests/scorer -k sandbox).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+export PATH="$PWD/.venv/bin:$PATH"
+echo "[test] ruff"; ruff check .
+echo "[test] mypy"; mypy
+echo "[test] pytest"
+exec python -m pytest -n "${PYTEST_WORKERS:-4}" --dist loadgroup "$@"

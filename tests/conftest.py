@@ -1,0 +1,3 @@
+"""Fixtures shared by the whole suite live in tests/fixtures/; this file only registers them."""
+
+pytest_plugins = ["tests.fixtures.artifacts"]

@@ -1,0 +1,5 @@
+import time
+
+
+def predict(test_data):
+    time.sleep(10**6)

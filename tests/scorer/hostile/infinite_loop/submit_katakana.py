@@ -1,0 +1,3 @@
+def predict(test_data):
+    while True:
+        pass

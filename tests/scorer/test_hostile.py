@@ -1,0 +1,131 @@
+"""The golden corpus of hostile submissions, run through the real pipeline and the real sandbox.
+
+Each folder under hostile/ is one case: a submit_katakana.py and case.json with the expected outcome
+(and strings the log must or must not show). Beyond that, every case must leave the host untouched:
+no process of the run alive afterwards, no canary secret or label file seen, a host process still alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scorer.pipeline import ScoringConfig, score_submission
+from scorer.sandbox.types import Limits, MiB
+from tests.fixtures.artifacts import DataSet
+from tests.scorer.procs import processes_with_environ
+
+HOSTILE = Path(__file__).parent / "hostile"
+CASES = sorted(p.name for p in HOSTILE.iterdir() if (p / "case.json").exists())
+CANARY_ENV = "KATAKANA_TEST_SECRET"
+
+HOSTILE_LIMITS = Limits(
+    wall_seconds=15.0,
+    memory_bytes=1024 * MiB,
+    processes=64,
+    writable_bytes=64 * MiB,
+    output_bytes=1 * MiB,
+)
+
+
+class LoopbackServer:
+    """A TCP server on the host's loopback that records every connection it accepts."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def loopback_server() -> Iterator[LoopbackServer]:
+    server = LoopbackServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def host_sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_hostile_submission(
+    case: str,
+    tmp_path: Path,
+    synthetic_set: DataSet,
+    loopback_server: LoopbackServer,
+    host_sleeper: subprocess.Popen[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    expected = json.loads((HOSTILE / case / "case.json").read_text())
+    secret = uuid.uuid4().hex
+    monkeypatch.setenv(CANARY_ENV, secret)  # the worker's own environment: must never be visible
+    marker = f"katakana-daemon-{uuid.uuid4().hex}"
+    archive = tmp_path / f"{case}.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(HOSTILE / case / "submit_katakana.py", f"{case}/submit_katakana.py")
+        zf.writestr(f"{case}/port.txt", str(loopback_server.port))
+        zf.writestr(f"{case}/marker.txt", marker)
+
+    config = ScoringConfig.from_env(limits=HOSTILE_LIMITS, smoke_limits=HOSTILE_LIMITS)
+    report = score_submission(
+        archive, test_data=synthetic_set.small_data, test_labels=synthetic_set.small_label, config=config
+    )
+    result = report.to_json()
+    assert report.facts.isolation == "bwrap", "the hostile corpus must run in the real sandbox"
+    assert report.status == expected["status"], result
+    if "code" in expected:
+        assert report.error is not None and report.error.code.value == expected["code"], result
+    for text in expected.get("log_contains", []):
+        assert text in report.log, result
+    for text in expected.get("log_lacks", []):
+        assert text not in report.log, result
+    assert secret not in report.log
+
+    # The host is untouched.
+    assert loopback_server.connections == 0
+    assert host_sleeper.poll() is None, "a host process was killed"
+    assert processes_with_environ(f"KATAKANA_RUN_ID={report.facts.run_id}") == []
+    assert processes_with_cmdline(marker) == []
+
+
+def processes_with_cmdline(text: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in cmdline and int(entry) != os.getpid():
+            found.append(int(entry))
+    return found

@@ -1,0 +1,290 @@
+"""The scoring pipeline end to end, with the real sandbox: contract, error codes, exact accuracy."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pickle
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scorer.classes import TEST_COUNTS
+from scorer.errors import Blame, ErrorCode
+from scorer.pipeline import ScoringConfig, check_submission, score_submission
+from scorer.sandbox.types import Limits, MiB
+from tests.fixtures.artifacts import DataSet, Examples
+
+LIMITS = Limits(wall_seconds=60.0, memory_bytes=2048 * MiB)
+
+
+@pytest.fixture(scope="module")
+def config() -> ScoringConfig:
+    return ScoringConfig.from_env(limits=LIMITS, smoke_limits=LIMITS)
+
+
+def make_zip(path: Path, files: dict[str, str | bytes], folder: str = "my_submission") -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, content in files.items():
+            zf.writestr(f"{folder}/{name}" if folder else name, content)
+    return path
+
+
+def score_small(tmp_path: Path, data: DataSet, config: ScoringConfig, files: dict[str, str | bytes]):  # type: ignore[no-untyped-def]
+    archive = make_zip(tmp_path / "s.zip", files)
+    return score_submission(archive, test_data=data.small_data, test_labels=data.small_label, config=config)
+
+
+ZEROS = "import numpy as np\n\ndef predict(test_data):\n    return np.zeros(len(test_data), dtype=int)\n"
+
+
+def in_process_correct(zip_path: Path, tmp_path: Path, data: Path, labels: Path) -> int:
+    """An independent computation: import the example's predict here and count right answers."""
+    root = tmp_path / "inproc"
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(root)
+    entry = next(root.rglob("submit_katakana.py"))
+    cwd = os.getcwd()
+    sys.path.insert(0, str(entry.parent))
+    os.chdir(entry.parent)
+    try:
+        spec = importlib.util.spec_from_file_location("inproc_submit", entry)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        images = np.load(data)
+        predicted = np.concatenate([np.asarray(module.predict(images[i : i + 500])) for i in range(0, len(images), 500)])
+    finally:
+        os.chdir(cwd)
+        sys.path.remove(str(entry.parent))
+        for name in [n for n, m in sys.modules.items() if getattr(m, "__file__", "") and str(root) in str(m.__file__)]:
+            del sys.modules[name]
+    if predicted.ndim == 2:
+        predicted = predicted.argmax(axis=1)
+    return int((predicted.astype(int) == np.load(labels).argmax(axis=1)).sum())
+
+
+@pytest.mark.parametrize("example", ["mlp", "cnn"])
+def test_example_accuracy_is_exact(
+    example: str, example_zips: Examples, synthetic_set: DataSet, config: ScoringConfig, tmp_path: Path
+) -> None:
+    archive = getattr(example_zips, f"{example}_zip")
+    report = score_submission(
+        archive, test_data=synthetic_set.test_data, test_labels=synthetic_set.test_label, config=config
+    )
+    assert report.status == "succeeded", report.to_json()
+    assert report.total == sum(TEST_COUNTS) == 14_500
+    assert [c["total"] for c in report.per_class or []] == list(TEST_COUNTS)
+    expected = in_process_correct(archive, tmp_path, synthetic_set.test_data, synthetic_set.test_label)
+    assert report.correct == expected
+    assert report.accuracy == expected / 14_500
+    assert sum(map(sum, report.confusion or [])) == 14_500
+    assert report.accuracy is not None and report.accuracy > 1 / 15 * 3  # far better than chance
+    assert report.zip_sha256 and report.runtime["numpy"]
+    assert report.facts.isolation == "bwrap"
+
+
+def test_predict_gets_uint8_chunks_of_at_most_500_and_main_block_does_not_run(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    archive = make_zip(
+        tmp_path / "s.zip",
+        {
+            "submit_katakana.py": (
+                "import numpy as np\n"
+                "def predict(test_data):\n"
+                "    assert test_data.dtype == np.uint8 and test_data.shape[1:] == (1, 28, 28), test_data.shape\n"
+                "    print('chunk', len(test_data), flush=True)\n"
+                "    return np.zeros(len(test_data), dtype=int)\n"
+                "if __name__ == '__main__':\n"
+                "    raise SystemExit('the main block must not run')\n"
+            )
+        },
+    )
+    report = score_submission(
+        archive, test_data=synthetic_set.test_data, test_labels=synthetic_set.test_label, config=config
+    )
+    assert report.status == "succeeded", report.to_json()
+    sizes = [int(line.split()[1]) for line in report.log.splitlines() if line.startswith("chunk ")]
+    assert sum(sizes) == 14_500 and max(sizes) == 500 and len(sizes) == 29
+    # Always predicting class 0 (ア) is right exactly for the ア images.
+    assert report.correct == TEST_COUNTS[0]
+
+
+def test_relative_files_local_modules_and_notebook_pickles_work(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    # A model pickled from a notebook, whose class lived in __main__.
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import pickle, sys\n"
+        "class ConstantNet:\n"
+        "    def __init__(self, k): self.k = k\n"
+        "pickle.dump(ConstantNet(2), open(sys.argv[1], 'wb'))\n"
+    )
+    model = tmp_path / "katakana_model.pickle"
+    os.system(f"{sys.executable} {script} {model}")  # noqa: S605 - our own test script
+    files: dict[str, str | bytes] = {
+        "submit_katakana.py": (
+            "import pickle\nfrom common.util import as_ids\n"
+            "class ConstantNet:\n    def __init__(self, k): self.k = k\n"
+            "with open('katakana_model.pickle', 'rb') as f:\n    net = pickle.load(f)\n"
+            "def predict(test_data):\n    return as_ids(net.k, len(test_data))\n"
+        ),
+        "common/__init__.py": "",
+        "common/util.py": "import numpy as np\ndef as_ids(k, n):\n    return np.full(n, k)\n",
+        "katakana_model.pickle": model.read_bytes(),
+    }
+    report = score_small(tmp_path, synthetic_set, config, files)
+    assert report.status == "succeeded", report.to_json()
+    true = np.load(synthetic_set.small_label).argmax(axis=1)
+    assert report.correct == int((true == 2).sum())
+
+
+def notebook(*cells: str) -> str:
+    return json.dumps(
+        {
+            "nbformat": 4,
+            "nbformat_minor": 5,
+            "metadata": {},
+            "cells": [
+                {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": c}
+                for c in cells
+            ],
+        }
+    )
+
+
+def test_notebook_with_magics_scores_like_the_py(tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig) -> None:
+    nb = notebook(
+        "%matplotlib inline\n!pip install tensorflow\nimport numpy as np\nimport matplotlib.pyplot as plt",
+        "%%time\ndef predict(test_data):\n    return np.full(len(test_data), 3)",
+    )
+    report = score_small(tmp_path, synthetic_set, config, {"submit_katakana.ipynb": nb})
+    assert report.status == "succeeded", report.to_json()
+    true = np.load(synthetic_set.small_label).argmax(axis=1)
+    assert report.correct == int((true == 3).sum())
+
+
+def test_notebook_errors_point_at_the_cell(tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig) -> None:
+    nb = notebook("import numpy as np", "def predict(test_data):\n    x = 1\n    return test_data.nope")
+    report = score_small(tmp_path, synthetic_set, config, {"submit_katakana.ipynb": nb})
+    assert report.error is not None and report.error.code is ErrorCode.PREDICT_EXCEPTION
+    assert "cell 2, line 3" in report.log
+    assert "runner.py" not in report.log and "/harness" not in report.log
+
+
+def test_both_entries_use_the_py_and_say_so(tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig) -> None:
+    nb = notebook("raise RuntimeError('the notebook must not run')")
+    report = score_small(tmp_path, synthetic_set, config, {"submit_katakana.py": ZEROS, "submit_katakana.ipynb": nb})
+    assert report.status == "succeeded", report.to_json()
+    assert report.notices, "the choice of the .py must be reported"
+
+
+@pytest.mark.parametrize(
+    ("source", "code", "in_message"),
+    [
+        (
+            "def func_predict(test_data, test_label):\n    return 0.0, 1.0\n",
+            ErrorCode.LEGACY_FUNC_PREDICT,
+            "def predict(test_data)",
+        ),
+        ("import numpy as np\nx = 1\n", ErrorCode.PREDICT_MISSING, "predict"),
+        ("def predict(test_data)\n    return 0\n", ErrorCode.SYNTAX_ERROR, "line 1"),
+        ("import tensorflow as tf\ndef predict(d):\n    return [0] * len(d)\n", ErrorCode.MODULE_NOT_FOUND, "numpy"),
+        (
+            "import pickle\nnet = pickle.load(open('../1_data/model.pkl', 'rb'))\ndef predict(d):\n    return 0\n",
+            ErrorCode.IMPORT_FAILED,
+            "FileNotFoundError",
+        ),
+        ("def predict(d):\n    return [0] * (len(d) - 1)\n", ErrorCode.PREDICTION_COUNT, "images"),
+        ("def predict(d):\n    return [15] * len(d)\n", ErrorCode.CLASS_OUT_OF_RANGE, "15"),
+        ("import numpy as np\ndef predict(d):\n    return np.full((len(d), 15), np.nan)\n", ErrorCode.NON_FINITE, "NaN"),
+        ("def predict(d):\n    return 'ア'\n", ErrorCode.PREDICTION_SHAPE, "(N, 15)"),
+        ("import sys\ndef predict(d):\n    sys.exit(1)\n", ErrorCode.SUBMISSION_EXITED, "sys.exit"),
+    ],
+)
+def test_failures_have_stable_codes_and_bilingual_messages(
+    source: str, code: ErrorCode, in_message: str, tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    report = score_small(tmp_path, synthetic_set, config, {"submit_katakana.py": source})
+    assert report.status == "failed"
+    assert report.error is not None and report.error.code is code, report.to_json()
+    assert report.error.code.blame is Blame.SUBMISSION
+    assert in_message in report.error.message("en") + report.error.message("ja") + report.log
+    assert report.error.message("ja") != report.error.message("en")
+    assert "/harness" not in report.log
+
+
+def test_traceback_shows_the_trainees_frames_and_no_host_paths(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    source = "import numpy as np\ndef helper(x):\n    return np.dot(x, np.ones(3))\ndef predict(d):\n    return helper(d)\n"
+    report = score_small(tmp_path, synthetic_set, config, {"submit_katakana.py": source})
+    assert report.error is not None and report.error.code is ErrorCode.PREDICT_EXCEPTION
+    assert "in helper" in report.log and "in predict" in report.log
+    assert "runner.py" not in report.log
+    for bind in config.runtime.binds():
+        assert bind.dest not in report.log
+    assert str(tmp_path) not in report.log
+
+
+def test_a_broken_test_set_is_the_services_fault(tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig) -> None:
+    broken = tmp_path / "broken.npy"
+    broken.write_bytes(b"not a numpy file")
+    archive = make_zip(tmp_path / "s.zip", {"submit_katakana.py": ZEROS})
+    report = score_submission(archive, test_data=broken, test_labels=synthetic_set.small_label, config=config)
+    assert report.error is not None and report.error.code is ErrorCode.INTERNAL_ERROR
+    assert report.error.code.blame is Blame.SERVER
+
+
+def test_a_missing_zip_is_the_services_fault(tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig) -> None:
+    report = score_submission(
+        tmp_path / "gone.zip", test_data=synthetic_set.small_data, test_labels=synthetic_set.small_label, config=config
+    )
+    assert report.error is not None and report.error.code.blame is Blame.SERVER
+
+
+def test_check_accepts_a_good_zip_and_refuses_broken_ones_with_the_stage(
+    tmp_path: Path, example_zips: Examples, config: ScoringConfig
+) -> None:
+    good = check_submission(example_zips.mlp_zip, config=config)
+    assert good.ok and good.error is None, good.to_json()
+
+    syntax = check_submission(make_zip(tmp_path / "a.zip", {"submit_katakana.py": "def predict(:\n"}), config=config)
+    assert not syntax.ok and syntax.stage == "static"
+    assert syntax.error is not None and syntax.error.code is ErrorCode.SYNTAX_ERROR
+
+    missing = "import pickle\nnet = pickle.load(open('model.pkl', 'rb'))\ndef predict(d):\n    return 0\n"
+    smoke = check_submission(make_zip(tmp_path / "b.zip", {"submit_katakana.py": missing}), config=config)
+    assert not smoke.ok and smoke.stage == "smoke"
+    assert smoke.error is not None and smoke.error.code is ErrorCode.IMPORT_FAILED
+
+    shape = "def predict(d):\n    return [[0, 1]] * len(d)\n"
+    wrong = check_submission(make_zip(tmp_path / "c.zip", {"submit_katakana.py": shape}), config=config)
+    assert wrong.error is not None and wrong.error.code is ErrorCode.PREDICTION_SHAPE
+
+    not_zip = tmp_path / "x.zip"
+    not_zip.write_bytes(b"Rar!\x1a\x07\x00")
+    refused = check_submission(not_zip, config=config)
+    assert refused.error is not None and refused.error.code is ErrorCode.NOT_A_ZIP
+
+
+def test_pickle_of_numpy_arrays_from_the_trainee_loads(tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig) -> None:
+    params = {"W": np.arange(15, dtype=np.float64)}
+    files: dict[str, str | bytes] = {
+        "params.pkl": pickle.dumps(params, protocol=2),
+        "submit_katakana.py": (
+            "import pickle, numpy as np\np = pickle.load(open('params.pkl', 'rb'))\n"
+            "def predict(d):\n    return np.tile(p['W'], (len(d), 1))\n"
+        ),
+    }
+    report = score_small(tmp_path, synthetic_set, config, files)
+    assert report.status == "succeeded", report.to_json()
+    assert report.loss is None  # raw scores, not probabilities
+    true = np.load(synthetic_set.small_label).argmax(axis=1)
+    assert report.correct == int((true == 14).sum())
