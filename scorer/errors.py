@@ -88,7 +88,7 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         ErrorCode.ENTRY_AMBIGUOUS: "submit_katakana が複数の場所にあります（{paths}）。提出するものを 1 つだけ残してください。",
         ErrorCode.NOTEBOOK_UNREADABLE: "ノートブック {name} を読めません（{reason}）。"
         "Jupyter で開いて保存し直すか、コードを submit_katakana.py に書き出して提出してください。",
-        ErrorCode.SYNTAX_ERROR: "{file} の {line} 行目に文法エラーがあります: {reason}。"
+        ErrorCode.SYNTAX_ERROR: "{file}（{line}）に文法エラーがあります: {reason}。"
         "手元で実行してエラーが出ないことを確かめてから提出してください。",
         ErrorCode.PREDICT_MISSING: "{file} に関数 predict(test_data) が定義されていません。"
         "テンプレートのとおり、画像の配列を受け取って予測したクラス番号を返す predict を定義してください。",
@@ -143,7 +143,7 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         "you want scored.",
         ErrorCode.NOTEBOOK_UNREADABLE: "The notebook {name} cannot be read ({reason}). Open and save it again "
         "in Jupyter, or export the code to submit_katakana.py and submit that.",
-        ErrorCode.SYNTAX_ERROR: "Syntax error in {file} at line {line}: {reason}. Run it locally without "
+        ErrorCode.SYNTAX_ERROR: "Syntax error in {file} ({line}): {reason}. Run it locally without "
         "errors before submitting.",
         ErrorCode.PREDICT_MISSING: "{file} does not define a function predict(test_data). As in the template, "
         "define predict so that it takes the image array and returns the predicted class ids.",

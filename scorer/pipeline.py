@@ -145,20 +145,15 @@ def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> _Prepared:
     raw = extracted.entry.read_bytes()
     if extracted.entry_kind == "ipynb":
         nb = notebook_to_source(raw, display)
-        lines = nb.source.count("\n") + 1
-        cellmap = [list(nb.locate(i)) for i in range(1, lines + 1)]
-        notices += [_notice(n) for n in getattr(nb, "notices", [])]
+        notices += [_notice(n) for n in nb.notices]
         notices += [_notice(n) for n in check_entry_source(nb.source, display, nb.locate)]
         _write_readable(run_dir / "input" / "submit_katakana.py", nb.source.encode("utf-8"))
-        _write_readable(run_dir / "input" / "cellmap.json", json.dumps(cellmap).encode("utf-8"))
+        _write_readable(run_dir / "input" / "cellmap.json", json.dumps(nb.line_map).encode("utf-8"))
         source = f"{INPUT}/submit_katakana.py"
         tail = ["--cellmap", f"{INPUT}/cellmap.json"]
     else:
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = raw.decode("cp932", errors="replace")  # old Japanese Windows editors
-        notices += [_notice(n) for n in check_entry_source(text, display, None)]
+        # Bytes, so coding cookies and BOMs are honoured exactly as the import inside will.
+        notices += [_notice(n) for n in check_entry_source(raw, display, None)]
         source = entry_in_sandbox
         tail = []
     argv_tail = ["--source", source, "--entry", entry_in_sandbox, "--workdir", workdir, *tail]

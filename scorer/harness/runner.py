@@ -119,8 +119,8 @@ class _IPythonStub:
 
 
 def import_entry(source_path: str, display: str, entry_path: str, notebook: bool) -> types.ModuleType:
-    with open(source_path, encoding="utf-8-sig") as f:
-        source = f.read()
+    with open(source_path, "rb") as f:
+        source = f.read()  # bytes: compile() honours a coding cookie and a BOM, as an import would
     module = types.ModuleType("submit_katakana")
     module.__file__ = entry_path
     module.__dict__["__builtins__"] = builtins

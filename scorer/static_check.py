@@ -1,0 +1,223 @@
+"""Find the mistakes that can be found without running the submission: syntax, and a missing predict.
+
+This runs before the sandbox, so a trainee hears about a typo or the old ``func_predict`` in a second,
+with a precise message, instead of after queueing for a run. The source is compiled (which reports
+every syntax error Python would) and its AST inspected; nothing is ever executed.
+
+Only a missing ``predict`` is an error. A ``predict`` that looks odd (wrong number of arguments,
+``async``) only yields a notice: the run itself is the judge, and a false alarm would block a valid
+submission.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final, Literal
+
+from scorer.errors import ErrorCode, ScoringError
+from scorer.intake import Notice
+from scorer.notebook import notebook_to_source
+
+Locate = Callable[[int], tuple[int, int]]
+
+_DETECTED_AT: Final = re.compile(r"\(detected at line (\d+)\)")
+
+
+def check_entry(entry: Path, kind: Literal["py", "ipynb"]) -> list[Notice]:
+    """Read an extracted entry file and check it: notebook notices first, then the source's."""
+    raw = entry.read_bytes()
+    if kind == "py":
+        return check_entry_source(raw, entry.name)
+    notebook = notebook_to_source(raw, entry.name)
+    return notebook.notices + check_entry_source(notebook.source, entry.name, notebook.locate)
+
+
+def check_entry_source(source: str | bytes, filename: str, locate: Locate | None = None) -> list[Notice]:
+    """Compile ``source`` and check that it binds ``predict`` at module level; return notices.
+
+    ``source`` may be the raw bytes of a .py file, so that encoding cookies and BOMs are honoured the
+    way Python honours them at run time. ``locate`` maps a source line to (cell, line in cell) for
+    notebooks, so the SYNTAX_ERROR ``line`` parameter reads ``cell 3, line 2``.
+    Raises SYNTAX_ERROR, LEGACY_FUNC_PREDICT or PREDICT_MISSING.
+    """
+    tree = _compile(source, filename, locate)
+    bindings = _ModuleBindings()
+    bindings.visit(tree)
+    notices: list[Notice] = []
+    if bindings.calls_get_ipython:
+        notices.append(_GET_IPYTHON_NOTICE)
+    if "predict" in bindings.nodes:
+        last = bindings.nodes["predict"][-1]
+        if isinstance(last, ast.FunctionDef | ast.AsyncFunctionDef):
+            notices.extend(_signature_notices(last))
+        return notices
+    if bindings.star_imports:
+        notices.append(_star_notice(bindings.star_imports))
+        return notices
+    if "func_predict" in bindings.nodes:
+        raise ScoringError(ErrorCode.LEGACY_FUNC_PREDICT, params={"file": filename})
+    raise ScoringError(ErrorCode.PREDICT_MISSING, params={"file": filename})
+
+
+def _where(line: int | None, locate: Locate | None) -> str:
+    if line is None:
+        return "?"
+    if locate is None:
+        return f"line {line}"
+    cell, in_cell = locate(line)
+    return f"cell {cell}, line {in_cell}"
+
+
+def _compile(source: str | bytes, filename: str, locate: Locate | None) -> ast.Module:
+    """Compile to bytecode (for the errors only the compiler finds, like ``return`` outside a
+    function) and parse to an AST; map failures to SYNTAX_ERROR."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarnings are the trainee's business, not errors
+            compile(source, filename, "exec", dont_inherit=True)
+            return ast.parse(source, filename)
+    except SyntaxError as exc:
+        reason = exc.msg
+        if "codec can't decode" in reason or "unicode error" in reason:
+            reason = "the file is not UTF-8 text; save it as UTF-8"
+        reason = _DETECTED_AT.sub(lambda m: f"(detected at {_where(int(m.group(1)), locate)})", reason)
+        detail = (exc.text or "").rstrip("\n")
+        if detail and exc.offset:
+            detail += "\n" + " " * (exc.offset - 1) + "^"
+        raise ScoringError(
+            ErrorCode.SYNTAX_ERROR,
+            params={"file": filename, "line": _where(exc.lineno, locate), "reason": reason},
+            detail=detail,
+        ) from None
+    except ValueError as exc:  # NUL bytes, on Python < 3.12
+        raise ScoringError(
+            ErrorCode.SYNTAX_ERROR, params={"file": filename, "line": "?", "reason": str(exc)}
+        ) from None
+    except (RecursionError, MemoryError):
+        raise ScoringError(
+            ErrorCode.SYNTAX_ERROR,
+            params={"file": filename, "line": "?", "reason": "the code is nested too deeply"},
+        ) from None
+
+
+class _ModuleBindings(ast.NodeVisitor):
+    """Names bound in the module's own scope, however: ``def``, assignment, import, ``for``, ``with``,
+    ``except … as``, walrus, inside module-level ``if``/``try``/loops too. Function, class and lambda
+    bodies are separate scopes and are not entered."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, list[ast.AST]] = {}
+        self.star_imports: list[str] = []
+        self.calls_get_ipython = False
+
+    def _bind(self, name: str, node: ast.AST) -> None:
+        self.nodes.setdefault(name, []).append(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._bind(node.name, node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self._bind(node.name, node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self._bind(node.name, node)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        pass
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Store):
+            self._bind(node.id, node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:  # ``predict: Callable`` alone binds nothing
+            self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self._bind(alias.asname or alias.name.split(".")[0], node)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        for alias in node.names:
+            if alias.name == "*":
+                self.star_imports.append("." * node.level + (node.module or ""))
+            else:
+                self._bind(alias.asname or alias.name, node)
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.name:
+            self._bind(node.name, node)
+        self.generic_visit(node)
+
+    def _visit_comprehension(self, node: ast.AST) -> None:
+        # Comprehension variables are local to it; only a walrus inside leaks to the module.
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
+                self._bind(sub.target.id, sub)
+
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _visit_comprehension
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Name) and node.func.id == "get_ipython":
+            self.calls_get_ipython = True
+        self.generic_visit(node)
+
+
+def _signature_notices(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[Notice]:
+    args = func.args
+    positional = len(args.posonlyargs) + len(args.args)
+    required = positional - len(args.defaults)
+    required_kw = [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is None]
+    notices: list[Notice] = []
+    if isinstance(func, ast.AsyncFunctionDef):
+        notices.append(
+            Notice(
+                "predict_async",
+                "predict が async def で定義されています。採点では普通の関数として呼ぶため、"
+                "予測の代わりにコルーチンが返ります。async を外してください。",
+                "predict is defined with async def; the service calls it as a plain function and "
+                "would get a coroutine instead of predictions. Remove async.",
+            )
+        )
+    if required > 1 or (positional == 0 and args.vararg is None):
+        notices.append(
+            Notice(
+                "predict_arity",
+                f"predict は必須の引数を {required} 個とりますが、採点では predict(test_data) のように "
+                "画像の配列 1 つだけを渡して呼びます。",
+                f"predict takes {required} required argument(s); the service calls predict(test_data) "
+                "with the image array only.",
+            )
+        )
+    if required_kw:
+        names = ", ".join(required_kw)
+        notices.append(
+            Notice(
+                "predict_arity",
+                f"predict にはキーワード専用の必須引数（{names}）がありますが、採点では渡されません。",
+                f"predict has required keyword-only argument(s) ({names}) that the service never passes.",
+            )
+        )
+    return notices
+
+
+def _star_notice(modules: list[str]) -> Notice:
+    shown = ", ".join(modules)
+    return Notice(
+        "predict_from_star_import",
+        f"predict の定義が見つかりませんが、from {shown} import * から来るものとして続けます。",
+        f"No predict is defined here; assuming it comes from 'from {shown} import *'.",
+    )
+
+
+_GET_IPYTHON_NOTICE: Final = Notice(
+    "get_ipython",
+    "get_ipython() は Jupyter の中でしか使えません（ノートブックから書き出した .py によく残ります）。"
+    "採点では NameError になるので、その行を消してください。",
+    "get_ipython() exists only inside Jupyter (it is left behind when a notebook is exported to .py); "
+    "it raises NameError when scored. Delete those lines.",
+)
