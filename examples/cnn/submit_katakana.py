@@ -1,0 +1,63 @@
+"""カタカナ認識の提出ファイル — 畳み込みニューラルネットワーク（im2col で実装）の例。
+
+    conv(16, 3×3) → ReLU → pool → conv(32, 3×3) → ReLU → pool → Affine(100) → ReLU → Affine(15)
+
+Example submission built the way the course teaches: the trainee's own NumPy code in common/, the trained
+parameters in katakana_model.pickle (a dict of arrays only), and this file, which the scorer imports as
+module ``submit_katakana`` with this folder as the working directory, then calls predict(test_data) on
+chunks of at most 500 images.
+"""
+
+import os
+import pickle
+
+import numpy as np
+from common.conv_net import ConvNet
+from common.functions import softmax
+
+# 相対パスで開く（採点ではこのフォルダが作業フォルダになる）/ relative to this folder
+MODEL_FILE = "katakana_model.pickle"
+
+# 学習のときと同じ形でネットワークを作り、保存しておいたパラメータを入れる（import 時に 1 回だけ）。
+with open(MODEL_FILE, "rb") as f:
+    params = pickle.load(f)
+network = ConvNet(
+    input_dim=(1, 28, 28), conv_channels=(16, 32), filter_size=3, hidden_size=100, output_size=15
+)
+network.load_params(params)
+
+# 一度に計算する枚数。im2col の配列は枚数に比例して大きくなるので、大きすぎるとメモリが足りなくなる。
+BATCH_SIZE = 500
+
+
+def preprocess(data):
+    """学習時と同じ前処理: 0〜255 の uint8 → 0〜1 の float32。CNN なので (N, 1, 28, 28) のまま使う。"""
+    x = np.asarray(data, dtype=np.float32) / 255.0
+    return x.reshape(-1, 1, 28, 28)
+
+
+def predict(test_data):
+    """test_data: (N, 1, 28, 28) uint8 の画像。正解ラベルは渡されない。
+
+    戻り値: (N, 15) の確率（各行が softmax の出力で、合計が 1）。サーバーは各行で最大の位置をクラス番号とし、
+    行が確率なので損失（交差エントロピー、旧テンプレートの "Test loss"）も表示する。
+    クラス番号だけを返すなら np.argmax(..., axis=1) でよい（MLP の例はそうしている）。
+    Returns softmax probabilities, so the service reports the loss as well as the accuracy.
+    """
+    x = preprocess(test_data)
+    probs = [softmax(network.predict(x[i : i + BATCH_SIZE])) for i in range(0, len(x), BATCH_SIZE)]
+    return np.concatenate(probs) if probs else np.zeros((0, 15), dtype=np.float32)
+
+
+if __name__ == "__main__":
+    # 手元での確認用（採点では実行されない）: 学習データで、採点と同じく 500 枚ずつ predict を呼ぶ。
+    if os.path.exists("train_data.npy") and os.path.exists("train_label.npy"):
+        data = np.load("train_data.npy")
+        label = np.load("train_label.npy")
+        if label.ndim == 2:  # one-hot → クラス番号
+            label = label.argmax(axis=1)
+        probs = np.concatenate([predict(data[i : i + 500]) for i in range(0, len(data), 500)])
+        pred = probs.argmax(axis=1)
+        print(f"学習データでの正解率 / train accuracy: {np.mean(pred == label):.4f} ({len(data)} 枚)")
+    else:
+        print("train_data.npy / train_label.npy がこのフォルダにないので、確認をスキップしました。")
