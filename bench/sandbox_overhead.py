@@ -51,15 +51,22 @@ def bare_predict_seconds(zip_path: Path, data: Path, python: str, threads: str) 
         with zipfile.ZipFile(zip_path) as zf:
             zf.extractall(tmp)
         entry = next(Path(tmp).rglob("submit_katakana.py"))
-        env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
-               "MKL_NUM_THREADS": threads}
-        out = subprocess.run([python, "-c", BARE, str(entry), str(data)], capture_output=True, text=True,
-                             env=env, check=True)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "OMP_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+        }
+        out = subprocess.run(
+            [python, "-c", BARE, str(entry), str(data)], capture_output=True, text=True, env=env, check=True
+        )
         return float(json.loads(out.stdout)["predict_seconds"])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="quick-trained examples (same network sizes)")
     args = parser.parse_args()
@@ -72,8 +79,10 @@ def main() -> None:
         zips = build_examples(Path(tmp) / "examples", data_dir=data_dir, quick=args.quick, seed=0)
         test_data, test_labels = data_dir / "test_data.npy", data_dir / "test_label.npy"
         print(f"runtime {config.runtime.python}, {threads} BLAS thread(s), {args.repeat} runs each, medians")
-        print(f"{'example':8} {'bare predict':>13} {'sandboxed':>10} {'in-sandbox predict':>19} "
-              f"{'ratio':>6} {'overhead':>9} {'accuracy':>9}")
+        print(
+            f"{'example':8} {'bare predict':>13} {'sandboxed':>10} {'in-sandbox predict':>19} "
+            f"{'ratio':>6} {'overhead':>9} {'accuracy':>9}"
+        )
         for name in ("mlp", "cnn"):
             zip_path = zips[name]
             bare, boxed, inner = [], [], []
@@ -81,15 +90,19 @@ def main() -> None:
             for _ in range(args.repeat):
                 bare.append(bare_predict_seconds(zip_path, test_data, str(config.runtime.python), threads))
                 started = time.perf_counter()
-                report = score_submission(zip_path, test_data=test_data, test_labels=test_labels, config=config)
+                report = score_submission(
+                    zip_path, test_data=test_data, test_labels=test_labels, config=config
+                )
                 boxed.append(time.perf_counter() - started)
                 if report.status != "succeeded":
                     raise SystemExit(f"{name} failed: {report.to_json()}")
                 inner.append(report.facts.predict_seconds or 0.0)
                 accuracy = report.accuracy
             b, s, i = statistics.median(bare), statistics.median(boxed), statistics.median(inner)
-            print(f"{name:8} {b:12.3f}s {s:9.3f}s {i:18.3f}s {s / b:6.2f} {s - b:8.3f}s {accuracy:9.4f}"
-                  f"   ({report.facts.isolation})")
+            print(
+                f"{name:8} {b:12.3f}s {s:9.3f}s {i:18.3f}s {s / b:6.2f} {s - b:8.3f}s {accuracy:9.4f}"
+                f"   ({report.facts.isolation})"
+            )
 
 
 if __name__ == "__main__":

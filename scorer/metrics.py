@@ -103,7 +103,8 @@ def validate_predictions(raw: npt.NDArray[Any], expected: int) -> Predictions:
 def labels_to_ids(labels: npt.NDArray[Any]) -> IntArray:
     """The hidden labels as class ids, whether stored one-hot (N, 15), as (N, 1) or as (N,)."""
     if labels.ndim == 2 and labels.shape[1] == NUM_CLASSES:
-        return np.argmax(labels, axis=1).astype(np.int64)
+        ids: IntArray = np.argmax(labels, axis=1).astype(np.int64)
+        return ids
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1:
@@ -127,7 +128,9 @@ def compute_metrics(predictions: Predictions, true_ids: IntArray) -> Metrics:
     per_class = [
         ClassScore(k, KATAKANA[k], int(confusion[k, k]), int(confusion[k].sum())) for k in range(NUM_CLASSES)
     ]
-    loss = cross_entropy(predictions.probabilities, true_ids) if predictions.probabilities is not None else None
+    loss = (
+        cross_entropy(predictions.probabilities, true_ids) if predictions.probabilities is not None else None
+    )
     return Metrics(
         correct=int(np.trace(confusion)),
         total=len(true_ids),

@@ -266,7 +266,7 @@ def _classify(run: _HarnessRun, limits: Limits, config: ScoringConfig, entry_nam
     if "error" in kinds:
         event = kinds["error"]
         try:
-            code = ErrorCode(event.get("code"))
+            code = ErrorCode(str(event.get("code")))
         except ValueError:
             code = ErrorCode.INTERNAL_ERROR
         params = dict(event.get("params") or {})
@@ -300,7 +300,9 @@ def _neutral_log(text: str, config: ScoringConfig, run_dir: Path) -> str:
     return text.replace(str(run_dir), "")
 
 
-def _facts(run: _HarnessRun, started: float, config: ScoringConfig, run_dir: Path, error: ScoringError | None) -> RunFacts:
+def _facts(
+    run: _HarnessRun, started: float, config: ScoringConfig, run_dir: Path, error: ScoringError | None
+) -> RunFacts:
     outcome = run.outcome
     log_text = outcome.log
     if error is not None and error.detail and error.code.blame.value == "submission":
@@ -340,7 +342,8 @@ def _load_labels(path: Path, expected: int) -> np.ndarray:
 
 def _decode_predictions(payload: bytes) -> np.ndarray:
     try:
-        return np.load(io.BytesIO(payload), allow_pickle=False)
+        predictions: np.ndarray = np.load(io.BytesIO(payload), allow_pickle=False)
+        return predictions
     except (OSError, ValueError) as exc:
         raise ScoringError(ErrorCode.PREDICTION_SHAPE, {"got": "unreadable predictions"}) from exc
 

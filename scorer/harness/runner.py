@@ -103,9 +103,7 @@ def classify(exc: BaseException, stage: str, cells: CellMap, workdir: str) -> Fa
         return Failure("disk_limit", {}, tb)
     if stage == "import" and isinstance(exc, ModuleNotFoundError) and exc.name:
         top = exc.name.split(".")[0]
-        if not os.path.exists(os.path.join(workdir, top)) and not os.path.exists(
-            os.path.join(workdir, top + ".py")
-        ):
+        if not os.path.exists(os.path.join(workdir, top)) and not os.path.exists(os.path.join(workdir, top + ".py")):
             return Failure("module_not_found", {"module": exc.name}, tb)
     code = "import_failed" if stage == "import" else "predict_exception"
     return Failure(code, {"reason": reason(exc)}, tb)
@@ -152,9 +150,7 @@ def as_predictions(raw: Any, n: int, chunk_index: int) -> np.ndarray:
     if arr.ndim == 0:
         raise Failure("prediction_shape", {"got": f"a single value ({arr!r})"})
     if arr.shape[0] != n:
-        raise Failure(
-            "prediction_count", {"expected": n, "got": arr.shape[0], "chunk": chunk_index}
-        )
+        raise Failure("prediction_count", {"expected": n, "got": arr.shape[0], "chunk": chunk_index})
     if arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 15):
         return arr
     raise Failure("prediction_shape", {"got": f"shape {arr.shape}"})

@@ -57,7 +57,9 @@ def in_process_correct(zip_path: Path, tmp_path: Path, data: Path, labels: Path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         images = np.load(data)
-        predicted = np.concatenate([np.asarray(module.predict(images[i : i + 500])) for i in range(0, len(images), 500)])
+        predicted = np.concatenate(
+            [np.asarray(module.predict(images[i : i + 500])) for i in range(0, len(images), 500)]
+        )
     finally:
         os.chdir(cwd)
         sys.path.remove(str(entry.parent))
@@ -127,7 +129,7 @@ def test_relative_files_local_modules_and_notebook_pickles_work(
         "pickle.dump(ConstantNet(2), open(sys.argv[1], 'wb'))\n"
     )
     model = tmp_path / "katakana_model.pickle"
-    os.system(f"{sys.executable} {script} {model}")  # noqa: S605 - our own test script
+    os.system(f"{sys.executable} {script} {model}")
     files: dict[str, str | bytes] = {
         "submit_katakana.py": (
             "import pickle\nfrom common.util import as_ids\n"
@@ -195,7 +197,11 @@ def test_both_entries_use_the_py_and_say_so(tmp_path: Path, synthetic_set: DataS
         ),
         ("import numpy as np\nx = 1\n", ErrorCode.PREDICT_MISSING, "predict"),
         ("def predict(test_data)\n    return 0\n", ErrorCode.SYNTAX_ERROR, "line 1"),
-        ("import tensorflow as tf\ndef predict(d):\n    return [0] * len(d)\n", ErrorCode.MODULE_NOT_FOUND, "numpy"),
+        (
+            "import tensorflow as tf\ndef predict(d):\n    return [0] * len(d)\n",
+            ErrorCode.MODULE_NOT_FOUND,
+            "numpy",
+        ),
         (
             "import pickle\nnet = pickle.load(open('../1_data/model.pkl', 'rb'))\ndef predict(d):\n    return 0\n",
             ErrorCode.IMPORT_FAILED,
@@ -203,13 +209,22 @@ def test_both_entries_use_the_py_and_say_so(tmp_path: Path, synthetic_set: DataS
         ),
         ("def predict(d):\n    return [0] * (len(d) - 1)\n", ErrorCode.PREDICTION_COUNT, "images"),
         ("def predict(d):\n    return [15] * len(d)\n", ErrorCode.CLASS_OUT_OF_RANGE, "15"),
-        ("import numpy as np\ndef predict(d):\n    return np.full((len(d), 15), np.nan)\n", ErrorCode.NON_FINITE, "NaN"),
+        (
+            "import numpy as np\ndef predict(d):\n    return np.full((len(d), 15), np.nan)\n",
+            ErrorCode.NON_FINITE,
+            "NaN",
+        ),
         ("def predict(d):\n    return 'ア'\n", ErrorCode.PREDICTION_SHAPE, "(N, 15)"),
         ("import sys\ndef predict(d):\n    sys.exit(1)\n", ErrorCode.SUBMISSION_EXITED, "sys.exit"),
     ],
 )
 def test_failures_have_stable_codes_and_bilingual_messages(
-    source: str, code: ErrorCode, in_message: str, tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+    source: str,
+    code: ErrorCode,
+    in_message: str,
+    tmp_path: Path,
+    synthetic_set: DataSet,
+    config: ScoringConfig,
 ) -> None:
     report = score_small(tmp_path, synthetic_set, config, {"submit_katakana.py": source})
     assert report.status == "failed"
@@ -223,7 +238,9 @@ def test_failures_have_stable_codes_and_bilingual_messages(
 def test_traceback_shows_the_trainees_frames_and_no_host_paths(
     tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
 ) -> None:
-    source = "import numpy as np\ndef helper(x):\n    return np.dot(x, np.ones(3))\ndef predict(d):\n    return helper(d)\n"
+    source = (
+        "import numpy as np\ndef helper(x):\n    return np.dot(x, np.ones(3))\ndef predict(d):\n    return helper(d)\n"
+    )
     report = score_small(tmp_path, synthetic_set, config, {"submit_katakana.py": source})
     assert report.error is not None and report.error.code is ErrorCode.PREDICT_EXCEPTION
     assert "in helper" in report.log and "in predict" in report.log
@@ -244,7 +261,10 @@ def test_a_broken_test_set_is_the_services_fault(tmp_path: Path, synthetic_set: 
 
 def test_a_missing_zip_is_the_services_fault(tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig) -> None:
     report = score_submission(
-        tmp_path / "gone.zip", test_data=synthetic_set.small_data, test_labels=synthetic_set.small_label, config=config
+        tmp_path / "gone.zip",
+        test_data=synthetic_set.small_data,
+        test_labels=synthetic_set.small_label,
+        config=config,
     )
     assert report.error is not None and report.error.code.blame is Blame.SERVER
 
@@ -274,7 +294,9 @@ def test_check_accepts_a_good_zip_and_refuses_broken_ones_with_the_stage(
     assert refused.error is not None and refused.error.code is ErrorCode.NOT_A_ZIP
 
 
-def test_pickle_of_numpy_arrays_from_the_trainee_loads(tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig) -> None:
+def test_pickle_of_numpy_arrays_from_the_trainee_loads(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
     params = {"W": np.arange(15, dtype=np.float64)}
     files: dict[str, str | bytes] = {
         "params.pkl": pickle.dumps(params, protocol=2),

@@ -1,0 +1,96 @@
+"""``python -m scorer``, run as a trainee or an admin would: a real subprocess, real sandbox."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from tests.fixtures.artifacts import REPO, DataSet, Examples
+
+RESULT_KEYS = {
+    "status", "accuracy", "correct", "total", "per_class", "confusion", "loss", "error",
+    "log", "duration_s", "peak_memory_mb", "runtime",
+}  # fmt: skip
+
+
+def scorer(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scorer", *args], capture_output=True, text=True, cwd=REPO, timeout=600, check=False
+    )
+
+
+def test_run_json_has_the_documented_fields(example_zips: Examples, synthetic_set: DataSet) -> None:
+    proc = scorer(
+        "run", str(example_zips.cnn_zip),
+        "--test-data", str(synthetic_set.small_data), "--test-labels", str(synthetic_set.small_label), "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    assert RESULT_KEYS <= result.keys()
+    assert result["status"] == "succeeded" and result["error"] is None
+    assert result["total"] == 150 and 0 <= result["correct"] <= 150
+    assert len(result["confusion"]) == 15 and len(result["per_class"]) == 15
+    assert result["loss"] is not None  # the CNN example returns probabilities
+    assert result["runtime"]["python"] and result["runtime"]["numpy"]
+
+
+def test_run_human_output_and_failure_exit_code(tmp_path: Path, synthetic_set: DataSet) -> None:
+    archive = tmp_path / "legacy.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("submit_katakana.py", "def func_predict(test_data, test_label):\n    return 0.0, 1.0\n")
+    data, labels = str(synthetic_set.small_data), str(synthetic_set.small_label)
+    ja = scorer("--lang", "ja", "run", str(archive), "--test-data", data, "--test-labels", labels)
+    assert ja.returncode == 1
+    assert "legacy_func_predict" in ja.stdout and "正解ラベルは渡されず" in ja.stdout
+    en = scorer("--lang", "en", "run", str(archive), "--test-data", data, "--test-labels", labels, "--json")
+    assert en.returncode == 1
+    assert json.loads(en.stdout)["error"]["code"] == "legacy_func_predict"
+
+
+def test_check_exit_codes(example_zips: Examples, tmp_path: Path) -> None:
+    ok = scorer("--lang", "en", "check", str(example_zips.mlp_zip))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "OK" in ok.stdout
+    bad = tmp_path / "bad.zip"
+    bad.write_text("this is not a zip")
+    refused = scorer("--lang", "en", "check", str(bad), "--json")
+    assert refused.returncode == 1
+    assert json.loads(refused.stdout)["error"]["code"] == "not_a_zip"
+
+
+def test_check_with_own_sample_images(example_zips: Examples, synthetic_set: DataSet) -> None:
+    proc = scorer("check", str(example_zips.mlp_zip), "--sample", str(synthetic_set.train_data), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["ok"] is True
+
+
+def test_dataset_writes_the_course_format(tmp_path: Path) -> None:
+    proc = scorer("dataset", "--out", str(tmp_path), "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    train = np.load(tmp_path / "train_data.npy")
+    labels = np.load(tmp_path / "train_label.npy")
+    assert train.shape == (3000, 1, 28, 28) and train.dtype == np.uint8
+    assert labels.shape == (3000, 15) and (labels.sum(axis=0) == 200).all()
+    assert np.load(tmp_path / "test_data.npy").shape == (14_500, 1, 28, 28)
+
+
+def test_selftest_passes_on_this_machine() -> None:
+    proc = scorer("selftest")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_runtime_reports_versions() -> None:
+    proc = scorer("runtime", "--json")
+    assert proc.returncode == 0, proc.stderr
+    versions = json.loads(proc.stdout)
+    for name in ("python", "numpy", "scipy", "pandas", "matplotlib", "sklearn", "PIL"):
+        assert versions.get(name), name
+
+
+def test_usage_error_exits_2() -> None:
+    assert scorer("run").returncode == 2
