@@ -31,7 +31,7 @@ def test_run_json_has_the_documented_fields(example_zips: Examples, synthetic_se
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
-    assert RESULT_KEYS <= result.keys()
+    assert result.keys() >= RESULT_KEYS
     assert result["status"] == "succeeded" and result["error"] is None
     assert result["total"] == 150 and 0 <= result["correct"] <= 150
     assert len(result["confusion"]) == 15 and len(result["per_class"]) == 15

@@ -1,0 +1,33 @@
+"""Run a command in a bubblewrap sandbox under limits, and report how it ended.
+
+The sandbox is generic: it shows the command only the request's read-only binds and sized writable
+tmpfs dirs, no network, an empty environment plus what the request sets, a seccomp filter, rlimits
+on every process, and one unprivileged uid per concurrent run when the worker is root. It knows
+nothing of submissions; the pipeline interprets the outcome. See /work/shared/SANDBOX.md for the
+measurements behind each choice.
+"""
+
+from scorer.sandbox.config import SandboxConfig, SandboxUnavailable
+from scorer.sandbox.run import RESULT_FD, detect_isolation, run_sandboxed
+from scorer.sandbox.types import (
+    Bind,
+    Isolation,
+    Limits,
+    SandboxOutcome,
+    SandboxRequest,
+    Termination,
+)
+
+__all__ = [
+    "RESULT_FD",
+    "Bind",
+    "Isolation",
+    "Limits",
+    "SandboxConfig",
+    "SandboxOutcome",
+    "SandboxRequest",
+    "SandboxUnavailable",
+    "Termination",
+    "detect_isolation",
+    "run_sandboxed",
+]
