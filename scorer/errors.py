@@ -98,7 +98,7 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         ErrorCode.MODULE_NOT_FOUND: "モジュール「{module}」を import できません。"
         "自作のモジュールなら、そのファイルも zip に入れてください。採点環境で使えるライブラリ: {offered}",
         ErrorCode.IMPORT_FAILED: "{file} を読み込む途中でエラーが起きました（{reason}）。"
-        "ファイルを開くときは zip 内の相対パス（例: open(\"katakana_model.pickle\", \"rb\")）を使い、"
+        'ファイルを開くときは zip 内の相対パス（例: open("katakana_model.pickle", "rb")）を使い、'
         "必要なファイルをすべて zip に入れてください。下のログに詳細があります。",
         ErrorCode.PREDICT_EXCEPTION: "predict の実行中にエラーが起きました（{reason}）。"
         "下のログにあなたのコードのトレースバックがあります。学習データで predict を試してから提出してください。",
@@ -152,7 +152,7 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         ErrorCode.MODULE_NOT_FOUND: "The module '{module}' cannot be imported. If it is your own module, put "
         "its file in the zip too. Libraries the scoring runtime offers: {offered}",
         ErrorCode.IMPORT_FAILED: "An error occurred while loading {file} ({reason}). Open files by paths "
-        "relative to your zip (e.g. open(\"katakana_model.pickle\", \"rb\")) and include every file you "
+        'relative to your zip (e.g. open("katakana_model.pickle", "rb")) and include every file you '
         "need. The log below has the details.",
         ErrorCode.PREDICT_EXCEPTION: "An error occurred inside predict ({reason}). The log below shows your "
         "code's traceback. Try predict on the training data before submitting.",
