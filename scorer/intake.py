@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Final, Literal, NoReturn
 
 from scorer.errors import ErrorCode, ScoringError, human_bytes
+from scorer.notices import Notice
 
 MiB: Final = 1024**2
 GiB: Final = 1024**3
@@ -45,9 +46,7 @@ _JUNK_FILES: Final = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
 _FLAG_ENCRYPTED: Final = 0x1
 _FLAG_UTF8: Final = 0x800
 _UNICODE_PATH_EXTRA: Final = 0x7075  # Info-ZIP Unicode Path extra field
-_SUPPORTED_METHODS: Final = frozenset(
-    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
-)
+_SUPPORTED_METHODS: Final = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
 _TYPE_NAMES: Final = {
     stat.S_IFIFO: "named pipe",
     stat.S_IFCHR: "character device",
@@ -89,15 +88,6 @@ class IntakeLimits:
     max_files: int = 2000
     max_total_bytes: int = 1 * GiB
     max_ratio: int = 2000
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Something worth telling the trainee that does not stop scoring (``code`` is stable)."""
-
-    code: str
-    ja: str
-    en: str
 
 
 @dataclass(frozen=True)
@@ -148,9 +138,7 @@ def list_entry_candidates(zip_path: Path, limits: IntakeLimits = IntakeLimits())
     return sorted((p.path for p in plan.files if _entry_kind(p.path)), key=_depth_then_name)
 
 
-def extract_submission(
-    zip_path: Path, dest: Path, limits: IntakeLimits = IntakeLimits()
-) -> ExtractedSubmission:
+def extract_submission(zip_path: Path, dest: Path, limits: IntakeLimits = IntakeLimits()) -> ExtractedSubmission:
     """Unpack ``zip_path`` into ``dest`` (created if missing; must be empty) and locate the entry.
 
     Everything is checked before the first byte is written, so a refused zip leaves ``dest`` empty,
@@ -171,8 +159,7 @@ def extract_submission(
             Notice(
                 "names_decoded_cp932",
                 f"{plan.cp932_names} 個のファイル名を Shift_JIS (CP932) として読みました。",
-                f"Read {plan.cp932_names} file name(s) as Shift_JIS (CP932), "
-                "as Japanese Windows writes them.",
+                f"Read {plan.cp932_names} file name(s) as Shift_JIS (CP932), as Japanese Windows writes them.",
             )
         )
     if plan.junk:
@@ -535,8 +522,7 @@ def _choose_entry(plan: _Plan, notices: list[Notice]) -> tuple[str, Literal["py"
         notices.append(
             Notice(
                 "entry_nested",
-                f"{chosen} をフォルダ {folder} の中で見つけました。"
-                "このフォルダを作業フォルダとして実行します。",
+                f"{chosen} をフォルダ {folder} の中で見つけました。このフォルダを作業フォルダとして実行します。",
                 f"Found {chosen} inside {folder}; it runs with that folder as its working directory.",
             )
         )

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from scorer.errors import ErrorCode, ScoringError
-from scorer.intake import Notice
+from scorer.notices import Notice
 
 _PYTHON_CELL_MAGICS: Final = frozenset({"time", "timeit", "capture", "prun"})
 _CELL_MAGIC: Final = re.compile(r"%%(\w+)")

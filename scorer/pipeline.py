@@ -35,7 +35,8 @@ from scorer.errors import ErrorCode, ScoringError, human_bytes
 from scorer.intake import ExtractedSubmission, IntakeLimits, extract_submission
 from scorer.metrics import compute_metrics, labels_to_ids, validate_predictions
 from scorer.notebook import notebook_to_source
-from scorer.report import CheckReport, NoticeView, RunFacts, ScoreReport
+from scorer.notices import Notice
+from scorer.report import CheckReport, RunFacts, ScoreReport
 from scorer.runtime import Runtime, RuntimeUnavailable, find_runtime
 from scorer.sandbox import SandboxConfig, SandboxUnavailable, run_sandboxed
 from scorer.sandbox.types import Bind, Limits, SandboxOutcome, SandboxRequest, Termination
@@ -92,7 +93,7 @@ class ScoringConfig:
 class _Prepared:
     extracted: ExtractedSubmission
     argv_tail: list[str]  # the harness's arguments that depend on the entry
-    notices: list[NoticeView]
+    notices: list[Notice]
     entry_display: str
 
 
@@ -129,14 +130,10 @@ def _write_readable(path: Path, data: bytes) -> None:
     path.chmod(0o644)
 
 
-def _notice(n: Any) -> NoticeView:
-    return NoticeView(code=str(n.code), ja=str(n.ja), en=str(n.en))
-
-
 def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> _Prepared:
     """Extract and statically check the entry; raises ScoringError before any trainee code runs."""
     extracted = extract_submission(zip_path, run_dir / "sub", config.intake)
-    notices = [_notice(n) for n in extracted.notices]
+    notices = list(extracted.notices)
     rel_entry = extracted.entry.relative_to(extracted.root).as_posix()
     rel_dir = extracted.entry_dir.relative_to(extracted.root).as_posix()
     entry_in_sandbox = f"{WORK}/{rel_entry}"
@@ -145,15 +142,15 @@ def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> _Prepared:
     raw = extracted.entry.read_bytes()
     if extracted.entry_kind == "ipynb":
         nb = notebook_to_source(raw, display)
-        notices += [_notice(n) for n in nb.notices]
-        notices += [_notice(n) for n in check_entry_source(nb.source, display, nb.locate)]
+        notices += nb.notices
+        notices += check_entry_source(nb.source, display, nb.locate)
         _write_readable(run_dir / "input" / "submit_katakana.py", nb.source.encode("utf-8"))
         _write_readable(run_dir / "input" / "cellmap.json", json.dumps(nb.line_map).encode("utf-8"))
         source = f"{INPUT}/submit_katakana.py"
         tail = ["--cellmap", f"{INPUT}/cellmap.json"]
     else:
         # Bytes, so coding cookies and BOMs are honoured exactly as the import inside will.
-        notices += [_notice(n) for n in check_entry_source(raw, display, None)]
+        notices += check_entry_source(raw, display, None)
         source = entry_in_sandbox
         tail = []
     argv_tail = ["--source", source, "--entry", entry_in_sandbox, "--workdir", workdir, *tail]

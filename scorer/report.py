@@ -7,20 +7,9 @@ from typing import Any, Literal
 
 from scorer.errors import ScoringError
 from scorer.metrics import Metrics
+from scorer.notices import Notice
 
 Status = Literal["succeeded", "failed"]
-
-
-@dataclass(frozen=True)
-class NoticeView:
-    """An informational remark (never a failure), e.g. "both entries present; the .py was used"."""
-
-    code: str
-    ja: str
-    en: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"code": self.code, "ja": self.ja, "en": self.en}
 
 
 @dataclass
@@ -44,7 +33,7 @@ class ScoreReport:
     facts: RunFacts
     runtime: dict[str, str]
     limits: dict[str, Any]
-    notices: list[NoticeView] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
     entry: str | None = None
     zip_sha256: str = ""
 
@@ -122,7 +111,7 @@ class CheckReport:
     stage: Literal["static", "smoke"]
     error: ScoringError | None
     facts: RunFacts
-    notices: list[NoticeView] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
     entry: str | None = None
     zip_sha256: str = ""
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Final, Literal
 
 from scorer.errors import ErrorCode, ScoringError
-from scorer.intake import Notice
 from scorer.notebook import notebook_to_source
+from scorer.notices import Notice
 
 Locate = Callable[[int], tuple[int, int]]
 
