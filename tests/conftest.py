@@ -1,3 +1,7 @@
 """Fixtures shared by the whole suite live in tests/fixtures/; this file only registers them."""
 
-pytest_plugins = ["tests.fixtures.artifacts"]
+pytest_plugins = [
+    "tests.fixtures.artifacts",
+    "tests.fixtures.db",
+    "tests.fixtures.services",
+]

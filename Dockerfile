@@ -1,0 +1,46 @@
+# katakana-scorer: one image for the site, the workers and the admin command line.
+#
+#   docker compose up --build            (see docker-compose.yml for the services and their settings)
+#
+# Two Python environments, on purpose:
+#   /opt/katakana/app      the service (FastAPI, Celery, SQLAlchemy, ...)
+#   /opt/katakana/runtime  the pinned reference runtime trainee code runs in, inside bubblewrap;
+#                          scorer.runtime finds it there by default (KATAKANA_RUNTIME_PYTHON).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# bubblewrap: the sandbox. libseccomp2: the sandbox's syscall filter (pyseccomp). fonts-noto-cjk is
+# not needed: charts are drawn in the browser.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends bubblewrap libseccomp2 ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
+# The reference runtime first: it changes rarely, so this layer stays cached.
+COPY runtime/requirements.txt /tmp/runtime-requirements.txt
+RUN python -m venv /opt/katakana/runtime \
+    && /opt/katakana/runtime/bin/pip install -r /tmp/runtime-requirements.txt
+
+WORKDIR /app
+COPY . /app
+RUN python -m venv /opt/katakana/app \
+    && /opt/katakana/app/bin/pip install -e ".[service]"
+
+# The site runs as this unprivileged user. The scoring worker runs as root inside its container so
+# that each sandboxed run can get its own unprivileged uid (scorer.sandbox.uidpool); see
+# docker-compose.yml for the container settings bubblewrap needs.
+RUN useradd --system --uid 10001 --home-dir /var/lib/katakana --create-home katakana \
+    && mkdir -p /var/lib/katakana /var/lib/katakana-testsets \
+    && chown katakana:katakana /var/lib/katakana \
+    && chmod 700 /var/lib/katakana-testsets
+
+ENV PATH=/opt/katakana/app/bin:$PATH \
+    KATAKANA_DATA_DIR=/var/lib/katakana \
+    KATAKANA_TESTSET_DIR=/var/lib/katakana-testsets \
+    KATAKANA_RUNTIME_PYTHON=/opt/katakana/runtime/bin/python
+
+EXPOSE 8000
+CMD ["uvicorn", "--factory", "app.main:create_app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]

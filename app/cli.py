@@ -1,0 +1,237 @@
+"""The admin command line: ``python -m app.cli COMMAND``.
+
+- ``create-admin``: an admin account (the password is asked for, or generated and printed);
+- ``import-testset DATA LABELS [--version V]``: the hidden test set as a new, active version;
+- ``demo``: the synthetic test set and demo accounts (admin, instructor, trainee), printed;
+- ``serve``: the embedded service — Redis, migrations, workers, beat, the site — until Ctrl-C.
+
+Settings come from ``KATAKANA_*`` variables as everywhere else; every command that touches the
+database first migrates it to head, so a fresh checkout needs no separate setup step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import make_engine, make_sessionmaker
+from app.models import Cohort, Enrollment, Language, Role, TestSet, User
+from app.security.passwords import MIN_PASSWORD_LENGTH, hash_password
+from app.settings import Settings, get_settings
+
+DEMO_COHORT = "demo"
+DEMO_TESTSET_VERSION = "synthetic-v1"
+DEMO_ACCOUNTS = (
+    ("admin", "admin@example.com", "管理者 (demo)", Role.ADMIN),
+    ("instructor", "instructor@example.com", "講師 (demo)", Role.INSTRUCTOR),
+    ("trainee", "trainee@example.com", "受講生 (demo)", Role.TRAINEE),
+)
+
+
+class CommandError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _sessions(settings: Settings) -> sessionmaker[Session]:
+    from worker.supervisor import migrate_to_head
+
+    migrate_to_head(settings.database_url)
+    return make_sessionmaker(make_engine(settings.database_url))
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def upsert_user(session: Session, email: str, name: str, role: Role, password: str) -> User:
+    email = email.strip().lower()
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None:
+        user = User(email=email, name=name, role=role, language=Language.JA)
+        session.add(user)
+    user.role = role
+    user.is_active = True
+    user.password_hash = hash_password(password)
+    session.flush()
+    return user
+
+
+# --- create-admin ---------------------------------------------------------------------------------
+
+
+def create_admin(settings: Settings, email: str, name: str, password: str | None) -> str:
+    """Create (or promote) an admin; returns the password, generated when none was given."""
+    password = password or new_password()
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise CommandError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    with _sessions(settings).begin() as session:
+        upsert_user(session, email, name, Role.ADMIN, password)
+    return password
+
+
+def _cmd_create_admin(args: argparse.Namespace, settings: Settings) -> int:
+    password = None
+    if args.ask_password:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Again: "):
+            raise CommandError("the passwords differ")
+    password = create_admin(settings, args.email, args.name or args.email.split("@")[0], password)
+    print(f"admin {args.email.lower()} is ready")
+    if not args.ask_password:
+        print(f"password: {password}")
+    return 0
+
+
+# --- import-testset -------------------------------------------------------------------------------
+
+
+def import_testset_files(
+    settings: Settings, data: Path, labels: Path, version: str | None, activate: bool = True
+) -> TestSet:
+    from worker.testset_import import TestSetRejected, default_version, import_testset
+
+    assert settings.testset_dir is not None
+    try:
+        with _sessions(settings).begin() as session:
+            return import_testset(
+                session,
+                data,
+                labels,
+                settings.testset_dir,
+                version=version or default_version(dt.datetime.now(dt.UTC)),
+                activate=activate,
+            )
+    except TestSetRejected as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def _cmd_import_testset(args: argparse.Namespace, settings: Settings) -> int:
+    row = import_testset_files(settings, args.data, args.labels, args.version, activate=not args.inactive)
+    state = "active" if row.is_active else "inactive"
+    print(f"test set {row.version} imported ({state}): {row.n_images} images, sha256 {row.sha256}")
+    print("images per class: " + json.dumps(row.class_counts))
+    return 0
+
+
+# --- demo -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    role: str
+    email: str
+    password: str
+
+
+def _demo_dataset(settings: Settings, dataset: Path | None) -> Path:
+    if dataset is not None:
+        return dataset
+    target = settings.data_dir / "synthetic"
+    if not (target / "test_label.npy").exists():
+        from scorer.dataset import write_dataset
+
+        print(f"generating the synthetic data set in {target} ...", flush=True)
+        write_dataset(target, seed=0)
+    return target
+
+
+def demo(settings: Settings, dataset: Path | None = None) -> list[DemoAccount]:
+    """Idempotent: the synthetic set is imported once; the accounts get fresh passwords each time."""
+    sessions = _sessions(settings)
+    with sessions() as session:
+        have_set = session.scalar(select(TestSet.id).where(TestSet.version == DEMO_TESTSET_VERSION))
+    if have_set is None:
+        folder = _demo_dataset(settings, dataset)
+        import_testset_files(settings, folder / "test_data.npy", folder / "test_label.npy", DEMO_TESTSET_VERSION)
+    accounts: list[DemoAccount] = []
+    with sessions.begin() as session:
+        cohort = session.scalar(select(Cohort).where(Cohort.name == DEMO_COHORT))
+        if cohort is None:
+            cohort = Cohort(
+                name=DEMO_COHORT,
+                title="デモ講座 / Demo cohort",
+                daily_limit=settings.default_daily_limit,
+                timezone=settings.default_timezone,
+                pass_threshold=0.9,
+            )
+            session.add(cohort)
+            session.flush()
+        for role_name, email, name, role in DEMO_ACCOUNTS:
+            password = new_password()
+            user = upsert_user(session, email, name, role, password)
+            if role != Role.ADMIN and session.get(Enrollment, (user.id, cohort.id)) is None:
+                session.add(Enrollment(user_id=user.id, cohort_id=cohort.id, role=role))
+            accounts.append(DemoAccount(role_name, email, password))
+    return accounts
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    accounts = demo(settings, args.dataset)
+    print("demo accounts (new passwords on every `demo`):")
+    for account in accounts:
+        print(f"  {account.role:<10} {account.email:<26} {account.password}")
+    return 0
+
+
+# --- serve ----------------------------------------------------------------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.supervisor import serve
+
+    return serve(settings, host=args.host, port=args.port)
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app.cli", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    admin = commands.add_parser("create-admin", help="create or promote an admin account")
+    admin.add_argument("email")
+    admin.add_argument("--name", default=None)
+    admin.add_argument("--ask-password", action="store_true", help="type the password (else one is generated)")
+    admin.set_defaults(handler=_cmd_create_admin)
+
+    testset = commands.add_parser("import-testset", help="import the hidden test set as a new version")
+    testset.add_argument("data", type=Path, help="test_data.npy, shaped (N, 1, 28, 28)")
+    testset.add_argument("labels", type=Path, help="test_label.npy, one-hot (N, 15) or class ids (N,)")
+    testset.add_argument("--version", default=None, help="a name for this version (default: the time)")
+    testset.add_argument("--inactive", action="store_true", help="import without making it the active set")
+    testset.set_defaults(handler=_cmd_import_testset)
+
+    demo_cmd = commands.add_parser("demo", help="synthetic test set and demo accounts")
+    demo_cmd.add_argument("--dataset", type=Path, default=None, help="an already generated synthetic set")
+    demo_cmd.set_defaults(handler=_cmd_demo)
+
+    serve_cmd = commands.add_parser("serve", help="run the embedded service until Ctrl-C")
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=int, default=int(os.environ.get("KATAKANA_PORT", "8000")))
+    serve_cmd.set_defaults(handler=_cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args, get_settings()))
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

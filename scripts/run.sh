@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets up and runs katakana-scorer on its embedded defaults: SQLite, an embedded Redis, a Celery
+# worker and beat, the synthetic test set and demo accounts (printed below), at http://127.0.0.1:8000.
+# Ctrl-C stops everything. Data lives in ./var/ and survives restarts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+.venv/bin/python -m app.cli demo
+exec .venv/bin/python -m app.cli serve

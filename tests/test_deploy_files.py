@@ -1,0 +1,159 @@
+"""Dockerfile and docker-compose.yml, checked offline (no Docker engine runs here).
+
+The compose file is parsed with PyYAML and held against the code it starts: every command names a
+module that imports, the Celery workers together consume every queue (scoring on its own), beat runs
+once, every ``KATAKANA_*`` variable is a real setting and the production settings are accepted,
+the sandbox's container options are present where trainee code runs, the hidden test set's volume
+is mounted into the scoring worker only, and what the Dockerfile creates is what compose expects.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from app.settings import Settings
+from worker.celery_app import QUEUES, SCORING_QUEUE
+from worker.config import WorkerConfig
+
+REPO = Path(__file__).resolve().parents[1]
+OURS = ("migrate", "web", "worker", "worker-mail")
+SANDBOXED = ("web", "worker")  # the pre-flight smoke run, and scoring
+SANDBOX_OPTIONS = {"seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"}
+DATA_DIR = "/var/lib/katakana"
+TESTSET_DIR = "/var/lib/katakana-testsets"
+Services = dict[str, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> Services:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> str:
+    return (REPO / "Dockerfile").read_text()
+
+
+def interpolate(value: str) -> str:
+    """Compose's ${NAME}, ${NAME:-default} and ${NAME:?error}, with test values."""
+    samples = {"KATAKANA_SECRET_KEY": "s" * 48, "POSTGRES_PASSWORD": "pw"}
+
+    def one(match: re.Match[str]) -> str:
+        name, op, default = match.group(1), match.group(2), match.group(3)
+        return samples.get(name, default if op == ":-" else "x")
+
+    return re.sub(r"\$\{([A-Z_]+)(?:(:[-?])([^}]*))?\}", one, value)
+
+
+def option(command: list[str], flag: str) -> str | None:
+    return command[command.index(flag) + 1] if flag in command else None
+
+
+def celery_services(services: Services) -> dict[str, list[str]]:
+    return {name: s["command"] for name, s in services.items() if s.get("command", [None])[0] == "celery"}
+
+
+def test_the_services_the_issue_asks_for_are_there(services: Services) -> None:
+    assert {"web", "worker", "redis", "postgres", "mailpit"} <= set(services)
+    for name in OURS:
+        assert services[name]["image"] == "katakana-scorer:latest"
+        assert services[name]["build"]["context"] == "."
+        assert (REPO / services[name]["build"]["dockerfile"]).is_file()
+
+
+def test_every_command_starts_code_that_exists(services: Services) -> None:
+    for name, command in celery_services(services).items():
+        module = importlib.import_module(str(option(command, "-A")))
+        assert hasattr(module, "app"), name
+    web = services["web"]["command"]
+    module_name, _, factory = str(option(web, "--factory")).partition(":")
+    assert callable(getattr(importlib.import_module(module_name), factory))
+    assert services["migrate"]["command"][:2] == ["alembic", "upgrade"]
+    assert (REPO / "alembic.ini").is_file() and (REPO / "migrations" / "env.py").is_file()
+
+
+def test_workers_consume_every_queue_and_scoring_alone(services: Services) -> None:
+    commands = celery_services(services)
+    consumed = {name: set(str(option(command, "-Q")).split(",")) for name, command in commands.items()}
+    assert set().union(*consumed.values()) == set(QUEUES)
+    scoring = [name for name, queues in consumed.items() if SCORING_QUEUE in queues]
+    assert all(consumed[name] == {SCORING_QUEUE} for name in scoring)  # slow work delays nothing else
+    with_beat = [name for name, command in commands.items() if "-B" in command]
+    assert len(with_beat) == 1  # one scheduler, or every sweep would run twice
+    assert str(option(services[with_beat[0]]["command"], "-s")).startswith(DATA_DIR + "/")
+    assert "deploy" not in services[with_beat[0]]
+
+
+def test_the_environment_is_made_of_real_settings_accepted_in_production(
+    services: Services,
+) -> None:
+    known = {f"KATAKANA_{f.upper()}" for f in Settings.model_fields}
+    known |= {f"KATAKANA_WORKER_{f.upper()}" for f in WorkerConfig.model_fields}
+    for name in OURS:
+        env = services[name]["environment"]
+        assert set(env) <= known, set(env) - known
+        values = {key.removeprefix("KATAKANA_").lower(): interpolate(str(v)) for key, v in env.items()}
+        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]  # raises if unsafe
+        assert settings.is_production and settings.sandbox_mode == "bwrap" and not settings.allow_unsandboxed
+        assert str(settings.data_dir) == DATA_DIR and str(settings.testset_dir) == TESTSET_DIR
+        assert settings.database_url.startswith("postgresql+psycopg://")
+        assert settings.smtp_host in services and settings.redis_url.startswith("redis://redis:")
+
+
+def test_trainee_code_runs_only_where_the_sandbox_options_are_set(
+    services: Services,
+) -> None:
+    for name in SANDBOXED:
+        assert set(services[name]["security_opt"]) == SANDBOX_OPTIONS
+        assert not services[name].get("privileged") and not services[name].get("cap_add")
+    assert "security_opt" not in services["worker-mail"]
+
+
+def test_volumes_are_declared_shared_and_the_labels_stay_with_the_scoring_worker(
+    compose: dict[str, Any], services: Services
+) -> None:
+    declared = set(compose["volumes"])
+    mounts: dict[str, dict[str, str]] = {}
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if not source.startswith((".", "/")):
+                assert source in declared, f"{name} mounts undeclared volume {source}"
+            mounts.setdefault(name, {})[target] = source
+    data_volumes = {mounts[name][DATA_DIR] for name in ("web", "worker", "worker-mail")}
+    assert len(data_volumes) == 1  # the site stores zips where the worker reads them
+    testset_users = [name for name, targets in mounts.items() if TESTSET_DIR in targets]
+    assert testset_users == ["worker"]
+
+
+def test_dependencies_name_services_and_wait_for_the_migration(services: Services) -> None:
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+    for name in ("web", "worker", "worker-mail"):
+        condition = services[name]["depends_on"]["migrate"]["condition"]
+        assert condition == "service_completed_successfully"
+
+
+def test_the_dockerfile_provides_what_compose_expects(services: Services, dockerfile: str) -> None:
+    runtime_python = services["worker"]["environment"]["KATAKANA_RUNTIME_PYTHON"]
+    runtime_venv = str(Path(runtime_python).parents[1])
+    assert f"python -m venv {runtime_venv}" in dockerfile
+    assert (REPO / "runtime" / "requirements.txt").is_file() and "runtime/requirements.txt" in dockerfile
+    assert "bubblewrap" in dockerfile
+    for name in OURS:
+        user = services[name].get("user")
+        if user and user != "root":
+            assert re.search(rf"useradd .*\b{user}\b", dockerfile), user
+    assert re.search(r'pip install -e "\.\[service\]"', dockerfile)

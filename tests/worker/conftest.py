@@ -1,0 +1,167 @@
+"""The world a worker test runs in: a migrated database, a tiny test set, a trainee, stored zips.
+
+The real services (Redis, SMTP, the Celery worker) come from tests/fixtures/services.py. The test
+set is 15 blank images, one per class: the submissions used here predict without looking at the
+images, so what matters is only that scoring really runs, in the real sandbox, end to end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import make_engine, make_sessionmaker
+from app.models import Cohort, EmailOutbox, Language, Role, Submission, SubmissionStatus, TestSet, User
+from app.services.quota import quota_day
+from app.services.storage import key_for, path_for
+from app.settings import Settings
+from scorer.classes import IMAGE_SHAPE, NUM_CLASSES
+from worker.testset import sha256_of_testset
+
+REPO = Path(__file__).resolve().parents[2]
+
+PREDICT_ZEROS = """import numpy as np
+
+
+def predict(test_data):
+    print("predicting", len(test_data), "images")
+    return np.zeros(len(test_data), dtype=np.int64)
+"""
+
+PREDICT_RAISES = """def predict(test_data):
+    raise ValueError("my model is not trained yet")
+"""
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A migrated, empty database: SQLite, unless a test asks for ``postgresql`` by parametrizing
+    this fixture indirectly (see ON_BOTH_DATABASES)."""
+    kind = getattr(request, "param", "sqlite")
+    return str(request.getfixturevalue("sqlite_url" if kind == "sqlite" else "postgres_url"))
+
+
+ON_BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+
+
+def settings_from_env(env: dict[str, str]) -> Settings:
+    values = {
+        key.removeprefix("KATAKANA_").lower(): value
+        for key, value in env.items()
+        if key.startswith("KATAKANA_") and not key.startswith("KATAKANA_WORKER_")
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def zip_with(source: str, name: str = "submit_katakana.py") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, source)
+    return buffer.getvalue()
+
+
+@dataclass
+class World:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    trainee_id: int
+    cohort_id: int
+    testset_id: int
+
+    def submit(
+        self,
+        source: str = PREDICT_ZEROS,
+        *,
+        filename: str = "my_submission.zip",
+        status: SubmissionStatus = SubmissionStatus.QUEUED,
+        created_at: dt.datetime | None = None,
+        **columns: Any,
+    ) -> int:
+        """Store a zip and commit its ``queued`` row, as the site does after pre-flight."""
+        data = zip_with(source)
+        sha = hashlib.sha256(data).hexdigest()
+        assert self.settings.storage_dir is not None
+        path = path_for(self.settings.storage_dir, key_for(sha))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        now = created_at or dt.datetime.now(dt.UTC)
+        with self.sessions.begin() as session:
+            row = Submission(
+                user_id=self.trainee_id,
+                cohort_id=self.cohort_id,
+                status=status,
+                created_at=now,
+                quota_day=quota_day(now, "Asia/Tokyo"),
+                counts_toward_limit=True,
+                original_filename=filename,
+                zip_sha256=sha,
+                zip_size=len(data),
+                storage_key=key_for(sha),
+                **{"attempts": 0, **columns},
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def submission(self, submission_id: int) -> Submission:
+        with self.sessions() as session:
+            row = session.get(Submission, submission_id)
+            assert row is not None
+            return row
+
+    def outbox(self) -> list[EmailOutbox]:
+        with self.sessions() as session:
+            return list(session.scalars(select(EmailOutbox).order_by(EmailOutbox.id)))
+
+    def status(self, submission_id: int) -> SubmissionStatus:
+        return self.submission(submission_id).status
+
+
+def install_testset(folder: Path, sessions: sessionmaker[Session]) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    data, labels = folder / "test_data.npy", folder / "test_label.npy"
+    np.save(data, np.zeros((NUM_CLASSES, *IMAGE_SHAPE), dtype=np.float32))
+    np.save(labels, np.eye(NUM_CLASSES, dtype=np.float32))
+    with sessions.begin() as session:
+        row = TestSet(
+            version="tiny-1",
+            data_path=str(data),
+            labels_path=str(labels),
+            sha256=sha256_of_testset(data, labels),
+            n_images=NUM_CLASSES,
+            class_counts=[1] * NUM_CLASSES,
+            is_active=True,
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+@pytest.fixture
+def world(worker_env: dict[str, str], database_url: str) -> Iterator[World]:
+    settings = settings_from_env(worker_env)
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    assert settings.testset_dir is not None
+    testset_id = install_testset(settings.testset_dir / "tiny-1", sessions)
+    with sessions.begin() as session:
+        cohort = Cohort(
+            name="dl_tokyo_2", title="DL 東京 2 期", daily_limit=3, timezone="Asia/Tokyo", pass_threshold=0.05
+        )
+        trainee = User(email="hanako@example.test", name="山田 花子", role=Role.TRAINEE, language=Language.JA)
+        session.add_all([cohort, trainee])
+        session.flush()
+        ids = (trainee.id, cohort.id)
+    yield World(settings, sessions, ids[0], ids[1], testset_id)
+    engine.dispose()

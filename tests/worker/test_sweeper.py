@@ -1,0 +1,98 @@
+"""The sweeper: nothing stays queued without a message, nothing stays running without a worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from app.models import SubmissionStatus
+from scorer.errors import ErrorCode
+from tests.fixtures.services import SmtpServer, WorkerFactory, WorkerProcess, wait_for
+from tests.worker.conftest import ON_BOTH_DATABASES, World
+from tests.worker.test_scoring import wait_finished
+from worker.queue import enqueue_scoring, enqueue_sweep
+
+LONG_AGO = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+
+
+@ON_BOTH_DATABASES
+def test_sweep_resends_lost_queued_rows_and_reclaims_stale_running_ones(
+    world: World, celery_worker: WorkerProcess, smtp_server: SmtpServer
+) -> None:
+    running = SubmissionStatus.RUNNING
+    # Committed, but the broker never got (or lost) its message.
+    lost = world.submit(filename="lost_message.zip", created_at=LONG_AGO)
+    # Its worker died during the first attempt: the heartbeat stopped an hour ago.
+    orphan = world.submit(filename="orphan.zip", status=running, attempts=1, started_at=LONG_AGO, heartbeat_at=LONG_AGO)
+    # Killed its worker every time: given up on, as the server's fault.
+    hopeless = world.submit(
+        filename="hopeless.zip", status=running, attempts=3, started_at=LONG_AGO, heartbeat_at=LONG_AGO
+    )
+    # A healthy run elsewhere, heartbeat fresh: must be left alone.
+    alive_beat = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    alive = world.submit(filename="alive.zip", status=running, attempts=1, started_at=LONG_AGO, heartbeat_at=alive_beat)
+
+    assert enqueue_sweep(world.settings)
+    for submission_id in (lost, orphan, hopeless):
+        wait_finished(world, submission_id)
+
+    assert world.submission(lost).status == SubmissionStatus.SUCCEEDED
+    assert world.submission(lost).attempts == 1
+
+    reclaimed = world.submission(orphan)
+    assert reclaimed.status == SubmissionStatus.SUCCEEDED
+    assert reclaimed.attempts == 2
+    assert reclaimed.counts_toward_limit
+
+    given_up = world.submission(hopeless)
+    assert given_up.status == SubmissionStatus.FAILED
+    assert (given_up.error_code, given_up.error_blame) == (ErrorCode.INTERNAL_ERROR.value, "server")
+    assert not given_up.counts_toward_limit  # the slot is given back
+    assert given_up.attempts == 3
+
+    untouched = world.submission(alive)
+    assert (untouched.status, untouched.attempts) == (running, 1)
+
+    subjects = sorted(m["Subject"] for m in smtp_server.wait_for_messages(3))
+    assert len(subjects) == 3
+    assert any("hopeless.zip" in s and "採点できませんでした" in s for s in subjects)
+    assert not any("alive.zip" in s for s in subjects)
+
+
+SLOW_ZEROS = """import time
+
+import numpy as np
+
+
+def predict(test_data):
+    print("thinking", flush=True)
+    time.sleep(4)
+    return np.zeros(len(test_data), dtype=np.int64)
+"""
+
+
+def test_a_submission_whose_worker_crashes_is_scored_by_another(
+    world: World, celery_worker_factory: WorkerFactory, worker_env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    first = celery_worker_factory(worker_env)
+    submission_id = world.submit(SLOW_ZEROS, filename="crash.zip")
+    assert enqueue_scoring(submission_id, world.settings)
+    wait_for(lambda: world.status(submission_id) == SubmissionStatus.RUNNING, "the first worker to start it")
+    first.wait_for_log("sandbox run")
+    first.kill()  # the machine died mid-run: no result, no ack, no clean-up
+
+    def heartbeat_stale() -> bool:
+        beat = world.submission(submission_id).heartbeat_at
+        return beat is not None and dt.datetime.now(dt.UTC) - beat > dt.timedelta(seconds=3)
+
+    wait_for(heartbeat_stale, "the dead worker's heartbeat to go stale")
+    assert world.status(submission_id) == SubmissionStatus.RUNNING  # stuck, until swept
+
+    second = celery_worker_factory(worker_env)
+    assert enqueue_sweep(world.settings)
+    wait_finished(world, submission_id)
+    row = world.submission(submission_id)
+    assert (row.status, row.attempts) == (SubmissionStatus.SUCCEEDED, 2)
+    assert row.worker_hostname == second.name
+    assert row.counts_toward_limit
+    (message,) = smtp_server.wait_for_messages(1)
+    assert "crash.zip" in message["Subject"]

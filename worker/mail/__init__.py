@@ -1,0 +1,1 @@
+"""Result emails: what they say (compose, texts), and how they leave (transport)."""

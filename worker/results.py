@@ -1,0 +1,116 @@
+"""Recording how a submission ended, exactly once, together with the promise to email about it.
+
+Every final write is a conditional UPDATE fenced by status ``running`` and the attempt number the
+writer claimed: if the sweeper meanwhile handed the submission to another attempt (it thought this
+worker dead), the late writer changes nothing. The outbox row is added in the same transaction, so
+a stored result always has its email coming, and an unstored one never does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from app.models import Submission, SubmissionStatus
+from app.settings import Settings
+from scorer.errors import Blame, ErrorCode, ScoringError
+from scorer.report import ScoreReport
+from worker.db import sessions
+from worker.mail.outbox import add_result_email
+from worker.testset import ActiveTestSet
+
+log = logging.getLogger(__name__)
+
+
+def report_values(report: ScoreReport, testset: ActiveTestSet | None, now: dt.datetime) -> dict[str, Any]:
+    """The row's columns for a finished scoring run."""
+    error = report.error
+    server_fault = error is not None and error.code.blame == Blame.SERVER
+    result = report.to_json()
+    if testset is not None:
+        result["testset"] = {"id": testset.id, "version": testset.version, "sha256": testset.sha256}
+    values: dict[str, Any] = {
+        "status": SubmissionStatus.SUCCEEDED if report.status == "succeeded" else SubmissionStatus.FAILED,
+        "finished_at": now,
+        "error_code": error.code.value if error else None,
+        "error_blame": error.code.blame.value if error else None,
+        "accuracy": report.accuracy,
+        "correct": report.correct,
+        "total": report.total,
+        "macro_accuracy": report.macro_accuracy,
+        "loss": report.loss,
+        "per_class": report.per_class,
+        "confusion": report.confusion,
+        "log": report.log,
+        "duration_s": report.duration_s,
+        "peak_memory_mb": report.peak_memory_mb,
+        "testset_id": testset.id if testset else None,
+        "runtime": report.runtime,
+        "limits": report.limits,
+        "notices": [n.to_json() for n in report.notices],
+        "result": result,
+    }
+    if server_fault:
+        values["counts_toward_limit"] = False  # not the trainee's fault: the slot is given back
+    return values
+
+
+def server_failure_values(code: ErrorCode, detail: str, now: dt.datetime, log_text: str = "") -> dict[str, Any]:
+    """The row's columns when the service itself failed before or around the scoring run."""
+    assert code.blame == Blame.SERVER
+    error = ScoringError(code, detail=detail)
+    return {
+        "status": SubmissionStatus.FAILED,
+        "finished_at": now,
+        "error_code": code.value,
+        "error_blame": code.blame.value,
+        "counts_toward_limit": False,
+        "log": log_text or None,
+        "result": {"status": "failed", "error": error.to_json()},
+    }
+
+
+def finish(
+    session: Session,
+    submission_id: int,
+    values: dict[str, Any],
+    settings: Settings,
+    now: dt.datetime,
+    *,
+    attempt: int,
+    extra_conditions: tuple[Any, ...] = (),
+) -> int | None:
+    """Store ``values`` if the row is still ``running`` under ``attempt``; returns the new outbox id.
+
+    None means nothing was stored (another attempt owns the row) or the email was already promised.
+    The caller commits, then enqueues the email.
+    """
+    changed = session.execute(
+        update(Submission)
+        .where(
+            Submission.id == submission_id,
+            Submission.status == SubmissionStatus.RUNNING,
+            Submission.attempts == attempt,
+            *extra_conditions,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if not changed.rowcount:  # type: ignore[attr-defined]
+        log.info("submission %s attempt %s no longer ours; result not stored", submission_id, attempt)
+        return None
+    submission = session.get(Submission, submission_id, populate_existing=True)
+    assert submission is not None
+    outbox = add_result_email(session, submission, settings, now)
+    return outbox.id if outbox else None
+
+
+def finish_and_commit(
+    submission_id: int, values: dict[str, Any], settings: Settings, now: dt.datetime, *, attempt: int
+) -> int | None:
+    with sessions()() as session, session.begin():
+        return finish(session, submission_id, values, settings, now, attempt=attempt)

@@ -1,0 +1,128 @@
+"""Score one submission: claim it, run the engine under a heartbeat, store the result, queue the email.
+
+Safe to deliver any number of times. The claim is a conditional UPDATE (``queued`` → ``running``)
+that only one delivery can win; a row already running, finished or deleted is left alone. A worker
+that dies mid-run leaves the row ``running`` with a stale heartbeat, which the sweeper reclaims.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from celery import Task
+from sqlalchemy import select, update
+
+from app.models import Submission, SubmissionStatus
+from app.services.storage import path_for
+from app.settings import get_settings
+from scorer.errors import ErrorCode
+from scorer.pipeline import score_submission
+from worker.celery_app import SCORE_TASK, SCORING_QUEUE, app
+from worker.config import get_worker_config
+from worker.db import sessions, utcnow
+from worker.heartbeat import Heartbeat
+from worker.queue import enqueue_email
+from worker.results import finish_and_commit, report_values, server_failure_values
+from worker.scoring_config import scoring_config
+from worker.testset import ActiveTestSet, TestSetProblem, active_testset
+
+log = logging.getLogger(__name__)
+_config = get_worker_config()
+
+
+def claim(submission_id: int, *, task_id: str | None, hostname: str | None) -> tuple[int, str] | None:
+    """Win the submission for this delivery: (attempt number, storage key), or None if not ours."""
+    now = utcnow()
+    with sessions()() as session, session.begin():
+        won = session.execute(
+            update(Submission)
+            .where(Submission.id == submission_id, Submission.status == SubmissionStatus.QUEUED)
+            .values(
+                status=SubmissionStatus.RUNNING,
+                attempts=Submission.attempts + 1,
+                started_at=now,
+                heartbeat_at=now,
+                finished_at=None,
+                task_id=task_id,
+                worker_hostname=hostname,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        row = session.execute(
+            select(Submission.status, Submission.attempts, Submission.storage_key).where(Submission.id == submission_id)
+        ).first()
+    if row is None:
+        log.warning("submission %s does not exist (deleted?); nothing to score", submission_id)
+        return None
+    if not won:
+        log.info("submission %s is %s; this delivery leaves it alone", submission_id, row.status.value)
+        return None
+    return row.attempts, row.storage_key
+
+
+def run_scoring(submission_id: int, *, task_id: str | None = None, hostname: str | None = None) -> None:
+    claimed = claim(submission_id, task_id=task_id, hostname=hostname)
+    if claimed is None:
+        return
+    attempt, storage_key = claimed
+    settings = get_settings()
+    log.info("scoring submission %s (attempt %s)", submission_id, attempt)
+    with Heartbeat(submission_id, attempt, _config.heartbeat_interval_s):
+        values = _score(submission_id, storage_key)
+    outbox_id = finish_and_commit(submission_id, values, settings, utcnow(), attempt=attempt)
+    log.info("submission %s finished: %s", submission_id, values["status"].value)
+    if outbox_id is not None:
+        enqueue_email(outbox_id)
+
+
+def _score(submission_id: int, storage_key: str) -> dict[str, Any]:
+    """The row's final columns; failures of the service become server-blamed INTERNAL_ERRORs."""
+    settings = get_settings()
+    assert settings.storage_dir is not None  # derived by Settings
+    zip_path: Path | None
+    try:
+        zip_path = path_for(settings.storage_dir, storage_key)
+    except ValueError:  # a key escaping the store: treated as missing
+        zip_path = None
+    if zip_path is None or not zip_path.is_file():
+        log.error("submission %s: zip missing from storage (%s)", submission_id, storage_key)
+        detail = "the uploaded zip is missing from storage"
+        return server_failure_values(ErrorCode.INTERNAL_ERROR, detail, utcnow())
+    try:
+        with sessions()() as session:
+            testset: ActiveTestSet = active_testset(session)
+            expected_sha = session.scalar(select(Submission.zip_sha256).where(Submission.id == submission_id))
+    except TestSetProblem as exc:
+        log.error("submission %s: %s", submission_id, exc)
+        return server_failure_values(ErrorCode.INTERNAL_ERROR, str(exc), utcnow())
+    try:
+        report = score_submission(
+            zip_path,
+            test_data=testset.data_path,
+            test_labels=testset.labels_path,
+            config=scoring_config(settings),
+        )
+    except Exception as exc:  # the engine promises not to raise; if it does, it is our bug
+        log.exception("submission %s: the scoring engine raised", submission_id)
+        return server_failure_values(ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", utcnow())
+    if report.zip_sha256 and expected_sha and report.zip_sha256 != expected_sha:
+        detail = f"stored zip's sha256 {report.zip_sha256} differs from the uploaded {expected_sha}"
+        log.error("submission %s: %s", submission_id, detail)
+        return server_failure_values(ErrorCode.INTERNAL_ERROR, detail, utcnow())
+    return report_values(report, testset, utcnow())
+
+
+@app.task(
+    bind=True,
+    name=SCORE_TASK,
+    queue=SCORING_QUEUE,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=_config.scoring_soft_time_limit_s,
+    time_limit=_config.scoring_time_limit_s,
+)
+def score(self: Task, submission_id: int) -> None:
+    run_scoring(submission_id, task_id=self.request.id, hostname=self.request.hostname)

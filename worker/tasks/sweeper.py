@@ -1,0 +1,137 @@
+"""The periodic sweep (celery beat) that guarantees nothing stays stuck.
+
+- ``queued`` rows older than ``requeue_after_s``: the broker may have lost their message (Redis
+  restarted without its data, the site could not reach it after committing). Send again — the
+  scoring task is idempotent, so a message that was not lost just becomes a harmless no-op.
+- ``running`` rows whose heartbeat is older than ``stale_after_s``: their worker died. Queue them
+  again, or after ``max_attempts`` fail them as INTERNAL_ERROR with the slot given back (a
+  submission that kills its worker every time must not loop forever).
+- Outbox rows ``pending`` for a while (never tried because the message was lost, or a chain of
+  retries exhausted) are sent again; rows stuck in ``sending`` (worker died mid-send) go back to
+  ``pending``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import or_, select, update
+
+from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus
+from app.settings import get_settings
+from scorer.errors import ErrorCode
+from worker.celery_app import MAINTENANCE_QUEUE, SWEEP_TASK, app
+from worker.config import WorkerConfig, get_worker_config
+from worker.db import sessions, utcnow
+from worker.queue import enqueue_email, enqueue_scoring
+from worker.results import finish, server_failure_values
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    resent: list[int] = field(default_factory=list)  # queued submissions sent again
+    requeued: list[int] = field(default_factory=list)  # stale running submissions queued again
+    failed: list[int] = field(default_factory=list)  # stale running submissions given up on
+    emails: list[int] = field(default_factory=list)  # outbox rows sent again
+
+
+def _resend_lost_queued(now: dt.datetime, config: WorkerConfig, report: SweepReport) -> None:
+    cutoff = now - dt.timedelta(seconds=config.requeue_after_s)
+    with sessions()() as session:
+        ids = session.scalars(
+            select(Submission.id)
+            .where(Submission.status == SubmissionStatus.QUEUED, Submission.created_at <= cutoff)
+            .order_by(Submission.id)
+        ).all()
+    for submission_id in ids:
+        if enqueue_scoring(submission_id):
+            report.resent.append(submission_id)
+
+
+def _reclaim_stale_running(now: dt.datetime, config: WorkerConfig, report: SweepReport) -> None:
+    cutoff = now - dt.timedelta(seconds=config.stale_after_s)
+    stale = (
+        Submission.status == SubmissionStatus.RUNNING,
+        or_(
+            Submission.heartbeat_at < cutoff,
+            Submission.heartbeat_at.is_(None) & (Submission.started_at < cutoff),
+        ),
+    )
+    with sessions()() as session:
+        rows = session.execute(select(Submission.id, Submission.attempts).where(*stale)).all()
+    settings = get_settings()
+    for submission_id, attempts in rows:
+        if attempts >= config.max_attempts:
+            detail = f"the worker scoring this submission stopped responding ({attempts} attempts)"
+            values = server_failure_values(ErrorCode.INTERNAL_ERROR, detail, now)
+            with sessions()() as session, session.begin():
+                outbox_id = finish(
+                    session, submission_id, values, settings, now, attempt=attempts, extra_conditions=stale
+                )
+            log.error("submission %s failed after %s attempts: worker lost", submission_id, attempts)
+            report.failed.append(submission_id)
+            if outbox_id is not None:
+                enqueue_email(outbox_id)
+            continue
+        with sessions()() as session, session.begin():
+            won = session.execute(
+                update(Submission)
+                .where(Submission.id == submission_id, Submission.attempts == attempts, *stale)
+                .values(status=SubmissionStatus.QUEUED, heartbeat_at=None, worker_hostname=None)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+        if won:
+            log.warning("submission %s: worker lost during attempt %s; queued again", submission_id, attempts)
+            report.requeued.append(submission_id)
+            enqueue_scoring(submission_id)
+
+
+def _resend_emails(now: dt.datetime, config: WorkerConfig, report: SweepReport) -> None:
+    pending_cutoff = now - dt.timedelta(seconds=config.email_pending_after_s)
+    # A claim older than a few SMTP timeouts belongs to a worker that died mid-send.
+    sending_cutoff = now - dt.timedelta(seconds=config.smtp_timeout_s * 4)
+    with sessions()() as session, session.begin():
+        session.execute(
+            update(EmailOutbox)
+            .where(EmailOutbox.status == EmailStatus.SENDING, EmailOutbox.sent_at < sending_cutoff)
+            .values(status=EmailStatus.PENDING, sent_at=None, last_error="worker lost while sending")
+            .execution_options(synchronize_session=False)
+        )
+        # Each email task makes up to email_max_retries + 1 attempts; while such a chain of
+        # retries is alive, ``attempts`` is not a multiple of that, and the row is left to it.
+        # Starting a second chain would not send twice (the claim sees to that), but during a long
+        # SMTP outage every sweep would add one.
+        chain = config.email_max_retries + 1
+        ids = session.scalars(
+            select(EmailOutbox.id)
+            .where(
+                EmailOutbox.status == EmailStatus.PENDING,
+                EmailOutbox.created_at <= pending_cutoff,
+                EmailOutbox.attempts % chain == 0,
+            )
+            .order_by(EmailOutbox.id)
+        ).all()
+    for outbox_id in ids:
+        if enqueue_email(outbox_id):
+            report.emails.append(outbox_id)
+
+
+def run_sweep(now: dt.datetime | None = None, config: WorkerConfig | None = None) -> SweepReport:
+    now = now or utcnow()
+    config = config or get_worker_config()
+    report = SweepReport()
+    _resend_lost_queued(now, config, report)  # first, so rows reclaimed below are not sent twice
+    _reclaim_stale_running(now, config, report)
+    _resend_emails(now, config, report)
+    if report.resent or report.requeued or report.failed or report.emails:
+        log.info("sweep: %s", report)
+    return report
+
+
+@app.task(name=SWEEP_TASK, queue=MAINTENANCE_QUEUE, ignore_result=True, acks_late=True)
+def sweep() -> None:
+    run_sweep()
