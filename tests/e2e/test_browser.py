@@ -1,0 +1,77 @@
+"""A trainee in a real browser (headless Debian Chromium driven by Playwright) against the live service."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.e2e.conftest import PASSWORD, TRAINEE_EMAIL, Site
+from tests.fixtures.artifacts import Examples
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is not installed: scripts/setup.sh --test installs it")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def log_in(page: Page, site: Site) -> None:
+    page.goto(f"{site.url}/login")
+    page.get_by_test_id("login-email").fill(TRAINEE_EMAIL)
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def test_trainee_uploads_through_the_page_and_sees_the_result(
+    site: Site, browser: Browser, example_zips: Examples, tmp_path: Path
+) -> None:
+    page = browser.new_page(locale="ja-JP")
+    log_in(page, site)
+    page.goto(f"{site.url}/upload")
+    quota = page.get_by_test_id("quota")
+    expect(quota).to_have_attribute("data-remaining", "3")
+    expect(page.get_by_test_id("runtime-versions")).to_contain_text("NumPy")
+
+    # A broken zip is refused on the page with its reason, and no slot is spent.
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(broken, "w") as zf:
+        zf.writestr("folder/submit_katakana.py", "def func_predict(test_data, test_label):\n    return 0, 1\n")
+    page.get_by_test_id("file-input").set_input_files(str(broken))
+    page.get_by_test_id("upload-submit").click()
+    error = page.get_by_test_id("upload-error")
+    expect(error).to_be_visible(timeout=120_000)
+    expect(error).to_contain_text("func_predict")
+    page.goto(f"{site.url}/upload")
+    expect(page.get_by_test_id("quota")).to_have_attribute("data-remaining", "3")
+
+    # The example is accepted, queued, scored by the worker, and the result appears by itself.
+    page.get_by_test_id("file-input").set_input_files(str(example_zips.mlp_zip))
+    page.get_by_test_id("validation-accuracy").fill("95")
+    page.get_by_test_id("upload-submit").click()
+    page.wait_for_url("**/submissions/*", timeout=120_000)
+    expect(page.get_by_test_id("accuracy")).to_be_visible(timeout=300_000)
+    accuracy = float(page.get_by_test_id("accuracy").get_attribute("data-value") or "nan")
+    assert 0.2 < accuracy <= 1.0
+    expect(page.get_by_test_id("result-status")).to_contain_text("採点済み")
+    assert page.locator("svg").count() >= 2  # per-class bars and the confusion heat map
+    expect(page.get_by_test_id("validation-vs-test")).to_be_visible()
+
+    page.goto(f"{site.url}/upload")
+    expect(page.get_by_test_id("quota")).to_have_attribute("data-remaining", "2")
+    page.close()
