@@ -1,0 +1,163 @@
+"""The application factory. ``uvicorn --factory app.main:create_app`` serves the site.
+
+The lifespan owns the database engine (created at start, disposed at stop). Collaborators that tests
+replace — the clock, the pre-flight checker, the enqueue and mail hand-offs — live on ``app.state``
+as plain callables, so a test passes a function that records its calls instead of patching imports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import api
+from app.db import make_engine, make_sessionmaker
+from app.i18n import LANG_COOKIE, Translator, normalize_lang
+from app.models import utcnow
+from app.services.preflight import PASSED, Checker, scorer_checker
+from app.settings import Settings, get_settings
+from app.web import admin, auth, leaderboard, submissions, uploads
+from app.web.csrf import CSRFCookieMiddleware, CSRFRejected
+from app.web.deps import LoginRequired, NotFound, wants_json
+from app.web.templating import render
+from app.web.upload_page import runtime_key, runtime_versions
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def worker_enqueue(settings: Settings) -> Callable[[int], None]:
+    """Send the scoring task through the worker's queue (imported lazily: the site's own tests run
+    without a broker and pass a recording function instead)."""
+
+    def enqueue(submission_id: int) -> None:
+        from worker.queue import enqueue_scoring
+
+        enqueue_scoring(submission_id, settings)
+
+    return enqueue
+
+
+def worker_deliver(settings: Settings) -> Callable[[int], None]:
+    """Hand a committed EmailOutbox row to the worker's mail queue."""
+
+    def deliver(outbox_id: int) -> None:
+        from worker.queue import enqueue_email
+
+        enqueue_email(outbox_id, settings)
+
+    return deliver
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], dt.datetime] = utcnow,
+    preflight_checker: Checker | None = None,
+    enqueue: Callable[[int], None] | None = None,
+    deliver_email: Callable[[int], None] | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        # Ask the scoring runtime for its versions now, not on the first upload page.
+        threading.Thread(target=runtime_versions, args=(runtime_key(settings),), daemon=True).start()
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(title="katakana-scorer", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings
+    app.state.clock = clock
+    if preflight_checker is None:
+        preflight_checker = scorer_checker(settings) if settings.preflight else (lambda _path: PASSED)
+    app.state.preflight_checker = preflight_checker
+    app.state.enqueue = enqueue or worker_enqueue(settings)
+    app.state.deliver_email = deliver_email or worker_deliver(settings)
+
+    app.add_middleware(CSRFCookieMiddleware, settings=settings)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(auth.router)
+    app.include_router(uploads.page_router)
+    app.include_router(uploads.router)
+    app.include_router(submissions.router)
+    app.include_router(admin.router)
+    app.include_router(api.router)  # /api/v1, /openapi.json, /docs (issue 4)
+    app.include_router(leaderboard.router)  # /cohorts/… instructor pages (issue 4)
+
+    @app.get("/", include_in_schema=False)
+    def home(request: Request) -> Response:
+        return RedirectResponse("/upload", status_code=303)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    _install_error_pages(app)
+    return app
+
+
+def _lang(request: Request) -> str:
+    return getattr(request.state, "lang", None) or normalize_lang(request.cookies.get(LANG_COOKIE))
+
+
+def _install_error_pages(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        if wants_json(request) or request.method != "GET":
+            return _error(request, 401, "login_required", force_json=True)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> Response:
+        return _error(request, 404, "not_found")
+
+    @app.exception_handler(CSRFRejected)
+    async def csrf_rejected(request: Request, exc: CSRFRejected) -> Response:
+        return _error(request, 403, "csrf_failed")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return _error(request, 404, "not_found")
+        return JSONResponse({"error": {"code": "http_error", "message": str(exc.detail)}}, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return _error(request, 422, "form_invalid")
+
+
+def _error(request: Request, status: int, key: str, *, force_json: bool = False) -> Response:
+    """A refusal in both languages: JSON for scripts, the error page (in the user's language) for browsers."""
+    lang = normalize_lang(_lang(request))
+    if force_json or wants_json(request):
+        return JSONResponse(
+            {
+                "error": {
+                    "code": key,
+                    "message": Translator(lang)(key),
+                    "message_ja": Translator("ja")(key),
+                    "message_en": Translator("en")(key),
+                }
+            },
+            status,
+        )
+    request.state.lang = lang
+    return render(request, "error.html", {"message_key": key}, status)

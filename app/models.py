@@ -1,0 +1,372 @@
+"""The database schema, as SQLAlchemy 2 models. Alembic migrations (``migrations/``) create it.
+
+The worker and the site both import these names. Every timestamp is a timezone-aware UTC datetime
+(:class:`UTCDateTime` makes SQLite, which has no time zones, give them back that way too); the only
+local date is ``Submission.quota_day``, the day of the daily limit in the cohort's time zone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware; naive values are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use datetime.now(UTC)")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _enum(cls: type[StrEnum], name: str) -> Enum:
+    # Stored as VARCHAR + CHECK on both databases: adding a value later is a plain migration.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Role(StrEnum):
+    TRAINEE = "trainee"
+    INSTRUCTOR = "instructor"
+    ADMIN = "admin"
+
+
+class Language(StrEnum):
+    JA = "ja"
+    EN = "en"
+
+
+class SubmissionStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class EmailStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class TokenPurpose(StrEnum):
+    RESET = "reset"  # "forgot my password"
+    INVITE = "invite"  # first-time password for an account an admin created
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # None until the invite is used
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.TRAINEE)
+    language: Mapped[Language] = mapped_column(_enum(Language, "language"), default=Language.JA)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    enrollments: Mapped[list[Enrollment]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+
+class Cohort(Base):
+    __tablename__ = "cohorts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)  # e.g. "dl_tokyo_2"
+    title: Mapped[str] = mapped_column(String(200), default="")
+    start_date: Mapped[dt.date | None] = mapped_column(Date)
+    end_date: Mapped[dt.date | None] = mapped_column(Date)
+    daily_limit: Mapped[int] = mapped_column(Integer, default=3)
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Tokyo")
+    pass_threshold: Mapped[float | None] = mapped_column(Float)
+    upload_deadline: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    leaderboard_visible: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    enrollments: Mapped[list[Enrollment]] = relationship(back_populates="cohort", cascade="all, delete-orphan")
+
+
+class Enrollment(Base):
+    """A user in a cohort; ``role`` is their role there (a trainee, or an instructor teaching it)."""
+
+    __tablename__ = "enrollments"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[Role] = mapped_column(_enum(Role, "enrollment_role"), default=Role.TRAINEE)
+
+    user: Mapped[User] = relationship(back_populates="enrollments")
+    cohort: Mapped[Cohort] = relationship(back_populates="enrollments")
+
+
+class TestSet(Base):
+    __tablename__ = "test_sets"
+    __test__ = False  # not a pytest class
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(100), unique=True)
+    data_path: Mapped[str] = mapped_column(String(1000))
+    labels_path: Mapped[str] = mapped_column(String(1000))
+    sha256: Mapped[str] = mapped_column(String(64))
+    n_images: Mapped[int] = mapped_column(Integer)
+    class_counts: Mapped[list[int]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (
+        Index("ix_submissions_user_day", "user_id", "quota_day"),
+        Index("ix_submissions_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), index=True)
+    status: Mapped[SubmissionStatus] = mapped_column(
+        _enum(SubmissionStatus, "submission_status"), default=SubmissionStatus.QUEUED
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    quota_day: Mapped[dt.date] = mapped_column(Date)  # the day of the daily limit, cohort's time zone
+    counts_toward_limit: Mapped[bool] = mapped_column(Boolean, default=True)  # False: slot given back
+
+    original_filename: Mapped[str] = mapped_column(String(500))
+    zip_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    zip_size: Mapped[int] = mapped_column(Integer)
+    storage_key: Mapped[str] = mapped_column(String(200))  # relative to settings.storage_dir
+    validation_accuracy: Mapped[float | None] = mapped_column(Float)  # what the trainee measured
+
+    task_id: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    worker_hostname: Mapped[str | None] = mapped_column(String(200))
+
+    error_code: Mapped[str | None] = mapped_column(String(64))  # scorer.errors.ErrorCode value
+    error_blame: Mapped[str | None] = mapped_column(String(16))  # scorer.errors.Blame value
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    correct: Mapped[int | None] = mapped_column(Integer)
+    total: Mapped[int | None] = mapped_column(Integer)
+    macro_accuracy: Mapped[float | None] = mapped_column(Float)
+    loss: Mapped[float | None] = mapped_column(Float)
+    per_class: Mapped[Any | None] = mapped_column(JSON)
+    confusion: Mapped[Any | None] = mapped_column(JSON)
+    log: Mapped[str | None] = mapped_column(Text)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    peak_memory_mb: Mapped[float | None] = mapped_column(Float)
+    testset_id: Mapped[int | None] = mapped_column(ForeignKey("test_sets.id", ondelete="SET NULL"))
+    runtime: Mapped[Any | None] = mapped_column(JSON)
+    limits: Mapped[Any | None] = mapped_column(JSON)
+    notices: Mapped[Any | None] = mapped_column(JSON)
+    result: Mapped[Any | None] = mapped_column(JSON)  # the scorer's full report
+
+    user: Mapped[User] = relationship()
+    cohort: Mapped[Cohort] = relationship()
+    testset: Mapped[TestSet | None] = relationship()
+
+
+class PreflightCheck(Base):
+    """The pre-flight verdict on one zip, by content hash: an identical re-upload is not re-run."""
+
+    __tablename__ = "preflight_checks"
+
+    zip_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    engine_version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    report: Mapped[Any] = mapped_column(JSON)  # CheckReport.to_json()
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EmailOutbox(Base):
+    __tablename__ = "email_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)  # e.g. "result:42"
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(500))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[EmailStatus] = mapped_column(_enum(EmailStatus, "email_status"), default=EmailStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))
+
+
+class LoginAttempt(Base):
+    """One login try; recent failures for an (email, IP) pair throttle further tries."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_email_ip_time", "email", "ip", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    ip: Mapped[str] = mapped_column(String(64))
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PasswordToken(Base):
+    """A one-time link to set a password; only the token's SHA-256 is stored."""
+
+    __tablename__ = "password_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[TokenPurpose] = mapped_column(_enum(TokenPurpose, "token_purpose"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class UserSession(Base):
+    """A signed-in browser. Server-side, so logout and a password change end it for real."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+# --- Leaderboard and admin API (issue 4) ----------------------------------------------------------
+# API tokens, extra uploads granted for a day, the history kept when a submission is rescored, and
+# the indexes the leaderboard's aggregate query reads (it never touches the submissions table rows).
+
+
+class TokenScope(StrEnum):
+    ADMIN = "admin"
+    INSTRUCTOR = "instructor"
+
+
+class ApiToken(Base):
+    """A bearer token for ``/api/v1``; only the SHA-256 of its secret is stored.
+
+    The scope caps what the token may do, and the owner's current role caps it again at each use: an
+    admin token of someone who is no longer an admin, or of a deactivated user, stops working.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the secret's first characters, to recognise it
+    scope: Mapped[TokenScope] = mapped_column(_enum(TokenScope, "token_scope"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+
+class UploadGrant(Base):
+    """Extra uploads for one trainee on one day (the cohort's local day, like ``quota_day``)."""
+
+    __tablename__ = "upload_grants"
+    __table_args__ = (Index("ix_upload_grants_user_day", "user_id", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    day: Mapped[dt.date] = mapped_column(Date)
+    extra: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SubmissionRescore(Base):
+    """One rescoring of a submission: the result it had before, so a new test set loses no history."""
+
+    __tablename__ = "submission_rescores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), index=True)
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    previous_status: Mapped[str] = mapped_column(String(16))
+    previous_accuracy: Mapped[float | None] = mapped_column(Float)
+    previous_testset_id: Mapped[int | None] = mapped_column(ForeignKey("test_sets.id", ondelete="SET NULL"))
+    previous: Mapped[Any] = mapped_column(JSON)  # the result columns as they were
+
+
+# The leaderboard aggregates a cohort's submissions per trainee from this index alone (covering).
+Index(
+    "ix_submissions_leaderboard",
+    Submission.cohort_id,
+    Submission.user_id,
+    Submission.status,
+    Submission.accuracy,
+    Submission.created_at,
+)
+# A cohort's people by role, for the leaderboard's outer join and the instructor checks.
+Index("ix_enrollments_cohort_role", Enrollment.cohort_id, Enrollment.role)

@@ -1,0 +1,1 @@
+"""Authentication pieces: password hashing, sessions, CSRF, login throttling, one-time links."""

@@ -1,0 +1,1 @@
+"""What the site does, apart from HTTP: the daily limit, storing uploads, pre-flight, submissions."""

@@ -1,0 +1,113 @@
+"""Pre-flight: the scoring engine's quick check of a zip, run before a daily slot is spent.
+
+A zip that fails here costs the trainee nothing and the reason is shown at once. The verdict is
+cached by the zip's SHA-256 (and the engine's version), so uploading the same broken zip again does
+not start the sandbox again, and 20 simultaneous uploads of one zip run the check once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.models import PreflightCheck
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class PreflightVerdict:
+    """What the site needs from ``scorer.pipeline.CheckReport``, as plain JSON-able data."""
+
+    ok: bool
+    error: dict[str, Any] | None = None  # ScoringError.to_json(): code, message, message_ja, ...
+    notices: list[dict[str, str]] = field(default_factory=list)  # [{"ja": ..., "en": ...}]
+    log: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "error": self.error, "notices": self.notices, "log": self.log}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PreflightVerdict:
+        return cls(
+            ok=bool(data["ok"]),
+            error=data.get("error"),
+            notices=list(data.get("notices") or []),
+            log=str(data.get("log") or ""),
+        )
+
+    @property
+    def server_fault(self) -> bool:
+        """The check could not run (sandbox unavailable, internal error): not the zip's fault."""
+        return bool(self.error and self.error.get("blame") == "server")
+
+    def error_message(self, lang: str) -> str:
+        if not self.error:
+            return ""
+        return str(self.error.get("message_ja" if lang == "ja" else "message", self.error.get("code", "")))
+
+
+Checker = Callable[[Path], PreflightVerdict]
+
+PASSED = PreflightVerdict(ok=True)
+
+
+def scorer_checker(settings: Settings) -> Checker:
+    """The real check: ``scorer.pipeline.check_submission`` (imported when first used)."""
+
+    def check(zip_path: Path) -> PreflightVerdict:
+        from scorer.pipeline import ScoringConfig, check_submission
+
+        config = ScoringConfig.from_env()
+        report = check_submission(zip_path, config=config)
+        return PreflightVerdict(
+            ok=bool(report.ok),
+            error=report.error.to_json() if report.error is not None else None,
+            notices=[{"ja": str(n.ja), "en": str(n.en)} for n in report.notices],
+            log=str(report.log),
+        )
+
+    return check
+
+
+def engine_version() -> str:
+    from scorer import __version__
+
+    return __version__
+
+
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(sha256: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(sha256, threading.Lock())
+
+
+def cached_preflight(factory: sessionmaker[Session], zip_path: Path, sha256: str, checker: Checker) -> PreflightVerdict:
+    """The verdict for this zip, from the cache or by running ``checker`` (blocking: run in a thread).
+
+    A checker that raises, or reports a fault of the server's, is not cached: the zip may be fine.
+    """
+    version = engine_version()
+    with _lock_for(sha256):
+        with factory() as db:
+            row = db.get(PreflightCheck, (sha256, version))
+            if row is not None:
+                return PreflightVerdict.from_json(row.report)
+        verdict = checker(zip_path)
+        if verdict.server_fault:  # the next upload should try again
+            return verdict
+        with factory() as db:
+            db.add(PreflightCheck(zip_sha256=sha256, engine_version=version, ok=verdict.ok, report=verdict.to_json()))
+            try:
+                db.commit()
+            except IntegrityError:  # another web process cached it first
+                db.rollback()
+        return verdict

@@ -1,0 +1,107 @@
+"""The service's settings: one class, read from ``KATAKANA_*`` environment variables (or ``.env``).
+
+Every path has a default under ``data_dir`` so the embedded setup needs no configuration at all,
+while a production deployment refuses to start on settings that would be unsafe there (the
+placeholder secret, scoring without the sandbox) instead of discovering them later.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me-development-only"  # noqa: S105 - the known-bad value we refuse
+MIB = 1024 * 1024
+
+
+class UnsafeSettingsError(ValueError):
+    """Raised at start-up when production settings would be unsafe."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KATAKANA_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+
+    data_dir: Path = Path("var")
+    database_url: str = ""  # empty: SQLite at data_dir/katakana.sqlite3
+    redis_url: str = ""  # empty: the worker starts an embedded Redis
+    storage_dir: Path | None = None  # uploaded zips, by content hash
+    testset_dir: Path | None = None
+    mail_dir: Path | None = None  # the embedded mail folder, shown to admins
+
+    smtp_host: str = ""  # empty: write mail to mail_dir instead of sending it
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    mail_from: str = "katakana-scorer <noreply@localhost>"
+    base_url: str = "http://127.0.0.1:8000"
+
+    upload_max_bytes: int = Field(default=100 * MIB, gt=0)
+    default_daily_limit: int = Field(default=3, ge=0)
+    default_timezone: str = "Asia/Tokyo"
+
+    runtime_python: Path | None = None
+    sandbox_mode: Literal["auto", "bwrap", "unsandboxed"] = "auto"
+    allow_unsandboxed: bool = False
+    preflight: bool = True
+
+    session_max_age_s: int = 14 * 24 * 3600
+    login_max_failures: int = 5  # per email and IP address ...
+    login_window_s: int = 15 * 60  # ... within this window
+    password_token_ttl_s: int = 24 * 3600
+
+    @model_validator(mode="after")
+    def _derive_and_check(self) -> Self:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'katakana.sqlite3'}"
+        self.storage_dir = self.storage_dir or self.data_dir / "storage"
+        self.testset_dir = self.testset_dir or self.data_dir / "testsets"
+        self.mail_dir = self.mail_dir or self.data_dir / "mail"
+        self.base_url = self.base_url.rstrip("/")
+        try:
+            ZoneInfo(self.default_timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"KATAKANA_DEFAULT_TIMEZONE is not a known time zone: {exc}") from exc
+        if self.environment == "production":
+            self._refuse_unsafe_production()
+        return self
+
+    def _refuse_unsafe_production(self) -> None:
+        problems: list[str] = []
+        secret = self.secret_key.get_secret_value()
+        if secret == PLACEHOLDER_SECRET or len(secret) < 32:
+            problems.append(
+                "KATAKANA_SECRET_KEY is the placeholder or shorter than 32 characters; "
+                'set one from `python -c "import secrets; print(secrets.token_urlsafe(48))"`'
+            )
+        if self.sandbox_mode == "unsandboxed" or self.allow_unsandboxed:
+            problems.append(
+                "the sandbox is disabled (KATAKANA_SANDBOX_MODE=unsandboxed or KATAKANA_ALLOW_UNSANDBOXED); "
+                "install bubblewrap and use KATAKANA_SANDBOX_MODE=bwrap"
+            )
+        if not self.preflight:
+            problems.append("KATAKANA_PREFLIGHT is off: broken zips would spend trainees' daily uploads")
+        if problems:
+            raise UnsafeSettingsError("unsafe production settings: " + "; ".join(problems))
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once (tests build their own ``Settings`` instead)."""
+    return Settings()

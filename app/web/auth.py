@@ -1,0 +1,177 @@
+"""Log in, log out, the language switch, and setting a password through an emailed one-time link."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from app.i18n import LANG_COOKIE, Translator, normalize_lang
+from app.models import Language, TokenPurpose, User
+from app.security import password_links, throttle
+from app.security.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
+from app.security.sessions import SESSION_COOKIE, end_session, start_session
+from app.services.outbox import queue_email
+from app.web.csrf import verify_csrf
+from app.web.deps import ClockDep, LangDep, OptionalUser, SessionDep, SettingsDep, TranslatorDep
+from app.web.templating import render
+
+log = logging.getLogger(__name__)
+router = APIRouter(dependencies=[Depends(verify_csrf)])
+
+
+def safe_next(target: str | None, default: str = "/upload") -> str:
+    """Only paths on this site: ``//evil.example`` and ``https://…`` become the default."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.get("/login", name="login_form")
+def login_form(request: Request, lang: LangDep, user: OptionalUser, next: str | None = None) -> Response:
+    if user is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return render(request, "login.html", {"next": safe_next(next)})
+
+
+@router.post("/login", name="login")
+def login(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    lang: LangDep,
+    t: TranslatorDep,
+    email: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/upload",
+) -> Response:
+    email = email.strip().lower()
+    ip = client_ip(request)
+    now = clock()
+    wait = throttle.retry_after(db, email, ip, settings, now)
+    if wait:
+        error = t("login_throttled", minutes=max(1, (wait + 59) // 60))
+        refused = render(request, "login.html", {"next": safe_next(next), "error": error, "email": email}, 429)
+        refused.headers["Retry-After"] = str(wait)
+        return refused
+    user = db.scalar(select(User).where(User.email == email))
+    ok = verify_password(user.password_hash if user else None, password) and user is not None and user.is_active
+    throttle.record_attempt(db, email, ip, ok, now)
+    if not ok or user is None:
+        context = {"next": safe_next(next), "error": t("login_failed"), "email": email}
+        return render(request, "login.html", context, 400)
+    if user.password_hash and needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    start_session(db, user, response, settings)
+    response.set_cookie(LANG_COOKIE, user.language.value, max_age=365 * 24 * 3600, samesite="lax")
+    return response
+
+
+@router.post("/logout", name="logout")
+def logout(request: Request, db: SessionDep, settings: SettingsDep) -> Response:
+    response = RedirectResponse("/login?logged_out=1", status_code=303)
+    end_session(db, request.cookies.get(SESSION_COOKIE), response, settings)
+    return response
+
+
+@router.post("/language", name="set_language")
+def set_language(
+    request: Request, user: OptionalUser, lang: Annotated[str, Form()], next: Annotated[str, Form()] = "/"
+) -> Response:
+    chosen = normalize_lang(lang)
+    if user is not None:
+        user.language = Language(chosen)
+    response = RedirectResponse(safe_next(next, "/"), status_code=303)
+    response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 24 * 3600, samesite="lax")
+    return response
+
+
+@router.get("/password/forgot", name="forgot_form")
+def forgot_form(request: Request, lang: LangDep) -> Response:
+    return render(request, "password_forgot.html")
+
+
+@router.post("/password/forgot", name="forgot")
+def forgot(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    lang: LangDep,
+    background: BackgroundTasks,
+    email: Annotated[str, Form()],
+) -> Response:
+    """Always answers the same way, so the form does not reveal which addresses are registered."""
+    user = db.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is not None and user.is_active and not password_links.too_many_recent(db, user, settings):
+        purpose = TokenPurpose.RESET if user.password_hash else TokenPurpose.INVITE
+        token = password_links.issue(db, user, purpose, settings)
+        mail_t = Translator(normalize_lang(user.language.value))
+        body = mail_t(
+            "reset_mail_body",
+            name=user.name,
+            link=password_links.link(token, settings),
+            hours=settings.password_token_ttl_s // 3600,
+        )
+        row = queue_email(
+            db,
+            key=f"password:{token[:16]}",
+            to=user.email,
+            subject=mail_t("reset_mail_subject"),
+            body_text=body,
+        )
+        # Runs after the response, i.e. after the session dependency committed the row.
+        background.add_task(_deliver, request.app.state.deliver_email, row.id)
+    return render(request, "password_forgot.html", {"sent": True})
+
+
+def _deliver(deliver: object, outbox_id: int) -> None:
+    try:
+        deliver(outbox_id)  # type: ignore[operator]
+    except Exception:  # the worker's sweeper sends pending mail later
+        log.exception("could not hand mail %s to the worker; it stays pending", outbox_id)
+
+
+@router.get("/password/set", name="set_password_form")
+def set_password_form(request: Request, db: SessionDep, lang: LangDep, token: str = "") -> Response:
+    usable = password_links.find_usable(db, token) is not None if token else False
+    return render(
+        request,
+        "password_set.html",
+        {"token": token, "usable": usable, "min": MIN_PASSWORD_LENGTH},
+        200 if usable else 400,
+    )
+
+
+@router.post("/password/set", name="set_password")
+def set_password(
+    request: Request,
+    db: SessionDep,
+    lang: LangDep,
+    t: TranslatorDep,
+    token: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    confirm: Annotated[str, Form()],
+) -> Response:
+    context: dict[str, object] = {"token": token, "usable": True, "min": MIN_PASSWORD_LENGTH}
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return render(
+            request,
+            "password_set.html",
+            {**context, "error": t("password_too_short", min=MIN_PASSWORD_LENGTH)},
+            400,
+        )
+    if password != confirm:
+        return render(request, "password_set.html", {**context, "error": t("password_mismatch")}, 400)
+    user = password_links.consume(db, token, password)
+    if user is None:
+        return render(request, "password_set.html", {**context, "usable": False}, 400)
+    return RedirectResponse("/login?password_set=1", status_code=303)

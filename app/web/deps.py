@@ -1,0 +1,140 @@
+"""FastAPI dependencies, as ``Annotated`` aliases: ``SessionDep``, ``CurrentUser``, ``LangDep``…
+
+The database session commits when the endpoint returns without error and rolls back otherwise —
+the one place request transactions end. It ends *before* the response is sent (``scope="function"``),
+so a browser following a redirect never sees an uncommitted change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from app.i18n import LANG_COOKIE, Lang, Translator, normalize_lang
+from app.models import Role, User
+from app.security.sessions import SESSION_COOKIE, session_user
+from app.settings import Settings
+
+
+class LoginRequired(Exception):
+    """Raised by ``CurrentUser``; answered with a redirect to the login page (401 for scripts)."""
+
+
+class NotFound(Exception):
+    """Answered with the 404 page. Also used where a 403 would tell that something exists."""
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with request.app.state.sessionmaker() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def get_clock(request: Request) -> Callable[[], dt.datetime]:
+    clock: Callable[[], dt.datetime] = request.app.state.clock
+    return clock
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
+ClockDep = Annotated[Callable[[], dt.datetime], Depends(get_clock)]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking, as plain values for page templates: error pages render after the request's
+    session has closed (or rolled back), when ORM objects can no longer load attributes."""
+
+    id: int
+    name: str
+    role: Role
+
+
+def get_optional_user(request: Request, db: SessionDep, settings: SettingsDep) -> User | None:
+    user = session_user(db, request.cookies.get(SESSION_COOKIE), settings)
+    request.state.user = Viewer(user.id, user.name, user.role) if user is not None else None
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+
+
+def get_current_user(user: OptionalUser) -> User:
+    if user is None:
+        raise LoginRequired
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_admin(user: CurrentUser) -> User:
+    if user.role != Role.ADMIN:
+        raise NotFound
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin)]
+
+
+@dataclass(frozen=True)
+class Uploader:
+    """The signed-in user of a streamed upload, read with a session that is closed at once.
+
+    An upload can take minutes; holding a pooled connection for all of it would let 20 slow
+    uploads exhaust the pool and starve everyone else (and deadlock the upload's own queries).
+    """
+
+    id: int
+    role: Role
+    lang: Lang
+
+
+def get_uploader(request: Request, settings: SettingsDep) -> Uploader:
+    with request.app.state.sessionmaker() as db:
+        user = session_user(db, request.cookies.get(SESSION_COOKIE), settings)
+        if user is None:
+            raise LoginRequired
+        request.state.user = Viewer(user.id, user.name, user.role)
+        request.state.lang = normalize_lang(user.language.value)
+        return Uploader(user.id, user.role, request.state.lang)
+
+
+UploaderDep = Annotated[Uploader, Depends(get_uploader)]
+
+
+def get_lang(request: Request, user: OptionalUser) -> Lang:
+    """The signed-in user's choice, else the language cookie, else Japanese."""
+    lang = normalize_lang(user.language.value if user is not None else request.cookies.get(LANG_COOKIE))
+    request.state.lang = lang
+    return lang
+
+
+LangDep = Annotated[Lang, Depends(get_lang)]
+
+
+def get_translator(lang: LangDep) -> Translator:
+    return Translator(lang)
+
+
+TranslatorDep = Annotated[Translator, Depends(get_translator)]
+
+
+def wants_json(request: Request) -> bool:
+    """Scripts (our upload XHR, API clients) get JSON; browsers navigating get pages."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept or request.headers.get("x-requested-with") == "XMLHttpRequest"

@@ -1,0 +1,138 @@
+"""A trainee's submissions: the list, the result page, its live status, and downloads.
+
+Every look-up goes through :func:`app.services.submissions.get_visible`: someone else's submission
+is answered exactly like one that does not exist (404), so ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from sqlalchemy.orm import Session
+
+from app.i18n import Translator
+from app.models import Submission, SubmissionStatus
+from app.services import storage
+from app.services.submissions import accuracy_history, get_visible, own_submissions, queue_position
+from app.web import charts
+from app.web.csrf import verify_csrf
+from app.web.deps import CurrentUser, LangDep, NotFound, SessionDep, SettingsDep, TranslatorDep
+from app.web.templating import local_time, render
+
+router = APIRouter(dependencies=[Depends(verify_csrf)])
+LOG_TAIL_LINES = 40
+
+
+def _visible(db: Session, user: Any, submission_id: int) -> Submission:
+    submission = get_visible(db, user, submission_id)
+    if submission is None:
+        raise NotFound
+    return submission
+
+
+def error_message(submission: Submission, lang: str) -> str:
+    """The failure in the user's language, from the stored code (never stored text)."""
+    if not submission.error_code:
+        return ""
+    from scorer.errors import ErrorCode
+    from scorer.errors import render as render_error
+
+    params: dict[str, Any] = {}
+    if isinstance(submission.result, dict):
+        error = submission.result.get("error")
+        if isinstance(error, dict) and isinstance(error.get("params"), dict):
+            params = error["params"]
+    try:
+        code = ErrorCode(submission.error_code)
+    except ValueError:
+        return submission.error_code
+    return render_error(code, "en" if lang == "en" else "ja", params)
+
+
+def log_tail(log: str | None, lines: int = LOG_TAIL_LINES) -> str:
+    return "\n".join((log or "").splitlines()[-lines:])
+
+
+def history_points(db: Session, submission: Submission) -> list[tuple[str, float, bool]]:
+    rows = accuracy_history(db, submission.user_id, submission.cohort_id)
+    return [
+        (
+            f"#{row.id} {local_time(row.created_at, submission.cohort.timezone)[5:10]}",
+            float(row.accuracy or 0.0),
+            row.id == submission.id,
+        )
+        for row in rows
+    ]
+
+
+@router.get("/submissions", name="submission_list")
+def submission_list(request: Request, db: SessionDep, user: CurrentUser, lang: LangDep) -> Response:
+    return render(request, "submissions.html", {"submissions": own_submissions(db, user)})
+
+
+@router.get("/submissions/{submission_id}", name="submission_result")
+def submission_result(
+    request: Request, submission_id: int, db: SessionDep, user: CurrentUser, lang: LangDep, t: TranslatorDep
+) -> Response:
+    submission = _visible(db, user, submission_id)
+    gap = charts.overfit_gap(submission.validation_accuracy, submission.accuracy)
+    context = {
+        "s": submission,
+        "position": queue_position(db, submission),
+        "error_message": error_message(submission, lang),
+        "log_tail": log_tail(submission.log),
+        "bar_chart": charts.bar_chart(submission.per_class) if submission.per_class else None,
+        "heat_chart": charts.heatmap(submission.confusion),
+        "line_chart": charts.line_chart(history_points(db, submission)),
+        "gap": gap,
+        "overfit": gap is not None and gap >= charts.OVERFIT_POINTS,
+        "notices": _notices(submission, t),
+        "timezone": submission.cohort.timezone,
+    }
+    return render(request, "result.html", context)
+
+
+def _notices(submission: Submission, t: Translator) -> list[str]:
+    out = []
+    for notice in submission.notices or []:
+        if isinstance(notice, dict):
+            out.append(str(notice.get(t.lang) or notice.get("ja") or ""))
+        else:
+            out.append(str(notice))
+    return [n for n in out if n]
+
+
+@router.get("/submissions/{submission_id}/status", name="submission_status")
+def submission_status(submission_id: int, db: SessionDep, user: CurrentUser) -> Response:
+    """Polled by the result page until the status is final."""
+    submission = _visible(db, user, submission_id)
+    return JSONResponse(
+        {
+            "id": submission.id,
+            "status": submission.status.value,
+            "queue_position": queue_position(db, submission),
+            "final": submission.status in (SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED),
+            "accuracy": submission.accuracy,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/submissions/{submission_id}/log", name="submission_log")
+def submission_log(submission_id: int, db: SessionDep, user: CurrentUser) -> Response:
+    submission = _visible(db, user, submission_id)
+    return PlainTextResponse(
+        submission.log or "",
+        headers={"Content-Disposition": f'attachment; filename="submission-{submission.id}.log"'},
+    )
+
+
+@router.get("/submissions/{submission_id}/file", name="submission_file")
+def submission_file(submission_id: int, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> Response:
+    submission = _visible(db, user, submission_id)
+    path = storage.path_for(settings.storage_dir, submission.storage_key)  # type: ignore[arg-type]
+    if not path.is_file():
+        raise NotFound
+    return FileResponse(path, media_type="application/zip", filename=submission.original_filename)

@@ -1,0 +1,53 @@
+"""Jinja2 set-up: every page gets the translator, the user, the CSRF token and formatting helpers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from app.i18n import Translator, normalize_lang
+from app.security.csrf import CSRF_FIELD
+from app.web import charts
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+
+
+def local_time(value: dt.datetime | None, timezone: str = "Asia/Tokyo") -> str:
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def percent(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def human_size(n: int) -> str:
+    from scorer.errors import human_bytes
+
+    return human_bytes(n)
+
+
+templates.env.filters["local_time"] = local_time
+templates.env.filters["percent"] = percent
+templates.env.filters["human_size"] = human_size
+templates.env.globals["charts"] = charts
+templates.env.globals["CSRF_FIELD"] = CSRF_FIELD
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
+    lang = normalize_lang(getattr(request.state, "lang", None))
+    base = {
+        "lang": lang,
+        "t": Translator(lang),
+        "user": getattr(request.state, "user", None),
+        "csrf_token": getattr(request.state, "csrf_token", ""),
+    }
+    return templates.TemplateResponse(request, name, {**base, **(context or {})}, status_code=status_code)

@@ -1,0 +1,95 @@
+"""The result page: live status while waiting, then the scores and charts, or the error in the
+user's language with the log tail."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.models import Language, Submission, SubmissionStatus, User
+from tests.app.conftest import People, login, make_zip, upload
+
+
+def _submit(client: TestClient, people: People, validation: str = "") -> int:
+    login(client, people.trainee.email)
+    return int(upload(client, make_zip(body=validation.encode() + b"\n"), validation=validation).json()["id"])
+
+
+def test_waiting_submission_shows_its_queue_position(client: TestClient, people: People) -> None:
+    first = _submit(client, people, "0.9")
+    second = _submit(client, people, "0.8")
+    status = client.get(f"/submissions/{second}/status").json()
+    assert status == {"id": second, "status": "queued", "queue_position": 2, "final": False, "accuracy": None}
+    page = client.get(f"/submissions/{second}")
+    assert 'data-testid="queue-position" data-position="2"' in page.text
+    assert "/static/status.js" in page.text
+    assert client.get(f"/submissions/{first}/status").json()["queue_position"] == 1
+
+
+def _succeed(db: Session, sid: int, accuracy: float) -> None:
+    row = db.get(Submission, sid)
+    assert row is not None
+    row.status = SubmissionStatus.SUCCEEDED
+    row.accuracy, row.correct, row.total, row.loss, row.duration_s = accuracy, 13775, 14500, 0.2345, 42.0
+    row.per_class = [{"label": k, "accuracy": 0.9 + i * 0.005} for i, k in enumerate("アイウエオカキクケコサシスセソ")]
+    row.confusion = [[90 if r == c else (1 if c == (r + 1) % 15 else 0) for c in range(15)] for r in range(15)]
+    row.log = "loading model\nchunk 500\n"
+    db.commit()
+
+
+def test_scored_submission_shows_accuracy_charts_and_overfitting_hint(
+    client: TestClient, people: People, db: Session
+) -> None:
+    first = _submit(client, people, "0.97")
+    second = _submit(client, people, "0.99")
+    _succeed(db, first, 0.93)
+    _succeed(db, second, 0.95)
+    page = client.get(f"/submissions/{second}").text
+    assert 'data-testid="accuracy" data-value="0.95"' in page
+    assert "95.00%" in page and "13775 / 14500" in page
+    assert page.count('class="bar"') == 15
+    assert 'data-testid="chart-confusion"' in page
+    assert page.count('class="cell"') == 225
+    assert 'data-testid="chart-history"' in page and page.count("<circle") == 2
+    assert "識別精度の変遷" in page
+    assert 'data-testid="overfit-hint"' in page and "4.0 ポイント" in page
+    assert "https://" not in page and "http://" not in page.replace("http://www.w3.org", "")  # no CDN
+    assert client.get(f"/submissions/{second}/status").json()["final"] is True
+
+
+def test_failed_submission_shows_the_message_in_the_users_language_and_the_log_tail(
+    client: TestClient, people: People, db: Session
+) -> None:
+    sid = _submit(client, people)
+    row = db.get(Submission, sid)
+    assert row is not None
+    row.status = SubmissionStatus.FAILED
+    row.error_code, row.error_blame = "predict_exception", "submission"
+    row.result = {"error": {"params": {"reason": "ZeroDivisionError: division by zero"}}}
+    row.log = "\n".join(f"line {i}" for i in range(100)) + "\nZeroDivisionError: division by zero"
+    db.commit()
+    page = client.get(f"/submissions/{sid}").text
+    assert "predict の実行中にエラーが起きました（ZeroDivisionError: division by zero）" in page
+    assert "line 99" in page and "line 5\n" not in page
+    user = db.get(User, people.trainee.id)
+    assert user is not None
+    user.language = Language.EN
+    db.commit()
+    page = client.get(f"/submissions/{sid}").text
+    assert "An error occurred inside predict (ZeroDivisionError: division by zero)" in page
+
+
+def test_server_fault_says_the_slot_was_given_back(client: TestClient, people: People, db: Session) -> None:
+    sid = _submit(client, people)
+    row = db.get(Submission, sid)
+    assert row is not None
+    row.status, row.error_code, row.error_blame, row.counts_toward_limit = (
+        SubmissionStatus.FAILED,
+        "internal_error",
+        "server",
+        False,
+    )
+    db.commit()
+    page = client.get(f"/submissions/{sid}").text
+    assert 'data-testid="slot-returned"' in page
+    assert "今日の残り提出回数: 3 / 3 回" in client.get("/upload").text

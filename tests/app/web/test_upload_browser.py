@@ -1,0 +1,63 @@
+"""The upload page's JavaScript in a real browser (Chromium via Playwright) against a live uvicorn:
+choose a zip, watch the progress bar, land on the live result page; and the language switch."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.app.conftest import PASSWORD, People, make_zip
+from tests.app.web.test_live_server import LiveServer, live_server  # noqa: F401 - a fixture
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def _log_in(page: Page, server: LiveServer, email: str) -> None:
+    page.goto(f"{server.url}/login")
+    page.get_by_test_id("login-email").fill(email)
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url("**/upload")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_upload_through_the_page_lands_on_the_result(
+    browser: Browser,
+    live_server: LiveServer,  # noqa: F811 - the fixture imported above
+    people: People,
+    tmp_path: Path,
+) -> None:
+    page = browser.new_page()
+    _log_in(page, live_server, people.trainee.email)
+    expect(page.get_by_test_id("quota-remaining")).to_contain_text("3 / 3")
+    archive = tmp_path / "提出.zip"
+    archive.write_bytes(make_zip())
+    page.get_by_test_id("file-input").set_input_files(archive)
+    expect(page.get_by_test_id("selected-file")).to_contain_text("提出.zip")
+    page.get_by_test_id("validation-accuracy").fill("0.97")
+    page.get_by_test_id("upload-submit").click()
+    page.wait_for_url(re.compile(r".*/submissions/\d+$"))
+    expect(page.get_by_test_id("result")).to_have_attribute("data-status", "queued")
+    expect(page.get_by_test_id("result-filename")).to_have_text("提出.zip")
+    page.goto(f"{live_server.url}/upload")
+    expect(page.get_by_test_id("quota-remaining")).to_contain_text("2 / 3")
+    # The switch to English and back.
+    page.get_by_test_id("switch-language").click()
+    expect(page.get_by_test_id("quota-remaining")).to_have_text("Uploads left today: 2 of 3")
+    page.get_by_test_id("switch-language").click()
+    expect(page.get_by_test_id("quota-remaining")).to_contain_text("今日の残り提出回数")
