@@ -3,6 +3,7 @@
 - ``create-admin``: an admin account (the password is asked for, or generated and printed);
 - ``import-testset DATA LABELS [--version V]``: the hidden test set as a new, active version;
 - ``demo``: the synthetic test set and demo accounts (admin, instructor, trainee), printed;
+- ``create-token EMAIL [--scope admin|instructor]``: an API token, printed once;
 - ``serve``: the embedded service — Redis, migrations, workers, beat, the site — until Ctrl-C.
 
 Settings come from ``KATAKANA_*`` variables as everywhere else; every command that touches the
@@ -193,6 +194,31 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve(settings, host=args.host, port=args.port)
 
 
+# --- create-token (issue 4) -----------------------------------------------------------------------
+
+
+def create_api_token(settings: Settings, email: str, scope: str, name: str) -> str:
+    """An API token for an existing admin or instructor; returns the secret (shown once)."""
+    from app.models import TokenScope
+    from app.services.api_tokens import TokenRefused, create_token
+
+    with _sessions(settings).begin() as session:
+        user = session.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            raise CommandError(f"no user {email}: create it first (create-admin, or the API's POST /api/v1/users)")
+        try:
+            return create_token(session, user, TokenScope(scope), name).secret
+        except TokenRefused as exc:
+            raise CommandError(f"{email} is {user.role.value}: it cannot hold a {scope} token") from exc
+
+
+def _cmd_create_token(args: argparse.Namespace, settings: Settings) -> int:
+    secret = create_api_token(settings, args.email, args.scope, args.name)
+    print(f"{args.scope} token for {args.email.lower()} (shown once; store it now):")
+    print(secret)
+    return 0
+
+
 # --- main -----------------------------------------------------------------------------------------
 
 
@@ -221,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--host", default="127.0.0.1")
     serve_cmd.add_argument("--port", type=int, default=int(os.environ.get("KATAKANA_PORT", "8000")))
     serve_cmd.set_defaults(handler=_cmd_serve)
+
+    token_cmd = commands.add_parser("create-token", help="issue an API token (Authorization: Bearer) for a user")
+    token_cmd.add_argument("email", help="an existing admin or instructor")
+    token_cmd.add_argument("--scope", choices=["admin", "instructor"], default="admin")
+    token_cmd.add_argument("--name", default="cli", help="a label to recognise the token by")
+    token_cmd.set_defaults(handler=_cmd_create_token)
     return parser
 
 

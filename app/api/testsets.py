@@ -1,0 +1,88 @@
+"""``/api/v1/testsets``: list versions, import a new one (admin), choose the active one.
+
+Importing reuses the worker's checks and copy (``worker/testset_import.py``), the same code the
+``import-testset`` command runs, so a set accepted here is one the worker can score with.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from sqlalchemy import select, update
+
+from app.api.auth import AdminPrincipal
+from app.api.errors import COMMON_RESPONSES, ApiError, ApiRoute, not_found
+from app.api.ids import PathId
+from app.api.pagination import Page, PageDep, make_page, paginate
+from app.api.schemas import TestSetOut
+from app.models import TestSet
+from app.web.deps import SessionDep, SettingsDep
+
+router = APIRouter(prefix="/testsets", tags=["test sets"], route_class=ApiRoute, responses=COMMON_RESPONSES)
+MAX_TESTSET_BYTES = 512 * 1024 * 1024
+
+
+@router.get("", summary="List test-set versions", response_model=Page[TestSetOut])
+def list_testsets(db: SessionDep, principal: AdminPrincipal, page: PageDep) -> Page[TestSetOut]:
+    rows, total = paginate(db, select(TestSet).order_by(TestSet.id.desc()), page)
+    return make_page([TestSetOut.model_validate(t) for t in rows], total, page)
+
+
+def _save(upload: UploadFile, target: Path) -> None:
+    written = 0
+    with target.open("wb") as out:
+        while chunk := upload.file.read(1024 * 1024):
+            written += len(chunk)
+            if written > MAX_TESTSET_BYTES:
+                raise ApiError(413, "api_testset_too_large", mib=MAX_TESTSET_BYTES // (1024 * 1024))
+            out.write(chunk)
+
+
+@router.post("", summary="Import a test set", status_code=201, response_model=TestSetOut)
+def import_testset_version(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    principal: AdminPrincipal,
+    data: Annotated[UploadFile, File(description="test_data.npy, shaped (N, 1, 28, 28)")],
+    labels: Annotated[UploadFile, File(description="test_label.npy: one-hot (N, 15) or class ids (N,)")],
+    version: Annotated[str | None, Form(max_length=100, description="default: the time, e.g. v20261124-153000")] = None,
+    activate: Annotated[bool, Form(description="make it the active set at once")] = True,
+) -> TestSetOut:
+    from worker.testset_import import TestSetRejected, default_version, import_testset
+
+    assert settings.testset_dir is not None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="testset-upload-", dir=settings.data_dir))
+    try:
+        _save(data, scratch / "test_data.npy")
+        _save(labels, scratch / "test_label.npy")
+        row = import_testset(
+            db,
+            scratch / "test_data.npy",
+            scratch / "test_label.npy",
+            settings.testset_dir,
+            version=version or default_version(request.app.state.clock()),
+            activate=activate,
+        )
+    except TestSetRejected as exc:
+        raise ApiError(422, "api_testset_rejected", problem=str(exc)) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return TestSetOut.model_validate(row)
+
+
+@router.post("/{testset_id}/activate", summary="Choose the active test set", response_model=TestSetOut)
+def activate_testset(testset_id: PathId, db: SessionDep, principal: AdminPrincipal) -> TestSetOut:
+    """New submissions (and rescores) are scored against it from now on; results already stored keep theirs."""
+    row = db.get(TestSet, testset_id)
+    if row is None:
+        raise not_found()
+    db.execute(update(TestSet).where(TestSet.id != row.id, TestSet.is_active).values(is_active=False))
+    row.is_active = True
+    db.flush()
+    return TestSetOut.model_validate(row)

@@ -1,0 +1,124 @@
+"""Accounts and enrolments as an admin manages them: create, invite, bulk-enrol from CSV, move.
+
+Invitations reuse the site's one-time password links and the mail outbox — the same link a
+"forgot my password" mail carries, with the ``invite`` purpose — so there is one mechanism to
+secure and to test. Bulk enrolment checks the whole CSV before changing anything: a typo on line
+40 must not leave 39 half-enrolled people behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.i18n import Translator, normalize_lang
+from app.models import EmailOutbox, Enrollment, Language, Role, TokenPurpose, User
+from app.security import password_links
+from app.services.outbox import queue_email
+from app.settings import Settings
+
+CSV_ROLES = {"": Role.TRAINEE, "trainee": Role.TRAINEE, "instructor": Role.INSTRUCTOR}
+
+
+class CsvProblem(ValueError):
+    def __init__(self, line: int, problem: str) -> None:
+        super().__init__(f"line {line}: {problem}")
+        self.line = line
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class CsvPerson:
+    line: int
+    name: str
+    email: str
+    role: Role
+
+
+def parse_people_csv(text: str, check_email: object) -> list[CsvPerson]:
+    """Rows of ``name,email,role``; raises :class:`CsvProblem` for the first bad line."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip().lower() for h in next(reader, [])]
+    if header[:2] != ["name", "email"] or (len(header) > 2 and header[2] != "role"):
+        raise CsvProblem(1, "the header must be name,email,role")
+    people: list[CsvPerson] = []
+    seen: set[str] = set()
+    for number, row in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) < 2:
+            raise CsvProblem(number, "expected name,email,role")
+        name, email = row[0].strip(), row[1].strip().lower()
+        role_text = row[2].strip().lower() if len(row) > 2 else ""
+        if not name or len(name) > 200:
+            raise CsvProblem(number, "the name is empty or longer than 200 characters")
+        try:
+            email = check_email(email)  # type: ignore[operator]
+        except ValueError:
+            raise CsvProblem(number, f"{email!r} is not an email address") from None
+        if role_text not in CSV_ROLES:
+            raise CsvProblem(number, f"role {role_text!r}: use trainee or instructor")
+        if email in seen:
+            raise CsvProblem(number, f"{email} appears twice")
+        seen.add(email)
+        people.append(CsvPerson(number, name, email, CSV_ROLES[role_text]))
+    return people
+
+
+def invite(db: Session, user: User, settings: Settings) -> EmailOutbox:
+    """Queue the invitation mail with a fresh one-time link (the caller commits, then delivers)."""
+    token = password_links.issue(db, user, TokenPurpose.INVITE, settings)
+    t = Translator(normalize_lang(user.language.value))
+    body = t(
+        "invite_mail_body",
+        name=user.name,
+        link=password_links.link(token, settings),
+        hours=settings.password_token_ttl_s // 3600,
+        forgot=f"{settings.base_url}/password/forgot",
+    )
+    return queue_email(db, key=f"invite:{token[:16]}", to=user.email, subject=t("invite_mail_subject"), body_text=body)
+
+
+def create_user(db: Session, *, email: str, name: str, role: Role, language: Language = Language.JA) -> User:
+    user = User(email=email, name=name, role=role, language=language, password_hash=None, is_active=True)
+    db.add(user)
+    db.flush()
+    return user
+
+
+def enrol(db: Session, user: User, cohort_id: int, role: Role) -> bool:
+    """Enrol (or change the role in the cohort); True when something changed.
+
+    An instructor enrolment makes a trainee account an instructor: the instructor pages are
+    reached by the account's role.
+    """
+    if role == Role.INSTRUCTOR and user.role == Role.TRAINEE:
+        user.role = Role.INSTRUCTOR
+    existing = db.get(Enrollment, (user.id, cohort_id))
+    if existing is None:
+        db.add(Enrollment(user_id=user.id, cohort_id=cohort_id, role=role))
+        db.flush()
+        return True
+    if existing.role != role:
+        existing.role = role
+        return True
+    return False
+
+
+def move_trainee(db: Session, user: User, to_cohort_id: int, from_cohort_id: int | None = None) -> None:
+    """Leave the old cohort(s) as a trainee and join the new one; past submissions keep their cohort."""
+    query = delete(Enrollment).where(
+        Enrollment.user_id == user.id, Enrollment.role == Role.TRAINEE, Enrollment.cohort_id != to_cohort_id
+    )
+    if from_cohort_id is not None:
+        query = query.where(Enrollment.cohort_id == from_cohort_id)
+    db.execute(query)
+    enrol(db, user, to_cohort_id, Role.TRAINEE)
+
+
+def user_by_email(db: Session, email: str) -> User | None:
+    return db.scalar(select(User).where(User.email == email))

@@ -1,0 +1,155 @@
+"""People: create and invite, bulk-enrol from CSV, enrol and assign instructors, move, deactivate, grants."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Cohort, EmailOutbox, Enrollment, PasswordToken, Role, TokenPurpose, User, UserSession
+from app.services.quota import quota_status
+from tests.app.api.conftest import World, assert_error, call
+from tests.app.conftest import Clock, login
+
+CSV = "\ufeffname,email,role\n山田 花子,Yamada@Example.com,trainee\n鈴木 先生,suzuki@example.com,instructor\n"
+
+
+def test_create_user_sends_the_sites_invitation(
+    client: TestClient, world: World, db: Session, delivered: list[int]
+) -> None:
+    body = {"email": "New@Example.com", "name": "新人 太郎", "role": "trainee", "language": "en"}
+    response = call(client, "POST", "/users", world.admin_token, json=body)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["email"] == "new@example.com" and created["has_password"] is False
+    mail = db.scalars(select(EmailOutbox).where(EmailOutbox.to_address == "new@example.com")).one()
+    assert "/password/set?token=" in mail.body_text and mail.subject == "[Katakana] Your account"
+    assert delivered == [mail.id]
+    token = db.scalars(select(PasswordToken).where(PasswordToken.user_id == created["id"])).one()
+    assert token.purpose == TokenPurpose.INVITE
+    again = call(client, "POST", "/users", world.admin_token, json=body)
+    assert_error(again, 409, "api_email_taken")
+    bad = call(client, "POST", "/users", world.admin_token, json={**body, "email": "not-an-email"})
+    assert_error(bad, 422, "api_invalid_request")
+
+
+def test_list_and_read_users(client: TestClient, world: World) -> None:
+    listed = call(client, "GET", f"/users?cohort_id={world.other_cohort.id}", world.admin_token).json()
+    assert {u["email"] for u in listed["items"]} == {"osaka-sensei@example.com", "jiro@example.com"}
+    instructors = call(client, "GET", "/users?role=instructor&q=SENSEI", world.admin_token).json()
+    assert {u["email"] for u in instructors["items"]} == {"sensei@example.com", "osaka-sensei@example.com"}
+    one = call(client, "GET", f"/users/{world.other_trainee.id}", world.admin_token).json()
+    assert one["name"] == "jiro"
+    assert_error(call(client, "GET", "/users/9999", world.admin_token), 404, "api_not_found")
+
+
+def test_bulk_enrol_from_csv(client: TestClient, world: World, db: Session, delivered: list[int]) -> None:
+    cohort_id = world.people.cohort.id
+    body = {"csv": CSV + "hanako,hanako@example.com,\n"}
+    response = call(client, "POST", f"/cohorts/{cohort_id}/enrollments/import", world.admin_token, json=body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["created"], result["enrolled"], result["unchanged"], result["invited"]) == (2, 2, 1, 2)
+    yamada = db.scalars(select(User).where(User.email == "yamada@example.com")).one()
+    suzuki = db.scalars(select(User).where(User.email == "suzuki@example.com")).one()
+    assert yamada.name == "山田 花子" and suzuki.role == Role.INSTRUCTOR
+    assert db.get(Enrollment, (suzuki.id, cohort_id)).role == Role.INSTRUCTOR  # type: ignore[union-attr]
+    mails = db.scalars(select(EmailOutbox).where(EmailOutbox.idempotency_key.like("invite:%"))).all()
+    assert sorted(m.to_address for m in mails) == ["suzuki@example.com", "yamada@example.com"]
+    assert "山田 花子 さん" in next(m.body_text for m in mails if m.to_address == "yamada@example.com")
+    assert sorted(delivered) == sorted(m.id for m in mails)
+
+
+def test_bad_csv_line_changes_nothing(client: TestClient, world: World, db: Session) -> None:
+    body = {"csv": CSV + "Bad,bad@example.com,admin\n"}
+    response = call(
+        client, "POST", f"/cohorts/{world.people.cohort.id}/enrollments/import", world.admin_token, json=body
+    )
+    error = assert_error(response, 422, "api_csv_invalid")
+    assert "4" in str(error["message_en"]) and "admin" in str(error["message_en"])
+    assert db.scalar(select(User).where(User.email == "yamada@example.com")) is None
+    header = call(client, "POST", f"/cohorts/{world.people.cohort.id}/enrollments/import", world.admin_token,
+                  json={"csv": "email,name\nx@example.com,X\n"})  # fmt: skip
+    assert_error(header, 422, "api_csv_invalid")
+
+
+def test_enrolments_list_and_instructor_boundaries(client: TestClient, world: World) -> None:
+    cohort_id = world.people.cohort.id
+    listed = call(client, "GET", f"/cohorts/{cohort_id}/enrollments?role=trainee", world.instructor_token).json()
+    assert {e["email"] for e in listed["items"]} == {"hanako@example.com", "taro@example.com"}
+    other = call(client, "GET", f"/cohorts/{world.other_cohort.id}/enrollments", world.instructor_token)
+    assert_error(other, 404, "api_not_found")
+    enrol = call(client, "POST", f"/cohorts/{cohort_id}/enrollments", world.instructor_token,
+                 json={"user_id": world.other_trainee.id})  # fmt: skip
+    assert_error(enrol, 403, "api_admin_only")
+
+
+def test_assign_instructor_and_remove(client: TestClient, world: World, db: Session) -> None:
+    cohort_id = world.other_cohort.id
+    response = call(client, "POST", f"/cohorts/{cohort_id}/enrollments", world.admin_token,
+                    json={"user_id": world.people.instructor.id, "role": "instructor"})  # fmt: skip
+    assert response.status_code == 200 and response.json()["role"] == "instructor"
+    # Now the first instructor teaches Osaka too.
+    assert call(client, "GET", f"/cohorts/{cohort_id}", world.instructor_token).status_code == 200
+    removed = call(
+        client, "DELETE", f"/cohorts/{cohort_id}/enrollments/{world.people.instructor.id}", world.admin_token
+    )
+    assert removed.status_code == 204
+    assert_error(call(client, "GET", f"/cohorts/{cohort_id}", world.instructor_token), 404, "api_not_found")
+    admin_role = call(client, "POST", f"/cohorts/{cohort_id}/enrollments", world.admin_token,
+                      json={"user_id": world.people.instructor.id, "role": "admin"})  # fmt: skip
+    assert_error(admin_role, 422, "api_invalid_request")
+
+
+def test_move_trainee_between_cohorts(client: TestClient, world: World, db: Session) -> None:
+    trainee = world.people.trainee
+    body = {"to_cohort_id": world.other_cohort.id, "from_cohort_id": world.people.cohort.id}
+    assert call(client, "POST", f"/users/{trainee.id}/move", world.admin_token, json=body).status_code == 200
+    roles = {e.cohort_id for e in db.scalars(select(Enrollment).where(Enrollment.user_id == trainee.id))}
+    assert roles == {world.other_cohort.id}
+    not_trainee = call(client, "POST", f"/users/{world.people.instructor.id}/move", world.admin_token, json=body)
+    assert_error(not_trainee, 409, "api_not_trainee")
+
+
+def test_deactivate_ends_sessions(client: TestClient, world: World, db: Session) -> None:
+    login(client, world.people.trainee.email)
+    assert db.scalar(select(UserSession).where(UserSession.user_id == world.people.trainee.id)) is not None
+    client.cookies.clear()
+    response = call(client, "POST", f"/users/{world.people.trainee.id}/deactivate", world.admin_token)
+    assert response.status_code == 200 and response.json()["is_active"] is False
+    db.rollback()  # a fresh snapshot: the API committed in its own session
+    assert db.scalar(select(UserSession).where(UserSession.user_id == world.people.trainee.id)) is None
+    self_off = call(client, "POST", f"/users/{world.people.admin.id}/deactivate", world.admin_token)
+    assert_error(self_off, 409, "api_cannot_demote_self")
+    patch = call(
+        client, "PATCH", f"/users/{world.other_trainee.id}", world.admin_token, json={"name": "次郎", "language": "en"}
+    )
+    assert patch.json()["name"] == "次郎" and patch.json()["language"] == "en"
+
+
+def test_grant_adds_to_that_days_limit(client: TestClient, world: World, db: Session, clock: Clock) -> None:
+    trainee = world.people.trainee
+    response = call(client, "POST", f"/users/{trainee.id}/grants", world.instructor_token,
+                    json={"extra": 2, "reason": "採点サーバーの不具合"})  # fmt: skip
+    assert response.status_code == 201, response.text
+    result = response.json()
+    assert result["limit"] == 5 and result["used"] == 0
+    cohort = db.get(Cohort, world.people.cohort.id)
+    assert cohort is not None
+    assert quota_status(db, trainee.id, cohort, clock()).limit == 5
+    tomorrow = clock() + dt.timedelta(days=1)
+    assert quota_status(db, trainee.id, cohort, tomorrow).limit == 3
+    listed = call(client, "GET", f"/users/{trainee.id}/grants", world.admin_token).json()
+    assert [g["extra"] for g in listed["items"]] == [2]
+
+
+def test_instructor_cannot_grant_outside_their_cohorts(client: TestClient, world: World) -> None:
+    other = call(client, "POST", f"/users/{world.other_trainee.id}/grants", world.instructor_token, json={"extra": 1})
+    assert_error(other, 404, "api_not_found")
+    explicit = call(client, "POST", f"/users/{world.other_trainee.id}/grants", world.instructor_token,
+                    json={"extra": 1, "cohort_id": world.people.cohort.id})  # fmt: skip
+    assert_error(explicit, 404, "api_not_found")
+    too_many = call(client, "POST", f"/users/{world.people.trainee.id}/grants", world.admin_token, json={"extra": 51})
+    assert_error(too_many, 422, "api_invalid_request")

@@ -1,0 +1,78 @@
+"""In a real browser (Chromium via Playwright) against a live uvicorn: an instructor logs in, opens
+the leaderboard, sorts and filters it, and downloads the CSV (BOM and a Japanese name checked)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.app.conftest import PASSWORD, People
+from tests.app.web.test_leaderboard import board  # noqa: F401 - the seeded cohort, a fixture
+from tests.app.web.test_live_server import LiveServer, live_server  # noqa: F401 - a fixture
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _names(page: Page) -> list[str]:
+    return page.locator('[data-testid="leaderboard-row"] [data-testid="cell-name"]').all_inner_texts()
+
+
+def test_instructor_sorts_filters_and_downloads(
+    browser: Browser,
+    live_server: LiveServer,  # noqa: F811 - the fixture imported above
+    board: People,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    context = browser.new_context(accept_downloads=True, locale="ja-JP")
+    page = context.new_page()
+    target = f"/cohorts/{board.cohort.id}/leaderboard"
+    page.goto(f"{live_server.url}/login?next={target}")
+    page.fill('input[name="email"]', board.instructor.email)
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    page.wait_for_url(f"**{target}")
+    assert _names(page) == ["taro", "hanako", "山田 花子", "未提出 太郎"]
+
+    page.click('[data-testid="sort-name"]')
+    page.wait_for_url("**sort=name**")
+    ascending = _names(page)
+    page.click('[data-testid="sort-name"]')
+    page.wait_for_url("**order=desc**")
+    assert _names(page) == list(reversed(ascending))
+
+    page.click('[data-testid="filter-not_yet"]')
+    page.wait_for_url("**standing=not_yet**")
+    assert _names(page) == ["山田 花子"]
+    page.click('[data-testid="filter-passed"]')
+    page.wait_for_url("**standing=passed**")
+    assert sorted(_names(page)) == ["hanako", "taro"]
+
+    page.click('[data-testid="filter-all"]')
+    with page.expect_download() as download_info:
+        page.click('[data-testid="download-csv"]')
+    download = download_info.value
+    assert download.suggested_filename == "leaderboard-dl_tokyo_2.csv"
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    content = saved.read_bytes()
+    assert content.startswith(b"\xef\xbb\xbf")
+    assert "山田 花子" in content.decode("utf-8-sig")
+    context.close()
