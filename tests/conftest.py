@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.artifacts",
     "tests.fixtures.db",
     "tests.fixtures.services",
+    "tests.fixtures.browser",
 ]
