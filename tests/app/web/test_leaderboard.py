@@ -171,3 +171,12 @@ def test_trainee_sees_anonymised_board_only_when_allowed(client: TestClient, boa
     assert "taro" not in page and "山田" not in page and "受講生 1" in page
     assert 'data-mine="true"' in page and page.count('data-testid="leaderboard-row"') == 2
     assert client.get(f"/cohorts/{board.cohort.id}/overview").status_code == 404
+
+
+def test_instructors_find_the_leaderboard_in_the_navigation(client: TestClient, board: People) -> None:
+    login(client, board.instructor.email)
+    assert 'data-testid="nav-leaderboard"' in client.get("/submissions").text
+    assert client.get("/cohorts").status_code == 200
+    client.cookies.clear()
+    login(client, board.trainee.email)
+    assert 'data-testid="nav-leaderboard"' not in client.get("/submissions").text
