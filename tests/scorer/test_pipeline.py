@@ -310,3 +310,23 @@ def test_pickle_of_numpy_arrays_from_the_trainee_loads(
     assert report.loss is None  # raw scores, not probabilities
     true = np.load(synthetic_set.small_label).argmax(axis=1)
     assert report.correct == int((true == 14).sum())
+
+
+def test_a_model_pickled_by_numpy_1_loads_in_the_runtime(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    model = Path(__file__).parent / "data" / "numpy1_params.pickle"
+    assert b"numpy.core" in model.read_bytes()  # really a NumPy 1.x pickle
+    files: dict[str, str | bytes] = {
+        "katakana_model.pickle": model.read_bytes(),
+        "submit_katakana.py": (
+            "import pickle, numpy as np\n"
+            "p = pickle.load(open('katakana_model.pickle', 'rb'))\n"
+            "assert p['note'] == 'written by NumPy 1.26.4' and p['classes'].dtype == np.int32\n"
+            "def predict(d):\n    return np.tile(p['W1'][2], (len(d), 1))\n"
+        ),
+    }
+    report = score_small(tmp_path, synthetic_set, config, files)
+    assert report.status == "succeeded", report.to_json()
+    true = np.load(synthetic_set.small_label).argmax(axis=1)
+    assert report.correct == int((true == 14).sum())  # the last column of W1's row is the largest
