@@ -305,12 +305,17 @@ def _facts(
     if error is not None and error.detail and error.code.blame.value == "submission":
         log_text = f"{log_text.rstrip()}\n{error.detail}".lstrip("\n")
     result = next((e for e in run.events if e["event"] == "result"), None)
+    final = next((e for e in reversed(run.events) if e["event"] in ("result", "error")), None)
+    if final is not None and isinstance(final.get("peak_rss_kib"), int):
+        peak_bytes = final["peak_rss_kib"] * 1024  # measured inside: see harness.peak_rss_kib
+    else:
+        peak_bytes = outcome.peak_memory_bytes  # killed before reporting: an upper bound
     return RunFacts(
         log=_neutral_log(log_text, config, run_dir),
         duration_s=time.monotonic() - started,
         sandbox_seconds=outcome.duration_s,
         predict_seconds=float(result["predict_seconds"]) if result else None,
-        peak_memory_mb=round(outcome.peak_memory_bytes / 1024**2, 1),
+        peak_memory_mb=round(peak_bytes / 1024**2, 1),
         isolation=outcome.isolation.value,
         run_id=run.run_id,
     )

@@ -23,6 +23,7 @@ import errno
 import io
 import json
 import os
+import resource
 import shutil
 import sys
 import time
@@ -37,6 +38,17 @@ HARNESS_FILE = os.path.abspath(__file__)
 DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 
+def peak_rss_kib() -> int:
+    """This process's peak resident memory, or a waited-for child's if larger (Linux: KiB).
+
+    Measured here rather than by the parent: the rusage the parent gets from bwrap also carries the
+    memory high-water mark of the (large) worker process that forked it.
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return int(max(own, children))
+
+
 class Channel:
     """Events to the parent over fd 3, opened before any trainee code runs."""
 
@@ -44,6 +56,8 @@ class Channel:
         self._out = os.fdopen(fd, "wb", buffering=0)
 
     def send(self, event: str, payload: bytes = b"", **fields: Any) -> None:
+        if event in ("result", "error"):
+            fields["peak_rss_kib"] = peak_rss_kib()
         line = json.dumps({"event": event, **fields}, ensure_ascii=False).encode("utf-8") + b"\n"
         self._out.write(line + payload)
 

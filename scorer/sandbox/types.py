@@ -83,6 +83,8 @@ class SandboxOutcome:
     result: bytes  # everything the command wrote to fd 3
     duration_s: float
     cpu_s: float
+    # From wait4 on bwrap: an upper bound, since Linux carries the memory high-water mark of the
+    # process that forked bwrap (the worker) into it. A command that can, measures its own peak.
     peak_memory_bytes: int
     setup_error: str = ""  # bwrap's own complaint when termination is SETUP_FAILED
 

@@ -330,3 +330,20 @@ def test_a_model_pickled_by_numpy_1_loads_in_the_runtime(
     assert report.status == "succeeded", report.to_json()
     true = np.load(synthetic_set.small_label).argmax(axis=1)
     assert report.correct == int((true == 14).sum())  # the last column of W1's row is the largest
+
+
+def test_peak_memory_is_the_submissions_not_the_workers(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    ballast = bytearray(400 * 1024 * 1024)  # make this (parent) process big, as a worker can be
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    source = (
+        "import numpy as np\nhog = np.ones(150 * 1024 * 1024 // 8)\n"
+        "def predict(d):\n    return np.zeros(len(d), dtype=int)\n"
+    )
+    report = score_small(tmp_path, synthetic_set, config, {"submit_katakana.py": source})
+    assert report.status == "succeeded", report.to_json()
+    assert report.peak_memory_mb is not None
+    assert 150 <= report.peak_memory_mb < 400  # the 150 MiB array counted; the parent's 400 MiB not
+    del ballast

@@ -35,7 +35,8 @@ def test_memory_bomb_gets_memory_error_not_the_host(run_py: RunPy) -> None:
     outcome = run_py(code, memory_bytes=256 * MiB)
     assert outcome.termination is Termination.EXITED, outcome.log
     assert "MEMORY ERROR" in outcome.log
-    assert outcome.peak_memory_bytes < 256 * MiB
+    allocated_mib = int(outcome.log.split("MEMORY ERROR after")[1].split()[0])
+    assert allocated_mib < 256  # the limit held: the 256 MiB address space ran out first
 
 
 def test_numpy_allocation_over_the_limit_fails_cleanly(run_py: RunPy) -> None:
