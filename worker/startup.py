@@ -56,8 +56,8 @@ def run_selftest(settings: Settings, config: WorkerConfig) -> SelfTestResult:
     """Score a known submission on one image per class: it must succeed with exactly 1 of 15 right."""
     if config.selftest_force_fail:
         return SelfTestResult(False, "forced to fail by KATAKANA_WORKER_SELFTEST_FORCE_FAIL")
+    from app.scoring_config import scoring_config
     from scorer.pipeline import score_submission  # heavy: only where a self-test actually runs
-    from worker.scoring_config import scoring_config
 
     wall = scoring_config(settings).limits.wall_seconds
     if config.scoring_soft_time_limit_s <= wall:

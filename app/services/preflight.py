@@ -61,10 +61,10 @@ def scorer_checker(settings: Settings) -> Checker:
     """The real check: ``scorer.pipeline.check_submission`` (imported when first used)."""
 
     def check(zip_path: Path) -> PreflightVerdict:
-        from scorer.pipeline import ScoringConfig, check_submission
+        from app.scoring_config import scoring_config
+        from scorer.pipeline import check_submission
 
-        config = ScoringConfig.from_env()
-        report = check_submission(zip_path, config=config)
+        report = check_submission(zip_path, config=scoring_config(settings))
         return PreflightVerdict(
             ok=bool(report.ok),
             error=report.error.to_json() if report.error is not None else None,

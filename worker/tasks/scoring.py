@@ -15,6 +15,7 @@ from celery import Task
 from sqlalchemy import select, update
 
 from app.models import Submission, SubmissionStatus
+from app.scoring_config import scoring_config
 from app.services.storage import path_for
 from app.settings import get_settings
 from scorer.errors import ErrorCode
@@ -25,7 +26,6 @@ from worker.db import sessions, utcnow
 from worker.heartbeat import Heartbeat
 from worker.queue import enqueue_email
 from worker.results import finish_and_commit, report_values, server_failure_values
-from worker.scoring_config import scoring_config
 from worker.testset import ActiveTestSet, TestSetProblem, active_testset
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,8 @@
 """The scoring engine's configuration, derived from the service's settings.
 
-One function so the worker's scoring runs and its start-up self-test use the very same runtime,
-sandbox mode and limits.
+One function so the site's pre-flight, the worker's scoring runs and its start-up self-test use the
+very same runtime, sandbox policy and limits — in production, none of them may fall back to an
+unsandboxed run.
 """
 
 from __future__ import annotations
