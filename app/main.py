@@ -25,9 +25,11 @@ from app import api
 from app.db import make_engine, make_sessionmaker
 from app.i18n import LANG_COOKIE, Translator, normalize_lang
 from app.models import utcnow
+from app.observability.http import RequestContextMiddleware, metrics_router
+from app.observability.structured_logs import configure_logging
 from app.services.preflight import PASSED, Checker, scorer_checker
 from app.settings import Settings, get_settings
-from app.web import admin, auth, leaderboard, submissions, uploads
+from app.web import admin, auth, health, leaderboard, submissions, uploads
 from app.web.csrf import CSRFCookieMiddleware, CSRFRejected
 from app.web.deps import LoginRequired, NotFound, wants_json
 from app.web.templating import render
@@ -91,7 +93,9 @@ def create_app(
     app.state.enqueue = enqueue or worker_enqueue(settings)
     app.state.deliver_email = deliver_email or worker_deliver(settings)
 
+    configure_logging("web")
     app.add_middleware(CSRFCookieMiddleware, settings=settings)
+    app.add_middleware(RequestContextMiddleware)  # outermost: the access line sees every response
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(auth.router)
     app.include_router(uploads.page_router)
@@ -100,14 +104,13 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(api.router)  # /api/v1, /openapi.json, /docs (issue 4)
     app.include_router(leaderboard.router)  # /cohorts/… instructor pages (issue 4)
+    app.include_router(health.router)  # /healthz, /readyz (issue 5)
+    app.include_router(metrics_router)  # /metrics (issue 5)
+    health.install_disk_full_handler(app)
 
     @app.get("/", include_in_schema=False)
     def home(request: Request) -> Response:
         return RedirectResponse("/upload", status_code=303)
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     _install_error_pages(app)
     return app

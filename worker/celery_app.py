@@ -74,3 +74,6 @@ app = make_celery(get_settings(), get_worker_config())
 
 # Connect the start-up self-test to the worker's signals (import for its side effect).
 import worker.startup  # noqa: E402, F401
+
+# Structured logs with the submission id, and this worker's presence key in Redis (issue 5).
+from app.observability import worker_signals as _observability  # noqa: E402, F401

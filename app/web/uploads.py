@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.i18n import Translator, normalize_lang
 from app.models import Cohort, Role, User
+from app.observability.structured_logs import bind as bind_log_fields
 from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
 from app.services import storage
 from app.services.preflight import PreflightVerdict, cached_preflight
@@ -173,6 +174,8 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
             raise _refusal_for(exc, now) from exc
     except Refusal as refusal:
         return await _refused(request, refusal, received, user, settings, clock, lang)
+    bind_log_fields(submission_id=submission.id)  # every later line of this request names it
+    log.info("upload accepted as submission %s (%s bytes)", submission.id, received.size if received else 0)
     await anyio.to_thread.run_sync(_enqueue, request.app.state.enqueue, submission.id)
     url = f"/submissions/{submission.id}"
     if wants_json(request):

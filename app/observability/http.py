@@ -1,0 +1,102 @@
+"""The web process's observability: request context for logs, one access line per request, ``/metrics``.
+
+:class:`RequestContextMiddleware` is plain ASGI (not ``BaseHTTPMiddleware``) so the endpoint runs in
+the middleware's own context: a submission id the upload route binds once the row exists is still
+bound when the access line is written after the response, and ``anyio.to_thread`` carries it into the
+threads the route uses. Routes that name a submission in their path (``/submissions/42/…``,
+``/api/v1/submissions/42``) are bound from the path before the route runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import ProcessCollector
+from prometheus_client.registry import CollectorRegistry
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.observability import structured_logs
+from app.observability.metrics import make_registry, render
+from app.observability.redis_client import redis_for
+from app.settings import Settings
+
+access_log = logging.getLogger("app.access")
+_SUBMISSION_PATH = re.compile(r"^(?:/api/v\d+)?/submissions/(\d+)(?:/|$)")
+_QUIET_PATHS = ("/healthz", "/readyz", "/metrics", "/static/")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        fields: dict[str, Any] = {"request_id": uuid.uuid4().hex[:12]}
+        match = _SUBMISSION_PATH.match(path)
+        if match:
+            fields["submission_id"] = int(match.group(1))
+        token = structured_logs.bind(**fields)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_and_remember(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_remember)
+        finally:
+            if not path.startswith(_QUIET_PATHS) or status >= 500:
+                access_log.info(
+                    "%s %s %s",
+                    scope.get("method", ""),
+                    path,
+                    status,
+                    extra={
+                        "method": scope.get("method", ""),
+                        "path": path,
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    },
+                )
+            structured_logs.unbind(token)
+
+
+def broker_url(settings: Settings) -> str:
+    """The same URL the worker uses (without importing Celery into the web process)."""
+    from worker.embedded import embedded_url
+
+    return settings.redis_url or embedded_url(settings.data_dir)
+
+
+def metrics_registry(request: Request) -> CollectorRegistry:
+    app = request.app
+    registry: CollectorRegistry | None = getattr(app.state, "metrics_registry", None)
+    if registry is None:
+        url = broker_url(app.state.settings)
+        registry = make_registry(lambda: app.state.sessionmaker, lambda: redis_for(url))
+        ProcessCollector(registry=registry)  # this web process's RSS and CPU: is memory flat?
+        app.state.metrics_registry = registry
+    return registry
+
+
+metrics_router = APIRouter()
+
+
+@metrics_router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    registry = metrics_registry(request)
+    body, content_type = await anyio.to_thread.run_sync(render, registry)
+    return Response(body, media_type=content_type)

@@ -1,0 +1,86 @@
+"""The worker's side of observability, attached to Celery's signals (``worker.celery_app`` imports this).
+
+- Logging: Celery configures its own handlers after the app is imported; ``after_setup_logger`` and
+  ``after_setup_task_logger`` give them the structured format and the context filter, so Celery's own
+  lines ("Task … succeeded") and ours read the same way.
+- Context: ``task_prerun`` binds ``submission_id`` (scoring) or ``outbox_id`` (email) for the whole
+  task, so every line logged while the task runs — ours, the scorer's, the sandbox's — carries it.
+  Binding in a signal rather than inside each task keeps the tasks free of logging plumbing.
+- Presence: ``worker_ready`` starts the thread that keeps this worker's key alive in Redis
+  (see :mod:`app.observability.worker_presence`); ``worker_shutdown`` withdraws it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+from typing import Any
+
+from app.observability.redis_client import redis_for
+from app.observability.structured_logs import bind, restyle, unbind
+from app.observability.worker_presence import PresenceThread, presence_ttl_s
+
+log = logging.getLogger(__name__)
+
+SCORE_TASK = "worker.tasks.scoring.score"
+SEND_EMAIL_TASK = "worker.tasks.email.send"
+_ID_FIELD = {SCORE_TASK: "submission_id", SEND_EMAIL_TASK: "outbox_id"}
+
+_tokens: dict[str, contextvars.Token[dict[str, Any] | None]] = {}
+_presence: list[PresenceThread] = []
+
+
+def on_after_setup_logger(logger: logging.Logger, **_: Any) -> None:
+    for handler in logger.handlers:
+        restyle(handler, "worker")
+
+
+def on_task_prerun(task_id: str, task: Any, args: tuple[Any, ...] | list[Any] | None = None, **_: Any) -> None:
+    field = _ID_FIELD.get(getattr(task, "name", ""))
+    fields: dict[str, Any] = {"task_id": task_id}
+    if field and args:
+        fields[field] = args[0]
+    _tokens[task_id] = bind(**fields)
+
+
+def on_task_postrun(task_id: str, **_: Any) -> None:
+    token = _tokens.pop(task_id, None)
+    if token is not None:
+        with contextlib.suppress(ValueError):  # bound in another context (should not happen)
+            unbind(token)
+
+
+def on_worker_ready(sender: Any, **_: Any) -> None:
+    hostname = str(getattr(sender, "hostname", "") or "worker")
+    queues = sorted(sender.app.amqp.queues.consume_from)
+    thread = PresenceThread(redis_for(str(sender.app.conf.broker_url)), hostname, queues, presence_ttl_s())
+    thread.start()
+    _presence.append(thread)
+    log.info("announcing worker %s in Redis (queues %s)", hostname, ", ".join(queues))
+
+
+def on_worker_shutdown(**_: Any) -> None:
+    while _presence:
+        _presence.pop().stop()
+
+
+def connect() -> None:
+    from celery.signals import (
+        after_setup_logger,
+        after_setup_task_logger,
+        task_postrun,
+        task_prerun,
+        worker_ready,
+        worker_shutdown,
+    )
+
+    after_setup_logger.connect(on_after_setup_logger, weak=False)
+    after_setup_task_logger.connect(on_after_setup_logger, weak=False)
+    task_prerun.connect(on_task_prerun, weak=False)
+    task_postrun.connect(on_task_postrun, weak=False)
+    worker_ready.connect(on_worker_ready, weak=False)
+    worker_shutdown.connect(on_worker_shutdown, weak=False)
+
+
+connect()

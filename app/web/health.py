@@ -1,0 +1,126 @@
+"""``/healthz`` and ``/readyz``: is this process alive, and can the service take and score uploads now?
+
+- ``/healthz`` answers 200 as long as the process serves HTTP at all; it touches nothing else, so an
+  orchestrator restarts the web process only when *it* is broken, not when Redis is.
+- ``/readyz`` checks what an upload needs end to end — the database (``SELECT 1``), Redis (``PING``)
+  and at least one live worker consuming the ``scoring`` queue (its presence key in Redis, see
+  :mod:`app.observability.worker_presence`) — and answers 503 naming every check that failed. Each
+  check has a short timeout, so a probe never hangs on a dead dependency.
+
+Uploads are still accepted while not ready (the row is committed and the sweeper sends it once Redis
+or a worker is back); readiness is for load balancers, dashboards and the operator.
+
+This module also turns a full disk into a clear, bilingual refusal (507) instead of a bare 500:
+running out of space is a state of the service's health, and no trainee should see a stack trace for it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import redis
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.i18n import LANG_COOKIE, normalize_lang
+from app.observability.http import broker_url
+from app.observability.redis_client import redis_for
+from app.observability.worker_presence import live_workers
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+SCORING_QUEUE = "scoring"
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+DISK_FULL_JA = "サーバーの保存領域がいっぱいのため、アップロードを受け付けられませんでした。時間をおいて再度お試しください。アップロード回数は消費されていません。"  # noqa: E501
+DISK_FULL_EN = "The server's storage is full, so your upload could not be accepted. Please try again later; it did not use one of your daily uploads."  # noqa: E501
+
+
+@dataclass
+class Check:
+    ok: bool
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "detail": self.detail, **self.extra}
+
+
+def check_database(app: FastAPI) -> Check:
+    try:
+        with app.state.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        return Check(False, f"database unreachable: {type(exc).__name__}")
+    return Check(True, "database answers")
+
+
+def check_redis_and_workers(app: FastAPI) -> tuple[Check, Check]:
+    client = redis_for(broker_url(app.state.settings))
+    try:
+        client.ping()
+        workers = live_workers(client)
+    except (redis.RedisError, OSError) as exc:
+        return Check(False, f"Redis unreachable: {type(exc).__name__}"), Check(False, "unknown: Redis unreachable")
+    finally:
+        client.close()
+    scoring = [w.hostname for w in workers if SCORING_QUEUE in w.queues]
+    alive = {"alive": [{"hostname": w.hostname, "queues": list(w.queues), "machine": w.machine} for w in workers]}
+    if not scoring:
+        detail = "no live worker consumes the scoring queue" if workers else "no live worker"
+        return Check(True, "Redis answers"), Check(False, detail, alive)
+    return Check(True, "Redis answers"), Check(True, f"{len(scoring)} scoring worker(s) alive", alive)
+
+
+def readiness(app: FastAPI) -> dict[str, Check]:
+    redis_check, workers_check = check_redis_and_workers(app)
+    return {"database": check_database(app), "redis": redis_check, "workers": workers_check}
+
+
+@router.get("/healthz", include_in_schema=False)
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", include_in_schema=False)
+async def readyz(request: Request) -> Response:
+    checks = await anyio.to_thread.run_sync(readiness, request.app)
+    failed = [name for name, check in checks.items() if not check.ok]
+    body = {
+        "status": "unready" if failed else "ready",
+        "failed": failed,
+        "checks": {name: check.to_json() for name, check in checks.items()},
+    }
+    if failed:
+        log.warning("not ready: %s", ", ".join(f"{n} ({checks[n].detail})" for n in failed))
+    return JSONResponse(body, status_code=503 if failed else 200)
+
+
+def install_disk_full_handler(app: FastAPI) -> None:
+    """An ``OSError`` meaning "no space" becomes 507 with the message in Japanese and English.
+
+    The upload receiver already removes its partial file whatever goes wrong (``finally``), so only
+    the answer needs fixing here; any other ``OSError`` is re-raised as the bug it is.
+    """
+
+    @app.exception_handler(OSError)
+    async def disk_full(request: Request, exc: OSError) -> Response:
+        if exc.errno not in _DISK_FULL:
+            raise exc
+        log.error("storage full while handling %s %s: %s", request.method, request.url.path, exc)
+        lang = normalize_lang(request.cookies.get(LANG_COOKIE))
+        body = {
+            "error": {
+                "code": "storage_full",
+                "message": DISK_FULL_EN if lang == "en" else DISK_FULL_JA,
+                "message_ja": DISK_FULL_JA,
+                "message_en": DISK_FULL_EN,
+            }
+        }
+        return JSONResponse(body, status_code=507, headers={"Retry-After": "300"})

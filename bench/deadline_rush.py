@@ -1,0 +1,435 @@
+"""Deadline rush: N trainees each log in and upload within a window, against the live service.
+
+Everything real, on loopback: one uvicorn process (the site, with its pre-flight smoke run), K Celery
+scoring workers (concurrency 1 each, the sandbox in bubblewrap), one mail/maintenance worker, Redis,
+SQLite (or PostgreSQL with --database-url), mail written to the mail folder. Each trainee uploads a
+distinct zip (the example model plus a file naming them), so every pre-flight really runs.
+
+Reported:
+- upload latency p50/p95/max (the POST /upload only; log-in is timed apart) and any server error;
+- the web process's RSS at start, peak and end (sampled every 0.5 s): memory must stay flat;
+- the scoring queue's peak length, and the drain rate: submissions scored per minute, per scoring
+  worker (each worker is one core: concurrency 1, the sandbox's BLAS on 1 thread);
+- sandboxed scoring time (the worker's measured duration, median) against the example's bare
+  predict time on the same images (``bench/sandbox_overhead.py``'s measurement).
+
+    .venv/bin/python bench/deadline_rush.py                      # 300 trainees in 5 minutes
+    .venv/bin/python bench/deadline_rush.py --trainees 60 --window 60   # the quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+from app.db import make_engine, make_sessionmaker  # noqa: E402
+from app.models import Cohort, Enrollment, Language, Role, Submission, SubmissionStatus, User  # noqa: E402
+from app.security.passwords import hash_password  # noqa: E402
+from bench.sandbox_overhead import bare_predict_seconds  # noqa: E402
+from scorer.pipeline import ScoringConfig  # noqa: E402
+from worker.embedded import RedisServer  # noqa: E402
+
+PASSWORD = "deadline-rush-password"
+CACHE = REPO / ".cache" / "test-artifacts"
+FINAL = (SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def artifacts(work: Path, model: str) -> tuple[Path, Path, Path]:
+    """(test images, test labels, example zip): the test suite's cache when built, else built here."""
+    datasets = sorted(CACHE.glob("dataset-*[!l]"), key=lambda p: p.stat().st_mtime)
+    data_dir = next((d for d in reversed(datasets) if (d / "test_data.npy").exists() and d.is_dir()), None)
+    if data_dir is None:
+        from scorer.dataset import write_dataset
+
+        data_dir = work / "dataset"
+        write_dataset(data_dir, seed=0)
+    examples = sorted(CACHE.glob("examples-*"), key=lambda p: p.stat().st_mtime)
+    example_dir = next((e for e in reversed(examples) if (e / f"{model}.zip").exists()), None)
+    if example_dir is None:
+        from examples.build_examples import build
+
+        example_dir = work / "examples"
+        build(example_dir, data_dir=data_dir, quick=True, seed=0)
+    return data_dir / "test_data.npy", data_dir / "test_label.npy", example_dir / f"{model}.zip"
+
+
+def personal_zip(example: bytes, trainee: int) -> bytes:
+    """The example submission plus a note naming the trainee: a distinct file, as in real life."""
+    source = zipfile.ZipFile(io.BytesIO(example))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in source.infolist():
+            out.writestr(item, source.read(item.filename))
+        out.writestr("README_trainee.txt", f"trainee {trainee}\n")
+    return buffer.getvalue()
+
+
+def start_postgres(root: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """A private PostgreSQL 15 on loopback (as root, the server runs as the ``postgres`` user)."""
+    bindir = Path(os.environ.get("KATAKANA_TEST_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    pg_root = root / "pg"
+    pg_root.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(pg_root, "postgres", "postgres")
+        os.chmod(root, 0o755)
+    subprocess.run(
+        [*as_pg, str(bindir / "initdb"), "-D", str(pg_root / "data"), "-U", "postgres", "-A", "trust",
+         "-E", "UTF8", "--no-locale", "--no-sync"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    server = subprocess.Popen(
+        [*as_pg, str(bindir / "postgres"), "-D", str(pg_root / "data"), "-p", str(port), "-k", str(pg_root),
+         "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        done = subprocess.run(
+            [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True, check=False
+        )
+        if done.returncode == 0:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit("PostgreSQL did not start")
+        time.sleep(0.2)
+    subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "katakana"],
+                   check=True)  # fmt: skip
+    return f"{url}/katakana", server
+
+
+@dataclass
+class Stack:
+    root: Path
+    env: dict[str, str]
+    redis: RedisServer
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    web: subprocess.Popen[bytes] | None = None
+    url: str = ""
+
+    def spawn(self, argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        with (self.root / log_name).open("ab") as log:
+            process = subprocess.Popen(
+                argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.redis.stop()
+
+
+def start_stack(root: Path, args: argparse.Namespace, data: Path, labels: Path) -> Stack:
+    redis_server = RedisServer(directory=root / "redis", port=free_port())
+    redis_server.start()
+    database_url = args.database_url or f"sqlite:///{root / 'katakana.sqlite3'}"
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "KATAKANA_ENVIRONMENT": "test",
+        "KATAKANA_SECRET_KEY": "deadline-rush-secret-key-0123456789-abcdefghij",
+        "KATAKANA_DATA_DIR": str(root / "data"),
+        "KATAKANA_DATABASE_URL": database_url,
+        "KATAKANA_REDIS_URL": redis_server.url,
+        "KATAKANA_BASE_URL": "http://rush.example.test",
+    }
+    config = Config(str(REPO / "alembic.ini"))
+    config.set_main_option("script_location", str(REPO / "migrations"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    command.upgrade(config, "head")
+    stack = Stack(root=root, env=env, redis=redis_server)
+    imported = subprocess.run(
+        [sys.executable, "-m", "app.cli", "import-testset", str(data), str(labels), "--version", "rush"],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if imported.returncode != 0:
+        raise SystemExit(f"import-testset failed: {imported.stdout}{imported.stderr}")
+    celery = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--concurrency", "1",
+              "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]  # fmt: skip
+    for i in range(args.workers):
+        stack.spawn([*celery, "-Q", "scoring", "-n", f"scoring{i}@rush"], f"scoring{i}.log")
+    stack.spawn([*celery, "-Q", "email,maintenance", "-n", "mail@rush"], "mail.log")
+    port = free_port()
+    stack.web = stack.spawn(
+        [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        "web.log",
+    )  # fmt: skip
+    stack.url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:  # ready = site, Redis, database and every scoring worker (its sandbox self-test passed)
+        try:
+            body = httpx.get(f"{stack.url}/readyz", timeout=5).json()
+            scoring = [w for w in body["checks"]["workers"].get("alive", []) if "scoring" in w["queues"]]
+            if body["status"] == "ready" and len(scoring) >= args.workers:
+                return stack
+        except (httpx.TransportError, ValueError):
+            pass
+        if time.monotonic() > deadline or stack.web.poll() is not None:
+            stack.stop()
+            raise SystemExit(f"the stack did not become ready; see {root}")
+        time.sleep(0.5)
+
+
+def add_trainees(database_url: str, count: int) -> list[str]:
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    hashed = hash_password(PASSWORD)  # one hash for all: creating users is not what is measured
+    emails = [f"trainee{i:04d}@rush.example.test" for i in range(count)]
+    with sessions.begin() as session:
+        cohort = Cohort(name="rush", title="Deadline rush", daily_limit=3, timezone="Asia/Tokyo")
+        session.add(cohort)
+        session.flush()
+        for i, email in enumerate(emails):
+            user = User(email=email, name=f"受講生 {i}", role=Role.TRAINEE, language=Language.JA, password_hash=hashed)
+            session.add(user)
+            session.flush()
+            session.add(Enrollment(user_id=user.id, cohort_id=cohort.id, role=Role.TRAINEE))
+    engine.dispose()
+    return emails
+
+
+@dataclass
+class Outcome:
+    login_s: float = 0.0
+    upload_s: float = 0.0
+    status: int = 0
+    error: str = ""
+
+
+async def trainee(url: str, email: str, body: bytes, start_at: float, out: Outcome) -> None:
+    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        try:
+            began = time.monotonic()
+            await client.get("/login")
+            login = await client.post(
+                "/login",
+                data={"email": email, "password": PASSWORD, "csrf_token": client.cookies["katakana_csrf"]},
+            )
+            out.login_s = time.monotonic() - began
+            if login.status_code != 303:
+                out.status, out.error = login.status_code, "login failed"
+                return
+            began = time.monotonic()
+            response = await client.post(
+                "/upload",
+                files={"file": ("rush_submit_katakana.zip", body, "application/zip")},
+                data={"csrf_token": client.cookies["katakana_csrf"]},
+                headers={"Accept": "application/json"},
+            )
+            out.upload_s = time.monotonic() - began
+            out.status = response.status_code
+            if response.status_code != 201:
+                try:
+                    error = response.json()["error"]
+                    out.error = f"{error.get('code')}: {error.get('message_en')} {error.get('detail') or ''}"[:500]
+                except (ValueError, KeyError, TypeError):
+                    out.error = response.text[:500]
+        except httpx.HTTPError as exc:
+            out.status, out.error = 0, f"{type(exc).__name__}: {exc}"
+
+
+class Sampler(threading.Thread):
+    """Samples the web process's RSS and the scoring queue's length every half second."""
+
+    def __init__(self, pid: int, redis_server: RedisServer) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.redis = redis_server.client()
+        self.rss: list[int] = []
+        self.queue: list[int] = []
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.wait(0.5):
+            try:
+                self.rss.append(self.process.memory_info().rss)
+                self.queue.append(int(self.redis.llen("scoring")))
+            except Exception:  # sampling must never end the run
+                continue
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trainees", type=int, default=300)
+    parser.add_argument("--window", type=float, default=300.0, help="seconds over which uploads start")
+    parser.add_argument("--workers", type=int, default=1, help="scoring worker processes (one core each)")
+    parser.add_argument("--model", choices=("mlp", "cnn"), default="cnn")
+    parser.add_argument("--drain-timeout", type=float, default=1800.0)
+    parser.add_argument("--database-url", default="", help="default: SQLite in the run's folder")
+    parser.add_argument("--postgres", action="store_true", help="start a private PostgreSQL 15 and use it")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, database)")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="katakana-rush-"))
+    data, labels, example = artifacts(root, args.model)
+    postgres: subprocess.Popen[bytes] | None = None
+    if args.postgres:
+        args.database_url, postgres = start_postgres(root)
+    n_images = int(np.load(data, mmap_mode="r").shape[0])
+    database = "PostgreSQL" if "postgresql" in args.database_url else "SQLite"
+    print(f"{args.trainees} trainees within {args.window:.0f} s; {args.workers} scoring worker(s); "
+          f"{args.model} example on {n_images} images; {database}; run folder {root}", flush=True)  # fmt: skip
+    try:
+        stack = start_stack(root, args, data, labels)
+    except BaseException:
+        if postgres is not None:
+            postgres.terminate()
+        raise
+    try:
+        assert stack.web is not None
+        emails = add_trainees(stack.env["KATAKANA_DATABASE_URL"], args.trainees)
+        example_bytes = example.read_bytes()
+        bodies = [personal_zip(example_bytes, i) for i in range(args.trainees)]
+        rng = random.Random(args.seed)
+        sampler = Sampler(stack.web.pid, stack.redis)
+        sampler.start()
+        time.sleep(1.5)
+        rss_start = sampler.rss[-1]
+        t0 = time.monotonic()
+        offsets = sorted(rng.uniform(0, args.window) for _ in emails)
+        outcomes = [Outcome() for _ in emails]
+
+        async def rush() -> None:
+            await asyncio.gather(
+                *(
+                    trainee(stack.url, e, b, t0 + o, out)
+                    for e, b, o, out in zip(emails, bodies, offsets, outcomes, strict=True)
+                )
+            )
+
+        asyncio.run(rush())
+        uploads_done = time.monotonic() - t0
+        print(f"uploads finished after {uploads_done:.1f} s; waiting for the queue to drain", flush=True)
+
+        engine = make_engine(stack.env["KATAKANA_DATABASE_URL"])
+        sessions = make_sessionmaker(engine)
+        accepted = sum(o.status == 201 for o in outcomes)
+        deadline = time.monotonic() + args.drain_timeout
+        while True:
+            with sessions() as session:
+                final = session.scalar(select(func.count()).where(Submission.status.in_(FINAL))) or 0
+            if final >= accepted or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        drained = time.monotonic() - t0
+        time.sleep(2)
+        sampler.stop_event.set()
+        sampler.join()
+        with sessions() as session:
+            rows = session.execute(
+                select(Submission.status, Submission.error_code, Submission.started_at, Submission.finished_at,
+                       Submission.duration_s, Submission.attempts)
+            ).all()  # fmt: skip
+        engine.dispose()
+
+        scored = [r for r in rows if r.status in FINAL]
+        succeeded = sum(r.status == SubmissionStatus.SUCCEEDED for r in rows)
+        first_start = min(r.started_at for r in scored)
+        last_finish = max(r.finished_at for r in scored)
+        busy_min = (last_finish - first_start).total_seconds() / 60
+        durations = [r.duration_s for r in scored if r.duration_s]
+        config = ScoringConfig.from_env(stack.env)
+        bare = statistics.median(
+            bare_predict_seconds(example, data, str(config.runtime.python), str(config.limits.cpus)) for _ in range(3)
+        )
+        uploads = [o.upload_s for o in outcomes if o.status == 201]
+        server_errors = [o for o in outcomes if o.status >= 500 or o.status == 0]
+        refused = [o for o in outcomes if o.status not in (201,) and o not in server_errors]
+        figures = {
+            "trainees": args.trainees,
+            "window_s": args.window,
+            "scoring_workers": args.workers,
+            "model": args.model,
+            "database": database,
+            "test_images": n_images,
+            "accepted": accepted,
+            "refused": len(refused),
+            "server_errors": len(server_errors),
+            "scored": len(scored),
+            "succeeded": succeeded,
+            "scored_more_than_once": sum(r.attempts > 1 for r in rows),
+            "upload_p50_s": round(percentile(uploads, 0.50), 3),
+            "upload_p95_s": round(percentile(uploads, 0.95), 3),
+            "upload_max_s": round(max(uploads, default=float("nan")), 3),
+            "login_p50_s": round(percentile([o.login_s for o in outcomes if o.login_s], 0.5), 3),
+            "web_rss_mb_start": round(rss_start / 2**20, 1),
+            "web_rss_mb_peak": round(max(sampler.rss) / 2**20, 1),
+            "web_rss_mb_end": round(sampler.rss[-1] / 2**20, 1),
+            "scoring_queue_peak": max(sampler.queue, default=0),
+            "uploads_done_s": round(uploads_done, 1),
+            "drained_s": round(drained, 1),
+            "scored_per_min_per_worker": round(len(scored) / busy_min / args.workers, 2) if busy_min else None,
+            "sandboxed_scoring_median_s": round(statistics.median(durations), 3) if durations else None,
+            "bare_predict_median_s": round(bare, 3),
+        }
+        if durations:
+            figures["sandbox_ratio"] = round(statistics.median(durations) / bare, 2)
+        print(json.dumps(figures, indent=2))
+        for outcome in (server_errors + refused)[:5]:
+            print(f"  not accepted: {outcome.status} {outcome.error}")
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    finally:
+        stack.stop()
+        if postgres is not None:
+            postgres.terminate()
+            postgres.wait(timeout=60)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
