@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_S = 30
-_BEGIN_OPTION = "katakana_sqlite_begin"
+SQLITE_BEGIN_OPTION = "katakana_sqlite_begin"  # execution option: "IMMEDIATE" takes the write lock
 
 
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
@@ -41,7 +41,7 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
@@ -62,7 +62,7 @@ def write_lock(factory: sessionmaker[Session]) -> Iterator[Session]:
     """
     with factory() as session:
         if session.get_bind().dialect.name == "sqlite":
-            session.connection(execution_options={_BEGIN_OPTION: "IMMEDIATE"})
+            session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
         try:
             yield session
             session.commit()

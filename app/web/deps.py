@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from app.db import SQLITE_BEGIN_OPTION
 from app.i18n import LANG_COOKIE, Lang, Translator, normalize_lang
 from app.models import Role, User
 from app.security.sessions import SESSION_COOKIE, session_user
@@ -34,8 +35,26 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def may_write(request: Request) -> bool:
+    """Whether this request's transaction may write: unsafe methods, and API calls (a token's
+    ``last_used_at`` is updated on every use, GETs included)."""
+    return request.method not in SAFE_METHODS or "authorization" in request.headers
+
+
 def get_db(request: Request) -> Iterator[Session]:
+    """The request's session: one transaction, committed when the handler returns.
+
+    On SQLite a transaction that reads and then writes fails at once with "database is locked" if
+    another connection wrote in between (its snapshot is stale, so waiting cannot help). A request
+    that may write therefore takes the write lock with its first statement (BEGIN IMMEDIATE) and
+    waits its turn instead; reads stay concurrent. PostgreSQL needs none of this.
+    """
     with request.app.state.sessionmaker() as session:
+        if may_write(request) and session.get_bind().dialect.name == "sqlite":
+            session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
         try:
             yield session
             session.commit()

@@ -182,3 +182,32 @@ def test_oversized_upload_is_refused_without_memory_growth(
     assert not (storage_dir / "zips").exists()
     # And the server is fine afterwards.
     assert live_server.client(people.trainee.email).get("/upload").status_code == 200
+
+
+def test_simultaneous_logins_all_succeed(live_server: LiveServer, people: People) -> None:
+    """On SQLite a read-then-write transaction used to fail at once with "database is locked" when
+    another login wrote first; every login must get in (deadline day: everyone logs in at once)."""
+    barrier = threading.Barrier(12)
+    statuses: list[int] = []
+
+    def log_in() -> None:
+        with httpx.Client(base_url=live_server.url, timeout=120) as client:
+            client.get("/login")
+            barrier.wait()
+            response = client.post(
+                "/login",
+                data={
+                    "email": people.trainee.email,
+                    "password": PASSWORD,
+                    "csrf_token": client.cookies["katakana_csrf"],
+                },
+                follow_redirects=False,
+            )
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=log_in) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [303] * 12
