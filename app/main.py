@@ -140,6 +140,8 @@ def _install_error_pages(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             return _error(request, 404, "not_found")
+        if exc.status_code == 405:
+            return _error(request, 405, "method_not_allowed")
         return JSONResponse({"error": {"code": "http_error", "message": str(exc.detail)}}, exc.status_code)
 
     @app.exception_handler(RequestValidationError)

@@ -16,6 +16,7 @@ TEXT: dict[str, str] = {
     "back_to_upload": "Back to the upload page",
     "not_found_title": "Not found",
     "not_found": "This page does not exist or is not yours to see. Open it again from your submissions.",
+    "method_not_allowed": "This URL does not accept that method. See the API reference at /docs.",
     "csrf_failed": "The form expired or was sent from another site. Reload the page and send it again.",
     "form_invalid": "The form was incomplete. Reload the page, fill in every field and send it again.",
     "login_required": "Please log in.",

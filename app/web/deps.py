@@ -155,5 +155,7 @@ TranslatorDep = Annotated[Translator, Depends(get_translator)]
 
 def wants_json(request: Request) -> bool:
     """Scripts (our upload XHR, API clients) get JSON; browsers navigating get pages."""
+    if request.url.path.startswith("/api/"):
+        return True  # whatever it accepts, an API client cannot use an HTML page
     accept = request.headers.get("accept", "")
     return "application/json" in accept or request.headers.get("x-requested-with") == "XMLHttpRequest"

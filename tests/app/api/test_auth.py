@@ -76,3 +76,13 @@ def test_use_is_recorded_and_only_the_hash_is_stored(client: TestClient, world: 
     assert all(world.admin_token not in (row.token_hash, row.prefix) for row in rows)
     used = [row for row in rows if row.last_used_at is not None]
     assert [row.name for row in used] == ["admin"]
+
+
+def test_unknown_api_paths_and_methods_answer_in_json(client: TestClient) -> None:
+    missing = client.get("/api/v1/no-such-thing", headers={"Accept": "text/html"})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    wrong = client.delete("/api/v1/cohorts")
+    assert wrong.status_code == 405
+    body = wrong.json()["error"]
+    assert body["code"] == "method_not_allowed" and body["message_ja"] and body["message_en"]
