@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.db",
     "tests.fixtures.services",
     "tests.fixtures.browser",
+    "tests.fixtures.live_service",
 ]

@@ -3,7 +3,7 @@
 The sandbox is generic: it shows the command only the request's read-only binds and sized writable
 tmpfs dirs, no network, an empty environment plus what the request sets, a seccomp filter, rlimits
 on every process, and one unprivileged uid per concurrent run when the worker is root. It knows
-nothing of submissions; the pipeline interprets the outcome. See /work/shared/SANDBOX.md for the
+nothing of submissions; the pipeline interprets the outcome. The team's sandbox notes (SANDBOX.md) have the
 measurements behind each choice.
 """
 

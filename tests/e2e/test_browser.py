@@ -7,12 +7,12 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import PASSWORD, TRAINEE_EMAIL, Site
 from tests.fixtures.artifacts import Examples
+from tests.fixtures.live_service import PASSWORD, TRAINEE_EMAIL, Service
 
 
-def log_in(page: Page, site: Site) -> None:
-    page.goto(f"{site.url}/login")
+def log_in(page: Page, service: Service) -> None:
+    page.goto(f"{service.url}/login")
     page.get_by_test_id("login-email").fill(TRAINEE_EMAIL)
     page.get_by_test_id("login-password").fill(PASSWORD)
     page.get_by_test_id("login-submit").click()
@@ -20,11 +20,11 @@ def log_in(page: Page, site: Site) -> None:
 
 
 def test_trainee_uploads_through_the_page_and_sees_the_result(
-    site: Site, browser: Browser, example_zips: Examples, tmp_path: Path
+    service: Service, browser: Browser, example_zips: Examples, tmp_path: Path
 ) -> None:
     page = browser.new_page(locale="ja-JP")
-    log_in(page, site)
-    page.goto(f"{site.url}/upload")
+    log_in(page, service)
+    page.goto(f"{service.url}/upload")
     quota = page.get_by_test_id("quota")
     expect(quota).to_have_attribute("data-remaining", "3")
     expect(page.get_by_test_id("runtime-versions")).to_contain_text("NumPy")
@@ -38,7 +38,7 @@ def test_trainee_uploads_through_the_page_and_sees_the_result(
     error = page.get_by_test_id("upload-error")
     expect(error).to_be_visible(timeout=120_000)
     expect(error).to_contain_text("func_predict")
-    page.goto(f"{site.url}/upload")
+    page.goto(f"{service.url}/upload")
     expect(page.get_by_test_id("quota")).to_have_attribute("data-remaining", "3")
 
     # The example is accepted, queued, scored by the worker, and the result appears by itself.
@@ -53,6 +53,6 @@ def test_trainee_uploads_through_the_page_and_sees_the_result(
     assert page.locator("svg").count() >= 2  # per-class bars and the confusion heat map
     expect(page.get_by_test_id("validation-vs-test")).to_be_visible()
 
-    page.goto(f"{site.url}/upload")
+    page.goto(f"{service.url}/upload")
     expect(page.get_by_test_id("quota")).to_have_attribute("data-remaining", "2")
     page.close()

@@ -11,7 +11,7 @@ import httpx
 
 from app.models import SubmissionStatus
 from scorer.errors import ErrorCode
-from tests.reliability.conftest import QUICK_ZIP, Service, upload_bytes
+from tests.fixtures.live_service import QUICK_ZIP, Service, upload_bytes
 
 
 def remaining_today(client: httpx.Client) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.models import SubmissionStatus
-from tests.reliability.conftest import QUICK_ZIP, ServiceFactory, upload_bytes
+from tests.fixtures.live_service import QUICK_ZIP, ServiceFactory, upload_bytes
 
 TMPFS_SIZE = 1024 * 1024
 

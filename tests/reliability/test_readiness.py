@@ -6,8 +6,9 @@ import re
 
 import httpx
 
+from tests.fixtures.db import ON_BOTH_DATABASES
+from tests.fixtures.live_service import QUICK_ZIP, Service, upload_bytes
 from tests.fixtures.services import wait_for
-from tests.reliability.conftest import ON_BOTH_DATABASES, QUICK_ZIP, Service, upload_bytes
 
 
 def readyz(service: Service) -> httpx.Response:

@@ -14,7 +14,7 @@ import time
 import httpx
 
 from app.models import SubmissionStatus
-from tests.reliability.conftest import QUICK_ZIP, Service, upload_bytes
+from tests.fixtures.live_service import QUICK_ZIP, Service, upload_bytes
 from tests.worker.conftest import zip_with
 from worker.queue import enqueue_sweep
 

@@ -44,17 +44,6 @@ PREDICT_RAISES = """def predict(test_data):
 """
 
 
-@pytest.fixture
-def database_url(request: pytest.FixtureRequest) -> str:
-    """A migrated, empty database: SQLite, unless a test asks for ``postgresql`` by parametrizing
-    this fixture indirectly (see ON_BOTH_DATABASES)."""
-    kind = getattr(request, "param", "sqlite")
-    return str(request.getfixturevalue("sqlite_url" if kind == "sqlite" else "postgres_url"))
-
-
-ON_BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
-
-
 def settings_from_env(env: dict[str, str]) -> Settings:
     values = {
         key.removeprefix("KATAKANA_").lower(): value

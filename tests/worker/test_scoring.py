@@ -7,8 +7,9 @@ import email.policy
 
 from app.models import EmailStatus, SubmissionStatus
 from scorer.errors import ErrorCode
+from tests.fixtures.db import ON_BOTH_DATABASES
 from tests.fixtures.services import SmtpServer, WorkerFactory, WorkerProcess, wait_for
-from tests.worker.conftest import ON_BOTH_DATABASES, PREDICT_RAISES, World
+from tests.worker.conftest import PREDICT_RAISES, World
 from worker.queue import enqueue_email, enqueue_scoring
 
 FINISHED = (SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED)

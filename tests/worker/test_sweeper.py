@@ -6,8 +6,9 @@ import datetime as dt
 
 from app.models import SubmissionStatus
 from scorer.errors import ErrorCode
+from tests.fixtures.db import ON_BOTH_DATABASES
 from tests.fixtures.services import SmtpServer, WorkerFactory, WorkerProcess, wait_for
-from tests.worker.conftest import ON_BOTH_DATABASES, World
+from tests.worker.conftest import World
 from tests.worker.test_scoring import wait_finished
 from worker.queue import enqueue_scoring, enqueue_sweep
 
