@@ -19,6 +19,7 @@ from app.db import SQLITE_BEGIN_OPTION
 from app.i18n import LANG_COOKIE, Lang, Translator, normalize_lang
 from app.models import Role, User
 from app.security.sessions import SESSION_COOKIE, session_user
+from app.services.submissions import active_cohort
 from app.settings import Settings
 
 
@@ -81,11 +82,18 @@ class Viewer:
     id: int
     name: str
     role: Role
+    leaderboard_cohort_id: int | None = None  # a trainee's cohort, when it shows them its leaderboard
+
+
+def viewer_of(db: Session, user: User) -> Viewer:
+    cohort = active_cohort(db, user.id) if user.role == Role.TRAINEE else None
+    visible = cohort.id if cohort is not None and cohort.leaderboard_visible else None
+    return Viewer(user.id, user.name, user.role, visible)
 
 
 def get_optional_user(request: Request, db: SessionDep, settings: SettingsDep) -> User | None:
     user = session_user(db, request.cookies.get(SESSION_COOKIE), settings)
-    request.state.user = Viewer(user.id, user.name, user.role) if user is not None else None
+    request.state.user = viewer_of(db, user) if user is not None else None
     return user
 
 
@@ -128,7 +136,7 @@ def get_uploader(request: Request, settings: SettingsDep) -> Uploader:
         user = session_user(db, request.cookies.get(SESSION_COOKIE), settings)
         if user is None:
             raise LoginRequired
-        request.state.user = Viewer(user.id, user.name, user.role)
+        request.state.user = viewer_of(db, user)
         request.state.lang = normalize_lang(user.language.value)
         return Uploader(user.id, user.role, request.state.lang)
 

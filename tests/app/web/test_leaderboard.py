@@ -180,3 +180,15 @@ def test_instructors_find_the_leaderboard_in_the_navigation(client: TestClient, 
     client.cookies.clear()
     login(client, board.trainee.email)
     assert 'data-testid="nav-leaderboard"' not in client.get("/submissions").text
+
+
+def test_trainees_find_their_anonymised_leaderboard_when_the_cohort_shows_it(
+    client: TestClient, board: People, db: Session
+) -> None:
+    board.cohort.leaderboard_visible = True
+    db.commit()
+    login(client, board.trainee.email)
+    page = client.get("/submissions").text
+    link = f'href="/cohorts/{board.cohort.id}/leaderboard" data-testid="nav-leaderboard"'
+    assert link in page
+    assert client.get(f"/cohorts/{board.cohort.id}/leaderboard").status_code == 200
