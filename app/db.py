@@ -9,7 +9,7 @@ begin when SQLAlchemy says so. A caller that must serialise writers (the daily-l
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +52,18 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def write_lock(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session whose transaction holds SQLite's write lock from its first statement.
+def transaction(factory: sessionmaker[Session], *, write_lock: bool = False) -> Iterator[Session]:
+    """A session in one transaction: committed on success, rolled back on any exception.
 
-    On SQLite two deferred transactions can both read "2 uploads today" before either writes; with
-    ``BEGIN IMMEDIATE`` the second waits (busy timeout) until the first commits. On PostgreSQL this
-    is an ordinary transaction: callers lock the rows they decide on with ``SELECT … FOR UPDATE``.
-    Commits on success, rolls back on any exception.
+    ``write_lock`` makes the transaction hold SQLite's write lock from its first statement
+    (``BEGIN IMMEDIATE``). A deferred SQLite transaction that reads and then writes fails at once
+    with "database is locked" if another connection wrote in between (its snapshot is stale, so
+    waiting cannot help), and two of them can both read "2 uploads today" before either writes; with
+    the lock taken first, the second waits (busy timeout) until the first commits. On PostgreSQL
+    this is an ordinary transaction: callers lock the rows they decide on with ``SELECT … FOR UPDATE``.
     """
     with factory() as session:
-        if session.get_bind().dialect.name == "sqlite":
+        if write_lock and session.get_bind().dialect.name == "sqlite":
             session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
         try:
             yield session
@@ -69,3 +71,8 @@ def write_lock(factory: sessionmaker[Session]) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def write_lock(factory: sessionmaker[Session]) -> AbstractContextManager[Session]:
+    """A transaction that holds SQLite's write lock from its first statement (see ``transaction``)."""
+    return transaction(factory, write_lock=True)

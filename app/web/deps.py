@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from app.db import SQLITE_BEGIN_OPTION
+from app.db import transaction
 from app.i18n import LANG_COOKIE, Lang, Translator, normalize_lang
 from app.models import Role, User
 from app.security.sessions import SESSION_COOKIE, session_user
@@ -46,22 +46,10 @@ def may_write(request: Request) -> bool:
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    """The request's session: one transaction, committed when the handler returns.
-
-    On SQLite a transaction that reads and then writes fails at once with "database is locked" if
-    another connection wrote in between (its snapshot is stale, so waiting cannot help). A request
-    that may write therefore takes the write lock with its first statement (BEGIN IMMEDIATE) and
-    waits its turn instead; reads stay concurrent. PostgreSQL needs none of this.
-    """
-    with request.app.state.sessionmaker() as session:
-        if may_write(request) and session.get_bind().dialect.name == "sqlite":
-            session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    """The request's session: one transaction, committed when the handler returns. A request that
+    may write takes SQLite's write lock up front (see ``app.db.transaction``); reads stay concurrent."""
+    with transaction(request.app.state.sessionmaker, write_lock=may_write(request)) as session:
+        yield session
 
 
 def get_clock(request: Request) -> Callable[[], dt.datetime]:

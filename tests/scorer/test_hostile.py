@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ import pytest
 from scorer.pipeline import ScoringConfig, score_submission
 from scorer.sandbox.types import Limits, MiB
 from tests.fixtures.artifacts import DataSet
+from tests.scorer.conftest import LoopbackServer
 from tests.scorer.procs import processes_with_environ
 
 HOSTILE = Path(__file__).parent / "hostile"
@@ -36,36 +35,6 @@ HOSTILE_LIMITS = Limits(
     writable_bytes=64 * MiB,
     output_bytes=1 * MiB,
 )
-
-
-class LoopbackServer:
-    """A TCP server on the host's loopback that records every connection it accepts."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@pytest.fixture
-def loopback_server() -> Iterator[LoopbackServer]:
-    server = LoopbackServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -111,7 +80,7 @@ def test_hostile_submission(
     assert secret not in report.log
 
     # The host is untouched.
-    assert loopback_server.connections == 0
+    assert not loopback_server.connected.is_set()
     assert host_sleeper.poll() is None, "a host process was killed"
     assert processes_with_environ(f"KATAKANA_RUN_ID={report.facts.run_id}") == []
     assert processes_with_cmdline(marker) == []

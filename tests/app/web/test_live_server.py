@@ -21,6 +21,7 @@ from app.models import Submission
 from app.settings import Settings
 from tests.app.conftest import PASSWORD, People, make_zip
 from tests.fixtures.db import REPO_ROOT
+from tests.fixtures.live_service import log_in
 
 MIB = 1024 * 1024
 
@@ -32,15 +33,7 @@ class LiveServer:
     settings: Settings
 
     def client(self, email: str) -> httpx.Client:
-        client = httpx.Client(base_url=self.url, timeout=120)
-        client.get("/login")
-        response = client.post(
-            "/login",
-            data={"email": email, "password": PASSWORD, "csrf_token": client.cookies["katakana_csrf"]},
-            follow_redirects=False,
-        )
-        assert response.status_code == 303, response.text
-        return client
+        return log_in(self.url, email, PASSWORD, timeout=120)
 
     def reset_peak_memory(self) -> None:
         """Set VmHWM back to the current RSS (Linux: ``5`` in /proc/PID/clear_refs), so the next

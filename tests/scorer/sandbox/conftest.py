@@ -11,9 +11,7 @@ import dataclasses
 import os
 import secrets
 import shutil
-import socket
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -111,39 +109,3 @@ def processes_with(marker: str) -> list[int]:
         if marker.encode() in cmdline and state != "Z":
             found.append(int(entry.name))
     return found
-
-
-class LoopbackServer:
-    """A TCP server on the host's 127.0.0.1 that records whether anyone connected."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port: int = self.sock.getsockname()[1]
-        self.connected = threading.Event()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._done.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connected.set()
-            conn.close()
-
-    def close(self) -> None:
-        self._done.set()
-        self._thread.join(timeout=10)
-        self.sock.close()
-
-
-@pytest.fixture
-def loopback_server() -> Iterator[LoopbackServer]:
-    server = LoopbackServer()
-    yield server
-    server.close()

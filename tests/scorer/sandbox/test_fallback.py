@@ -43,9 +43,9 @@ def test_trivial_command_runs_with_mapped_paths(
     request = SandboxRequest(
         argv=[str(runtime.python), "-I", "-c", code, "/submission/input.txt"],
         binds=[Bind(shared_dir, "/submission")],
-        writable_dirs=["/work"],
-        env={"OUT": "/work/out.txt"},
-        cwd="/work",
+        writable_dirs=["/scratch"],
+        env={"OUT": "/scratch/out.txt"},
+        cwd="/scratch",
         limits=TEST_LIMITS,
     )
     with caplog.at_level(logging.WARNING):

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from scorer.sandbox import Termination
 from scorer.sandbox.types import MiB
+from tests.scorer.conftest import LoopbackServer
 
-from .conftest import LoopbackServer, RunPy
+from .conftest import RunPy
 
 REPO = Path(__file__).resolve().parents[3]
 
