@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.models import Submission
 from tests.fixtures.artifacts import DataSet, Examples
+from tests.fixtures.html import off_site_references
 from tests.fixtures.live_service import OTHER_EMAIL, TRAINEE_EMAIL, Service
 from tests.scorer.test_pipeline import in_process_correct
 from worker.queue import enqueue_scoring, enqueue_sweep
@@ -56,7 +57,7 @@ def test_upload_is_scored_shown_and_emailed_once(
     percent = f"{100 * expected_correct / 150:.1f}"
     assert percent in page.text
     assert "ア" in page.text and "<svg" in page.text  # per-class chart and confusion heat map, no CDN
-    assert "cdn" not in page.text.lower()
+    assert off_site_references(page.text) == []
 
     messages = service.smtp.wait_for_messages(1)
     message = messages[0]

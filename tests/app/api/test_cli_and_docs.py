@@ -12,6 +12,7 @@ from app.db import make_engine, make_sessionmaker
 from app.services.api_tokens import authenticate
 from app.settings import Settings
 from tests.app.api.conftest import World
+from tests.fixtures.html import assert_self_contained
 
 
 @pytest.fixture
@@ -36,4 +37,4 @@ def test_openapi_lists_only_the_api_and_docs_render_offline(client: TestClient, 
     assert "/api/v1/cohorts/{cohort_id}/leaderboard" in doc["paths"]
     page = client.get("/docs")
     assert page.status_code == 200 and "POST /api/v1/cohorts" in page.text
-    assert "cdn" not in page.text.lower() and "<script" not in page.text
+    assert_self_contained(page.text)
