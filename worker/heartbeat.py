@@ -4,16 +4,21 @@ The sweeper takes a stale heartbeat to mean the worker died, so the beat must co
 process itself and stop the moment the scoring ends. The update is fenced by the attempt number: a
 worker that was presumed dead (and whose submission was handed to another) cannot keep the new
 attempt's heartbeat alive.
+
+The thread runs in a copy of the task's context, so its log lines carry the task's bound
+``submission_id`` like every other line about the submission (threads start with an empty context).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from types import TracebackType
 
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Submission, SubmissionStatus
 from worker.db import sessions, utcnow
@@ -22,14 +27,28 @@ log = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    def __init__(self, submission_id: int, attempt: int, interval_s: float) -> None:
+    def __init__(
+        self,
+        submission_id: int,
+        attempt: int,
+        interval_s: float,
+        session_factory: sessionmaker[Session] | None = None,
+    ) -> None:
         self.submission_id = submission_id
+        self._sessions = session_factory
         self.attempt = attempt
         self.interval_s = interval_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{submission_id}", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Heartbeat:
+        # The context is copied when the beat starts, i.e. with whatever the task has bound by then.
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._run,),
+            name=f"heartbeat-{self.submission_id}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -37,11 +56,13 @@ class Heartbeat:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
     def beat(self) -> bool:
         """One beat; False once the row is no longer this attempt's (reclaimed or finished)."""
-        with sessions()() as session, session.begin():
+        factory = self._sessions or sessions()
+        with factory() as session, session.begin():
             result = session.execute(
                 update(Submission)
                 .where(

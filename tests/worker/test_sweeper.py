@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from app.models import SubmissionStatus
 from scorer.errors import ErrorCode
@@ -52,6 +53,11 @@ def test_sweep_resends_lost_queued_rows_and_reclaims_stale_running_ones(
 
     untouched = world.submission(alive)
     assert (untouched.status, untouched.attempts) == (running, 1)
+
+    # Every sweeper line about a row names it as a field, not only in the text.
+    log = celery_worker.output()
+    assert re.search(rf"submission_id={hopeless} [^\n]*msg=submission {hopeless} failed after 3 attempts", log)
+    assert re.search(rf"submission_id={orphan} [^\n]*msg=submission {orphan}: worker lost during attempt 1", log)
 
     subjects = sorted(m["Subject"] for m in smtp_server.wait_for_messages(3))
     assert len(subjects) == 3

@@ -18,6 +18,7 @@ from celery import Task
 from sqlalchemy import update
 
 from app.models import EmailOutbox, EmailStatus
+from app.observability.structured_logs import bound
 from app.settings import get_settings
 from worker.celery_app import EMAIL_QUEUE, SEND_EMAIL_TASK, app
 from worker.config import get_worker_config
@@ -31,7 +32,8 @@ _config = get_worker_config()
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (smtplib.SMTPRecipientsRefused,)
 
 
-def _claim(outbox_id: int) -> OutgoingMail | None:
+def _claim(outbox_id: int) -> tuple[OutgoingMail, int | None] | None:
+    """The mail to send and the submission it reports on, if this call won the row."""
     with sessions()() as session, session.begin():
         won = session.execute(
             update(EmailOutbox)
@@ -43,7 +45,8 @@ def _claim(outbox_id: int) -> OutgoingMail | None:
             return None
         row = session.get(EmailOutbox, outbox_id)
         assert row is not None
-        return OutgoingMail(row.idempotency_key, row.to_address, row.subject, row.body_text, row.body_html)
+        mail = OutgoingMail(row.idempotency_key, row.to_address, row.subject, row.body_text, row.body_html)
+        return mail, row.submission_id
 
 
 def _release(outbox_id: int, status: EmailStatus, error: str | None) -> None:
@@ -62,10 +65,17 @@ def _release(outbox_id: int, status: EmailStatus, error: str | None) -> None:
 
 def send_outbox(outbox_id: int) -> bool:
     """Send the row if it is pending; True if this call sent it. Raises TRANSIENT_ERRORS to retry."""
-    mail = _claim(outbox_id)
-    if mail is None:
+    claimed = _claim(outbox_id)
+    if claimed is None:
         log.info("outbox %s is not pending (sent, being sent, or gone); nothing to do", outbox_id)
         return False
+    mail, submission_id = claimed
+    # A result email is "about" its submission: its lines carry the id like the scoring lines do.
+    with bound(**({} if submission_id is None else {"submission_id": submission_id})):
+        return _send_claimed(outbox_id, mail)
+
+
+def _send_claimed(outbox_id: int, mail: OutgoingMail) -> bool:
     try:
         deliver(mail, get_settings(), timeout=_config.smtp_timeout_s)
     except PERMANENT_ERRORS as exc:

@@ -17,9 +17,10 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 
 from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus
+from app.observability.structured_logs import bound
 from app.settings import get_settings
 from scorer.errors import ErrorCode
 from worker.celery_app import MAINTENANCE_QUEUE, SWEEP_TASK, app
@@ -48,8 +49,9 @@ def _resend_lost_queued(now: dt.datetime, config: WorkerConfig, report: SweepRep
             .order_by(Submission.id)
         ).all()
     for submission_id in ids:
-        if enqueue_scoring(submission_id):
-            report.resent.append(submission_id)
+        with bound(submission_id=submission_id):
+            if enqueue_scoring(submission_id):
+                report.resent.append(submission_id)
 
 
 def _reclaim_stale_running(now: dt.datetime, config: WorkerConfig, report: SweepReport) -> None:
@@ -63,31 +65,42 @@ def _reclaim_stale_running(now: dt.datetime, config: WorkerConfig, report: Sweep
     )
     with sessions()() as session:
         rows = session.execute(select(Submission.id, Submission.attempts).where(*stale)).all()
-    settings = get_settings()
     for submission_id, attempts in rows:
-        if attempts >= config.max_attempts:
-            detail = f"the worker scoring this submission stopped responding ({attempts} attempts)"
-            values = server_failure_values(ErrorCode.INTERNAL_ERROR, detail, now)
-            with sessions()() as session, session.begin():
-                outbox_id = finish(
-                    session, submission_id, values, settings, now, attempt=attempts, extra_conditions=stale
-                )
-            log.error("submission %s failed after %s attempts: worker lost", submission_id, attempts)
-            report.failed.append(submission_id)
-            if outbox_id is not None:
-                enqueue_email(outbox_id)
-            continue
+        with bound(submission_id=submission_id):
+            _reclaim_one(submission_id, attempts, stale, now, config, report)
+
+
+def _reclaim_one(
+    submission_id: int,
+    attempts: int,
+    stale: tuple[ColumnElement[bool], ...],
+    now: dt.datetime,
+    config: WorkerConfig,
+    report: SweepReport,
+) -> None:
+    if attempts >= config.max_attempts:
+        detail = f"the worker scoring this submission stopped responding ({attempts} attempts)"
+        values = server_failure_values(ErrorCode.INTERNAL_ERROR, detail, now)
         with sessions()() as session, session.begin():
-            won = session.execute(
-                update(Submission)
-                .where(Submission.id == submission_id, Submission.attempts == attempts, *stale)
-                .values(status=SubmissionStatus.QUEUED, heartbeat_at=None, worker_hostname=None)
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
-        if won:
-            log.warning("submission %s: worker lost during attempt %s; queued again", submission_id, attempts)
-            report.requeued.append(submission_id)
-            enqueue_scoring(submission_id)
+            outbox_id = finish(
+                session, submission_id, values, get_settings(), now, attempt=attempts, extra_conditions=stale
+            )
+        log.error("submission %s failed after %s attempts: worker lost", submission_id, attempts)
+        report.failed.append(submission_id)
+        if outbox_id is not None:
+            enqueue_email(outbox_id)
+        return
+    with sessions()() as session, session.begin():
+        won = session.execute(
+            update(Submission)
+            .where(Submission.id == submission_id, Submission.attempts == attempts, *stale)
+            .values(status=SubmissionStatus.QUEUED, heartbeat_at=None, worker_hostname=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+    if won:
+        log.warning("submission %s: worker lost during attempt %s; queued again", submission_id, attempts)
+        report.requeued.append(submission_id)
+        enqueue_scoring(submission_id)
 
 
 def _resend_emails(now: dt.datetime, config: WorkerConfig, report: SweepReport) -> None:
