@@ -79,6 +79,7 @@ TEXT: dict[str, str] = {
     "percentage from 0 to 100, or leave it empty.",
     "upload_error_preflight": "The check found a problem with your submission. No upload was counted today. Fix it "
     "and submit again.",
+    "upload_error_storage_full": "The server's storage is full, so your upload could not be accepted. Please try again later; it did not use one of your daily uploads.",
     "upload_error_preflight_internal": "A server problem prevented checking your submission. No upload was counted "
     "today. Please submit again in a little while.",
     "quota_used_up": "You have used today's uploads ({reset}). You can submit again after the reset.",

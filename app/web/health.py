@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.i18n import LANG_COOKIE, normalize_lang
+from app.i18n import LANG_COOKIE, Translator, normalize_lang
 from app.observability.http import broker_url
 from app.observability.redis_client import redis_for
 from app.observability.worker_presence import live_workers
@@ -37,9 +37,9 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 SCORING_QUEUE = "scoring"
-_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-DISK_FULL_JA = "サーバーの保存領域がいっぱいのため、アップロードを受け付けられませんでした。時間をおいて再度お試しください。アップロード回数は消費されていません。"  # noqa: E501
-DISK_FULL_EN = "The server's storage is full, so your upload could not be accepted. Please try again later; it did not use one of your daily uploads."  # noqa: E501
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+STORAGE_FULL_RETRY_AFTER_S = 300
+STORAGE_FULL = "upload_error_storage_full"
 
 
 @dataclass
@@ -105,22 +105,23 @@ async def readyz(request: Request) -> Response:
 def install_disk_full_handler(app: FastAPI) -> None:
     """An ``OSError`` meaning "no space" becomes 507 with the message in Japanese and English.
 
-    The upload receiver already removes its partial file whatever goes wrong (``finally``), so only
-    the answer needs fixing here; any other ``OSError`` is re-raised as the bug it is.
+    The upload route answers a full disk itself, with its page for browsers; this handler is the net
+    for any other request that writes (a password reset, an admin import). Any other ``OSError`` is
+    re-raised as the bug it is.
     """
 
     @app.exception_handler(OSError)
     async def disk_full(request: Request, exc: OSError) -> Response:
-        if exc.errno not in _DISK_FULL:
+        if exc.errno not in DISK_FULL_ERRNOS:
             raise exc
         log.error("storage full while handling %s %s: %s", request.method, request.url.path, exc)
         lang = normalize_lang(request.cookies.get(LANG_COOKIE))
         body = {
             "error": {
                 "code": "storage_full",
-                "message": DISK_FULL_EN if lang == "en" else DISK_FULL_JA,
-                "message_ja": DISK_FULL_JA,
-                "message_en": DISK_FULL_EN,
+                "message": Translator(lang)(STORAGE_FULL),
+                "message_ja": Translator("ja")(STORAGE_FULL),
+                "message_en": Translator("en")(STORAGE_FULL),
             }
         }
-        return JSONResponse(body, status_code=507, headers={"Retry-After": "300"})
+        return JSONResponse(body, status_code=507, headers={"Retry-After": str(STORAGE_FULL_RETRY_AFTER_S)})

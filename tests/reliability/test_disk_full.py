@@ -51,6 +51,15 @@ def test_an_upload_that_fills_the_disk_is_refused_cleanly_and_the_next_one_is_sc
     error = refused.json()["error"]
     assert error["code"] == "storage_full"
     assert "保存領域" in error["message_ja"] and "storage is full" in error["message_en"]
+    assert refused.headers["Retry-After"] == "300"
+    # A browser posting the form gets the upload page back, with the reason on it.
+    page = client.post(
+        "/upload",
+        files={"file": ("huge_model.zip", too_big, "application/zip")},
+        data={"csrf_token": client.cookies["katakana_csrf"]},
+    )
+    assert page.status_code == 507 and page.headers["content-type"].startswith("text/html")
+    assert "保存領域がいっぱい" in page.text and "回数は消費されていません" in page.text
     assert stored_files(small_disk) == []  # no partial file in incoming/, nothing in the store
     assert service.submissions() == []  # no row, so no slot used
 
