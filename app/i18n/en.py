@@ -126,6 +126,9 @@ TEXT: dict[str, str] = {
     "notices": "Notices",
     "file": "File",
     "submitted_at": "Submitted",
+    "earlier_results": "Earlier results",
+    "earlier_results_hint": "This submission was scored again (for example after a new test set). Its results before each rescoring are kept here; your daily uploads were not affected.",
+    "rescored_at": "Rescored at",
     "testset_version": "Test set",
     "sha256": "SHA-256",
     # Admin

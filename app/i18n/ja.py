@@ -123,6 +123,9 @@ TEXT: dict[str, str] = {
     "notices": "お知らせ",
     "file": "ファイル",
     "submitted_at": "提出日時",
+    "earlier_results": "以前の採点結果",
+    "earlier_results_hint": "この提出物は再採点されました（テストセットの更新など）。再採点前の結果をここに残しています。提出回数には影響しません。",
+    "rescored_at": "再採点日時",
     "testset_version": "テストセット",
     "sha256": "SHA-256",
     # 管理

@@ -9,12 +9,13 @@ daily count changes; the worker's result email is keyed by submission, so none i
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Submission, SubmissionRescore, SubmissionStatus, utcnow
+from app.models import Submission, SubmissionRescore, SubmissionStatus, TestSet, utcnow
 
 FINISHED = (SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED)
 # Everything the worker writes about a run (claim, heartbeat, result); cleared for the new run.
@@ -69,3 +70,34 @@ def rescore_cohort(
         reset_for_rescore(db, submission, requested_by_id=requested_by_id, now=now)
         ids.append(submission.id)
     return ids
+
+
+@dataclass(frozen=True)
+class EarlierResult:
+    """What a submission showed before one of its rescorings, for its result page."""
+
+    rescored_at: dt.datetime
+    status: str
+    accuracy: float | None
+    error_code: str | None
+    testset_version: str | None
+
+
+def earlier_results(db: Session, submission_id: int) -> list[EarlierResult]:
+    """The results a submission had before each rescoring, newest first."""
+    rows = db.execute(
+        select(SubmissionRescore, TestSet.version)
+        .outerjoin(TestSet, TestSet.id == SubmissionRescore.previous_testset_id)
+        .where(SubmissionRescore.submission_id == submission_id)
+        .order_by(SubmissionRescore.requested_at.desc(), SubmissionRescore.id.desc())
+    ).all()
+    return [
+        EarlierResult(
+            rescored_at=rescore.requested_at,
+            status=rescore.previous_status,
+            accuracy=rescore.previous_accuracy,
+            error_code=(rescore.previous or {}).get("error_code"),
+            testset_version=version,
+        )
+        for rescore, version in rows
+    ]

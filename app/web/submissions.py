@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.i18n import Translator
 from app.models import Submission, SubmissionStatus
 from app.services import storage
+from app.services.rescoring import earlier_results
 from app.services.submissions import accuracy_history, get_visible, own_submissions, queue_position
 from app.web import charts
 from app.web.csrf import verify_csrf
@@ -90,6 +91,7 @@ def submission_result(
         "overfit": gap is not None and gap >= charts.OVERFIT_POINTS,
         "notices": _notices(submission, t),
         "timezone": submission.cohort.timezone,
+        "earlier": earlier_results(db, submission.id),
     }
     return render(request, "result.html", context)
 

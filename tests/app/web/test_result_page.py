@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.models import Language, Submission, SubmissionStatus, User
+from app.services.rescoring import reset_for_rescore
 from tests.app.conftest import People, login, make_zip, upload
 from tests.fixtures.html import off_site_references
 
@@ -94,3 +95,22 @@ def test_server_fault_says_the_slot_was_given_back(client: TestClient, people: P
     page = client.get(f"/submissions/{sid}").text
     assert 'data-testid="slot-returned"' in page
     assert "今日の残り提出回数: 3 / 3 回" in client.get("/upload").text
+
+
+def test_a_rescored_submission_keeps_its_earlier_result_on_the_page(
+    client: TestClient, people: People, db: Session
+) -> None:
+    sid = _submit(client, people)
+    _succeed(db, sid, 0.93)
+    assert 'data-testid="earlier-results"' not in client.get(f"/submissions/{sid}").text
+    row = db.get(Submission, sid)
+    assert row is not None
+    reset_for_rescore(db, row, requested_by_id=people.admin.id)
+    db.commit()
+    waiting = client.get(f"/submissions/{sid}").text
+    assert 'data-testid="queue-position"' in waiting and waiting.count('data-testid="earlier-result"') == 1
+    _succeed(db, sid, 0.95)
+    page = client.get(f"/submissions/{sid}").text
+    assert 'data-testid="accuracy" data-value="0.95"' in page
+    earlier = page[page.index('data-testid="earlier-results"') :]
+    assert "93.00%" in earlier and "95.00%" not in earlier and "以前の採点結果" in page
