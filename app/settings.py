@@ -8,6 +8,7 @@ placeholder secret, scoring without the sandbox) instead of discovering them lat
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -52,6 +53,10 @@ class Settings(BaseSettings):
     sandbox_mode: Literal["auto", "bwrap", "unsandboxed"] = "auto"
     allow_unsandboxed: bool = False
     preflight: bool = True
+    # Smoke runs one web process runs at once; more uploads wait their turn (their time limit starts
+    # when they run). Unbounded, a deadline burst would share the CPUs so thinly that sound zips hit
+    # the smoke run's time limit.
+    preflight_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
     session_max_age_s: int = 14 * 24 * 3600
     login_max_failures: int = 5  # per email and IP address ...

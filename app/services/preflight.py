@@ -57,8 +57,20 @@ Checker = Callable[[Path], PreflightVerdict]
 PASSED = PreflightVerdict(ok=True)
 
 
+def limited(checker: Checker, concurrency: int) -> Checker:
+    """``checker``, run by at most ``concurrency`` threads at once; the others wait for a turn."""
+    slots = threading.BoundedSemaphore(concurrency)
+
+    def check(zip_path: Path) -> PreflightVerdict:
+        with slots:
+            return checker(zip_path)
+
+    return check
+
+
 def scorer_checker(settings: Settings) -> Checker:
-    """The real check: ``scorer.pipeline.check_submission`` (imported when first used)."""
+    """The real check: ``scorer.pipeline.check_submission`` (imported when first used), as many at
+    once as ``preflight_concurrency`` allows."""
 
     def check(zip_path: Path) -> PreflightVerdict:
         from app.scoring_config import scoring_config
@@ -72,7 +84,7 @@ def scorer_checker(settings: Settings) -> Checker:
             log=str(report.log),
         )
 
-    return check
+    return limited(check, settings.preflight_concurrency)
 
 
 def engine_version() -> str:
