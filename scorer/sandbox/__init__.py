@@ -8,7 +8,8 @@ measurements behind each choice.
 """
 
 from scorer.sandbox.config import SandboxConfig, SandboxUnavailable
-from scorer.sandbox.run import RESULT_FD, detect_isolation, run_sandboxed
+from scorer.sandbox.run import detect_isolation, run_sandboxed
+from scorer.sandbox.spawn import RESULT_FD
 from scorer.sandbox.types import (
     Bind,
     Isolation,
