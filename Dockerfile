@@ -27,7 +27,7 @@ RUN python -m venv /opt/katakana/runtime \
 WORKDIR /app
 COPY . /app
 RUN python -m venv /opt/katakana/app \
-    && /opt/katakana/app/bin/pip install -e ".[service]"
+    && /opt/katakana/app/bin/pip install -c constraints.txt -e ".[service]"
 
 # The site runs as this unprivileged user. The scoring worker runs as root inside its container so
 # that each sandboxed run can get its own unprivileged uid (scorer.sandbox.uidpool); see

@@ -156,4 +156,13 @@ def test_the_dockerfile_provides_what_compose_expects(services: Services, docker
         user = services[name].get("user")
         if user and user != "root":
             assert re.search(rf"useradd .*\b{user}\b", dockerfile), user
-    assert re.search(r'pip install -e "\.\[service\]"', dockerfile)
+    # The image installs the versions CI verified (constraints.txt), and the file is in the context.
+    assert re.search(r'pip install -c constraints\.txt -e "\.\[service\]"', dockerfile)
+    assert (REPO / "constraints.txt").is_file()
+
+
+def test_the_build_context_leaves_out_local_data_and_environments() -> None:
+    """``COPY . /app`` must not bake a developer's database, uploads, test-set labels or .env in."""
+    ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
+    assert {".venv/", "var/", "*.npy", ".env", ".git/"} <= ignored
+    assert not {"constraints.txt", "runtime/", "scorer/", "app/"} & ignored
