@@ -9,6 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
+from app.db import transaction
 from app.i18n import LANG_COOKIE, Translator, normalize_lang
 from app.models import Language, TokenPurpose, User
 from app.security import password_links, throttle
@@ -44,36 +45,50 @@ def login_form(request: Request, lang: LangDep, user: OptionalUser, next: str | 
 @router.post("/login", name="login")
 def login(
     request: Request,
-    db: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
-    lang: LangDep,
-    t: TranslatorDep,
     email: Annotated[str, Form()],
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/upload",
 ) -> Response:
+    """Check the password outside any write transaction, then record the attempt and the session.
+
+    Hashing is slow on purpose (argon2: a few hundred ms of CPU). Done inside the request's write
+    transaction, it held SQLite's write lock, so a class logging in at once before a deadline was
+    checked one by one; now only the short writes take turns. Hence no ``SessionDep`` here (nor
+    ``LangDep``, which reads the signed-in user through it): the language comes from the cookie.
+    """
+    factory = request.app.state.sessionmaker
+    request.state.lang = lang = normalize_lang(request.cookies.get(LANG_COOKIE))
+    t = Translator(lang)
     email = email.strip().lower()
     ip = client_ip(request)
     now = clock()
-    wait = throttle.retry_after(db, email, ip, settings, now)
+    with transaction(factory) as db:
+        wait = throttle.retry_after(db, email, ip, settings, now)
+        user = db.scalar(select(User).where(User.email == email))
+        user_id, stored_hash = (user.id, user.password_hash) if user is not None and user.is_active else (None, None)
     if wait:
         error = t("login_throttled", minutes=max(1, (wait + 59) // 60))
         refused = render(request, "login.html", {"next": safe_next(next), "error": error, "email": email}, 429)
         refused.headers["Retry-After"] = str(wait)
         return refused
-    user = db.scalar(select(User).where(User.email == email))
-    ok = verify_password(user.password_hash if user else None, password) and user is not None and user.is_active
-    throttle.record_attempt(db, email, ip, ok, now)
-    if not ok or user is None:
-        context = {"next": safe_next(next), "error": t("login_failed"), "email": email}
-        return render(request, "login.html", context, 400)
-    if user.password_hash and needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-    response = RedirectResponse(safe_next(next), status_code=303)
-    start_session(db, user, response, settings)
-    response.set_cookie(LANG_COOKIE, user.language.value, max_age=365 * 24 * 3600, samesite="lax")
-    return response
+    # Verified even for an unknown or inactive account (against no hash), so timing tells nothing.
+    ok = verify_password(stored_hash, password) and user_id is not None
+    with transaction(factory, write_lock=True) as db:
+        account = db.get(User, user_id) if ok and user_id is not None else None
+        if account is not None and not account.is_active:  # deactivated while we were hashing
+            account = None
+        throttle.record_attempt(db, email, ip, account is not None, now)
+        if account is None:
+            context = {"next": safe_next(next), "error": t("login_failed"), "email": email}
+            return render(request, "login.html", context, 400)
+        if account.password_hash and needs_rehash(account.password_hash):
+            account.password_hash = hash_password(password)
+        response = RedirectResponse(safe_next(next), status_code=303)
+        start_session(db, account, response, settings)
+        response.set_cookie(LANG_COOKIE, account.language.value, max_age=365 * 24 * 3600, samesite="lax")
+        return response
 
 
 @router.post("/logout", name="logout")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import LoginAttempt, UserSession
 from app.security.sessions import SESSION_COOKIE
+from app.settings import Settings
+from app.web import auth
 from tests.app.conftest import PASSWORD, Clock, People, csrf, login
 
 
@@ -31,7 +35,8 @@ def test_login_sets_a_hardened_cookie_and_logout_ends_the_session(
     cookie = next(h for h in response.headers.get_list("set-cookie") if h.startswith(SESSION_COOKIE))
     assert "HttpOnly" in cookie
     assert "samesite=lax" in cookie.lower()
-    assert "Secure" not in cookie  # only in production (served over HTTPS)
+    attributes = {part.strip().lower() for part in cookie.split(";")[1:]}  # not the random value
+    assert "secure" not in attributes  # only in production (served over HTTPS)
     assert client.get("/submissions").status_code == 200
     stolen = client.cookies[SESSION_COOKIE]
 
@@ -107,3 +112,32 @@ def test_failed_logins_are_throttled_per_email_and_ip(
         )
         == 0
     )
+
+
+def test_the_password_is_checked_without_holding_the_database_write_lock(
+    client: TestClient, people: People, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argon2 takes a few hundred ms; under SQLite's write lock, a class logging in at once would
+    be checked one at a time. While the hash is checked, another connection can take the lock."""
+    if not settings.database_url.startswith("sqlite:///"):
+        pytest.skip("the write lock is SQLite's")
+    path = settings.database_url.removeprefix("sqlite:///")
+    while_checking: list[str] = []
+    real_verify = auth.verify_password
+
+    def verify_and_probe(password_hash: str | None, password: str) -> bool:
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            while_checking.append("lock free")
+        except sqlite3.OperationalError as exc:
+            while_checking.append(str(exc))
+        finally:
+            other.close()
+        return real_verify(password_hash, password)
+
+    monkeypatch.setattr(auth, "verify_password", verify_and_probe)
+    login(client, people.trainee.email)
+    assert while_checking == ["lock free"]
+    assert client.get("/submissions").status_code == 200  # and the login itself worked
