@@ -61,9 +61,12 @@ def test_metrics_follow_an_upload_through_scoring_and_email(service: Service) ->
 
     def settled() -> str | None:
         text = httpx.get(f"{service.url}/metrics", timeout=30).text
-        return text if metric(text, "katakana_emails_pending") == 0 else None
+        # The presence key lives 3 s (refreshed each second): a stalled refresh on a loaded machine
+        # can let it lapse for a moment, so "one live worker" is waited for, not sampled once.
+        alive = metric(text, "katakana_workers_alive", '{queue="scoring"}') == 1
+        return text if metric(text, "katakana_emails_pending") == 0 and alive else None
 
-    text = wait_for(settled, "the email to leave the outbox")
+    text = wait_for(settled, "the email to leave the outbox and the worker to be seen")
     results = f'{{blame="",error_code="",status="{row.status.value}"}}'
     assert metric(text, "katakana_submission_results_total", results) == 1
     assert metric(text, "katakana_scoring_duration_seconds_count") == 1

@@ -72,7 +72,7 @@ import numpy as np
 
 def predict(test_data):
     print("thinking", flush=True)
-    time.sleep(4)
+    time.sleep(10)  # long enough for the test to kill the worker mid-run, even on a loaded machine
     return np.zeros(len(test_data), dtype=np.int64)
 """
 

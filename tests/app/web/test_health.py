@@ -13,16 +13,21 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from tests.fixtures.services import free_port
+from tests.fixtures.services import refused_port
 
 
 def test_readyz_names_every_unreachable_dependency_while_healthz_stays_up(tmp_path: Path) -> None:
+    with refused_port() as db_port, refused_port() as redis_port:
+        _check_readyz_with_nothing_there(tmp_path, db_port, redis_port)
+
+
+def _check_readyz_with_nothing_there(tmp_path: Path, db_port: int, redis_port: int) -> None:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         environment="test",
         data_dir=tmp_path,
-        database_url=f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/nothing?connect_timeout=2",
-        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        database_url=f"postgresql+psycopg://nobody@127.0.0.1:{db_port}/nothing?connect_timeout=2",
+        redis_url=f"redis://127.0.0.1:{redis_port}/0",
         preflight=False,
     )
     with TestClient(create_app(settings, enqueue=lambda _id: None)) as client:

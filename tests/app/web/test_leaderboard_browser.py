@@ -47,6 +47,7 @@ def test_instructor_sorts_filters_and_downloads(
     assert sorted(_names(page)) == ["hanako", "taro"]
 
     page.click('[data-testid="filter-all"]')
+    page.wait_for_selector('[data-testid="filter-all"][aria-current="page"]')  # the new page, not the old
     with page.expect_download() as download_info:
         page.click('[data-testid="download-csv"]')
     download = download_info.value

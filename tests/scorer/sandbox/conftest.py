@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -109,3 +110,17 @@ def processes_with(marker: str) -> list[int]:
         if marker.encode() in cmdline and state != "Z":
             found.append(int(entry.name))
     return found
+
+
+def wait_until(condition: Callable[[], bool], safety_net_s: float = 30.0) -> bool:
+    """Poll ``condition``; the bound only keeps a broken sandbox from hanging the suite.
+
+    A SIGKILLed process is gone once the kernel has delivered the signal and torn it down, which
+    can trail the kill by a moment on a loaded machine: "nothing left" is waited for, not sampled.
+    """
+    deadline = time.monotonic() + safety_net_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()

@@ -21,7 +21,7 @@ from scorer.sandbox import (
 )
 from scorer.sandbox.fallback import PathMap
 
-from .conftest import TEST_LIMITS, processes_with
+from .conftest import TEST_LIMITS, processes_with, wait_until
 
 UNSANDBOXED = SandboxConfig(mode="unsandboxed")
 
@@ -69,7 +69,7 @@ def test_timeout_kills_the_whole_process_group(runtime: Runtime, marker: str) ->
     request = SandboxRequest(argv=[str(runtime.python), "-c", code], limits=TEST_LIMITS.__class__(wall_seconds=2))
     outcome = run_sandboxed(request, UNSANDBOXED)
     assert outcome.termination is Termination.WALL_TIMEOUT
-    assert processes_with(marker) == []
+    assert wait_until(lambda: processes_with(marker) == [])
 
 
 def test_missing_program_is_a_setup_failure() -> None:

@@ -6,12 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 
 from scorer.sandbox import SandboxConfig, Termination
 
-from .conftest import RunPy, processes_with
+from .conftest import RunPy, processes_with, wait_until
 
 
 def test_daemon_does_not_outlive_the_run(run_py: RunPy, marker: str) -> None:
@@ -66,16 +64,6 @@ def test_kill_everything_inside_does_not_reach_the_host(run_py: RunPy, marker: s
         bystander.wait()
 
 
-def _wait_until(condition: Callable[[], bool], safety_net_s: float = 30.0) -> bool:
-    """Poll ``condition``; the bound only keeps a broken sandbox from hanging the suite."""
-    deadline = time.monotonic() + safety_net_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
 def test_the_sandbox_dies_with_the_worker(config: SandboxConfig, marker: str) -> None:
     worker_code = (
         "from pathlib import Path\n"
@@ -85,10 +73,10 @@ def test_the_sandbox_dies_with_the_worker(config: SandboxConfig, marker: str) ->
     )
     worker = subprocess.Popen([sys.executable, "-c", worker_code])
     try:
-        assert _wait_until(lambda: processes_with(marker) != []), "the sandboxed command never started"
+        assert wait_until(lambda: processes_with(marker) != []), "the sandboxed command never started"
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-        assert _wait_until(lambda: processes_with(marker) == [])
+        assert wait_until(lambda: processes_with(marker) == [])
     finally:
         worker.kill()
         worker.wait()
