@@ -116,6 +116,14 @@ class World:
     def status(self, submission_id: int) -> SubmissionStatus:
         return self.submission(submission_id).status
 
+    def uploads_left_line(self, submission_id: int, spent: int, limit: int = 3) -> str:
+        """The email's "uploads left today" line as it must read: ``spent`` of today's uploads are
+        used, unless 00:00 in Tokyo passed between the upload and the email (then a new day's)."""
+        row = self.submission(submission_id)
+        mail = next(m for m in self.outbox() if m.submission_id == submission_id)
+        same_day = quota_day(mail.created_at, "Asia/Tokyo") == row.quota_day
+        return f"今日の残りアップロード回数: {limit - spent if same_day else limit} / {limit}"
+
 
 def install_testset(folder: Path, sessions: sessionmaker[Session]) -> int:
     folder.mkdir(parents=True, exist_ok=True)
