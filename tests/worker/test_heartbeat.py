@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import update
 
 from app.models import Submission, SubmissionStatus
-from app.observability.structured_logs import ContextFilter, StructuredFormatter, bound
+from app.observability.structured_logs import bound
 from tests.fixtures.db import ON_BOTH_DATABASES
+from tests.fixtures.logs import structured_lines
 from tests.fixtures.services import wait_for
 from tests.worker.conftest import World
 from worker.heartbeat import Heartbeat
@@ -19,14 +19,8 @@ from worker.heartbeat import Heartbeat
 
 @pytest.fixture
 def heartbeat_log() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.addFilter(ContextFilter())
-    handler.setFormatter(StructuredFormatter("worker"))
-    logger = logging.getLogger("worker.heartbeat")
-    logger.addHandler(handler)
-    yield stream
-    logger.removeHandler(handler)
+    with structured_lines("worker.heartbeat", "worker") as log:
+        yield log.stream
 
 
 @ON_BOTH_DATABASES

@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 from collections.abc import Iterator
 
 import anyio
 import pytest
 
-from app.observability.structured_logs import ContextFilter, StructuredFormatter, bind, bound, unbind
+from app.observability.structured_logs import StructuredFormatter, bind, bound, unbind
+from tests.fixtures.logs import CapturedLog, structured_lines
 
 
 @pytest.fixture
-def captured() -> Iterator[tuple[logging.Logger, io.StringIO, logging.StreamHandler[io.StringIO]]]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.addFilter(ContextFilter())
-    handler.setFormatter(StructuredFormatter("web"))
-    logger = logging.getLogger("app.test_structured")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield logger, stream, handler
-    logger.removeHandler(handler)
+def captured() -> Iterator[CapturedLog]:
+    with structured_lines("app.test_structured", "web") as log:
+        yield log
 
 
-def test_lines_about_a_submission_name_it_and_others_do_not(captured: tuple) -> None:  # type: ignore[type-arg]
-    logger, stream, _ = captured
+def test_lines_about_a_submission_name_it_and_others_do_not(captured: CapturedLog) -> None:
+    logger, stream = captured.logger, captured.stream
     with bound(submission_id=42):
         logger.info('scoring "my model.zip"\nsecond line')
     logger.info("unrelated")
@@ -37,8 +29,8 @@ def test_lines_about_a_submission_name_it_and_others_do_not(captured: tuple) -> 
     assert "submission_id" not in second and second.endswith("msg=unrelated")
 
 
-def test_json_lines_parse_and_keep_the_id(captured: tuple) -> None:  # type: ignore[type-arg]
-    logger, stream, handler = captured
+def test_json_lines_parse_and_keep_the_id(captured: CapturedLog) -> None:
+    logger, stream, handler = captured.logger, captured.stream, captured.handler
     handler.setFormatter(StructuredFormatter("worker", "json"))
     token = bind(submission_id=7, task_id="abc")
     try:
@@ -50,9 +42,9 @@ def test_json_lines_parse_and_keep_the_id(captured: tuple) -> None:  # type: ign
     assert record["msg"] == "受講生 花子" and record["level"] == "warning" and record["service"] == "worker"
 
 
-def test_the_id_follows_work_handed_to_a_thread(captured: tuple) -> None:  # type: ignore[type-arg]
+def test_the_id_follows_work_handed_to_a_thread(captured: CapturedLog) -> None:
     """The upload route binds the id, then enqueues from a worker thread (anyio copies the context)."""
-    logger, stream, _ = captured
+    logger, stream = captured.logger, captured.stream
 
     async def route() -> None:
         bind(submission_id=9)
