@@ -29,7 +29,7 @@ from app.observability.http import RequestContextMiddleware, metrics_router
 from app.observability.structured_logs import configure_logging
 from app.services.preflight import PASSED, Checker, scorer_checker
 from app.settings import Settings, get_settings
-from app.web import admin, auth, health, leaderboard, submissions, uploads
+from app.web import admin, auth, health, leaderboard, storage_full, submissions, uploads
 from app.web.csrf import CSRFCookieMiddleware, CSRFRejected
 from app.web.deps import LoginRequired, NotFound, wants_json
 from app.web.templating import render
@@ -106,7 +106,7 @@ def create_app(
     app.include_router(leaderboard.router)  # /cohorts/… instructor pages (issue 4)
     app.include_router(health.router)  # /healthz, /readyz (issue 5)
     app.include_router(metrics_router)  # /metrics (issue 5)
-    health.install_disk_full_handler(app)
+    storage_full.install_handler(app)
 
     @app.get("/", include_in_schema=False)
     def home(request: Request) -> Response:

@@ -9,14 +9,10 @@
 
 Uploads are still accepted while not ready (the row is committed and the sweeper sends it once Redis
 or a worker is back); readiness is for load balancers, dashboards and the operator.
-
-This module also turns a full disk into a clear, bilingual refusal (507) instead of a bare 500:
-running out of space is a state of the service's health, and no trainee should see a stack trace for it.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +24,6 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.i18n import LANG_COOKIE, Translator, normalize_lang
 from app.observability.http import broker_url
 from app.observability.redis_client import redis_for
 from app.observability.worker_presence import live_workers
@@ -37,9 +32,6 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 SCORING_QUEUE = "scoring"
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-STORAGE_FULL_RETRY_AFTER_S = 300
-STORAGE_FULL = "upload_error_storage_full"
 
 
 @dataclass
@@ -100,28 +92,3 @@ async def readyz(request: Request) -> Response:
     if failed:
         log.warning("not ready: %s", ", ".join(f"{n} ({checks[n].detail})" for n in failed))
     return JSONResponse(body, status_code=503 if failed else 200)
-
-
-def install_disk_full_handler(app: FastAPI) -> None:
-    """An ``OSError`` meaning "no space" becomes 507 with the message in Japanese and English.
-
-    The upload route answers a full disk itself, with its page for browsers; this handler is the net
-    for any other request that writes (a password reset, an admin import). Any other ``OSError`` is
-    re-raised as the bug it is.
-    """
-
-    @app.exception_handler(OSError)
-    async def disk_full(request: Request, exc: OSError) -> Response:
-        if exc.errno not in DISK_FULL_ERRNOS:
-            raise exc
-        log.error("storage full while handling %s %s: %s", request.method, request.url.path, exc)
-        lang = normalize_lang(request.cookies.get(LANG_COOKIE))
-        body = {
-            "error": {
-                "code": "storage_full",
-                "message": Translator(lang)(STORAGE_FULL),
-                "message_ja": Translator("ja")(STORAGE_FULL),
-                "message_en": Translator("en")(STORAGE_FULL),
-            }
-        }
-        return JSONResponse(body, status_code=507, headers={"Retry-After": str(STORAGE_FULL_RETRY_AFTER_S)})

@@ -28,6 +28,7 @@ from app.services.preflight import PreflightVerdict, cached_preflight
 from app.services.submissions import SubmissionRefused, active_cohort, check_can_submit, create_queued
 from app.services.uploads import ReceivedUpload, UploadRejected, receive_upload
 from app.settings import Settings
+from app.web import storage_full
 from app.web.csrf import CSRFRejected, verify_csrf
 from app.web.deps import (
     ClockDep,
@@ -40,7 +41,6 @@ from app.web.deps import (
     UploaderDep,
     wants_json,
 )
-from app.web.health import DISK_FULL_ERRNOS, STORAGE_FULL, STORAGE_FULL_RETRY_AFTER_S
 from app.web.templating import human_size, render
 from app.web.upload_page import SCORER_TEMPLATES, quota_view, runtime_key, runtime_versions, template_files
 
@@ -144,10 +144,10 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
             status = 413 if exc.reason == "too_large" else 400
             raise Refusal(status, f"upload_error_{exc.reason}", limit=human_size(settings.upload_max_bytes)) from exc
         except OSError as exc:  # the receiver removed its partial file; say so on the page, not as a 500
-            if exc.errno not in DISK_FULL_ERRNOS:
+            if not storage_full.is_disk_full(exc):
                 raise
             log.error("storage full while receiving an upload: %s", exc)
-            raise Refusal(507, STORAGE_FULL, extra={"retry_after": STORAGE_FULL_RETRY_AFTER_S}) from exc
+            raise Refusal(507, storage_full.MESSAGE_KEY, extra={"retry_after": storage_full.RETRY_AFTER_S}) from exc
         if header_token is None and not tokens_match(
             request.cookies.get(CSRF_COOKIE), received.fields.get(CSRF_FIELD), settings
         ):
