@@ -114,13 +114,12 @@ def test_failed_logins_are_throttled_per_email_and_ip(
     )
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the write lock is SQLite's
 def test_the_password_is_checked_without_holding_the_database_write_lock(
     client: TestClient, people: People, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """argon2 takes a few hundred ms; under SQLite's write lock, a class logging in at once would
     be checked one at a time. While the hash is checked, another connection can take the lock."""
-    if not settings.database_url.startswith("sqlite:///"):
-        pytest.skip("the write lock is SQLite's")
     path = settings.database_url.removeprefix("sqlite:///")
     while_checking: list[str] = []
     real_verify = auth.verify_password
