@@ -74,7 +74,7 @@ def login(
         refused.headers["Retry-After"] = str(wait)
         return refused
     # Verified even for an unknown or inactive account (against no hash), so timing tells nothing.
-    ok = verify_password(stored_hash, password) and user_id is not None
+    ok = verify_password(stored_hash, password)  # False without a hash, i.e. without an active account
     with transaction(factory, write_lock=True) as db:
         account = db.get(User, user_id) if ok and user_id is not None else None
         if account is not None and not account.is_active:  # deactivated while we were hashing
