@@ -8,6 +8,7 @@ unsandboxed run.
 from __future__ import annotations
 
 from app.settings import Settings
+from scorer.disclosure import Disclosure
 from scorer.pipeline import ScoringConfig
 from scorer.runtime import find_runtime
 from scorer.sandbox import SandboxConfig
@@ -19,4 +20,5 @@ def scoring_config(settings: Settings) -> ScoringConfig:
     return ScoringConfig.from_env(
         runtime=find_runtime(settings.runtime_python),
         sandbox=SandboxConfig(mode=settings.sandbox_mode, allow_unsandboxed=settings.allow_unsandboxed),
+        disclosure=Disclosure(settings.hidden_run_excerpt_bytes, settings.hidden_run_stored_log_bytes),
     )

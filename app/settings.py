@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # when they run). Unbounded, a deadline burst would share the CPUs so thinly that sound zips hit
     # the smoke run's time limit.
     preflight_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # What a run on the hidden test set shows of its own output, traceback and error parameters
+    # together (trainees: page, log download, email), and what is kept for instructors and admins.
+    # See scorer/disclosure.py: more is a channel for the hidden images.
+    hidden_run_excerpt_bytes: int = Field(default=2048, ge=0, le=64 * 1024)
+    hidden_run_stored_log_bytes: int = Field(default=64 * 1024, ge=0, le=MIB)
 
     session_max_age_s: int = 14 * 24 * 3600
     login_max_failures: int = 5  # per email and IP address ...

@@ -2,8 +2,10 @@
 
     dataset  --out DIR [--seed N]          write the synthetic katakana set (four .npy files)
     check    ZIP [--sample F] [--json]     pre-flight, exactly as the site runs it before an upload
-    run      ZIP --test-data F --test-labels F [--json]
-                                           full sandboxed scoring, exactly as the worker runs it
+    run      ZIP --test-data F --test-labels F [--json] [--full-log]
+                                           full sandboxed scoring, exactly as the worker runs it:
+                                           the log is cut to the excerpt the site shows unless
+                                           --full-log
     selftest                               hostile probes against the sandbox; non-zero if any gets through
     runtime  [--json]                      the reference runtime's Python and library versions
 
@@ -57,10 +59,10 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config() -> Any:
+def _config(**overrides: Any) -> Any:
     from scorer.pipeline import ScoringConfig
 
-    return ScoringConfig.from_env()
+    return ScoringConfig.from_env(**overrides)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -80,10 +82,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from scorer.pipeline import score_submission
 
+    config = _config()
+    if args.full_log:  # local debugging on one's own data: nothing hidden to protect
+        config = dataclasses.replace(config, disclosure=dataclasses.replace(config.disclosure, excerpt_bytes=None))
     report = score_submission(
-        Path(args.zip), test_data=Path(args.test_data), test_labels=Path(args.test_labels), config=_config()
+        Path(args.zip), test_data=Path(args.test_data), test_labels=Path(args.test_labels), config=config
     )
     if args.json:
         _print_json(report.to_json())
@@ -152,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-data", required=True)
     p.add_argument("--test-labels", required=True)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--full-log",
+        action="store_true",
+        help="show the whole log; by default it is cut to the excerpt the site shows for the hidden set",
+    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("selftest", help="probe the sandbox with hostile code")

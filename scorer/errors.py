@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     IMPORT_FAILED = "import_failed"
     PREDICT_EXCEPTION = "predict_exception"
     SUBMISSION_EXITED = "submission_exited"
+    HARNESS_DISRUPTED = "harness_disrupted"
     # Checking what predict returned
     PREDICTION_COUNT = "prediction_count"
     PREDICTION_SHAPE = "prediction_shape"
@@ -104,6 +105,9 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         "下のログにあなたのコードのトレースバックがあります。学習データで predict を試してから提出してください。",
         ErrorCode.SUBMISSION_EXITED: "予測を返す前にプログラムが終了しました（{reason}）。"
         "sys.exit()・exit()・os._exit() を呼ばないでください。",
+        ErrorCode.HARNESS_DISRUPTED: "提出されたコードが採点用のプログラムの動作を妨げたため、結果を受け取れませんでした（{reason}）。"
+        "ファイル記述子 3 に書き込んだり、NumPy などのライブラリの関数を置き換えたりしないでください。"
+        "アップロード時の無料の事前チェックや、手元の python -m scorer run で全文のログを確認できます。",
         ErrorCode.PREDICTION_COUNT: "predict が返した予測の数が違います（画像 {expected} 枚に対して {got} 個）。"
         "渡された画像 1 枚につき 1 つの予測を返してください。",
         ErrorCode.PREDICTION_SHAPE: "predict の戻り値の形が使えません（{got}）。"
@@ -158,6 +162,9 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         "code's traceback. Try predict on the training data before submitting.",
         ErrorCode.SUBMISSION_EXITED: "The program ended before returning predictions ({reason}). Do not call "
         "sys.exit(), exit() or os._exit().",
+        ErrorCode.HARNESS_DISRUPTED: "Your code interfered with the scoring harness, so no valid result came "
+        "back ({reason}). Do not write to file descriptor 3 or replace functions of NumPy or other libraries. "
+        "The free pre-flight at upload and python -m scorer run on your own data show the full log.",
         ErrorCode.PREDICTION_COUNT: "predict returned the wrong number of predictions ({got} for {expected} "
         "images). Return one prediction per image it is given.",
         ErrorCode.PREDICTION_SHAPE: "predict returned something of an unusable shape ({got}). Return an array "

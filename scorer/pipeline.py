@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import tempfile
 import time
 import uuid
@@ -31,16 +30,18 @@ from typing import Any
 import numpy as np
 
 from scorer.classes import IMAGE_SHAPE
-from scorer.errors import ErrorCode, ScoringError, human_bytes
+from scorer.disclosure import Disclosure, cap_params, excerpt, params_bytes
+from scorer.errors import Blame, ErrorCode, ScoringError
 from scorer.intake import ExtractedSubmission, IntakeLimits, extract_submission
-from scorer.metrics import compute_metrics, labels_to_ids, validate_predictions
+from scorer.metrics import Predictions, compute_metrics, labels_to_ids, validate_predictions
 from scorer.notebook import notebook_to_source
 from scorer.notices import Notice
 from scorer.report import CheckReport, RunFacts, ScoreReport
 from scorer.runtime import Runtime, RuntimeUnavailable, find_runtime
 from scorer.sandbox import SandboxConfig, SandboxUnavailable, run_sandboxed
-from scorer.sandbox.types import Bind, Limits, SandboxOutcome, SandboxRequest, Termination
+from scorer.sandbox.types import Bind, Limits, SandboxOutcome, SandboxRequest
 from scorer.static_check import check_entry_source
+from scorer.verdict import HarnessChannel, classify_run, parse_channel
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +66,14 @@ class ScoringConfig:
     intake: IntakeLimits = field(default_factory=IntakeLimits)
     chunk_size: int = 500
     work_root: Path | None = None  # parent of the per-run folders; must be reachable by the sandbox uid
+    # What a run on the hidden set shows of its trainee-controlled output (see scorer/disclosure.py).
+    disclosure: Disclosure = field(default_factory=Disclosure)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ScoringConfig:
         """Settings for the command line: KATAKANA_RUNTIME_PYTHON, KATAKANA_SANDBOX_MODE,
-        KATAKANA_ALLOW_UNSANDBOXED, KATAKANA_WALL_SECONDS, KATAKANA_MEMORY_MB, KATAKANA_CPUS."""
+        KATAKANA_ALLOW_UNSANDBOXED, KATAKANA_WALL_SECONDS, KATAKANA_MEMORY_MB, KATAKANA_CPUS,
+        KATAKANA_HIDDEN_RUN_EXCERPT_BYTES, KATAKANA_HIDDEN_RUN_STORED_LOG_BYTES."""
         env = dict(os.environ if environ is None else environ)
         limits = Limits()
         if "KATAKANA_WALL_SECONDS" in env:
@@ -82,7 +86,12 @@ class ScoringConfig:
             mode=env.get("KATAKANA_SANDBOX_MODE", "auto"),  # type: ignore[arg-type]
             allow_unsandboxed=env.get("KATAKANA_ALLOW_UNSANDBOXED", "1").lower() in ("1", "true", "yes"),
         )
-        config = cls(runtime=find_runtime(env.get("KATAKANA_RUNTIME_PYTHON")), sandbox=sandbox, limits=limits)
+        disclosure = Disclosure(
+            excerpt_bytes=int(env.get("KATAKANA_HIDDEN_RUN_EXCERPT_BYTES", Disclosure.excerpt_bytes or 0)),
+            stored_bytes=int(env.get("KATAKANA_HIDDEN_RUN_STORED_LOG_BYTES", Disclosure.stored_bytes)),
+        )
+        runtime = find_runtime(env.get("KATAKANA_RUNTIME_PYTHON"))
+        config = cls(runtime=runtime, sandbox=sandbox, limits=limits, disclosure=disclosure)
         return dataclasses.replace(config, **overrides)
 
     def limits_json(self, limits: Limits) -> dict[str, Any]:
@@ -101,8 +110,16 @@ class _Prepared:
 class _HarnessRun:
     run_id: str  # also in the sandbox's environment, so a test can prove no process of the run survives
     outcome: SandboxOutcome
-    events: list[dict[str, Any]]
-    payload: bytes | None
+    channel: HarnessChannel
+
+    @property
+    def payload(self) -> bytes | None:
+        return self.channel.payload
+
+    @property
+    def trainee_ran(self) -> bool:
+        """Whether trainee code may have run: from then on, nothing that goes wrong is the server's."""
+        return self.channel.importing
 
 
 def sha256_file(path: Path) -> str:
@@ -179,31 +196,6 @@ def _sandbox_env(limits: Limits) -> dict[str, str]:
     }
 
 
-def _parse_events(data: bytes) -> tuple[list[dict[str, Any]], bytes | None]:
-    """Read the harness's JSON lines; stop at the first line that is not ours (trainee noise on fd 3)."""
-    events: list[dict[str, Any]] = []
-    payload: bytes | None = None
-    pos = 0
-    while pos < len(data):
-        end = data.find(b"\n", pos)
-        if end < 0:
-            break
-        try:
-            event = json.loads(data[pos:end])
-        except ValueError:
-            break
-        if not isinstance(event, dict) or "event" not in event:
-            break
-        pos = end + 1
-        events.append(event)
-        if event["event"] == "result":
-            size = int(event.get("bytes", 0))
-            if len(data) - pos >= size:
-                payload = data[pos : pos + size]
-            pos += size
-    return events, payload
-
-
 def _run_harness(
     prepared: _Prepared, run_dir: Path, images: Path, limits: Limits, config: ScoringConfig
 ) -> _HarnessRun:
@@ -231,63 +223,18 @@ def _run_harness(
     log.info("sandbox run %s: %s", run_id, prepared.entry_display)
     outcome = run_sandboxed(request, config.sandbox)
     log.info("sandbox run %s ended: %s in %.2f s", run_id, outcome.termination, outcome.duration_s)
-    events, payload = _parse_events(outcome.result)
-    return _HarnessRun(run_id, outcome, events, payload)
-
-
-def _limit_params(code: ErrorCode, limits: Limits) -> dict[str, Any]:
-    if code is ErrorCode.TIME_LIMIT:
-        return {"limit": f"{limits.wall_seconds:g} s"}
-    if code is ErrorCode.MEMORY_LIMIT:
-        return {"limit": human_bytes(limits.memory_bytes)}
-    if code is ErrorCode.DISK_LIMIT:
-        return {"limit": human_bytes(limits.writable_bytes)}
-    if code is ErrorCode.OUTPUT_TOO_LARGE:
-        return {"limit": human_bytes(limits.output_bytes)}
-    return {}
-
-
-def _failure(code: ErrorCode, limits: Limits, params: dict[str, Any] | None = None, detail: str = "") -> ScoringError:
-    return ScoringError(code, {**_limit_params(code, limits), **(params or {})}, detail)
+    return _HarnessRun(run_id, outcome, parse_channel(outcome.result))
 
 
 def _classify(run: _HarnessRun, limits: Limits, config: ScoringConfig, entry_name: str) -> ScoringError | None:
-    """Decide what the run means. None: a complete set of predictions arrived (still to be validated)."""
-    outcome = run.outcome
-    kinds = {e["event"]: e for e in run.events}
-    if outcome.termination is Termination.SETUP_FAILED:
-        return _failure(ErrorCode.SANDBOX_UNAVAILABLE, limits, detail=outcome.setup_error)
-    if "hello" not in kinds:
-        # No trainee code runs before "hello": whatever stopped us is the service's fault.
-        return _failure(ErrorCode.INTERNAL_ERROR, limits, detail=f"harness did not start: {outcome.termination}")
-    if "error" in kinds:
-        event = kinds["error"]
-        try:
-            code = ErrorCode(str(event.get("code")))
-        except ValueError:
-            code = ErrorCode.INTERNAL_ERROR
-        params = dict(event.get("params") or {})
-        if code is ErrorCode.MODULE_NOT_FOUND:
-            params["offered"] = config.runtime.info().offered_libraries()
-        params.setdefault("file", entry_name)
-        return _failure(code, limits, params, str(event.get("traceback", "")))
-    if "result" in kinds and run.payload is not None:
-        return None
-    termination = outcome.termination
-    if termination in (Termination.WALL_TIMEOUT, Termination.CPU_TIMEOUT):
-        return _failure(ErrorCode.TIME_LIMIT, limits)
-    if termination in (Termination.OUTPUT_LIMIT, Termination.RESULT_LIMIT):
-        return _failure(ErrorCode.OUTPUT_TOO_LARGE, limits)
-    if termination is Termination.FILE_SIZE_LIMIT:
-        return _failure(ErrorCode.DISK_LIMIT, limits)
-    if termination is Termination.SIGNALLED and outcome.signal is not None:
-        # RLIMIT_AS makes most allocations fail with MemoryError (reported by the harness); a process
-        # killed near the limit (an allocation in C that aborted, the kernel's OOM killer) is the same.
-        if outcome.peak_memory_bytes >= 0.8 * limits.memory_bytes:
-            return _failure(ErrorCode.MEMORY_LIMIT, limits)
-        name = signal.Signals(outcome.signal).name
-        return _failure(ErrorCode.SUBMISSION_EXITED, limits, {"reason": f"killed by {name}"})
-    return _failure(ErrorCode.SUBMISSION_EXITED, limits, {"reason": f"exit code {outcome.exit_code}"})
+    """Decide what the run means (scorer/verdict.py). None: predictions arrived (still to be validated)."""
+    error = classify_run(run.outcome, run.channel, limits)
+    if error is None or error.code.blame is Blame.SERVER:
+        return error
+    if error.code is ErrorCode.MODULE_NOT_FOUND:
+        error.params["offered"] = config.runtime.info().offered_libraries()
+    error.params.setdefault("file", entry_name)
+    return error
 
 
 def _neutral_log(text: str, config: ScoringConfig, run_dir: Path) -> str:
@@ -302,19 +249,18 @@ def _facts(
 ) -> RunFacts:
     outcome = run.outcome
     log_text = outcome.log
-    if error is not None and error.detail and error.code.blame.value == "submission":
+    if error is not None and error.detail and error.code.blame is Blame.SUBMISSION:
         log_text = f"{log_text.rstrip()}\n{error.detail}".lstrip("\n")
-    result = next((e for e in run.events if e["event"] == "result"), None)
-    final = next((e for e in reversed(run.events) if e["event"] in ("result", "error")), None)
-    if final is not None and isinstance(final.get("peak_rss_kib"), int):
-        peak_bytes = final["peak_rss_kib"] * 1024  # measured inside: see harness.peak_rss_kib
+    channel = run.channel
+    if channel.peak_rss_kib is not None:
+        peak_bytes = min(channel.peak_rss_kib * 1024, outcome.peak_memory_bytes or channel.peak_rss_kib * 1024)
     else:
         peak_bytes = outcome.peak_memory_bytes  # killed before reporting: an upper bound
     return RunFacts(
         log=_neutral_log(log_text, config, run_dir),
         duration_s=time.monotonic() - started,
         sandbox_seconds=outcome.duration_s,
-        predict_seconds=float(result["predict_seconds"]) if result else None,
+        predict_seconds=channel.predict_seconds,
         peak_memory_mb=round(peak_bytes / 1024**2, 1),
         isolation=outcome.isolation.value,
         run_id=run.run_id,
@@ -346,7 +292,7 @@ def _decode_predictions(payload: bytes) -> np.ndarray:
     try:
         predictions: np.ndarray = np.load(io.BytesIO(payload), allow_pickle=False)
         return predictions
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # whatever the trainee's bytes make np.load raise
         raise ScoringError(ErrorCode.PREDICTION_SHAPE, {"got": "unreadable predictions"}) from exc
 
 
@@ -374,6 +320,7 @@ def score_submission(zip_path: Path, *, test_data: Path, test_labels: Path, conf
     except OSError as exc:
         report.error = ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"submission file unreadable: {exc}")
         return report
+    run: _HarnessRun | None = None
     with _run_dir(config) as run_dir:
         try:
             n_images = _load_images(test_data)
@@ -385,18 +332,67 @@ def score_submission(zip_path: Path, *, test_data: Path, test_labels: Path, conf
             report.facts = _facts(run, started, config, run_dir, error)
             if error is not None:
                 raise error
+            labels = _load_labels(test_labels, n_images)  # our own file: failing here is the server's
             assert run.payload is not None
-            predictions = validate_predictions(_decode_predictions(run.payload), n_images)
-            report.metrics = compute_metrics(predictions, _load_labels(test_labels, n_images))
+            report.metrics = compute_metrics(_validated(run.payload, n_images), labels)
             report.status = "succeeded"
         except ScoringError as exc:
             report.error = exc
         except (SandboxUnavailable, RuntimeUnavailable) as exc:
             report.error = ScoringError(ErrorCode.SANDBOX_UNAVAILABLE, detail=str(exc))
-        except Exception as exc:  # a bug of ours: never blamed on the trainee
+        except Exception as exc:
             log.exception("scoring %s failed internally", zip_path)
-            report.error = ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"{type(exc).__name__}: {exc}")
+            report.error = _unexpected(exc, run)
     report.facts.duration_s = time.monotonic() - started
+    return disclose(report, config.disclosure)
+
+
+def _unexpected(exc: Exception, run: _HarnessRun | None) -> ScoringError:
+    """A failure no branch foresaw. Before trainee code ran it is a bug of ours; after, the trainee's
+    code may have provoked it (it controls what reached us), and a server fault would give the upload
+    back: then it is the submission's, and the log above (for admins) has the exception."""
+    if run is not None and run.trainee_ran:
+        return ScoringError(ErrorCode.HARNESS_DISRUPTED, {"reason": "the run's result could not be processed"})
+    return ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"{type(exc).__name__}: {exc}")
+
+
+def _validated(payload: bytes, n_images: int) -> Predictions:
+    """The predictions, checked; whatever the trainee's bytes do to the checks, the failure is theirs."""
+    try:
+        return validate_predictions(_decode_predictions(payload), n_images)
+    except ScoringError:
+        raise
+    except Exception as exc:
+        raise ScoringError(ErrorCode.PREDICTION_SHAPE, {"got": "unreadable predictions"}) from exc
+
+
+def disclose(report: ScoreReport, disclosure: Disclosure) -> ScoreReport:
+    """Bound what a hidden-set run reveals, where the report leaves the scorer (scorer/disclosure.py).
+
+    A run blamed on the server (its upload given back) keeps no trainee output at all. Otherwise the
+    trainee-visible log, traceback included, and the error's parameters share ``excerpt_bytes``;
+    ``staff_log`` keeps up to ``stored_bytes`` of the same text for instructors and admins.
+    """
+    error = report.error
+    text = report.facts.log
+    if error is not None and error.code.blame is Blame.SERVER:
+        report.facts.log = ""
+        report.staff_log = ""
+        error.params = {}
+        return report
+    report.staff_log = excerpt(text, disclosure.stored_bytes)
+    if error is not None and report.facts.run_id:
+        error.detail = ""  # a run's traceback is in the log (see _facts)
+    budget = disclosure.excerpt_bytes
+    if budget is None:  # python -m scorer run --full-log
+        report.facts.log = text
+        return report
+    if error is not None:
+        error.params = cap_params(error.params)
+        if params_bytes(error.params) > budget // 2:
+            error.params = cap_params(error.params, value_bytes=max(16, budget // (4 * max(1, len(error.params)))))
+        budget -= params_bytes(error.params)
+    report.facts.log = excerpt(text, max(0, budget))
     return report
 
 

@@ -36,6 +36,9 @@ class ScoreReport:
     notices: list[Notice] = field(default_factory=list)
     entry: str | None = None
     zip_sha256: str = ""
+    # The run's output for instructors and admins only (a larger bound than ``facts.log``, which is
+    # what the trainee sees): never in to_json, which the command line prints for the trainee.
+    staff_log: str = ""
 
     @property
     def accuracy(self) -> float | None:

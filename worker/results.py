@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Submission, SubmissionStatus
 from app.settings import Settings
+from scorer.disclosure import cap_params, cap_visible
 from scorer.errors import Blame, ErrorCode, ScoringError
 from scorer.report import ScoreReport
 from worker.db import sessions
@@ -26,11 +27,28 @@ from worker.testset import ActiveTestSet
 log = logging.getLogger(__name__)
 
 
-def report_values(report: ScoreReport, testset: ActiveTestSet | None, now: dt.datetime) -> dict[str, Any]:
-    """The row's columns for a finished scoring run."""
+def report_values(
+    report: ScoreReport, testset: ActiveTestSet | None, now: dt.datetime, settings: Settings | None = None
+) -> dict[str, Any]:
+    """The row's columns for a finished scoring run.
+
+    The report arrives with its output already bounded (scorer/disclosure.py); the bounds are
+    applied again here, at the storage boundary, so no path into the database can store more. A
+    run the server is blamed for stores no trainee output at all.
+    """
     error = report.error
     server_fault = error is not None and error.code.blame == Blame.SERVER
+    excerpt_bytes = settings.hidden_run_excerpt_bytes if settings else 2048
+    stored_bytes = settings.hidden_run_stored_log_bytes if settings else 64 * 1024
+    visible_log = "" if server_fault else cap_visible(report.log, excerpt_bytes)
+    staff_log = "" if server_fault else cap_visible(report.staff_log, stored_bytes)
     result = report.to_json()
+    result["log"] = visible_log
+    result["staff_log"] = staff_log
+    if isinstance(result.get("error"), dict):
+        result["error"]["params"] = {} if server_fault else cap_params(result["error"].get("params") or {})
+        if not server_fault:
+            result["error"]["detail"] = cap_visible(str(result["error"].get("detail") or ""), excerpt_bytes)
     if testset is not None:
         result["testset"] = {"id": testset.id, "version": testset.version, "sha256": testset.sha256}
     values: dict[str, Any] = {
@@ -45,7 +63,7 @@ def report_values(report: ScoreReport, testset: ActiveTestSet | None, now: dt.da
         "loss": report.loss,
         "per_class": report.per_class,
         "confusion": report.confusion,
-        "log": report.log,
+        "log": visible_log,
         "duration_s": report.duration_s,
         "peak_memory_mb": report.peak_memory_mb,
         "testset_id": testset.id if testset else None,
@@ -59,8 +77,11 @@ def report_values(report: ScoreReport, testset: ActiveTestSet | None, now: dt.da
     return values
 
 
-def server_failure_values(code: ErrorCode, detail: str, now: dt.datetime, log_text: str = "") -> dict[str, Any]:
-    """The row's columns when the service itself failed before or around the scoring run."""
+def server_failure_values(code: ErrorCode, detail: str, now: dt.datetime) -> dict[str, Any]:
+    """The row's columns when the service itself failed before or around the scoring run.
+
+    No log: a run whose upload is given back shows and stores none of the trainee's output.
+    """
     assert code.blame == Blame.SERVER
     error = ScoringError(code, detail=detail)
     return {
@@ -69,7 +90,7 @@ def server_failure_values(code: ErrorCode, detail: str, now: dt.datetime, log_te
         "error_code": code.value,
         "error_blame": code.blame.value,
         "counts_toward_limit": False,
-        "log": log_text or None,
+        "log": None,
         "result": {"status": "failed", "error": error.to_json()},
     }
 

@@ -5,6 +5,7 @@ and it must not import the ``scorer`` package (which is not mounted). It never s
 the images, calls ``predict`` on chunks, and writes events to fd 3, one JSON object per line:
 
     {"event": "hello"}                         the sandbox came up (no trainee code has run yet)
+    {"event": "importing"}                     the last line written before any trainee code runs
     {"event": "loaded", "seconds": 1.2}        the entry was imported
     {"event": "progress", "done": 500, "total": 14500}
     {"event": "error", "code": "...", "params": {...}, "traceback": "..."}
@@ -12,7 +13,13 @@ the images, calls ``predict`` on chunks, and writes events to fd 3, one JSON obj
     followed by exactly K bytes: the predictions as a .npy file (no pickle).
 
 The parent checks everything again: this file only turns Python failures into stable codes and keeps
-the trainee's own traceback frames (not the harness's) for the log.
+the trainee's own traceback frames (not the harness's) for the log. Once trainee code has run it
+shares this process and may have replaced anything here, so the parent trusts only what was written
+before "importing" (a failure of the harness itself, e.g. while copying the submission); every later
+line — and whatever else happens to the process — is the submission's. This file still tries to give
+a trainee the precise reason: it keeps its own references to what it calls after the import (a
+trainee replacing ``numpy.concatenate`` does not break it), and it never lets an exception that
+cannot even be printed escape.
 """
 
 from __future__ import annotations
@@ -36,6 +43,21 @@ import numpy as np
 RESULT_FD = 3
 HARNESS_FILE = os.path.abspath(__file__)
 DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+TRACEBACK_KEEP = 32 * 1024  # head and tail of a traceback sent to the parent (it caps again)
+
+# Taken before any trainee code runs: the trainee may replace the module attributes, not these.
+_asarray = np.asarray
+_array = np.array
+_concatenate = np.concatenate
+_zeros = np.zeros
+_save = np.save
+_load = np.load
+_float64 = np.float64
+_int64 = np.int64
+_dumps = json.dumps
+_write = os.write
+_perf_counter = time.perf_counter
+_BytesIO = io.BytesIO
 
 
 def peak_rss_kib() -> int:
@@ -53,13 +75,14 @@ class Channel:
     """Events to the parent over fd 3, opened before any trainee code runs."""
 
     def __init__(self, fd: int) -> None:
-        self._out = os.fdopen(fd, "wb", buffering=0)
+        self._fd = fd
 
     def send(self, event: str, payload: bytes = b"", **fields: Any) -> None:
         if event in ("result", "error"):
             fields["peak_rss_kib"] = peak_rss_kib()
-        line = json.dumps({"event": event, **fields}, ensure_ascii=False).encode("utf-8") + b"\n"
-        self._out.write(line + payload)
+        data = memoryview(_dumps({"event": event, **fields}, ensure_ascii=False).encode("utf-8") + b"\n" + payload)
+        while data:  # a write to a pipe interrupted by a signal may be partial
+            data = data[_write(self._fd, data) :]
 
 
 class Failure(Exception):
@@ -88,8 +111,21 @@ class CellMap:
         return filename, f"line {lineno}"
 
 
+def _bounded(text: str, keep: int = TRACEBACK_KEEP) -> str:
+    if len(text) <= 2 * keep:
+        return text
+    return f"{text[:keep]}\n… [{len(text) - 2 * keep} characters cut by the harness] …\n{text[-keep:]}"
+
+
 def trainee_traceback(exc: BaseException, cells: CellMap) -> str:
     """The traceback without the harness's own frames; notebook lines shown as cells."""
+    try:
+        return _bounded(_trainee_traceback(exc, cells))
+    except Exception:  # a frame or an exception that cannot be formatted: say so, never fail here
+        return f"Traceback unavailable ({type_name(exc)} could not be formatted)\n"
+
+
+def _trainee_traceback(exc: BaseException, cells: CellMap) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.abspath(f.filename) != HARNESS_FILE]
     out = ["Traceback (most recent call last):\n"]
     for frame in frames:
@@ -101,14 +137,37 @@ def trainee_traceback(exc: BaseException, cells: CellMap) -> str:
     return "".join(out)
 
 
+def type_name(exc: BaseException) -> str:
+    try:
+        name = type(exc).__name__
+        return name if isinstance(name, str) else "Exception"
+    except Exception:
+        return "Exception"
+
+
 def reason(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    """``Type: message`` in at most 300 characters; an exception whose ``__str__`` fails is named only."""
+    try:
+        message = str(exc)
+        if not isinstance(message, str):
+            raise TypeError("__str__ returned a non-string")
+    except Exception:
+        return f"{type_name(exc)} (its message could not be printed)"
+    text = f"{type_name(exc)}: {message[:400]}"
     return text if len(text) <= 300 else text[:297] + "..."
 
 
 def classify(exc: BaseException, stage: str, cells: CellMap, workdir: str) -> Failure:
-    """Turn an exception from trainee code into a stable failure code."""
+    """Turn an exception from trainee code into a stable failure code; never raises itself."""
     tb = trainee_traceback(exc, cells)
+    try:
+        return _classify(exc, stage, tb, workdir)
+    except Exception:  # e.g. an exception whose attributes raise when read
+        code = "import_failed" if stage == "import" else "predict_exception"
+        return Failure(code, {"reason": f"{type_name(exc)} (its details could not be read)"}, tb)
+
+
+def _classify(exc: BaseException, stage: str, tb: str, workdir: str) -> Failure:
     if isinstance(exc, SystemExit):
         return Failure("submission_exited", {"reason": f"SystemExit({exc.code!r})"}, tb)
     if isinstance(exc, MemoryError):
@@ -152,9 +211,9 @@ def import_entry(source_path: str, display: str, entry_path: str, notebook: bool
 def as_predictions(raw: Any, n: int, chunk_index: int) -> np.ndarray:
     """Accept lists and arrays of ids or (n, 15) scores; refuse anything else clearly."""
     try:
-        arr = np.asarray(raw)
+        arr = _asarray(raw)
         if arr.dtype == object:
-            arr = arr.astype(np.float64)
+            arr = arr.astype(_float64)
     except Exception as exc:  # whatever the trainee's object raises while becoming an array
         raise Failure("prediction_shape", {"got": f"{type(raw).__name__} ({reason(exc)})"}) from exc
     if arr.dtype.kind not in "biuf":
@@ -170,7 +229,13 @@ def as_predictions(raw: Any, n: int, chunk_index: int) -> np.ndarray:
     raise Failure("prediction_shape", {"got": f"shape {arr.shape}"})
 
 
-def run(args: argparse.Namespace, channel: Channel) -> None:
+class State:
+    """Whether trainee code may have run: after that, a failure here is no longer the harness's own."""
+
+    imported = False
+
+
+def run(args: argparse.Namespace, channel: Channel, state: State) -> None:
     # A private, writable copy of the submission: trainee code may write next to its files.
     shutil.copytree(args.copy_from, args.copy_to, dirs_exist_ok=True, symlinks=False)
     workdir = args.workdir
@@ -179,43 +244,58 @@ def run(args: argparse.Namespace, channel: Channel) -> None:
     sys.argv = [args.entry]
     cells = CellMap(args.cellmap, args.source, os.path.basename(args.entry))
 
-    started = time.perf_counter()
+    channel.send("importing")  # the parent trusts nothing on this channel after this line
+    state.imported = True
+    started = _perf_counter()
     try:
         module = import_entry(args.source, os.path.basename(args.entry), args.entry, args.cellmap is not None)
     except BaseException as exc:
         raise classify(exc, "import", cells, workdir) from exc
-    channel.send("loaded", seconds=round(time.perf_counter() - started, 3))
+    channel.send("loaded", seconds=round(_perf_counter() - started, 3))
 
     predict = getattr(module, "predict", None)
     if not callable(predict):
         code = "legacy_func_predict" if callable(getattr(module, "func_predict", None)) else "predict_missing"
         raise Failure(code, {"file": os.path.basename(args.entry)})
 
-    data = np.load(args.data, mmap_mode="r", allow_pickle=False)
+    data = _load(args.data, mmap_mode="r", allow_pickle=False)
     total = int(data.shape[0])
     parts: list[np.ndarray] = []
     predict_seconds = 0.0
     for index, start in enumerate(range(0, total, args.chunk)):
-        chunk = np.array(data[start : start + args.chunk])  # a fresh copy each call
-        began = time.perf_counter()
+        chunk = _array(data[start : start + args.chunk])  # a fresh copy each call
+        began = _perf_counter()
         try:
             raw = predict(chunk)
         except BaseException as exc:
             raise classify(exc, "predict", cells, workdir) from exc
-        predict_seconds += time.perf_counter() - began
+        predict_seconds += _perf_counter() - began
         parts.append(as_predictions(raw, len(chunk), index))
         channel.send("progress", done=start + len(chunk), total=total)
 
     kinds = {p.ndim for p in parts}
     if len(kinds) > 1:
         raise Failure("prediction_shape", {"got": "a mix of class ids and score arrays across chunks"})
-    merged = np.concatenate(parts) if parts else np.zeros((0,), dtype=np.int64)
-    merged = merged.astype(np.float64) if merged.dtype.kind == "f" or merged.ndim == 2 else merged.astype(np.int64)
-    buffer = io.BytesIO()
-    np.save(buffer, merged, allow_pickle=False)
+    merged = _concatenate(parts) if parts else _zeros((0,), dtype=_int64)
+    merged = merged.astype(_float64) if merged.dtype.kind == "f" or merged.ndim == 2 else merged.astype(_int64)
+    buffer = _BytesIO()
+    _save(buffer, merged, allow_pickle=False)
     payload = buffer.getvalue()
     kind = "scores" if merged.ndim == 2 else "labels"
     channel.send("result", payload, kind=kind, bytes=len(payload), predict_seconds=round(predict_seconds, 4))
+
+
+def _harness_failed(channel: Channel, state: State, exc: BaseException) -> None:
+    """The harness's own code failed. Before the import that is the service's fault; after it, the
+    trainee's code shared this process (and may have replaced what failed), so it is theirs."""
+    if not state.imported:
+        channel.send("error", code="internal_error", params={}, traceback=_bounded(traceback.format_exc()))
+        return
+    why = f"the harness failed after your code was imported ({type_name(exc)})"
+    channel.send("error", code="harness_disrupted", params={"reason": why}, traceback=trainee_traceback(exc, _NO_CELLS))
+
+
+_NO_CELLS = CellMap(None, "", "")
 
 
 def main() -> int:
@@ -232,17 +312,18 @@ def main() -> int:
 
     channel = Channel(RESULT_FD)
     channel.send("hello", python=sys.version.split()[0], numpy=np.__version__)
+    state = State()
     try:
-        run(args, channel)
+        run(args, channel, state)
     except Failure as failure:
         channel.send("error", code=failure.code, params=failure.params, traceback=failure.tb)
     except OSError as exc:
         if exc.errno in DISK_ERRNOS:  # copying the submission into the sized /work filled it
             channel.send("error", code="disk_limit", params={}, traceback="")
         else:
-            channel.send("error", code="internal_error", params={}, traceback=traceback.format_exc())
-    except Exception:  # a fault of the harness itself: never blamed on the trainee
-        channel.send("error", code="internal_error", params={}, traceback=traceback.format_exc())
+            _harness_failed(channel, state, exc)
+    except Exception as exc:
+        _harness_failed(channel, state, exc)
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter teardown: trainee atexit hooks and threads must not change the outcome.

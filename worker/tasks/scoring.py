@@ -111,7 +111,7 @@ def _score(submission_id: int, storage_key: str) -> dict[str, Any]:
         detail = f"stored zip's sha256 {report.zip_sha256} differs from the uploaded {expected_sha}"
         log.error("submission %s: %s", submission_id, detail)
         return server_failure_values(ErrorCode.INTERNAL_ERROR, detail, utcnow())
-    return report_values(report, testset, utcnow())
+    return report_values(report, testset, utcnow(), settings)
 
 
 @app.task(

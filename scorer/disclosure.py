@@ -1,0 +1,120 @@
+"""What a run on the hidden test set may reveal: the score, or a stable code plus a short excerpt.
+
+Everything a submission emits during a run — its output, its exception text and traceback, any
+parameter it gets into a report — is data the trainee chose, and the hidden images are in its
+memory. Left whole, that output is a channel that carries the test set out (an exception message
+holding the images base64-encoded went out verbatim through the page, the log download and the
+email). So the trainee sees at most ``excerpt_bytes`` of it, counted over the log, the traceback and
+every parameter together, plus a fixed line saying the rest is withheld and where full logs are
+shown: the free pre-flight (public images only) and ``python -m scorer run`` on one's own data.
+
+Instructors and admins get more (``stored_bytes``), still bounded, so a stored row stays small.
+
+The cap is applied where a report leaves the scorer (the pipeline), and again by whoever stores or
+shows a log (``cap_visible``), which is idempotent on text the pipeline already capped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+KIB = 1024
+
+DEFAULT_EXCERPT_BYTES = 2 * KIB
+DEFAULT_STORED_BYTES = 64 * KIB
+PARAM_VALUE_BYTES = 200  # one parameter shown in a message: enough for "ValueError: shapes (3,) and (4,)…"
+PARAM_KEYS = 12  # a report never needs more parameters than this
+
+WITHHELD_JA = (
+    "［この先の {withheld} バイトは表示しません。隠しテストセットでの実行の出力は、テスト画像が外に出ないよう、"
+    "ここまでに限っています。全文のログは、アップロード時の無料の事前チェック（公開画像で実行）か、"
+    "手元の python -m scorer run（自分のデータで実行）で確認できます。］"
+)
+WITHHELD_EN = (
+    "[The remaining {withheld} bytes are withheld. Output of a run on the hidden test set is limited to this "
+    "excerpt so the test images cannot leave with it. The free pre-flight at upload (public images) and "
+    "python -m scorer run on your own data show full logs.]"
+)
+MIDDLE_MARK = "\n… [{dropped} bytes withheld] …\n"
+# Bytes of our own wording an excerpt may add to the trainee's ``excerpt_bytes``: the two withheld
+# lines and the middle mark, with room for the numbers. Used to recognise an already-capped text.
+RESERVED_BYTES = len((WITHHELD_JA + WITHHELD_EN + MIDDLE_MARK).encode("utf-8")) + 64
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """How much of a hidden-set run's trainee-controlled output leaves the scorer.
+
+    ``excerpt_bytes`` None means everything (``python -m scorer run --full-log``, local debugging).
+    """
+
+    excerpt_bytes: int | None = DEFAULT_EXCERPT_BYTES
+    stored_bytes: int = DEFAULT_STORED_BYTES
+
+
+def _utf8_head(data: bytes, size: int) -> str:
+    return data[: max(0, size)].decode("utf-8", "ignore")  # "ignore": a cut character never grows the text
+
+
+def _utf8_tail(data: bytes, size: int) -> str:
+    return data[len(data) - max(0, size) :].decode("utf-8", "ignore") if size > 0 else ""
+
+
+def head_and_tail(text: str, budget: int) -> tuple[str, int]:
+    """At most ``budget`` bytes of ``text`` (its start and its end), and how many bytes were dropped."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= budget:
+        return text, 0
+    head = budget // 3  # the first prints, and (at the end) the traceback's last lines
+    tail = budget - head
+    kept_head, kept_tail = _utf8_head(data, head), _utf8_tail(data, tail)
+    dropped = len(data) - len(kept_head.encode()) - len(kept_tail.encode())
+    return kept_head + MIDDLE_MARK.format(dropped=dropped) + kept_tail, dropped
+
+
+def withheld_notice(withheld: int) -> str:
+    return WITHHELD_JA.format(withheld=withheld) + "\n" + WITHHELD_EN.format(withheld=withheld)
+
+
+def excerpt(text: str, budget: int) -> str:
+    """``text`` cut to ``budget`` bytes, with the withheld notice when anything was cut."""
+    kept, dropped = head_and_tail(text, budget)
+    if not dropped:
+        return text
+    return kept.rstrip("\n") + "\n" + withheld_notice(dropped) + "\n"
+
+
+def cap_visible(text: str | None, budget: int) -> str:
+    """Bound a log about to be stored or shown: unchanged when within ``budget`` plus our own wording.
+
+    Idempotent on what ``excerpt`` produced, so the storage boundary and the pages can apply it
+    again without stacking notices; anything larger (a row stored before the policy, say) is cut.
+    """
+    if not text:
+        return ""
+    if len(text.encode("utf-8", "replace")) <= budget + RESERVED_BYTES:
+        return text
+    return excerpt(text, budget)
+
+
+def cap_params(params: dict[str, Any], value_bytes: int = PARAM_VALUE_BYTES) -> dict[str, str]:
+    """Parameters as short strings: every value is cut to ``value_bytes``, at most PARAM_KEYS kept."""
+    out: dict[str, str] = {}
+    for key, value in list(params.items())[:PARAM_KEYS]:
+        name = _utf8_head(str(key).encode("utf-8", "replace"), 40)
+        text = value if isinstance(value, str) else _safe_str(value)
+        data = text.encode("utf-8", "replace")
+        out[name] = text if len(data) <= value_bytes else _utf8_head(data, value_bytes - 3) + "..."
+    return out
+
+
+def params_bytes(params: dict[str, str]) -> int:
+    return sum(len(k.encode()) + len(v.encode()) for k, v in params.items())
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
