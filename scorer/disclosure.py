@@ -27,16 +27,17 @@ PARAM_VALUE_BYTES = 200  # one parameter shown in a message: enough for "ValueEr
 PARAM_KEYS = 12  # a report never needs more parameters than this
 
 WITHHELD_JA = (
-    "［この先の {withheld} バイトは表示しません。隠しテストセットでの実行の出力は、テスト画像が外に出ないよう、"
-    "ここまでに限っています。全文のログは、アップロード時の無料の事前チェック（公開画像で実行）か、"
+    "［残りの出力（{withheld} バイト以上）は表示しません。"
+    "隠しテストセットでの実行の出力は、テスト画像が外に出ないよう、ここまでに限っています。全文のログは、アップロード時の無料の事前チェック（公開画像で実行）か、"
     "手元の python -m scorer run（自分のデータで実行）で確認できます。］"
 )
 WITHHELD_EN = (
-    "[The remaining {withheld} bytes are withheld. Output of a run on the hidden test set is limited to this "
-    "excerpt so the test images cannot leave with it. The free pre-flight at upload (public images) and "
+    "[The rest of the output ({withheld} bytes or more) is withheld. "
+    "Output of a run on the hidden test set is limited to this excerpt so the test images cannot leave with it. "
+    "The free pre-flight at upload (public images) and "
     "python -m scorer run on your own data show full logs.]"
 )
-MIDDLE_MARK = "\n… [{dropped} bytes withheld] …\n"
+MIDDLE_MARK = "\n… [{dropped} bytes or more withheld] …\n"
 # Bytes of our own wording an excerpt may add to the trainee's ``excerpt_bytes``: the two withheld
 # lines and the middle mark, with room for the numbers. Used to recognise an already-capped text.
 RESERVED_BYTES = len((WITHHELD_JA + WITHHELD_EN + MIDDLE_MARK).encode("utf-8")) + 64

@@ -94,3 +94,20 @@ def test_runtime_reports_versions() -> None:
 
 def test_usage_error_exits_2() -> None:
     assert scorer("run").returncode == 2
+
+
+def test_run_shows_what_the_server_shows_unless_full_log(tmp_path: Path, synthetic_set: DataSet) -> None:
+    archive = tmp_path / "raises.zip"
+    # " MID " is assembled at run time: the traceback shows the source line itself.
+    source = "def predict(test_data):\n    raise ValueError('START ' + 'z' * 10_000 + ' M' + 'ID ' + 'z' * 10_000)\n"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("submit_katakana.py", source)
+    data, labels = str(synthetic_set.small_data), str(synthetic_set.small_label)
+    shown = scorer("--lang", "en", "run", str(archive), "--test-data", data, "--test-labels", labels, "--json")
+    result = json.loads(shown.stdout)
+    assert result["error"]["code"] == "predict_exception"
+    assert " MID " not in shown.stdout and "withheld" in result["log"]
+    assert len(shown.stdout.encode()) < 16_000  # the excerpt, the messages and the run's facts
+    full = scorer("--lang", "en", "run", str(archive), "--test-data", data, "--test-labels", labels, "--full-log")
+    assert full.returncode == 1
+    assert " MID " in full.stdout and "withheld" not in full.stdout

@@ -1,8 +1,11 @@
 """The golden corpus of hostile submissions, run through the real pipeline and the real sandbox.
 
 Each folder under hostile/ is one case: a submit_katakana.py and case.json with the expected outcome
-(and strings the log must or must not show). Beyond that, every case must leave the host untouched:
-no process of the run alive afterwards, no canary secret or label file seen, a host process still alive.
+(and strings the log must or must not show, or the error's reason must contain). Beyond that, every
+case must leave the host untouched: no process of the run alive afterwards, no canary secret or label
+file seen, a host process still alive. And every case must stay within what a hidden-set run may
+reveal: at most the excerpt of its output, and the blame on the submission (no case here may get its
+upload back).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from scorer.disclosure import RESERVED_BYTES, Disclosure, params_bytes
+from scorer.errors import Blame
 from scorer.pipeline import ScoringConfig, score_submission
 from scorer.sandbox.types import Limits, MiB
 from tests.fixtures.artifacts import DataSet
@@ -77,7 +82,20 @@ def test_hostile_submission(
         assert text in report.log, result
     for text in expected.get("log_lacks", []):
         assert text not in report.log, result
+    if "reason_contains" in expected:
+        assert report.error is not None and expected["reason_contains"] in report.error.params["reason"], result
     assert secret not in report.log
+
+    # What the trainee may see of it: the excerpt (log, traceback and parameters together), and
+    # the blame on the submission.
+    disclosure = Disclosure()
+    assert disclosure.excerpt_bytes is not None
+    shown = len(report.log.encode()) + (params_bytes(report.error.params) if report.error else 0)
+    assert shown <= disclosure.excerpt_bytes + RESERVED_BYTES, result
+    assert len(report.staff_log.encode()) <= disclosure.stored_bytes + RESERVED_BYTES
+    assert len(json.dumps(result).encode()) <= 4 * disclosure.excerpt_bytes + 4 * RESERVED_BYTES + 8192
+    if report.error is not None:
+        assert report.error.code.blame is Blame.SUBMISSION, result
 
     # The host is untouched.
     assert not loopback_server.connected.is_set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from scorer.classes import TEST_COUNTS
+from scorer.disclosure import RESERVED_BYTES, Disclosure
 from scorer.errors import Blame, ErrorCode
 from scorer.pipeline import ScoringConfig, check_submission, score_submission
 from scorer.sandbox.types import Limits, MiB
@@ -347,3 +349,48 @@ def test_peak_memory_is_the_submissions_not_the_workers(
     assert report.peak_memory_mb is not None
     assert 150 <= report.peak_memory_mb < 400  # the 150 MiB array counted; the parent's 400 MiB not
     del ballast
+
+
+CHATTY = """import numpy as np
+
+def predict(test_data):
+    for i in range(2000):
+        print(f"LINE{i:05d} " + "x" * 40)
+    return np.zeros(len(test_data), dtype=int)
+"""
+
+
+def test_a_hidden_set_run_shows_only_the_configured_excerpt(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    small = dataclasses.replace(config, disclosure=Disclosure(excerpt_bytes=512, stored_bytes=8192))
+    report = score_small(tmp_path, synthetic_set, small, {"submit_katakana.py": CHATTY})
+    assert report.status == "succeeded", report.to_json()
+    assert report.accuracy is not None and len(report.confusion or []) == 15  # the score stays whole
+    assert "LINE00000" in report.log and "LINE01999" in report.log  # start and end of the output
+    assert "LINE01000" not in report.log
+    assert len(report.log.encode()) <= 512 + RESERVED_BYTES
+    assert "python -m scorer run" in report.log  # says where the full log is
+    assert "LINE01000" in report.staff_log or len(report.staff_log.encode()) >= 8192  # staff see more
+    assert len(report.staff_log.encode()) <= 8192 + RESERVED_BYTES
+    assert "staff_log" not in report.to_json()  # the JSON the command line prints is the trainee's
+
+
+def test_the_pre_flight_keeps_its_full_log(tmp_path: Path, config: ScoringConfig) -> None:
+    report = check_submission(make_zip(tmp_path / "c.zip", {"submit_katakana.py": CHATTY}), config=config)
+    assert report.ok, report.to_json()
+    assert "LINE00015" in report.log and "LINE00029" in report.log and "withheld" not in report.log
+
+
+def test_a_run_blamed_on_the_server_shows_no_trainee_output(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    """Refunded runs are free: if they showed output, a trainee could read the hidden set for free."""
+    leaky = "print('SECRET-OUTPUT ' * 100)\n" + ZEROS
+    broken_labels = tmp_path / "labels.npy"
+    np.save(broken_labels, np.zeros(3))  # the wrong number of labels: the service's fault
+    archive = make_zip(tmp_path / "s.zip", {"submit_katakana.py": leaky})
+    report = score_submission(archive, test_data=synthetic_set.small_data, test_labels=broken_labels, config=config)
+    assert report.error is not None and report.error.code.blame is Blame.SERVER
+    assert report.log == "" and report.staff_log == "" and report.error.params == {}
+    assert "SECRET-OUTPUT" not in json.dumps(report.to_json())
