@@ -25,6 +25,7 @@ from worker.mail.outbox import add_result_email
 from worker.testset import ActiveTestSet
 
 log = logging.getLogger(__name__)
+SERVER_DETAIL_BYTES = 4096  # the service's own diagnosis of a fault (for admins), not trainee output
 
 
 def report_values(
@@ -45,10 +46,10 @@ def report_values(
     result = report.to_json()
     result["log"] = visible_log
     result["staff_log"] = staff_log
-    if isinstance(result.get("error"), dict):
-        result["error"]["params"] = {} if server_fault else cap_params(result["error"].get("params") or {})
-        if not server_fault:
-            result["error"]["detail"] = cap_visible(str(result["error"].get("detail") or ""), excerpt_bytes)
+    if error is not None:  # rebuilt, so the rendered messages carry only the bounded parameters
+        params = {} if server_fault else cap_params(error.params)
+        detail = cap_visible(error.detail, SERVER_DETAIL_BYTES if server_fault else excerpt_bytes)
+        result["error"] = ScoringError(error.code, params, detail).to_json()
     if testset is not None:
         result["testset"] = {"id": testset.id, "version": testset.version, "sha256": testset.sha256}
     values: dict[str, Any] = {

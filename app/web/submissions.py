@@ -13,14 +13,16 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from sqlalchemy.orm import Session
 
 from app.i18n import Translator
-from app.models import Submission, SubmissionStatus
+from app.models import Role, Submission, SubmissionStatus, User
 from app.services import storage
 from app.services.rescoring import earlier_results
 from app.services.submissions import accuracy_history, get_visible, own_submissions, queue_position
+from app.settings import Settings
 from app.web import charts
 from app.web.csrf import verify_csrf
 from app.web.deps import CurrentUser, LangDep, NotFound, SessionDep, SettingsDep, TranslatorDep
 from app.web.templating import local_time, render
+from scorer.disclosure import cap_visible
 
 router = APIRouter(dependencies=[Depends(verify_csrf)])
 LOG_TAIL_LINES = 40
@@ -56,6 +58,16 @@ def log_tail(log: str | None, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join((log or "").splitlines()[-lines:])
 
 
+def visible_log(submission: Submission, user: User, settings: Settings) -> str:
+    """The log this viewer may read. The trainee gets the excerpt of a hidden-set run (bounded again
+    here, for rows stored before the bound existed); an instructor or admin looking at someone
+    else's submission gets the longer log kept for staff, when there is one."""
+    staff = user.role in (Role.INSTRUCTOR, Role.ADMIN) and user.id != submission.user_id
+    if staff and isinstance(submission.result, dict) and isinstance(submission.result.get("staff_log"), str):
+        return cap_visible(submission.result["staff_log"], settings.hidden_run_stored_log_bytes)
+    return cap_visible(submission.log, settings.hidden_run_excerpt_bytes)
+
+
 def history_points(db: Session, submission: Submission) -> list[tuple[str, float, bool]]:
     rows = accuracy_history(db, submission.user_id, submission.cohort_id)
     return [
@@ -75,15 +87,23 @@ def submission_list(request: Request, db: SessionDep, user: CurrentUser, lang: L
 
 @router.get("/submissions/{submission_id}", name="submission_result")
 def submission_result(
-    request: Request, submission_id: int, db: SessionDep, user: CurrentUser, lang: LangDep, t: TranslatorDep
+    request: Request,
+    submission_id: int,
+    db: SessionDep,
+    user: CurrentUser,
+    lang: LangDep,
+    t: TranslatorDep,
+    settings: SettingsDep,
 ) -> Response:
     submission = _visible(db, user, submission_id)
     gap = charts.overfit_gap(submission.validation_accuracy, submission.accuracy)
+    shown_log = cap_visible(submission.log, settings.hidden_run_excerpt_bytes)
     context = {
         "s": submission,
         "position": queue_position(db, submission),
         "error_message": error_message(submission, lang),
-        "log_tail": log_tail(submission.log),
+        "log_tail": log_tail(shown_log),
+        "visible_log": shown_log,
         "bar_chart": charts.bar_chart(submission.per_class) if submission.per_class else None,
         "heat_chart": charts.heatmap(submission.confusion),
         "line_chart": charts.line_chart(history_points(db, submission)),
@@ -123,10 +143,10 @@ def submission_status(submission_id: int, db: SessionDep, user: CurrentUser) -> 
 
 
 @router.get("/submissions/{submission_id}/log", name="submission_log")
-def submission_log(submission_id: int, db: SessionDep, user: CurrentUser) -> Response:
+def submission_log(submission_id: int, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> Response:
     submission = _visible(db, user, submission_id)
     return PlainTextResponse(
-        submission.log or "",
+        visible_log(submission, user, settings),
         headers={"Content-Disposition": f'attachment; filename="submission-{submission.id}.log"'},
     )
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus
 from app.services.quota import quota_status
 from app.settings import Settings
+from scorer.disclosure import cap_visible
 from scorer.errors import ErrorCode, Lang, ScoringError
 from worker.mail.compose import ClassLine, ResultFacts, compose_result
 
@@ -71,8 +72,16 @@ def result_facts(session: Session, submission: Submission, settings: Settings, n
         daily_limit=cohort.daily_limit,
         slot_returned=not submission.counts_toward_limit,
         error_message=None if succeeded else error_message(submission, lang),
-        log=submission.log,
+        # Bounded again: the email is one more way out for a hidden-set run's output.
+        log=_shown_log(submission, settings),
     )
+
+
+def _shown_log(submission: Submission, settings: Settings) -> str:
+    """A refunded run's mail carries no output; any other run's at most the excerpt."""
+    if submission.error_blame == "server":
+        return ""
+    return cap_visible(submission.log, settings.hidden_run_excerpt_bytes)
 
 
 def add_result_email(
