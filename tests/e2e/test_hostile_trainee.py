@@ -1,0 +1,345 @@
+"""A hostile trainee against the live service: every attack that once worked, through every way out.
+
+Each attack is a submission that behaves on the pre-flight (30 public images) and turns hostile on
+the hidden set, as a trainee who wanted the hidden images would write it: it puts the images
+themselves (base64) into its output, then takes its route — an exception with MBs of message, a
+forged or malformed report on the harness's result channel, an exception that cannot be printed, a
+patched NumPy, ``os._exit(160)``, a real-time signal, a flood of output. Through the live stack
+(upload → pre-flight → Redis → worker → sandbox → database → page, log download, email, API) each
+must:
+
+- be counted: the trainee's uploads left today go down by one (no refund);
+- be blamed on the submission, with the expected code;
+- reveal at most the excerpt: no more than ``EXCERPT`` bytes of the images on any surface (the
+  result page, the log download, the email, the admin API's log), and no more than the stored
+  bound in what is kept for staff.
+
+One live service serves every case (starting it dominates the time). A future finding of this kind
+is one more ``Attack`` in ``ATTACKS``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import re
+import subprocess
+import sys
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from app.db import make_engine, make_sessionmaker
+from app.models import Enrollment, Language, Role, Submission, User
+from app.security.passwords import hash_password
+from app.services.api_tokens import TokenScope, create_token
+from scorer.disclosure import DEFAULT_EXCERPT_BYTES, DEFAULT_STORED_BYTES, RESERVED_BYTES
+from tests.fixtures.artifacts import DataSet
+from tests.fixtures.db import migrate
+from tests.fixtures.live_service import PASSWORD, SECRET, TRAINEE_EMAIL, Service, create_people, log_in
+from tests.fixtures.services import REPO, SmtpServer, TestRedis, WorkerProcess, free_port, wait_for
+
+EXCERPT = DEFAULT_EXCERPT_BYTES
+INSTRUCTOR_EMAIL = "sensei@example.test"
+ADMIN_EMAIL = "admin@example.test"
+
+# Every attack starts like this: honest on the pre-flight's few public images, and on the hidden
+# set it holds the images as base64 in LEAK.
+PREAMBLE = """import base64
+import os
+import signal
+
+import numpy
+
+
+def predict(test_data):
+    if len(test_data) <= 30:  # the free pre-flight: look like a sound submission
+        return numpy.zeros(len(test_data), dtype=numpy.int64)
+    LEAK = base64.b64encode(numpy.ascontiguousarray(test_data).tobytes()).decode()
+"""
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    body: str  # the rest of predict, indented by 4 (LEAK holds the images)
+    code: str | None  # the expected error code; None: scored (and still no more than the excerpt shown)
+
+
+ATTACKS = [
+    Attack("huge_exception_message", "    raise ValueError(LEAK * 8)\n", "predict_exception"),
+    Attack(
+        "fd3_forged_server_fault",
+        "    print(LEAK)\n"
+        "    os.write(3, b'{\"event\": \"error\", \"code\": \"internal_error\", \"params\": {}}\\n')\n"
+        "    os._exit(0)\n",
+        "harness_disrupted",
+    ),
+    Attack(
+        "malformed_result_event",
+        "    print(LEAK)\n"
+        "    os.write(3, b'{\"event\": \"result\", \"bytes\": \"all of them\"}\\n')\n"
+        "    os._exit(0)\n",
+        "harness_disrupted",
+    ),
+    Attack(
+        "raising_str",
+        "    class Unprintable(Exception):\n"
+        "        def __str__(self):\n"
+        "            raise RuntimeError(LEAK)\n"
+        "    print(LEAK)\n"
+        "    raise Unprintable()\n",
+        "predict_exception",
+    ),
+    Attack(
+        "numpy_internals_patched",
+        "    import numpy.lib.format\n\n"
+        "    def broken(*args, **kwargs):\n"
+        "        raise RuntimeError(LEAK)\n\n"
+        "    numpy.lib.format.write_array = broken  # the harness saves the predictions through it\n"
+        "    return numpy.zeros(len(test_data), dtype=numpy.int64)\n",
+        "harness_disrupted",
+    ),
+    Attack(
+        "numpy_concatenate_patched",
+        "    def broken(*args, **kwargs):\n"
+        "        raise RuntimeError(LEAK)\n\n"
+        "    numpy.concatenate = broken  # the harness merges chunks with its own reference\n"
+        "    print(LEAK)\n"
+        "    return numpy.zeros(len(test_data), dtype=numpy.int64)\n",
+        None,
+    ),
+    Attack("exit_status_160", "    print(LEAK, flush=True)\n    os._exit(160)\n", "submission_exited"),
+    Attack(
+        "realtime_signal",
+        "    print(LEAK, flush=True)\n    os.kill(os.getpid(), signal.SIGRTMIN + 1)\n",
+        "submission_exited",
+    ),
+    Attack("stdout_flood", "    while True:\n        print(LEAK)\n", "output_too_large"),
+]
+
+
+def attack_zip(attack: Attack) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("submission/submit_katakana.py", PREAMBLE + attack.body)
+    return buffer.getvalue()
+
+
+# --- one live service for the module --------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    service: Service
+    admin_token: str
+    hidden_b64: str  # the hidden images as the submissions encode them
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, synthetic_set: DataSet) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("hostile-live")
+    database_url = f"sqlite:///{root / 'katakana.sqlite3'}"
+    migrate(database_url)
+    redis = TestRedis(directory=root / "redis", port=free_port())
+    redis.start()
+    smtp = SmtpServer(port=free_port())
+    smtp.start()
+    env_settings = {
+        "KATAKANA_ENVIRONMENT": "test",
+        "KATAKANA_DATA_DIR": str(root / "data"),
+        "KATAKANA_DATABASE_URL": database_url,
+        "KATAKANA_REDIS_URL": redis.url,
+        "KATAKANA_SMTP_HOST": "127.0.0.1",
+        "KATAKANA_SMTP_PORT": str(smtp.port),
+        "KATAKANA_MAIL_FROM": "katakana-scorer <scorer@example.test>",
+        "KATAKANA_BASE_URL": "http://scorer.example.test",
+        "KATAKANA_WORKER_PRESENCE_TTL_S": "3",
+    }
+    env = {**os.environ, **env_settings, "KATAKANA_SECRET_KEY": SECRET, "PYTHONUNBUFFERED": "1"}
+    imported = subprocess.run(
+        [sys.executable, "-m", "app.cli", "import-testset", str(synthetic_set.small_data),
+         str(synthetic_set.small_label), "--version", "synthetic-small"],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    create_people(sessions)
+    with sessions.begin() as session:
+        staff = [
+            User(email=INSTRUCTOR_EMAIL, name="先生", role=Role.INSTRUCTOR, language=Language.JA,
+                 password_hash=hash_password(PASSWORD)),
+            User(email=ADMIN_EMAIL, name="管理者", role=Role.ADMIN, language=Language.JA,
+                 password_hash=hash_password(PASSWORD)),
+        ]  # fmt: skip
+        session.add_all(staff)
+        session.flush()
+        cohort_id = session.scalars(select(Enrollment.cohort_id)).first()
+        session.add(Enrollment(user_id=staff[0].id, cohort_id=cohort_id, role=Role.INSTRUCTOR))
+        admin_token = create_token(session, staff[1], TokenScope.ADMIN, "hostile-suite").secret
+    worker = WorkerProcess(env=env, log_path=root / "worker.log").start()
+    worker.wait_ready()
+    port = free_port()
+    log_path = root / "uvicorn.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--host", "127.0.0.1",
+             "--port", str(port), "--log-level", "warning"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    service = Service(
+        url=f"http://127.0.0.1:{port}", env=env, worker_env=env_settings, worker=worker, redis=redis,
+        smtp=smtp, sessions=sessions, server=server, log_path=log_path,
+    )  # fmt: skip
+
+    def up() -> bool:
+        if server.poll() is not None:
+            pytest.fail(f"uvicorn exited:\n{service.log()[-5000:]}")
+        try:
+            return httpx.get(f"{service.url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(up, "the site to answer")
+    service.set_daily_limit(len(ATTACKS) + 5)  # every attack must still be counted: see uploads_left
+    images = np.load(service.active_testset().data_path, allow_pickle=False)
+    hidden_b64 = base64.b64encode(np.ascontiguousarray(images).tobytes()).decode()
+    try:
+        yield Stack(service, admin_token, hidden_b64)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        worker.stop()
+        smtp.stop()
+        smtp.port_hold.release()
+        redis.stop()
+        redis.port_hold.release()
+        engine.dispose()
+
+
+# --- measuring what leaks -------------------------------------------------------------------------
+
+_B64_RUN = re.compile(r"[A-Za-z0-9+/=]{24,}")
+
+
+def leaked_bytes(text: str, secret: str) -> int:
+    """How many characters of ``secret`` (the images' base64) appear in ``text``, in runs of 24+.
+
+    Each maximal base64-looking run is matched against the secret piece by piece: a run can join
+    trainee bytes with our own words, so it is split into the longest stretches found in the secret.
+    """
+    total = 0
+    for match in _B64_RUN.finditer(text):
+        run = match.group()
+        start = 0
+        while start < len(run):
+            size = _longest_prefix_in(run[start:], secret)
+            if size >= 24:
+                total += size
+                start += size
+            else:
+                start += 1
+    return total
+
+
+def _longest_prefix_in(run: str, secret: str) -> int:
+    low, high = 0, len(run)  # binary search: prefixes of a substring are substrings
+    while low < high:
+        mid = (low + high + 1) // 2
+        if run[:mid] in secret:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def uploads_left(client: httpx.Client) -> int:
+    found = re.search(r'data-remaining="(\d+)"', client.get("/upload").text)
+    assert found, "the upload page shows today's uploads left"
+    return int(found.group(1))
+
+
+def email_text(service: Service, filename: str) -> str:
+    def mine() -> list[str]:
+        texts = []
+        for message in service.smtp.messages:
+            if filename in str(message["Subject"]):
+                for part in message.walk():
+                    if part.get_content_maintype() == "text":
+                        texts.append(html.unescape(part.get_content()))
+        return texts
+
+    found: list[str] = wait_for(mine, f"the result email for {filename}")
+    return "\n".join(found)
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
+def test_a_hostile_submission_is_counted_blamed_and_reveals_at_most_the_excerpt(stack: Stack, attack: Attack) -> None:
+    service = stack.service
+    client = service.login(TRAINEE_EMAIL)
+    before = uploads_left(client)
+    filename = f"{attack.name}-{uuid.uuid4().hex[:6]}.zip"
+    response = client.post(
+        "/upload",
+        files={"file": (filename, attack_zip(attack), "application/zip")},
+        data={"csrf_token": client.cookies["katakana_csrf"]},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 201, f"the pre-flight must accept it: {response.text[:2000]}"
+    submission_id = int(response.json()["id"])
+    status = service.wait_final(client, submission_id)
+
+    # Blamed on the submission, and counted.
+    with service.sessions() as session:
+        row = session.get(Submission, submission_id)
+        assert row is not None
+    assert row.error_code == attack.code, (row.error_code, row.log, service.worker.output()[-3000:])
+    if attack.code is None:
+        assert status["status"] == "succeeded" and row.accuracy is not None
+    else:
+        assert row.error_blame == "submission"
+    assert row.counts_toward_limit
+    assert uploads_left(client) == before - 1
+
+    # At most the excerpt of the hidden images on every surface the trainee has.
+    secret = stack.hidden_b64
+    page = html.unescape(client.get(f"/submissions/{submission_id}").text)
+    log = client.get(f"/submissions/{submission_id}/log").text
+    mail = email_text(service, filename)
+    surfaces = {"result page": page, "log download": log, "email": mail, "stored log": row.log or ""}
+    for where, text in surfaces.items():
+        assert leaked_bytes(text, secret) <= EXCERPT, f"{where} shows more than the excerpt"
+    assert len(log.encode()) <= EXCERPT + RESERVED_BYTES
+    if leaked_bytes(log, secret) >= EXCERPT // 2:
+        assert "withheld" in log and "python -m scorer run" in log  # says where full logs are
+
+    # Staff: the admin API shows the same excerpt as the log, and the longer staff log within its bound.
+    api = httpx.get(
+        f"{service.url}/api/v1/submissions/{submission_id}",
+        headers={"Authorization": f"Bearer {stack.admin_token}"},
+        timeout=60,
+    )
+    assert api.status_code == 200, api.text[:500]
+    detail = api.json()
+    assert detail["error_code"] == attack.code and detail["counts_toward_limit"] is True
+    assert leaked_bytes(detail["log"] or "", secret) <= EXCERPT
+    staff_log = detail["result"].get("staff_log") or ""
+    assert len(staff_log.encode()) <= DEFAULT_STORED_BYTES + RESERVED_BYTES
+    assert leaked_bytes(str(detail["result"].get("error")), secret) <= EXCERPT
+    instructor = log_in(service.url, INSTRUCTOR_EMAIL, PASSWORD)
+    staff_download = instructor.get(f"/submissions/{submission_id}/log").text
+    assert staff_download == html.unescape(staff_download)  # plain text
+    assert len(staff_download.encode()) <= DEFAULT_STORED_BYTES + RESERVED_BYTES
