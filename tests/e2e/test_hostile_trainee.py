@@ -101,10 +101,10 @@ ATTACKS = [
     ),
     Attack(
         "numpy_internals_patched",
-        "    import numpy.lib.format\n\n"
+        "    from numpy.lib import format as npy_format\n\n"
         "    def broken(*args, **kwargs):\n"
         "        raise RuntimeError(LEAK)\n\n"
-        "    numpy.lib.format.write_array = broken  # the harness saves the predictions through it\n"
+        "    npy_format.write_array = broken  # the harness saves the predictions through it\n"
         "    return numpy.zeros(len(test_data), dtype=numpy.int64)\n",
         "harness_disrupted",
     ),
@@ -236,22 +236,29 @@ _B64_RUN = re.compile(r"[A-Za-z0-9+/=]{24,}")
 
 
 def leaked_bytes(text: str, secret: str) -> int:
-    """How many characters of ``secret`` (the images' base64) appear in ``text``, in runs of 24+.
+    """How many distinct characters of ``secret`` (the images' base64) ``text`` shows, in runs of 24+.
 
-    Each maximal base64-looking run is matched against the secret piece by piece: a run can join
-    trainee bytes with our own words, so it is split into the longest stretches found in the secret.
+    Each base64-looking run is split into the longest stretches found in the secret (a run can join
+    trainee bytes with our own words); a stretch shown twice (the email's text and HTML parts, a
+    message that repeats the log's first line) counts once, by where it lies in the secret.
     """
-    total = 0
+    covered: list[tuple[int, int]] = []
     for match in _B64_RUN.finditer(text):
         run = match.group()
         start = 0
         while start < len(run):
             size = _longest_prefix_in(run[start:], secret)
             if size >= 24:
-                total += size
+                at = secret.find(run[start : start + size])
+                covered.append((at, at + size))
                 start += size
             else:
                 start += 1
+    total, reached = 0, -1
+    for begin, end in sorted(covered):
+        if end > reached:
+            total += end - max(begin, reached)
+            reached = end
     return total
 
 

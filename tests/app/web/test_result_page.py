@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Language, Submission, SubmissionStatus, User
 from app.services.rescoring import reset_for_rescore
+from scorer.disclosure import RESERVED_BYTES
 from tests.app.conftest import People, login, make_zip, upload
 from tests.fixtures.html import off_site_references
 
@@ -114,3 +115,28 @@ def test_a_rescored_submission_keeps_its_earlier_result_on_the_page(
     assert 'data-testid="accuracy" data-value="0.95"' in page
     earlier = page[page.index('data-testid="earlier-results"') :]
     assert "93.00%" in earlier and "95.00%" not in earlier and "以前の採点結果" in page
+
+
+def test_a_hidden_set_log_is_the_excerpt_for_the_trainee_and_the_staff_log_for_instructors(
+    client: TestClient, people: People, db: Session
+) -> None:
+    """A row stored before the bound existed (MBs of log) is still cut for the trainee; the longer
+    log kept for staff is served only to an instructor or admin, never to the trainee."""
+    sid = _submit(client, people)
+    row = db.get(Submission, sid)
+    assert row is not None
+    row.status = SubmissionStatus.FAILED
+    row.error_code, row.error_blame = "predict_exception", "submission"
+    row.log = "OLD-START " + "a" * 3_000_000 + " OLD-MIDDLE " + "b" * 3_000_000
+    row.result = {"error": {"params": {"reason": "ValueError"}}, "staff_log": "STAFF-ONLY " + "c" * 50_000}
+    db.commit()
+    page = client.get(f"/submissions/{sid}").text
+    download = client.get(f"/submissions/{sid}/log").text
+    for text in (page, download):
+        assert "OLD-MIDDLE" not in text and "STAFF-ONLY" not in text
+    assert len(download.encode()) <= 2048 + RESERVED_BYTES and "python -m scorer run" in download
+    assert len(page.encode()) < 40_000
+    client.cookies.clear()
+    login(client, people.instructor.email)
+    staff = client.get(f"/submissions/{sid}/log").text
+    assert staff.startswith("STAFF-ONLY") and len(staff) > 50_000
