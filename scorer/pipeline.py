@@ -232,7 +232,10 @@ def _classify(run: _HarnessRun, limits: Limits, config: ScoringConfig, entry_nam
     if error is None or error.code.blame is Blame.SERVER:
         return error
     if error.code is ErrorCode.MODULE_NOT_FOUND:
-        error.params["offered"] = config.runtime.info().offered_libraries()
+        try:
+            error.params["offered"] = config.runtime.info().offered_libraries()
+        except RuntimeUnavailable:  # the list is a courtesy: it must not turn the trainee's error into ours
+            error.params["offered"] = "?"
     error.params.setdefault("file", entry_name)
     return error
 
