@@ -47,6 +47,8 @@ from tests.fixtures.db import migrate
 from tests.fixtures.live_service import PASSWORD, SECRET, TRAINEE_EMAIL, Service, create_people, log_in
 from tests.fixtures.services import REPO, SmtpServer, TestRedis, WorkerProcess, free_port, wait_for
 
+pytestmark = pytest.mark.xdist_group("hostile-live-service")  # one xdist worker, so one live stack
+
 EXCERPT = DEFAULT_EXCERPT_BYTES
 INSTRUCTOR_EMAIL = "sensei@example.test"
 ADMIN_EMAIL = "admin@example.test"
