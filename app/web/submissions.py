@@ -19,7 +19,7 @@ from app.services.rescoring import earlier_results
 from app.services.submissions import accuracy_history, get_visible, own_submissions, queue_position
 from app.web import charts
 from app.web.csrf import verify_csrf
-from app.web.deps import CurrentUser, LangDep, NotFound, SessionDep, SettingsDep, TranslatorDep
+from app.web.deps import CurrentUser, LangDep, NotFound, PathId, SessionDep, SettingsDep, TranslatorDep
 from app.web.templating import local_time, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)])
@@ -75,7 +75,7 @@ def submission_list(request: Request, db: SessionDep, user: CurrentUser, lang: L
 
 @router.get("/submissions/{submission_id}", name="submission_result")
 def submission_result(
-    request: Request, submission_id: int, db: SessionDep, user: CurrentUser, lang: LangDep, t: TranslatorDep
+    request: Request, submission_id: PathId, db: SessionDep, user: CurrentUser, lang: LangDep, t: TranslatorDep
 ) -> Response:
     submission = _visible(db, user, submission_id)
     gap = charts.overfit_gap(submission.validation_accuracy, submission.accuracy)
@@ -107,7 +107,7 @@ def _notices(submission: Submission, t: Translator) -> list[str]:
 
 
 @router.get("/submissions/{submission_id}/status", name="submission_status")
-def submission_status(submission_id: int, db: SessionDep, user: CurrentUser) -> Response:
+def submission_status(submission_id: PathId, db: SessionDep, user: CurrentUser) -> Response:
     """Polled by the result page until the status is final."""
     submission = _visible(db, user, submission_id)
     return JSONResponse(
@@ -123,7 +123,7 @@ def submission_status(submission_id: int, db: SessionDep, user: CurrentUser) -> 
 
 
 @router.get("/submissions/{submission_id}/log", name="submission_log")
-def submission_log(submission_id: int, db: SessionDep, user: CurrentUser) -> Response:
+def submission_log(submission_id: PathId, db: SessionDep, user: CurrentUser) -> Response:
     submission = _visible(db, user, submission_id)
     return PlainTextResponse(
         submission.log or "",
@@ -132,7 +132,7 @@ def submission_log(submission_id: int, db: SessionDep, user: CurrentUser) -> Res
 
 
 @router.get("/submissions/{submission_id}/file", name="submission_file")
-def submission_file(submission_id: int, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> Response:
+def submission_file(submission_id: PathId, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> Response:
     submission = _visible(db, user, submission_id)
     path = storage.path_for(settings.storage_dir, submission.storage_key)  # type: ignore[arg-type]
     if not path.is_file():

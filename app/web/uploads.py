@@ -23,6 +23,7 @@ from app.i18n import Translator, normalize_lang
 from app.models import Cohort, Role, User
 from app.observability.structured_logs import bind as bind_log_fields
 from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
+from app.security.sessions import SESSION_COOKIE
 from app.services import storage
 from app.services.preflight import PreflightVerdict, cached_preflight
 from app.services.submissions import SubmissionRefused, active_cohort, check_can_submit, create_queued
@@ -125,8 +126,9 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
     received: ReceivedUpload | None = None
     header_token = request.headers.get(CSRF_HEADER)
     is_form = request.headers.get("content-type", "").startswith("multipart/form-data")
+    session_cookie = request.cookies.get(SESSION_COOKIE)
     if (header_token is not None or not is_form) and not tokens_match(
-        request.cookies.get(CSRF_COOKIE), header_token, settings
+        request.cookies.get(CSRF_COOKIE), header_token, settings, session_cookie
     ):
         raise CSRFRejected  # refused before a byte of the body is read
     try:
@@ -149,7 +151,7 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
             log.error("storage full while receiving an upload: %s", exc)
             raise Refusal(507, storage_full.MESSAGE_KEY, extra={"retry_after": storage_full.RETRY_AFTER_S}) from exc
         if header_token is None and not tokens_match(
-            request.cookies.get(CSRF_COOKIE), received.fields.get(CSRF_FIELD), settings
+            request.cookies.get(CSRF_COOKIE), received.fields.get(CSRF_FIELD), settings, session_cookie
         ):
             raise CSRFRejected
         validation = parse_validation_accuracy(received.fields.get("validation_accuracy"))
