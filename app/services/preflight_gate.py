@@ -62,7 +62,8 @@ def acquire(factory: sessionmaker[Session], user_id: int, settings: Settings, no
     token = secrets.token_hex(16)
     try:
         with transaction(factory, write_lock=True) as db:
-            db.execute(delete(PreflightLease).where(PreflightLease.user_id == user_id, PreflightLease.expires_at <= now))
+            expired = (PreflightLease.user_id == user_id, PreflightLease.expires_at <= now)
+            db.execute(delete(PreflightLease).where(*expired))
             held = db.get(PreflightLease, user_id)
             if held is not None:
                 raise PreflightRefused("busy", min(held.expires_at, now + dt.timedelta(minutes=1)), now, 1)

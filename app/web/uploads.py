@@ -24,7 +24,7 @@ from app.models import Cohort, Role, User
 from app.observability.structured_logs import bind as bind_log_fields
 from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
 from app.security.sessions import SESSION_COOKIE
-from app.services import storage
+from app.services import preflight_gate, storage
 from app.services.preflight import PreflightVerdict, cached_preflight
 from app.services.submissions import SubmissionRefused, active_cohort, check_can_submit, create_queued
 from app.services.uploads import ReceivedUpload, UploadRejected, receive_upload
@@ -156,7 +156,11 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
             raise CSRFRejected
         validation = parse_validation_accuracy(received.fields.get("validation_accuracy"))
         if settings.preflight:
-            verdict = await _preflight(request, received)
+            try:
+                async with preflight_gate.turn(factory, user.id, settings, clock):
+                    verdict = await _preflight(request, received)
+            except preflight_gate.PreflightRefused as exc:
+                raise _gate_refusal(exc, settings) from exc
             if verdict.server_fault:
                 raise Refusal(503, "upload_error_preflight_internal", detail=verdict.error_message(lang))
             if not verdict.ok:
@@ -216,6 +220,15 @@ def _refusal_for(exc: SubmissionRefused, now: dt.datetime) -> Refusal:
     return Refusal(403, f"upload_error_{exc.reason}")
 
 
+def _gate_refusal(exc: preflight_gate.PreflightRefused, settings: Settings) -> Refusal:
+    """Busy (their previous check still runs) or over the hourly rate: what happened and when to retry."""
+    local = exc.retry_at.astimezone(ZoneInfo(settings.default_timezone))
+    extra = {"retry_after": exc.retry_after_s, "retry_at": exc.retry_at.isoformat()}
+    minutes = max(1, (exc.retry_after_s + 59) // 60)
+    return Refusal(429, f"upload_error_preflight_{exc.reason}", extra=extra, limit=exc.limit, minutes=minutes,
+                   time=local.strftime("%H:%M"))  # fmt: skip
+
+
 def _quota_params(exc: SubmissionRefused, now: Any, lang: str) -> dict[str, Any]:
     assert exc.quota is not None
     t = Translator(normalize_lang(lang))
@@ -257,7 +270,8 @@ async def _refused(
     clock: Any,
     lang: str,
 ) -> Response:
-    # Whatever was received stays in the store (content-addressed): nothing uploaded is lost.
+    # What was received stays in the store for support, until the sweep removes refused zips
+    # past ``refused_upload_retention_s`` (see ``app.services.storage_purge``).
     body: dict[str, Any] = {
         "error": {
             "code": refusal.key.removeprefix("upload_error_"),
