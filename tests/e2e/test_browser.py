@@ -10,26 +10,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from app.services.quota import quota_day
 from tests.fixtures.artifacts import Examples
+from tests.fixtures.browser import csp_violations, watch_csp
 from tests.fixtures.live_service import PASSWORD, TRAINEE_EMAIL, Service
-
-CSP_WATCH = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__cspViolations.push(e.violatedDirective + " " + (e.blockedURI || "inline"));
-});
-"""
-
-
-def watch_csp(page: Page) -> list[str]:
-    """Collect Content-Security-Policy violations: anything the policy blocks is a broken page."""
-    seen: list[str] = []
-    page.add_init_script(CSP_WATCH)
-    page.on("console", lambda msg: seen.append(msg.text) if "Content Security Policy" in msg.text else None)
-    return seen
-
-
-def csp_violations(page: Page, seen: list[str]) -> list[str]:
-    return [*seen, *page.evaluate("window.__cspViolations || []")]
 
 
 def log_in(page: Page, service: Service) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import make_engine, make_sessionmaker
 from app.models import Cohort, Enrollment, LoginAttempt, Role, User
 from app.security.passwords import hash_password
+from tests.fixtures.browser import csp_violations, watch_csp
 from tests.fixtures.services import REPO, free_port, wait_for
 
 PASSWORD = "live-password-日本語-ok"
@@ -269,3 +271,27 @@ def test_a_trickling_upload_is_dropped_at_the_total_limit(live_site: SiteFactory
     assert list((site.storage_dir / "incoming").iterdir()) == []
     # The site still serves everyone else.
     assert httpx.get(f"{site.url}/healthz", timeout=60).status_code == 200
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_browser_refuses_injected_script_and_framing(live_site: SiteFactory, browser: Browser) -> None:
+    site = live_site()
+    page = browser.new_page()
+    seen = watch_csp(page)
+    page.goto(f"{site.url}/login")
+    assert csp_violations(page, seen) == []  # the site's own page runs clean under its policy
+    # Script injected into the page (as a failed escape would) does not run, and is reported.
+    page.evaluate(
+        "() => { const s = document.createElement('script'); s.textContent = 'window.__injected = 1';"
+        " document.head.appendChild(s); }"
+    )
+    wait_for(lambda: csp_violations(page, seen), "the browser to report the blocked script")
+    assert page.evaluate("window.__injected === undefined")
+    # Another site framing the login page (clickjacking) gets an empty frame.
+    attacker = browser.new_page()
+    attacker.set_content(f'<iframe id="victim" src="{site.url}/login"></iframe>')
+    attacker.wait_for_load_state("load")
+    assert attacker.frame_locator("#victim").get_by_test_id("login-email").count() == 0
+    page.close()
+    attacker.close()
+
