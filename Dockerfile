@@ -43,4 +43,4 @@ ENV PATH=/opt/katakana/app/bin:$PATH \
     KATAKANA_RUNTIME_PYTHON=/opt/katakana/runtime/bin/python
 
 EXPOSE 8000
-CMD ["uvicorn", "--factory", "app.main:create_app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+CMD ["uvicorn", "--factory", "app.main:create_app", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers"]

@@ -20,18 +20,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import api
 from app.db import make_engine, make_sessionmaker
 from app.i18n import LANG_COOKIE, Translator, normalize_lang
 from app.models import utcnow
+from app.observability import redaction
 from app.observability.http import RequestContextMiddleware, metrics_router
 from app.observability.structured_logs import configure_logging
 from app.services.preflight import PASSED, Checker, scorer_checker
 from app.settings import Settings, get_settings
 from app.web import admin, auth, health, leaderboard, storage_full, submissions, uploads
+from app.web.body_timeout import BodyTimeoutMiddleware
 from app.web.csrf import CSRFCookieMiddleware, CSRFRejected
-from app.web.deps import LoginRequired, NotFound, wants_json
+from app.web.deps import LoginRequired, NotFound, path_error, wants_json
+from app.web.security_headers import SecurityHeadersMiddleware
 from app.web.templating import render
 from app.web.upload_page import runtime_key, runtime_versions
 
@@ -94,7 +98,18 @@ def create_app(
     app.state.deliver_email = deliver_email or worker_deliver(settings)
 
     configure_logging("web")
+    redaction.install()  # uvicorn's access lines carry query strings: /password/set?token=…
     app.add_middleware(CSRFCookieMiddleware, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
+    app.add_middleware(
+        BodyTimeoutMiddleware,
+        idle_timeout_s=settings.body_idle_timeout_s,
+        total_timeout_s=settings.body_total_timeout_s,
+    )
+    if settings.trusted_proxy_list:
+        # The one place the client's address is decided (login throttling, logs): uvicorn itself
+        # is started with --no-proxy-headers, so the two cannot disagree.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
     app.add_middleware(RequestContextMiddleware)  # outermost: the access line sees every response
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(auth.router)
@@ -146,6 +161,8 @@ def _install_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if path_error(exc):  # /cohorts/99999999999999999999: no such page, not a bad form
+            return _error(request, 404, "not_found")
         return _error(request, 422, "form_invalid")
 
 

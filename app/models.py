@@ -236,6 +236,29 @@ class PreflightCheck(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class PreflightLease(Base):
+    """The pre-flight a trainee has under way: at most one each (the primary key says so across all
+    web processes). Deleted when the check ends; one whose process died frees at ``expires_at``."""
+
+    __tablename__ = "preflight_leases"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))  # so a late release never frees a newer lease
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class PreflightRun(Base):
+    """One pre-flight a trainee started, for the hourly rate (rows older than an hour are purged)."""
+
+    __tablename__ = "preflight_runs"
+    __table_args__ = (Index("ix_preflight_runs_user_time", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class EmailOutbox(Base):
     __tablename__ = "email_outbox"
 
@@ -257,7 +280,10 @@ class LoginAttempt(Base):
     """One login try; recent failures for an (email, IP) pair throttle further tries."""
 
     __tablename__ = "login_attempts"
-    __table_args__ = (Index("ix_login_attempts_email_ip_time", "email", "ip", "created_at"),)
+    __table_args__ = (
+        Index("ix_login_attempts_email_ip_time", "email", "ip", "created_at"),
+        Index("ix_login_attempts_ip_time", "ip", "created_at"),  # the per-address (spraying) limit
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320))

@@ -67,6 +67,23 @@ class Settings(BaseSettings):
     login_max_failures: int = 5  # per email and IP address ...
     login_window_s: int = 15 * 60  # ... within this window
     password_token_ttl_s: int = 24 * 3600
+    # Password spraying: once this many different accounts failed from one address within
+    # ``login_window_s``, that address waits (a class behind one NAT stays well below it).
+    login_max_accounts_per_ip: int = Field(default=10, ge=1)
+    # Addresses (or CIDR networks), comma-separated, whose X-Forwarded-For is believed; empty: none.
+    trusted_proxies: str = ""
+
+    # Free pre-flights: one at a time per trainee, and at most this many an hour each.
+    preflight_per_hour: int = Field(default=20, ge=1)
+    preflight_lease_s: int = Field(default=15 * 60, gt=0)  # a crashed process's slot frees after this
+    refused_upload_retention_s: int = Field(default=24 * 3600, ge=0)  # refused zips kept for support
+    # A request body that sends nothing for this long, or takes longer than the total, is dropped.
+    body_idle_timeout_s: float = Field(default=30.0, gt=0)
+    body_total_timeout_s: float = Field(default=15 * 60.0, gt=0)
+
+    metrics_token: SecretStr = SecretStr("")  # /metrics wants "Authorization: Bearer <token>" or an admin
+    metrics_public: bool = False  # True: /metrics open to anyone who can reach it
+    hsts_max_age_s: int = Field(default=365 * 24 * 3600, ge=0)  # sent in production only (HTTPS)
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Self:
@@ -105,6 +122,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     @property
     def is_sqlite(self) -> bool:

@@ -97,7 +97,8 @@ class Supervisor:
         mail = celery("worker", "-Q", f"{EMAIL_QUEUE},{MAINTENANCE_QUEUE}", "-c", "1", "-n", "mail@%h")
         mail += ["-B", "-s", beat_schedule, "--loglevel", "INFO"]
         web = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app"]
-        web += ["--host", self.host, "--port", str(self.port)]
+        # The app resolves X-Forwarded-For itself (KATAKANA_TRUSTED_PROXIES); uvicorn must not.
+        web += ["--host", self.host, "--port", str(self.port), "--no-proxy-headers"]
         return [
             # Refusing work after a failed self-test must not take the site down with it.
             Child("scoring worker", scoring, critical=False),

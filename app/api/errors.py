@@ -82,6 +82,8 @@ class ApiRoute(APIRoute):
             except ApiError as exc:
                 return error_response(request, exc)
             except RequestValidationError as exc:
+                if any(tuple(e.get("loc", ()))[:1] == ("path",) for e in exc.errors()):
+                    return error_response(request, not_found())  # an id that cannot exist: as one that does not
                 details = _field_errors(exc)
                 fields = ", ".join(sorted({d["field"] for d in details})) or "body"
                 return error_response(request, ApiError(422, "api_invalid_request", details=details, fields=fields))

@@ -197,4 +197,13 @@ TEXT: dict[str, str] = {
     "th_no_submissions": "No submissions yet.",
     "th_status": "Status",
     "th_error": "Error",
+    # Abuse protection (login, pre-flight, connections)
+    "login_throttled_address": "Too many failed logins to several accounts from your network: logging in is paused. "
+    "Try again in {minutes} min; if it persists, contact your instructor.",
+    "upload_error_preflight_busy": "Your previous submission is still being checked; each trainee gets one check at a "
+    "time. No upload was counted today. Upload again once its result is shown (usually within a minute).",
+    "upload_error_preflight_rate": "Submissions can be checked at most {limit} times an hour. No upload was counted "
+    "today. Upload again in {minutes} min (at {time}).",
+    "body_timeout": "The upload stalled, so it was dropped. No upload was counted. Check your connection and upload "
+    "again.",
 }

@@ -9,6 +9,7 @@ threads the route uses. Routes that name a submission in their path (``/submissi
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import time
@@ -22,9 +23,11 @@ from prometheus_client import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.models import Role
 from app.observability import structured_logs
 from app.observability.metrics import make_registry, render
 from app.observability.redis_client import redis_for
+from app.security.sessions import SESSION_COOKIE, session_user
 from app.settings import Settings
 
 access_log = logging.getLogger("app.access")
@@ -95,8 +98,36 @@ def metrics_registry(request: Request) -> CollectorRegistry:
 metrics_router = APIRouter()
 
 
+def metrics_allowed(request: Request) -> bool:
+    """``/metrics`` tells how busy the service is and how many trainees failed: not for everyone.
+
+    Open only when configured so (``metrics_public``); otherwise a scraper sends the configured
+    ``metrics_token`` as a Bearer token, or an admin looks at it in a signed-in browser.
+    """
+    settings: Settings = request.app.state.settings
+    if settings.metrics_public:
+        return True
+    expected = settings.metrics_token.get_secret_value()
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if expected and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode()):
+        return True
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return False
+    with request.app.state.sessionmaker() as db:
+        user = session_user(db, cookie, settings)
+        return user is not None and user.role == Role.ADMIN
+
+
 @metrics_router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
+    if not await anyio.to_thread.run_sync(metrics_allowed, request):
+        return Response(
+            "metrics need a token (Authorization: Bearer ...) or an admin session\n",
+            status_code=401,
+            media_type="text/plain",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     registry = metrics_registry(request)
     body, content_type = await anyio.to_thread.run_sync(render, registry)
     return Response(body, media_type=content_type)

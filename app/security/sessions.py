@@ -25,19 +25,22 @@ def _serializer(settings: Settings) -> URLSafeSerializer:
     return URLSafeSerializer(settings.secret_key.get_secret_value(), salt="session")
 
 
-def start_session(db: Session, user: User, response: Response, settings: Settings) -> None:
+def start_session(db: Session, user: User, response: Response, settings: Settings) -> str:
+    """Start a session and set its cookie on ``response``; returns the cookie's value."""
     token = new_token()
     expires = utcnow() + dt.timedelta(seconds=settings.session_max_age_s)
     db.add(UserSession(token_hash=token_hash(token), user_id=user.id, expires_at=expires))
+    cookie = _serializer(settings).dumps(token)
     response.set_cookie(
         SESSION_COOKIE,
-        _serializer(settings).dumps(token),
+        cookie,
         max_age=settings.session_max_age_s,
         httponly=True,
         samesite="lax",
         secure=settings.is_production,
         path="/",
     )
+    return cookie
 
 
 def session_user(db: Session, cookie: str | None, settings: Settings) -> User | None:
@@ -56,7 +59,8 @@ def session_user(db: Session, cookie: str | None, settings: Settings) -> User | 
     return row.user
 
 
-def end_session(db: Session, cookie: str | None, response: Response, settings: Settings) -> None:
+def forget_session(db: Session, cookie: str | None, settings: Settings) -> None:
+    """Delete the session a cookie names (if any), leaving the browser's cookie to the caller."""
     if cookie:
         try:
             token = _serializer(settings).loads(cookie)
@@ -64,6 +68,10 @@ def end_session(db: Session, cookie: str | None, response: Response, settings: S
             token = None
         if isinstance(token, str):
             db.execute(delete(UserSession).where(UserSession.token_hash == token_hash(token)))
+
+
+def end_session(db: Session, cookie: str | None, response: Response, settings: Settings) -> None:
+    forget_session(db, cookie, settings)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=settings.is_production)
 
 

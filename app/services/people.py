@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.i18n import Translator, normalize_lang
 from app.models import EmailOutbox, Enrollment, Language, Role, TokenPurpose, User
 from app.security import password_links
+from app.security.tokens import token_hash
 from app.services.outbox import queue_email
 from app.settings import Settings
 
@@ -80,7 +81,8 @@ def invite(db: Session, user: User, settings: Settings) -> EmailOutbox:
         hours=settings.password_token_ttl_s // 3600,
         forgot=f"{settings.base_url}/password/forgot",
     )
-    return queue_email(db, key=f"invite:{token[:16]}", to=user.email, subject=t("invite_mail_subject"), body_text=body)
+    key = f"invite:{token_hash(token)[:16]}"  # never the token itself: keys name mail files and headers
+    return queue_email(db, key=key, to=user.email, subject=t("invite_mail_subject"), body_text=body)
 
 
 def create_user(db: Session, *, email: str, name: str, role: Role, language: Language = Language.JA) -> User:

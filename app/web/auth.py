@@ -14,9 +14,10 @@ from app.i18n import LANG_COOKIE, Translator, normalize_lang
 from app.models import Language, TokenPurpose, User
 from app.security import password_links, throttle
 from app.security.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
-from app.security.sessions import SESSION_COOKIE, end_session, start_session
+from app.security.sessions import SESSION_COOKIE, end_session, forget_session, start_session
+from app.security.tokens import token_hash
 from app.services.outbox import queue_email
-from app.web.csrf import verify_csrf
+from app.web.csrf import rotate_csrf, verify_csrf
 from app.web.deps import ClockDep, LangDep, OptionalUser, SessionDep, SettingsDep, TranslatorDep
 from app.web.templating import render
 
@@ -51,12 +52,15 @@ def login(
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/upload",
 ) -> Response:
-    """Check the password outside any write transaction, then record the attempt and the session.
+    """Claim the attempt, check the password outside any transaction, then start the session.
 
-    Hashing is slow on purpose (argon2: a few hundred ms of CPU). Done inside the request's write
-    transaction, it held SQLite's write lock, so a class logging in at once before a deadline was
-    checked one by one; now only the short writes take turns. Hence no ``SessionDep`` here (nor
-    ``LangDep``, which reads the signed-in user through it): the language comes from the cookie.
+    The attempt is recorded (as a failure) before the password is checked, in one serialised
+    transaction with the throttle's decision (see ``app.security.throttle``): simultaneous guesses
+    cannot all slip under the limit. Hashing is slow on purpose (argon2: a few hundred ms of CPU)
+    and runs with no transaction open. Done inside the request's write transaction, it held
+    SQLite's write lock, so a class logging in at once before a deadline was checked one by one;
+    now only the short writes take turns. Hence no ``SessionDep`` here (nor ``LangDep``, which
+    reads the signed-in user through it): the language comes from the cookie.
     """
     factory = request.app.state.sessionmaker
     request.state.lang = lang = normalize_lang(request.cookies.get(LANG_COOKIE))
@@ -64,29 +68,38 @@ def login(
     email = email.strip().lower()
     ip = client_ip(request)
     now = clock()
-    with transaction(factory) as db:
-        wait = throttle.retry_after(db, email, ip, settings, now)
-        user = db.scalar(select(User).where(User.email == email))
-        user_id, stored_hash = (user.id, user.password_hash) if user is not None and user.is_active else (None, None)
-    if wait:
-        error = t("login_throttled", minutes=max(1, (wait + 59) // 60))
+    user_id: int | None = None
+    stored_hash: str | None = None
+    with transaction(factory, write_lock=True) as db:
+        claim = throttle.claim_attempt(db, email, ip, settings, now)
+        if claim.attempt_id is not None:
+            user = db.scalar(select(User).where(User.email == email))
+            if user is not None and user.is_active:
+                user_id, stored_hash = user.id, user.password_hash
+    if claim.attempt_id is None:
+        key = "login_throttled_address" if claim.by_address else "login_throttled"
+        error = t(key, minutes=max(1, (claim.retry_after_s + 59) // 60))
         refused = render(request, "login.html", {"next": safe_next(next), "error": error, "email": email}, 429)
-        refused.headers["Retry-After"] = str(wait)
+        refused.headers["Retry-After"] = str(claim.retry_after_s)
         return refused
     # Verified even for an unknown or inactive account (against no hash), so timing tells nothing.
     ok = verify_password(stored_hash, password)  # False without a hash, i.e. without an active account
+    failed = {"next": safe_next(next), "error": t("login_failed"), "email": email}
+    if not ok or user_id is None:
+        return render(request, "login.html", failed, 400)  # the claim already counts as the failure
     with transaction(factory, write_lock=True) as db:
-        account = db.get(User, user_id) if ok and user_id is not None else None
-        if account is not None and not account.is_active:  # deactivated while we were hashing
-            account = None
-        throttle.record_attempt(db, email, ip, account is not None, now)
-        if account is None:
-            context = {"next": safe_next(next), "error": t("login_failed"), "email": email}
-            return render(request, "login.html", context, 400)
+        account = db.get(User, user_id)
+        if account is None or not account.is_active:  # deactivated while we were hashing
+            return render(request, "login.html", failed, 400)
+        throttle.record_success(db, email, ip, now)
         if account.password_hash and needs_rehash(account.password_hash):
             account.password_hash = hash_password(password)
         response = RedirectResponse(safe_next(next), status_code=303)
-        start_session(db, account, response, settings)
+        # A session cookie the browser already had (someone else's on a shared machine, or one
+        # planted before login) is ended, not kept beside the new one.
+        forget_session(db, request.cookies.get(SESSION_COOKIE), settings)
+        session_cookie = start_session(db, account, response, settings)
+        rotate_csrf(response, settings, session_cookie)
         response.set_cookie(LANG_COOKIE, account.language.value, max_age=365 * 24 * 3600, samesite="lax")
         return response
 
@@ -95,6 +108,7 @@ def login(
 def logout(request: Request, db: SessionDep, settings: SettingsDep) -> Response:
     response = RedirectResponse("/login?logged_out=1", status_code=303)
     end_session(db, request.cookies.get(SESSION_COOKIE), response, settings)
+    rotate_csrf(response, settings, None)  # the signed-out browser gets a token of its own
     return response
 
 
@@ -138,7 +152,7 @@ def forgot(
         )
         row = queue_email(
             db,
-            key=f"password:{token[:16]}",
+            key=f"password:{token_hash(token)[:16]}",  # never the token: keys name mail files
             to=user.email,
             subject=mail_t("reset_mail_subject"),
             body_text=body,

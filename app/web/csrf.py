@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from http.cookies import SimpleCookie
 
-from fastapi import Request
+from fastapi import Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.security.csrf import (
@@ -22,6 +22,7 @@ from app.security.csrf import (
     tokens_match,
     valid_cookie,
 )
+from app.security.sessions import SESSION_COOKIE
 from app.settings import Settings
 
 
@@ -45,17 +46,34 @@ class CSRFCookieMiddleware:
         except Exception:  # a malformed Cookie header: treat as no cookie
             jar = SimpleCookie()
         current = jar[CSRF_COOKIE].value if CSRF_COOKIE in jar else None
-        fresh = None if valid_cookie(current, self.settings) else new_csrf_cookie(self.settings)
+        session = jar[SESSION_COOKIE].value if SESSION_COOKIE in jar else None
+        valid = valid_cookie(current, self.settings, session)
+        fresh = None if valid else new_csrf_cookie(self.settings, session)
         scope.setdefault("state", {})["csrf_token"] = fresh or current
 
         async def send_with_cookie(message: Message) -> None:
             if fresh and message["type"] == "http.response.start":
-                secure = "; Secure" if self.settings.is_production else ""
-                value = f"{CSRF_COOKIE}={fresh}; Path=/; SameSite=Lax; HttpOnly{secure}"
-                message.setdefault("headers", []).append((b"set-cookie", value.encode("latin-1")))
+                headers = message.setdefault("headers", [])
+                prefix = f"{CSRF_COOKIE}=".encode()
+                # Login and logout set their own, rotated token: that one wins.
+                if not any(k.lower() == b"set-cookie" and v.startswith(prefix) for k, v in headers):
+                    headers.append((b"set-cookie", _cookie_header(fresh, self.settings).encode("latin-1")))
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+
+def _cookie_header(value: str, settings: Settings) -> str:
+    secure = "; Secure" if settings.is_production else ""
+    return f"{CSRF_COOKIE}={value}; Path=/; SameSite=Lax; HttpOnly{secure}"
+
+
+def rotate_csrf(response: Response, settings: Settings, session_cookie: str | None) -> None:
+    """Give the browser a new token bound to ``session_cookie`` (``None``: signed out).
+
+    Called when the session changes (login, logout): a token seen before no longer works after.
+    """
+    response.headers.append("set-cookie", _cookie_header(new_csrf_cookie(settings, session_cookie), settings))
 
 
 async def verify_csrf(request: Request) -> None:
@@ -69,5 +87,5 @@ async def verify_csrf(request: Request) -> None:
             form = await request.form()
             value = form.get(CSRF_FIELD)
             submitted = value if isinstance(value, str) else None
-    if not tokens_match(request.cookies.get(CSRF_COOKIE), submitted, settings):
+    if not tokens_match(request.cookies.get(CSRF_COOKIE), submitted, settings, request.cookies.get(SESSION_COOKIE)):
         raise CSRFRejected

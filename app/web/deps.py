@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 
 from app.db import transaction
@@ -21,6 +22,16 @@ from app.models import Role, User
 from app.security.sessions import SESSION_COOKIE, session_user
 from app.services.submissions import active_cohort
 from app.settings import Settings
+
+# Ids in paths are bounded to what the database can hold (PostgreSQL INTEGER): a larger one cannot
+# exist, and must not reach the driver (an overflow there was a 500). Out of range answers 404.
+MAX_PATH_ID = 2**31 - 1
+PathId = Annotated[int, Path(ge=1, le=MAX_PATH_ID)]
+
+
+def path_error(exc: RequestValidationError) -> bool:
+    """Whether validation failed on a path parameter (an id that cannot exist: a 404, not a 422)."""
+    return any(tuple(error.get("loc", ()))[:1] == ("path",) for error in exc.errors())
 
 
 class LoginRequired(Exception):

@@ -25,7 +25,7 @@ from app.services.leaderboard import Entry, SortKey, Standing, arrange, leaderbo
 from app.services.submissions import accuracy_history
 from app.web import charts
 from app.web.csrf import verify_csrf
-from app.web.deps import CurrentUser, LangDep, NotFound, SessionDep, TranslatorDep
+from app.web.deps import CurrentUser, LangDep, NotFound, PathId, SessionDep, TranslatorDep
 from app.web.submissions import error_message
 from app.web.templating import local_time, render
 
@@ -65,7 +65,7 @@ def cohort_list(request: Request, db: SessionDep, user: CurrentUser, lang: LangD
 @router.get("/cohorts/{cohort_id}/leaderboard", name="leaderboard")
 def leaderboard_page(
     request: Request,
-    cohort_id: int,
+    cohort_id: PathId,
     db: SessionDep,
     user: CurrentUser,
     lang: LangDep,
@@ -138,7 +138,7 @@ def leaderboard_csv_text(entries: list[Entry], cohort: Cohort, t: Translator) ->
 
 @router.get("/cohorts/{cohort_id}/leaderboard.csv", name="leaderboard_csv")
 def leaderboard_csv(
-    cohort_id: int,
+    cohort_id: PathId,
     db: SessionDep,
     user: CurrentUser,
     t: TranslatorDep,
@@ -171,7 +171,7 @@ def count_chart(pairs: list[tuple[str, int]], *, width: int = 640, height: int =
 
 
 @router.get("/cohorts/{cohort_id}/overview", name="cohort_overview")
-def cohort_overview(request: Request, cohort_id: int, db: SessionDep, user: CurrentUser, lang: LangDep) -> Response:
+def cohort_overview(request: Request, cohort_id: PathId, db: SessionDep, user: CurrentUser, lang: LangDep) -> Response:
     cohort = _followed_cohort(db, user, cohort_id)
     summary = overview(db, cohort)
     per_day = [(day.strftime("%m/%d"), n) for day, n in summary.per_day[-60:]]
@@ -186,7 +186,7 @@ def cohort_overview(request: Request, cohort_id: int, db: SessionDep, user: Curr
 
 @router.get("/cohorts/{cohort_id}/trainees/{user_id}", name="trainee_history")
 def trainee_history(
-    request: Request, cohort_id: int, user_id: int, db: SessionDep, user: CurrentUser, lang: LangDep
+    request: Request, cohort_id: PathId, user_id: PathId, db: SessionDep, user: CurrentUser, lang: LangDep
 ) -> Response:
     cohort = _followed_cohort(db, user, cohort_id)
     enrollment = db.get(Enrollment, (user_id, cohort.id))

@@ -20,7 +20,7 @@ from app.services.submissions import accuracy_history, get_visible, own_submissi
 from app.settings import Settings
 from app.web import charts
 from app.web.csrf import verify_csrf
-from app.web.deps import CurrentUser, LangDep, NotFound, SessionDep, SettingsDep, TranslatorDep
+from app.web.deps import CurrentUser, LangDep, NotFound, PathId, SessionDep, SettingsDep, TranslatorDep
 from app.web.templating import local_time, render
 from scorer.disclosure import cap_visible
 
@@ -88,7 +88,7 @@ def submission_list(request: Request, db: SessionDep, user: CurrentUser, lang: L
 @router.get("/submissions/{submission_id}", name="submission_result")
 def submission_result(
     request: Request,
-    submission_id: int,
+    submission_id: PathId,
     db: SessionDep,
     user: CurrentUser,
     lang: LangDep,
@@ -127,7 +127,7 @@ def _notices(submission: Submission, t: Translator) -> list[str]:
 
 
 @router.get("/submissions/{submission_id}/status", name="submission_status")
-def submission_status(submission_id: int, db: SessionDep, user: CurrentUser) -> Response:
+def submission_status(submission_id: PathId, db: SessionDep, user: CurrentUser) -> Response:
     """Polled by the result page until the status is final."""
     submission = _visible(db, user, submission_id)
     return JSONResponse(
@@ -143,7 +143,7 @@ def submission_status(submission_id: int, db: SessionDep, user: CurrentUser) -> 
 
 
 @router.get("/submissions/{submission_id}/log", name="submission_log")
-def submission_log(submission_id: int, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> Response:
+def submission_log(submission_id: PathId, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> Response:
     submission = _visible(db, user, submission_id)
     return PlainTextResponse(
         visible_log(submission, user, settings),
@@ -152,7 +152,7 @@ def submission_log(submission_id: int, db: SessionDep, user: CurrentUser, settin
 
 
 @router.get("/submissions/{submission_id}/file", name="submission_file")
-def submission_file(submission_id: int, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> Response:
+def submission_file(submission_id: PathId, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> Response:
     submission = _visible(db, user, submission_id)
     path = storage.path_for(settings.storage_dir, submission.storage_key)  # type: ignore[arg-type]
     if not path.is_file():

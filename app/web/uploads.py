@@ -23,7 +23,8 @@ from app.i18n import Translator, normalize_lang
 from app.models import Cohort, Role, User
 from app.observability.structured_logs import bind as bind_log_fields
 from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
-from app.services import storage
+from app.security.sessions import SESSION_COOKIE
+from app.services import preflight_gate, storage
 from app.services.preflight import PreflightVerdict, cached_preflight
 from app.services.submissions import SubmissionRefused, active_cohort, check_can_submit, create_queued
 from app.services.uploads import ReceivedUpload, UploadRejected, receive_upload
@@ -125,8 +126,9 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
     received: ReceivedUpload | None = None
     header_token = request.headers.get(CSRF_HEADER)
     is_form = request.headers.get("content-type", "").startswith("multipart/form-data")
+    session_cookie = request.cookies.get(SESSION_COOKIE)
     if (header_token is not None or not is_form) and not tokens_match(
-        request.cookies.get(CSRF_COOKIE), header_token, settings
+        request.cookies.get(CSRF_COOKIE), header_token, settings, session_cookie
     ):
         raise CSRFRejected  # refused before a byte of the body is read
     try:
@@ -149,12 +151,16 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
             log.error("storage full while receiving an upload: %s", exc)
             raise Refusal(507, storage_full.MESSAGE_KEY, extra={"retry_after": storage_full.RETRY_AFTER_S}) from exc
         if header_token is None and not tokens_match(
-            request.cookies.get(CSRF_COOKIE), received.fields.get(CSRF_FIELD), settings
+            request.cookies.get(CSRF_COOKIE), received.fields.get(CSRF_FIELD), settings, session_cookie
         ):
             raise CSRFRejected
         validation = parse_validation_accuracy(received.fields.get("validation_accuracy"))
         if settings.preflight:
-            verdict = await _preflight(request, received)
+            try:
+                async with preflight_gate.turn(factory, user.id, settings, clock):
+                    verdict = await _preflight(request, received)
+            except preflight_gate.PreflightRefused as exc:
+                raise _gate_refusal(exc, settings) from exc
             if verdict.server_fault:
                 raise Refusal(503, "upload_error_preflight_internal", detail=verdict.error_message(lang))
             if not verdict.ok:
@@ -214,6 +220,15 @@ def _refusal_for(exc: SubmissionRefused, now: dt.datetime) -> Refusal:
     return Refusal(403, f"upload_error_{exc.reason}")
 
 
+def _gate_refusal(exc: preflight_gate.PreflightRefused, settings: Settings) -> Refusal:
+    """Busy (their previous check still runs) or over the hourly rate: what happened and when to retry."""
+    local = exc.retry_at.astimezone(ZoneInfo(settings.default_timezone))
+    extra = {"retry_after": exc.retry_after_s, "retry_at": exc.retry_at.isoformat()}
+    minutes = max(1, (exc.retry_after_s + 59) // 60)
+    return Refusal(429, f"upload_error_preflight_{exc.reason}", extra=extra, limit=exc.limit, minutes=minutes,
+                   time=local.strftime("%H:%M"))  # fmt: skip
+
+
 def _quota_params(exc: SubmissionRefused, now: Any, lang: str) -> dict[str, Any]:
     assert exc.quota is not None
     t = Translator(normalize_lang(lang))
@@ -255,7 +270,8 @@ async def _refused(
     clock: Any,
     lang: str,
 ) -> Response:
-    # Whatever was received stays in the store (content-addressed): nothing uploaded is lost.
+    # What was received stays in the store for support, until the sweep removes refused zips
+    # past ``refused_upload_retention_s`` (see ``app.services.storage_purge``).
     body: dict[str, Any] = {
         "error": {
             "code": refusal.key.removeprefix("upload_error_"),

@@ -10,6 +10,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from app.services.quota import quota_day
 from tests.fixtures.artifacts import Examples
+from tests.fixtures.browser import csp_violations, watch_csp
 from tests.fixtures.live_service import PASSWORD, TRAINEE_EMAIL, Service
 
 
@@ -25,8 +26,10 @@ def test_trainee_uploads_through_the_page_and_sees_the_result(
     service: Service, browser: Browser, example_zips: Examples, tmp_path: Path
 ) -> None:
     page = browser.new_page(locale="ja-JP")
+    violations = watch_csp(page)
     log_in(page, service)
     page.goto(f"{service.url}/upload")
+    assert "frame-ancestors 'none'" in (page.request.get(f"{service.url}/upload").headers["content-security-policy"])
     quota = page.get_by_test_id("quota")
     expect(quota).to_have_attribute("data-remaining", "3")
     expect(page.get_by_test_id("runtime-versions")).to_contain_text("NumPy")
@@ -54,9 +57,11 @@ def test_trainee_uploads_through_the_page_and_sees_the_result(
     expect(page.get_by_test_id("result-status")).to_contain_text("採点済み")
     assert page.locator("svg").count() >= 2  # per-class bars and the confusion heat map
     expect(page.get_by_test_id("validation-vs-test")).to_be_visible()
+    assert csp_violations(page, violations) == []  # the live status script and the charts ran under the policy
 
     page.goto(f"{service.url}/upload")
     (row,) = service.submissions()
     today = quota_day(dt.datetime.now(dt.UTC), "Asia/Tokyo")  # 00:00 JST may have passed meanwhile
     expect(page.get_by_test_id("quota")).to_have_attribute("data-remaining", "2" if row.quota_day == today else "3")
+    assert csp_violations(page, violations) == []
     page.close()

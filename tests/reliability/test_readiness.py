@@ -7,8 +7,10 @@ import re
 import httpx
 
 from tests.fixtures.db import ON_BOTH_DATABASES
-from tests.fixtures.live_service import QUICK_ZIP, Service, upload_bytes
+from tests.fixtures.live_service import METRICS_TOKEN, QUICK_ZIP, Service, upload_bytes
 from tests.fixtures.services import wait_for
+
+SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 def readyz(service: Service) -> httpx.Response:
@@ -49,7 +51,7 @@ def metric(text: str, name: str, labels: str = "") -> float:
 
 @ON_BOTH_DATABASES
 def test_metrics_follow_an_upload_through_scoring_and_email(service: Service) -> None:
-    before = httpx.get(f"{service.url}/metrics", timeout=30).text
+    before = httpx.get(f"{service.url}/metrics", headers=SCRAPE, timeout=30).text
     assert metric(before, "katakana_submissions", '{status="queued"}') == 0
     assert metric(before, "katakana_scrape_errors", '{source="redis"}') == 0
 
@@ -60,7 +62,7 @@ def test_metrics_follow_an_upload_through_scoring_and_email(service: Service) ->
     service.smtp.wait_for_messages(1)
 
     def settled() -> str | None:
-        text = httpx.get(f"{service.url}/metrics", timeout=30).text
+        text = httpx.get(f"{service.url}/metrics", headers=SCRAPE, timeout=30).text
         # The presence key lives 3 s (refreshed each second): a stalled refresh on a loaded machine
         # can let it lapse for a moment, so "one live worker" is waited for, not sampled once.
         alive = metric(text, "katakana_workers_alive", '{queue="scoring"}') == 1
@@ -77,7 +79,7 @@ def test_metrics_follow_an_upload_through_scoring_and_email(service: Service) ->
     assert metric(text, "process_resident_memory_bytes") > 0
 
     service.redis.stop()
-    degraded = httpx.get(f"{service.url}/metrics", timeout=30)
+    degraded = httpx.get(f"{service.url}/metrics", headers=SCRAPE, timeout=30)
     assert degraded.status_code == 200  # the database half still reports
     assert metric(degraded.text, "katakana_scrape_errors", '{source="redis"}') == 1
     assert metric(degraded.text, "katakana_submissions", '{status="succeeded"}') == 1

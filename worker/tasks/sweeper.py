@@ -21,6 +21,9 @@ from sqlalchemy import ColumnElement, or_, select, update
 
 from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus
 from app.observability.structured_logs import bound
+from app.security.throttle import purge_old_attempts
+from app.services.preflight_gate import purge_old_runs
+from app.services.storage_purge import purge_unreferenced_zips
 from app.settings import get_settings
 from scorer.errors import ErrorCode
 from worker.celery_app import MAINTENANCE_QUEUE, SWEEP_TASK, app
@@ -133,6 +136,19 @@ def _resend_emails(now: dt.datetime, config: WorkerConfig, report: SweepReport) 
             report.emails.append(outbox_id)
 
 
+def _housekeeping(now: dt.datetime) -> None:
+    """Refused uploads past their retention, spent pre-flight turns and old login attempts go."""
+    settings = get_settings()
+    try:
+        with sessions()() as session, session.begin():
+            assert settings.storage_dir is not None  # derived by Settings
+            purge_unreferenced_zips(session, settings.storage_dir, now, settings.refused_upload_retention_s)
+            purge_old_runs(session, now)
+            purge_old_attempts(session, settings, now)
+    except Exception:  # housekeeping must never stop the sweep's real work
+        log.exception("housekeeping failed; tried again at the next sweep")
+
+
 def run_sweep(now: dt.datetime | None = None, config: WorkerConfig | None = None) -> SweepReport:
     now = now or utcnow()
     config = config or get_worker_config()
@@ -140,6 +156,7 @@ def run_sweep(now: dt.datetime | None = None, config: WorkerConfig | None = None
     _resend_lost_queued(now, config, report)  # first, so rows reclaimed below are not sent twice
     _reclaim_stale_running(now, config, report)
     _resend_emails(now, config, report)
+    _housekeeping(now)
     if report.resent or report.requeued or report.failed or report.emails:
         log.info("sweep: %s", report)
     return report

@@ -29,6 +29,7 @@ def _check_readyz_with_nothing_there(tmp_path: Path, db_port: int, redis_port: i
         database_url=f"postgresql+psycopg://nobody@127.0.0.1:{db_port}/nothing?connect_timeout=2",
         redis_url=f"redis://127.0.0.1:{redis_port}/0",
         preflight=False,
+        metrics_token="scrape-token",
     )
     with TestClient(create_app(settings, enqueue=lambda _id: None)) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
@@ -40,7 +41,7 @@ def _check_readyz_with_nothing_there(tmp_path: Path, db_port: int, redis_port: i
         assert body["checks"]["database"]["detail"].startswith("database unreachable")
         assert body["checks"]["redis"]["detail"].startswith("Redis unreachable")
 
-        metrics = client.get("/metrics")
+        metrics = client.get("/metrics", headers={"Authorization": "Bearer scrape-token"})
         assert metrics.status_code == 200  # a scrape reports the outage instead of failing
         assert 'katakana_scrape_errors{source="database"} 1.0' in metrics.text
         assert 'katakana_scrape_errors{source="redis"} 1.0' in metrics.text

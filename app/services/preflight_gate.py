@@ -1,0 +1,112 @@
+"""The gate in front of the free pre-flight: one at a time per trainee, and an hourly rate each.
+
+The pre-flight costs the trainee nothing, but it runs their code in the sandbox for up to its time
+limit and the service has only so many slots for it (one per CPU). Without a gate, one trainee's
+two 20-second sleeper zips held both slots and another trainee's check waited 18 s behind them;
+a script could keep them busy for good. So:
+
+- **one at a time**: a trainee's second upload while their first is still being checked is
+  refused at once (it costs nothing, and the message says to wait for the first result). Each
+  trainee therefore holds at most one place among the checks running or waiting, which is what
+  keeps them fair: however many uploads one trainee sends, the others' checks are never queued
+  behind more than one of theirs.
+- **a rate**: at most ``preflight_per_hour`` checks per trainee in any hour (20 by default; a
+  trainee has 3 counted uploads a day, so this is generous for honest use).
+
+Both live in the database (``preflight_leases``, ``preflight_runs``), so they hold across every web
+process and worker. The lease is a row keyed by the trainee: inserting it is the atomic "is one
+already running?" test on SQLite (under the write lock) and PostgreSQL (a primary-key conflict)
+alike. If the process holding it dies, the lease expires after ``preflight_lease_s``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import transaction
+from app.models import PreflightLease, PreflightRun
+from app.settings import Settings
+
+RATE_WINDOW = dt.timedelta(hours=1)
+
+
+class PreflightRefused(Exception):
+    """The trainee may not start a pre-flight now; ``retry_at`` says when they may."""
+
+    def __init__(self, reason: Literal["busy", "rate"], retry_at: dt.datetime, now: dt.datetime, limit: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_at = retry_at
+        self.limit = limit
+        self.retry_after_s = max(1, int((retry_at - now).total_seconds() + 0.999))
+
+
+@dataclass(frozen=True)
+class Lease:
+    user_id: int
+    token: str
+
+
+def acquire(factory: sessionmaker[Session], user_id: int, settings: Settings, now: dt.datetime) -> Lease:
+    """Take the trainee's pre-flight turn, or raise :class:`PreflightRefused` (blocking: run in a thread)."""
+    token = secrets.token_hex(16)
+    try:
+        with transaction(factory, write_lock=True) as db:
+            expired = (PreflightLease.user_id == user_id, PreflightLease.expires_at <= now)
+            db.execute(delete(PreflightLease).where(*expired))
+            held = db.get(PreflightLease, user_id)
+            if held is not None:
+                raise PreflightRefused("busy", min(held.expires_at, now + dt.timedelta(minutes=1)), now, 1)
+            recent = db.scalars(
+                select(PreflightRun.created_at)
+                .where(PreflightRun.user_id == user_id, PreflightRun.created_at > now - RATE_WINDOW)
+                .order_by(PreflightRun.created_at.desc())
+                .limit(settings.preflight_per_hour)
+            ).all()
+            if len(recent) >= settings.preflight_per_hour:
+                raise PreflightRefused("rate", recent[-1] + RATE_WINDOW, now, settings.preflight_per_hour)
+            expires = now + dt.timedelta(seconds=settings.preflight_lease_s)
+            db.add(PreflightLease(user_id=user_id, token=token, started_at=now, expires_at=expires))
+            db.add(PreflightRun(user_id=user_id, created_at=now))
+            db.flush()  # PostgreSQL: a concurrent lease for this trainee conflicts here
+    except IntegrityError:
+        raise PreflightRefused("busy", now + dt.timedelta(minutes=1), now, 1) from None
+    return Lease(user_id, token)
+
+
+def release(factory: sessionmaker[Session], lease: Lease) -> None:
+    with transaction(factory) as db:
+        db.execute(
+            delete(PreflightLease).where(PreflightLease.user_id == lease.user_id, PreflightLease.token == lease.token)
+        )
+
+
+@asynccontextmanager
+async def turn(
+    factory: sessionmaker[Session], user_id: int, settings: Settings, clock: Callable[[], dt.datetime]
+) -> AsyncIterator[None]:
+    """Hold the trainee's pre-flight turn for the block; raises :class:`PreflightRefused` on entry."""
+    now = clock()
+    lease = await anyio.to_thread.run_sync(acquire, factory, user_id, settings, now)
+    try:
+        yield
+    finally:
+        with anyio.CancelScope(shield=True):  # a dropped client must not keep the turn
+            await anyio.to_thread.run_sync(release, factory, lease)
+
+
+def purge_old_runs(db: Session, now: dt.datetime) -> int:
+    """Forget runs older than the rate's window and expired leases; for the periodic sweep."""
+    runs = db.execute(delete(PreflightRun).where(PreflightRun.created_at <= now - RATE_WINDOW))
+    db.execute(delete(PreflightLease).where(PreflightLease.expires_at <= now))
+    return int(runs.rowcount or 0)  # type: ignore[attr-defined]
