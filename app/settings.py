@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # when they run). Unbounded, a deadline burst would share the CPUs so thinly that sound zips hit
     # the smoke run's time limit.
     preflight_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # The instructors' similarity page lists pairs of trainees whose shared mistakes agree at least
+    # this much (README, "Similarity": independent models stay well below, copies well above), given
+    # at least this many shared mistakes; identical files are listed whatever the figures.
+    similarity_threshold: float = Field(default=0.9, ge=0.0, le=1.0)
+    similarity_min_shared_mistakes: int = Field(default=20, ge=1)
 
     session_max_age_s: int = 14 * 24 * 3600
     login_max_failures: int = 5  # per email and IP address ...
