@@ -16,8 +16,10 @@ images is a few tens of milliseconds, so a cohort is updated incrementally after
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
+import logging
 import os
 import tokenize
 from dataclasses import dataclass
@@ -34,7 +36,9 @@ IntArray = npt.NDArray[np.int64]
 
 # Files that hold trained parameters in the course's world (pickle, NumPy, Keras/HDF5, joblib, torch).
 WEIGHT_SUFFIXES = frozenset({".pkl", ".pickle", ".npy", ".npz", ".h5", ".hdf5", ".joblib", ".pt", ".pth"})
-_HASH_CHUNK = 1024 * 1024
+TEMPLATES = Path(__file__).parent / "templates"
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -155,11 +159,29 @@ def code_hash(source: bytes | str) -> str:
     return hashlib.sha256(normalised_code(source).encode("utf-8")).hexdigest()
 
 
+@functools.cache
+def template_code_hashes() -> frozenset[str]:
+    """The downloadable templates' own code: every trainee starts from it, so sharing it means nothing."""
+    from scorer.notebook import notebook_to_source
+
+    hashes = set()
+    for path in sorted(TEMPLATES.glob("submit_katakana.*")):
+        try:
+            raw = path.read_bytes()
+            source = notebook_to_source(raw, path.name).source if path.suffix == ".ipynb" else raw
+        except Exception as exc:  # a broken template must not break scoring; it is tested elsewhere
+            log.warning("template %s not hashed: %s", path.name, exc)
+            continue
+        hashes.add(code_hash(source))
+    return frozenset(hashes)
+
+
 def file_hashes(zip_sha256: str, root: Path, code_source: bytes | str | None, entry_name: str) -> list[FileHash]:
     """The zip's digest, every weight file's under ``root`` (an extracted submission), and the code's.
 
     ``root`` is the intake's extraction, which holds regular files and folders only; links are not
-    followed all the same. Empty files are left out: every empty file is identical to every other.
+    followed all the same. Empty files are left out (every empty file is identical to every other),
+    and so is code identical to a downloadable template.
     """
     hashes = [FileHash("zip", "", zip_sha256)] if zip_sha256 else []
     for folder, dirs, files in os.walk(root, followlinks=False):
@@ -172,5 +194,7 @@ def file_hashes(zip_sha256: str, root: Path, code_source: bytes | str | None, en
                 continue
             hashes.append(FileHash("weights", path.relative_to(root).as_posix(), _sha256_path(path)))
     if code_source is not None and normalised_code(code_source):
-        hashes.append(FileHash("code", entry_name, code_hash(code_source)))
+        digest = code_hash(code_source)
+        if digest not in template_code_hashes():
+            hashes.append(FileHash("code", entry_name, digest))
     return hashes

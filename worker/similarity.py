@@ -25,7 +25,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.models import Enrollment, Role, SimilarityPair, Submission, SubmissionStatus, TestSet, utcnow
+from app.models import Role, SimilarityPair, Submission, SubmissionStatus, TestSet, User, utcnow
 from app.settings import Settings, get_settings
 from scorer.metrics import labels_to_ids
 from scorer.similarity import Agreement, compare, predictions_from_bytes, strongest_per_group
@@ -52,11 +52,11 @@ class _Other:
 
 
 def _trainee_ids(session: Session, cohort_id: int) -> set[int]:
-    return set(
-        session.scalars(
-            select(Enrollment.user_id).where(Enrollment.cohort_id == cohort_id, Enrollment.role == Role.TRAINEE)
-        )
-    )
+    """Trainees who submitted in the cohort (by account role: an instructor's or admin's trial
+    uploads of the course's examples are not trainees' work, and a trainee moved to another cohort
+    keeps the submissions made here)."""
+    submitters = select(Submission.user_id).where(Submission.cohort_id == cohort_id).distinct()
+    return set(session.scalars(select(User.id).where(User.role == Role.TRAINEE, User.id.in_(submitters))))
 
 
 def _hash_list(value: Any) -> list[dict[str, str]]:
