@@ -390,6 +390,7 @@ class SimilarityPair(Base):
     __table_args__ = (
         UniqueConstraint("cohort_id", "user_a_id", "user_b_id", name="uq_similarity_pairs_cohort_users"),
         Index("ix_similarity_pairs_cohort_rate", "cohort_id", "error_agreement"),
+        Index("ix_similarity_pairs_cohort_user_b", "cohort_id", "user_b_id"),  # the unique one serves user_a
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -409,3 +410,19 @@ class SimilarityPair(Base):
 
     user_a: Mapped[User] = relationship(foreign_keys=[user_a_id])
     user_b: Mapped[User] = relationship(foreign_keys=[user_b_id])
+
+
+class SubmissionFile(Base):
+    """One digest of a scored submission (its zip, a weight file, its normalised code), indexed by
+    cohort and digest so that finding who else handed in the same file is one lookup."""
+
+    __tablename__ = "submission_files"
+    __table_args__ = (Index("ix_submission_files_cohort_sha256", "cohort_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), index=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # zip, weights or code
+    name: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))

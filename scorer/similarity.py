@@ -91,12 +91,13 @@ def compare(new: npt.NDArray[Any], others: npt.NDArray[Any], labels: npt.NDArray
         empty = np.zeros(0, dtype=np.int64)
         return Agreement(empty, empty, empty, int(new.shape[0]))
     new8 = new.astype(np.uint8, copy=False)
-    others8 = others.astype(np.uint8, copy=False)
+    others8 = np.ascontiguousarray(others, dtype=np.uint8)
     wrong = np.flatnonzero(new8 != labels.astype(np.uint8, copy=False))
-    sub = others8[:, wrong]  # (S, k)
-    both_wrong = (sub != labels[wrong].astype(np.uint8)).sum(axis=1, dtype=np.int64)
-    same_wrong = (sub == new8[wrong]).sum(axis=1, dtype=np.int64)  # new is wrong there, so "same" is wrong too
-    agree = (others8 == new8).sum(axis=1, dtype=np.int64)
+    sub = np.take(others8, wrong, axis=1)  # (S, k): only where new is wrong
+    # count_nonzero on booleans is several times faster than sum(), which widens every element first.
+    both_wrong = np.count_nonzero(sub != labels[wrong].astype(np.uint8), axis=1).astype(np.int64)
+    same_wrong = np.count_nonzero(sub == new8[wrong], axis=1).astype(np.int64)  # new is wrong there: "same" is wrong
+    agree = np.count_nonzero(others8 == new8, axis=1).astype(np.int64)
     return Agreement(both_wrong, same_wrong, agree, int(new.shape[0]))
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.models import Role, SimilarityPair, Submission, SubmissionStatus, TestSet, User, utcnow
+from app.models import Role, SimilarityPair, Submission, SubmissionFile, SubmissionStatus, TestSet, User, utcnow
 from app.settings import Settings, get_settings
 from scorer.metrics import labels_to_ids
 from scorer.similarity import Agreement, compare, predictions_from_bytes, strongest_per_group
@@ -46,9 +46,7 @@ def _labels(path: str, sha256: str) -> np.ndarray:
 class _Other:
     submission_id: int
     user_id: int
-    testset_id: int | None
-    predictions: bytes | None
-    file_hashes: list[dict[str, str]]
+    predictions: bytes
 
 
 def _trainee_ids(session: Session, cohort_id: int) -> set[int]:
@@ -69,14 +67,59 @@ def _strength(both_wrong: int | None, rate: float | None, min_both_wrong: int) -
     return ((both_wrong or 0) >= min_both_wrong, -1.0 if rate is None else rate, both_wrong or 0)
 
 
-def _shared(mine: list[dict[str, str]], theirs: list[dict[str, str]]) -> list[tuple[str, str, str, str]]:
-    """(kind, sha256, my name, their name) for every digest both submissions have."""
-    by_key = {(h["kind"], h["sha256"]): h.get("name", "") for h in theirs}
-    return [
-        (h["kind"], h["sha256"], h.get("name", ""), by_key[(h["kind"], h["sha256"])])
-        for h in mine
-        if (h["kind"], h["sha256"]) in by_key
-    ]
+@dataclass(frozen=True)
+class _Match:
+    kind: str
+    sha256: str
+    my_name: str
+    their_name: str
+    their_submission_id: int
+
+
+def _index_files(
+    session: Session, submission_id: int, cohort_id: int, user_id: int, hashes: list[dict[str, str]]
+) -> None:
+    """(Re)write this submission's rows in ``submission_files``: a rescored submission replaces its own."""
+    session.execute(delete(SubmissionFile).where(SubmissionFile.submission_id == submission_id))
+    seen = set()
+    for h in hashes:
+        key = (h["kind"], h["sha256"], h.get("name", ""))
+        if key in seen:
+            continue
+        seen.add(key)
+        session.add(
+            SubmissionFile(
+                submission_id=submission_id, cohort_id=cohort_id, user_id=user_id, kind=h["kind"],
+                name=str(h.get("name", ""))[:500], sha256=h["sha256"],
+            )
+        )  # fmt: skip
+    session.flush()
+
+
+def _identical_files(
+    session: Session, cohort_id: int, user_id: int, hashes: list[dict[str, str]], trainees: set[int]
+) -> dict[int, list[_Match]]:
+    """Other trainees' scored submissions with a digest of the same kind: one indexed lookup."""
+    mine = {(h["kind"], h["sha256"]): str(h.get("name", "")) for h in hashes}
+    rows = session.execute(
+        select(SubmissionFile.user_id, SubmissionFile.submission_id, SubmissionFile.kind, SubmissionFile.name,
+               SubmissionFile.sha256)
+        .join(Submission, Submission.id == SubmissionFile.submission_id)
+        .where(
+            SubmissionFile.cohort_id == cohort_id,
+            SubmissionFile.sha256.in_({sha for _, sha in mine}),
+            SubmissionFile.user_id != user_id,
+            Submission.status == SubmissionStatus.SUCCEEDED,
+        )
+        .order_by(SubmissionFile.submission_id)
+    )  # fmt: skip
+    found: dict[int, list[_Match]] = {}
+    for r in rows:
+        if (r.kind, r.sha256) in mine and r.user_id in trainees:
+            found.setdefault(r.user_id, []).append(
+                _Match(r.kind, r.sha256, mine[(r.kind, r.sha256)], r.name, r.submission_id)
+            )
+    return found
 
 
 def update_for_submission(session: Session, submission_id: int, settings: Settings, now: dt.datetime) -> int:
@@ -96,42 +139,37 @@ def update_for_submission(session: Session, submission_id: int, settings: Settin
     if row.user_id not in trainees:
         return 0
     mine = _hash_list(row.file_hashes)
-    candidates = select(
-        Submission.id, Submission.user_id, Submission.testset_id, Submission.predictions, Submission.file_hashes
-    ).where(
-        Submission.cohort_id == row.cohort_id,
-        Submission.status == SubmissionStatus.SUCCEEDED,
-        Submission.user_id != row.user_id,
-    )
-    others = [
-        _Other(r.id, r.user_id, r.testset_id, r.predictions, _hash_list(r.file_hashes))
-        for r in session.execute(candidates)
-        if r.user_id in trainees
-    ]
+    _index_files(session, row.id, row.cohort_id, row.user_id, mine)
 
-    best: dict[int, tuple[_Other, int, int, int, int]] = {}  # user → (submission, both, same, agree, total)
-    if row.predictions is not None and row.testset_id is not None:
-        testset = session.get(TestSet, row.testset_id)
+    best: dict[int, tuple[int, int, int, int, int]] = {}  # user → (submission, both, same, agree, total)
+    testset = session.get(TestSet, row.testset_id) if row.testset_id is not None else None
+    if row.predictions is not None and testset is not None:
         new = predictions_from_bytes(row.predictions)
-        comparable = [o for o in others if o.testset_id == row.testset_id and o.predictions is not None]
-        comparable = [o for o in comparable if len(o.predictions or b"") == len(new)]
-        if testset is not None and comparable:
-            labels = _labels(testset.labels_path, testset.sha256)
-            if len(labels) == len(new):
-                stack = np.frombuffer(b"".join(o.predictions or b"" for o in comparable), dtype=np.uint8)
-                result: Agreement = compare(new, stack.reshape(len(comparable), len(new)), labels)
-                groups = np.array([o.user_id for o in comparable], dtype=np.int64)
-                for user_id, i in strongest_per_group(groups, result, settings.similarity_min_shared_mistakes).items():
-                    best[user_id] = (
-                        comparable[i], int(result.both_wrong[i]), int(result.same_wrong[i]),
-                        int(result.agree[i]), result.total,
-                    )  # fmt: skip
+        labels = _labels(testset.labels_path, testset.sha256)
+        # Only predictions on the same test set compare; bytes, not ORM objects: 3,000 × 14.5 kB.
+        candidates = select(Submission.id, Submission.user_id, Submission.predictions).where(
+            Submission.cohort_id == row.cohort_id,
+            Submission.status == SubmissionStatus.SUCCEEDED,
+            Submission.user_id != row.user_id,
+            Submission.testset_id == row.testset_id,
+            Submission.predictions.is_not(None),
+        )
+        comparable = [
+            _Other(r.id, r.user_id, r.predictions)
+            for r in session.execute(candidates)
+            if r.user_id in trainees and len(r.predictions) == len(new)
+        ]
+        if comparable and len(labels) == len(new):
+            stack = np.frombuffer(b"".join(o.predictions for o in comparable), dtype=np.uint8)
+            result: Agreement = compare(new, stack.reshape(len(comparable), len(new)), labels)
+            groups = np.array([o.user_id for o in comparable], dtype=np.int64)
+            for user_id, i in strongest_per_group(groups, result, settings.similarity_min_shared_mistakes).items():
+                best[user_id] = (
+                    comparable[i].submission_id, int(result.both_wrong[i]), int(result.same_wrong[i]),
+                    int(result.agree[i]), result.total,
+                )  # fmt: skip
 
-    shared: dict[int, list[tuple[_Other, tuple[str, str, str, str]]]] = {}
-    if mine:
-        for other in others:
-            for match in _shared(mine, other.file_hashes):
-                shared.setdefault(other.user_id, []).append((other, match))
+    shared = _identical_files(session, row.cohort_id, row.user_id, mine, trainees) if mine else {}
 
     partners = set(best) | set(shared)
     if not partners:
@@ -155,14 +193,14 @@ def update_for_submission(session: Session, submission_id: int, settings: Settin
             session.add(pair)
         changed = False
         if partner in best:
-            other, both, same, agree, total = best[partner]
+            other_id, both, same, agree, total = best[partner]
             rate = same / both if both else None
             new_strength = _strength(both, rate, settings.similarity_min_shared_mistakes)
             old_strength = _strength(pair.both_wrong, pair.error_agreement, settings.similarity_min_shared_mistakes)
             if pair.testset_id != row.testset_id or pair.agreement is None or new_strength > old_strength:
                 pair.testset_id = row.testset_id
-                pair.submission_a_id = row.id if i_am_a else other.submission_id
-                pair.submission_b_id = other.submission_id if i_am_a else row.id
+                pair.submission_a_id = row.id if i_am_a else other_id
+                pair.submission_b_id = other_id if i_am_a else row.id
                 pair.both_wrong, pair.same_wrong = both, same
                 pair.error_agreement = rate
                 pair.agreement = agree / total if total else None
@@ -170,18 +208,18 @@ def update_for_submission(session: Session, submission_id: int, settings: Settin
         if partner in shared:
             files = list(pair.shared_files or [])
             known = {(f.get("kind"), f.get("sha256")) for f in files}
-            for other, (kind, sha, my_name, their_name) in shared[partner]:
-                if (kind, sha) in known or len(files) >= MAX_SHARED_FILES:
+            for m in shared[partner]:
+                if (m.kind, m.sha256) in known or len(files) >= MAX_SHARED_FILES:
                     continue
-                known.add((kind, sha))
+                known.add((m.kind, m.sha256))
                 files.append(
                     {
-                        "kind": kind,
-                        "sha256": sha,
-                        "name_a": my_name if i_am_a else their_name,
-                        "name_b": their_name if i_am_a else my_name,
-                        "submission_a_id": row.id if i_am_a else other.submission_id,
-                        "submission_b_id": other.submission_id if i_am_a else row.id,
+                        "kind": m.kind,
+                        "sha256": m.sha256,
+                        "name_a": m.my_name if i_am_a else m.their_name,
+                        "name_b": m.their_name if i_am_a else m.my_name,
+                        "submission_a_id": row.id if i_am_a else m.their_submission_id,
+                        "submission_b_id": m.their_submission_id if i_am_a else row.id,
                     }
                 )
             if len(files) != len(pair.shared_files or []):
@@ -218,6 +256,7 @@ def rebuild_cohort(session: Session, cohort_id: int, settings: Settings, now: dt
     """Recompute a cohort's pairs from scratch (in submission order), e.g. after the threshold of
     evidence changed. The result equals what the incremental updates built."""
     session.execute(delete(SimilarityPair).where(SimilarityPair.cohort_id == cohort_id))
+    session.execute(delete(SubmissionFile).where(SubmissionFile.cohort_id == cohort_id))
     ids: Iterable[int] = session.scalars(
         select(Submission.id)
         .where(Submission.cohort_id == cohort_id, Submission.status == SubmissionStatus.SUCCEEDED)

@@ -2,7 +2,8 @@
 
 ``submissions.predictions`` holds the class ids predicted on the hidden set (one byte each, for the
 row's ``testset_id``); ``submissions.file_hashes`` the digests of the zip, its weight files and its
-normalised code. ``similarity_pairs`` keeps, per cohort and pair of trainees, the strongest
+normalised code, also one row each in ``submission_files`` (indexed by cohort and digest, for
+finding identical files in one lookup). ``similarity_pairs`` keeps, per cohort and pair of trainees, the strongest
 evidence that their work is shared. None of it is shown to trainees.
 
 Revision ID: 0003_similarity
@@ -71,10 +72,43 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("similarity_pairs", schema=None) as batch_op:
         batch_op.create_index("ix_similarity_pairs_cohort_rate", ["cohort_id", "error_agreement"], unique=False)
+        batch_op.create_index("ix_similarity_pairs_cohort_user_b", ["cohort_id", "user_b_id"], unique=False)
+
+    op.create_table(
+        "submission_files",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("submission_id", sa.Integer(), nullable=False),
+        sa.Column("cohort_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=500), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["cohort_id"], ["cohorts.id"], name=op.f("fk_submission_files_cohort_id_cohorts"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["submission_id"],
+            ["submissions.id"],
+            name=op.f("fk_submission_files_submission_id_submissions"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_submission_files_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_submission_files")),
+    )
+    with op.batch_alter_table("submission_files", schema=None) as batch_op:
+        batch_op.create_index("ix_submission_files_cohort_sha256", ["cohort_id", "sha256"], unique=False)
+        batch_op.create_index(batch_op.f("ix_submission_files_submission_id"), ["submission_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("submission_files", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_submission_files_submission_id"))
+        batch_op.drop_index("ix_submission_files_cohort_sha256")
+    op.drop_table("submission_files")
     with op.batch_alter_table("similarity_pairs", schema=None) as batch_op:
+        batch_op.drop_index("ix_similarity_pairs_cohort_user_b")
         batch_op.drop_index("ix_similarity_pairs_cohort_rate")
     op.drop_table("similarity_pairs")
     with op.batch_alter_table("submissions", schema=None) as batch_op:
