@@ -307,7 +307,7 @@ def test_the_worker_stores_predictions_and_updates_pairs_after_each_result(
     found = pair()
     assert found is not None
     assert {found.user_a_id, found.user_b_id} == {world.trainee_id, other_id}
-    assert [f["kind"] for f in found.shared_files] == ["zip", "code"]
+    assert sorted(f["kind"] for f in found.shared_files) == ["code", "zip"]
     # The tiny test set: 15 images, the submission predicts ア everywhere, so 14 shared mistakes, all alike.
     assert (found.both_wrong, found.same_wrong, found.agreement) == (14, 14, 1.0)
     with world.sessions() as session:
@@ -316,3 +316,10 @@ def test_the_worker_stores_predictions_and_updates_pairs_after_each_result(
     assert kept == bytes(15)  # class 0 for each of the 15 images, one byte each
     assert "predictions" not in result and "file_hashes" not in result
     assert hashlib.sha256(kept).hexdigest() not in str(result)
+    emails = world.outbox()
+    assert {e.submission_id for e in emails} == {first, second}  # each trainee's own result email ...
+    for message in emails:  # ... says nothing of similarity, nor of the other trainee
+        text = f"{message.subject}\n{message.body_text}\n{message.body_html or ''}"
+        assert "類似" not in text and "similar" not in text.lower()
+        other_name = "田中" if message.submission_id == first else "山田"
+        assert other_name not in text and "also_mine.zip" not in text or message.submission_id == second
