@@ -31,7 +31,7 @@ from app.observability.http import RequestContextMiddleware, metrics_router
 from app.observability.structured_logs import configure_logging
 from app.services.preflight import PASSED, Checker, scorer_checker
 from app.settings import Settings, get_settings
-from app.web import admin, auth, health, leaderboard, storage_full, submissions, uploads
+from app.web import admin, auth, health, leaderboard, similarity, storage_full, submissions, uploads
 from app.web.body_timeout import BodyTimeoutMiddleware
 from app.web.csrf import CSRFCookieMiddleware, CSRFRejected
 from app.web.deps import LoginRequired, NotFound, path_error, wants_json
@@ -119,6 +119,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(api.router)  # /api/v1, /openapi.json, /docs (issue 4)
     app.include_router(leaderboard.router)  # /cohorts/… instructor pages (issue 4)
+    app.include_router(similarity.router)  # /cohorts/{id}/similarity: instructors and admins only
     app.include_router(health.router)  # /healthz, /readyz (issue 5)
     app.include_router(metrics_router)  # /metrics (issue 5)
     storage_full.install_handler(app)

@@ -21,10 +21,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -218,6 +220,10 @@ class Submission(Base):
     limits: Mapped[Any | None] = mapped_column(JSON)
     notices: Mapped[Any | None] = mapped_column(JSON)
     result: Mapped[Any | None] = mapped_column(JSON)  # the scorer's full report
+    # For the instructors' similarity view only, never shown to trainees. Deferred, so the many
+    # queries that load whole rows do not read 14,500 bytes of predictions each.
+    predictions: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # uint8 ids, testset_id's set
+    file_hashes: Mapped[Any | None] = mapped_column(JSON, deferred=True)  # [{kind, name, sha256}]
 
     user: Mapped[User] = relationship()
     cohort: Mapped[Cohort] = relationship()
@@ -396,3 +402,53 @@ Index(
 )
 # A cohort's people by role, for the leaderboard's outer join and the instructor checks.
 Index("ix_enrollments_cohort_role", Enrollment.cohort_id, Enrollment.role)
+
+
+class SimilarityPair(Base):
+    """Two trainees of a cohort and the strongest evidence that their work is shared.
+
+    Kept up to date after every result (``worker.similarity``): the pair of their submissions
+    whose mistakes agree most (on ``testset_id``), and the files both handed in identically.
+    Instructors of the cohort and admins read it; trainees never do.
+    """
+
+    __tablename__ = "similarity_pairs"
+    __table_args__ = (
+        UniqueConstraint("cohort_id", "user_a_id", "user_b_id", name="uq_similarity_pairs_cohort_users"),
+        Index("ix_similarity_pairs_cohort_rate", "cohort_id", "error_agreement"),
+        Index("ix_similarity_pairs_cohort_user_b", "cohort_id", "user_b_id"),  # the unique one serves user_a
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"))
+    user_a_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))  # the smaller id
+    user_b_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    testset_id: Mapped[int | None] = mapped_column(ForeignKey("test_sets.id", ondelete="SET NULL"))
+    submission_a_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))
+    submission_b_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))
+    both_wrong: Mapped[int | None] = mapped_column(Integer)
+    same_wrong: Mapped[int | None] = mapped_column(Integer)
+    error_agreement: Mapped[float | None] = mapped_column(Float)  # same_wrong / both_wrong
+    agreement: Mapped[float | None] = mapped_column(Float)  # same prediction, right or wrong
+    shared_files: Mapped[Any] = mapped_column(JSON, default=list)  # [{kind, name_a, name_b, sha256, ...}]
+    shared_count: Mapped[int] = mapped_column(Integer, default=0)  # len(shared_files), for the query
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user_a: Mapped[User] = relationship(foreign_keys=[user_a_id])
+    user_b: Mapped[User] = relationship(foreign_keys=[user_b_id])
+
+
+class SubmissionFile(Base):
+    """One digest of a scored submission (its zip, a weight file, its normalised code), indexed by
+    cohort and digest so that finding who else handed in the same file is one lookup."""
+
+    __tablename__ = "submission_files"
+    __table_args__ = (Index("ix_submission_files_cohort_sha256", "cohort_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), index=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # zip, weights or code
+    name: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))

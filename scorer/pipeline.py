@@ -40,6 +40,7 @@ from scorer.report import CheckReport, RunFacts, ScoreReport
 from scorer.runtime import Runtime, RuntimeUnavailable, find_runtime
 from scorer.sandbox import SandboxConfig, SandboxUnavailable, run_sandboxed
 from scorer.sandbox.types import Bind, Limits, SandboxOutcome, SandboxRequest
+from scorer.similarity import FileHash, file_hashes
 from scorer.static_check import check_entry_source
 from scorer.verdict import HarnessChannel, classify_run, parse_channel
 
@@ -172,6 +173,17 @@ def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> _Prepared:
         tail = []
     argv_tail = ["--source", source, "--entry", entry_in_sandbox, "--workdir", workdir, *tail]
     return _Prepared(extracted, argv_tail, notices, rel_entry)
+
+
+def _file_hashes(prepared: _Prepared, run_dir: Path, zip_sha256: str) -> list[FileHash]:
+    """Digests for the similarity view; a failure here must never cost the trainee a result."""
+    try:
+        converted = run_dir / "input" / "submit_katakana.py"  # a notebook's code cells, as run
+        code = converted.read_bytes() if converted.exists() else prepared.extracted.entry.read_bytes()
+        return file_hashes(zip_sha256, prepared.extracted.root, code, prepared.entry_display)
+    except OSError as exc:
+        log.warning("file digests for the similarity view failed: %s", exc)
+        return [FileHash("zip", "", zip_sha256)] if zip_sha256 else []
 
 
 def _sandbox_env(limits: Limits) -> dict[str, str]:
@@ -330,6 +342,7 @@ def score_submission(zip_path: Path, *, test_data: Path, test_labels: Path, conf
             _load_labels(test_labels, n_images)  # fail before running anything if the set is broken
             prepared = _prepare(zip_path, run_dir, config)
             report.notices, report.entry = prepared.notices, prepared.entry_display
+            report.file_hashes = _file_hashes(prepared, run_dir, report.zip_sha256)
             run = _run_harness(prepared, run_dir, test_data, limits, config)
             error = _classify(run, limits, config, prepared.extracted.entry.name)
             report.facts = _facts(run, started, config, run_dir, error)
@@ -337,7 +350,9 @@ def score_submission(zip_path: Path, *, test_data: Path, test_labels: Path, conf
                 raise error
             labels = _load_labels(test_labels, n_images)  # our own file: failing here is the server's
             assert run.payload is not None
-            report.metrics = compute_metrics(_validated(run.payload, n_images), labels)
+            predictions = _validated(run.payload, n_images)
+            report.metrics = compute_metrics(predictions, labels)
+            report.predictions = predictions.ids
             report.status = "succeeded"
         except ScoringError as exc:
             report.error = exc

@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from scorer.errors import ScoringError
 from scorer.metrics import Metrics
 from scorer.notices import Notice
+from scorer.similarity import FileHash, predictions_to_bytes
 
 Status = Literal["succeeded", "failed"]
 
@@ -39,6 +43,14 @@ class ScoreReport:
     # The run's output for instructors and admins only (a larger bound than ``facts.log``, which is
     # what the trainee sees): never in to_json, which the command line prints for the trainee.
     staff_log: str = ""
+    # For the instructors' similarity view only: deliberately not in to_json(), which trainees see.
+    predictions: npt.NDArray[np.int64] | None = None  # class ids on the hidden set, when scored
+    file_hashes: list[FileHash] = field(default_factory=list)
+
+    @property
+    def prediction_bytes(self) -> bytes | None:
+        """The predicted class ids, one byte each (14,500 bytes for the hidden set)."""
+        return predictions_to_bytes(self.predictions) if self.predictions is not None else None
 
     @property
     def accuracy(self) -> float | None:

@@ -72,6 +72,8 @@ def report_values(
         "limits": report.limits,
         "notices": [n.to_json() for n in report.notices],
         "result": result,
+        "predictions": report.prediction_bytes,  # kept for instructors; not in ``result``, which trainees see
+        "file_hashes": [h.to_json() for h in report.file_hashes] or None,
     }
     if server_fault:
         values["counts_toward_limit"] = False  # not the trainee's fault: the slot is given back

@@ -25,6 +25,7 @@ from app.api.schemas import (
     EnrollmentOut,
     LeaderboardEntryOut,
     RescoreResult,
+    SimilarityPairOut,
     check_email,
 )
 from app.models import Cohort, Enrollment, Role, TestSet, User
@@ -32,6 +33,7 @@ from app.services import people
 from app.services.cohort_access import viewable_cohorts
 from app.services.leaderboard import SortKey, Standing, arrange, leaderboard
 from app.services.rescoring import rescore_cohort
+from app.services.similarity import flagged_pairs
 from app.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/cohorts", tags=["cohorts"], route_class=ApiRoute, responses=COMMON_RESPONSES)
@@ -237,3 +239,32 @@ def rescore_whole_cohort(
     enqueue_later(request, background, ids)
     active = db.scalar(select(TestSet.version).where(TestSet.is_active).order_by(TestSet.id.desc()).limit(1))
     return RescoreResult(queued=ids, testset_version=active)
+
+
+@router.get(
+    "/{cohort_id}/similarity",
+    summary="Pairs of trainees whose work may be shared",
+    response_model=Page[SimilarityPairOut],
+)
+def cohort_similarity(
+    cohort_id: PathId,
+    db: SessionDep,
+    settings: SettingsDep,
+    principal: AdminPrincipal,
+    page: PageDep,
+    threshold: Annotated[
+        float | None, Query(ge=0.0, le=1.0, description="error agreement to list (default: the service's setting)")
+    ] = None,
+) -> Page[SimilarityPairOut]:
+    """Admins only. Pairs whose strongest pair of submissions agrees in its mistakes at least as
+    much as ``threshold``, or who handed in identical files; identical files first, then by error
+    agreement. Similarity is a reason to talk with the trainees, not proof."""
+    cohort = cohort_or_404(db, principal, cohort_id)
+    pairs = flagged_pairs(
+        db,
+        cohort.id,
+        threshold=settings.similarity_threshold if threshold is None else threshold,
+        min_shared_mistakes=settings.similarity_min_shared_mistakes,
+    )
+    chosen = pairs[page.offset : page.offset + page.per_page]
+    return make_page([SimilarityPairOut.model_validate(p) for p in chosen], len(pairs), page)

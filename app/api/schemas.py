@@ -317,3 +317,33 @@ class LeaderboardEntryOut(ApiModel):
     last_submission_at: dt.datetime | None
     passed: bool
     standing: str
+
+
+class SharedFileOut(ApiModel):
+    kind: str = Field(description="zip, weights or code (submit_katakana without whitespace and comments)")
+    sha256: str
+    name_a: str = Field(description="the file's path in trainee A's zip (empty for the zip itself)")
+    name_b: str
+    submission_a_id: int | None
+    submission_b_id: int | None
+
+
+class SimilarityPairOut(ApiModel):
+    """Two trainees whose work may be shared: a reason to talk with them, not proof."""
+
+    user_a_id: int
+    name_a: str
+    email_a: str
+    user_b_id: int
+    name_b: str
+    email_b: str
+    submission_a_id: int | None = Field(description="A's submission in the pair whose mistakes agree most")
+    submission_b_id: int | None
+    error_agreement: float | None = Field(description="same_wrong / both_wrong")
+    both_wrong: int | None = Field(description="hidden-set images both submissions got wrong")
+    same_wrong: int | None = Field(description="... of which both predicted the same wrong class")
+    agreement: float | None = Field(description="share of all images with the same prediction")
+    testset_version: str | None
+    above_threshold: bool
+    shared_files: list[SharedFileOut]
+    updated_at: dt.datetime

@@ -206,4 +206,18 @@ TEXT: dict[str, str] = {
     "today. Upload again in {minutes} min (at {time}).",
     "body_timeout": "The upload stalled, so it was dropped. No upload was counted. Check your connection and upload "
     "again.",
+    "nav_similarity": "Similarity",
+    "sim_title": "Similar work: {name}",
+    "sim_caution": "Similarity is a reason to talk with the trainees, not proof of copying. Models trained on the same course material can resemble each other; ask each trainee how their model was made before concluding anything.",
+    "sim_explained": "Listed: pairs of trainees with two submissions that gave the same wrong answer on at least {threshold} of the hidden-set images both got wrong (counting only pairs with at least {min} such images), and pairs who handed in an identical zip, weight file or submit_katakana (compared without whitespace and comments). Only this cohort's instructors and admins see this page.",
+    "sim_empty": "No pair of trainees is above the threshold, and no identical files were found.",
+    "sim_trainee_a": "Trainee",
+    "sim_trainee_b": "Trainee",
+    "sim_error_agreement": "Same wrong answer (error agreement)",
+    "sim_agreement": "Same answer overall",
+    "sim_shared_files": "Identical files",
+    "sim_counts": "{same} of {both} shared mistakes",
+    "sim_kind_zip": "the same zip",
+    "sim_kind_weights": "weight file",
+    "sim_kind_code": "submit_katakana (without whitespace and comments)",
 }

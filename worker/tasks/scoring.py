@@ -26,6 +26,7 @@ from worker.db import sessions, utcnow
 from worker.heartbeat import Heartbeat
 from worker.queue import enqueue_email
 from worker.results import finish_and_commit, report_values, server_failure_values
+from worker.similarity import refresh_after_result
 from worker.testset import ActiveTestSet, TestSetProblem, active_testset
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ def run_scoring(submission_id: int, *, task_id: str | None = None, hostname: str
     log.info("submission %s finished: %s", submission_id, values["status"].value)
     if outbox_id is not None:
         enqueue_email(outbox_id)
+    if values["status"] == SubmissionStatus.SUCCEEDED:
+        refresh_after_result(submission_id, settings)  # after the email: instructors' view, never the trainee's
 
 
 def _score(submission_id: int, storage_key: str) -> dict[str, Any]:

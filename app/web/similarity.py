@@ -1,0 +1,62 @@
+"""The instructors' similarity page of a cohort, and its CSV.
+
+Only instructors of the cohort and admins get it (:mod:`app.services.cohort_access`); anyone else,
+trainees included, gets "not found", as for every cohort page. The page says plainly that
+similarity is a reason to talk with the trainees, not proof of anything.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from app.services.cohort_access import viewable_cohort
+from app.services.similarity import flagged_pairs, pairs_csv
+from app.web.csrf import verify_csrf
+from app.web.deps import CurrentUser, LangDep, NotFound, SessionDep, SettingsDep
+from app.web.templating import render
+
+router = APIRouter(dependencies=[Depends(verify_csrf)])
+
+
+@router.get("/cohorts/{cohort_id}/similarity", name="cohort_similarity")
+def similarity_page(
+    request: Request, cohort_id: int, db: SessionDep, user: CurrentUser, lang: LangDep, settings: SettingsDep
+) -> Response:
+    cohort = viewable_cohort(db, user, cohort_id)
+    if cohort is None:
+        raise NotFound
+    pairs = flagged_pairs(
+        db,
+        cohort.id,
+        threshold=settings.similarity_threshold,
+        min_shared_mistakes=settings.similarity_min_shared_mistakes,
+    )
+    context = {
+        "cohort": cohort,
+        "pairs": pairs,
+        "threshold": settings.similarity_threshold,
+        "min_shared_mistakes": settings.similarity_min_shared_mistakes,
+    }
+    return render(request, "similarity.html", context)
+
+
+@router.get("/cohorts/{cohort_id}/similarity.csv", name="cohort_similarity_csv")
+def similarity_csv(cohort_id: int, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> Response:
+    cohort = viewable_cohort(db, user, cohort_id)
+    if cohort is None:
+        raise NotFound
+    pairs = flagged_pairs(
+        db,
+        cohort.id,
+        threshold=settings.similarity_threshold,
+        min_shared_mistakes=settings.similarity_min_shared_mistakes,
+    )
+    filename = f"similarity-{cohort.name}.csv"
+    return Response(
+        pairs_csv(pairs).encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"},
+    )

@@ -1,0 +1,257 @@
+"""The incremental similarity update at cohort scale: 300 trainees × 10 submissions, one core.
+
+Seeds one cohort (bulk inserts, schema migrated by Alembic as in production) with 3,000 scored
+submissions, each with 14,500 kept predictions and three file digests, and every pair of trainees in
+``similarity_pairs``, then times what the worker does after each new result
+(``worker.similarity.update_for_submission`` in its own transaction, committed): load the cohort's
+other predictions, compare, pick each other trainee's strongest submission, write the pairs.
+
+The predictions imitate real models: each image has a difficulty shared by every model and a class
+it is most often mistaken for, so independent "models" agree on part of their mistakes as real ones
+do (error agreement about 0.5–0.7), which keeps the pairs' updates realistic.
+
+The process is pinned to one CPU. Figures: the pure comparison (numpy only), and the whole update
+(database included), medians and maxima of --repeat new results, as wall time and as this
+process's CPU time (what one free core needs, whatever else the machine is doing; with PostgreSQL
+the server's own CPU is not in it, its share shows in the wall time).
+
+    .venv/bin/python bench/similarity.py [--trainees 300] [--per-trainee 10] [--repeat 11]
+                                         [--only sqlite|postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+from leaderboard import migrate, postgres  # noqa: E402
+from sqlalchemy import Table, create_engine, insert, select  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from app.models import (  # noqa: E402
+    Base,
+    Cohort,
+    Role,
+    SimilarityPair,
+    Submission,
+    SubmissionFile,
+    SubmissionStatus,
+    TestSet,
+    User,
+)
+from app.settings import Settings  # noqa: E402
+from scorer.classes import NUM_CLASSES, TEST_COUNTS  # noqa: E402
+from scorer.similarity import compare, strongest_per_group  # noqa: E402
+from worker.similarity import update_for_submission  # noqa: E402
+
+BATCH = 500
+T0 = dt.datetime(2026, 10, 1, 0, 0, tzinfo=dt.UTC)
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+class Models:
+    """Prediction vectors that err where real models err: on hard images, towards a likely class."""
+
+    def __init__(self, labels: np.ndarray, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.labels = labels
+        self.difficulty = self.rng.beta(0.5, 4.0, size=len(labels))  # most images easy, a few hard
+        offset = self.rng.integers(1, NUM_CLASSES, size=len(labels))
+        self.likely_wrong = (labels + offset) % NUM_CLASSES  # the class each image is mistaken for
+
+    def predictions(self, error_rate: float) -> np.ndarray:
+        n = len(self.labels)
+        p_wrong = np.clip(self.difficulty * error_rate / self.difficulty.mean(), 0, 1)
+        wrong = self.rng.random(n) < p_wrong
+        other = (self.labels + self.rng.integers(1, NUM_CLASSES, size=n)) % NUM_CLASSES
+        guess = np.where(self.rng.random(n) < 0.6, self.likely_wrong, other)
+        return np.where(wrong, guess, self.labels).astype(np.uint8)
+
+
+def _sha(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def seed(url: str, labels_path: Path, models: Models, trainees: int, per_trainee: int) -> tuple[int, list[int]]:
+    engine = create_engine(url)
+    cohort_t, user_t, sub_t, pair_t, test_t, file_t = (
+        _table(m) for m in (Cohort, User, Submission, SimilarityPair, TestSet, SubmissionFile)
+    )
+    rng = np.random.default_rng(1)
+    with engine.begin() as conn:
+        cohort_id = conn.execute(
+            insert(cohort_t).returning(cohort_t.c.id),
+            {"name": "dl_bench_sim", "title": "ベンチマーク", "daily_limit": 3, "timezone": "Asia/Tokyo",
+             "leaderboard_visible": False, "archived": False},
+        ).scalar_one()  # fmt: skip
+        testset_id = conn.execute(
+            insert(test_t).returning(test_t.c.id),
+            {"version": "bench", "data_path": "unused", "labels_path": str(labels_path), "sha256": "bench",
+             "n_images": len(models.labels), "class_counts": list(TEST_COUNTS), "created_at": T0, "is_active": True},
+        ).scalar_one()  # fmt: skip
+        user_ids = [
+            int(i)
+            for i in conn.execute(
+                insert(user_t).returning(user_t.c.id),
+                [{"email": f"t{i:05d}@bench.example", "name": f"trainee {i}", "role": Role.TRAINEE,
+                  "language": "ja", "is_active": True, "created_at": T0, "password_hash": None}
+                 for i in range(trainees)],
+            ).scalars()
+        ]  # fmt: skip
+        rows: list[dict[str, object]] = []
+        for i, user_id in enumerate(user_ids):
+            skill = rng.uniform(0.03, 0.15)
+            for k in range(per_trainee):
+                rows.append({
+                    "user_id": user_id, "cohort_id": cohort_id, "created_at": T0, "quota_day": T0.date(),
+                    "status": SubmissionStatus.SUCCEEDED, "counts_toward_limit": True,
+                    "original_filename": "submit.zip", "zip_sha256": _sha("zip", i, k), "zip_size": 1000,
+                    "storage_key": "zips/none.zip", "attempts": 1, "testset_id": testset_id,
+                    "predictions": models.predictions(skill * (1 - 0.05 * k)).tobytes(),
+                    "file_hashes": [{"kind": "zip", "name": "", "sha256": _sha("zip", i, k)},
+                                    {"kind": "weights", "name": "m/model.pkl", "sha256": _sha("w", i, k)},
+                                    {"kind": "code", "name": "m/submit_katakana.py", "sha256": _sha("c", i)}],
+                })  # fmt: skip
+                if len(rows) == BATCH:
+                    conn.execute(insert(sub_t), rows)
+                    rows = []
+        if rows:
+            conn.execute(insert(sub_t), rows)
+        conn.execute(
+            insert(file_t),
+            [{"submission_id": r.id, "cohort_id": cohort_id, "user_id": r.user_id, "kind": h["kind"],
+              "name": h["name"], "sha256": h["sha256"]}
+             for r in conn.execute(select(sub_t.c.id, sub_t.c.user_id, sub_t.c.file_hashes))
+             for h in r.file_hashes],
+        )  # fmt: skip
+        first_sub = {
+            int(u): int(s)
+            for u, s in conn.execute(
+                select(sub_t.c.user_id, sub_t.c.id).where(sub_t.c.cohort_id == cohort_id).order_by(sub_t.c.id.desc())
+            )
+        }
+        pairs = []
+        for a_index, a in enumerate(user_ids):
+            for b in user_ids[a_index + 1 :]:
+                both = int(rng.integers(200, 900))
+                same = int(both * rng.uniform(0.5, 0.7))
+                pairs.append({
+                    "cohort_id": cohort_id, "user_a_id": a, "user_b_id": b, "testset_id": testset_id,
+                    "submission_a_id": first_sub[a], "submission_b_id": first_sub[b], "both_wrong": both,
+                    "same_wrong": same, "error_agreement": same / both, "agreement": 0.9, "shared_files": [],
+                    "shared_count": 0, "updated_at": T0,
+                })  # fmt: skip
+                if len(pairs) == 5000:
+                    conn.execute(insert(pair_t), pairs)
+                    pairs = []
+        if pairs:
+            conn.execute(insert(pair_t), pairs)
+    engine.dispose()
+    return int(cohort_id), user_ids
+
+
+def measure(url: str, cohort_id: int, user_ids: list[int], models: Models, repeat: int) -> dict[str, list[float]]:
+    engine = create_engine(url)
+    settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
+    times: dict[str, list[float]] = {"compare": [], "update": [], "compare_cpu": [], "update_cpu": []}
+    with Session(engine) as session:
+        testset_id = session.scalar(select(TestSet.id).where(TestSet.version == "bench"))
+        session.rollback()  # end the read's implicit transaction: each step below has its own
+        for r in range(repeat + 1):  # the first run warms the caches and is not counted
+            user_id = user_ids[r % len(user_ids)]
+            predictions = models.predictions(0.08)
+            with session.begin():
+                row = Submission(
+                    user_id=user_id, cohort_id=cohort_id, created_at=T0, quota_day=T0.date(),
+                    status=SubmissionStatus.SUCCEEDED, original_filename="new.zip", zip_sha256=_sha("new", r),
+                    zip_size=1, storage_key="zips/none.zip", testset_id=testset_id,
+                    predictions=predictions.tobytes(),
+                    file_hashes=[{"kind": "zip", "name": "", "sha256": _sha("new", r)}],
+                )  # fmt: skip
+                session.add(row)
+                session.flush()
+                new_id = row.id
+            session.expunge_all()
+            started, cpu = time.perf_counter(), time.process_time()
+            with session.begin():
+                update_for_submission(session, new_id, settings, dt.datetime.now(dt.UTC))
+            update, update_cpu = time.perf_counter() - started, time.process_time() - cpu
+
+            others = session.execute(
+                select(Submission.user_id, Submission.predictions).where(
+                    Submission.cohort_id == cohort_id, Submission.user_id != user_id
+                )
+            ).all()
+            session.rollback()
+            stack = np.frombuffer(b"".join(o.predictions for o in others), dtype=np.uint8).reshape(len(others), -1)
+            groups = np.array([o.user_id for o in others])
+            started, cpu = time.perf_counter(), time.process_time()
+            result = compare(predictions, stack, models.labels)
+            strongest_per_group(groups, result, settings.similarity_min_shared_mistakes)
+            pure, pure_cpu = time.perf_counter() - started, time.process_time() - cpu
+            if r:
+                times["update"].append(update * 1000)
+                times["compare"].append(pure * 1000)
+                times["update_cpu"].append(update_cpu * 1000)
+                times["compare_cpu"].append(pure_cpu * 1000)
+    engine.dispose()
+    return times
+
+
+def run(name: str, url: str, tmp: Path, args: argparse.Namespace) -> None:
+    labels = np.repeat(np.arange(NUM_CLASSES), TEST_COUNTS)
+    labels_path = tmp / f"labels-{name}.npy"
+    np.save(labels_path, np.eye(NUM_CLASSES, dtype=np.float32)[labels])
+    models = Models(labels)
+    started = time.perf_counter()
+    migrate(url)
+    cohort_id, user_ids = seed(url, labels_path, models, args.trainees, args.per_trainee)
+    print(f"\n{name}: {args.trainees} trainees × {args.per_trainee} submissions "
+          f"({len(labels):,} predictions each) seeded in {time.perf_counter() - started:.1f} s")  # fmt: skip
+    times = measure(url, cohort_id, user_ids, models, args.repeat)
+    for label, key in (("comparison only (numpy)", "compare"), ("whole update, committed", "update")):
+        wall, cpu = times[key], times[f"{key}_cpu"]
+        print(f"  {label:<26} wall median {statistics.median(wall):7.1f} ms  max {max(wall):7.1f} ms   "
+              f"this process's CPU median {statistics.median(cpu):7.1f} ms  max {max(cpu):7.1f} ms")  # fmt: skip
+    print(
+        f"  load average during the run: {os.getloadavg()[0]:.1f} (the CPU time is what one free core needs; "
+        "PostgreSQL's own CPU is not in it)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--trainees", type=int, default=300)
+    parser.add_argument("--per-trainee", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=11)
+    parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the issue asks
+    with tempfile.TemporaryDirectory(prefix="bench-similarity-") as tmp:
+        if args.only in (None, "sqlite"):
+            run("SQLite", f"sqlite:///{tmp}/bench.sqlite3", Path(tmp), args)
+        if args.only in (None, "postgresql"):
+            with postgres() as url:
+                run("PostgreSQL", url, Path(tmp), args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""Keeping a cohort's similarity pairs up to date, one new result at a time.
+
+After a submission's result is stored, it is compared with every other trainee's scored
+submissions in the same cohort (``scorer.similarity``): the strongest pair of submissions per pair
+of trainees can only grow when a submission is added, so the stored best is updated in place and
+nothing else is recomputed. Errors are compared only between predictions on the same test set;
+when a rescore brings a new test set, the first comparison on it replaces the pair's old figures.
+
+Nothing here raises into the scoring task: similarity is for instructors, and a failure to update
+it must never cost a trainee their result or their email.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.models import Role, SimilarityPair, Submission, SubmissionFile, SubmissionStatus, TestSet, User, utcnow
+from app.settings import Settings, get_settings
+from scorer.metrics import labels_to_ids
+from scorer.similarity import Agreement, compare, predictions_from_bytes, strongest_per_group
+from worker.db import sessions
+
+log = logging.getLogger(__name__)
+
+MAX_SHARED_FILES = 20  # per pair: enough to name what is shared, bounded whatever a zip holds
+
+
+@functools.lru_cache(maxsize=4)
+def _labels(path: str, sha256: str) -> np.ndarray:
+    """A test set's label ids; keyed by digest too, so a re-imported set is never read stale."""
+    return labels_to_ids(np.load(Path(path), allow_pickle=False))
+
+
+@dataclass(frozen=True)
+class _Other:
+    submission_id: int
+    user_id: int
+    predictions: bytes
+
+
+def _trainee_ids(session: Session, cohort_id: int) -> set[int]:
+    """Trainees who submitted in the cohort (by account role: an instructor's or admin's trial
+    uploads of the course's examples are not trainees' work, and a trainee moved to another cohort
+    keeps the submissions made here)."""
+    submitters = select(Submission.user_id).where(Submission.cohort_id == cohort_id).distinct()
+    return set(session.scalars(select(User.id).where(User.role == Role.TRAINEE, User.id.in_(submitters))))
+
+
+def _hash_list(value: Any) -> list[dict[str, str]]:
+    if not isinstance(value, list):
+        return []
+    return [h for h in value if isinstance(h, dict) and h.get("sha256") and h.get("kind")]
+
+
+def _strength(both_wrong: int | None, rate: float | None, min_both_wrong: int) -> tuple[bool, float, int]:
+    return ((both_wrong or 0) >= min_both_wrong, -1.0 if rate is None else rate, both_wrong or 0)
+
+
+@dataclass(frozen=True)
+class _Match:
+    kind: str
+    sha256: str
+    my_name: str
+    their_name: str
+    their_submission_id: int
+
+
+def _index_files(
+    session: Session, submission_id: int, cohort_id: int, user_id: int, hashes: list[dict[str, str]]
+) -> None:
+    """(Re)write this submission's rows in ``submission_files``: a rescored submission replaces its own."""
+    session.execute(delete(SubmissionFile).where(SubmissionFile.submission_id == submission_id))
+    seen = set()
+    for h in hashes:
+        key = (h["kind"], h["sha256"], h.get("name", ""))
+        if key in seen:
+            continue
+        seen.add(key)
+        session.add(
+            SubmissionFile(
+                submission_id=submission_id, cohort_id=cohort_id, user_id=user_id, kind=h["kind"],
+                name=str(h.get("name", ""))[:500], sha256=h["sha256"],
+            )
+        )  # fmt: skip
+    session.flush()
+
+
+def _identical_files(
+    session: Session, cohort_id: int, user_id: int, hashes: list[dict[str, str]], trainees: set[int]
+) -> dict[int, list[_Match]]:
+    """Other trainees' scored submissions with a digest of the same kind: one indexed lookup."""
+    mine = {(h["kind"], h["sha256"]): str(h.get("name", "")) for h in hashes}
+    rows = session.execute(
+        select(SubmissionFile.user_id, SubmissionFile.submission_id, SubmissionFile.kind, SubmissionFile.name,
+               SubmissionFile.sha256)
+        .join(Submission, Submission.id == SubmissionFile.submission_id)
+        .where(
+            SubmissionFile.cohort_id == cohort_id,
+            SubmissionFile.sha256.in_({sha for _, sha in mine}),
+            SubmissionFile.user_id != user_id,
+            Submission.status == SubmissionStatus.SUCCEEDED,
+        )
+        .order_by(SubmissionFile.submission_id)
+    )  # fmt: skip
+    found: dict[int, list[_Match]] = {}
+    for r in rows:
+        if (r.kind, r.sha256) in mine and r.user_id in trainees:
+            found.setdefault(r.user_id, []).append(
+                _Match(r.kind, r.sha256, mine[(r.kind, r.sha256)], r.name, r.submission_id)
+            )
+    return found
+
+
+def update_for_submission(session: Session, submission_id: int, settings: Settings, now: dt.datetime) -> int:
+    """Fold one scored submission into its cohort's pairs; returns the number of pairs written.
+
+    The caller owns the transaction. Only trainees' succeeded submissions take part.
+    """
+    row = session.execute(
+        select(
+            Submission.id, Submission.user_id, Submission.cohort_id, Submission.status, Submission.testset_id,
+            Submission.predictions, Submission.file_hashes,
+        ).where(Submission.id == submission_id)
+    ).first()  # fmt: skip
+    if row is None or row.status != SubmissionStatus.SUCCEEDED:
+        return 0
+    trainees = _trainee_ids(session, row.cohort_id)
+    if row.user_id not in trainees:
+        return 0
+    mine = _hash_list(row.file_hashes)
+    _index_files(session, row.id, row.cohort_id, row.user_id, mine)
+
+    best: dict[int, tuple[int, int, int, int, int]] = {}  # user → (submission, both, same, agree, total)
+    testset = session.get(TestSet, row.testset_id) if row.testset_id is not None else None
+    if row.predictions is not None and testset is not None:
+        new = predictions_from_bytes(row.predictions)
+        labels = _labels(testset.labels_path, testset.sha256)
+        # Only predictions on the same test set compare; bytes, not ORM objects: 3,000 × 14.5 kB.
+        candidates = select(Submission.id, Submission.user_id, Submission.predictions).where(
+            Submission.cohort_id == row.cohort_id,
+            Submission.status == SubmissionStatus.SUCCEEDED,
+            Submission.user_id != row.user_id,
+            Submission.testset_id == row.testset_id,
+            Submission.predictions.is_not(None),
+        )
+        comparable = [
+            _Other(r.id, r.user_id, r.predictions)
+            for r in session.execute(candidates)
+            if r.user_id in trainees and len(r.predictions) == len(new)
+        ]
+        if comparable and len(labels) == len(new):
+            stack = np.frombuffer(b"".join(o.predictions for o in comparable), dtype=np.uint8)
+            result: Agreement = compare(new, stack.reshape(len(comparable), len(new)), labels)
+            groups = np.array([o.user_id for o in comparable], dtype=np.int64)
+            for user_id, i in strongest_per_group(groups, result, settings.similarity_min_shared_mistakes).items():
+                best[user_id] = (
+                    comparable[i].submission_id, int(result.both_wrong[i]), int(result.same_wrong[i]),
+                    int(result.agree[i]), result.total,
+                )  # fmt: skip
+
+    shared = _identical_files(session, row.cohort_id, row.user_id, mine, trainees) if mine else {}
+
+    partners = set(best) | set(shared)
+    if not partners:
+        return 0
+    existing = {
+        (p.user_a_id, p.user_b_id): p
+        for p in session.scalars(
+            select(SimilarityPair).where(
+                SimilarityPair.cohort_id == row.cohort_id,
+                or_(SimilarityPair.user_a_id == row.user_id, SimilarityPair.user_b_id == row.user_id),
+            )
+        )
+    }
+    written = 0
+    for partner in sorted(partners):
+        a, b = sorted((row.user_id, partner))
+        i_am_a = row.user_id == a
+        pair = existing.get((a, b))
+        if pair is None:
+            pair = SimilarityPair(cohort_id=row.cohort_id, user_a_id=a, user_b_id=b, shared_files=[], shared_count=0)
+            session.add(pair)
+        changed = False
+        if partner in best:
+            other_id, both, same, agree, total = best[partner]
+            rate = same / both if both else None
+            new_strength = _strength(both, rate, settings.similarity_min_shared_mistakes)
+            old_strength = _strength(pair.both_wrong, pair.error_agreement, settings.similarity_min_shared_mistakes)
+            if pair.testset_id != row.testset_id or pair.agreement is None or new_strength > old_strength:
+                pair.testset_id = row.testset_id
+                pair.submission_a_id = row.id if i_am_a else other_id
+                pair.submission_b_id = other_id if i_am_a else row.id
+                pair.both_wrong, pair.same_wrong = both, same
+                pair.error_agreement = rate
+                pair.agreement = agree / total if total else None
+                changed = True
+        if partner in shared:
+            files = list(pair.shared_files or [])
+            known = {(f.get("kind"), f.get("sha256")) for f in files}
+            for m in shared[partner]:
+                if (m.kind, m.sha256) in known or len(files) >= MAX_SHARED_FILES:
+                    continue
+                known.add((m.kind, m.sha256))
+                files.append(
+                    {
+                        "kind": m.kind,
+                        "sha256": m.sha256,
+                        "name_a": m.my_name if i_am_a else m.their_name,
+                        "name_b": m.their_name if i_am_a else m.my_name,
+                        "submission_a_id": row.id if i_am_a else m.their_submission_id,
+                        "submission_b_id": m.their_submission_id if i_am_a else row.id,
+                    }
+                )
+            if len(files) != len(pair.shared_files or []):
+                pair.shared_files = files  # a new list: JSON columns notice assignment, not mutation
+                pair.shared_count = len(files)
+                changed = True
+        if changed:
+            pair.updated_at = now
+            written += 1
+    return written
+
+
+def refresh_after_result(submission_id: int, settings: Settings | None = None) -> None:
+    """What the scoring task calls after storing a result: update, retrying once on a race, never raise.
+
+    Two workers finishing submissions of the same pair at once may both insert the pair; the loser
+    retries, then finds the row the winner wrote.
+    """
+    settings = settings or get_settings()
+    for attempt in (1, 2):
+        try:
+            with sessions()() as session, session.begin():
+                update_for_submission(session, submission_id, settings, utcnow())
+            return
+        except IntegrityError:
+            if attempt == 2:
+                log.exception("similarity update for submission %s failed twice", submission_id)
+        except Exception:
+            log.exception("similarity update for submission %s failed", submission_id)
+            return
+
+
+def rebuild_cohort(session: Session, cohort_id: int, settings: Settings, now: dt.datetime | None = None) -> int:
+    """Recompute a cohort's pairs from scratch (in submission order), e.g. after the threshold of
+    evidence changed. The result equals what the incremental updates built."""
+    session.execute(delete(SimilarityPair).where(SimilarityPair.cohort_id == cohort_id))
+    session.execute(delete(SubmissionFile).where(SubmissionFile.cohort_id == cohort_id))
+    ids: Iterable[int] = session.scalars(
+        select(Submission.id)
+        .where(Submission.cohort_id == cohort_id, Submission.status == SubmissionStatus.SUCCEEDED)
+        .order_by(Submission.id)
+    ).all()
+    for submission_id in ids:
+        update_for_submission(session, submission_id, settings, now or utcnow())
+        session.flush()
+    return session.query(SimilarityPair).filter(SimilarityPair.cohort_id == cohort_id).count()
