@@ -69,7 +69,8 @@ class ScoringConfig:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ScoringConfig:
         """Settings for the command line: KATAKANA_RUNTIME_PYTHON, KATAKANA_SANDBOX_MODE,
-        KATAKANA_ALLOW_UNSANDBOXED, KATAKANA_WALL_SECONDS, KATAKANA_MEMORY_MB, KATAKANA_CPUS."""
+        KATAKANA_ALLOW_UNSANDBOXED, KATAKANA_SANDBOX_CGROUP_MODE, KATAKANA_SANDBOX_CGROUP_PARENT,
+        KATAKANA_WALL_SECONDS, KATAKANA_MEMORY_MB, KATAKANA_CPUS."""
         env = dict(os.environ if environ is None else environ)
         limits = Limits()
         if "KATAKANA_WALL_SECONDS" in env:
@@ -81,6 +82,8 @@ class ScoringConfig:
         sandbox = SandboxConfig(
             mode=env.get("KATAKANA_SANDBOX_MODE", "auto"),  # type: ignore[arg-type]
             allow_unsandboxed=env.get("KATAKANA_ALLOW_UNSANDBOXED", "1").lower() in ("1", "true", "yes"),
+            cgroup_mode=env.get("KATAKANA_SANDBOX_CGROUP_MODE", "auto"),  # type: ignore[arg-type]
+            cgroup_parent=env.get("KATAKANA_SANDBOX_CGROUP_PARENT", "katakana-sandbox"),
         )
         config = cls(runtime=find_runtime(env.get("KATAKANA_RUNTIME_PYTHON")), sandbox=sandbox, limits=limits)
         return dataclasses.replace(config, **overrides)
@@ -257,6 +260,9 @@ def _classify(run: _HarnessRun, limits: Limits, config: ScoringConfig, entry_nam
     kinds = {e["event"]: e for e in run.events}
     if outcome.termination is Termination.SETUP_FAILED:
         return _failure(ErrorCode.SANDBOX_UNAVAILABLE, limits, detail=outcome.setup_error)
+    if outcome.termination is Termination.MEMORY_LIMIT:
+        # Observed by the parent (the run's cgroup or supervisor), whatever the run said or did after.
+        return _failure(ErrorCode.MEMORY_LIMIT, limits)
     if "hello" not in kinds:
         # No trainee code runs before "hello": whatever stopped us is the service's fault.
         return _failure(ErrorCode.INTERNAL_ERROR, limits, detail=f"harness did not start: {outcome.termination}")
