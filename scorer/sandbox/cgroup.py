@@ -272,7 +272,8 @@ class RunGroup:
         if self.layout.accounting is Accounting.CGROUP_V2:
             directory = self._dir("unified")
             _write(directory / "memory.max", memory)
-            _write(directory / "memory.swap.max", "0")  # swap would let a run exceed its memory
+            if (directory / "memory.swap.max").exists():  # only with swap accounting
+                _write(directory / "memory.swap.max", "0")  # swap would let a run exceed its memory
             _write(directory / "memory.oom.group", "1")  # one OOM kill ends the whole run
             _write(directory / "pids.max", str(limits.processes))
             if (directory / "cpu.max").exists():

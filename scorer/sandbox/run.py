@@ -216,9 +216,9 @@ def _bwrap_outcome(sup: Supervised, limits: Limits) -> SandboxOutcome:
 
 def _run_unsandboxed(request: SandboxRequest, config: SandboxConfig) -> SandboxOutcome:
     limits = request.limits
-    limiter = _limiter(config, limits)
     command = unsandboxed_command(request)
     try:
+        limiter = _limiter(config, limits)
         try:
             spawned = spawn(
                 command.argv, command.env, command.cwd, limits, uid=None, new_session=True, join=limiter.procs_files()
