@@ -19,6 +19,11 @@ def scoring_config(settings: Settings) -> ScoringConfig:
     # sandbox policy comes from Settings, whose allow_unsandboxed defaults to False.
     return ScoringConfig.from_env(
         runtime=find_runtime(settings.runtime_python),
-        sandbox=SandboxConfig(mode=settings.sandbox_mode, allow_unsandboxed=settings.allow_unsandboxed),
+        sandbox=SandboxConfig(
+            mode=settings.sandbox_mode,
+            allow_unsandboxed=settings.allow_unsandboxed,
+            cgroup_mode=settings.sandbox_cgroup_mode,
+            cgroup_parent=settings.sandbox_cgroup_parent,
+        ),
         disclosure=Disclosure(settings.hidden_run_excerpt_bytes, settings.hidden_run_stored_log_bytes),
     )

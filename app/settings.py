@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     runtime_python: Path | None = None
     sandbox_mode: Literal["auto", "bwrap", "unsandboxed"] = "auto"
     allow_unsandboxed: bool = False
+    # A run's memory (with its tmpfs) and processes limited as a whole: see scorer/sandbox/cgroup.py.
+    sandbox_cgroup_mode: Literal["auto", "v2", "v1", "supervisor"] = "auto"
+    sandbox_cgroup_parent: str = "katakana-sandbox"
     preflight: bool = True
     # Smoke runs one web process runs at once; more uploads wait their turn (their time limit starts
     # when they run). Unbounded, a deadline burst would share the CPUs so thinly that sound zips hit

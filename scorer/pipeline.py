@@ -73,7 +73,8 @@ class ScoringConfig:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ScoringConfig:
         """Settings for the command line: KATAKANA_RUNTIME_PYTHON, KATAKANA_SANDBOX_MODE,
-        KATAKANA_ALLOW_UNSANDBOXED, KATAKANA_WALL_SECONDS, KATAKANA_MEMORY_MB, KATAKANA_CPUS,
+        KATAKANA_ALLOW_UNSANDBOXED, KATAKANA_SANDBOX_CGROUP_MODE, KATAKANA_SANDBOX_CGROUP_PARENT,
+        KATAKANA_WALL_SECONDS, KATAKANA_MEMORY_MB, KATAKANA_CPUS,
         KATAKANA_HIDDEN_RUN_EXCERPT_BYTES, KATAKANA_HIDDEN_RUN_STORED_LOG_BYTES."""
         env = dict(os.environ if environ is None else environ)
         limits = Limits()
@@ -86,6 +87,8 @@ class ScoringConfig:
         sandbox = SandboxConfig(
             mode=env.get("KATAKANA_SANDBOX_MODE", "auto"),  # type: ignore[arg-type]
             allow_unsandboxed=env.get("KATAKANA_ALLOW_UNSANDBOXED", "1").lower() in ("1", "true", "yes"),
+            cgroup_mode=env.get("KATAKANA_SANDBOX_CGROUP_MODE", "auto"),  # type: ignore[arg-type]
+            cgroup_parent=env.get("KATAKANA_SANDBOX_CGROUP_PARENT", "katakana-sandbox"),
         )
         disclosure = Disclosure(
             excerpt_bytes=int(env.get("KATAKANA_HIDDEN_RUN_EXCERPT_BYTES", Disclosure.excerpt_bytes or 0)),

@@ -172,6 +172,9 @@ def classify_run(outcome: SandboxOutcome, channel: HarnessChannel, limits: Limit
         return failure(ErrorCode.INTERNAL_ERROR, limits, detail=detail)
     # From here on the trainee's code has run: every outcome is the submission's.
     termination = outcome.termination
+    if termination is Termination.MEMORY_LIMIT:
+        # Observed by the parent (the run's cgroup or the memory supervisor), whatever the run said after.
+        return failure(ErrorCode.MEMORY_LIMIT, limits)
     if termination in (Termination.WALL_TIMEOUT, Termination.CPU_TIMEOUT):
         return failure(ErrorCode.TIME_LIMIT, limits)
     if termination in (Termination.OUTPUT_LIMIT, Termination.RESULT_LIMIT):

@@ -85,7 +85,12 @@ def run_selftest(settings: Settings, config: WorkerConfig) -> SelfTestResult:
     if report.status != "succeeded" or report.correct != 1 or report.total != NUM_CLASSES:
         error = report.error.to_json() if report.error else None
         return SelfTestResult(False, f"unexpected result {report.status}: {error}; log: {report.log[-2000:]}")
-    return SelfTestResult(True, f"isolation={report.facts.isolation}, runtime={report.runtime}")
+    from scorer.sandbox import detect_accounting
+
+    accounting = detect_accounting(scoring_config(settings).sandbox).describe()
+    return SelfTestResult(
+        True, f"isolation={report.facts.isolation}, memory accounting={accounting}, runtime={report.runtime}"
+    )
 
 
 # What worker_init decided, said again at worker_ready: Celery configures logging in between.

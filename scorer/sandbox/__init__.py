@@ -2,13 +2,14 @@
 
 The sandbox is generic: it shows the command only the request's read-only binds and sized writable
 tmpfs dirs, no network, an empty environment plus what the request sets, a seccomp filter, rlimits
-on every process, and one unprivileged uid per concurrent run when the worker is root. It knows
+on every process, a control group per run (memory and processes of the run as a whole, see cgroup),
+and one unprivileged uid per concurrent run when the worker is root. It knows
 nothing of submissions; the pipeline interprets the outcome. The team's sandbox notes (SANDBOX.md) have the
 measurements behind each choice.
 """
 
 from scorer.sandbox.config import SandboxConfig, SandboxUnavailable
-from scorer.sandbox.run import detect_isolation, run_sandboxed
+from scorer.sandbox.run import detect_accounting, detect_isolation, run_sandboxed
 from scorer.sandbox.spawn import RESULT_FD
 from scorer.sandbox.types import (
     Bind,
@@ -29,6 +30,7 @@ __all__ = [
     "SandboxRequest",
     "SandboxUnavailable",
     "Termination",
+    "detect_accounting",
     "detect_isolation",
     "run_sandboxed",
 ]

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from scorer.sandbox.cgroup import CgroupMode
+
 Mode = Literal["auto", "bwrap", "unsandboxed"]
 
 
@@ -32,6 +34,12 @@ class SandboxConfig:
     enforced for root at all). The uids need no /etc/passwd entry. ``lock_dir`` holds one lock file
     per uid; it must be private to the worker's user (it is created 0700 and refused if someone
     else owns it).
+
+    cgroup_mode: how a run's memory (processes and tmpfs together) and processes are limited as a
+    whole. "auto" takes cgroup v2, else v1, else the polling supervisor; "v2"/"v1" require that
+    mode (runs fail as the server's fault without it); "supervisor" forces the fallback (tests of
+    it, hosts whose cgroups must not be touched). ``cgroup_parent`` names the directory, inside
+    the worker's own cgroup, that holds the run groups (or is an absolute path to one).
     """
 
     mode: Mode = "auto"
@@ -41,6 +49,8 @@ class SandboxConfig:
     uid_count: int = 64
     lock_dir: Path = field(default_factory=_default_lock_dir)
     seccomp: bool = True
+    cgroup_mode: CgroupMode = "auto"
+    cgroup_parent: str = "katakana-sandbox"
 
 
 class SandboxUnavailable(Exception):

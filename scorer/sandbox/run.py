@@ -2,7 +2,8 @@
 
 The parts live in their own modules: spawn (starting the process, its fds and rlimits), supervise
 (the select loop that drains the pipes, enforces the wall clock and the output/result caps, and
-reaps) and stop (ending the process tree early). All run here, in the *caller's* thread:
+reaps), stop (ending the process tree early) and cgroup (memory and processes of the run as a whole:
+a control group per run, or a polling supervisor). All run here, in the *caller's* thread:
 ``--die-with-parent`` follows the parent *thread* (bubblewrap#692), so bwrap must not be started
 from a short-lived helper thread.
 """
@@ -14,9 +15,11 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 
 from scorer.sandbox import uidpool
 from scorer.sandbox.bwrap import GROUP, PASSWD, BwrapFds, bwrap_argv, find_bwrap, find_timeout
+from scorer.sandbox.cgroup import Accounted, CgroupUnusable, Layout, RunLimiter, detect_layout
 from scorer.sandbox.config import SandboxConfig, SandboxUnavailable
 from scorer.sandbox.fallback import unsandboxed_command
 from scorer.sandbox.seccomp import compiled_filter, filter_fd
@@ -43,7 +46,7 @@ def run_sandboxed(request: SandboxRequest, config: SandboxConfig) -> SandboxOutc
     unreadable ends as SETUP_FAILED with bwrap's message in ``setup_error``.
     """
     if detect_isolation(config) is Isolation.UNSANDBOXED:
-        return _run_unsandboxed(request)
+        return _run_unsandboxed(request, config)
     return _run_bwrap(request, config)
 
 
@@ -76,6 +79,39 @@ def _probe_bwrap(config: SandboxConfig) -> str | None:
         return None
     reason = outcome.setup_error or outcome.log or f"{outcome.termination}, exit code {outcome.exit_code}"
     return f"bubblewrap cannot create the sandbox: {reason.strip()[:2000]}"
+
+
+def detect_accounting(config: SandboxConfig) -> Layout:
+    """How runs' memory and processes are limited as a whole on this host (probed once per process,
+    sweeping groups left by dead workers). Raises SandboxUnavailable when a forced cgroup mode
+    cannot work here."""
+    try:
+        return detect_layout(config.cgroup_mode, config.cgroup_parent)
+    except CgroupUnusable as exc:
+        raise SandboxUnavailable(f"cgroup mode {config.cgroup_mode!r} is unusable: {exc}") from exc
+
+
+def _accounted(outcome: SandboxOutcome, accounted: Accounted) -> SandboxOutcome:
+    """Fold what the run's group (or the supervisor) saw into the outcome.
+
+    A run that went over its memory as a whole ends as MEMORY_LIMIT, whatever its processes did
+    next: the kernel's OOM killer may have taken only one of them, and the rest may still exit 0.
+    """
+    outcome.accounting = accounted.accounting.value
+    outcome.pids_refused = accounted.pids_refused
+    if accounted.memory_peak_bytes:
+        outcome.peak_memory_bytes = accounted.memory_peak_bytes
+    if accounted.memory_limit_hit:
+        outcome.termination = Termination.MEMORY_LIMIT
+        outcome.exit_code = None
+    return outcome
+
+
+def _limiter(config: SandboxConfig, limits: Limits) -> RunLimiter:
+    try:
+        return RunLimiter(detect_accounting(config), limits)
+    except OSError as exc:
+        raise SandboxUnavailable(f"cannot create the run's cgroup: {exc}") from exc
 
 
 def _setup_failed(isolation: Isolation, message: str) -> SandboxOutcome:
@@ -118,24 +154,35 @@ def _run_bwrap(request: SandboxRequest, config: SandboxConfig) -> SandboxOutcome
         argv = bwrap_argv(bwrap, request, fds, timeout_path=find_timeout())
         passed = tuple(fd for fd in (seccomp_fd, status_w, fds.etc_passwd, fds.etc_group) if fd is not None)
         with uidpool.lease(config) as lease:
+            limiter = _limiter(config, limits)
             try:
-                spawned = spawn(argv, {}, "/", limits, uid=lease.uid, gid=lease.gid, pass_fds=passed)
-            except OSError as exc:
+                spawned = spawn(
+                    argv, {}, "/", limits, uid=lease.uid, gid=lease.gid, pass_fds=passed, join=limiter.procs_files()
+                )
+            except (OSError, subprocess.SubprocessError) as exc:
+                limiter.abandon()
                 return _setup_failed(Isolation.BWRAP, f"cannot start bubblewrap: {exc}")
             try:
                 for fd in passed:  # bwrap holds its own copies now; EOF on status_r needs ours gone
                     fds_held.close(fd)
                 stopper = BwrapStopper(spawned.pid, spawned.pidfd)
+                # The supervisor (without a cgroup) sees the sandbox's tmpfs mounts through PID 1's root.
+                tmpfs = [*request.writable_dirs, "/dev/shm"]
+                limiter.start(
+                    spawned.pid,
+                    lambda: [f"/proc/{stopper.pid1}/root{path}" for path in tmpfs] if stopper.pid1 else [],
+                )
                 try:
-                    sup = supervise(spawned, limits, stopper, status_r=status_r)
+                    sup = supervise(spawned, limits, stopper, status_r=status_r, watch=limiter.watch)
                     stopper.await_namespace_end()
                 finally:
                     stopper.close()
+                    accounted = limiter.finish()
                 if lease.uid is not None:
                     uidpool.kill_processes_of(lease.uid, "still alive after the run's sandbox ended")
             finally:
                 spawned.close()
-    return _bwrap_outcome(sup, limits)
+    return _accounted(_bwrap_outcome(sup, limits), accounted)
 
 
 def _bwrap_outcome(sup: Supervised, limits: Limits) -> SandboxOutcome:
@@ -167,22 +214,34 @@ def _bwrap_outcome(sup: Supervised, limits: Limits) -> SandboxOutcome:
 # ----------------------------------------------------------------------------------------- unsandboxed
 
 
-def _run_unsandboxed(request: SandboxRequest) -> SandboxOutcome:
+def _run_unsandboxed(request: SandboxRequest, config: SandboxConfig) -> SandboxOutcome:
     limits = request.limits
     command = unsandboxed_command(request)
     try:
+        limiter = _limiter(config, limits)
         try:
-            spawned = spawn(command.argv, command.env, command.cwd, limits, uid=None, new_session=True)
-        except OSError as exc:
+            spawned = spawn(
+                command.argv, command.env, command.cwd, limits, uid=None, new_session=True, join=limiter.procs_files()
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            limiter.abandon()
             return _setup_failed(Isolation.UNSANDBOXED, f"cannot start {command.argv[0]!r}: {exc}")
         try:
             stopper = GroupStopper(spawned.pid)
+            limiter.start(spawned.pid, list)  # its writable dirs are host folders, not tmpfs
             # Kill what the command left in its process group while the leader's zombie pins the id.
-            sup = supervise(spawned, limits, stopper, before_reap=stopper.stop)
+            try:
+                sup = supervise(spawned, limits, stopper, before_reap=stopper.stop, watch=limiter.watch)
+            finally:
+                accounted = limiter.finish()
         finally:
             spawned.close()
     finally:
         command.cleanup()
+    return _accounted(_unsandboxed_outcome(sup, limits), accounted)
+
+
+def _unsandboxed_outcome(sup: Supervised, limits: Limits) -> SandboxOutcome:
     if sup.kill_reason is not None:
         return to_outcome(sup, limits, Isolation.UNSANDBOXED, sup.kill_reason, None, signal.SIGKILL)
     if os.WIFSIGNALED(sup.wait_status):

@@ -9,6 +9,7 @@ itself ran (a sandbox that cannot start anything would otherwise "block" everyth
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from scorer.runtime import Runtime
 from scorer.sandbox.config import SandboxConfig, SandboxUnavailable
-from scorer.sandbox.run import detect_isolation, run_sandboxed
+from scorer.sandbox.run import detect_accounting, detect_isolation, run_sandboxed
 from scorer.sandbox.seccomp import compiled_filter
 from scorer.sandbox.types import Isolation, Limits, MiB, SandboxOutcome, SandboxRequest, Termination
 
@@ -70,6 +71,11 @@ def run_selftest(config: SandboxConfig, runtime: Runtime) -> SelftestReport:
         )
     )
     report.probes.append(_seccomp_probe(config))
+    try:
+        report.probes.append(ProbeResult("accounting", True, detect_accounting(config).describe()))
+    except SandboxUnavailable as exc:
+        report.probes.append(ProbeResult("accounting", False, str(exc)))
+        return report
     if isolation is not Isolation.BWRAP:
         # Fork bombs and ptrace on the bare host would attack the host itself: do not run them.
         report.probes.append(ProbeResult("attacks", False, "not run: there is no sandbox to attack"))
@@ -83,6 +89,7 @@ def run_selftest(config: SandboxConfig, runtime: Runtime) -> SelftestReport:
         ("ptrace", probes.ptrace),
         ("daemon", probes.daemon),
         ("fork bomb", probes.fork_bomb),
+        ("memory as a whole", probes.memory_as_a_whole),
     ]
     for name, check in checks:
         try:
@@ -272,6 +279,21 @@ class _Probes:
         if started and not survivors:
             return True, "a setsid double-forked daemon died with the run"
         return False, f"survivors={survivors}; " + _summary(outcome)
+
+    def memory_as_a_whole(self) -> tuple[bool, str]:
+        """Three processes of 96 MiB each under a 192 MiB limit: each fits RLIMIT_AS, together not."""
+        code = (
+            "import os, time\n"
+            "for _ in range(3):\n"
+            "    if os.fork() == 0:\n"
+            "        block = bytearray(96 * 1024 * 1024); time.sleep(60); os._exit(0)\n"
+            "for _ in range(3): os.wait()\n"
+            "print('ALL HELD')\n"
+        )
+        limits = dataclasses.replace(PROBE_LIMITS, memory_bytes=192 * MiB)
+        outcome = self.run(code, limits)
+        ok = outcome.termination is Termination.MEMORY_LIMIT and "ALL HELD" not in outcome.log
+        return ok, f"stopped as memory_limit by the {outcome.accounting}" if ok else _summary(outcome)
 
     def fork_bomb(self) -> tuple[bool, str]:
         marker = f"forkbomb-{secrets.token_hex(6)}"

@@ -50,6 +50,11 @@ def data_fd(text: str) -> int:
     return read
 
 
+# Over the pids cgroup's limit, RLIMIT_NPROC is only a backstop: the kernel checks it first, and at
+# the same figure it would take every refusal (and hide that the run's own limit holds).
+NPROC_MARGIN = 8
+
+
 def _rlimits(limits: Limits, nproc: int) -> list[tuple[int, int, int]]:
     cpu = max(1, math.ceil(limits.effective_cpu_seconds()))
     return [
@@ -63,20 +68,32 @@ def _rlimits(limits: Limits, nproc: int) -> list[tuple[int, int, int]]:
     ]
 
 
-def _nproc_limit(limits: Limits, pooled: bool) -> int:
+def _nproc_limit(limits: Limits, pooled: bool, in_pids_cgroup: bool) -> int:
     """RLIMIT_NPROC counts the uid's processes host-wide: a pool uid has none besides this run's;
     running as ourselves, the ones we already have must fit under the limit too."""
+    limit = limits.processes + (NPROC_MARGIN if in_pids_cgroup else 0)
     if pooled:
-        return limits.processes
-    return len(uidpool.processes_of(os.getuid())) + limits.processes
+        return limit
+    return len(uidpool.processes_of(os.getuid())) + limit
 
 
-def _child_setup(result_w: int, keep: tuple[int, ...], rlimits: list[tuple[int, int, int]]) -> Callable[[], None]:
-    """Runs in the forked child before exec: fd 3 = the result pipe, only ``keep`` passed on, limits.
+def _child_setup(
+    result_w: int,
+    keep: tuple[int, ...],
+    rlimits: list[tuple[int, int, int]],
+    join: tuple[str, ...],
+    uid: int | None,
+    gid: int | None,
+) -> Callable[[], None]:
+    """Runs in the forked child before exec: fd 3 = the result pipe, only ``keep`` passed on, the
+    run's cgroups joined, the uid dropped, limits.
 
     Fds the worker inherited without close-on-exec (from its own parent, or leaked by a library)
     are closed here, or they would reach the sandbox. Close-on-exec fds are left alone: they vanish
-    at exec, and one of them is subprocess's pipe for reporting exec errors.
+    at exec, and one of them is subprocess's pipe for reporting exec errors. The cgroups are joined
+    while still the worker's uid (the group files are root's) and before exec, so nothing of the
+    run ever executes outside them; that is also why the uid is dropped here and not by Popen,
+    which would do it before this function runs.
     """
     wanted = {0, 1, 2, RESULT_FD, *keep}
 
@@ -89,6 +106,15 @@ def _child_setup(result_w: int, keep: tuple[int, ...], rlimits: list[tuple[int, 
             with contextlib.suppress(OSError):  # includes listdir's own, already closed, fd
                 if fd not in wanted and os.get_inheritable(fd):
                     os.close(fd)
+        me = str(os.getpid())
+        for procs in join:
+            with open(procs, "w", encoding="ascii") as group:
+                group.write(me)
+        if uid is not None:
+            os.setgroups([])
+            if gid is not None:
+                os.setregid(gid, gid)
+            os.setreuid(uid, uid)
         for which, soft, hard in rlimits:
             resource.setrlimit(which, (soft, hard))
 
@@ -121,16 +147,19 @@ def spawn(
     gid: int | None = None,
     pass_fds: tuple[int, ...] = (),
     new_session: bool = False,
+    join: tuple[str, ...] = (),
 ) -> Spawned:
     """Start ``argv`` with stdout+stderr on one pipe, fd 3 on another, limits applied.
 
-    The parent's copies of the child's pipe ends are closed before returning, so EOF on a pipe means
+    ``join``: cgroup.procs files the child writes itself to before exec (its run's groups; a
+    pids limit among them makes RLIMIT_NPROC a looser backstop, see NPROC_MARGIN). The parent's
+    copies of the child's pipe ends are closed before returning, so EOF on a pipe means
     every process holding it is gone. Raises OSError when the process cannot be started.
     """
     output_r, output_w = pipe()
     result_r, result_w = pipe()
     try:
-        rlimits = _rlimits(limits, _nproc_limit(limits, pooled=uid is not None))
+        rlimits = _rlimits(limits, _nproc_limit(limits, pooled=uid is not None, in_pids_cgroup=bool(join)))
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -139,11 +168,8 @@ def spawn(
             env=env,
             cwd=cwd,
             close_fds=False,  # all our fds are close-on-exec; the child re-marks those it passes on
-            preexec_fn=_child_setup(result_w, pass_fds, rlimits),
+            preexec_fn=_child_setup(result_w, pass_fds, rlimits, join, uid, gid),
             start_new_session=new_session,
-            user=uid,
-            group=gid,
-            extra_groups=[] if uid is not None else None,
         )
     except BaseException:
         for fd in (output_r, result_r):

@@ -9,9 +9,10 @@ the caller's thread matters too, as spawning there does: ``--die-with-parent`` f
 
 The wall clock and the output/result caps are enforced here by SIGKILL (through a stopper, see
 stop.BwrapStopper), with the PID-1 ``timeout`` as a backstop should this process stall or die, and
-``--die-with-parent`` should it die. CPU and peak memory come from ``wait4``'s rusage, which covers
-the real workload because every process in the chain (bwrap → timeout → command) waits for its
-child.
+``--die-with-parent`` should it die. A ``watch`` callback (the run's memory accounting, see cgroup)
+is called every cgroup.POLL_SECONDS while the run lives and may stop it. CPU and peak memory come
+from ``wait4``'s rusage, which covers the real workload because every process in the chain
+(bwrap → timeout → command) waits for its child.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from scorer.sandbox.cgroup import POLL_SECONDS
 from scorer.sandbox.spawn import Spawned
 from scorer.sandbox.stop import ESCALATE_SECONDS
 from scorer.sandbox.types import Isolation, Limits, SandboxOutcome, Termination
@@ -86,13 +88,16 @@ def supervise(
     *,
     status_r: int | None = None,
     before_reap: Callable[[], None] | None = None,
+    watch: Callable[[], Termination | None] | None = None,
 ) -> Supervised:
     """Drain the pipes, enforce wall/output/result limits through ``stopper``, reap the process.
+
+    ``watch`` is polled while the process lives; a Termination it returns stops the run as that.
 
     ``before_reap`` runs once the process has ended but is still an unreaped zombie, so its pid
     (and process group id) cannot yet be reused by anyone else.
     """
-    supervisor = _Supervisor(spawned, limits, stopper, status_r)
+    supervisor = _Supervisor(spawned, limits, stopper, status_r, watch)
     try:
         return supervisor.run(before_reap)
     except BaseException:
@@ -106,8 +111,17 @@ def supervise(
 class _Supervisor:
     """The state of one supervision loop; see supervise."""
 
-    def __init__(self, spawned: Spawned, limits: Limits, stopper: _Stopper, status_r: int | None) -> None:
+    def __init__(
+        self,
+        spawned: Spawned,
+        limits: Limits,
+        stopper: _Stopper,
+        status_r: int | None,
+        watch: Callable[[], Termination | None] | None = None,
+    ) -> None:
         self.spawned = spawned
+        self.watch = watch
+        self.next_watch = spawned.started if watch is not None else math.inf
         self.limits = limits
         self.stopper = stopper
         self.status_r = status_r
@@ -163,6 +177,7 @@ class _Supervisor:
         if self.wait is not None:
             return max(0.0, self.ended_at + _DRAIN_SECONDS - now)
         until = self.deadline if self.kill_reason is None else self.escalate_at
+        until = min(until, self.next_watch)
         return None if until == math.inf else max(0.0, until - now)
 
     def _enforce_clock(self) -> None:
@@ -174,6 +189,11 @@ class _Supervisor:
         if now >= self.escalate_at:
             self.escalate_at = math.inf
             self.stopper.escalate()
+        if self.watch is not None and now >= self.next_watch:
+            self.next_watch = now + POLL_SECONDS
+            reason = self.watch()
+            if reason is not None:
+                self.stop(reason)
 
     def _read(self, fd: int) -> bool:
         """Read what is there; False at EOF."""

@@ -22,8 +22,8 @@ class Limits:
 
     wall_seconds: float = 600.0
     cpu_seconds: float | None = None  # None: derived from wall_seconds and cpus
-    memory_bytes: int = 4 * GiB  # RLIMIT_AS of every process in the run
-    processes: int = 64  # RLIMIT_NPROC, per sandbox uid
+    memory_bytes: int = 4 * GiB  # the run's memory as a whole (cgroup), and RLIMIT_AS of each process
+    processes: int = 64  # the run's processes (cgroup pids limit); RLIMIT_NPROC per sandbox uid too
     writable_bytes: int = 256 * MiB  # size of each writable tmpfs (/work, /tmp), and RLIMIT_FSIZE
     open_files: int = 256  # RLIMIT_NOFILE
     output_bytes: int = 8 * MiB  # stdout+stderr read before the run is stopped as too chatty
@@ -68,6 +68,7 @@ class Termination(StrEnum):
     OUTPUT_LIMIT = "output_limit"  # stdout/stderr passed output_bytes
     RESULT_LIMIT = "result_limit"  # the result channel passed result_bytes
     FILE_SIZE_LIMIT = "file_size_limit"  # SIGXFSZ
+    MEMORY_LIMIT = "memory_limit"  # the run as a whole (processes + tmpfs) went over memory_bytes
     SETUP_FAILED = "setup_failed"  # the sandbox itself could not start the command
 
 
@@ -83,10 +84,13 @@ class SandboxOutcome:
     result: bytes  # everything the command wrote to fd 3
     duration_s: float
     cpu_s: float
-    # From wait4 on bwrap: an upper bound, since Linux carries the memory high-water mark of the
-    # process that forked bwrap (the worker) into it. A command that can, measures its own peak.
+    # The run's cgroup peak (processes, tmpfs, page cache) when there is one; else from wait4 on
+    # bwrap: an upper bound, since Linux carries the memory high-water mark of the process that
+    # forked bwrap (the worker) into it. A command that can, measures its own peak.
     peak_memory_bytes: int
     setup_error: str = ""  # bwrap's own complaint when termination is SETUP_FAILED
+    accounting: str = ""  # how memory and processes were limited as a whole: cgroup-v2, cgroup-v1, supervisor
+    pids_refused: int = 0  # forks the run's pids cgroup refused (0 without a pids cgroup)
 
     @property
     def log(self) -> str:

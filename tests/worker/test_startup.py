@@ -18,6 +18,8 @@ def test_a_worker_that_passes_the_self_test_says_so(
     worker = celery_worker_factory(worker_env)
     assert "sandbox self-test passed" in worker.output()
     assert "consuming queues: email, maintenance, scoring" in worker.output()
+    # How a run's memory and processes are limited as a whole on this host, said at start.
+    assert any(f"memory accounting={mode}" in worker.output() for mode in ("cgroup-v2", "cgroup-v1", "supervisor"))
 
 
 def test_a_worker_failing_the_self_test_takes_no_scoring_work_but_still_sweeps(

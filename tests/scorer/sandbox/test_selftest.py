@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from scorer.runtime import Runtime
 from scorer.sandbox import SandboxConfig
 from scorer.sandbox.selftest import ProbeResult, SelftestReport, format_report, run_selftest
@@ -12,6 +14,15 @@ def test_selftest_passes_on_this_host(config: SandboxConfig, runtime: Runtime) -
     assert report.ok, format_report(report)
     names = {probe.name for probe in report.probes}
     assert {"network", "environment", "host files", "ptrace", "daemon", "fork bomb", "numpy"} <= names
+    assert {"accounting", "memory as a whole"} <= names
+    accounting = next(probe for probe in report.probes if probe.name == "accounting")
+    assert accounting.detail.split(":")[0] in ("cgroup-v2", "cgroup-v1", "supervisor")
+
+
+def test_selftest_reports_a_forced_supervisor_and_it_holds(config: SandboxConfig, runtime: Runtime) -> None:
+    report = run_selftest(dataclasses.replace(config, cgroup_mode="supervisor"), runtime)
+    assert report.ok, format_report(report)
+    assert "[ok  ] accounting: supervisor" in format_report(report)
     assert "selftest passed" in format_report(report)
 
 
