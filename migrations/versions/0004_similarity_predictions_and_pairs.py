@@ -7,7 +7,7 @@ finding identical files in one lookup). ``similarity_pairs`` keeps, per cohort a
 evidence that their work is shared. None of it is shown to trainees.
 
 Revision ID: 0003_similarity
-Revises: 0002
+Revises: 0003_preflight_gate
 Create Date: 2026-11-28 18:40:00.000000
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_similarity"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003_preflight_gate"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
