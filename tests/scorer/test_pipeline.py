@@ -90,7 +90,7 @@ def test_example_accuracy_is_exact(
     assert report.facts.isolation == "bwrap"
 
 
-def test_predict_gets_uint8_chunks_of_at_most_500_and_main_block_does_not_run(
+def test_predict_gets_float_chunks_of_at_most_500_and_main_block_does_not_run(
     tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
 ) -> None:
     archive = make_zip(
@@ -99,7 +99,7 @@ def test_predict_gets_uint8_chunks_of_at_most_500_and_main_block_does_not_run(
             "submit_katakana.py": (
                 "import numpy as np\n"
                 "def predict(test_data):\n"
-                "    assert test_data.dtype == np.uint8 and test_data.shape[1:] == (1, 28, 28), test_data.shape\n"
+                "    assert test_data.dtype == np.float32 and test_data.shape[1:] == (1, 28, 28), test_data.shape\n"
                 "    print('chunk', len(test_data), flush=True)\n"
                 "    return np.zeros(len(test_data), dtype=int)\n"
                 "if __name__ == '__main__':\n"
