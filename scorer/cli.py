@@ -68,11 +68,26 @@ def _config() -> Any:
 def _cmd_check(args: argparse.Namespace) -> int:
     from scorer.pipeline import check_submission
 
-    report = check_submission(Path(args.zip), config=_config(), sample_data=args.sample and Path(args.sample))
+    if args.sample_labels and not args.sample:
+        print("--sample-labels needs --sample (the images they label)", file=sys.stderr)
+        return 2
+    report = check_submission(
+        Path(args.zip),
+        config=_config(),
+        sample_data=args.sample and Path(args.sample),
+        sample_labels=args.sample_labels and Path(args.sample_labels),
+    )
     if args.json:
         _print_json(report.to_json())
     else:
         _print_notices(report, args.lang)
+        if report.smoke is not None:
+            s = report.smoke
+            print(f"smoke accuracy: {s.accuracy:.2f} ({s.correct}/{s.total})")
+            if s.near_chance():
+                from scorer.smoke import near_chance_text
+
+                print(f"note: {near_chance_text(args.lang, s)}")
         if report.ok:
             print("OK: 提出できます / ready to submit" + (f" ({report.entry})" if report.entry else ""))
         else:
@@ -158,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="pre-flight a submission zip")
     p.add_argument("zip")
     p.add_argument("--sample", help="a .npy of images (N, 1, 28, 28) for the smoke run")
+    p.add_argument(
+        "--sample-labels",
+        help="their one-hot labels (train_label.npy): 2 images per class are run and scored outside the sandbox",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_check)
 
