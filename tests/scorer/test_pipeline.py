@@ -204,8 +204,18 @@ def test_both_entries_use_the_py_and_say_so(tmp_path: Path, synthetic_set: DataS
         ),
         (
             "import pickle\nnet = pickle.load(open('../1_data/model.pkl', 'rb'))\ndef predict(d):\n    return 0\n",
+            ErrorCode.FILE_OUTSIDE_ZIP,
+            "../1_data/model.pkl",
+        ),
+        (
+            "import pickle\nnet = pickle.load(open('model.pkl', 'rb'))\ndef predict(d):\n    return 0\n",
             ErrorCode.IMPORT_FAILED,
             "FileNotFoundError",
+        ),
+        (
+            "import os\nos.makedirs('mylib', exist_ok=True)\nimport mylib.helpers\ndef predict(d):\n    return 0\n",
+            ErrorCode.OWN_MODULE_MISSING,
+            "mylib/helpers.py",
         ),
         ("def predict(d):\n    return [0] * (len(d) - 1)\n", ErrorCode.PREDICTION_COUNT, "images"),
         ("def predict(d):\n    return [15] * len(d)\n", ErrorCode.CLASS_OUT_OF_RANGE, "15"),
