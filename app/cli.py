@@ -2,6 +2,7 @@
 
 - ``create-admin``: an admin account (the password is asked for, or generated and printed);
 - ``import-testset DATA LABELS [--version V]``: the hidden test set as a new, active version;
+- ``import-public DATA LABELS``: the course's public training set, for the pre-flight's smoke run;
 - ``demo``: the synthetic test set and demo accounts (admin, instructor, trainee), printed;
 - ``create-token EMAIL [--scope admin|instructor]``: an API token, printed once;
 - ``serve``: the embedded service — Redis, migrations, workers, beat, the site — until Ctrl-C.
@@ -125,6 +126,22 @@ def _cmd_import_testset(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- import-public --------------------------------------------------------------------------------
+
+
+def _cmd_import_public(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.public_set import PublicSetRejected, import_public_set
+
+    try:
+        imported = import_public_set(settings, args.data, args.labels)
+    except PublicSetRejected as exc:
+        raise CommandError(f"the public set cannot be imported: {exc}") from exc
+    print(f"public set imported: {imported.n_images} images into {imported.data.parent}")
+    print("images per class: " + json.dumps(imported.class_counts))
+    print("the pre-flight now runs submissions on a few of these images and checks their accuracy")
+    return 0
+
+
 # --- demo -----------------------------------------------------------------------------------------
 
 
@@ -238,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     testset.add_argument("--version", default=None, help="a name for this version (default: the time)")
     testset.add_argument("--inactive", action="store_true", help="import without making it the active set")
     testset.set_defaults(handler=_cmd_import_testset)
+
+    public = commands.add_parser(
+        "import-public", help="store the course's public training set for the pre-flight's accuracy check"
+    )
+    public.add_argument("data", type=Path, help="train_data.npy, shaped (N, 1, 28, 28)")
+    public.add_argument("labels", type=Path, help="train_label.npy, one-hot (N, 15)")
+    public.set_defaults(handler=_cmd_import_public)
 
     demo_cmd = commands.add_parser("demo", help="synthetic test set and demo accounts")
     demo_cmd.add_argument("--dataset", type=Path, default=None, help="an already generated synthetic set")

@@ -263,6 +263,17 @@ class PreflightRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+class SmokeConfirmation(Base):
+    """A trainee's "upload it anyway" for a zip whose pre-flight scored near chance on public images.
+
+    Kept per trainee and zip (by content hash), so the same zip does not ask the same trainee twice.
+    """
+
+    __tablename__ = "smoke_confirmations"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    zip_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    confirmed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class EmailOutbox(Base):

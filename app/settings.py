@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     redis_url: str = ""  # empty: the worker starts an embedded Redis
     storage_dir: Path | None = None  # uploaded zips, by content hash
     testset_dir: Path | None = None
+    public_set_dir: Path | None = None  # the course's public training set, for the pre-flight (import-public)
     mail_dir: Path | None = None  # the embedded mail folder, shown to admins
 
     smtp_host: str = ""  # empty: write mail to mail_dir instead of sending it
@@ -70,6 +71,8 @@ class Settings(BaseSettings):
     # at least this many shared mistakes; identical files are listed whatever the figures.
     similarity_threshold: float = Field(default=0.9, ge=0.0, le=1.0)
     similarity_min_shared_mistakes: int = Field(default=20, ge=1)
+    # With the public set imported, a smoke accuracy below this asks the trainee to confirm the upload.
+    preflight_near_chance_below: float = Field(default=0.30, ge=0.0, le=1.0)
 
     session_max_age_s: int = 14 * 24 * 3600
     login_max_failures: int = 5  # per email and IP address ...
@@ -99,6 +102,7 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'katakana.sqlite3'}"
         self.storage_dir = self.storage_dir or self.data_dir / "storage"
         self.testset_dir = self.testset_dir or self.data_dir / "testsets"
+        self.public_set_dir = self.public_set_dir or self.data_dir / "public"
         self.mail_dir = self.mail_dir or self.data_dir / "mail"
         self.base_url = self.base_url.rstrip("/")
         try:

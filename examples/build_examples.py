@@ -63,7 +63,7 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 @dataclass(frozen=True)
 class Split:
-    data: np.ndarray  # (N, 1, 28, 28) uint8
+    data: np.ndarray  # (N, 1, 28, 28), 0-255 as in train_data.npy (float32 in the course)
     labels: np.ndarray  # (N,) class ids 0-14
 
 

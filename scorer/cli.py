@@ -1,6 +1,8 @@
 """``python -m scorer``: the trainee's local checker and the admin's tools.
 
-    dataset  --out DIR [--seed N]          write the synthetic katakana set (four .npy files)
+    dataset  --out DIR [--seed N] [--polarity P] [--dtype D]
+                                           write the synthetic katakana set (four .npy files); by
+                                           default in the course's format: dark on light, float32
     check    ZIP [--sample F] [--json]     pre-flight, exactly as the site runs it before an upload
     run      ZIP --test-data F --test-labels F [--json] [--full-log]
                                            full sandboxed scoring, exactly as the worker runs it:
@@ -51,9 +53,9 @@ def _print_notices(report: CheckReport | ScoreReport, lang: Lang) -> None:
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
-    from scorer.dataset import write_dataset
+    from scorer.dataset import DataFormat, write_dataset
 
-    paths = write_dataset(Path(args.out), seed=args.seed)
+    paths = write_dataset(Path(args.out), seed=args.seed, fmt=DataFormat(args.polarity, args.dtype))
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
@@ -68,11 +70,26 @@ def _config(**overrides: Any) -> Any:
 def _cmd_check(args: argparse.Namespace) -> int:
     from scorer.pipeline import check_submission
 
-    report = check_submission(Path(args.zip), config=_config(), sample_data=args.sample and Path(args.sample))
+    if args.sample_labels and not args.sample:
+        print("--sample-labels needs --sample (the images they label)", file=sys.stderr)
+        return 2
+    report = check_submission(
+        Path(args.zip),
+        config=_config(),
+        sample_data=args.sample and Path(args.sample),
+        sample_labels=args.sample_labels and Path(args.sample_labels),
+    )
     if args.json:
         _print_json(report.to_json())
     else:
         _print_notices(report, args.lang)
+        if report.smoke is not None:
+            s = report.smoke
+            print(f"smoke accuracy: {s.accuracy:.2f} ({s.correct}/{s.total})")
+            if s.near_chance():
+                from scorer.smoke import near_chance_text
+
+                print(f"note: {near_chance_text(args.lang, s)}")
         if report.ok:
             print("OK: 提出できます / ready to submit" + (f" ({report.entry})" if report.entry else ""))
         else:
@@ -146,11 +163,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dataset", help="write the synthetic katakana data set")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--polarity",
+        choices=["dark-on-light", "light-on-dark"],
+        default="dark-on-light",
+        help="dark-on-light: the course's format (ink about 0, paper 255); light-on-dark: like MNIST",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "uint8"],
+        default="float32",
+        help="float32: the course's format (whole numbers 0.0-255.0); uint8: a quarter of the size",
+    )
     p.set_defaults(func=_cmd_dataset)
 
     p = sub.add_parser("check", help="pre-flight a submission zip")
     p.add_argument("zip")
     p.add_argument("--sample", help="a .npy of images (N, 1, 28, 28) for the smoke run")
+    p.add_argument(
+        "--sample-labels",
+        help="their one-hot labels (train_label.npy): 2 images per class are run and scored outside the sandbox",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_check)
 

@@ -39,6 +39,8 @@ class ErrorCode(StrEnum):
     LEGACY_FUNC_PREDICT = "legacy_func_predict"
     # Running the entry
     MODULE_NOT_FOUND = "module_not_found"
+    OWN_MODULE_MISSING = "own_module_missing"
+    FILE_OUTSIDE_ZIP = "file_outside_zip"
     IMPORT_FAILED = "import_failed"
     PREDICT_EXCEPTION = "predict_exception"
     SUBMISSION_EXITED = "submission_exited"
@@ -64,10 +66,33 @@ class ErrorCode(StrEnum):
 
 _SERVER_CODES = frozenset({ErrorCode.SANDBOX_UNAVAILABLE, ErrorCode.INTERNAL_ERROR})
 
-_LEGACY_FIX = (
-    "def func_predict(test_data, test_label):  →  def predict(test_data):\n"
-    "    ...  (delete the lines that use test_label and compute loss/accuracy)\n"
-    "    return y_pred   # N class ids (0–14), or an (N, 15) score array"
+# The whole migration, preprocessing included: every legacy notebook normalised inside makedataset(),
+# which the new contract never calls, so a literal signature change silently feeds raw 0-255 pixels.
+_LEGACY_FIX_JA = (
+    "1. def func_predict(test_data, test_label): を def predict(test_data): に変える\n"
+    "2. test_label を使う行と、loss や accuracy を計算する行を消し、予測したクラス番号（0〜14）"
+    "か (N, 15) のスコアを返す\n"
+    "3. makedataset() や学習のときにしていた前処理（例: test_data / 255）を、predict の中でも同じように行う"
+    "（新しい形式では makedataset() は呼ばれません）\n"
+    "4. モデルの読み込みは predict の外で 1 回だけ行う\n"
+    "例:\n"
+    "def predict(test_data):\n"
+    "    x = test_data / 255          # 学習のときと同じ前処理\n"
+    "    y = network.predict(x)\n"
+    "    return y.argmax(axis=1)"
+)
+_LEGACY_FIX_EN = (
+    "1. def func_predict(test_data, test_label):  →  def predict(test_data):\n"
+    "2. delete the lines that use test_label or compute loss/accuracy; return the predicted class ids "
+    "(0–14) or an (N, 15) score array\n"
+    "3. apply inside predict the same preprocessing your makedataset()/training did (e.g. test_data / 255): "
+    "the new contract never calls makedataset()\n"
+    "4. load the model once, outside predict\n"
+    "Example:\n"
+    "def predict(test_data):\n"
+    "    x = test_data / 255          # the same preprocessing as in training\n"
+    "    y = network.predict(x)\n"
+    "    return y.argmax(axis=1)"
 )
 
 MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
@@ -94,10 +119,16 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         ErrorCode.PREDICT_MISSING: "{file} に関数 predict(test_data) が定義されていません。"
         "テンプレートのとおり、画像の配列を受け取って予測したクラス番号を返す predict を定義してください。",
         ErrorCode.LEGACY_FUNC_PREDICT: "{file} には旧形式の func_predict(test_data, test_label) しかありません。"
-        "新しい形式では正解ラベルは渡されず、採点はサーバーが行います。次のように変更してください:\n"
-        + _LEGACY_FIX,
+        "新しい形式では正解ラベルは渡されず、採点はサーバーが行います。次のように直してください:\n"
+        + _LEGACY_FIX_JA,
         ErrorCode.MODULE_NOT_FOUND: "モジュール「{module}」を import できません。"
         "自作のモジュールなら、そのファイルも zip に入れてください。採点環境で使えるライブラリ: {offered}",
+        ErrorCode.OWN_MODULE_MISSING: "自作のパッケージ {package} は zip に入っていますが、{missing} がありません"
+        "（import {module} に必要です）。{missing} も zip に入れてから提出してください。",
+        ErrorCode.FILE_OUTSIDE_ZIP: "{file} の読み込み中（{where}）に、zip の外にあるファイル {path} を開こうとしました。"
+        "採点では predict より後ろのセルやコードも含めてすべて実行されるため、手元で試すためのコード"
+        "（../1_data の読み込みなど）も実行されます。そのようなコードは if __name__ == \"__main__\": の中に入れるか、"
+        "そのセルを削除してから提出してください。",
         ErrorCode.IMPORT_FAILED: "{file} を読み込む途中でエラーが起きました（{reason}）。"
         'ファイルを開くときは zip 内の相対パス（例: open("katakana_model.pickle", "rb")）を使い、'
         "必要なファイルをすべて zip に入れてください。下のログに詳細があります。",
@@ -152,9 +183,15 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         ErrorCode.PREDICT_MISSING: "{file} does not define a function predict(test_data). As in the template, "
         "define predict so that it takes the image array and returns the predicted class ids.",
         ErrorCode.LEGACY_FUNC_PREDICT: "{file} only has the old func_predict(test_data, test_label). The new "
-        "contract passes no labels: the server computes the score. Change it like this:\n" + _LEGACY_FIX,
+        "contract passes no labels: the server computes the score. Change it like this:\n" + _LEGACY_FIX_EN,
         ErrorCode.MODULE_NOT_FOUND: "The module '{module}' cannot be imported. If it is your own module, put "
         "its file in the zip too. Libraries the scoring runtime offers: {offered}",
+        ErrorCode.OWN_MODULE_MISSING: "Your own package {package} is in the zip, but {missing} is not (import "
+        "{module} needs it). Add {missing} to the zip and submit again.",
+        ErrorCode.FILE_OUTSIDE_ZIP: "While loading {file} ({where}), your code opened {path}, which is outside "
+        "the zip. Everything runs when scored, including the cells and code after predict, so local test code "
+        "(such as reading ../1_data) runs too. Put such code inside if __name__ == \"__main__\": or delete that "
+        "cell, then submit again.",
         ErrorCode.IMPORT_FAILED: "An error occurred while loading {file} ({reason}). Open files by paths "
         'relative to your zip (e.g. open("katakana_model.pickle", "rb")) and include every file you '
         "need. The log below has the details.",
@@ -194,9 +231,13 @@ def _fields(template: str) -> set[str]:
 
 
 def render(code: ErrorCode, lang: Lang, params: dict[str, Any]) -> str:
-    """The message for ``code`` in ``lang``; a missing parameter shows as ``?`` rather than failing."""
+    """The message for ``code`` in ``lang``; a missing parameter shows as ``?`` rather than failing.
+
+    A parameter ``name_ja`` / ``name_en``, when given, is used instead of ``name`` in that language
+    (a position "cell 3, line 2" reads "セル 3 の 2 行目" in the Japanese message).
+    """
     template = MESSAGES[lang][code]
-    values = {name: params.get(name, "?") for name in _fields(template)}
+    values = {name: params.get(f"{name}_{lang}", params.get(name, "?")) for name in _fields(template)}
     return template.format(**values)
 
 

@@ -7,12 +7,14 @@ the trainee will look for it. Only the stdlib ``json`` module is used: the runti
 
 Decisions:
 
-- Cells are numbered 1, 2, … among *code* cells (markdown cells are not counted), because the
+- Cells are numbered 1, 2, … among *all* cells, markdown included, counted from the top: that is
+  the cell a trainee finds by counting in Jupyter (which shows no numbers of its own), while the
   execution count ``In [7]`` is missing on unexecuted cells and stale after re-runs; :meth:`describe`
   adds ``In [n]`` when the notebook has it.
 - ``%time stmt`` and ``%timeit [options] stmt`` keep ``stmt`` and run it once: ``%time`` assigns in
   IPython too, and running a timed statement once is the cheapest faithful choice. ``%%time``,
   ``%%timeit``, ``%%capture`` and ``%%prun`` cells keep their body (run once) and lose the magic line.
+  None of these counts as skipped: the notice about dropped lines names only what did not run.
 - Other line magics, shell escapes (``!cmd``, ``x = !cmd``, ``y = %sx cmd``) and help (``obj?``) are
   dropped. A dropped line inside a block becomes ``pass`` at its indentation so the block still
   compiles; at top level it becomes an empty line.
@@ -41,6 +43,7 @@ _LINE_MAGIC: Final = re.compile(r"%(\w+)")
 _RUN_MAGIC: Final = re.compile(r"%(run|load)\b")
 _ASSIGNED_ESCAPE: Final = re.compile(r"[A-Za-z_][\w.]*(\s*,\s*[A-Za-z_][\w.]*)*\s*=\s*[!%]")
 _HELP: Final = re.compile(r"(\?{1,2}[A-Za-z_][\w.]*|[A-Za-z_][\w.]*\?{1,2})\s*")
+_KEEPS_STATEMENT: Final = re.compile(r"%(time|timeit)\b")  # their statement still runs
 _TIMEIT_OPTIONS: Final = re.compile(r"(?:-[nrpc]\s*\d+\s+|-[qo]\s+)*")
 
 
@@ -84,7 +87,7 @@ def notebook_to_source(raw: bytes, name: str) -> NotebookSource:
     counts: dict[int, int] = {}
     dropped_in: list[int] = []
     notices: list[Notice] = []
-    for number, (text, count) in enumerate(cells, start=1):
+    for number, text, count in cells:
         if count is not None:
             counts[number] = count
         cell_lines, changed = _convert_cell(text, number, notices)
@@ -112,8 +115,8 @@ def _unreadable(name: str, reason: str) -> ScoringError:
     return ScoringError(ErrorCode.NOTEBOOK_UNREADABLE, params={"name": name, "reason": reason})
 
 
-def _code_cells(raw: bytes, name: str) -> list[tuple[str, int | None]]:
-    """(source text, execution count) of each code cell, in order."""
+def _code_cells(raw: bytes, name: str) -> list[tuple[int, str, int | None]]:
+    """(number among all cells, source text, execution count) of each code cell, in order."""
     try:
         nb: Any = json.loads(raw)
     except UnicodeDecodeError as exc:
@@ -130,7 +133,7 @@ def _code_cells(raw: bytes, name: str) -> list[tuple[str, int | None]]:
     cells = nb.get("cells")
     if not isinstance(cells, list):
         raise _unreadable(name, "no list of cells")
-    out: list[tuple[str, int | None]] = []
+    out: list[tuple[int, str, int | None]] = []
     for index, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict):
             raise _unreadable(name, f"cell {index} is not an object")
@@ -142,7 +145,7 @@ def _code_cells(raw: bytes, name: str) -> list[tuple[str, int | None]]:
         if not isinstance(source, str):
             raise _unreadable(name, f"cell {index} has a source that is not text")
         count = cell.get("execution_count")
-        out.append((source, count if isinstance(count, int) else None))
+        out.append((index, source, count if isinstance(count, int) else None))
     return out
 
 
@@ -158,18 +161,19 @@ def _convert_cell(text: str, number: int, notices: list[Notice]) -> tuple[list[s
     """The cell's lines with IPython syntax removed, and whether anything was removed."""
     lines = _split_lines(text)
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    cell_magic = False
     if first is not None and (m := _CELL_MAGIC.match(lines[first])):
         if m.group(1) not in _PYTHON_CELL_MAGICS:
             notices.append(_dropped_cell_notice(number, m.group(1), lines[first]))
             return [], False
-        lines[first] = ""
-        cell_magic = True
+        lines[first] = ""  # %%time and the like: the body runs, nothing is skipped
     converted, dropped = _convert_lines(lines)
     for i in dropped:
         if _RUN_MAGIC.match(lines[i].lstrip()):
             notices.append(_run_notice(number, lines[i].strip()))
-    return converted, cell_magic or bool(dropped)
+    skipped = [
+        i for i in dropped if not _KEEPS_STATEMENT.match(lines[i].lstrip()) or converted[i].strip() in ("", "pass")
+    ]
+    return converted, bool(skipped)
 
 
 def _run_notice(number: int, line: str) -> Notice:

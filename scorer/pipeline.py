@@ -417,9 +417,22 @@ def disclose(report: ScoreReport, disclosure: Disclosure) -> ScoreReport:
     return report
 
 
-def _sample_images(sample_data: Path | None, run_dir: Path) -> Path:
-    """A handful of public images for the smoke run: 2 per class from the synthetic train set."""
-    if sample_data is not None:
+def _sample_images(
+    sample_data: Path | None, run_dir: Path, sample_labels: Path | None = None
+) -> tuple[Path, np.ndarray | None]:
+    """A handful of public images for the smoke run, and their class ids when the labels are known.
+
+    With labels (the course's public training set), 2 per class chosen by :mod:`scorer.smoke`; the
+    ids stay in this process. Without, 30 spread over the file, or 2 per class of the synthetic set.
+    """
+    ids: np.ndarray | None = None
+    if sample_data is not None and sample_labels is not None:
+        from scorer.smoke import select_smoke_sample
+
+        images, ids = select_smoke_sample(
+            np.load(sample_data, allow_pickle=False), np.load(sample_labels, allow_pickle=False)
+        )
+    elif sample_data is not None:
         images = np.load(sample_data, allow_pickle=False)
         if images.ndim != 4 or len(images) == 0:
             raise ValueError(f"{sample_data}: expected images shaped (N, 1, 28, 28)")
@@ -431,11 +444,17 @@ def _sample_images(sample_data: Path | None, run_dir: Path) -> Path:
         images, _ = sample_images(per_class=SMOKE_PER_CLASS)
     path = run_dir / "sample.npy"
     np.save(path, images)
-    return path
+    return path, ids
 
 
-def check_submission(zip_path: Path, *, config: ScoringConfig, sample_data: Path | None = None) -> CheckReport:
-    """Pre-flight: static checks, then a short sandboxed run on a few public images (no labels at all)."""
+def check_submission(
+    zip_path: Path, *, config: ScoringConfig, sample_data: Path | None = None, sample_labels: Path | None = None
+) -> CheckReport:
+    """Pre-flight: static checks, then a short sandboxed run on a few public images.
+
+    With ``sample_labels`` (the public training set's, given with ``sample_data``), the parent also
+    scores the smoke run after it has ended (``report.smoke``); the labels never enter the sandbox.
+    """
     started = time.monotonic()
     report = CheckReport(ok=False, stage="static", error=None, facts=RunFacts())
     with _run_dir(config) as run_dir:
@@ -444,7 +463,7 @@ def check_submission(zip_path: Path, *, config: ScoringConfig, sample_data: Path
             prepared = _prepare(zip_path, run_dir, config)
             report.notices, report.entry = prepared.notices, prepared.entry_display
             report.stage = "smoke"
-            images = _sample_images(sample_data, run_dir)
+            images, smoke_ids = _sample_images(sample_data, run_dir, sample_labels)
             limits = config.smoke_limits
             run = _run_harness(prepared, run_dir, images, limits, config)
             error = _classify(run, limits, config, prepared.extracted.entry.name)
@@ -452,7 +471,11 @@ def check_submission(zip_path: Path, *, config: ScoringConfig, sample_data: Path
             if error is not None:
                 raise error
             assert run.payload is not None
-            validate_predictions(_decode_predictions(run.payload), _load_images(images))
+            smoke_predictions = validate_predictions(_decode_predictions(run.payload), _load_images(images))
+            if smoke_ids is not None:
+                from scorer.smoke import smoke_accuracy
+
+                report.smoke = smoke_accuracy(smoke_predictions, smoke_ids)
             report.ok = True
         except ScoringError as exc:
             report.error = exc

@@ -12,6 +12,7 @@ from scorer.errors import ScoringError
 from scorer.metrics import Metrics
 from scorer.notices import Notice
 from scorer.similarity import FileHash, predictions_to_bytes
+from scorer.smoke import SmokeAccuracy
 
 Status = Literal["succeeded", "failed"]
 
@@ -129,15 +130,21 @@ class CheckReport:
     notices: list[Notice] = field(default_factory=list)
     entry: str | None = None
     zip_sha256: str = ""
+    smoke: SmokeAccuracy | None = None  # only when the smoke images' labels were known (public set)
 
     @property
     def log(self) -> str:
         return self.facts.log
 
+    @property
+    def smoke_accuracy(self) -> float | None:
+        return self.smoke.accuracy if self.smoke is not None else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "stage": self.stage,
+            "smoke": self.smoke.to_json() if self.smoke is not None else None,
             "error": self.error.to_json() if self.error else None,
             "log": self.facts.log,
             "duration_s": round(self.facts.duration_s, 3),

@@ -55,11 +55,13 @@ def check_entry_source(source: str | bytes, filename: str, locate: Locate | None
         if isinstance(last, ast.FunctionDef | ast.AsyncFunctionDef):
             notices.extend(_signature_notices(last))
         return notices
+    # A legacy func_predict is decided here, before any import runs: a star import from the trainee's
+    # own package (from common.functions import *) must not hide it behind "predict may come from there".
+    if "func_predict" in bindings.nodes:
+        raise ScoringError(ErrorCode.LEGACY_FUNC_PREDICT, params={"file": filename})
     if bindings.star_imports:
         notices.append(_star_notice(bindings.star_imports))
         return notices
-    if "func_predict" in bindings.nodes:
-        raise ScoringError(ErrorCode.LEGACY_FUNC_PREDICT, params={"file": filename})
     raise ScoringError(ErrorCode.PREDICT_MISSING, params={"file": filename})
 
 
@@ -70,6 +72,21 @@ def _where(line: int | None, locate: Locate | None) -> str:
         return f"line {line}"
     cell, in_cell = locate(line)
     return f"cell {cell}, line {in_cell}"
+
+
+def _where_ja(line: int | None, locate: Locate | None) -> str:
+    """:func:`_where` for the Japanese message."""
+    if line is None:
+        return "?"
+    if locate is None:
+        return f"{line} 行目"
+    cell, in_cell = locate(line)
+    return f"セル {cell} の {in_cell} 行目"
+
+
+# Python names the character only by its code point; trainees know it as a full-width space, typed
+# by a Japanese input method that was left on.
+_FULL_WIDTH_SPACE: Final = "U+3000"
 
 
 def _compile(source: str | bytes, filename: str, locate: Locate | None) -> ast.Module:
@@ -85,12 +102,27 @@ def _compile(source: str | bytes, filename: str, locate: Locate | None) -> ast.M
         if "codec can't decode" in reason or "unicode error" in reason:
             reason = "the file is not UTF-8 text; save it as UTF-8"
         reason = _DETECTED_AT.sub(lambda m: f"(detected at {_where(int(m.group(1)), locate)})", reason)
+        reason_ja = _DETECTED_AT.sub(lambda m: f"（{_where_ja(int(m.group(1)), locate)}で検出）", exc.msg)
+        if "codec can't decode" in exc.msg or "unicode error" in exc.msg:
+            reason_ja = "ファイルが UTF-8 ではありません。UTF-8 で保存し直してください"
+        if _FULL_WIDTH_SPACE in exc.msg:
+            reason = (
+                "a full-width space (U+3000, typed with the Japanese input on) is not allowed in code; "
+                "use a normal space"
+            )
+            reason_ja = "コードの中に全角スペース（日本語入力のまま打った空白）があります。半角スペースに直してください"
         detail = (exc.text or "").rstrip("\n")
         if detail and exc.offset:
             detail += "\n" + " " * (exc.offset - 1) + "^"
         raise ScoringError(
             ErrorCode.SYNTAX_ERROR,
-            params={"file": filename, "line": _where(exc.lineno, locate), "reason": reason},
+            params={
+                "file": filename,
+                "line": _where(exc.lineno, locate),
+                "line_ja": _where_ja(exc.lineno, locate),
+                "reason": reason,
+                "reason_ja": reason_ja,
+            },
             detail=detail,
         ) from None
     except ValueError as exc:  # NUL bytes, on Python < 3.12

@@ -3,7 +3,7 @@
 The samples are the first ten of each class in ``make_dataset(seed).test_data``, i.e. exactly what
 the embedded default set holds. One row per class, labelled with its class id in Pillow's built-in
 bitmap font (so no font package is needed); images are scaled up 3x with nearest-neighbour so the
-pixels stay honest.
+pixels stay honest. The data are float 0.0-255.0 (whole numbers), shown as they are: dark on light.
 
     .venv/bin/python scripts/make_contact_sheet.py [--seed N] [--out docs/contact_sheet.png]
 """
@@ -33,7 +33,7 @@ def contact_sheet(seed: int) -> Image.Image:
         top = GAP + c * cell
         draw.text((4, top + 28 * SCALE // 2 - 5), str(c), fill=255)
         for j, image in enumerate(data[ids == c][:PER_ROW]):
-            tile = Image.fromarray(image[0]).resize((28 * SCALE, 28 * SCALE), Image.Resampling.NEAREST)
+            tile = Image.fromarray(image[0].astype("uint8")).resize((28 * SCALE, 28 * SCALE), Image.Resampling.NEAREST)
             sheet.paste(tile, (LABEL_WIDTH + GAP + j * cell, top))
     return sheet
 

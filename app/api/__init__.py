@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import cohorts, submissions, testsets, tokens, users
+from app.api import cohorts, public_set, submissions, testsets, tokens, users
 from app.api.docs import docs_router
 
 PREFIX = "/api/v1"
 api_v1 = APIRouter(prefix=PREFIX)
-for module in (cohorts, users, submissions, testsets, tokens):
+for module in (cohorts, users, submissions, testsets, tokens, public_set):
     api_v1.include_router(module.router)
 
 router = APIRouter()

@@ -82,6 +82,12 @@ TEXT: dict[str, str] = {
     "upload_error_storage_full": "The server's storage is full, so your upload could not be accepted. Please try again later; it did not use one of your daily uploads.",
     "upload_error_preflight_internal": "A server problem prevented checking your submission. No upload was counted "
     "today. Please submit again in a little while.",
+    "upload_error_near_chance": "Your submission ran, but it classified only {correct} of {total} public training "
+    "images correctly (guessing gets about 7 %). If your model scored well in training, predict most likely "
+    "preprocesses differently: check that it applies the same preprocessing as makedataset()/training did (e.g. "
+    "test_data / 255) and that the class order (0 ア, 1 イ, ... 14 ソ) is the one it was trained with. No upload "
+    "was counted yet. To submit it as it is, tick the confirmation below and submit again.",
+    "upload_confirm_near_chance": "I have seen the low accuracy and want to submit this zip anyway (uses one upload)",
     "quota_used_up": "You have used today's uploads ({reset}). You can submit again after the reset.",
     "upload_queued": "Received. The result will appear on this page and arrive by email.",
     # Submissions
@@ -147,6 +153,7 @@ TEXT: dict[str, str] = {
     "api_not_trainee": "User {user_id} is not a trainee this applies to. Enrol them as a trainee in the cohort first.",
     "api_csv_invalid": "CSV line {line}: {problem}. Use the header name,email,role and the roles trainee or instructor. Nothing was changed.",
     "api_rescore_not_finished": "This submission is still {status}. Rescore it once it has finished (it is scored with the active test set anyway).",
+    "api_public_set_rejected": "The public training set cannot be imported: {problem}. Fix the files and send them again.",
     "api_testset_rejected": "The test set cannot be imported: {problem}. Fix the files and send them again.",
     "api_testset_too_large": "The file is too large (limit {mib} MiB). Use python -m app.cli import-testset on the server.",
     "api_token_scope_too_wide": "A {scope} token cannot be issued to this user (role {role}). Use the instructor scope, or change their role first.",

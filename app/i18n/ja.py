@@ -79,6 +79,11 @@ TEXT: dict[str, str] = {
     "upload_error_preflight": "提出物の確認で問題が見つかりました。今日の提出回数は減っていません。直してからもう一度提出してください。",
     "upload_error_storage_full": "サーバーの保存領域がいっぱいのため、アップロードを受け付けられませんでした。時間をおいて再度お試しください。アップロード回数は消費されていません。",
     "upload_error_preflight_internal": "サーバー側の問題で提出物を確認できませんでした。今日の提出回数は減っていません。少し待ってからもう一度提出してください。",
+    "upload_error_near_chance": "提出物は動きましたが、公開されている学習画像 {total} 枚のうち正しく分類できたのは {correct} 枚だけでした（当てずっぽうでも約 7 %）。"
+    "学習で高い正解率が出ていたのなら、predict の中の前処理が学習のときと違う可能性が高いです。"
+    "たとえば makedataset() や学習で行っていた test_data / 255 を predict の中でもしているか、クラスの順番（0 ア, 1 イ, … 14 ソ）が学習のときと同じかを確かめてください。"
+    "今日の提出回数はまだ減っていません。このまま提出する場合は、下の確認にチェックを入れてもう一度提出してください。",
+    "upload_confirm_near_chance": "正解率が低いことを確認しました。このまま提出します（提出回数を 1 回使います）",
     "quota_used_up": "今日の提出回数を使い切りました（{reset}）。リセット後に提出できます。",
     "upload_queued": "受け付けました。採点の結果はこのページとメールでお知らせします。",
     # 提出履歴
@@ -144,6 +149,7 @@ TEXT: dict[str, str] = {
     "api_not_trainee": "ユーザー {user_id} はこの操作の対象になる受講生ではありません。先に受講生としてコホートに登録してください。",
     "api_csv_invalid": "CSV の {line} 行目: {problem}。見出し行 name,email,role と、役割 trainee または instructor を使ってください。何も変更していません。",
     "api_rescore_not_finished": "この提出はまだ {status} です。採点が終わってから再採点してください（いずれにしても有効なテストセットで採点されます）。",
+    "api_public_set_rejected": "公開学習データを取り込めません: {problem}。ファイルを直して送り直してください。",
     "api_testset_rejected": "テストセットを取り込めません: {problem}。ファイルを直して送り直してください。",
     "api_testset_too_large": "ファイルが大きすぎます（上限 {mib} MiB）。サーバー上で python -m app.cli import-testset を使ってください。",
     "api_token_scope_too_wide": "このユーザー（役割 {role}）には {scope} スコープのトークンは発行できません。instructor スコープにするか、先に役割を変えてください。",

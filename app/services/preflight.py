@@ -28,9 +28,10 @@ class PreflightVerdict:
     error: dict[str, Any] | None = None  # ScoringError.to_json(): code, message, message_ja, ...
     notices: list[dict[str, str]] = field(default_factory=list)  # [{"ja": ..., "en": ...}]
     log: str = ""
+    smoke: dict[str, Any] | None = None  # SmokeAccuracy.to_json(), when the public set was imported
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "error": self.error, "notices": self.notices, "log": self.log}
+        return {"ok": self.ok, "error": self.error, "notices": self.notices, "log": self.log, "smoke": self.smoke}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PreflightVerdict:
@@ -39,7 +40,15 @@ class PreflightVerdict:
             error=data.get("error"),
             notices=list(data.get("notices") or []),
             log=str(data.get("log") or ""),
+            smoke=data.get("smoke"),
         )
+
+    def near_chance(self, threshold: float) -> bool:
+        """An accepted zip that got the public smoke images about as right as guessing."""
+        from scorer.smoke import SmokeAccuracy
+
+        smoke = SmokeAccuracy.from_json(self.smoke)
+        return self.ok and smoke is not None and smoke.near_chance(threshold)
 
     @property
     def server_fault(self) -> bool:
@@ -74,14 +83,22 @@ def scorer_checker(settings: Settings) -> Checker:
 
     def check(zip_path: Path) -> PreflightVerdict:
         from app.scoring_config import scoring_config
+        from app.services.public_set import public_set
         from scorer.pipeline import check_submission
 
-        report = check_submission(zip_path, config=scoring_config(settings))
+        public = public_set(settings)  # None: synthetic smoke images, no accuracy
+        report = check_submission(
+            zip_path,
+            config=scoring_config(settings),
+            sample_data=public.data if public else None,
+            sample_labels=public.labels if public else None,
+        )
         return PreflightVerdict(
             ok=bool(report.ok),
             error=report.error.to_json() if report.error is not None else None,
             notices=[{"ja": str(n.ja), "en": str(n.en)} for n in report.notices],
             log=str(report.log),
+            smoke=report.smoke.to_json() if report.smoke is not None else None,
         )
 
     return limited(check, settings.preflight_concurrency)

@@ -14,6 +14,7 @@
   const errorMessage = document.getElementById("upload-error-message");
   const errorDetail = document.getElementById("upload-error-detail");
   const maxBytes = Number(form.dataset.maxBytes);
+  const confirmBox = document.getElementById("near-chance-confirm");
 
   function humanSize(n) {
     const units = ["B", "KiB", "MiB", "GiB"];
@@ -34,7 +35,12 @@
       : "";
   }
 
-  input.addEventListener("change", showSelected);
+  input.addEventListener("change", function () {
+    // A confirmation was for the zip that was checked, not for a newly chosen one.
+    confirmBox.hidden = true;
+    confirmBox.querySelector("input").checked = false;
+    showSelected();
+  });
   ["dragenter", "dragover"].forEach(function (type) {
     zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.add("over"); });
   });
@@ -73,6 +79,8 @@
       progress.hidden = true;
       status.textContent = "";
       const error = body.error || {};
+      // Near chance on the public images: offer "submit anyway"; the same file is sent again.
+      if (error.code === "near_chance") confirmBox.hidden = false;
       const log = error.preflight && error.preflight.log;
       showError(error.message || xhr.statusText, [error.detail, log].filter(Boolean).join("\n\n"));
     });

@@ -26,6 +26,7 @@ from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
 from app.security.sessions import SESSION_COOKIE
 from app.services import preflight_gate, storage
 from app.services.preflight import PreflightVerdict, cached_preflight
+from app.services.smoke_confirm import CONFIRM_FIELD, confirmed_in_form, needs_confirmation
 from app.services.submissions import SubmissionRefused, active_cohort, check_can_submit, create_queued
 from app.services.uploads import ReceivedUpload, UploadRejected, receive_upload
 from app.settings import Settings
@@ -170,6 +171,7 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
                     detail=verdict.error_message(lang),
                     extra={"preflight": verdict.to_json()},
                 )
+            await _ask_if_near_chance(request, user, received, verdict)
         now = clock()
         try:
             submission = await anyio.to_thread.run_sync(
@@ -254,6 +256,33 @@ async def _preflight(request: Request, received: ReceivedUpload) -> PreflightVer
         raise Refusal(503, "upload_error_preflight_internal") from exc
 
 
+async def _ask_if_near_chance(
+    request: Request, user: Uploader, received: ReceivedUpload, verdict: PreflightVerdict
+) -> None:
+    """Stop (409) before the upload is spent when the public smoke images came out near chance,
+    unless the trainee confirms now or confirmed this zip before."""
+    settings: Settings = request.app.state.settings
+    confirmed_now = confirmed_in_form(received.fields.get(CONFIRM_FIELD))
+    ask = await anyio.to_thread.run_sync(
+        needs_confirmation,
+        request.app.state.sessionmaker,
+        user.id,
+        received.sha256,
+        verdict,
+        settings.preflight_near_chance_below,
+        confirmed_now,
+    )
+    if ask:
+        smoke = verdict.smoke or {}
+        raise Refusal(
+            409,
+            "upload_error_near_chance",
+            extra={"preflight": verdict.to_json(), "confirm_field": CONFIRM_FIELD},
+            correct=smoke.get("correct", 0),
+            total=smoke.get("total", 0),
+        )
+
+
 def _enqueue(enqueue: Any, submission_id: int) -> None:
     try:
         enqueue(submission_id)
@@ -301,6 +330,7 @@ async def _refused(
 
         ctx = await anyio.to_thread.run_sync(context)
         ctx.update(error=refusal.message(lang), error_detail=refusal.detail, preflight=refusal.extra.get("preflight"))
+        ctx.update(near_chance=refusal.key == "upload_error_near_chance")
         response = render(request, "upload.html", ctx, refusal.status)
     if "retry_after" in refusal.extra:
         response.headers["Retry-After"] = str(refusal.extra["retry_after"])

@@ -31,13 +31,13 @@ BATCH_SIZE = 500
 
 
 def preprocess(data):
-    """学習時と同じ前処理: 0〜255 の uint8 → 0〜1 の float32。CNN なので (N, 1, 28, 28) のまま使う。"""
+    """学習時と同じ前処理: 0〜255 の値 → 0〜1 の float32。CNN なので (N, 1, 28, 28) のまま使う。"""
     x = np.asarray(data, dtype=np.float32) / 255.0
     return x.reshape(-1, 1, 28, 28)
 
 
 def predict(test_data):
-    """test_data: (N, 1, 28, 28) uint8 の画像。正解ラベルは渡されない。
+    """test_data: (N, 1, 28, 28)、値 0〜255 の画像（train_data.npy と同じ形式）。正解ラベルは渡されない。
 
     戻り値: (N, 15) の確率（各行が softmax の出力で、合計が 1）。サーバーは各行で最大の位置をクラス番号とし、
     行が確率なので損失（交差エントロピー、旧テンプレートの "Test loss"）も表示する。

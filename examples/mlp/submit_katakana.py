@@ -24,13 +24,13 @@ network.load_params(params)
 
 
 def preprocess(data):
-    """学習時と同じ前処理: 0〜255 の uint8 → 0〜1 の float32、(N, 1, 28, 28) → (N, 784)。"""
+    """学習時と同じ前処理: 0〜255 の値（train_data.npy と同じ float）→ 0〜1 の float32、(N, 1, 28, 28) → (N, 784)。"""
     x = np.asarray(data, dtype=np.float32) / 255.0
     return x.reshape(x.shape[0], -1)
 
 
 def predict(test_data):
-    """test_data: (N, 1, 28, 28) uint8 の画像。正解ラベルは渡されない。
+    """test_data: (N, 1, 28, 28)、値 0〜255 の画像（train_data.npy と同じ形式）。正解ラベルは渡されない。
 
     戻り値: N 個のクラス番号（0 = ア … 14 = ソ）。
     """

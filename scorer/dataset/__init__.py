@@ -5,29 +5,35 @@ quick handful; see :mod:`scorer.dataset.generate` for the format.
 """
 
 from scorer.dataset.generate import (
+    COURSE_FORMAT,
     FILE_NAMES,
     N_WRITERS,
     TEST_WRITERS,
     TRAIN_WRITERS,
+    DataFormat,
     KatakanaSet,
     make_dataset,
     make_split,
     sample_images,
+    to_format,
     write_dataset,
     writers_for,
 )
 from scorer.dataset.writers import WriterStyle
 
 __all__ = [
+    "COURSE_FORMAT",
     "FILE_NAMES",
     "N_WRITERS",
     "TEST_WRITERS",
     "TRAIN_WRITERS",
+    "DataFormat",
     "KatakanaSet",
     "WriterStyle",
     "make_dataset",
     "make_split",
     "sample_images",
+    "to_format",
     "write_dataset",
     "writers_for",
 ]

@@ -4,8 +4,12 @@ The course's real test set is hidden and never available to the scorer's develop
 generator stands in for it in the embedded default set, the demos and the tests. It copies the
 course's format exactly:
 
-* ``train_data.npy``: (3000, 1, 28, 28) uint8, 0-255, **white strokes on black** (0 is background,
-  like MNIST); 200 images per class.
+* ``train_data.npy``: (3000, 1, 28, 28) float32 holding whole numbers 0.0-255.0, **dark strokes on
+  a light background** (255 is paper, about 0 is ink), each character cropped to its extent and
+  stretched to fill the frame (aspect not kept), drawn with a thick felt pen; 200 images per class.
+  Float like the course's file (it prints ``255.0``); float32 rather than float64 because the values
+  are whole numbers that float32 holds exactly, at half the size (see :class:`DataFormat` for the
+  MNIST-like polarity and uint8).
 * ``train_label.npy``: (3000, 15) float64 one-hot (float64 like ``np.eye``, so trainees' arithmetic
   such as ``1 - t`` or ``t - y`` cannot wrap around as it would with unsigned integers).
 * ``test_data.npy`` / ``test_label.npy``: 14,500 images in the same format, 1,300 each of ア-オ and
@@ -26,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,18 +51,47 @@ _SIDE: Final[int] = IMAGE_SHAPE[1]
 # Images rendered per batch: large enough to amortise NumPy's per-call cost, small enough to stay in
 # cache. Fixed, because the elastic-noise draws are made per batch and the bytes must not change.
 _BATCH: Final[int] = 128
+# How far (pixels) the pen's outer edge is placed past the frame after stretching, so that elastic
+# distortion rarely pulls the ink off a border it should touch.
+_OVERSHOOT: Final[float] = 0.6
 
 UInt8Array = NDArray[np.uint8]
 FloatArray = NDArray[np.float64]
+ImageArray = NDArray[np.float32] | NDArray[np.uint8]
+
+Polarity = Literal["dark-on-light", "light-on-dark"]
+ImageDtype = Literal["float32", "uint8"]
+
+
+@dataclass(frozen=True)
+class DataFormat:
+    """How the images are stored: which way round the ink is, and the array's dtype.
+
+    The default is the course's own format. The other values exist for comparing a model against
+    the MNIST-like convention (light strokes on black) and for a compact uint8 file; the drawings
+    are the same either way, only their encoding differs.
+    """
+
+    polarity: Polarity = "dark-on-light"
+    dtype: ImageDtype = "float32"
+
+    def __post_init__(self) -> None:
+        if self.polarity not in ("dark-on-light", "light-on-dark"):
+            raise ValueError(f"unknown polarity {self.polarity!r}")
+        if self.dtype not in ("float32", "uint8"):
+            raise ValueError(f"unknown image dtype {self.dtype!r}")
+
+
+COURSE_FORMAT: Final[DataFormat] = DataFormat()
 
 
 @dataclass(frozen=True)
 class KatakanaSet:
     """The four arrays of the course's data set (see the module docstring for shapes and dtypes)."""
 
-    train_data: UInt8Array
+    train_data: ImageArray
     train_label: FloatArray
-    test_data: UInt8Array
+    test_data: ImageArray
     test_label: FloatArray
 
 
@@ -86,7 +119,11 @@ def _field(writers: Sequence[WriterStyle], who: NDArray[np.intp], name: str) -> 
 def render_class(
     class_id: int, who: NDArray[np.intp], writers: Sequence[WriterStyle], rng: np.random.Generator
 ) -> UInt8Array:
-    """Draw ``len(who)`` images of one class, image ``i`` by ``writers[who[i]]``: (n, 28, 28) uint8."""
+    """Draw ``len(who)`` images of one class, image ``i`` by ``writers[who[i]]``: (n, 28, 28) uint8 ink.
+
+    The values are the amount of ink (0 = paper, 255 = full ink); :func:`make_split` turns them
+    into the requested :class:`DataFormat`.
+    """
     sk = skeletons()[class_id]
     n = int(who.shape[0])
 
@@ -126,12 +163,14 @@ def render_class(
     progress = sk.seg_progress[None, :]
     seg_half_width = half_width[:, None] * (1.0 - taper[:, None] * progress * progress)
 
-    # People write inside the box: nudge a character that strays over the edge back in, keeping two
-    # pixels of margin (elastic distortion may still push a little ink to the edge).
-    reach = (half_width + 2.5)[:, None]
-    low = points.min(axis=1) - reach
-    high = points.max(axis=1) + reach - _SIDE
-    points = points + (np.maximum(-low, 0.0) - np.maximum(high, 0.0))[:, None, :]
+    # The course cropped each character to its extent and stretched it to fill the frame, aspect
+    # not kept: map the centre line's bounding box so that the pen's outer edge lands a little past
+    # each border (the edge pixels get solid ink, as a crop to the ink's extent gives).
+    reach = (half_width - _OVERSHOOT)[:, None]
+    low = points.min(axis=1)
+    extent = np.maximum(points.max(axis=1) - low, 1.0)
+    scale = (_SIDE - 2.0 * reach) / extent
+    points = (points - low[:, None, :]) * scale[:, None, :] + reach[:, None, :]
 
     centres = pixel_centres(_SIDE)
     images = np.empty((n, _SIDE, _SIDE), dtype=np.uint8)
@@ -146,18 +185,27 @@ def render_class(
     return images
 
 
+def to_format(ink: UInt8Array, fmt: DataFormat | None = None) -> ImageArray:
+    """Ink amounts (0 = paper, 255 = full ink) as images of ``fmt`` (the course's format by default)."""
+    fmt = fmt or COURSE_FORMAT
+    values = 255 - ink if fmt.polarity == "dark-on-light" else ink
+    return np.ascontiguousarray(values.astype(fmt.dtype))
+
+
 def make_split(
     counts: Sequence[int],
     seed: int | np.random.SeedSequence,
     writers: Sequence[WriterStyle],
     *,
     shuffle: bool = True,
-) -> tuple[UInt8Array, FloatArray]:
-    """Images (N, 1, 28, 28) uint8 and one-hot labels (N, 15) float64, ``counts[c]`` of class ``c``.
+    fmt: DataFormat | None = None,
+) -> tuple[ImageArray, FloatArray]:
+    """Images (N, 1, 28, 28) in ``fmt`` and one-hot labels (N, 15) float64, ``counts[c]`` of class ``c``.
 
     Each image's writer is drawn uniformly from ``writers``. Each class has its own random stream,
     so changing one class's count does not change the others' images. With ``shuffle`` the order is
-    a seeded permutation; without it images are grouped by class in id order.
+    a seeded permutation; without it images are grouped by class in id order. The format changes only
+    how the same drawings are stored, never the drawings.
     """
     if len(counts) != NUM_CLASSES:
         raise ValueError(f"need {NUM_CLASSES} counts, got {len(counts)}")
@@ -177,29 +225,29 @@ def make_split(
         rng = np.random.Generator(np.random.PCG64(stream))
         who = rng.integers(0, len(writers), size=count).astype(np.intp)
         blocks.append(render_class(class_id, who, writers, rng))
-    data = np.concatenate(blocks)[:, None, :, :]
+    ink = np.concatenate(blocks)[:, None, :, :]
     ids = np.repeat(np.arange(NUM_CLASSES), counts)
     if shuffle:
         order = np.random.Generator(np.random.PCG64(order_stream)).permutation(ids.shape[0])
-        data, ids = data[order], ids[order]
+        ink, ids = ink[order], ids[order]
     labels = np.eye(NUM_CLASSES, dtype=np.float64)[ids]
-    return np.ascontiguousarray(data), labels
+    return to_format(ink, fmt), labels
 
 
-def make_dataset(seed: int = 0) -> KatakanaSet:
-    """The full course-format data set for a seed (3,000 train and 14,500 test images)."""
+def make_dataset(seed: int = 0, fmt: DataFormat | None = None) -> KatakanaSet:
+    """The full data set for a seed (3,000 train and 14,500 test images), in the course's format by default."""
     writers = writers_for(seed)
     _, train_stream, test_stream, _ = _streams(seed)
     train_data, train_label = make_split(
-        [TRAIN_PER_CLASS] * NUM_CLASSES, train_stream, [writers[i] for i in TRAIN_WRITERS]
+        [TRAIN_PER_CLASS] * NUM_CLASSES, train_stream, [writers[i] for i in TRAIN_WRITERS], fmt=fmt
     )
-    test_data, test_label = make_split(TEST_COUNTS, test_stream, [writers[i] for i in TEST_WRITERS])
+    test_data, test_label = make_split(TEST_COUNTS, test_stream, [writers[i] for i in TEST_WRITERS], fmt=fmt)
     return KatakanaSet(train_data, train_label, test_data, test_label)
 
 
-def write_dataset(out_dir: Path, seed: int = 0) -> dict[str, Path]:
+def write_dataset(out_dir: Path, seed: int = 0, fmt: DataFormat | None = None) -> dict[str, Path]:
     """Write the four ``.npy`` files (no pickle) into ``out_dir``, creating it; returns name -> path."""
-    dataset = make_dataset(seed)
+    dataset = make_dataset(seed, fmt)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for name in FILE_NAMES:
@@ -209,14 +257,20 @@ def write_dataset(out_dir: Path, seed: int = 0) -> dict[str, Path]:
     return paths
 
 
-def sample_images(per_class: int = 2, seed: int = 0) -> tuple[UInt8Array, NDArray[np.int64]]:
+def sample_images(
+    per_class: int = 2, seed: int = 0, fmt: DataFormat | None = None
+) -> tuple[ImageArray, NDArray[np.int64]]:
     """A few images from the *train* distribution without building the whole set.
 
-    Returns images (15 * per_class, 1, 28, 28) uint8 and their class ids (int64), grouped by class
-    in id order. They come from their own stream, so they are not copies of training images.
+    Returns images (15 * per_class, 1, 28, 28) in ``fmt`` and their class ids (int64), grouped by
+    class in id order. They come from their own stream, so they are not copies of training images.
     """
     writers = writers_for(seed)
     data, labels = make_split(
-        [per_class] * NUM_CLASSES, _streams(seed)[3], [writers[i] for i in TRAIN_WRITERS], shuffle=False
+        [per_class] * NUM_CLASSES,
+        _streams(seed)[3],
+        [writers[i] for i in TRAIN_WRITERS],
+        shuffle=False,
+        fmt=fmt,
     )
     return data, np.argmax(labels, axis=1).astype(np.int64)

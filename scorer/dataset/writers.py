@@ -22,16 +22,16 @@ class WriterStyle:
 
     slant: float  # horizontal shear: x += slant * y (positive leans right at the top)
     rotation: float  # tan(angle / 2) of a small rotation, so no trigonometry is needed
-    size: float  # side of the unit box in pixels
-    aspect: float  # width / height of the unit box
+    size: float  # side of the unit box in pixels before the glyph is stretched to fill the frame
+    aspect: float  # width / height of the unit box (before stretching)
     offset_x: float
     offset_y: float
-    half_width: float  # half the pen width
+    half_width: float  # half the pen width in the final 28 x 28 image: a thick felt pen
     taper: float  # how much thinner a stroke ends than it starts (0 = not at all)
     sloppiness: float  # per-sample control-point noise, in unit-box lengths
     stroke_shift: float  # per-sample independent shift of whole strokes, in unit-box lengths
     wobble: float  # elastic distortion amplitude (standard deviation of the displacement)
-    ink: float  # peak intensity, out of 255
+    ink: float  # peak darkness, out of 255
     shapes: tuple[NDArray[np.float64], ...]  # per class: (n_controls, 2) personal control-point offsets
 
 
@@ -47,12 +47,12 @@ def make_writers(rng: np.random.Generator, count: int, skeletons: Sequence[Skele
                 aspect=float(rng.uniform(0.78, 1.2)),
                 offset_x=float(rng.normal(0.0, 0.6)),
                 offset_y=float(rng.normal(0.0, 0.6)),
-                half_width=float(rng.uniform(0.7, 1.45)),
+                half_width=float(rng.uniform(1.35, 2.1)),
                 taper=float(rng.uniform(0.0, 0.55)),
                 sloppiness=float(rng.uniform(0.01, 0.035)),
                 stroke_shift=float(rng.uniform(0.0, 0.035)),
                 wobble=float(rng.uniform(0.4, 1.3)),
-                ink=float(rng.uniform(190.0, 255.0)),
+                ink=float(rng.uniform(225.0, 255.0)),
                 shapes=tuple(rng.normal(0.0, 0.038, size=(sk.n_controls, 2)) for sk in skeletons),
             )
         )

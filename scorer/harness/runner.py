@@ -161,13 +161,13 @@ def classify(exc: BaseException, stage: str, cells: CellMap, workdir: str) -> Fa
     """Turn an exception from trainee code into a stable failure code; never raises itself."""
     tb = trainee_traceback(exc, cells)
     try:
-        return _classify(exc, stage, tb, workdir)
+        return _classify(exc, stage, tb, cells, workdir)
     except Exception:  # e.g. an exception whose attributes raise when read
         code = "import_failed" if stage == "import" else "predict_exception"
         return Failure(code, {"reason": f"{type_name(exc)} (its details could not be read)"}, tb)
 
 
-def _classify(exc: BaseException, stage: str, tb: str, workdir: str) -> Failure:
+def _classify(exc: BaseException, stage: str, tb: str, cells: CellMap, workdir: str) -> Failure:
     if isinstance(exc, SystemExit):
         return Failure("submission_exited", {"reason": f"SystemExit({exc.code!r})"}, tb)
     if isinstance(exc, MemoryError):
@@ -178,8 +178,45 @@ def _classify(exc: BaseException, stage: str, tb: str, workdir: str) -> Failure:
         top = exc.name.split(".")[0]
         if not os.path.exists(os.path.join(workdir, top)) and not os.path.exists(os.path.join(workdir, top + ".py")):
             return Failure("module_not_found", {"module": exc.name}, tb)
+        if os.path.isdir(os.path.join(workdir, top)):
+            return own_module_missing(exc.name, tb)
+    if stage == "import" and isinstance(exc, FileNotFoundError) and outside_zip(exc.filename):
+        return file_outside_zip(exc, cells, tb)
     code = "import_failed" if stage == "import" else "predict_exception"
     return Failure(code, {"reason": reason(exc)}, tb)
+
+
+def own_module_missing(module: str, tb: str) -> Failure:
+    """``common.util`` when ``common/`` is in the zip but ``common/util.py`` is not: name the file."""
+    parts = module.split(".")
+    return Failure(
+        "own_module_missing",
+        {"module": module, "package": parts[0] + "/", "missing": "/".join(parts) + ".py"},
+        tb,
+    )
+
+
+def outside_zip(filename: object) -> bool:
+    """A path that cannot be inside the zip: absolute, or climbing out with ``..`` (../1_data/...)."""
+    if not isinstance(filename, str | bytes):
+        return False
+    path = os.fsdecode(filename)
+    return os.path.isabs(path) or os.path.normpath(path).split(os.sep)[0] == ".."
+
+
+def file_outside_zip(exc: FileNotFoundError, cells: CellMap, tb: str) -> Failure:
+    """Typically a local test cell after predict reading ../1_data: say where, in both languages."""
+    where, where_ja = "?", "?"
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == cells.source_file and frame.lineno:
+            if cells.lines and 0 < frame.lineno <= len(cells.lines):
+                cell, line = cells.lines[frame.lineno - 1]
+                where, where_ja = f"cell {cell}, line {line}", f"セル {cell} の {line} 行目"
+            else:
+                where, where_ja = f"line {frame.lineno}", f"{frame.lineno} 行目"
+            break
+    path = os.fsdecode(exc.filename)
+    return Failure("file_outside_zip", {"path": path, "where": where, "where_ja": where_ja}, tb)
 
 
 class _IPythonStub:

@@ -15,9 +15,11 @@ Put this file, your trained model and your own code in one folder and upload tha
      (predict is called many times, on chunks of at most 500 images: load the model once, outside it.)
 
 ■ predict が受け取るもの / What predict receives
-  test_data: NumPy 配列。形 (N, 1, 28, 28)、dtype uint8、値 0〜255（配布した train_data.npy と同じ形式）。
+  test_data: NumPy 配列。形 (N, 1, 28, 28)、値 0〜255 の float（配布した train_data.npy と同じ形式: 白い紙に黒い文字）。
+  学習のときに /255 などの前処理をしたなら、predict の中でも同じ前処理をしてください。
   正解ラベルは渡されません。正解率と損失はサーバーが計算します。
-  (Images only, N ≤ 500, same format as train_data.npy. No labels: the server computes the score.)
+  (Images only, N ≤ 500, same format as train_data.npy: floats 0-255, dark strokes on white. Apply
+   inside predict the same preprocessing as in training, e.g. / 255. No labels: the server scores.)
 
 ■ predict が返すもの / What predict must return
   N 個のクラス番号（0 = ア, 1 = イ, 2 = ウ, 3 = エ, 4 = オ, 5 = カ, 6 = キ, 7 = ク, 8 = ケ, 9 = コ,
@@ -102,7 +104,7 @@ def preprocess(test_data: np.ndarray) -> np.ndarray:
 # 3. predict — サーバーが呼ぶ関数。名前と引数を変えないこと / the function the server calls
 # =====================================================================================================
 def predict(test_data: np.ndarray) -> np.ndarray:
-    """test_data: (N, 1, 28, 28) uint8 の画像（N ≤ 500）。正解ラベルは渡されない。
+    """test_data: (N, 1, 28, 28)、値 0〜255 の画像（N ≤ 500）。正解ラベルは渡されない。
 
     戻り値 y_pred: N 個のクラス番号（0〜14）。
     """

@@ -19,7 +19,7 @@ from tests.fixtures.artifacts import DataSet, Examples
 
 @pytest.fixture(scope="session")
 def train_split(synthetic_set: DataSet) -> tuple[np.ndarray, np.ndarray]:
-    """The synthetic training images (3000, 1, 28, 28) uint8 and their class ids (3000,)."""
+    """The synthetic training images (3000, 1, 28, 28) float32 (0-255, dark on light) and their class ids (3000,)."""
     return np.load(synthetic_set.train_data), np.load(synthetic_set.train_label).argmax(axis=1)
 
 

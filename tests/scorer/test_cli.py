@@ -74,9 +74,17 @@ def test_dataset_writes_the_course_format(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     train = np.load(tmp_path / "train_data.npy")
     labels = np.load(tmp_path / "train_label.npy")
-    assert train.shape == (3000, 1, 28, 28) and train.dtype == np.uint8
+    assert train.shape == (3000, 1, 28, 28) and train.dtype == np.float32
+    assert np.median(train) == 255.0  # light paper, dark ink
     assert labels.shape == (3000, 15) and (labels.sum(axis=0) == 200).all()
     assert np.load(tmp_path / "test_data.npy").shape == (14_500, 1, 28, 28)
+
+
+def test_dataset_writes_the_other_polarity_and_uint8_on_request(tmp_path: Path) -> None:
+    proc = scorer("dataset", "--out", str(tmp_path), "--polarity", "light-on-dark", "--dtype", "uint8")
+    assert proc.returncode == 0, proc.stderr
+    train = np.load(tmp_path / "train_data.npy")
+    assert train.dtype == np.uint8 and np.median(train) == 0
 
 
 def test_selftest_passes_on_this_machine() -> None:

@@ -92,7 +92,7 @@ def test_example_accuracy_is_exact(
     assert report.facts.isolation == "bwrap"
 
 
-def test_predict_gets_uint8_chunks_of_at_most_500_and_main_block_does_not_run(
+def test_predict_gets_float_chunks_of_at_most_500_and_main_block_does_not_run(
     tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
 ) -> None:
     archive = make_zip(
@@ -101,7 +101,7 @@ def test_predict_gets_uint8_chunks_of_at_most_500_and_main_block_does_not_run(
             "submit_katakana.py": (
                 "import numpy as np\n"
                 "def predict(test_data):\n"
-                "    assert test_data.dtype == np.uint8 and test_data.shape[1:] == (1, 28, 28), test_data.shape\n"
+                "    assert test_data.dtype == np.float32 and test_data.shape[1:] == (1, 28, 28), test_data.shape\n"
                 "    print('chunk', len(test_data), flush=True)\n"
                 "    return np.zeros(len(test_data), dtype=int)\n"
                 "if __name__ == '__main__':\n"
@@ -206,8 +206,18 @@ def test_both_entries_use_the_py_and_say_so(tmp_path: Path, synthetic_set: DataS
         ),
         (
             "import pickle\nnet = pickle.load(open('../1_data/model.pkl', 'rb'))\ndef predict(d):\n    return 0\n",
+            ErrorCode.FILE_OUTSIDE_ZIP,
+            "../1_data/model.pkl",
+        ),
+        (
+            "import pickle\nnet = pickle.load(open('model.pkl', 'rb'))\ndef predict(d):\n    return 0\n",
             ErrorCode.IMPORT_FAILED,
             "FileNotFoundError",
+        ),
+        (
+            "import os\nos.makedirs('mylib', exist_ok=True)\nimport mylib.helpers\ndef predict(d):\n    return 0\n",
+            ErrorCode.OWN_MODULE_MISSING,
+            "mylib/helpers.py",
         ),
         ("def predict(d):\n    return [0] * (len(d) - 1)\n", ErrorCode.PREDICTION_COUNT, "images"),
         ("def predict(d):\n    return [15] * len(d)\n", ErrorCode.CLASS_OUT_OF_RANGE, "15"),

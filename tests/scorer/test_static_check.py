@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,10 @@ def test_legacy_func_predict_message_shows_the_fix() -> None:
     assert "def predict(test_data)" in err.message("en")
     assert "def predict(test_data)" in err.message("ja")
     assert FILE in err.message("en")
+    # The whole migration, the preprocessing included, and the Japanese text in Japanese only.
+    ja = err.message("ja")
+    assert "前処理" in ja and "test_data / 255" in ja
+    assert not re.search(r"\b(the|delete|lines|that|use|Change|compute|return the)\b", ja), ja
 
 
 def test_legacy_is_fine_when_predict_exists_too() -> None:
@@ -128,8 +133,31 @@ def test_notebook_syntax_error_names_cell_and_line() -> None:
     nb = notebook_to_source(raw, "submit_katakana.ipynb")
     with pytest.raises(ScoringError) as caught:
         check_entry_source(nb.source, "submit_katakana.ipynb", nb.locate)
-    assert caught.value.params["line"] == "cell 2, line 2"
-    assert "cell 2, line 2" in caught.value.message("en")
+    # The third cell from the top (the markdown cell counts, as it does when counting in Jupyter).
+    assert caught.value.params["line"] == "cell 3, line 2"
+    assert "cell 3, line 2" in caught.value.message("en")
+    assert "セル 3 の 2 行目" in caught.value.message("ja") and "cell 3" not in caught.value.message("ja")
+
+
+def test_a_full_width_space_is_named_in_both_languages() -> None:
+    err = error_of("def predict(test_data):\n\u3000return test_data\n")
+    assert err.code == ErrorCode.SYNTAX_ERROR
+    assert "全角スペース" in err.message("ja") and "U+3000" not in err.message("ja")
+    assert "full-width space (U+3000" in err.message("en")
+
+
+def test_a_star_import_from_the_trainees_package_does_not_hide_a_legacy_func_predict() -> None:
+    source = (
+        "from common.functions import *\n"
+        "def makedataset():\n"
+        "    return np.load('../1_data/train_data.npy') / 255\n"
+        "def func_predict(test_data, test_label):\n"
+        "    return 0.0, 1.0\n"
+    )
+    err = error_of(source)
+    assert err.code == ErrorCode.LEGACY_FUNC_PREDICT
+    assert "test_data / 255" in err.message("ja") and "makedataset()" in err.message("ja")
+    assert "same preprocessing your makedataset()/training did (e.g. test_data / 255)" in err.message("en")
 
 
 @pytest.mark.parametrize(

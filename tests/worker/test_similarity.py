@@ -322,4 +322,4 @@ def test_the_worker_stores_predictions_and_updates_pairs_after_each_result(
         text = f"{message.subject}\n{message.body_text}\n{message.body_html or ''}"
         assert "類似" not in text and "similar" not in text.lower()
         other_name = "田中" if message.submission_id == first else "山田"
-        assert other_name not in text and "also_mine.zip" not in text or message.submission_id == second
+        assert (other_name not in text and "also_mine.zip" not in text) or message.submission_id == second

@@ -10,6 +10,7 @@ from scorer.classes import NUM_CLASSES, TEST_COUNTS, TRAIN_PER_CLASS
 from scorer.dataset import (
     TEST_WRITERS,
     TRAIN_WRITERS,
+    DataFormat,
     KatakanaSet,
     make_dataset,
     make_split,
@@ -28,7 +29,10 @@ def dataset() -> KatakanaSet:
 def _check_split(data: np.ndarray, label: np.ndarray, counts: tuple[int, ...]) -> None:
     total = sum(counts)
     assert data.shape == (total, 1, 28, 28)
-    assert data.dtype == np.uint8
+    # Float like the course's file (it prints 255.0), whole numbers 0.0-255.0.
+    assert data.dtype == np.float32
+    assert np.array_equal(data, np.round(data))
+    assert data.min() >= 0.0 and data.max() <= 255.0
     assert label.shape == (total, NUM_CLASSES)
     assert label.dtype == np.float64
     assert set(np.unique(label)) == {0.0, 1.0}
@@ -45,23 +49,67 @@ def test_test_split_has_the_course_format(dataset: KatakanaSet) -> None:
     assert len(dataset.test_data) == 14_500
 
 
-def test_images_use_the_full_range_white_on_black(dataset: KatakanaSet) -> None:
+def _ink(data: np.ndarray) -> np.ndarray:
+    """True where a pixel is mostly ink (dark in the course's format)."""
+    return np.asarray(data[:, 0] < 128)
+
+
+def test_images_are_dark_strokes_on_a_light_background(dataset: KatakanaSet) -> None:
     for data in (dataset.train_data, dataset.test_data):
-        assert data.max() == 255
-        assert data.min() == 0
-        # Background is black: the border pixels are mostly empty.
-        border = np.concatenate(
-            [data[:, 0, 0, :], data[:, 0, -1, :], data[:, 0, :, 0], data[:, 0, :, -1]], axis=1
-        )
-        assert (border == 0).mean() > 0.9
+        assert data.max() == 255.0
+        assert data.min() == 0.0
+        # Paper is 255 (the course's normalised borders print 0.996-1.0); ink is near 0.
+        assert np.median(data) == 255.0
+        strokes = data[:, 0][_ink(data)]
+        assert np.median(strokes) < 40.0
+
+
+def test_glyphs_are_cropped_and_stretched_to_touch_the_edges(dataset: KatakanaSet) -> None:
+    for data in (dataset.train_data, dataset.test_data):
+        ink = _ink(data)
+        touches = np.stack(
+            [ink[:, 0, :].any(axis=1), ink[:, -1, :].any(axis=1), ink[:, :, 0].any(axis=1), ink[:, :, -1].any(axis=1)],
+            axis=1,
+        ).sum(axis=1)
+        # Most images touch at least two edges, as a crop to the ink's extent gives; many touch all four.
+        assert (touches >= 2).mean() > 0.9
+        assert (touches == 4).mean() > 0.3
+        # No margin: ink in the outer two rows and columns of nearly every image, both axes.
+        assert (ink[:, :2, :].any(axis=(1, 2)) | ink[:, -2:, :].any(axis=(1, 2))).mean() > 0.95
+        assert (ink[:, :, :2].any(axis=(1, 2)) | ink[:, :, -2:].any(axis=(1, 2))).mean() > 0.95
+
+
+def test_strokes_are_thick_like_a_felt_pen(dataset: KatakanaSet) -> None:
+    for data in (dataset.train_data, dataset.test_data):
+        ink = _ink(data)
+        # Horizontal runs of ink along each row: a thick pen gives runs of several pixels.
+        rows = ink.reshape(-1, 28).astype(np.int8)
+        edges = np.diff(np.pad(rows, ((0, 0), (1, 1))), axis=1)
+        starts, ends = np.nonzero(edges == 1), np.nonzero(edges == -1)
+        runs = ends[1] - starts[1]
+        assert np.median(runs) >= 3
+
+
+def test_other_polarity_and_uint8_store_the_same_drawings() -> None:
+    course, ids = sample_images(per_class=3)
+    light, light_ids = sample_images(per_class=3, fmt=DataFormat("light-on-dark", "float32"))
+    small, small_ids = sample_images(per_class=3, fmt=DataFormat("dark-on-light", "uint8"))
+    assert np.array_equal(ids, light_ids) and np.array_equal(ids, small_ids)
+    assert light.dtype == np.float32 and small.dtype == np.uint8
+    assert np.array_equal(light, 255.0 - course)
+    assert np.array_equal(small.astype(np.float32), course)
+    with pytest.raises(ValueError):
+        DataFormat("white", "float32")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        DataFormat("dark-on-light", "float16")  # type: ignore[arg-type]
 
 
 def test_every_image_has_a_plausible_amount_of_ink(dataset: KatakanaSet) -> None:
     for data in (dataset.train_data, dataset.test_data):
-        ink = (data > 64).reshape(len(data), -1).mean(axis=1)
-        assert ink.min() > 0.02
-        assert ink.max() < 0.45
-        assert 0.05 < ink.mean() < 0.25
+        ink = _ink(data).reshape(len(data), -1).mean(axis=1)
+        assert ink.min() > 0.05
+        assert ink.max() < 0.6
+        assert 0.12 < ink.mean() < 0.4
 
 
 def test_splits_are_shuffled(dataset: KatakanaSet) -> None:
@@ -133,10 +181,10 @@ def test_make_split_rejects_bad_arguments() -> None:
 def test_sample_images_gives_two_per_class_by_default() -> None:
     images, ids = sample_images()
     assert images.shape == (2 * NUM_CLASSES, 1, 28, 28)
-    assert images.dtype == np.uint8
+    assert images.dtype == np.float32
     assert ids.dtype == np.int64
     assert np.bincount(ids, minlength=NUM_CLASSES).tolist() == [2] * NUM_CLASSES
-    assert all((image > 64).mean() > 0.02 for image in images)
+    assert all((image < 128).mean() > 0.05 for image in images)
     again, _ = sample_images()
     assert again.tobytes() == images.tobytes()
 
@@ -167,4 +215,4 @@ def test_fingerprint_of_seed_0_is_pinned() -> None:
     """
     images, ids = sample_images(per_class=2, seed=0)
     digest = hashlib.sha256(images.tobytes() + ids.tobytes()).hexdigest()
-    assert digest == "4dd8c3f3520b80e77ebd88692b2d57683a531414f895ae24ddc66240bd85a01b"
+    assert digest == "f4d48be741ebbb9a22ae8085a0b42d484737af4cc16689a93755c14f04a8acfc"
