@@ -60,8 +60,10 @@
   zone.addEventListener("keydown", function (e) {
     if (e.target !== zone) return;
     if (e.key === "Enter" || e.key === " " || e.key === "Spacebar") {
-      e.preventDefault();
-      input.click();
+      e.preventDefault();  // Space would scroll the page
+      // Opened once the key event is done (the user activation lasts): some browsers drop a picker
+      // opened from inside the keydown handler itself.
+      window.setTimeout(function () { input.click(); }, 0);
     }
   });
   ["dragenter", "dragover"].forEach(function (type) {

@@ -48,7 +48,7 @@ def log_in(page: Page, server: LiveServer, email: str) -> None:
 
 def store_result(db: Session, sid: int, accuracy: float, *, started: dt.datetime) -> None:
     """What the worker writes when a run succeeds."""
-    db.expire_all()
+    db.commit()  # a fresh transaction: see what the server wrote since
     row = db.get(Submission, sid)
     assert row is not None
     per_class = [round(accuracy - 0.06 + (i % 5) * 0.025, 4) for i in range(15)]
@@ -67,7 +67,7 @@ def store_result(db: Session, sid: int, accuracy: float, *, started: dt.datetime
 
 
 def set_status(db: Session, sid: int, status: SubmissionStatus) -> None:
-    db.expire_all()
+    db.commit()  # a fresh transaction: see what the server wrote since
     row = db.get(Submission, sid)
     assert row is not None
     row.status = status
@@ -91,16 +91,17 @@ def test_trainee_main_path(
     db.add(UploadGrant(user_id=people.trainee.id, day=today, extra=3, reason="サーバー障害の補填"))
     db.commit()
     # Two earlier scored uploads, so the history has a course to show.
-    with live_server.client(people.trainee.email) as client:
-        for n, accuracy in ((1, 0.81), (2, 0.88)):
-            sent = client.post(
-                "/upload",
-                files={"file": (f"v{n}.zip", make_zip(), "application/zip")},
-                data={"csrf_token": client.cookies["katakana_csrf"]},
-                headers={"Accept": "application/json"},
-            )
-            assert sent.status_code == 201, sent.text
-            store_result(db, sent.json()["id"], accuracy, started=dt.datetime.now(dt.UTC))
+    client = live_server.client(people.trainee.email)
+    for n, accuracy in ((1, 0.81), (2, 0.88)):
+        sent = client.post(
+            "/upload",
+            files={"file": (f"v{n}.zip", make_zip(), "application/zip")},
+            data={"csrf_token": client.cookies["katakana_csrf"]},
+            headers={"Accept": "application/json"},
+        )
+        assert sent.status_code == 201, sent.text
+        store_result(db, sent.json()["id"], accuracy, started=dt.datetime.now(dt.UTC))
+    client.close()
     context = new_context(browser, viewport)
     page = context.new_page()
     log_in(page, live_server, people.trainee.email)
@@ -166,6 +167,8 @@ def test_trainee_main_path(
     page.keyboard.press("Enter")
     page.wait_for_url("**/submissions/*")
     sid = int(page.url.rsplit("/", 1)[1])
+    db.commit()  # a fresh transaction: see what the server wrote since
+    assert sid in db.scalars(select(Submission.id)).all(), (page.url, db.scalars(select(Submission.id)).all())
 
     # Waiting: position, elapsed time and the estimate, the state in the title; then the result
     # appears in place (the marker set on this very document survives: no reload).
