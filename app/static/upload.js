@@ -34,12 +34,23 @@
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
     return (i ? n.toFixed(1) : n) + " " + units[i];
   }
-  function showError(message, detail) {
+  function showError(message, detail, logText) {
     errorMessage.textContent = message;
     errorDetail.textContent = detail || "";
     errorDetail.hidden = !detail;
-    const log = errorBox.querySelector("details");
-    if (log) log.remove();  // a log from an earlier refusal would belong to another file
+    const old = errorBox.querySelector("details");
+    if (old) old.remove();  // a log from an earlier refusal would belong to another file
+    if (logText) {  // the log is evidence, not the message: folded away, as on the server's page
+      const details = document.createElement("details");
+      const summary = document.createElement("summary");
+      const pre = document.createElement("pre");
+      summary.textContent = form.dataset.logLabel;
+      pre.className = "log";
+      pre.dataset.testid = "preflight-log";
+      pre.textContent = logText;
+      details.append(summary, pre);
+      errorBox.append(details);
+    }
     reveal();
   }
   function showSelected() {
@@ -106,8 +117,7 @@
         showError(form.dataset.server.replace("{status}", String(xhr.status)));
         return;
       }
-      const log = error.preflight && error.preflight.log;
-      showError(error.message, [error.detail, log].filter(Boolean).join("\n\n"));
+      showError(error.message, error.detail, error.preflight && error.preflight.log);
     });
     // No answer at all: the connection dropped (the size was checked above, so it is not that).
     ["error", "timeout", "abort"].forEach(function (type) {

@@ -153,6 +153,7 @@ def test_trainee_main_path(
     expect(error).to_be_focused()
     what_to_do = page.get_by_text("手元で実行してエラーが出ないことを確かめてから提出してください", exact=False)
     expect(what_to_do).to_be_in_viewport()
+    expect(page.get_by_test_id("preflight-log")).to_be_hidden()  # the log is folded away, not the message
     check_page(page, artefacts, "2-refusal")
     page.unroute("**/upload")
 
