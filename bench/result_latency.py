@@ -83,7 +83,7 @@ def main() -> None:
                     conn.execute(update(Submission).values(status=SubmissionStatus.QUEUED, accuracy=None))
                 answered: list[float] = []
 
-                def hold() -> None:
+                def hold(answered: list[float] = answered) -> None:
                     reply = client.get(f"/submissions/{sid}/status", params={"known": "queued:1", "wait": 25})
                     answered.append(time.perf_counter())
                     assert reply.json()["status"] == "succeeded", reply.text
