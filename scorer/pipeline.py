@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +58,20 @@ INPUT = "/input"
 RUNTIME_MARK = "<runtime>"
 
 
+def limits_from_env(environ: Mapping[str, str] | None = None) -> Limits:
+    """The run limits with KATAKANA_WALL_SECONDS, KATAKANA_MEMORY_MB and KATAKANA_CPUS applied: one
+    reading shared by the scoring runs and the upload page that states them to trainees."""
+    env = os.environ if environ is None else environ
+    limits = Limits()
+    if "KATAKANA_WALL_SECONDS" in env:
+        limits = dataclasses.replace(limits, wall_seconds=float(env["KATAKANA_WALL_SECONDS"]))
+    if "KATAKANA_MEMORY_MB" in env:
+        limits = dataclasses.replace(limits, memory_bytes=int(env["KATAKANA_MEMORY_MB"]) * 1024**2)
+    if "KATAKANA_CPUS" in env:
+        limits = dataclasses.replace(limits, cpus=int(env["KATAKANA_CPUS"]))
+    return limits
+
+
 @dataclass(frozen=True)
 class ScoringConfig:
     runtime: Runtime
@@ -77,13 +91,7 @@ class ScoringConfig:
         KATAKANA_WALL_SECONDS, KATAKANA_MEMORY_MB, KATAKANA_CPUS,
         KATAKANA_HIDDEN_RUN_EXCERPT_BYTES, KATAKANA_HIDDEN_RUN_STORED_LOG_BYTES."""
         env = dict(os.environ if environ is None else environ)
-        limits = Limits()
-        if "KATAKANA_WALL_SECONDS" in env:
-            limits = dataclasses.replace(limits, wall_seconds=float(env["KATAKANA_WALL_SECONDS"]))
-        if "KATAKANA_MEMORY_MB" in env:
-            limits = dataclasses.replace(limits, memory_bytes=int(env["KATAKANA_MEMORY_MB"]) * 1024**2)
-        if "KATAKANA_CPUS" in env:
-            limits = dataclasses.replace(limits, cpus=int(env["KATAKANA_CPUS"]))
+        limits = limits_from_env(env)
         sandbox = SandboxConfig(
             mode=env.get("KATAKANA_SANDBOX_MODE", "auto"),  # type: ignore[arg-type]
             allow_unsandboxed=env.get("KATAKANA_ALLOW_UNSANDBOXED", "1").lower() in ("1", "true", "yes"),

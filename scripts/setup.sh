@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what katakana-scorer needs on a Debian/Ubuntu machine; safe to run again (it skips what is done).
 #   scripts/setup.sh          the service: bubblewrap, Redis, the app's venv (.venv), the reference runtime
-#   scripts/setup.sh --test   also what the full test suite needs: PostgreSQL, Chromium
+#   scripts/setup.sh --test   also what the full test suite needs: PostgreSQL, Chromium, a Japanese font
+#                             (browser screenshots), npm and axe-core (the browser tests' accessibility check)
 # System packages are installed when we are root or have password-less sudo; otherwise this says
 # exactly what to install and stops.
 set -euo pipefail
@@ -14,7 +15,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # --- 1. system packages -------------------------------------------------------------------------
 packages=(bubblewrap redis-server python3-venv libseccomp2)
-[ "$want_test" = 1 ] && packages+=(postgresql chromium)
+[ "$want_test" = 1 ] && packages+=(postgresql chromium fonts-ipafont-gothic npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -61,5 +62,17 @@ if [ ! -x "$runtime/bin/python" ] || ! cmp -s runtime/requirements.txt "$rstamp"
   "$runtime/bin/pip" install -q -r runtime/requirements.txt
   cp runtime/requirements.txt "$rstamp"
   chmod -R a+rX "$runtime"
+fi
+# --- 4. axe-core for the browser tests' accessibility check -------------------------------------
+# Installed from npm into .cache/ (ignored by git) and injected into pages by Playwright, so no test
+# ever loads it from a CDN.
+if [ "$want_test" = 1 ]; then
+  axe_version=4.11.0
+  axe_dir=.cache/axe-core
+  if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ] || ! grep -q "\"version\": \"$axe_version\"" "$axe_dir/node_modules/axe-core/package.json"; then
+    say "installing axe-core $axe_version into $axe_dir"
+    mkdir -p "$axe_dir"
+    npm install --silent --no-audit --no-fund --no-save --prefix "$axe_dir" "axe-core@$axe_version" >/dev/null
+  fi
 fi
 say "ready: runtime $runtime/bin/python"

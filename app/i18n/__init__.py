@@ -40,5 +40,14 @@ class Translator:
             return self("duration_hm", h=hours, m=minutes)
         return self("duration_m", m=minutes)
 
+    def clock(self, value: float | None) -> str:
+        """ "2 min 05 s" / "2分05秒": elapsed and expected scoring time, to the second."""
+        if value is None:
+            return ""
+        minutes, seconds = divmod(max(0, int(value)), 60)
+        if minutes:
+            return self("clock_ms", m=minutes, s=f"{seconds:02d}")
+        return self("clock_s", s=seconds)
+
     def seconds(self, value: float | None) -> str:
         return "" if value is None else self("seconds", s=f"{value:.1f}")

@@ -1,20 +1,33 @@
 // Upload page: drag-and-drop, a size check before sending, and a progress bar (XMLHttpRequest,
 // because fetch() cannot report upload progress). Without JavaScript the form still posts normally.
+// Every message comes from the page's data-* attributes, already in the user's language.
 (function () {
   "use strict";
   const form = document.getElementById("upload-form");
+  const errorBox = document.getElementById("upload-error");
+  const errorMessage = document.getElementById("upload-error-message");
+  const errorDetail = document.getElementById("upload-error-detail");
+
+  // An error the server rendered (the no-JavaScript path, or a reload) is brought into view and
+  // focused too, so a screen reader announces it and a phone shows it without scrolling.
+  function reveal() {
+    errorBox.hidden = false;
+    errorBox.focus({ preventScroll: true });
+    errorBox.scrollIntoView({ block: "start", behavior: "auto" });
+  }
+  if (errorBox && !errorBox.hidden) reveal();
   if (!form) return;
+
   const input = document.getElementById("file");
   const zone = document.getElementById("dropzone");
   const selected = document.getElementById("selected-file");
   const progress = document.getElementById("upload-progress");
   const status = document.getElementById("upload-status");
   const submit = document.getElementById("upload-submit");
-  const errorBox = document.getElementById("upload-error");
-  const errorMessage = document.getElementById("upload-error-message");
-  const errorDetail = document.getElementById("upload-error-detail");
   const maxBytes = Number(form.dataset.maxBytes);
   const confirmBox = document.getElementById("near-chance-confirm");
+  // Our own messages replace the browser's "required" bubble, which is in the browser's language.
+  form.noValidate = true;
 
   function humanSize(n) {
     const units = ["B", "KiB", "MiB", "GiB"];
@@ -22,17 +35,36 @@
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
     return (i ? n.toFixed(1) : n) + " " + units[i];
   }
-  function showError(message, detail) {
+  function showError(message, detail, logText) {
     errorMessage.textContent = message;
     errorDetail.textContent = detail || "";
     errorDetail.hidden = !detail;
-    errorBox.hidden = false;
+    const old = errorBox.querySelector("details");
+    if (old) old.remove();  // a log from an earlier refusal would belong to another file
+    if (logText) {  // the log is evidence, not the message: folded away, as on the server's page
+      const details = document.createElement("details");
+      const summary = document.createElement("summary");
+      const pre = document.createElement("pre");
+      summary.textContent = form.dataset.logLabel;
+      pre.className = "log";
+      pre.dataset.testid = "preflight-log";
+      pre.textContent = logText;
+      details.append(summary, pre);
+      errorBox.append(details);
+    }
+    reveal();
   }
   function showSelected() {
     const file = input.files[0];
     selected.textContent = file
       ? selected.dataset.template.replace("{name}", file.name).replace("{size}", humanSize(file.size))
       : "";
+    if (file) errorBox.hidden = true;
+  }
+  function reset() {
+    submit.disabled = false;
+    progress.hidden = true;
+    status.textContent = "";
   }
 
   input.addEventListener("change", function () {
@@ -40,6 +72,16 @@
     confirmBox.hidden = true;
     confirmBox.querySelector("input").checked = false;
     showSelected();
+  });
+  // The drop zone is a keyboard stop of its own: Enter or Space opens the file chooser.
+  zone.addEventListener("keydown", function (e) {
+    if (e.target !== zone) return;
+    if (e.key === "Enter" || e.key === " " || e.key === "Spacebar") {
+      e.preventDefault();  // Space would scroll the page
+      // Opened once the key event is done (the user activation lasts): some browsers drop a picker
+      // opened from inside the keydown handler itself.
+      window.setTimeout(function () { input.click(); }, 0);
+    }
   });
   ["dragenter", "dragover"].forEach(function (type) {
     zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.add("over"); });
@@ -58,7 +100,7 @@
     e.preventDefault();
     errorBox.hidden = true;
     const file = input.files[0];
-    if (!file) return;
+    if (!file) { showError(form.dataset.noFile); return; }
     if (file.size > maxBytes) { showError(form.dataset.tooLarge); return; }
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.action);
@@ -72,22 +114,25 @@
       if (ev.loaded === ev.total) status.textContent = form.dataset.checking;
     });
     xhr.addEventListener("load", function () {
-      let body = {};
-      try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
-      if (xhr.status === 201 && body.url) { window.location.assign(body.url); return; }
-      submit.disabled = false;
-      progress.hidden = true;
-      status.textContent = "";
-      const error = body.error || {};
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (err) { body = null; }
+      if (xhr.status === 201 && body && body.url) { window.location.assign(body.url); return; }
+      reset();
+      const error = (body && body.error) || null;
+      if (!error) {  // a proxy's or gateway's page, not ours: say so instead of showing its HTML
+        showError(form.dataset.server.replace("{status}", String(xhr.status)));
+        return;
+      }
       // Near chance on the public images: offer "submit anyway"; the same file is sent again.
       if (error.code === "near_chance") confirmBox.hidden = false;
-      const log = error.preflight && error.preflight.log;
-      showError(error.message || xhr.statusText, [error.detail, log].filter(Boolean).join("\n\n"));
+      showError(error.message, error.detail, error.preflight && error.preflight.log);
     });
-    xhr.addEventListener("error", function () {
-      submit.disabled = false;
-      progress.hidden = true;
-      showError(form.dataset.tooLarge);
+    // No answer at all: the connection dropped (the size was checked above, so it is not that).
+    ["error", "timeout", "abort"].forEach(function (type) {
+      xhr.addEventListener(type, function () {
+        reset();
+        showError(form.dataset.network);
+      });
     });
     submit.disabled = true;
     progress.hidden = false;

@@ -8,6 +8,8 @@ degrades a chart instead of breaking the page.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +74,91 @@ def bar_chart(per_class: Any, *, width: int = 640, height: int = 240) -> BarChar
     return BarChart(width, height, top, bottom, left, bars, ticks)
 
 
+def nice_axis(values: list[float], *, max_ticks: int = 6, floor_margin: float = 0.02) -> tuple[float, float, float]:
+    """(low, high, step) for an accuracy axis that fits the data: even steps of 1, 2, 5, 10, 20 or
+    25 points, the low end a little under the smallest value so the smallest bar still shows, the
+    high end at most 100 %. A 0-100 % axis flattens 75-98 % into bars that all look alike."""
+    lo = max(0.0, min(values) - floor_margin)
+    hi = min(1.0, max(values))
+    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25):
+        low = math.floor(lo / step + 1e-9) * step
+        high = min(1.0, math.ceil(hi / step - 1e-9) * step)
+        if high <= low:
+            high = min(1.0, low + step)
+        if (high - low) / step <= max_ticks - 1:
+            return round(low, 4), round(high, 4), step
+    return 0.0, 1.0, 0.25
+
+
+def axis_label(value: float, step: float) -> str:
+    return f"{value * 100:.0f}%" if step >= 0.01 else f"{value * 100:.1f}%"
+
+
+@dataclass(frozen=True)
+class ClassBar:
+    y: float  # top of the row's bar
+    width: float
+    label: str
+    value: float | None
+    text: str  # the value as printed on the chart ("97.1%")
+    below_pass: bool
+
+
+@dataclass(frozen=True)
+class ClassBars:
+    """Per-class accuracy as horizontal bars: one row per character, the value printed at the bar's
+    end, so it reads on a phone and on touch screens (no hover needed)."""
+
+    width: int
+    height: int
+    left: int  # where bars start (after the character labels)
+    top: int
+    plot_w: float
+    row: float
+    bar_h: float
+    bars: list[ClassBar]
+    ticks: list[tuple[float, str]]  # (x, label)
+    pass_x: float | None
+    pass_text: str
+    summary: str  # for the SVG's accessible name: lowest and highest class
+
+
+def class_bars(per_class: Any, threshold: float | None = None, *, width: int = 420) -> ClassBars:
+    top, left, right, bottom, row = 22, 34, 58, 26, 24.0
+    values = per_class_accuracies(per_class)
+    known = [v for v in values if v is not None]
+    low, high, step = nice_axis(known + ([threshold] if threshold is not None else []) or [0.0, 1.0])
+    plot_w = width - left - right
+    span = (high - low) or 1.0
+
+    def x_of(value: float) -> float:
+        return plot_w * (max(low, min(high, value)) - low) / span
+
+    bars = [
+        ClassBar(
+            top + i * row + row * 0.15,
+            x_of(value) if value is not None else 0.0,
+            label,
+            value,
+            "—" if value is None else f"{value * 100:.1f}%",
+            threshold is not None and value is not None and value < threshold,
+        )
+        for i, (label, value) in enumerate(zip(KATAKANA, values, strict=True))
+    ]
+    n_ticks = round((high - low) / step) + 1
+    ticks = [(left + x_of(low + k * step), axis_label(low + k * step, step)) for k in range(n_ticks)]
+    pass_x = left + x_of(threshold) if threshold is not None else None
+    pass_text = f"{threshold * 100:.1f}%" if threshold is not None else ""
+    if known:
+        pairs = [(v, lab) for lab, v in zip(KATAKANA, values, strict=True) if v is not None]
+        worst, best = min(pairs), max(pairs)
+        summary = f"{worst[1]} {worst[0] * 100:.1f}% – {best[1]} {best[0] * 100:.1f}%"
+    else:
+        summary = ""
+    height = int(top + row * len(KATAKANA) + bottom)
+    return ClassBars(width, height, left, top, plot_w, row, row * 0.7, bars, ticks, pass_x, pass_text, summary)
+
+
 @dataclass(frozen=True)
 class Cell:
     x: float
@@ -112,12 +199,29 @@ def heatmap(confusion: Any, *, cell: float = 30, offset: int = 30) -> Heatmap | 
 
 
 @dataclass(frozen=True)
+class HistoryPoint:
+    """One scored submission in 「識別精度の変遷」."""
+
+    label: str  # short x-axis label, e.g. "#12 11/24"
+    value: float
+    current: bool = False
+    date: str = ""  # full local date and time with the zone, for the data table
+    file: str = ""
+    submission_id: int | None = None
+
+
+@dataclass(frozen=True)
 class Point:
     x: float
     y: float
     value: float
     label: str  # e.g. "#12 11/24"
     current: bool
+    show_label: bool = True  # x label drawn (thinned out when points crowd)
+    show_value: bool = True  # value drawn above the point
+    date: str = ""
+    file: str = ""
+    submission_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,33 +236,58 @@ class LineChart:
     polyline: str
     ticks: list[tuple[float, str]]
     y_min: float
+    pass_y: float | None = None
+    pass_text: str = ""
+    x_label_y: float = 0.0
 
 
-def line_chart(history: list[tuple[str, float, bool]], *, width: int = 640, height: int = 220) -> LineChart | None:
-    """「識別精度の変遷」: accuracy per scored submission, oldest first; ``(label, accuracy, is_current)``.
+def line_chart(
+    history: Sequence[tuple[str, float, bool] | HistoryPoint],
+    threshold: float | None = None,
+    *,
+    width: int = 420,
+    height: int = 250,
+) -> LineChart | None:
+    """「識別精度の変遷」: accuracy per scored submission, oldest first.
 
-    The y axis starts a little below the worst score (not at 0) so progress between 0.95 and 0.99
-    — where trainees spend most of the course — stays visible.
+    The y axis fits the scores and the pass line (even steps), so progress between 0.95 and 0.99 —
+    where trainees spend most of the course — stays visible. Every point carries its value; x labels
+    (submission and date) are thinned to what fits, the data table below lists them all.
     """
     if not history:
         return None
-    left, top, right, bottom = 44, 10, 10, 24
+    items = [h if isinstance(h, HistoryPoint) else HistoryPoint(h[0], h[1], h[2]) for h in history]
+    left, top, right, bottom = 44, 22, 16, 40
     plot_w, plot_h = width - left - right, height - top - bottom
-    low = min(value for _, value, _ in history)
-    y_min = max(0.0, min(0.9, (int(low * 20) / 20) - 0.05))
-    span = 1.0 - y_min
-    step = plot_w / max(1, len(history) - 1)
+    low, high, step = nice_axis([h.value for h in items] + ([threshold] if threshold is not None else []))
+    span = (high - low) or 1.0
+
+    def y_of(value: float) -> float:
+        return top + plot_h * (1 - (max(low, min(high, value)) - low) / span)
+
+    n = len(items)
+    step_x = plot_w / max(1, n - 1)
+    every = max(1, math.ceil(n / 6))  # about six x labels fit at 420 units (~390 px phones)
+    value_every = max(1, math.ceil(n / 10))
     points = []
-    for i, (label, value, current) in enumerate(history):
-        x = left + (i * step if len(history) > 1 else plot_w / 2)
-        y = top + plot_h * (1 - (max(y_min, min(1.0, value)) - y_min) / span)
-        points.append(Point(x, y, value, label, current))
-    ticks = []
-    for k in range(5):
-        v = y_min + span * k / 4
-        ticks.append((top + plot_h * (1 - k / 4), f"{v * 100:.0f}%"))
+    for i, h in enumerate(items):
+        x = left + (i * step_x if n > 1 else plot_w / 2)
+        edge = i in (0, n - 1)
+        point = Point(
+            x, y_of(h.value), h.value, h.label, h.current,
+            show_label=edge or h.current or i % every == 0,
+            show_value=edge or h.current or i % value_every == 0,
+            date=h.date, file=h.file, submission_id=h.submission_id,
+        )  # fmt: skip
+        points.append(point)
+    n_ticks = round((high - low) / step) + 1
+    ticks = [(y_of(low + k * step), axis_label(low + k * step, step)) for k in range(n_ticks)]
     polyline = " ".join(f"{p.x:.1f},{p.y:.1f}" for p in points)
-    return LineChart(width, height, left, top, plot_w, plot_h, points, polyline, ticks, y_min)
+    pass_y = y_of(threshold) if threshold is not None else None
+    pass_text = f"{threshold * 100:.1f}%" if threshold is not None else ""
+    return LineChart(
+        width, height, left, top, plot_w, plot_h, points, polyline, ticks, low, pass_y, pass_text, top + plot_h + 16
+    )
 
 
 def overfit_gap(validation: float | None, test: float | None) -> float | None:

@@ -8,20 +8,33 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session
 
 from app.i18n import Translator
-from app.models import Role, Submission, SubmissionStatus, User
+from app.models import Role, Submission, User
 from app.services import storage
+from app.services.progress import Progress, progress
 from app.services.rescoring import earlier_results
-from app.services.submissions import accuracy_history, get_visible, own_submissions, queue_position
+from app.services.submissions import accuracy_history, active_cohort, get_visible, own_submissions, queue_position
 from app.settings import Settings
 from app.web import charts
 from app.web.csrf import verify_csrf
-from app.web.deps import CurrentUser, LangDep, NotFound, PathId, SessionDep, SettingsDep, TranslatorDep
-from app.web.templating import local_time, render
+from app.web.deps import (
+    ClockDep,
+    CurrentUser,
+    LangDep,
+    NotFound,
+    PathId,
+    SessionDep,
+    SettingsDep,
+    TranslatorDep,
+    UploaderDep,
+)
+from app.web.templating import local_time, local_time_tz, render
+from app.web.upload_page import quota_view, standing
 from scorer.disclosure import cap_visible
 
 router = APIRouter(dependencies=[Depends(verify_csrf)])
@@ -68,21 +81,36 @@ def visible_log(submission: Submission, user: User, settings: Settings) -> str:
     return cap_visible(submission.log, settings.hidden_run_excerpt_bytes)
 
 
-def history_points(db: Session, submission: Submission) -> list[tuple[str, float, bool]]:
+def history_points(db: Session, submission: Submission) -> list[charts.HistoryPoint]:
+    timezone = submission.cohort.timezone
     rows = accuracy_history(db, submission.user_id, submission.cohort_id)
     return [
-        (
-            f"#{row.id} {local_time(row.created_at, submission.cohort.timezone)[5:10]}",
-            float(row.accuracy or 0.0),
-            row.id == submission.id,
+        charts.HistoryPoint(
+            label=f"#{row.id} {local_time(row.created_at, timezone)[5:10].replace('-', '/')}",
+            value=float(row.accuracy or 0.0),
+            current=row.id == submission.id,
+            date=local_time_tz(row.created_at, timezone),
+            file=row.original_filename,
+            submission_id=row.id,
         )
         for row in rows
     ]
 
 
 @router.get("/submissions", name="submission_list")
-def submission_list(request: Request, db: SessionDep, user: CurrentUser, lang: LangDep) -> Response:
-    return render(request, "submissions.html", {"submissions": own_submissions(db, user)})
+def submission_list(
+    request: Request, db: SessionDep, user: CurrentUser, lang: LangDep, t: TranslatorDep, clock: ClockDep
+) -> Response:
+    cohort = active_cohort(db, user.id)
+    return render(
+        request,
+        "submissions.html",
+        {
+            "submissions": own_submissions(db, user),
+            "standing": standing(db, user.id, cohort) if cohort else None,
+            "quota": quota_view(db, user, cohort, clock(), t) if cohort else None,
+        },
+    )
 
 
 @router.get("/submissions/{submission_id}", name="submission_result")
@@ -94,24 +122,27 @@ def submission_result(
     lang: LangDep,
     t: TranslatorDep,
     settings: SettingsDep,
+    clock: ClockDep,
 ) -> Response:
     submission = _visible(db, user, submission_id)
     gap = charts.overfit_gap(submission.validation_accuracy, submission.accuracy)
     shown_log = cap_visible(submission.log, settings.hidden_run_excerpt_bytes)
+    threshold = submission.cohort.pass_threshold
     context = {
         "s": submission,
         "position": queue_position(db, submission),
         "error_message": error_message(submission, lang),
         "log_tail": log_tail(shown_log),
         "visible_log": shown_log,
-        "bar_chart": charts.bar_chart(submission.per_class) if submission.per_class else None,
+        "bar_chart": charts.class_bars(submission.per_class, threshold) if submission.per_class else None,
         "heat_chart": charts.heatmap(submission.confusion),
-        "line_chart": charts.line_chart(history_points(db, submission)),
+        "line_chart": charts.line_chart(history_points(db, submission), threshold),
         "gap": gap,
         "overfit": gap is not None and gap >= charts.OVERFIT_POINTS,
         "notices": _notices(submission, t),
         "timezone": submission.cohort.timezone,
         "earlier": earlier_results(db, submission.id),
+        "progress": progress(db, submission).to_json(clock()),
     }
     return render(request, "result.html", context)
 
@@ -126,20 +157,45 @@ def _notices(submission: Submission, t: Translator) -> list[str]:
     return [n for n in out if n]
 
 
+LONG_POLL_MAX_S = 25.0  # below common proxy idle time-outs (30-60 s)
+LONG_POLL_TICK_S = 0.1  # how often a waiting request looks again: the page learns of a result within this
+
+
+def _progress_now(factory: Any, user_id: int, submission_id: int) -> Progress | None:
+    with factory() as db:
+        user = db.get(User, user_id)
+        submission = get_visible(db, user, submission_id) if user is not None else None
+        return progress(db, submission) if submission is not None else None
+
+
 @router.get("/submissions/{submission_id}/status", name="submission_status")
-def submission_status(submission_id: PathId, db: SessionDep, user: CurrentUser) -> Response:
-    """Polled by the result page until the status is final."""
-    submission = _visible(db, user, submission_id)
-    return JSONResponse(
-        {
-            "id": submission.id,
-            "status": submission.status.value,
-            "queue_position": queue_position(db, submission),
-            "final": submission.status in (SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED),
-            "accuracy": submission.accuracy,
-        },
-        headers={"Cache-Control": "no-store"},
-    )
+async def submission_status(
+    request: Request,
+    submission_id: PathId,
+    viewer: UploaderDep,
+    clock: ClockDep,
+    known: str | None = None,
+    wait: float = 0.0,
+) -> Response:
+    """The result page's live feed (long polling).
+
+    Without ``wait`` it answers at once. With ``wait`` (seconds, at most 25) and ``known`` (the
+    ``fingerprint`` the page shows), it answers as soon as the state differs from ``known`` — within
+    one tick of the worker storing the result — or when ``wait`` runs out. No session is held while
+    waiting: each look opens and closes its own, so waiting pages cannot exhaust the pool.
+    """
+    factory = request.app.state.sessionmaker
+    deadline = anyio.current_time() + max(0.0, min(wait, LONG_POLL_MAX_S))
+    while True:
+        state = await anyio.to_thread.run_sync(_progress_now, factory, viewer.id, submission_id)
+        if state is None:
+            raise NotFound
+        if known is None or state.fingerprint != known or state.final or anyio.current_time() >= deadline:
+            break
+        if await request.is_disconnected():
+            break  # the page went away: stop looking for it
+        await anyio.sleep(LONG_POLL_TICK_S)
+    return JSONResponse(state.to_json(clock()), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/submissions/{submission_id}/log", name="submission_log")

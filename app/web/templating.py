@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from app.i18n import Translator, normalize_lang
 from app.security.csrf import CSRF_FIELD
 from app.web import charts
+from scorer.classes import KATAKANA
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
@@ -23,6 +24,15 @@ def local_time(value: dt.datetime | None, timezone: str = "Asia/Tokyo") -> str:
     if value is None:
         return ""
     return value.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def local_time_tz(value: dt.datetime | None, timezone: str = "Asia/Tokyo") -> str:
+    """What pages show: the cohort's local time with its zone ("2026-11-28 18:00 JST"), so a trainee
+    abroad or an instructor in another zone never guesses which clock a date is on."""
+    if value is None:
+        return ""
+    local = value.astimezone(ZoneInfo(timezone))
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or timezone}"
 
 
 def percent(value: float | None, digits: int = 2) -> str:
@@ -35,11 +45,12 @@ def human_size(n: int) -> str:
     return human_bytes(n)
 
 
-templates.env.filters["local_time"] = local_time
+templates.env.filters["local_time"] = local_time_tz  # pages: always with the zone (CSV cells stay bare)
 templates.env.filters["percent"] = percent
 templates.env.filters["human_size"] = human_size
 templates.env.globals["charts"] = charts
 templates.env.globals["CSRF_FIELD"] = CSRF_FIELD
+templates.env.globals["KATAKANA"] = KATAKANA
 
 
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:

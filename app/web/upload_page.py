@@ -1,4 +1,5 @@
-"""What the upload page shows besides the form: today's quota, the runtime's versions, the templates."""
+"""What the upload page shows besides the form: the submission contract (with the runtime's real
+libraries and limits), the trainee's standing, today's quota and why it changed, the templates."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.i18n import Translator
-from app.models import Cohort, User
+from app.models import Cohort, Submission, SubmissionStatus, UploadGrant, User
 from app.services.quota import QuotaStatus, quota_status
 from app.settings import Settings
 
@@ -26,14 +28,55 @@ class QuotaView:
     status: QuotaStatus
     remaining_text: str
     reset_text: str
+    grant_texts: tuple[str, ...] = ()  # why today's limit is above the cohort's: one line per grant
 
 
 def quota_view(db: Session, user: User, cohort: Cohort, now: dt.datetime, t: Translator) -> QuotaView:
     status = quota_status(db, user.id, cohort, now)
+    grants = db.scalars(
+        select(UploadGrant)
+        .where(UploadGrant.user_id == user.id, UploadGrant.day == status.day)
+        .order_by(UploadGrant.created_at, UploadGrant.id)
+    )
+    # "2 / 4" next to a cohort limit of 3 reads as a bug unless the page says where the 4th came from.
+    grant_texts = tuple(
+        t("quota_grant_reason", extra=g.extra, reason=g.reason) if g.reason else t("quota_grant", extra=g.extra)
+        for g in grants
+    )
     return QuotaView(
         status,
         t("remaining_today", remaining=status.remaining, limit=status.limit),
         reset_text(status, now, t),
+        grant_texts,
+    )
+
+
+@dataclass(frozen=True)
+class Standing:
+    best: float | None  # best test accuracy so far in this cohort (None: nothing scored yet)
+    scored: int
+    threshold: float | None
+    best_id: int | None = None
+
+    @property
+    def passed(self) -> bool | None:
+        if self.threshold is None or self.best is None:
+            return None
+        return self.best >= self.threshold
+
+
+def standing(db: Session, user_id: int, cohort: Cohort) -> Standing:
+    """The trainee's best score against the pass mark, shown wherever they decide to upload again."""
+    scored = select(Submission).where(
+        Submission.user_id == user_id,
+        Submission.cohort_id == cohort.id,
+        Submission.status == SubmissionStatus.SUCCEEDED,
+        Submission.accuracy.is_not(None),
+    )
+    best = db.scalars(scored.order_by(Submission.accuracy.desc(), Submission.id).limit(1)).first()
+    count = db.scalar(select(func.count()).select_from(scored.subquery())) or 0
+    return Standing(
+        best.accuracy if best else None, int(count), cohort.pass_threshold, best.id if best else None
     )
 
 
@@ -46,6 +89,18 @@ def reset_text(status: QuotaStatus, now: dt.datetime, t: Translator) -> str:
         tz=local.tzname() or status.timezone,
         remaining=t.duration(status.resets_in(now)),
     )
+
+
+# Frameworks trainees commonly reach for; the page says which of them the runtime lacks, from its probe.
+FRAMEWORKS = (("torch", "PyTorch"), ("tensorflow", "TensorFlow"), ("keras", "Keras"), ("jax", "JAX"))
+PACKAGE_NAMES = {"numpy": "NumPy", "scipy": "SciPy", "pandas": "pandas", "matplotlib": "matplotlib",
+                 "sklearn": "scikit-learn", "PIL": "Pillow"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RuntimeView:
+    versions: dict[str, str]  # display name -> version, Python first
+    unavailable: tuple[str, ...]
 
 
 def runtime_key(settings: Settings) -> str | None:
@@ -62,6 +117,40 @@ def runtime_versions(runtime_python: str | None) -> dict[str, str]:
     except Exception:
         log.exception("cannot read the scoring runtime's versions")
         return {}
+
+
+@functools.lru_cache(maxsize=4)
+def runtime_view(runtime_python: str | None) -> RuntimeView | None:
+    """The libraries trainees may import, and the frameworks they may not (None: probe failed)."""
+    try:
+        from scorer.runtime import find_runtime
+
+        info = find_runtime(runtime_python).info()
+    except Exception:
+        log.exception("cannot probe the scoring runtime")
+        return None
+    versions = {"Python": info.python}
+    versions.update({PACKAGE_NAMES.get(k, k): v for k, v in info.packages.items()})
+    modules = set(info.modules)
+    return RuntimeView(versions, tuple(label for name, label in FRAMEWORKS if name not in modules))
+
+
+@dataclass(frozen=True)
+class LimitsView:
+    wall: str
+    memory: str
+    chunk: int
+
+
+def limits_view(t: Translator) -> LimitsView:
+    """The sandbox limits as the worker applies them (same environment overrides)."""
+    from scorer.errors import human_bytes
+    from scorer.pipeline import ScoringConfig, limits_from_env
+
+    limits = limits_from_env()
+    minutes, seconds = divmod(int(limits.wall_seconds), 60)
+    wall = t("limit_minutes", m=minutes) if not seconds else t("seconds", s=str(int(limits.wall_seconds)))
+    return LimitsView(wall, human_bytes(limits.memory_bytes), ScoringConfig.chunk_size)
 
 
 def template_files() -> list[str]:

@@ -44,7 +44,16 @@ from app.web.deps import (
     wants_json,
 )
 from app.web.templating import human_size, render
-from app.web.upload_page import SCORER_TEMPLATES, quota_view, runtime_key, runtime_versions, template_files
+from app.web.upload_page import (
+    SCORER_TEMPLATES,
+    limits_view,
+    quota_view,
+    runtime_key,
+    runtime_versions,
+    runtime_view,
+    standing,
+    template_files,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -58,7 +67,10 @@ def _page_context(
     return {
         "cohort": cohort,
         "quota": quota_view(db, user, cohort, now, t) if cohort else None,
+        "standing": standing(db, user.id, cohort) if cohort else None,
         "versions": versions,
+        "runtime": runtime_view(runtime_key(settings)),
+        "limits": limits_view(t),
         "templates": template_files(),
         "max_bytes": settings.upload_max_bytes,
         "max_size": human_size(settings.upload_max_bytes),

@@ -53,3 +53,24 @@ def test_upload_page_shows_the_runtime_versions(client: TestClient, people: Peop
     page = client.get("/upload").text
     assert 'data-testid="runtime-versions"' in page
     assert "Python 3." in page
+
+
+def test_each_language_is_written_in_that_language_only() -> None:
+    """No English sentence fragments in Japanese text (「Test accuracy（正解率）」) and no Japanese or
+    full-width brackets in English text: code names, file names and units are the only exceptions."""
+    import re
+
+    code_words = {
+        "Python", "NumPy", "submit_katakana", "ipynb", "train_data", "npy", "pip", "install", "zip", "SHA",
+        "JST", "English", "docs", "predict", "test_data", "func_predict", "test_label", "scorer", "katakana",
+        "MiB", "GiB", "CSV", "API", "URL",
+    }  # fmt: skip
+    for key, text in TEXT["ja"].items():
+        if key.startswith("api_") or key == "switch_language":
+            continue  # the API's messages quote request fields and headers by their names
+        words = set(re.findall(r"[A-Za-z_]{3,}", re.sub(r"\{\w+\}", "", text)))
+        assert words <= code_words, (key, words - code_words)
+    for key, text in TEXT["en"].items():
+        if key == "switch_language":
+            continue  # 日本語, written in the language it switches to
+        assert not re.search(r"[\u3000-\u30ff\u4e00-\u9fff\uff01-\uff60]", text), key

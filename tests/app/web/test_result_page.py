@@ -22,10 +22,16 @@ def test_waiting_submission_shows_its_queue_position(client: TestClient, people:
     first = _submit(client, people, "0.9")
     second = _submit(client, people, "0.8")
     status = client.get(f"/submissions/{second}/status").json()
-    assert status == {"id": second, "status": "queued", "queue_position": 2, "final": False, "accuracy": None}
+    assert {k: status[k] for k in ("id", "status", "queue_position", "final", "accuracy", "fingerprint")} == {
+        "id": second, "status": "queued", "queue_position": 2, "final": False, "accuracy": None,
+        "fingerprint": "queued:2",
+    }  # fmt: skip
+    assert status["elapsed_s"] >= 0 and status["estimate_s"] is None  # no run has finished yet
     page = client.get(f"/submissions/{second}")
     assert 'data-testid="queue-position" data-position="2"' in page.text
     assert "/static/status.js" in page.text
+    assert "<title>採点待ち: 提出 #" in page.text  # the state is in the tab's title
+    assert 'data-testid="elapsed"' in page.text and 'data-testid="estimate"' in page.text
     assert client.get(f"/submissions/{first}/status").json()["queue_position"] == 1
 
 
@@ -140,3 +146,51 @@ def test_a_hidden_set_log_is_the_excerpt_for_the_trainee_and_the_staff_log_for_i
     login(client, people.instructor.email)
     staff = client.get(f"/submissions/{sid}/log").text
     assert staff.startswith("STAFF-ONLY") and len(staff) > 50_000
+def test_long_poll_answers_at_once_when_the_page_is_behind_and_waits_when_it_is_not(
+    client: TestClient, people: People, db: Session
+) -> None:
+    sid = _submit(client, people)
+    # The page shows an older state: the answer comes back without waiting, with the new one.
+    behind = client.get(f"/submissions/{sid}/status", params={"known": "running:", "wait": 25}).json()
+    assert behind["fingerprint"] == "queued:1"
+    # The page is up to date and nothing changes: it answers with the same state once ``wait`` ends.
+    same = client.get(f"/submissions/{sid}/status", params={"known": "queued:1", "wait": 0.3}).json()
+    assert same["fingerprint"] == "queued:1" and same["final"] is False
+
+
+def test_long_poll_returns_the_result_stored_while_it_waits(client: TestClient, people: People, db: Session) -> None:
+    """The worker stores the result while the page's request is held: the request answers with it."""
+    import threading
+
+    sid = _submit(client, people)
+    done = threading.Event()
+    answer: dict[str, object] = {}
+
+    def wait_for_result() -> None:
+        answer.update(client.get(f"/submissions/{sid}/status", params={"known": "queued:1", "wait": 25}).json())
+        done.set()
+
+    thread = threading.Thread(target=wait_for_result)
+    thread.start()
+    _succeed(db, sid, 0.91)
+    thread.join(timeout=60)
+    assert done.is_set()
+    assert answer["status"] == "succeeded" and answer["final"] is True and answer["accuracy"] == 0.91
+
+
+def test_estimate_is_the_median_of_recent_runs(client: TestClient, people: People, db: Session) -> None:
+    import datetime as dt
+
+    people.cohort.daily_limit = 10
+    db.commit()
+    first, second, third, waiting = (_submit(client, people) for _ in range(4))
+    for sid, seconds in ((first, 10), (second, 30), (third, 400)):
+        row = db.get(Submission, sid)
+        assert row is not None
+        row.status = SubmissionStatus.SUCCEEDED
+        row.started_at = dt.datetime(2026, 11, 24, 3, 0, tzinfo=dt.UTC)
+        row.finished_at = row.started_at + dt.timedelta(seconds=seconds)
+    db.commit()
+    status = client.get(f"/submissions/{waiting}/status").json()
+    assert status["estimate_s"] == 30  # the median: one runaway run does not drag it
+    assert "30秒" in client.get(f"/submissions/{waiting}").text

@@ -88,3 +88,11 @@ def test_html_escapes_what_the_trainee_controls() -> None:
 def test_log_tail_keeps_the_last_lines() -> None:
     assert log_tail("a\nb\nc\n", lines=2) == "b\nc"
     assert log_tail(None) == ""
+
+
+def test_japanese_success_is_japanese_only() -> None:
+    """No English labels inside a Japanese mail (「Test accuracy（正解率）」 read as a leftover)."""
+    mail = compose_result(facts(language="ja", recipient_name="山田 花子"))
+    text = mail.text
+    assert "テスト正解率: 95.12%" in text and "テスト損失: 0.1823" in text
+    assert "Test accuracy" not in text and "Test loss" not in text
