@@ -30,8 +30,9 @@ from app.observability.structured_logs import configure_logging
 from app.services.preflight import PASSED, Checker, scorer_checker
 from app.settings import Settings, get_settings
 from app.web import admin, auth, health, leaderboard, storage_full, submissions, uploads
+from app.web.auth import landing_page
 from app.web.csrf import CSRFCookieMiddleware, CSRFRejected
-from app.web.deps import LoginRequired, NotFound, wants_json
+from app.web.deps import LoginRequired, NotFound, OptionalUser, wants_json
 from app.web.templating import render
 from app.web.upload_page import runtime_key, runtime_versions
 
@@ -109,8 +110,9 @@ def create_app(
     storage_full.install_handler(app)
 
     @app.get("/", include_in_schema=False)
-    def home(request: Request) -> Response:
-        return RedirectResponse("/upload", status_code=303)
+    def home(request: Request, user: OptionalUser) -> Response:
+        # Signed out: the upload page sends trainees (most visitors) through the login and back.
+        return RedirectResponse(landing_page(user.role) if user is not None else "/upload", status_code=303)
 
     _install_error_pages(app)
     return app

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.db import transaction
 from app.i18n import LANG_COOKIE, Translator, normalize_lang
-from app.models import Language, TokenPurpose, User
+from app.models import Language, Role, TokenPurpose, User
 from app.security import password_links, throttle
 from app.security.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
 from app.security.sessions import SESSION_COOKIE, end_session, start_session
@@ -31,6 +31,12 @@ def safe_next(target: str | None, default: str = "/upload") -> str:
     return target
 
 
+def landing_page(role: Role) -> str:
+    """Where someone lands after signing in: trainees upload; instructors and admins follow cohorts
+    (they cannot submit, so the upload page would only tell them so)."""
+    return "/upload" if role == Role.TRAINEE else "/cohorts"
+
+
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -38,8 +44,8 @@ def client_ip(request: Request) -> str:
 @router.get("/login", name="login_form")
 def login_form(request: Request, lang: LangDep, user: OptionalUser, next: str | None = None) -> Response:
     if user is not None:
-        return RedirectResponse(safe_next(next), status_code=303)
-    return render(request, "login.html", {"next": safe_next(next)})
+        return RedirectResponse(safe_next(next, landing_page(user.role)), status_code=303)
+    return render(request, "login.html", {"next": safe_next(next, "")})
 
 
 @router.post("/login", name="login")
@@ -49,7 +55,7 @@ def login(
     clock: ClockDep,
     email: Annotated[str, Form()],
     password: Annotated[str, Form()],
-    next: Annotated[str, Form()] = "/upload",
+    next: Annotated[str, Form()] = "",
 ) -> Response:
     """Check the password outside any write transaction, then record the attempt and the session.
 
@@ -70,7 +76,7 @@ def login(
         user_id, stored_hash = (user.id, user.password_hash) if user is not None and user.is_active else (None, None)
     if wait:
         error = t("login_throttled", minutes=max(1, (wait + 59) // 60))
-        refused = render(request, "login.html", {"next": safe_next(next), "error": error, "email": email}, 429)
+        refused = render(request, "login.html", {"next": safe_next(next, ""), "error": error, "email": email}, 429)
         refused.headers["Retry-After"] = str(wait)
         return refused
     # Verified even for an unknown or inactive account (against no hash), so timing tells nothing.
@@ -81,11 +87,11 @@ def login(
             account = None
         throttle.record_attempt(db, email, ip, account is not None, now)
         if account is None:
-            context = {"next": safe_next(next), "error": t("login_failed"), "email": email}
+            context = {"next": safe_next(next, ""), "error": t("login_failed"), "email": email}
             return render(request, "login.html", context, 400)
         if account.password_hash and needs_rehash(account.password_hash):
             account.password_hash = hash_password(password)
-        response = RedirectResponse(safe_next(next), status_code=303)
+        response = RedirectResponse(safe_next(next, landing_page(account.role)), status_code=303)
         start_session(db, account, response, settings)
         response.set_cookie(LANG_COOKIE, account.language.value, max_age=365 * 24 * 3600, samesite="lax")
         return response

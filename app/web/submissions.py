@@ -20,7 +20,7 @@ from app.services.submissions import accuracy_history, get_visible, own_submissi
 from app.web import charts
 from app.web.csrf import verify_csrf
 from app.web.deps import CurrentUser, LangDep, NotFound, SessionDep, SettingsDep, TranslatorDep
-from app.web.templating import local_time, render
+from app.web.templating import local_time, percent, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)])
 LOG_TAIL_LINES = 40
@@ -122,11 +122,53 @@ def submission_status(submission_id: int, db: SessionDep, user: CurrentUser) -> 
     )
 
 
+def log_document(submission: Submission, t: Translator) -> str:
+    """The downloadable log: the run's facts first, then what the submission printed.
+
+    A successful run often prints nothing, and an empty file reads as "something broke"; the
+    header says what happened (and with which test set and runtime) whatever the output was.
+    """
+    tz = submission.cohort.timezone
+    lines = [t("log_doc_header", id=submission.id), ""]
+    facts: list[tuple[str, str]] = [
+        (t("log_doc_file"), submission.original_filename),
+        (t("log_doc_submitted"), f"{local_time(submission.created_at, tz)} ({tz})"),
+        (t("log_doc_status"), t(f"status_{submission.status.value}")),
+    ]
+    if submission.accuracy is not None:
+        correct = f" ({submission.correct} / {submission.total})" if submission.total else ""
+        facts.append((t("log_doc_accuracy"), percent(submission.accuracy) + correct))
+    if submission.error_code:
+        facts.append((t("log_doc_error"), f"{submission.error_code}: {error_message(submission, t.lang)}"))
+    testset = submission.result.get("testset") if isinstance(submission.result, dict) else None
+    if isinstance(testset, dict) and testset.get("version"):
+        facts.append((t("log_doc_testset"), str(testset["version"])))
+    if submission.duration_s is not None:
+        facts.append((t("log_doc_duration"), f"{submission.duration_s:.2f} s"))
+    if submission.peak_memory_mb is not None:
+        facts.append((t("log_doc_memory"), f"{submission.peak_memory_mb:.0f} MB"))
+    if isinstance(submission.runtime, dict) and submission.runtime:
+        versions = sorted(submission.runtime.items())
+        runtime = ", ".join(f"{k} {v}" for k, v in versions if isinstance(v, str | int | float))
+        facts.append((t("log_doc_runtime"), runtime))
+    lines += [f"{label}: {value}" for label, value in facts]
+    lines += ["", f"--- {t('log_doc_output')} ---"]
+    if submission.log and submission.log.strip():
+        lines.append(submission.log.rstrip("\n"))
+    elif submission.status == SubmissionStatus.SUCCEEDED:
+        lines.append(t("log_doc_no_output"))
+    elif submission.status == SubmissionStatus.FAILED:
+        lines.append(t("log_doc_no_output_failed"))
+    else:
+        lines.append(t("log_doc_pending"))
+    return "\n".join(lines) + "\n"
+
+
 @router.get("/submissions/{submission_id}/log", name="submission_log")
-def submission_log(submission_id: int, db: SessionDep, user: CurrentUser) -> Response:
+def submission_log(submission_id: int, db: SessionDep, user: CurrentUser, t: TranslatorDep) -> Response:
     submission = _visible(db, user, submission_id)
     return PlainTextResponse(
-        submission.log or "",
+        log_document(submission, t),
         headers={"Content-Disposition": f'attachment; filename="submission-{submission.id}.log"'},
     )
 
