@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     login_max_failures: int = 5  # per email and IP address ...
     login_window_s: int = 15 * 60  # ... within this window
     password_token_ttl_s: int = 24 * 3600
+    # An invitation waits in an inbox until the course starts: it lives much longer than a reset link.
+    invite_token_ttl_days: int = Field(default=7, ge=1, le=90)
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Self:
