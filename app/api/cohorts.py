@@ -188,14 +188,11 @@ def import_enrollments(
             {"line": p.line, "code": p.code, "problem_ja": p.text(ja), "problem_en": p.text(en)}
             for p in exc.problems
         ]
-        raise ApiError(
-            422,
-            "api_csv_invalid",
-            details=details,
-            count=len(details),
-            problems_ja="\n".join(d["problem_ja"] for d in details),
-            problems_en="\n".join(d["problem_en"] for d in details),
-        ) from None
+        per_lang = {
+            "ja": {"problems": "\n".join(p.text(ja) for p in exc.problems)},
+            "en": {"problems": "\n".join(p.text(en) for p in exc.problems)},
+        }
+        raise ApiError(422, "api_csv_invalid", details=details, per_lang=per_lang, count=len(details)) from None
     result_rows, outbox_ids = [], []
     for row in rows:
         user = people.user_by_email(db, row.email)

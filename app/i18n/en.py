@@ -145,7 +145,7 @@ TEXT: dict[str, str] = {
     "api_email_taken": "{email} is already registered. Use the existing user (GET /api/v1/users?q=…) or another address.",
     "api_cannot_demote_self": "You cannot deactivate yourself or remove your own admin role. Ask another admin.",
     "api_not_trainee": "User {user_id} is not a trainee this applies to. Enrol them as a trainee in the cohort first.",
-    "api_csv_invalid": "The CSV has {count} problem(s); nothing was changed. Fix every line below and send it again (header name,email,role; roles trainee or instructor):\n{problems_en}",
+    "api_csv_invalid": "The CSV has {count} problem(s); nothing was changed. Fix every line below and send it again (header name,email,role; roles trainee or instructor):\n{problems}",
     "api_rescore_not_finished": "This submission is still {status}. Rescore it once it has finished (it is scored with the active test set anyway).",
     "api_testset_rejected": "The test set cannot be imported: {problem}. Fix the files and send them again.",
     "api_testset_too_large": "The file is too large (limit {mib} MiB). Use python -m app.cli import-testset on the server.",

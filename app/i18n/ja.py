@@ -142,7 +142,7 @@ TEXT: dict[str, str] = {
     "api_email_taken": "{email} は既に登録されています。既存のユーザーを使うか（GET /api/v1/users?q=…）、別のアドレスにしてください。",
     "api_cannot_demote_self": "自分自身を無効にしたり、管理者から外したりはできません。別の管理者に依頼してください。",
     "api_not_trainee": "ユーザー {user_id} はこの操作の対象になる受講生ではありません。先に受講生としてコホートに登録してください。",
-    "api_csv_invalid": "CSV に誤りが {count} 件あります。何も変更していません。次の行をすべて直してから、もう一度送ってください（見出し行は name,email,role、役割は trainee か instructor）:\n{problems_ja}",
+    "api_csv_invalid": "CSV に誤りが {count} 件あります。何も変更していません。次の行をすべて直してから、もう一度送ってください（見出し行は name,email,role、役割は trainee か instructor）:\n{problems}",
     "api_rescore_not_finished": "この提出はまだ {status} です。採点が終わってから再採点してください（いずれにしても有効なテストセットで採点されます）。",
     "api_testset_rejected": "テストセットを取り込めません: {problem}。ファイルを直して送り直してください。",
     "api_testset_too_large": "ファイルが大きすぎます（上限 {mib} MiB）。サーバー上で python -m app.cli import-testset を使ってください。",
