@@ -16,7 +16,7 @@ import datetime as dt
 import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -42,7 +42,7 @@ class SortKey(StrEnum):
     PASSED = "passed"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     user_id: int
     name: str
@@ -57,18 +57,7 @@ class Entry:
     standing: Standing
 
 
-@dataclass
-class _Totals:
-    name: str
-    email: str
-    submissions: int = 0
-    last_at: dt.datetime | None = None
-    best: float | None = None
-    best_at: dt.datetime | None = None
-    latest: float | None = None
-
-
-def _totals(db: Session, cohort_id: int) -> dict[int, _Totals]:
+def _rows(db: Session, cohort_id: int) -> list[Any]:
     """One statement: the cohort's active trainees with their summary row (none: never submitted)."""
     query = (
         select(
@@ -86,52 +75,43 @@ def _totals(db: Session, cohort_id: int) -> dict[int, _Totals]:
         .outerjoin(TraineeScore, (TraineeScore.cohort_id == cohort_id) & (TraineeScore.user_id == User.id))
         .where(Enrollment.cohort_id == cohort_id, Enrollment.role == Role.TRAINEE, User.is_active.is_(True))
     )
-    return {
-        user_id: _Totals(name, email, n or 0, last_at, best, best_at, latest)
-        for user_id, name, email, n, last_at, best, best_at, latest in db.execute(query)
-    }
+    return list(db.execute(query).all())
+
+
+_FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 def leaderboard(db: Session, cohort: Cohort) -> list[Entry]:
-    """Every active trainee of the cohort, in rank order (trainees without a score last, by name)."""
+    """Every active trainee of the cohort, in rank order (trainees without a score last, by name).
+
+    The rows are sorted as plain tuples and each entry is built once, with its rank: thousands of
+    trainees are ranked on every page view, so no per-row copies.
+    """
     threshold = cohort.pass_threshold
+    rows = _rows(db, cohort.id)
+    rows.sort(key=lambda r: (r[5] is None, -(r[5] or 0.0), r[6] or _FAR, r[1], r[0]))
     entries = []
-    for user_id, t in _totals(db, cohort.id).items():
-        passed = t.best is not None and threshold is not None and t.best >= threshold
-        standing = Standing.PASSED if passed else Standing.NOT_YET if t.submissions else Standing.NEVER
+    rank = 0
+    for user_id, name, email, n, last_at, best, best_at, latest in rows:
+        if best is not None:
+            rank += 1
+        passed = best is not None and threshold is not None and best >= threshold
         entries.append(
             Entry(
                 user_id=user_id,
-                name=t.name,
-                email=t.email,
-                rank=None,
-                best_accuracy=t.best,
-                best_reached_at=t.best_at,
-                latest_accuracy=t.latest,
-                submissions=t.submissions,
-                last_submission_at=t.last_at,
+                name=name,
+                email=email,
+                rank=rank if best is not None else None,
+                best_accuracy=best,
+                best_reached_at=best_at,
+                latest_accuracy=latest,
+                submissions=n or 0,
+                last_submission_at=last_at,
                 passed=passed,
-                standing=standing,
+                standing=Standing.PASSED if passed else Standing.NOT_YET if n else Standing.NEVER,
             )
         )
-    far = dt.datetime.max.replace(tzinfo=dt.UTC)
-    entries.sort(
-        key=lambda e: (
-            e.best_accuracy is None,
-            -(e.best_accuracy or 0.0),
-            e.best_reached_at or far,
-            e.name,
-            e.user_id,
-        )
-    )
-    rank = 0
-    ranked = []
-    for entry in entries:
-        if entry.best_accuracy is not None:
-            rank += 1
-            entry = replace(entry, rank=rank)
-        ranked.append(entry)
-    return ranked
+    return entries
 
 
 _SORT_VALUES: dict[SortKey, Callable[[Entry], Any]] = {
