@@ -228,13 +228,24 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def cpu_calibration_ms() -> float:
+    """CPU time of a fixed pure-Python loop, printed beside the figures: on a shared machine the
+    same code runs several times slower when the cores are contended, and this says by how much."""
+    start = time.process_time()
+    total = 0
+    for i in range(1_000_000):
+        total += i
+    return (time.process_time() - start) * 1000
+
+
 def run(name: str, url: str, data_dir: Path, args: argparse.Namespace) -> None:
     start = time.perf_counter()
     migrate(url)
     cohort_id = seed(url, args.trainees, args.per_trainee)
     seeded = time.perf_counter() - start
     print(f"\n{name}: {args.trainees:,} trainees × {args.per_trainee} submissions seeded in {seeded:.1f} s")
-    print(f"  load average before measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"  load average before measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs;"
+          f" CPU calibration loop {cpu_calibration_ms():.0f} ms")  # fmt: skip
     for label, (p50, p95, cpu50, cpu95) in measure(url, data_dir, cohort_id, args.repeat, args.warmup).items():
         verdict = "ok" if p95 <= TARGET_P95_MS else f"OVER {TARGET_P95_MS:g} ms"
         print(f"  {label:<30} wall p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  {verdict:<12}"
