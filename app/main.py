@@ -111,8 +111,9 @@ def create_app(
 
     @app.get("/", include_in_schema=False)
     def home(request: Request, user: OptionalUser) -> Response:
-        # Signed out: the upload page sends trainees (most visitors) through the login and back.
-        return RedirectResponse(landing_page(user.role) if user is not None else "/upload", status_code=303)
+        # Signed out: the login page without a destination, so that signing in leads each role to
+        # its own landing page (trainees upload, staff follow their cohorts).
+        return RedirectResponse(landing_page(user.role) if user is not None else "/login", status_code=303)
 
     _install_error_pages(app)
     return app

@@ -68,6 +68,7 @@ def _sign_in(client: TestClient, email: str, **extra: str) -> str:
 
 
 def test_staff_land_on_their_cohorts_and_trainees_on_the_upload_page(client: TestClient, people: People) -> None:
+    assert client.get("/", follow_redirects=False).headers["location"] == "/login"  # no destination fixed
     for email, landing in (
         (people.instructor.email, "/cohorts"),
         (people.admin.email, "/cohorts"),
