@@ -32,9 +32,10 @@ from app.observability.structured_logs import configure_logging
 from app.services.preflight import PASSED, Checker, scorer_checker
 from app.settings import Settings, get_settings
 from app.web import admin, auth, health, leaderboard, similarity, storage_full, submissions, uploads
+from app.web.auth import landing_page
 from app.web.body_timeout import BodyTimeoutMiddleware
 from app.web.csrf import CSRFCookieMiddleware, CSRFRejected
-from app.web.deps import LoginRequired, NotFound, path_error, wants_json
+from app.web.deps import LoginRequired, NotFound, OptionalUser, path_error, wants_json
 from app.web.security_headers import SecurityHeadersMiddleware
 from app.web.templating import render
 from app.web.upload_page import runtime_key, runtime_versions
@@ -125,8 +126,10 @@ def create_app(
     storage_full.install_handler(app)
 
     @app.get("/", include_in_schema=False)
-    def home(request: Request) -> Response:
-        return RedirectResponse("/upload", status_code=303)
+    def home(request: Request, user: OptionalUser) -> Response:
+        # Signed out: the login page without a destination, so that signing in leads each role to
+        # its own landing page (trainees upload, staff follow their cohorts).
+        return RedirectResponse(landing_page(user.role) if user is not None else "/login", status_code=303)
 
     _install_error_pages(app)
     return app

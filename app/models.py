@@ -463,3 +463,23 @@ class SubmissionFile(Base):
     kind: Mapped[str] = mapped_column(String(16))  # zip, weights or code
     name: Mapped[str] = mapped_column(String(500))
     sha256: Mapped[str] = mapped_column(String(64))
+class TraineeScore(Base):
+    """Per trainee and cohort: what the leaderboard shows, kept up to date whenever a submission of
+    theirs is created, scored, rescored or deleted (``app.services.trainee_scores``).
+
+    The leaderboard then reads one small row per trainee instead of aggregating every submission
+    on each request; the row is recomputed from the submissions (never incremented), so it is exact
+    by construction and a refresh can always repair it.
+    """
+
+    __tablename__ = "trainee_scores"
+
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    submissions: Mapped[int] = mapped_column(Integer, default=0)  # every status
+    last_submission_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    best_accuracy: Mapped[float | None] = mapped_column(Float)  # succeeded runs only
+    best_reached_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # first time the best was reached
+    best_submission_id: Mapped[int | None] = mapped_column(Integer)
+    latest_accuracy: Mapped[float | None] = mapped_column(Float)  # the latest succeeded run
+    latest_submission_id: Mapped[int | None] = mapped_column(Integer)

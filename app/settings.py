@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     metrics_token: SecretStr = SecretStr("")  # /metrics wants "Authorization: Bearer <token>" or an admin
     metrics_public: bool = False  # True: /metrics open to anyone who can reach it
     hsts_max_age_s: int = Field(default=365 * 24 * 3600, ge=0)  # sent in production only (HTTPS)
+    # An invitation waits in an inbox until the course starts: it lives much longer than a reset link.
+    invite_token_ttl_days: int = Field(default=7, ge=1, le=90)
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Self:

@@ -8,15 +8,20 @@ batch; no ORM objects), migrated by Alembic exactly like production, then asks t
 - the leaderboard page sorted by name, descending, filtered to "not yet passed",
 - the CSV export of all 2,000 rows.
 
-Each figure is the median of --repeat requests after --warmup requests (each pooled connection
-warms its own SQLite page cache: a handful reach the steady state of a running site). The time is
+CPU time (the whole process's, client included) is printed beside the wall-clock time: on a
+machine shared with other work, the wall clock measures the queue for the CPU as much as the code.
+Each figure is the p50 and p95 of --repeat requests after --warmup requests (each pooled connection
+warms its own SQLite page cache: a handful reach the steady state of a running site). The p95 is
+the nearest-rank 95th percentile, so with the default 60 requests it is the 57th fastest.
+After the bulk insert, the per-trainee summaries (``trainee_scores``) are rebuilt with the same
+refresh the application runs on every write, as a migration's backfill would have left them. The time is
 measured around the in-process request, i.e. the server's own work (no network). PostgreSQL is started
 privately in a temporary folder (as the ``postgres`` user when run as root).
 
-    .venv/bin/python bench/leaderboard.py [--trainees 2000] [--per-trainee 100] [--repeat 9] [--warmup 6]
+    .venv/bin/python bench/leaderboard.py [--trainees 2000] [--per-trainee 100] [--repeat 60] [--warmup 6]
                                           [--only sqlite|postgresql]
 
-Target from the issue: < 200 ms for the page and for the CSV, on both databases.
+Target: p95 ≤ 50 ms for the page and for the CSV, on both databases.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import glob
+import logging
+import math
 import os
 import random
 import shutil
@@ -49,10 +56,12 @@ from sqlalchemy import Table, create_engine, insert, text  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.models import Base, Cohort, Enrollment, Role, Submission, SubmissionStatus, User  # noqa: E402
 from app.security.passwords import hash_password  # noqa: E402
+from app.services import trainee_scores  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
 PASSWORD = "bench-password-123"
 BATCH = 20_000
+TARGET_P95_MS = 50.0
 T0 = dt.datetime(2026, 10, 1, 0, 0, tzinfo=dt.UTC)
 
 
@@ -124,6 +133,8 @@ def seed(url: str, trainees: int, per_trainee: int) -> int:
                     rows = []
         if rows:
             conn.execute(insert(SUBMISSION), rows)
+    with engine.begin() as conn:
+        trainee_scores.rebuild_cohort(conn, int(cohort_id))
     # Fresh statistics, as autovacuum / a periodic ANALYZE would have on a running system.
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -135,7 +146,16 @@ def seed(url: str, trainees: int, per_trainee: int) -> int:
     return int(cohort_id)
 
 
-def measure(url: str, data_dir: Path, cohort_id: int, repeat: int, warmup: int) -> dict[str, float]:
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile: a value that was actually measured."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+Figures = tuple[float, float, float, float]  # wall p50, wall p95, CPU p50, CPU p95 (ms)
+
+
+def measure(url: str, data_dir: Path, cohort_id: int, repeat: int, warmup: int) -> dict[str, Figures]:
     settings = Settings(
         environment="test", database_url=url, data_dir=data_dir, preflight=False, _env_file=None,  # type: ignore[call-arg]
         secret_key=SecretStr("bench-secret-key-0123456789abcdef0123"),
@@ -156,15 +176,18 @@ def measure(url: str, data_dir: Path, cohort_id: int, repeat: int, warmup: int) 
         )
         assert login.status_code == 303, login.text
         for label, path in targets.items():
-            times = []
+            times, cpu = [], []
             for i in range(repeat + warmup):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 response = client.get(path)
-                elapsed = time.perf_counter() - start
+                elapsed, used = time.perf_counter() - start, time.process_time() - start_cpu
                 assert response.status_code == 200, (path, response.status_code)
                 if i >= warmup:
                     times.append(elapsed * 1000)
-            results[label] = statistics.median(times)
+                    cpu.append(used * 1000)
+            results[label] = (
+                statistics.median(times), percentile(times, 95), statistics.median(cpu), percentile(cpu, 95)
+            )
     return results
 
 
@@ -205,22 +228,36 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def cpu_calibration_ms() -> float:
+    """CPU time of a fixed pure-Python loop, printed beside the figures: on a shared machine the
+    same code runs several times slower when the cores are contended, and this says by how much."""
+    start = time.process_time()
+    total = 0
+    for i in range(1_000_000):
+        total += i
+    return (time.process_time() - start) * 1000
+
+
 def run(name: str, url: str, data_dir: Path, args: argparse.Namespace) -> None:
     start = time.perf_counter()
     migrate(url)
     cohort_id = seed(url, args.trainees, args.per_trainee)
     seeded = time.perf_counter() - start
     print(f"\n{name}: {args.trainees:,} trainees × {args.per_trainee} submissions seeded in {seeded:.1f} s")
-    for label, ms in measure(url, data_dir, cohort_id, args.repeat, args.warmup).items():
-        verdict = "ok" if ms < 200 else "OVER 200 ms"
-        print(f"  {label:<30} median {ms:7.1f} ms   {verdict}")
+    print(f"  load average before measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs;"
+          f" CPU calibration loop {cpu_calibration_ms():.0f} ms")  # fmt: skip
+    for label, (p50, p95, cpu50, cpu95) in measure(url, data_dir, cohort_id, args.repeat, args.warmup).items():
+        verdict = "ok" if p95 <= TARGET_P95_MS else f"OVER {TARGET_P95_MS:g} ms"
+        print(f"  {label:<30} wall p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  {verdict:<12}"
+              f" CPU p50 {cpu50:5.1f} ms  p95 {cpu95:5.1f} ms")  # fmt: skip
 
 
 def main() -> None:
+    logging.disable(logging.INFO)  # one access-log line per request would be measured too
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trainees", type=int, default=2000)
     parser.add_argument("--per-trainee", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--repeat", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=6)
     parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
     args = parser.parse_args()

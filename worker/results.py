@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.models import Submission, SubmissionStatus
+from app.services import trainee_scores
 from app.settings import Settings
 from scorer.disclosure import cap_params, cap_visible
 from scorer.errors import Blame, ErrorCode, ScoringError
@@ -129,6 +130,9 @@ def finish(
         return None
     submission = session.get(Submission, submission_id, populate_existing=True)
     assert submission is not None
+    # A Core UPDATE bypasses the flush listener: the leaderboard's summary is refreshed here, in the
+    # same transaction as the result, so the two can never disagree.
+    trainee_scores.refresh(session.connection(), submission.user_id, submission.cohort_id)
     outbox = add_result_email(session, submission, settings, now)
     return outbox.id if outbox else None
 

@@ -28,6 +28,7 @@ from app.api.schemas import (
     SimilarityPairOut,
     check_email,
 )
+from app.i18n import Translator
 from app.models import Cohort, Enrollment, Role, TestSet, User
 from app.services import people
 from app.services.cohort_access import viewable_cohorts
@@ -180,11 +181,20 @@ def import_enrollments(
     """``name,email,role`` rows. New accounts are created without a password and (by default)
     invited by email with a one-time link; existing accounts are enrolled as they are. The whole
     CSV is checked first: on any bad line nothing changes."""
-    cohort_or_404(db, principal, cohort_id)
+    cohort = cohort_or_404(db, principal, cohort_id)
     try:
         rows = people.parse_people_csv(body.csv, check_email)
-    except people.CsvProblem as exc:
-        raise ApiError(422, "api_csv_invalid", line=exc.line, problem=exc.problem) from None
+    except people.CsvProblems as exc:
+        ja, en = Translator("ja"), Translator("en")
+        details = [
+            {"line": p.line, "code": p.code, "problem_ja": p.text(ja), "problem_en": p.text(en)}
+            for p in exc.problems
+        ]
+        per_lang = {
+            "ja": {"problems": "\n".join(p.text(ja) for p in exc.problems)},
+            "en": {"problems": "\n".join(p.text(en) for p in exc.problems)},
+        }
+        raise ApiError(422, "api_csv_invalid", details=details, per_lang=per_lang, count=len(details)) from None
     result_rows, outbox_ids = [], []
     for row in rows:
         user = people.user_by_email(db, row.email)
@@ -194,7 +204,7 @@ def import_enrollments(
         enrolled = people.enrol(db, user, cohort_id, row.role)
         invited = created and body.send_invites
         if invited:
-            outbox_ids.append(people.invite(db, user, settings).id)
+            outbox_ids.append(people.invite(db, user, settings, cohort).id)
         result_rows.append(
             BulkEnrolRow(
                 line=row.line, email=row.email, user_id=user.id, created=created, enrolled=enrolled, invited=invited

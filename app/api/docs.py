@@ -1,19 +1,29 @@
 """The API's OpenAPI document (``/openapi.json``) and a readable reference at ``/docs``.
 
-The reference is rendered on the server from the same document, with no scripts or fonts from a
-CDN: the site runs on networks without internet access, where a Swagger UI loaded from a CDN would
-be a blank page. Only the ``/api/v1`` routes are described; the site's pages are not an API.
+The reference is a page of the site (its layout, language switch and navigation), rendered on the
+server from the same document, with no scripts or fonts from a CDN: the site runs on networks
+without internet access, where a Swagger UI loaded from a CDN would be a blank page. It opens with
+worked examples (Japanese data, and the error body in both languages as the API really returns
+it) before the operation list. Only the ``/api/v1`` routes are described; the site's pages are not
+an API.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse, Response
+from markupsafe import Markup
+
+from app.i18n import Translator
+from app.web.deps import LangDep
+from app.web.templating import render
 
 API_TITLE = "katakana-scorer admin API"
 API_VERSION = "1"
@@ -47,9 +57,16 @@ def docs_router(prefix: str) -> APIRouter:
     def openapi(request: Request) -> JSONResponse:
         return JSONResponse(schema(request))
 
-    @router.get("/docs")
-    def docs(request: Request) -> HTMLResponse:
-        return HTMLResponse(render_reference(schema(request)))
+    @router.get("/docs", name="api_docs")
+    def docs(request: Request, lang: LangDep) -> Response:
+        doc = schema(request)
+        context = {
+            "operations": operations(doc),
+            "schemas": {name: json.dumps(s, indent=2, ensure_ascii=False) for name, s in schemas(doc).items()},
+            "error_example": error_example(),
+            "prefix": prefix,
+        }
+        return render(request, "api_docs.html", context)
 
     return router
 
@@ -71,33 +88,67 @@ def _first_schema(part: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def render_reference(doc: dict[str, Any]) -> str:
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{html.escape(API_TITLE)}</title><link rel='stylesheet' href='/static/site.css'></head>",
-        f"<body><main><h1>{html.escape(API_TITLE)}</h1><p>{html.escape(DESCRIPTION)}</p>",
-        "<p><a href='/openapi.json'>openapi.json</a></p>",
-    ]
-    for path, operations in doc.get("paths", {}).items():
-        for method, op in operations.items():
-            params = ", ".join(p["name"] for p in op.get("parameters", []))
-            body_schema = _first_schema(op.get("requestBody", {}))
+_CODE = re.compile(r"``?([^`]+)``?")
+
+
+def inline_code(text: str) -> Markup:
+    """The docstrings' `backticks` as <code>, everything else escaped."""
+    return Markup(_CODE.sub(r"<code>\1</code>", html.escape(text)))  # noqa: S704 (escaped just before)
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    description: Markup
+    parameters: str
+    body: str
+    returns: str
+    tag: str
+
+
+def operations(doc: dict[str, Any]) -> list[Operation]:
+    out = []
+    for path, methods in doc.get("paths", {}).items():
+        for method, op in methods.items():
             ok: dict[str, Any] = next((r for code, r in op.get("responses", {}).items() if code.startswith("2")), {})
-            ok_schema = _first_schema(ok)
-            parts.append(
-                f"<section class='card'><h2 class='mono'>{method.upper()} {html.escape(path)}</h2>"
-                f"<p><strong>{html.escape(op.get('summary', ''))}</strong></p>"
-                f"<p>{html.escape(op.get('description', ''))}</p>"
-                f"<p class='hint'>parameters: {html.escape(params) or '—'}; body: "
-                f"{html.escape(_ref_name(body_schema)) or '—'}; returns: {html.escape(_ref_name(ok_schema)) or '—'}</p>"
-                "</section>"
+            out.append(
+                Operation(
+                    method=method.upper(),
+                    path=path,
+                    summary=op.get("summary", ""),
+                    description=inline_code(op.get("description", "")),
+                    parameters=", ".join(p["name"] for p in op.get("parameters", [])),
+                    body=_ref_name(_first_schema(op.get("requestBody", {}))),
+                    returns=_ref_name(_first_schema(ok)),
+                    tag=(op.get("tags") or [""])[0],
+                )
             )
-    schemas = doc.get("components", {}).get("schemas", {})
-    parts.append("<h2>Schemas</h2>")
-    for name, schema in schemas.items():
-        parts.append(
-            f"<details><summary class='mono'>{html.escape(name)}</summary>"
-            f"<pre class='log'>{html.escape(json.dumps(schema, indent=2, ensure_ascii=False))}</pre></details>"
-        )
-    parts.append("</main></body></html>")
-    return "".join(parts)
+    return out
+
+
+def schemas(doc: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = doc.get("components", {}).get("schemas", {})
+    return found
+
+
+def error_example() -> str:
+    """A real error body (the CSV import's), from the same tables the API answers with."""
+    from app.services.people import CsvProblem
+
+    problems = [CsvProblem(4, "role", {"role": "admin"}), CsvProblem(6, "email", {"email": "hanako@"})]
+    ja, en = Translator("ja"), Translator("en")
+    per_lang = {lang: "\n".join(p.text(t) for p in problems) for lang, t in (("ja", ja), ("en", en))}
+    body = {
+        "error": {
+            "code": "api_csv_invalid",
+            "message": ja("api_csv_invalid", count=2, problems=per_lang["ja"]),
+            "message_ja": ja("api_csv_invalid", count=2, problems=per_lang["ja"]),
+            "message_en": en("api_csv_invalid", count=2, problems=per_lang["en"]),
+            "details": [
+                {"line": p.line, "code": p.code, "problem_ja": p.text(ja), "problem_en": p.text(en)} for p in problems
+            ],
+        }
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False)

@@ -25,12 +25,22 @@ from app.i18n import Translator
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, code: str, /, *, details: Any = None, headers: dict[str, str] | None = None, **params: Any
+        self,
+        status: int,
+        code: str,
+        /,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+        per_lang: dict[str, dict[str, Any]] | None = None,
+        **params: Any,
     ) -> None:
+        """``per_lang`` holds parameters that are themselves translated text (``{"ja": {...}, "en": {...}}``)."""
         super().__init__(code)
         self.status = status
         self.code = code
         self.params = params
+        self.per_lang = per_lang or {}
         self.details = details
         self.headers = headers
 
@@ -52,7 +62,8 @@ def request_lang(request: Request) -> str:
 
 
 def error_response(request: Request, exc: ApiError) -> JSONResponse:
-    ja, en = Translator("ja")(exc.code, **exc.params), Translator("en")(exc.code, **exc.params)
+    ja = Translator("ja")(exc.code, **exc.params, **exc.per_lang.get("ja", {}))
+    en = Translator("en")(exc.code, **exc.params, **exc.per_lang.get("en", {}))
     body = ErrorBody(
         code=exc.code,
         message=en if request_lang(request) == "en" else ja,

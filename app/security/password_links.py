@@ -18,6 +18,13 @@ from app.security.tokens import new_token, token_hash
 from app.settings import Settings
 
 
+def lifetime(purpose: TokenPurpose, settings: Settings) -> dt.timedelta:
+    """How long a link works: a reset link a day, an invitation (default) a week."""
+    if purpose == TokenPurpose.INVITE:
+        return dt.timedelta(days=settings.invite_token_ttl_days)
+    return dt.timedelta(seconds=settings.password_token_ttl_s)
+
+
 def issue(db: Session, user: User, purpose: TokenPurpose, settings: Settings) -> str:
     """A new token for ``user`` (earlier unused ones stop working); returns the plain token."""
     now = utcnow()
@@ -33,7 +40,7 @@ def issue(db: Session, user: User, purpose: TokenPurpose, settings: Settings) ->
             token_hash=token_hash(token),
             purpose=purpose,
             created_at=now,
-            expires_at=now + dt.timedelta(seconds=settings.password_token_ttl_s),
+            expires_at=now + lifetime(purpose, settings),
         )
     )
     db.flush()

@@ -1,11 +1,11 @@
-"""The cohort leaderboard: one aggregate query per page, ranked, filtered and sorted in memory.
+"""The cohort leaderboard: one query per page, ranked, filtered and sorted in memory.
 
-The query groups the cohort's submissions per trainee and status from the covering index
-``ix_submissions_leaderboard`` (cohort, trainee, status, accuracy, time) and then looks up two
-details per trainee through the same index: *when* the best accuracy was first reached (ties rank
-the earlier one higher) and the accuracy of the latest scored submission. A cohort has a few
-thousand trainees at most, so ranking, filtering and sorting those rows in Python costs
-microseconds, and every sort order and filter shares one query plan.
+The query reads the cohort's trainees with their ``trainee_scores`` row (count, last submission,
+best accuracy and when it was first reached — ties rank the earlier one higher — and the latest
+scored accuracy), which :mod:`app.services.trainee_scores` keeps exact whenever a submission is
+written; no request aggregates the submissions themselves. A cohort has a few thousand trainees
+at most, so ranking, filtering and sorting those rows in Python costs microseconds, and every sort
+order and filter shares one query plan.
 
 Only ``succeeded`` submissions give an accuracy; failed ones still count as submissions.
 """
@@ -13,16 +13,17 @@ Only ``succeeded`` submissions give an accuracy; failed ones still count as subm
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from app.models import Cohort, Enrollment, Role, Submission, SubmissionStatus, User
+from app.models import Cohort, Enrollment, Role, Submission, TraineeScore, User
 
 
 class Standing(StrEnum):
@@ -41,7 +42,7 @@ class SortKey(StrEnum):
     PASSED = "passed"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     user_id: int
     name: str
@@ -56,136 +57,61 @@ class Entry:
     standing: Standing
 
 
-def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    # Core queries return SQLite's naive values as they are; the models store UTC.
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-@dataclass
-class _Totals:
-    name: str
-    email: str
-    submissions: int = 0
-    last_at: dt.datetime | None = None
-    best: float | None = None
-    best_at: dt.datetime | None = None
-    latest: float | None = None
-
-
-def _totals(db: Session, cohort_id: int) -> dict[int, _Totals]:
-    """One statement: per (trainee, status) counts and maxima straight from the covering index,
-    plus — for the ``succeeded`` group only — two index seeks for when the best was first reached
-    and what the latest scored accuracy was. Grouping by status instead of aggregating ``CASE``
-    expressions keeps the per-row work to plain index reads (half the time on SQLite)."""
-    succeeded = SubmissionStatus.SUCCEEDED
-    groups = (
-        select(
-            Submission.user_id.label("user_id"),
-            Submission.status.label("status"),
-            func.count().label("n"),
-            func.max(Submission.accuracy).label("best"),
-            func.max(Submission.created_at).label("last_at"),
-        )
-        .where(Submission.cohort_id == cohort_id)
-        .group_by(Submission.user_id, Submission.status)
-        .cte("groups")
-    )
-    first = aliased(Submission)
-    best_at = (
-        select(func.min(first.created_at))
-        .where(
-            first.cohort_id == cohort_id,
-            first.user_id == groups.c.user_id,
-            first.status == succeeded,
-            first.accuracy == groups.c.best,
-        )
-        .scalar_subquery()
-    )
-    last = aliased(Submission)
-    latest = (
-        select(func.max(last.accuracy))
-        .where(
-            last.cohort_id == cohort_id,
-            last.user_id == groups.c.user_id,
-            last.status == succeeded,
-            last.created_at == groups.c.last_at,
-        )
-        .scalar_subquery()
-    )
-    is_ok = groups.c.status == succeeded
+def _rows(db: Session, cohort_id: int) -> list[Any]:
+    """One statement: the cohort's active trainees with their summary row (none: never submitted)."""
     query = (
         select(
             User.id,
             User.name,
             User.email,
-            groups.c.status,
-            groups.c.n,
-            groups.c.best,
-            groups.c.last_at,
-            case((is_ok, best_at)).label("best_at"),
-            case((is_ok, latest)).label("latest"),
+            TraineeScore.submissions,
+            TraineeScore.last_submission_at,
+            TraineeScore.best_accuracy,
+            TraineeScore.best_reached_at,
+            TraineeScore.latest_accuracy,
         )
         .select_from(Enrollment)
         .join(User, User.id == Enrollment.user_id)
-        .outerjoin(groups, groups.c.user_id == User.id)
+        .outerjoin(TraineeScore, (TraineeScore.cohort_id == cohort_id) & (TraineeScore.user_id == User.id))
         .where(Enrollment.cohort_id == cohort_id, Enrollment.role == Role.TRAINEE, User.is_active.is_(True))
     )
-    totals: dict[int, _Totals] = {}
-    for user_id, name, email, status, n, best, last_at, first_best_at, latest_accuracy in db.execute(query):
-        row = totals.setdefault(user_id, _Totals(name, email))
-        if status is None:
-            continue
-        row.submissions += int(n)
-        last_at = _as_utc(last_at)
-        if row.last_at is None or (last_at is not None and last_at > row.last_at):
-            row.last_at = last_at
-        if status == succeeded and best is not None:
-            row.best, row.best_at, row.latest = best, _as_utc(first_best_at), latest_accuracy
-    return totals
+    return list(db.execute(query).all())
+
+
+_FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 def leaderboard(db: Session, cohort: Cohort) -> list[Entry]:
-    """Every active trainee of the cohort, in rank order (trainees without a score last, by name)."""
+    """Every active trainee of the cohort, in rank order (trainees without a score last, by name).
+
+    The rows are sorted as plain tuples and each entry is built once, with its rank: thousands of
+    trainees are ranked on every page view, so no per-row copies.
+    """
     threshold = cohort.pass_threshold
+    rows = _rows(db, cohort.id)
+    rows.sort(key=lambda r: (r[5] is None, -(r[5] or 0.0), r[6] or _FAR, r[1], r[0]))
     entries = []
-    for user_id, t in _totals(db, cohort.id).items():
-        passed = t.best is not None and threshold is not None and t.best >= threshold
-        standing = Standing.PASSED if passed else Standing.NOT_YET if t.submissions else Standing.NEVER
+    rank = 0
+    for user_id, name, email, n, last_at, best, best_at, latest in rows:
+        if best is not None:
+            rank += 1
+        passed = best is not None and threshold is not None and best >= threshold
         entries.append(
             Entry(
                 user_id=user_id,
-                name=t.name,
-                email=t.email,
-                rank=None,
-                best_accuracy=t.best,
-                best_reached_at=t.best_at,
-                latest_accuracy=t.latest,
-                submissions=t.submissions,
-                last_submission_at=t.last_at,
+                name=name,
+                email=email,
+                rank=rank if best is not None else None,
+                best_accuracy=best,
+                best_reached_at=best_at,
+                latest_accuracy=latest,
+                submissions=n or 0,
+                last_submission_at=last_at,
                 passed=passed,
-                standing=standing,
+                standing=Standing.PASSED if passed else Standing.NOT_YET if n else Standing.NEVER,
             )
         )
-    far = dt.datetime.max.replace(tzinfo=dt.UTC)
-    entries.sort(
-        key=lambda e: (
-            e.best_accuracy is None,
-            -(e.best_accuracy or 0.0),
-            e.best_reached_at or far,
-            e.name,
-            e.user_id,
-        )
-    )
-    rank = 0
-    ranked = []
-    for entry in entries:
-        if entry.best_accuracy is not None:
-            rank += 1
-            entry = replace(entry, rank=rank)
-        ranked.append(entry)
-    return ranked
+    return entries
 
 
 _SORT_VALUES: dict[SortKey, Callable[[Entry], Any]] = {
@@ -263,3 +189,48 @@ def overview(db: Session, cohort: Cohort, entries: list[Entry] | None = None) ->
         histogram=histogram([e.best_accuracy for e in entries if e.best_accuracy is not None]),
         per_day=submissions_per_day(db, cohort.id),
     )
+
+
+@dataclass(frozen=True)
+class CohortFigures:
+    """The line a cohort gets in an instructor's cohort list."""
+
+    trainees: int
+    submitted: int
+    passed: int
+    best: float | None
+    median: float | None  # of the trainees' best accuracies (those with a scored submission)
+
+
+def cohort_figures(db: Session, cohorts: Sequence[Cohort]) -> dict[int, CohortFigures]:
+    """One query for every listed cohort, from the same summary rows as the leaderboard."""
+    thresholds = {c.id: c.pass_threshold for c in cohorts}
+    rows = db.execute(
+        select(Enrollment.cohort_id, TraineeScore.submissions, TraineeScore.best_accuracy)
+        .select_from(Enrollment)
+        .join(User, User.id == Enrollment.user_id)
+        .outerjoin(
+            TraineeScore, (TraineeScore.cohort_id == Enrollment.cohort_id) & (TraineeScore.user_id == User.id)
+        )
+        .where(Enrollment.cohort_id.in_(thresholds), Enrollment.role == Role.TRAINEE, User.is_active.is_(True))
+    ).all()
+    counts: dict[int, list[int]] = {cid: [0, 0, 0] for cid in thresholds}
+    bests: dict[int, list[float]] = {cid: [] for cid in thresholds}
+    for cohort_id, n, best in rows:
+        figures = counts[cohort_id]
+        figures[0] += 1
+        figures[1] += 1 if n else 0
+        threshold = thresholds[cohort_id]
+        figures[2] += 1 if best is not None and threshold is not None and best >= threshold else 0
+        if best is not None:
+            bests[cohort_id].append(best)
+    return {
+        cid: CohortFigures(
+            trainees=t,
+            submitted=s,
+            passed=p,
+            best=max(bests[cid], default=None),
+            median=statistics.median(bests[cid]) if bests[cid] else None,
+        )
+        for cid, (t, s, p) in counts.items()
+    }

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.i18n import Translator, normalize_lang
-from app.models import EmailOutbox, Enrollment, Language, Role, TokenPurpose, User
+from app.models import Cohort, EmailOutbox, Enrollment, Language, Role, TokenPurpose, User
 from app.security import password_links
 from app.security.tokens import token_hash
 from app.services.outbox import queue_email
@@ -25,11 +25,24 @@ from app.settings import Settings
 CSV_ROLES = {"": Role.TRAINEE, "trainee": Role.TRAINEE, "instructor": Role.INSTRUCTOR}
 
 
-class CsvProblem(ValueError):
-    def __init__(self, line: int, problem: str) -> None:
-        super().__init__(f"line {line}: {problem}")
-        self.line = line
-        self.problem = problem
+@dataclass(frozen=True)
+class CsvProblem:
+    """One bad line: ``code`` names the message (``csv_problem_<code>`` in the i18n tables)."""
+
+    line: int
+    code: str
+    params: dict[str, str]
+
+    def text(self, t: Translator) -> str:
+        return t("csv_line", line=self.line, problem=t(f"csv_problem_{self.code}", **self.params))
+
+
+class CsvProblems(ValueError):
+    """Every bad line of the CSV, in file order (an admin fixes them all in one go)."""
+
+    def __init__(self, problems: list[CsvProblem]) -> None:
+        super().__init__(f"{len(problems)} bad line(s)")
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -41,44 +54,61 @@ class CsvPerson:
 
 
 def parse_people_csv(text: str, check_email: object) -> list[CsvPerson]:
-    """Rows of ``name,email,role``; raises :class:`CsvProblem` for the first bad line."""
+    """Rows of ``name,email,role``; raises :class:`CsvProblems` listing every bad line.
+
+    A bad header stops there: without it, the columns of the other lines mean nothing.
+    """
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip().lower() for h in next(reader, [])]
     if header[:2] != ["name", "email"] or (len(header) > 2 and header[2] != "role"):
-        raise CsvProblem(1, "the header must be name,email,role")
+        raise CsvProblems([CsvProblem(1, "header", {"found": ",".join(header)[:100]})])
     people: list[CsvPerson] = []
-    seen: set[str] = set()
+    problems: list[CsvProblem] = []
+    first_line: dict[str, int] = {}
     for number, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
             continue
         if len(row) < 2:
-            raise CsvProblem(number, "expected name,email,role")
+            problems.append(CsvProblem(number, "columns", {}))
+            continue
         name, email = row[0].strip(), row[1].strip().lower()
         role_text = row[2].strip().lower() if len(row) > 2 else ""
+        before = len(problems)
         if not name or len(name) > 200:
-            raise CsvProblem(number, "the name is empty or longer than 200 characters")
+            problems.append(CsvProblem(number, "name", {}))
         try:
             email = check_email(email)  # type: ignore[operator]
         except ValueError:
-            raise CsvProblem(number, f"{email!r} is not an email address") from None
+            problems.append(CsvProblem(number, "email", {"email": email[:100]}))
         if role_text not in CSV_ROLES:
-            raise CsvProblem(number, f"role {role_text!r}: use trainee or instructor")
-        if email in seen:
-            raise CsvProblem(number, f"{email} appears twice")
-        seen.add(email)
-        people.append(CsvPerson(number, name, email, CSV_ROLES[role_text]))
+            problems.append(CsvProblem(number, "role", {"role": role_text[:50]}))
+        if email in first_line:
+            problems.append(CsvProblem(number, "duplicate", {"email": email, "first": str(first_line[email])}))
+        first_line.setdefault(email, number)
+        if len(problems) == before:
+            people.append(CsvPerson(number, name, email, CSV_ROLES[role_text]))
+    if problems:
+        raise CsvProblems(problems)
     return people
 
 
-def invite(db: Session, user: User, settings: Settings) -> EmailOutbox:
-    """Queue the invitation mail with a fresh one-time link (the caller commits, then delivers)."""
+def invite(db: Session, user: User, settings: Settings, cohort: Cohort | None = None) -> EmailOutbox:
+    """Queue the invitation mail with a fresh one-time link (the caller commits, then delivers).
+
+    The mail names the cohort (when the invitation comes with an enrolment), how long the link
+    works, and the login page to use once the password is set.
+    """
     token = password_links.issue(db, user, TokenPurpose.INVITE, settings)
     t = Translator(normalize_lang(user.language.value))
+    course = cohort.title or cohort.name if cohort is not None else ""
     body = t(
         "invite_mail_body",
         name=user.name,
+        cohort=t("invite_mail_cohort", cohort=course) if course else "",
         link=password_links.link(token, settings),
-        hours=settings.password_token_ttl_s // 3600,
+        days=settings.invite_token_ttl_days,
+        login=f"{settings.base_url}/login",
+        email=user.email,
         forgot=f"{settings.base_url}/password/forgot",
     )
     key = f"invite:{token_hash(token)[:16]}"  # never the token itself: keys name mail files and headers

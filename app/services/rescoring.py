@@ -35,7 +35,12 @@ def _jsonable(value: Any) -> Any:
 
 
 def reset_for_rescore(
-    db: Session, submission: Submission, *, requested_by_id: int | None, now: dt.datetime | None = None
+    db: Session,
+    submission: Submission,
+    *,
+    requested_by_id: int | None,
+    now: dt.datetime | None = None,
+    flush: bool = True,
 ) -> SubmissionRescore:
     if submission.status not in FINISHED:
         raise RescoreRefused(submission.status.value)
@@ -54,7 +59,8 @@ def reset_for_rescore(
         setattr(submission, name, None)
     submission.status = SubmissionStatus.QUEUED
     submission.attempts = 0  # the worker's retry budget starts again for the new run
-    db.flush()
+    if flush:
+        db.flush()
     return history
 
 
@@ -66,9 +72,12 @@ def rescore_cohort(
     if db.get_bind().dialect.name != "sqlite":
         query = query.with_for_update()
     ids = []
-    for submission in db.scalars(query.order_by(Submission.id)):
-        reset_for_rescore(db, submission, requested_by_id=requested_by_id, now=now)
+    for submission in db.scalars(query.order_by(Submission.id)).all():
+        reset_for_rescore(db, submission, requested_by_id=requested_by_id, now=now, flush=False)
         ids.append(submission.id)
+    # One flush for the whole cohort: each trainee's leaderboard summary is recomputed once, not
+    # once per submission.
+    db.flush()
     return ids
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.db import transaction
 from app.i18n import LANG_COOKIE, Translator, normalize_lang
-from app.models import Language, TokenPurpose, User
+from app.models import Language, Role, TokenPurpose, User
 from app.security import password_links, throttle
 from app.security.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
 from app.security.sessions import SESSION_COOKIE, end_session, forget_session, start_session
@@ -32,6 +32,12 @@ def safe_next(target: str | None, default: str = "/upload") -> str:
     return target
 
 
+def landing_page(role: Role) -> str:
+    """Where someone lands after signing in: trainees upload; instructors and admins follow cohorts
+    (they cannot submit, so the upload page would only tell them so)."""
+    return "/upload" if role == Role.TRAINEE else "/cohorts"
+
+
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -39,8 +45,8 @@ def client_ip(request: Request) -> str:
 @router.get("/login", name="login_form")
 def login_form(request: Request, lang: LangDep, user: OptionalUser, next: str | None = None) -> Response:
     if user is not None:
-        return RedirectResponse(safe_next(next), status_code=303)
-    return render(request, "login.html", {"next": safe_next(next)})
+        return RedirectResponse(safe_next(next, landing_page(user.role)), status_code=303)
+    return render(request, "login.html", {"next": safe_next(next, "")})
 
 
 @router.post("/login", name="login")
@@ -50,7 +56,7 @@ def login(
     clock: ClockDep,
     email: Annotated[str, Form()],
     password: Annotated[str, Form()],
-    next: Annotated[str, Form()] = "/upload",
+    next: Annotated[str, Form()] = "",
 ) -> Response:
     """Claim the attempt, check the password outside any transaction, then start the session.
 
@@ -79,12 +85,12 @@ def login(
     if claim.attempt_id is None:
         key = "login_throttled_address" if claim.by_address else "login_throttled"
         error = t(key, minutes=max(1, (claim.retry_after_s + 59) // 60))
-        refused = render(request, "login.html", {"next": safe_next(next), "error": error, "email": email}, 429)
+        refused = render(request, "login.html", {"next": safe_next(next, ""), "error": error, "email": email}, 429)
         refused.headers["Retry-After"] = str(claim.retry_after_s)
         return refused
     # Verified even for an unknown or inactive account (against no hash), so timing tells nothing.
     ok = verify_password(stored_hash, password)  # False without a hash, i.e. without an active account
-    failed = {"next": safe_next(next), "error": t("login_failed"), "email": email}
+    failed = {"next": safe_next(next, ""), "error": t("login_failed"), "email": email}
     if not ok or user_id is None:
         return render(request, "login.html", failed, 400)  # the claim already counts as the failure
     with transaction(factory, write_lock=True) as db:
@@ -94,7 +100,7 @@ def login(
         throttle.record_success(db, email, ip, now)
         if account.password_hash and needs_rehash(account.password_hash):
             account.password_hash = hash_password(password)
-        response = RedirectResponse(safe_next(next), status_code=303)
+        response = RedirectResponse(safe_next(next, landing_page(account.role)), status_code=303)
         # A session cookie the browser already had (someone else's on a shared machine, or one
         # planted before login) is ended, not kept beside the new one.
         forget_session(db, request.cookies.get(SESSION_COOKIE), settings)

@@ -14,20 +14,21 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.i18n import Translator
 from app.models import Cohort, Enrollment, Role, Submission, User
+from app.services import bulk_zip
 from app.services.cohort_access import trainee_cohort, viewable_cohort, viewable_cohorts
-from app.services.leaderboard import Entry, SortKey, Standing, arrange, leaderboard, overview
+from app.services.leaderboard import Entry, SortKey, Standing, arrange, cohort_figures, leaderboard, overview
 from app.services.submissions import accuracy_history
 from app.web import charts
 from app.web.csrf import verify_csrf
-from app.web.deps import CurrentUser, LangDep, NotFound, PathId, SessionDep, TranslatorDep
+from app.web.deps import CurrentUser, LangDep, NotFound, PathId, SessionDep, SettingsDep, TranslatorDep
 from app.web.submissions import error_message
-from app.web.templating import local_time, render
+from app.web.templating import local_time, percent, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)])
 PER_PAGE = 100
@@ -59,7 +60,7 @@ def cohort_list(request: Request, db: SessionDep, user: CurrentUser, lang: LangD
     if user.role == Role.TRAINEE:
         raise NotFound
     cohorts = list(db.scalars(viewable_cohorts(user).order_by(Cohort.archived, Cohort.name)))
-    return render(request, "leaderboard_cohorts.html", {"cohorts": cohorts})
+    return render(request, "leaderboard_cohorts.html", {"cohorts": cohorts, "figures": cohort_figures(db, cohorts)})
 
 
 @router.get("/cohorts/{cohort_id}/leaderboard", name="leaderboard")
@@ -113,7 +114,18 @@ def _csv_cell(value: object) -> str:
     return "'" + text if text.startswith(CSV_FORMULA_START) else text
 
 
+def standing_label(entry: Entry, cohort: Cohort, t: Translator) -> str:
+    """Passed / not yet / never submitted; without a pass mark only "never submitted" is a state."""
+    if entry.standing == Standing.NEVER:
+        return t("lb_never")
+    if cohort.pass_threshold is None:
+        return ""
+    return t("lb_passed") if entry.passed else t("lb_not_passed")
+
+
 def leaderboard_csv_text(entries: list[Entry], cohort: Cohort, t: Translator) -> str:
+    """The table as the page shows it: accuracies as percentages with two decimals ("96.15%"),
+    times in the cohort's time zone, the standing in words."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(
@@ -126,11 +138,11 @@ def leaderboard_csv_text(entries: list[Entry], cohort: Cohort, t: Translator) ->
                 e.rank or "",
                 _csv_cell(e.name),
                 _csv_cell(e.email),
-                "" if e.best_accuracy is None else f"{e.best_accuracy:.4f}",
-                "" if e.latest_accuracy is None else f"{e.latest_accuracy:.4f}",
+                percent(e.best_accuracy),
+                percent(e.latest_accuracy),
                 e.submissions,
                 local_time(e.last_submission_at, cohort.timezone),
-                t("lb_passed") if e.passed else t("lb_not_passed") if cohort.pass_threshold is not None else "",
+                standing_label(e, cohort, t),
             ]
         )
     return "\ufeff" + out.getvalue()  # the BOM makes Excel read UTF-8, so Japanese names survive
@@ -153,6 +165,35 @@ def leaderboard_csv(
         leaderboard_csv_text(entries, cohort, t).encode("utf-8"),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"},
+    )
+
+
+def _attachment(filename: str) -> str:
+    return f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
+
+
+@router.get("/cohorts/{cohort_id}/submissions.zip", name="cohort_submissions_zip")
+def cohort_submissions_zip(
+    cohort_id: PathId,
+    db: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    which: Annotated[bulk_zip.Which, Query()] = bulk_zip.Which.BEST,
+) -> Response:
+    """Every trainee's best (or latest scored) submission in one zip, with an ``index.csv``.
+
+    Instructors of the cohort and admins only, like the leaderboard. Everything the download needs
+    from the database is read here; the response then only reads files while it streams.
+    """
+    cohort = _followed_cohort(db, user, cohort_id)
+    assert settings.storage_dir is not None
+    entries = bulk_zip.members(db, cohort, which, settings.storage_dir)
+    index = bulk_zip.index_csv(entries, cohort.timezone, percent, local_time)
+    filename = f"submissions-{which.value}-{cohort.name}.zip"
+    return StreamingResponse(
+        bulk_zip.stream_zip(entries, index),
+        media_type="application/zip",
+        headers={"Content-Disposition": _attachment(filename), "Cache-Control": "no-store"},
     )
 
 

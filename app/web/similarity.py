@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from app.services.cohort_access import viewable_cohort
 from app.services.similarity import flagged_pairs, pairs_csv
 from app.web.csrf import verify_csrf
-from app.web.deps import CurrentUser, LangDep, NotFound, SessionDep, SettingsDep
+from app.web.deps import CurrentUser, LangDep, NotFound, PathId, SessionDep, SettingsDep
 from app.web.templating import render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)])
@@ -23,7 +23,7 @@ router = APIRouter(dependencies=[Depends(verify_csrf)])
 
 @router.get("/cohorts/{cohort_id}/similarity", name="cohort_similarity")
 def similarity_page(
-    request: Request, cohort_id: int, db: SessionDep, user: CurrentUser, lang: LangDep, settings: SettingsDep
+    request: Request, cohort_id: PathId, db: SessionDep, user: CurrentUser, lang: LangDep, settings: SettingsDep
 ) -> Response:
     cohort = viewable_cohort(db, user, cohort_id)
     if cohort is None:
@@ -44,7 +44,7 @@ def similarity_page(
 
 
 @router.get("/cohorts/{cohort_id}/similarity.csv", name="cohort_similarity_csv")
-def similarity_csv(cohort_id: int, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> Response:
+def similarity_csv(cohort_id: PathId, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> Response:
     cohort = viewable_cohort(db, user, cohort_id)
     if cohort is None:
         raise NotFound

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from sqlalchemy.orm import Session
 
 from app.i18n import Translator
-from app.models import Role, Submission, User
+from app.models import Role, Submission, SubmissionStatus, User
 from app.services import storage
 from app.services.progress import Progress, progress
 from app.services.rescoring import earlier_results
@@ -33,7 +33,7 @@ from app.web.deps import (
     TranslatorDep,
     UploaderDep,
 )
-from app.web.templating import local_time, local_time_tz, render
+from app.web.templating import local_time, local_time_tz, percent, render
 from app.web.upload_page import quota_view, standing
 from scorer.disclosure import cap_visible
 
@@ -198,11 +198,55 @@ async def submission_status(
     return JSONResponse(state.to_json(clock()), headers={"Cache-Control": "no-store"})
 
 
+def log_document(submission: Submission, t: Translator, output: str) -> str:
+    """The downloadable log: the run's facts first, then what the submission printed.
+
+    A successful run often prints nothing, and an empty file reads as "something broke"; the
+    header says what happened (and with which test set and runtime) whatever the output was.
+    """
+    tz = submission.cohort.timezone
+    lines = [t("log_doc_header", id=submission.id), ""]
+    facts: list[tuple[str, str]] = [
+        (t("log_doc_file"), submission.original_filename),
+        (t("log_doc_submitted"), f"{local_time(submission.created_at, tz)} ({tz})"),
+        (t("log_doc_status"), t(f"status_{submission.status.value}")),
+    ]
+    if submission.accuracy is not None:
+        correct = f" ({submission.correct} / {submission.total})" if submission.total else ""
+        facts.append((t("log_doc_accuracy"), percent(submission.accuracy) + correct))
+    if submission.error_code:
+        facts.append((t("log_doc_error"), f"{submission.error_code}: {error_message(submission, t.lang)}"))
+    testset = submission.result.get("testset") if isinstance(submission.result, dict) else None
+    if isinstance(testset, dict) and testset.get("version"):
+        facts.append((t("log_doc_testset"), str(testset["version"])))
+    if submission.duration_s is not None:
+        facts.append((t("log_doc_duration"), f"{submission.duration_s:.2f} s"))
+    if submission.peak_memory_mb is not None:
+        facts.append((t("log_doc_memory"), f"{submission.peak_memory_mb:.0f} MB"))
+    if isinstance(submission.runtime, dict) and submission.runtime:
+        versions = sorted(submission.runtime.items())
+        runtime = ", ".join(f"{k} {v}" for k, v in versions if isinstance(v, str | int | float))
+        facts.append((t("log_doc_runtime"), runtime))
+    lines += [f"{label}: {value}" for label, value in facts]
+    lines += ["", f"--- {t('log_doc_output')} ---"]
+    if output.strip():
+        lines.append(output.rstrip("\n"))
+    elif submission.status == SubmissionStatus.SUCCEEDED:
+        lines.append(t("log_doc_no_output"))
+    elif submission.status == SubmissionStatus.FAILED:
+        lines.append(t("log_doc_no_output_failed"))
+    else:
+        lines.append(t("log_doc_pending"))
+    return "\n".join(lines) + "\n"
+
+
 @router.get("/submissions/{submission_id}/log", name="submission_log")
-def submission_log(submission_id: PathId, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> Response:
+def submission_log(
+    submission_id: PathId, db: SessionDep, user: CurrentUser, settings: SettingsDep, t: TranslatorDep
+) -> Response:
     submission = _visible(db, user, submission_id)
     return PlainTextResponse(
-        visible_log(submission, user, settings),
+        log_document(submission, t, visible_log(submission, user, settings)),
         headers={"Content-Disposition": f'attachment; filename="submission-{submission.id}.log"'},
     )
 

@@ -35,3 +35,50 @@ def test_upgrade_check_and_downgrade(empty_url: str) -> None:
     command.downgrade(config, "base")
     assert _tables(empty_url) == {"alembic_version"}
     command.upgrade(config, "head")  # and back up again: the downgrade left nothing behind
+
+
+def test_the_summary_migration_backfills_what_the_refresh_computes(empty_url: str) -> None:
+    """Existing submissions get their leaderboard summary in the migration itself, with the same
+    values (ties, failures, the latest scored run) as the application's refresh."""
+    from sqlalchemy import text
+
+    from app.services.trainee_scores import summary_values
+
+    config = alembic_config(empty_url)
+    command.upgrade(config, "0002")
+    engine = create_engine(empty_url)
+    insert = text(
+        "INSERT INTO submissions (user_id, cohort_id, status, created_at, quota_day, counts_toward_limit,"
+        " original_filename, zip_sha256, zip_size, storage_key, attempts, accuracy)"
+        " VALUES (:u, 1, :status, :at, '2026-10-01', true, 'a.zip', 'x', 1, 'k', 1, :acc)"
+    )
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO cohorts (id, name, title, daily_limit, timezone, leaderboard_visible, archived)"
+                          " VALUES (1, 'c', '', 3, 'Asia/Tokyo', false, false)"))  # fmt: skip
+        for user_id in (1, 2, 3):
+            conn.execute(text("INSERT INTO users (id, email, name, role, language, is_active, created_at)"
+                              " VALUES (:i, :e, 'n', 'trainee', 'ja', true, '2026-10-01 00:00:00')"),
+                         {"i": user_id, "e": f"u{user_id}@example.com"})  # fmt: skip
+        runs = [
+            (1, "succeeded", "2026-10-01 01:00:00", 0.9),
+            (1, "succeeded", "2026-10-01 02:00:00", 0.95),
+            (1, "succeeded", "2026-10-01 03:00:00", 0.95),
+            (1, "failed", "2026-10-01 04:00:00", None),
+            (2, "failed", "2026-10-01 01:00:00", None),
+        ]
+        for user_id, status, at, accuracy in runs:
+            conn.execute(insert, {"u": user_id, "status": status, "at": at, "acc": accuracy})
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        rows = {r.user_id: r for r in conn.execute(text("SELECT * FROM trainee_scores"))}
+        assert set(rows) == {1, 2}  # user 3 never submitted
+        for user_id in (1, 2):
+            expected = summary_values(conn, user_id, 1)
+            assert expected is not None
+            row = rows[user_id]
+            assert (row.submissions, row.best_accuracy, row.best_submission_id, row.latest_submission_id) == (
+                expected["submissions"], expected["best_accuracy"], expected["best_submission_id"],
+                expected["latest_submission_id"],
+            )  # fmt: skip
+        assert rows[1].submissions == 4 and rows[1].best_submission_id == 2 and rows[1].latest_submission_id == 3
+    engine.dispose()

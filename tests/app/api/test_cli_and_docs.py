@@ -38,3 +38,14 @@ def test_openapi_lists_only_the_api_and_docs_render_offline(client: TestClient, 
     page = client.get("/docs")
     assert page.status_code == 200 and "POST /api/v1/cohorts" in page.text
     assert_self_contained(page.text)
+    # A page of the site: its layout and navigation, the OpenAPI link, worked examples.
+    assert 'class="site-header"' in page.text and 'data-testid="page-api-docs"' in page.text
+    assert 'href="/openapi.json"' in page.text and "管理 API リファレンス" in page.text
+    for example in ("me", "cohort", "enrol", "leaderboard", "error"):
+        assert f'data-testid="example-{example}"' in page.text, example
+    assert "山田 花子,hanako@example.ac.jp" in page.text  # Japanese data in the examples
+    assert "4 行目" in page.text and "line 4" in page.text  # the error body in both languages
+    assert "`" not in page.text.split('id="reference"')[1].split('id="schemas"')[0]  # no literal backticks
+    assert "<code>" in page.text
+    english = client.get("/docs", cookies={"katakana_lang": "en"}).text
+    assert "Admin API reference" in english and "Examples" in english

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Cohort, EmailOutbox, Enrollment, PasswordToken, Role, TokenPurpose, User, UserSession
 from app.services.quota import quota_status
+from app.settings import Settings
 from tests.app.api.conftest import World, assert_error, call
 from tests.app.conftest import Clock, login
 
@@ -45,7 +46,9 @@ def test_list_and_read_users(client: TestClient, world: World) -> None:
     assert_error(call(client, "GET", "/users/9999", world.admin_token), 404, "api_not_found")
 
 
-def test_bulk_enrol_from_csv(client: TestClient, world: World, db: Session, delivered: list[int]) -> None:
+def test_bulk_enrol_from_csv(
+    client: TestClient, world: World, db: Session, delivered: list[int], settings: Settings
+) -> None:
     cohort_id = world.people.cohort.id
     body = {"csv": CSV + "hanako,hanako@example.com,\n"}
     response = call(client, "POST", f"/cohorts/{cohort_id}/enrollments/import", world.admin_token, json=body)
@@ -58,17 +61,34 @@ def test_bulk_enrol_from_csv(client: TestClient, world: World, db: Session, deli
     assert db.get(Enrollment, (suzuki.id, cohort_id)).role == Role.INSTRUCTOR  # type: ignore[union-attr]
     mails = db.scalars(select(EmailOutbox).where(EmailOutbox.idempotency_key.like("invite:%"))).all()
     assert sorted(m.to_address for m in mails) == ["suzuki@example.com", "yamada@example.com"]
-    assert "山田 花子 さん" in next(m.body_text for m in mails if m.to_address == "yamada@example.com")
+    yamada_mail = next(m.body_text for m in mails if m.to_address == "yamada@example.com")
+    assert "山田 花子 さん" in yamada_mail
+    # The invitation names the cohort, says where to log in, and lives long enough (default 7 days).
+    cohort = db.get(Cohort, cohort_id)
+    assert cohort is not None and f"「{cohort.title or cohort.name}」" in yamada_mail
+    assert f"{settings.base_url}/login から" in yamada_mail
+    assert "7 日間有効" in yamada_mail
+    token = db.scalars(select(PasswordToken).where(PasswordToken.user_id == yamada.id)).one()
+    assert token.expires_at - token.created_at == dt.timedelta(days=7)
     assert sorted(delivered) == sorted(m.id for m in mails)
 
 
 def test_bad_csv_line_changes_nothing(client: TestClient, world: World, db: Session) -> None:
-    body = {"csv": CSV + "Bad,bad@example.com,admin\n"}
+    body = {"csv": CSV + "Bad,bad@example.com,admin\n,not-an-email,trainee\nAgain,yamada@example.com,\nshort\n"}
     response = call(
         client, "POST", f"/cohorts/{world.people.cohort.id}/enrollments/import", world.admin_token, json=body
     )
     error = assert_error(response, 422, "api_csv_invalid")
-    assert "4" in str(error["message_en"]) and "admin" in str(error["message_en"])
+    # Every bad line is reported at once, with its number, in both languages.
+    details = error["details"]
+    assert isinstance(details, list)
+    assert [(d["line"], d["code"]) for d in details] == [
+        (4, "role"), (5, "name"), (5, "email"), (6, "duplicate"), (7, "columns")
+    ]  # fmt: skip
+    assert "line 4" in str(error["message_en"]) and "admin" in str(error["message_en"])
+    assert "line 7" in str(error["message_en"]) and "5 problem(s)" in str(error["message_en"])
+    assert "6 行目" in str(error["message_ja"]) and "2 行目と重複" in str(error["message_ja"])
+    assert "line" not in str(error["message_ja"])  # Japanese only, no English fragments
     assert db.scalar(select(User).where(User.email == "yamada@example.com")) is None
     header = call(client, "POST", f"/cohorts/{world.people.cohort.id}/enrollments/import", world.admin_token,
                   json={"csv": "email,name\nx@example.com,X\n"})  # fmt: skip

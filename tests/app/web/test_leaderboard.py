@@ -116,7 +116,10 @@ def test_csv_has_bom_and_japanese_names(client: TestClient, board: People) -> No
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows[0][0] == "順位" and len(rows) == 5
     assert rows[1][:2] == ["1", "taro"] and rows[3][1] == "山田 花子"
-    assert rows[1][3] == "0.9500" and rows[1][7] == "合格"
+    # Values as the page shows them: percentages, and 未提出 as its own state (not 未達).
+    assert rows[1][3] == "95.00%" and rows[1][7] == "合格"
+    assert rows[2][3:5] == ["95.00%", "93.00%"] and rows[3][3] == "" and rows[3][7] == "未達"
+    assert rows[4][1] == "未提出 太郎" and rows[4][7] == "未提出"
     filtered = client.get(f"/cohorts/{board.cohort.id}/leaderboard.csv?standing=never").content.decode("utf-8-sig")
     assert len(list(csv.reader(io.StringIO(filtered)))) == 2
 

@@ -58,3 +58,33 @@ def test_instructor_sorts_filters_and_downloads(
     assert content.startswith(b"\xef\xbb\xbf")
     assert "山田 花子" in content.decode("utf-8-sig")
     context.close()
+
+
+def test_instructor_on_a_phone_lands_on_cohorts_and_reads_the_leaderboard(
+    browser: Browser,
+    live_server: LiveServer,  # noqa: F811 - the fixture imported above
+    board: People,  # noqa: F811
+) -> None:
+    """390 × 844: the sign-in leads to the cohort list; the leaderboard's table scrolls sideways
+    inside its own frame instead of squeezing columns to one character per line."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/login")
+    page.fill('input[name="email"]', board.instructor.email)
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    page.wait_for_url("**/cohorts")
+    page.click('[data-testid="cohort-leaderboard"]')
+    page.wait_for_selector('[data-testid="leaderboard"]')
+    # The page itself never gets wider than the phone; only the table's frame scrolls.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    line = page.evaluate("parseFloat(getComputedStyle(document.body).lineHeight)")
+    cells = page.locator('[data-testid="leaderboard"] th, [data-testid="leaderboard"] td')
+    for i in range(cells.count()):
+        box = cells.nth(i).bounding_box()
+        assert box is not None and box["height"] < 2 * line + 16, cells.nth(i).inner_text()
+    never = page.locator('[data-testid="leaderboard-row"][data-standing="never"] [data-testid="cell-standing"]')
+    assert never.inner_text() == "未提出"
+    colour = never.locator("span").evaluate("e => getComputedStyle(e).color")
+    assert colour != page.locator("span.fail").first.evaluate("e => getComputedStyle(e).color")  # not the red
+    context.close()
