@@ -53,10 +53,16 @@ class Settings(BaseSettings):
     sandbox_mode: Literal["auto", "bwrap", "unsandboxed"] = "auto"
     allow_unsandboxed: bool = False
     preflight: bool = True
-    # Smoke runs one web process runs at once; more uploads wait their turn (their time limit starts
-    # when they run). Unbounded, a deadline burst would share the CPUs so thinly that sound zips hit
-    # the smoke run's time limit.
+    # Smoke runs the embedded pre-flight worker runs at once; more uploads wait their turn (their
+    # time limit starts when they run). Unbounded, a deadline burst would share the CPUs so thinly
+    # that sound zips hit the smoke run's time limit.
     preflight_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # How long an upload waits for a worker's pre-flight verdict before it is refused as the
+    # server's fault (nothing spent; the zip stays stored). Above the smoke run's own 60 s limit.
+    preflight_wait_s: float = Field(default=120.0, gt=0)
+    # How long a test-set import through the API waits for a scoring worker (the one holding the
+    # test-set folder); it may first finish the submission it is scoring.
+    testset_import_wait_s: float = Field(default=300.0, gt=0)
 
     session_max_age_s: int = 14 * 24 * 3600
     login_max_failures: int = 5  # per email and IP address ...

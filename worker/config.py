@@ -29,6 +29,12 @@ class WorkerConfig(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     sweep_interval_s: float = Field(default=60.0, gt=0)
 
+    # Housekeeping in the sweep: interrupted upload parts and zips no submission names are deleted
+    # after these ages; the store is walked at most every store_purge_interval_s.
+    incoming_ttl_s: float = Field(default=24 * 3600.0, ge=0)
+    orphan_upload_ttl_s: float = Field(default=7 * 24 * 3600.0, ge=0)
+    store_purge_interval_s: float = Field(default=3600.0, ge=0)
+
     # Email: retry SMTP failures with exponential backoff, capped; the sweeper re-sends what is left.
     email_retry_base_s: float = Field(default=10.0, gt=0)
     email_retry_max_s: float = Field(default=600.0, gt=0)
@@ -42,6 +48,11 @@ class WorkerConfig(BaseSettings):
     scoring_soft_time_limit_s: float = Field(default=Limits().wall_seconds * 2 + 120, gt=0)
     scoring_time_limit_s: float = Field(default=Limits().wall_seconds * 2 + 180, gt=0)
 
+    # Celery's limits for the pre-flight task: above the smoke run's own 60 s wall limit, for the
+    # same reason; the site stops waiting after KATAKANA_PREFLIGHT_WAIT_S anyway.
+    preflight_soft_time_limit_s: float = Field(default=90.0, gt=0)
+    preflight_time_limit_s: float = Field(default=120.0, gt=0)
+
     # The sandbox self-test at worker start; force_fail exists so the refusal path can be tested.
     selftest: bool = True
     selftest_force_fail: bool = False
@@ -52,6 +63,8 @@ class WorkerConfig(BaseSettings):
             raise ValueError("KATAKANA_WORKER_STALE_AFTER_S must exceed the heartbeat interval")
         if self.scoring_time_limit_s <= self.scoring_soft_time_limit_s:
             raise ValueError("KATAKANA_WORKER_SCORING_TIME_LIMIT_S must exceed the soft limit")
+        if self.preflight_time_limit_s <= self.preflight_soft_time_limit_s:
+            raise ValueError("KATAKANA_WORKER_PREFLIGHT_TIME_LIMIT_S must exceed the soft limit")
         return self
 
 

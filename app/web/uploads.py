@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from app.i18n import Translator, normalize_lang
 from app.models import Cohort, Role, User
 from app.observability.structured_logs import bind as bind_log_fields
+from app.queue import NoWorkerAnswered
 from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
 from app.services import storage
 from app.services.preflight import PreflightVerdict, cached_preflight
@@ -234,6 +235,9 @@ async def _preflight(request: Request, received: ReceivedUpload) -> PreflightVer
         return await anyio.to_thread.run_sync(
             cached_preflight, request.app.state.sessionmaker, path, received.sha256, checker
         )
+    except NoWorkerAnswered as exc:
+        log.error("no pre-flight verdict for %s: %s", received.sha256, exc)
+        raise Refusal(503, "upload_error_preflight_unanswered", extra={"retry_after": 60}) from exc
     except Exception as exc:
         log.exception("pre-flight failed for %s", received.sha256)
         raise Refusal(503, "upload_error_preflight_internal") from exc

@@ -1,4 +1,4 @@
-"""The site's pre-flight and the worker share one engine configuration derived from Settings, and it
+"""The worker's pre-flight and its scoring share one engine configuration derived from Settings, and it
 never falls back to an unsandboxed run unless an admin explicitly allowed it."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import zipfile
 from pathlib import Path
 
 from app.scoring_config import scoring_config
-from app.services.preflight import scorer_checker
 from app.settings import Settings
 from scorer.errors import Blame, ErrorCode
 from scorer.pipeline import check_submission
@@ -32,11 +31,3 @@ def test_the_default_refuses_to_run_unsandboxed(tmp_path: Path) -> None:
     report = check_submission(_zip(tmp_path), config=no_bwrap)
     assert report.error is not None and report.error.code is ErrorCode.SANDBOX_UNAVAILABLE
     assert report.error.code.blame is Blame.SERVER  # the trainee keeps their slot
-
-
-def test_the_sites_preflight_uses_the_settings(tmp_path: Path) -> None:
-    checker = scorer_checker(_settings(tmp_path, sandbox_mode="bwrap"))
-    verdict = checker(_zip(tmp_path))
-    assert verdict.ok, verdict
-    allowed = scoring_config(_settings(tmp_path, sandbox_mode="unsandboxed", allow_unsandboxed=True))
-    assert allowed.sandbox.mode == "unsandboxed" and allowed.sandbox.allow_unsandboxed

@@ -14,9 +14,9 @@ import time
 import httpx
 
 from app.models import SubmissionStatus
+from app.queue import enqueue_sweep
 from tests.fixtures.live_service import QUICK_ZIP, Service, upload_bytes
 from tests.worker.conftest import zip_with
-from worker.queue import enqueue_sweep
 
 SLOW = """import time
 

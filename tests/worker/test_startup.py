@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 
 from app.models import SubmissionStatus
+from app.queue import EXIT_SELFTEST_FAILED, SWEEP_TASK, enqueue_scoring, enqueue_sweep
 from tests.fixtures.services import WorkerFactory
 from tests.worker.conftest import World
-from worker.celery_app import SWEEP_TASK
-from worker.queue import enqueue_scoring, enqueue_sweep
-from worker.startup import EXIT_SELFTEST_FAILED
 
 
 def test_a_worker_that_passes_the_self_test_says_so(
@@ -17,7 +15,7 @@ def test_a_worker_that_passes_the_self_test_says_so(
 ) -> None:
     worker = celery_worker_factory(worker_env)
     assert "sandbox self-test passed" in worker.output()
-    assert "consuming queues: email, maintenance, scoring" in worker.output()
+    assert "consuming queues: email, maintenance, preflight, scoring, testsets" in worker.output()
 
 
 def test_a_worker_failing_the_self_test_takes_no_scoring_work_but_still_sweeps(
@@ -27,7 +25,7 @@ def test_a_worker_failing_the_self_test_takes_no_scoring_work_but_still_sweeps(
     assert enqueue_scoring(submission_id, world.settings)
     worker = celery_worker_factory({**worker_env, "KATAKANA_WORKER_SELFTEST_FORCE_FAIL": "1"})
     assert "REFUSING scoring work" in worker.output()
-    assert "consuming queues: email, maintenance\n" in worker.output()
+    assert "consuming queues: email, maintenance, testsets\n" in worker.output()
 
     # The worker is alive and consuming its other queues: a sweep goes through (and re-sends the
     # queued submission, which lands on the scoring queue nobody here consumes) ...

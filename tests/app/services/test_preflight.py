@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from app.db import make_engine, make_sessionmaker
-from app.services.preflight import PreflightVerdict, cached_preflight, limited
+from app.services.preflight import PreflightVerdict, cached_preflight
 
 
 def test_twenty_identical_uploads_at_once_run_the_check_once(sqlite_url: str, tmp_path: Path) -> None:
@@ -49,29 +49,3 @@ def test_a_checker_that_crashes_is_not_cached(sqlite_url: str, tmp_path: Path) -
     assert cached_preflight(factory, tmp_path / "a.zip", "cd" * 32, flaky).ok
     engine.dispose()
     assert outcomes == ["crash", "ok"]
-
-
-def test_smoke_runs_beyond_the_concurrency_limit_wait_their_turn(tmp_path: Path) -> None:
-    """A deadline burst must not run every smoke check at once (each would get a sliver of the CPUs)."""
-    limit, uploads = 2, 8
-    changed, release = threading.Condition(), threading.Event()
-    active, most = [0], [0]
-
-    def slow_check(path: Path) -> PreflightVerdict:
-        with changed:
-            active[0] += 1
-            most[0] = max(most[0], active[0])
-            changed.notify_all()
-        release.wait()
-        with changed:
-            active[0] -= 1
-        return PreflightVerdict(ok=True)
-
-    check = limited(slow_check, limit)
-    with ThreadPoolExecutor(uploads) as pool:
-        futures = [pool.submit(check, tmp_path / f"{i}.zip") for i in range(uploads)]
-        with changed:
-            assert changed.wait_for(lambda: active[0] == limit, timeout=60)
-        release.set()  # the waiting ones now go through, never more than `limit` at a time
-        assert all(f.result().ok for f in futures)
-    assert most[0] == limit
