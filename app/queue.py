@@ -72,7 +72,8 @@ def _client(url: str) -> Celery:
     return client
 
 
-def _send(task: str, args: list[Any], queue: str, settings: Settings | None, **options: Any) -> bool:
+def send(task: str, args: list[Any], queue: str, settings: Settings | None, **options: Any) -> bool:
+    """Send ``task`` by name (the site never imports a task); False, logged, when the broker is down."""
     url = broker_url(settings or get_settings())
     client = _client(url)
     try:
@@ -88,17 +89,12 @@ def _send(task: str, args: list[Any], queue: str, settings: Settings | None, **o
 
 def enqueue_scoring(submission_id: int, settings: Settings | None = None) -> bool:
     """Queue a committed, ``queued`` submission for scoring. True when the broker took the message."""
-    return _send(SCORE_TASK, [submission_id], SCORING_QUEUE, settings)
+    return send(SCORE_TASK, [submission_id], SCORING_QUEUE, settings)
 
 
 def enqueue_email(outbox_id: int, settings: Settings | None = None) -> bool:
     """Queue a committed EmailOutbox row for sending. True when the broker took the message."""
-    return _send(SEND_EMAIL_TASK, [outbox_id], EMAIL_QUEUE, settings)
-
-
-def enqueue_sweep(settings: Settings | None = None) -> bool:
-    """Ask for a sweep now (beat runs one every minute anyway); for admins and tests."""
-    return _send(SWEEP_TASK, [], MAINTENANCE_QUEUE, settings)
+    return send(SEND_EMAIL_TASK, [outbox_id], EMAIL_QUEUE, settings)
 
 
 class NoWorkerAnswered(Exception):
@@ -118,7 +114,7 @@ def request_reply(settings: Settings, task: str, args: list[Any], queue: str, wa
     has already given up.
     """
     reply = f"katakana:reply:{uuid.uuid4().hex}"
-    if not _send(task, [*args, reply], queue, settings, expires=wait_s):
+    if not send(task, [*args, reply], queue, settings, expires=wait_s):
         raise NoWorkerAnswered("the broker did not take the request")
     client = redis_for(broker_url(settings), timeout_s=wait_s + 5)
     try:

@@ -13,6 +13,7 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.settings import UnsafeSettingsError
 from scorer.sandbox.types import Limits
 
 
@@ -54,8 +55,10 @@ class WorkerConfig(BaseSettings):
     preflight_time_limit_s: float = Field(default=120.0, gt=0)
 
     # The sandbox self-test at worker start; force_fail exists so the refusal path can be tested.
+    # Production refuses to start with either (a worker must never score in an untested sandbox).
     selftest: bool = True
     selftest_force_fail: bool = False
+    environment: str = Field(default="development", validation_alias="KATAKANA_ENVIRONMENT")
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -65,6 +68,11 @@ class WorkerConfig(BaseSettings):
             raise ValueError("KATAKANA_WORKER_SCORING_TIME_LIMIT_S must exceed the soft limit")
         if self.preflight_time_limit_s <= self.preflight_soft_time_limit_s:
             raise ValueError("KATAKANA_WORKER_PREFLIGHT_TIME_LIMIT_S must exceed the soft limit")
+        if self.environment == "production" and (not self.selftest or self.selftest_force_fail):
+            raise UnsafeSettingsError(
+                "unsafe production settings: KATAKANA_WORKER_SELFTEST is off (or forced to fail); "
+                "the sandbox self-test must run before a worker takes trainee code"
+            )
         return self
 
 

@@ -14,8 +14,8 @@ import time
 import httpx
 
 from app.models import SubmissionStatus
-from app.queue import enqueue_sweep
 from tests.fixtures.live_service import QUICK_ZIP, Service, upload_bytes
+from tests.fixtures.services import enqueue_sweep
 from tests.worker.conftest import zip_with
 
 SLOW = """import time

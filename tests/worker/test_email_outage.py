@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from app.models import EmailStatus, SubmissionStatus
-from app.queue import SWEEP_TASK, enqueue_email, enqueue_scoring, enqueue_sweep
-from tests.fixtures.services import SmtpServer, WorkerProcess, wait_for
+from app.queue import SWEEP_TASK, enqueue_email, enqueue_scoring
+from tests.fixtures.services import SmtpServer, WorkerProcess, enqueue_sweep, wait_for
 from tests.worker.conftest import World
 from tests.worker.test_scoring import wait_finished, wait_sent
 

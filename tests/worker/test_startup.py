@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.models import SubmissionStatus
-from app.queue import EXIT_SELFTEST_FAILED, SWEEP_TASK, enqueue_scoring, enqueue_sweep
-from tests.fixtures.services import WorkerFactory
+from app.queue import EXIT_SELFTEST_FAILED, SWEEP_TASK, enqueue_scoring
+from tests.fixtures.services import WorkerFactory, enqueue_sweep
 from tests.worker.conftest import World
 
 

@@ -9,10 +9,10 @@ import re
 from sqlalchemy import select
 
 from app.models import LoginAttempt, SubmissionStatus, UserSession
-from app.queue import SWEEP_TASK, enqueue_scoring, enqueue_sweep
+from app.queue import SWEEP_TASK, enqueue_scoring
 from scorer.errors import ErrorCode
 from tests.fixtures.db import ON_BOTH_DATABASES
-from tests.fixtures.services import SmtpServer, WorkerFactory, WorkerProcess, wait_for
+from tests.fixtures.services import SmtpServer, WorkerFactory, WorkerProcess, enqueue_sweep, wait_for
 from tests.worker.conftest import World
 from tests.worker.test_scoring import wait_finished
 
