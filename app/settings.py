@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     default_timezone: str = "Asia/Tokyo"
 
     runtime_python: Path | None = None
+    # The scoring run's limits (KATAKANA_WALL_SECONDS, _MEMORY_MB, _CPUS); empty: the course's defaults.
+    wall_seconds: float | None = Field(default=None, gt=0)
+    memory_mb: int | None = Field(default=None, gt=0)
+    cpus: int | None = Field(default=None, ge=1)
     sandbox_mode: Literal["auto", "bwrap", "unsandboxed"] = "auto"
     allow_unsandboxed: bool = False
     preflight: bool = True
