@@ -55,6 +55,7 @@ from app.models import Cohort, Enrollment, Language, Role, Submission, Submissio
 from app.security.passwords import hash_password  # noqa: E402
 from bench.sandbox_overhead import bare_predict_seconds  # noqa: E402
 from scorer.pipeline import ScoringConfig  # noqa: E402
+from scorer.runtime import find_runtime  # noqa: E402
 
 PASSWORD = "deadline-rush-password"
 CACHE = REPO / ".cache" / "test-artifacts"
@@ -384,7 +385,7 @@ def main() -> None:
         last_finish = max(r.finished_at for r in scored)
         busy_min = (last_finish - first_start).total_seconds() / 60
         durations = [r.duration_s for r in scored if r.duration_s]
-        config = ScoringConfig.from_env(stack.env)
+        config = ScoringConfig(runtime=find_runtime(stack.env.get("KATAKANA_RUNTIME_PYTHON")))
         bare = statistics.median(
             bare_predict_seconds(example, data, str(config.runtime.python), str(config.limits.cpus)) for _ in range(3)
         )

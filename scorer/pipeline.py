@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import shutil
 import signal
 import tempfile
@@ -37,7 +36,7 @@ from scorer.metrics import compute_metrics, labels_to_ids, validate_predictions
 from scorer.notebook import notebook_to_source
 from scorer.notices import Notice
 from scorer.report import CheckReport, RunFacts, ScoreReport
-from scorer.runtime import Runtime, RuntimeUnavailable, find_runtime
+from scorer.runtime import Runtime, RuntimeUnavailable
 from scorer.sandbox import SandboxConfig, SandboxUnavailable, run_sandboxed
 from scorer.sandbox.types import Bind, Limits, SandboxOutcome, SandboxRequest, Termination
 from scorer.static_check import check_entry_source
@@ -65,25 +64,6 @@ class ScoringConfig:
     intake: IntakeLimits = field(default_factory=IntakeLimits)
     chunk_size: int = 500
     work_root: Path | None = None  # parent of the per-run folders; must be reachable by the sandbox uid
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ScoringConfig:
-        """Settings for the command line: KATAKANA_RUNTIME_PYTHON, KATAKANA_SANDBOX_MODE,
-        KATAKANA_ALLOW_UNSANDBOXED, KATAKANA_WALL_SECONDS, KATAKANA_MEMORY_MB, KATAKANA_CPUS."""
-        env = dict(os.environ if environ is None else environ)
-        limits = Limits()
-        if "KATAKANA_WALL_SECONDS" in env:
-            limits = dataclasses.replace(limits, wall_seconds=float(env["KATAKANA_WALL_SECONDS"]))
-        if "KATAKANA_MEMORY_MB" in env:
-            limits = dataclasses.replace(limits, memory_bytes=int(env["KATAKANA_MEMORY_MB"]) * 1024**2)
-        if "KATAKANA_CPUS" in env:
-            limits = dataclasses.replace(limits, cpus=int(env["KATAKANA_CPUS"]))
-        sandbox = SandboxConfig(
-            mode=env.get("KATAKANA_SANDBOX_MODE", "auto"),  # type: ignore[arg-type]
-            allow_unsandboxed=env.get("KATAKANA_ALLOW_UNSANDBOXED", "1").lower() in ("1", "true", "yes"),
-        )
-        config = cls(runtime=find_runtime(env.get("KATAKANA_RUNTIME_PYTHON")), sandbox=sandbox, limits=limits)
-        return dataclasses.replace(config, **overrides)
 
     def limits_json(self, limits: Limits) -> dict[str, Any]:
         return {**dataclasses.asdict(limits), "chunk_size": self.chunk_size}

@@ -87,13 +87,13 @@ def run_selftest(settings: Settings, config: WorkerConfig) -> SelfTestResult:
     if report.status != "succeeded" or report.correct != 1 or report.total != NUM_CLASSES:
         error = report.error.to_json() if report.error else None
         return SelfTestResult(False, f"unexpected result {report.status}: {error}; log: {report.log[-2000:]}")
-    probes = _hostile_probes(settings)
+    probes = run_hostile_probes(settings)
     if probes is not None:
         return probes
     return SelfTestResult(True, f"isolation={report.facts.isolation}, runtime={report.runtime}, hostile probes blocked")
 
 
-def _hostile_probes(settings: Settings) -> SelfTestResult | None:
+def run_hostile_probes(settings: Settings) -> SelfTestResult | None:
     """None when every attack failed; else the failed self-test, naming what got through."""
     from app.scoring_config import scoring_config
     from scorer.sandbox.selftest import format_report
