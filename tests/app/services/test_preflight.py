@@ -49,3 +49,19 @@ def test_a_checker_that_crashes_is_not_cached(sqlite_url: str, tmp_path: Path) -
     assert cached_preflight(factory, tmp_path / "a.zip", "cd" * 32, flaky).ok
     engine.dispose()
     assert outcomes == ["crash", "ok"]
+
+
+def test_the_workers_whole_check_report_is_kept_through_the_cache(sqlite_url: str, tmp_path: Path) -> None:
+    """Fields the site does not read itself (the run's facts, anything the engine adds) travel on."""
+    engine = make_engine(sqlite_url)
+    factory = make_sessionmaker(engine)
+    report = {
+        "ok": True, "stage": "smoke", "error": None, "log": "ok", "notices": [{"code": "n", "ja": "注", "en": "note"}],
+        "duration_s": 0.4, "isolation": "bwrap", "entry": "submit_katakana.py", "zip_sha256": "ef" * 32,
+        "smoke_accuracy": 0.4,
+    }  # fmt: skip
+    first = cached_preflight(factory, tmp_path / "a.zip", "ef" * 32, lambda _path: PreflightVerdict.from_json(report))
+    again = cached_preflight(factory, tmp_path / "a.zip", "ef" * 32, lambda _path: PreflightVerdict(ok=False))
+    engine.dispose()
+    assert first.to_json() == report
+    assert again.to_json() == report  # from the cache, whole
