@@ -26,14 +26,16 @@ from tests.fixtures.live_service import log_in, upload_bytes
 from tests.fixtures.services import REPO, free_port, wait_for
 from tests.worker.conftest import zip_with
 
-SLOW_ZEROS = """import os
-import time
+SLOW_ZEROS = """import time
 
 import numpy as np
 
+calls = []
+
 
 def predict(test_data):
-    if len(test_data) > 100:  # the scoring run, not the pre-flight's smoke run on 30 images
+    calls.append(len(test_data))
+    if len(calls) == 2:  # the scoring run's second chunk (the pre-flight makes one call, on 30 images)
         time.sleep(15)  # long enough to be killed mid-run, even on a loaded machine
     return np.zeros(len(test_data), dtype=np.int64)
 """
