@@ -67,7 +67,6 @@ class Child:
     started_at: float = 0.0
     backoff_s: float = 0.0  # the wait before the next restart; 0 until it dies
     restart_at: float | None = None  # when it is due to start again, if it died
-    restarts: int = 0
 
     def start(self, env: dict[str, str]) -> None:
         # Its own session: a Ctrl-C in the terminal reaches only the supervisor, which then stops
@@ -134,7 +133,8 @@ class Supervisor:
         web = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app"]
         web += ["--host", self.host, "--port", str(self.port)]
         return [
-            # Refusing work after a failed self-test must not take the site down with it.
+            # Workers are started again when they die; one that failed its sandbox self-test stays
+            # stopped, without taking the site down with it.
             Child("scoring worker", scoring, critical=False),
             Child("pre-flight worker", preflight, critical=False),
             Child("email and maintenance worker", mail, critical=False),
@@ -171,7 +171,6 @@ class Supervisor:
             for child in self.children:
                 if child.process is None:
                     if child.restart_at is not None and now >= child.restart_at:
-                        child.restarts += 1
                         print(f"katakana-scorer: starting the {child.name} again", file=sys.stderr, flush=True)
                         child.start(env)
                     continue
@@ -191,9 +190,10 @@ class Supervisor:
         if code == EXIT_SELFTEST_FAILED:
             reason = (
                 "its sandbox self-test failed (see its log above); install bubblewrap or check "
-                "KATAKANA_SANDBOX_MODE. Uploads stay queued until a scoring worker runs"
+                "KATAKANA_SANDBOX_MODE. Until it runs, uploads are refused at the pre-flight or stay "
+                "queued for scoring, spending nothing"
             )
-            print(f"katakana-scorer: NO SCORING — the {child.name} stopped: {reason}", file=sys.stderr, flush=True)
+            print(f"katakana-scorer: NO SANDBOX — the {child.name} stopped: {reason}", file=sys.stderr, flush=True)
             return
         wait = child.schedule_restart(now)
         print(

@@ -115,5 +115,5 @@ def test_a_scoring_worker_killed_mid_run_is_restarted_and_the_submission_scored_
     assert code == 0, output()[-5000:]
     assert final.attempts == 2  # killed once, then scored: exactly once to the end
     assert "the scoring worker exited with -9; starting it again in 1 s" in output()
-    assert "NO SCORING" not in output()
+    assert "NO SANDBOX" not in output()
     assert len(list(mail_dir.glob("*.eml"))) == 1
