@@ -46,7 +46,7 @@ class CommandError(Exception):
 
 
 def _sessions(settings: Settings) -> sessionmaker[Session]:
-    from worker.supervisor import migrate_to_head
+    from app.supervisor import migrate_to_head
 
     migrate_to_head(settings.database_url)
     return make_sessionmaker(make_engine(settings.database_url))
@@ -101,7 +101,7 @@ def _cmd_create_admin(args: argparse.Namespace, settings: Settings) -> int:
 def import_testset_files(
     settings: Settings, data: Path, labels: Path, version: str | None, activate: bool = True
 ) -> TestSet:
-    from worker.testset_import import TestSetRejected, default_version, import_testset
+    from app.services.testset_import import TestSetRejected, default_version, import_testset
 
     assert settings.testset_dir is not None
     try:
@@ -206,7 +206,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.supervisor import serve
+    from app.supervisor import serve
 
     return serve(settings, host=args.host, port=args.port)
 

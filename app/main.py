@@ -1,8 +1,9 @@
 """The application factory. ``uvicorn --factory app.main:create_app`` serves the site.
 
 The lifespan owns the database engine (created at start, disposed at stop). Collaborators that tests
-replace — the clock, the pre-flight checker, the enqueue and mail hand-offs — live on ``app.state``
-as plain callables, so a test passes a function that records its calls instead of patching imports.
+replace — the clock, the pre-flight checker, the enqueue and mail hand-offs, the test-set importer —
+live on ``app.state`` as plain callables, so a test passes a function that records its calls instead
+of patching imports.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from app.models import utcnow
 from app.observability import redaction
 from app.observability.http import RequestContextMiddleware, metrics_router
 from app.observability.structured_logs import configure_logging
-from app.services.preflight import PASSED, Checker, scorer_checker
+from app.services.preflight import PASSED, Checker, worker_checker
+from app.services.testset_import import TestSetImporter, worker_importer
 from app.settings import Settings, get_settings
 from app.web import admin, auth, health, leaderboard, similarity, storage_full, submissions, uploads
 from app.web.auth import landing_page
@@ -49,7 +51,7 @@ def worker_enqueue(settings: Settings) -> Callable[[int], None]:
     without a broker and pass a recording function instead)."""
 
     def enqueue(submission_id: int) -> None:
-        from worker.queue import enqueue_scoring
+        from app.queue import enqueue_scoring
 
         enqueue_scoring(submission_id, settings)
 
@@ -60,7 +62,7 @@ def worker_deliver(settings: Settings) -> Callable[[int], None]:
     """Hand a committed EmailOutbox row to the worker's mail queue."""
 
     def deliver(outbox_id: int) -> None:
-        from worker.queue import enqueue_email
+        from app.queue import enqueue_email
 
         enqueue_email(outbox_id, settings)
 
@@ -74,6 +76,7 @@ def create_app(
     preflight_checker: Checker | None = None,
     enqueue: Callable[[int], None] | None = None,
     deliver_email: Callable[[int], None] | None = None,
+    testset_importer: TestSetImporter | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
 
@@ -93,10 +96,11 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock
     if preflight_checker is None:
-        preflight_checker = scorer_checker(settings) if settings.preflight else (lambda _path: PASSED)
+        preflight_checker = worker_checker(settings) if settings.preflight else (lambda _path: PASSED)
     app.state.preflight_checker = preflight_checker
     app.state.enqueue = enqueue or worker_enqueue(settings)
     app.state.deliver_email = deliver_email or worker_deliver(settings)
+    app.state.testset_importer = testset_importer or worker_importer(settings)
 
     configure_logging("web")
     redaction.install()  # uvicorn's access lines carry query strings: /password/set?token=…

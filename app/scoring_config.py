@@ -1,23 +1,38 @@
-"""The scoring engine's configuration, derived from the service's settings.
+"""The scoring engine's configuration, derived from the service's settings as a value.
 
-One function so the site's pre-flight, the worker's scoring runs and its start-up self-test use the
-very same runtime, sandbox policy and limits — in production, none of them may fall back to an
-unsandboxed run.
+One function so the workers' pre-flight and scoring runs and their start-up self-test use the very
+same runtime, sandbox policy and limits — in production, none of them may fall back to an
+unsandboxed run. Everything comes from :class:`app.settings.Settings`; the engine itself reads no
+environment for the service.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from app.settings import Settings
 from scorer.disclosure import Disclosure
 from scorer.pipeline import ScoringConfig
 from scorer.runtime import find_runtime
 from scorer.sandbox import SandboxConfig
+from scorer.sandbox.types import Limits
+
+
+def run_limits(settings: Settings) -> Limits:
+    """The hidden-set run's limits: what the workers apply and what the upload page states."""
+    limits = Limits()
+    if settings.wall_seconds is not None:
+        limits = dataclasses.replace(limits, wall_seconds=settings.wall_seconds)
+    if settings.memory_mb is not None:
+        limits = dataclasses.replace(limits, memory_bytes=settings.memory_mb * 1024**2)
+    if settings.cpus is not None:
+        limits = dataclasses.replace(limits, cpus=settings.cpus)
+    return limits
 
 
 def scoring_config(settings: Settings) -> ScoringConfig:
-    # from_env still reads the limit overrides (KATAKANA_WALL_SECONDS, _MEMORY_MB, _CPUS); the
-    # sandbox policy comes from Settings, whose allow_unsandboxed defaults to False.
-    return ScoringConfig.from_env(
+    limits = run_limits(settings)
+    return ScoringConfig(
         runtime=find_runtime(settings.runtime_python),
         sandbox=SandboxConfig(
             mode=settings.sandbox_mode,
@@ -25,5 +40,6 @@ def scoring_config(settings: Settings) -> ScoringConfig:
             cgroup_mode=settings.sandbox_cgroup_mode,
             cgroup_parent=settings.sandbox_cgroup_parent,
         ),
+        limits=limits,
         disclosure=Disclosure(settings.hidden_run_excerpt_bytes, settings.hidden_run_stored_log_bytes),
     )

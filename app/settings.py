@@ -51,15 +51,19 @@ class Settings(BaseSettings):
     default_timezone: str = "Asia/Tokyo"
 
     runtime_python: Path | None = None
+    # The scoring run's limits (KATAKANA_WALL_SECONDS, _MEMORY_MB, _CPUS); empty: the course's defaults.
+    wall_seconds: float | None = Field(default=None, gt=0)
+    memory_mb: int | None = Field(default=None, gt=0)
+    cpus: int | None = Field(default=None, ge=1)
     sandbox_mode: Literal["auto", "bwrap", "unsandboxed"] = "auto"
     allow_unsandboxed: bool = False
     # A run's memory (with its tmpfs) and processes limited as a whole: see scorer/sandbox/cgroup.py.
     sandbox_cgroup_mode: Literal["auto", "v2", "v1", "supervisor"] = "auto"
     sandbox_cgroup_parent: str = "katakana-sandbox"
     preflight: bool = True
-    # Smoke runs one web process runs at once; more uploads wait their turn (their time limit starts
-    # when they run). Unbounded, a deadline burst would share the CPUs so thinly that sound zips hit
-    # the smoke run's time limit.
+    # Smoke runs the embedded pre-flight worker runs at once; more uploads wait their turn (their
+    # time limit starts when they run). Unbounded, a deadline burst would share the CPUs so thinly
+    # that sound zips hit the smoke run's time limit.
     preflight_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # What a run on the hidden test set shows of its own output, traceback and error parameters
     # together (trainees: page, log download, email), and what is kept for instructors and admins.
@@ -73,6 +77,12 @@ class Settings(BaseSettings):
     similarity_min_shared_mistakes: int = Field(default=20, ge=1)
     # With the public set imported, a smoke accuracy below this asks the trainee to confirm the upload.
     preflight_near_chance_below: float = Field(default=0.30, ge=0.0, le=1.0)
+    # How long an upload waits for a worker's pre-flight verdict before it is refused as the
+    # server's fault (nothing spent; the zip stays stored). Above the smoke run's own 60 s limit.
+    preflight_wait_s: float = Field(default=120.0, gt=0)
+    # How long a test-set import through the API waits for a scoring worker (the one holding the
+    # test-set folder); it may first finish the submission it is scoring.
+    testset_import_wait_s: float = Field(default=300.0, gt=0)
 
     session_max_age_s: int = 14 * 24 * 3600
     login_max_failures: int = 5  # per email and IP address ...

@@ -50,11 +50,12 @@ from alembic.config import Config  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from app.db import make_engine, make_sessionmaker  # noqa: E402
+from app.embedded_redis import RedisServer  # noqa: E402
 from app.models import Cohort, Enrollment, Language, Role, Submission, SubmissionStatus, User  # noqa: E402
 from app.security.passwords import hash_password  # noqa: E402
 from bench.sandbox_overhead import bare_predict_seconds  # noqa: E402
 from scorer.pipeline import ScoringConfig  # noqa: E402
-from worker.embedded import RedisServer  # noqa: E402
+from scorer.runtime import find_runtime  # noqa: E402
 
 PASSWORD = "deadline-rush-password"
 CACHE = REPO / ".cache" / "test-artifacts"
@@ -197,6 +198,9 @@ def start_stack(root: Path, args: argparse.Namespace, data: Path, labels: Path) 
               "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]  # fmt: skip
     for i in range(args.workers):
         stack.spawn([*celery, "-Q", "scoring", "-n", f"scoring{i}@rush"], f"scoring{i}.log")
+    # The pre-flights run on workers too (never in the site): a pool as wide as the machine.
+    preflight = [*celery[:7], str(os.cpu_count() or 1), *celery[8:]]
+    stack.spawn([*preflight, "-Q", "preflight", "-n", "preflight@rush"], "preflight.log")
     stack.spawn([*celery, "-Q", "email,maintenance", "-n", "mail@rush"], "mail.log")
     port = free_port()
     stack.web = stack.spawn(
@@ -381,7 +385,7 @@ def main() -> None:
         last_finish = max(r.finished_at for r in scored)
         busy_min = (last_finish - first_start).total_seconds() / 60
         durations = [r.duration_s for r in scored if r.duration_s]
-        config = ScoringConfig.from_env(stack.env)
+        config = ScoringConfig(runtime=find_runtime(stack.env.get("KATAKANA_RUNTIME_PYTHON")))
         bare = statistics.median(
             bare_predict_seconds(example, data, str(config.runtime.python), str(config.limits.cpus)) for _ in range(3)
         )

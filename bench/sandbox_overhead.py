@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 from examples.build_examples import build as build_examples  # noqa: E402
 from scorer.dataset import write_dataset  # noqa: E402
 from scorer.pipeline import ScoringConfig, score_submission  # noqa: E402
+from scorer.runtime import find_runtime  # noqa: E402
 
 BARE = r"""
 import importlib.util, json, os, sys, time
@@ -71,7 +72,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="quick-trained examples (same network sizes)")
     args = parser.parse_args()
 
-    config = ScoringConfig.from_env()
+    config = ScoringConfig(runtime=find_runtime())
     threads = str(config.limits.cpus)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"

@@ -61,10 +61,25 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config(**overrides: Any) -> Any:
-    from scorer.pipeline import ScoringConfig
+def _config(args: argparse.Namespace) -> Any:
+    """The engine's configuration from the command line, as a value: the engine reads no environment."""
+    import dataclasses
 
-    return ScoringConfig.from_env(**overrides)
+    from scorer.pipeline import ScoringConfig
+    from scorer.runtime import find_runtime
+    from scorer.sandbox import SandboxConfig
+    from scorer.sandbox.types import Limits
+
+    limits = Limits()
+    if args.wall_seconds is not None:
+        limits = dataclasses.replace(limits, wall_seconds=args.wall_seconds)
+    if args.memory_mb is not None:
+        limits = dataclasses.replace(limits, memory_bytes=args.memory_mb * 1024**2)
+    if args.cpus is not None:
+        limits = dataclasses.replace(limits, cpus=args.cpus)
+    # A laptop without bubblewrap falls back to a plain subprocess, loudly; the service never does.
+    sandbox = SandboxConfig(mode=args.sandbox_mode, allow_unsandboxed=True)
+    return ScoringConfig(runtime=find_runtime(args.runtime_python), sandbox=sandbox, limits=limits)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -75,7 +90,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return 2
     report = check_submission(
         Path(args.zip),
-        config=_config(),
+        config=_config(args),
         sample_data=args.sample and Path(args.sample),
         sample_labels=args.sample_labels and Path(args.sample_labels),
     )
@@ -103,7 +118,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from scorer.pipeline import score_submission
 
-    config = _config()
+    config = _config(args)
     if args.full_log:  # local debugging on one's own data: nothing hidden to protect
         config = dataclasses.replace(config, disclosure=dataclasses.replace(config.disclosure, excerpt_bytes=None))
     report = score_submission(
@@ -133,7 +148,7 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
     from scorer.pipeline import ScoringConfig
     from scorer.sandbox.selftest import format_report, run_selftest
 
-    config: ScoringConfig = _config()
+    config: ScoringConfig = _config(args)
     report = run_selftest(config.sandbox, config.runtime)
     print(format_report(report))
     return 0 if report.ok else 1
@@ -142,7 +157,7 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
 def _cmd_runtime(args: argparse.Namespace) -> int:
     from scorer.runtime import find_runtime
 
-    runtime = find_runtime()
+    runtime = find_runtime(args.runtime_python)
     info = runtime.info()
     if args.json:
         _print_json({"python_path": str(runtime.python), **info.versions()})
@@ -158,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m scorer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--lang", choices=["ja", "en"], default=_default_lang(), help="language of messages")
+    parser.add_argument("--runtime-python", help="the Python that runs submissions (default: the reference runtime)")
+    parser.add_argument("--sandbox-mode", choices=["auto", "bwrap", "unsandboxed"], default="auto")
+    parser.add_argument("--wall-seconds", type=float, help="time limit of a run (default: 600)")
+    parser.add_argument("--memory-mb", type=int, help="memory limit of a run (default: 4096)")
+    parser.add_argument("--cpus", type=int, help="BLAS/OpenMP threads of a run (default: 1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("dataset", help="write the synthetic katakana data set")

@@ -16,12 +16,11 @@ import hashlib
 import io
 import json
 import logging
-import os
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from scorer.metrics import Predictions, compute_metrics, labels_to_ids, validate
 from scorer.notebook import notebook_to_source
 from scorer.notices import Notice
 from scorer.report import CheckReport, RunFacts, ScoreReport
-from scorer.runtime import Runtime, RuntimeUnavailable, find_runtime
+from scorer.runtime import Runtime, RuntimeUnavailable
 from scorer.sandbox import SandboxConfig, SandboxUnavailable, run_sandboxed
 from scorer.sandbox.types import Bind, Limits, SandboxOutcome, SandboxRequest
 from scorer.similarity import FileHash, file_hashes
@@ -58,20 +57,6 @@ INPUT = "/input"
 RUNTIME_MARK = "<runtime>"
 
 
-def limits_from_env(environ: Mapping[str, str] | None = None) -> Limits:
-    """The run limits with KATAKANA_WALL_SECONDS, KATAKANA_MEMORY_MB and KATAKANA_CPUS applied: one
-    reading shared by the scoring runs and the upload page that states them to trainees."""
-    env = os.environ if environ is None else environ
-    limits = Limits()
-    if "KATAKANA_WALL_SECONDS" in env:
-        limits = dataclasses.replace(limits, wall_seconds=float(env["KATAKANA_WALL_SECONDS"]))
-    if "KATAKANA_MEMORY_MB" in env:
-        limits = dataclasses.replace(limits, memory_bytes=int(env["KATAKANA_MEMORY_MB"]) * 1024**2)
-    if "KATAKANA_CPUS" in env:
-        limits = dataclasses.replace(limits, cpus=int(env["KATAKANA_CPUS"]))
-    return limits
-
-
 @dataclass(frozen=True)
 class ScoringConfig:
     runtime: Runtime
@@ -83,28 +68,6 @@ class ScoringConfig:
     work_root: Path | None = None  # parent of the per-run folders; must be reachable by the sandbox uid
     # What a run on the hidden set shows of its trainee-controlled output (see scorer/disclosure.py).
     disclosure: Disclosure = field(default_factory=Disclosure)
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ScoringConfig:
-        """Settings for the command line: KATAKANA_RUNTIME_PYTHON, KATAKANA_SANDBOX_MODE,
-        KATAKANA_ALLOW_UNSANDBOXED, KATAKANA_SANDBOX_CGROUP_MODE, KATAKANA_SANDBOX_CGROUP_PARENT,
-        KATAKANA_WALL_SECONDS, KATAKANA_MEMORY_MB, KATAKANA_CPUS,
-        KATAKANA_HIDDEN_RUN_EXCERPT_BYTES, KATAKANA_HIDDEN_RUN_STORED_LOG_BYTES."""
-        env = dict(os.environ if environ is None else environ)
-        limits = limits_from_env(env)
-        sandbox = SandboxConfig(
-            mode=env.get("KATAKANA_SANDBOX_MODE", "auto"),  # type: ignore[arg-type]
-            allow_unsandboxed=env.get("KATAKANA_ALLOW_UNSANDBOXED", "1").lower() in ("1", "true", "yes"),
-            cgroup_mode=env.get("KATAKANA_SANDBOX_CGROUP_MODE", "auto"),  # type: ignore[arg-type]
-            cgroup_parent=env.get("KATAKANA_SANDBOX_CGROUP_PARENT", "katakana-sandbox"),
-        )
-        disclosure = Disclosure(
-            excerpt_bytes=int(env.get("KATAKANA_HIDDEN_RUN_EXCERPT_BYTES", Disclosure.excerpt_bytes or 0)),
-            stored_bytes=int(env.get("KATAKANA_HIDDEN_RUN_STORED_LOG_BYTES", Disclosure.stored_bytes)),
-        )
-        runtime = find_runtime(env.get("KATAKANA_RUNTIME_PYTHON"))
-        config = cls(runtime=runtime, sandbox=sandbox, limits=limits, disclosure=disclosure)
-        return dataclasses.replace(config, **overrides)
 
     def limits_json(self, limits: Limits) -> dict[str, Any]:
         return {**dataclasses.asdict(limits), "chunk_size": self.chunk_size}

@@ -128,14 +128,14 @@ def _probe(python: str) -> RuntimeInfo:
 
 
 def find_runtime(explicit: str | os.PathLike[str] | None = None) -> Runtime:
-    """The runtime to use: an explicit path, else $KATAKANA_RUNTIME_PYTHON, else the set-up default.
+    """The runtime to use: an explicit path (the service's KATAKANA_RUNTIME_PYTHON, the command
+    line's --runtime-python), else the set-up default.
 
     A trainee running the local checker without the reference runtime gets their own interpreter,
     which behaves the same apart from library versions.
     """
-    chosen = explicit or os.environ.get("KATAKANA_RUNTIME_PYTHON")
-    if chosen:
-        return Runtime(Path(os.path.abspath(chosen)))
+    if explicit:
+        return Runtime(Path(os.path.abspath(explicit)))
     for candidate in DEFAULT_LOCATIONS:
         if candidate.exists():
             return Runtime(candidate)

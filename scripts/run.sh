@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up and runs katakana-scorer on its embedded defaults: SQLite, an embedded Redis, a Celery
-# worker and beat, the synthetic test set and demo accounts (printed below), at http://127.0.0.1:8000.
+# Sets up and runs katakana-scorer on its embedded defaults: SQLite, an embedded Redis, Celery
+# scoring, pre-flight and email workers with beat, the synthetic test set and demo accounts (printed below),
+# at http://127.0.0.1:8000; a worker that dies is started again.
 # Ctrl-C stops everything. Data lives in ./var/ and survives restarts.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -7,5 +7,6 @@ scripts/setup.sh --test
 export PATH="$PWD/.venv/bin:$PATH"
 echo "[test] ruff"; ruff check .
 echo "[test] mypy"; mypy
+echo "[test] import layers"; lint-imports
 echo "[test] pytest"
 exec python -m pytest -n "${PYTEST_WORKERS:-4}" --dist loadgroup "$@"

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 import yaml
 
+from app.queue import QUEUES, SANDBOXED_QUEUES, SCORING_QUEUE, TESTSETS_QUEUE
 from app.settings import Settings
-from worker.celery_app import QUEUES, SCORING_QUEUE
 from worker.config import WorkerConfig
 
 REPO = Path(__file__).resolve().parents[1]
-OURS = ("migrate", "web", "worker", "worker-mail")
-SANDBOXED = ("web", "worker")  # the pre-flight smoke run, and scoring
+OURS = ("migrate", "web", "worker", "worker-preflight", "worker-mail")
+SANDBOXED = ("worker", "worker-preflight")  # scoring, and the pre-flight smoke run
 SANDBOX_OPTIONS = {"seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"}
 DATA_DIR = "/var/lib/katakana"
 TESTSET_DIR = "/var/lib/katakana-testsets"
@@ -88,7 +88,8 @@ def test_workers_consume_every_queue_and_scoring_alone(services: Services) -> No
     consumed = {name: set(str(option(command, "-Q")).split(",")) for name, command in commands.items()}
     assert set().union(*consumed.values()) == set(QUEUES)
     scoring = [name for name, queues in consumed.items() if SCORING_QUEUE in queues]
-    assert all(consumed[name] == {SCORING_QUEUE} for name in scoring)  # slow work delays nothing else
+    # Slow work delays nothing else (the rare test-set import must run where the test sets are).
+    assert all(consumed[name] <= {SCORING_QUEUE, TESTSETS_QUEUE} for name in scoring)
     with_beat = [name for name, command in commands.items() if "-B" in command]
     assert len(with_beat) == 1  # one scheduler, or every sweep would run twice
     assert str(option(services[with_beat[0]]["command"], "-s")).startswith(DATA_DIR + "/")
@@ -117,7 +118,12 @@ def test_trainee_code_runs_only_where_the_sandbox_options_are_set(
     for name in SANDBOXED:
         assert set(services[name]["security_opt"]) == SANDBOX_OPTIONS
         assert not services[name].get("privileged") and not services[name].get("cap_add")
-    assert "security_opt" not in services["worker-mail"]
+    for name, command in celery_services(services).items():  # every queue that runs trainee code
+        if set(str(option(command, "-Q")).split(",")) & SANDBOXED_QUEUES:
+            assert name in SANDBOXED, name
+    for name in ("web", "worker-mail"):  # no trainee code there: Docker's default confinement
+        assert "security_opt" not in services[name] and not services[name].get("privileged"), name
+    assert services["web"]["user"] not in ("root", "0")
 
 
 def test_volumes_are_declared_shared_and_the_labels_stay_with_the_scoring_worker(
@@ -131,17 +137,39 @@ def test_volumes_are_declared_shared_and_the_labels_stay_with_the_scoring_worker
             if not source.startswith((".", "/")):
                 assert source in declared, f"{name} mounts undeclared volume {source}"
             mounts.setdefault(name, {})[target] = source
-    data_volumes = {mounts[name][DATA_DIR] for name in ("web", "worker", "worker-mail")}
+    data_volumes = {mounts[name][DATA_DIR] for name in ("web", "worker", "worker-preflight", "worker-mail")}
     assert len(data_volumes) == 1  # the site stores zips where the worker reads them
     testset_users = [name for name, targets in mounts.items() if TESTSET_DIR in targets]
     assert testset_users == ["worker"]
+
+
+def test_test_sets_are_imported_where_the_test_set_volume_is(compose: dict[str, Any], services: Services) -> None:
+    """The CLI import (as the compose file tells admins to run it) and the API's import task both
+    run in a service that mounts the test-set volume, as root (the folder is 0700 root); the site,
+    which receives the API upload, does not mount it and never imports itself."""
+
+    def mounts_testsets(name: str) -> bool:
+        return any(v.split(":")[1] == TESTSET_DIR for v in services[name].get("volumes", []))
+
+    header = (REPO / "docker-compose.yml").read_text()
+    cli = re.findall(r"docker compose run --rm (\S+) python -m app\.cli import-testset", header)
+    assert cli and all(mounts_testsets(name) and services[name]["user"] == "root" for name in cli)
+    importers = [
+        name for name, command in celery_services(services).items()
+        if TESTSETS_QUEUE in str(option(command, "-Q")).split(",")
+    ]  # fmt: skip
+    assert importers and all(mounts_testsets(name) and services[name]["user"] == "root" for name in importers)
+    assert not mounts_testsets("web")
+    # What the site hands over travels through the data volume the importing worker shares.
+    volumes = [v.split(":") for name in ("web", *importers) for v in services[name]["volumes"]]
+    assert len({source for source, target, *_ in volumes if target == DATA_DIR}) == 1
 
 
 def test_dependencies_name_services_and_wait_for_the_migration(services: Services) -> None:
     for name, service in services.items():
         for dependency in service.get("depends_on", {}):
             assert dependency in services, f"{name} depends on unknown {dependency}"
-    for name in ("web", "worker", "worker-mail"):
+    for name in ("web", "worker", "worker-preflight", "worker-mail"):
         condition = services[name]["depends_on"]["migrate"]["condition"]
         assert condition == "service_completed_successfully"
 

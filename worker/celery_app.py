@@ -11,25 +11,30 @@ from __future__ import annotations
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
+from app.queue import (
+    EMAIL_QUEUE,
+    IMPORT_TESTSET_TASK,
+    MAINTENANCE_QUEUE,
+    PREFLIGHT_QUEUE,
+    PREFLIGHT_TASK,
+    QUEUES,
+    SCORE_TASK,
+    SCORING_QUEUE,
+    SEND_EMAIL_TASK,
+    SWEEP_TASK,
+    TESTSETS_QUEUE,
+    broker_url,
+)
 from app.settings import Settings, get_settings
 from worker.config import WorkerConfig, get_worker_config
-from worker.embedded import embedded_url
 
-SCORING_QUEUE = "scoring"  # slow, CPU-bound: its own workers so nothing else waits behind it
-EMAIL_QUEUE = "email"
-MAINTENANCE_QUEUE = "maintenance"
-QUEUES = (SCORING_QUEUE, EMAIL_QUEUE, MAINTENANCE_QUEUE)
-
-SCORE_TASK = "worker.tasks.scoring.score"
-SEND_EMAIL_TASK = "worker.tasks.email.send"
-SWEEP_TASK = "worker.tasks.sweeper.sweep"
-
-TASK_MODULES = ["worker.tasks.scoring", "worker.tasks.email", "worker.tasks.sweeper"]
-
-
-def broker_url(settings: Settings) -> str:
-    """KATAKANA_REDIS_URL, or the embedded Redis's socket under data_dir (see worker.embedded)."""
-    return settings.redis_url or embedded_url(settings.data_dir)
+TASK_MODULES = [
+    "worker.tasks.scoring",
+    "worker.tasks.preflight",
+    "worker.tasks.email",
+    "worker.tasks.sweeper",
+    "worker.tasks.testsets",
+]
 
 
 def make_celery(settings: Settings, config: WorkerConfig) -> Celery:
@@ -53,6 +58,8 @@ def make_celery(settings: Settings, config: WorkerConfig) -> Celery:
         task_queues=[Queue(name, Exchange(name), routing_key=name) for name in QUEUES],  # type: ignore[no-untyped-call]
         task_routes={
             SCORE_TASK: {"queue": SCORING_QUEUE},
+            PREFLIGHT_TASK: {"queue": PREFLIGHT_QUEUE},
+            IMPORT_TESTSET_TASK: {"queue": TESTSETS_QUEUE},
             SEND_EMAIL_TASK: {"queue": EMAIL_QUEUE},
             SWEEP_TASK: {"queue": MAINTENANCE_QUEUE},
         },

@@ -2,11 +2,15 @@
 
 A worker whose sandbox cannot run (bubblewrap missing or blocked by the container's seccomp or
 AppArmor profile, a broken runtime) would otherwise fail every submission it picks up as the
-server's fault. So at ``worker_init`` — after the queues are chosen, before anything is consumed —
-it scores a tiny built-in submission end to end, through the same engine, sandbox and runtime as
-real work. On failure the worker stops consuming the scoring queue (it still sends email and sweeps,
-if it serves those queues too); a worker that serves nothing else exits, so an orchestrator notices.
-The queued messages stay in Redis for a healthy worker.
+server's fault; one whose sandbox leaks (a host update, a Docker profile or a kernel setting can
+silently weaken bubblewrap) would run hostile code in a leaky box. So at ``worker_init`` — after the
+queues are chosen, before anything is consumed — it scores a tiny built-in submission end to end,
+through the same engine, sandbox and runtime as real work, then runs the hostile probes of
+``scorer.sandbox.selftest`` (network, environment, host files, ptrace, daemons, fork bomb); any
+probe that gets through fails the self-test. On failure the worker stops consuming the queues that
+run trainee code (scoring, pre-flight; it still sends email and sweeps, if it serves those queues
+too); a worker that serves nothing else exits, so an orchestrator notices. The queued messages stay
+in Redis for a healthy worker.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from app.queue import EXIT_SELFTEST_FAILED, SANDBOXED_QUEUES, TESTSETS_QUEUE
 from app.settings import Settings, get_settings
 from scorer.classes import IMAGE_SHAPE, NUM_CLASSES
-from worker.celery_app import SCORING_QUEUE
 from worker.config import WorkerConfig, get_worker_config
 
 log = logging.getLogger(__name__)
@@ -35,8 +39,6 @@ SELFTEST_SOURCE = b"""import numpy as np
 def predict(test_data):
     return np.zeros(len(test_data), dtype=np.int64)
 """
-
-EXIT_SELFTEST_FAILED = 3
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,36 @@ def run_selftest(settings: Settings, config: WorkerConfig) -> SelfTestResult:
     if report.status != "succeeded" or report.correct != 1 or report.total != NUM_CLASSES:
         error = report.error.to_json() if report.error else None
         return SelfTestResult(False, f"unexpected result {report.status}: {error}; log: {report.log[-2000:]}")
+    probes = run_hostile_probes(settings)
+    if probes is not None:
+        return probes
     from scorer.sandbox import detect_accounting
 
     accounting = detect_accounting(scoring_config(settings).sandbox).describe()
     return SelfTestResult(
-        True, f"isolation={report.facts.isolation}, memory accounting={accounting}, runtime={report.runtime}"
+        True,
+        f"isolation={report.facts.isolation}, memory accounting={accounting}, runtime={report.runtime}, "
+        "hostile probes blocked",
     )
+
+
+def run_hostile_probes(settings: Settings) -> SelfTestResult | None:
+    """None when every attack failed; else the failed self-test, naming what got through."""
+    from app.scoring_config import scoring_config
+    from scorer.sandbox.selftest import format_report
+    from scorer.sandbox.selftest import run_selftest as run_probes
+
+    config = scoring_config(settings)
+    probes = run_probes(config.sandbox, config.runtime)
+    if probes.ok:
+        return None
+    escaped = [p for p in probes.probes if not p.passed]
+    if settings.allow_unsandboxed and all(p.name in ("isolation", "attacks") for p in escaped):
+        # An admin explicitly allowed the unsandboxed fallback (never in production): the
+        # attacks cannot be run against a sandbox that is not there, and the scoring says so.
+        log.warning("no sandbox to probe; running unsandboxed as KATAKANA_ALLOW_UNSANDBOXED allows")
+        return None
+    return SelfTestResult(False, "hostile probes got through:\n" + format_report(probes))
 
 
 # What worker_init decided, said again at worker_ready: Celery configures logging in between.
@@ -107,16 +133,17 @@ def on_worker_init(sender: Any, **_: Any) -> None:
     config = get_worker_config()
     queues = sender.app.amqp.queues
     consumed = set(queues.consume_from)
-    if SCORING_QUEUE not in consumed or not config.selftest:
+    sandboxed = sorted(consumed & SANDBOXED_QUEUES)
+    if not sandboxed or not config.selftest:
         return
     result = run_selftest(get_settings(), config)
     if result.ok:
         _say(logging.INFO, f"sandbox self-test passed ({result.detail}); taking scoring work")
         return
     _say(logging.ERROR, f"sandbox self-test FAILED: {result.detail}")
-    if consumed - {SCORING_QUEUE}:
-        queues.deselect([SCORING_QUEUE])
-        _say(logging.ERROR, f"REFUSING scoring work: not consuming the {SCORING_QUEUE!r} queue")
+    if consumed - SANDBOXED_QUEUES - {TESTSETS_QUEUE}:  # imports alone do not keep a scoring worker up
+        queues.deselect(sandboxed)
+        _say(logging.ERROR, f"REFUSING scoring work: not consuming the {', '.join(map(repr, sandboxed))} queue(s)")
         return
     # Logging is not set up yet, and the worker never gets to worker_ready: say it on stderr.
     for _level, message in [*_verdict, (logging.ERROR, "REFUSING scoring work: the worker exits")]:

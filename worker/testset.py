@@ -7,7 +7,6 @@ trainee's. Checking costs one read of ~50 MB per file change, cached by size and
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,23 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import TestSet
-
-_CHUNK = 1024 * 1024
+from app.services.testset_import import sha256_of_testset
 
 
 class TestSetProblem(Exception):
     """No active test set, or its files are missing or do not match their recorded digest."""
 
     __test__ = False
-
-
-def sha256_of_testset(data_path: Path, labels_path: Path) -> str:
-    digest = hashlib.sha256()
-    for path in (data_path, labels_path):
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """``/api/v1/testsets``: list versions, import a new one (admin), choose the active one.
 
-Importing reuses the worker's checks and copy (``worker/testset_import.py``), the same code the
-``import-testset`` command runs, so a set accepted here is one the worker can score with.
+Importing runs the checks and copy of ``app/services/testset_import.py``, the same code the
+``import-testset`` command runs, on a scoring worker (the ``testsets`` queue): the hidden test
+set's folder is mounted there, not in the web container. The uploaded files wait in a scratch
+folder under the shared data folder meanwhile.
 """
 
 from __future__ import annotations
@@ -53,26 +55,34 @@ def import_testset_version(
     version: Annotated[str | None, Form(max_length=100, description="default: the time, e.g. v20261124-153000")] = None,
     activate: Annotated[bool, Form(description="make it the active set at once")] = True,
 ) -> TestSetOut:
-    from worker.testset_import import TestSetRejected, default_version, import_testset
+    from app.queue import NoWorkerAnswered
+    from app.services.testset_import import TestSetRejected, default_version
 
-    assert settings.testset_dir is not None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Under the data folder, which the scoring workers share: the import runs there (see Importing).
     scratch = Path(tempfile.mkdtemp(prefix="testset-upload-", dir=settings.data_dir))
     try:
         _save(data, scratch / "test_data.npy")
         _save(labels, scratch / "test_label.npy")
-        row = import_testset(
-            db,
+        scratch.chmod(0o755)  # the worker may run as another user than the site
+        # The importer writes in its own transaction: end this request's first, so it holds no
+        # lock the importer would wait on, and so the new row is visible to it afterwards.
+        db.commit()
+        row_id = request.app.state.testset_importer(
             scratch / "test_data.npy",
             scratch / "test_label.npy",
-            settings.testset_dir,
-            version=version or default_version(request.app.state.clock()),
-            activate=activate,
+            version or default_version(request.app.state.clock()),
+            activate,
         )
     except TestSetRejected as exc:
         raise ApiError(422, "api_testset_rejected", problem=str(exc)) from None
+    except NoWorkerAnswered as exc:
+        raise ApiError(503, "api_testset_unanswered", details=str(exc)) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    row = db.get(TestSet, row_id)
+    if row is None:
+        raise not_found()
     return TestSetOut.model_validate(row)
 
 

@@ -80,6 +80,9 @@ TEXT: dict[str, str] = {
     "upload_error_preflight": "The check found a problem with your submission. No upload was counted today. Fix it "
     "and submit again.",
     "upload_error_storage_full": "The server's storage is full, so your upload could not be accepted. Please try again later; it did not use one of your daily uploads.",
+    "upload_error_preflight_unanswered": "No scoring worker answered the check of your submission in time. Your zip "
+    "was received and kept, and no upload was counted today. Please upload it again in a few minutes; if this "
+    "keeps happening, tell the course staff.",
     "upload_error_preflight_internal": "A server problem prevented checking your submission. No upload was counted "
     "today. Please submit again in a little while.",
     "upload_error_near_chance": "Your submission ran, but it classified only {correct} of {total} public training "
@@ -221,6 +224,7 @@ TEXT: dict[str, str] = {
     "api_rescore_not_finished": "This submission is still {status}. Rescore it once it has finished (it is scored with the active test set anyway).",
     "api_public_set_rejected": "The public training set cannot be imported: {problem}. Fix the files and send them again.",
     "api_testset_rejected": "The test set cannot be imported: {problem}. Fix the files and send them again.",
+    "api_testset_unanswered": "No scoring worker took the import in time, so nothing was imported. Try again in a few minutes, or run python -m app.cli import-testset where the test sets are stored.",
     "api_testset_too_large": "The file is too large (limit {mib} MiB). Use python -m app.cli import-testset on the server.",
     "api_token_scope_too_wide": "A {scope} token cannot be issued to this user (role {role}). Use the instructor scope, or change their role first.",
     "invite_mail_subject": "[Katakana] Your account",

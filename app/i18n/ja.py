@@ -78,6 +78,7 @@ TEXT: dict[str, str] = {
     "upload_error_validation_accuracy": "検証データの正解率は 0〜1 の数（例: 0.95）か、0〜100 の % で入力してください。空欄でも構いません。",
     "upload_error_preflight": "提出物の確認で問題が見つかりました。今日の提出回数は減っていません。直してからもう一度提出してください。",
     "upload_error_storage_full": "サーバーの保存領域がいっぱいのため、アップロードを受け付けられませんでした。時間をおいて再度お試しください。アップロード回数は消費されていません。",
+    "upload_error_preflight_unanswered": "採点サーバーが時間内に提出物の確認を返しませんでした。zip は受け取って保存してあり、今日の提出回数は減っていません。数分待ってからもう一度提出してください。続く場合は講師に連絡してください。",
     "upload_error_preflight_internal": "サーバー側の問題で提出物を確認できませんでした。今日の提出回数は減っていません。少し待ってからもう一度提出してください。",
     "upload_error_near_chance": "提出物は動きましたが、公開されている学習画像 {total} 枚のうち正しく分類できたのは {correct} 枚だけでした（当てずっぽうでも約 7 %）。"
     "学習で高い正解率が出ていたのなら、predict の中の前処理が学習のときと違う可能性が高いです。"
@@ -217,6 +218,7 @@ TEXT: dict[str, str] = {
     "api_rescore_not_finished": "この提出はまだ {status} です。採点が終わってから再採点してください（いずれにしても有効なテストセットで採点されます）。",
     "api_public_set_rejected": "公開学習データを取り込めません: {problem}。ファイルを直して送り直してください。",
     "api_testset_rejected": "テストセットを取り込めません: {problem}。ファイルを直して送り直してください。",
+    "api_testset_unanswered": "採点ワーカーが時間内に取り込みを引き受けなかったため、何も取り込んでいません。数分後にもう一度送るか、テストセットの保存先で python -m app.cli import-testset を実行してください。",
     "api_testset_too_large": "ファイルが大きすぎます（上限 {mib} MiB）。サーバー上で python -m app.cli import-testset を使ってください。",
     "api_token_scope_too_wide": "このユーザー（役割 {role}）には {scope} スコープのトークンは発行できません。instructor スコープにするか、先に役割を変えてください。",
     "invite_mail_subject": "[カタカナ認識] アカウントのご案内",

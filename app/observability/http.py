@@ -79,7 +79,7 @@ class RequestContextMiddleware:
 
 def broker_url(settings: Settings) -> str:
     """The same URL the worker uses (without importing Celery into the web process)."""
-    from worker.embedded import embedded_url
+    from app.embedded_redis import embedded_url
 
     return settings.redis_url or embedded_url(settings.data_dir)
 

@@ -35,12 +35,13 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import queue as queue_names
 from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus, utcnow
 from app.observability.worker_presence import live_workers
 
 log = logging.getLogger(__name__)
 
-QUEUES = ("scoring", "email", "maintenance")
+QUEUES = queue_names.QUEUES
 # Kombu's Redis transport keeps non-default priorities in sibling lists named queue + SEP + priority.
 _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (3, 6, 9)

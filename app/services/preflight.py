@@ -1,8 +1,11 @@
 """Pre-flight: the scoring engine's quick check of a zip, run before a daily slot is spent.
 
-A zip that fails here costs the trainee nothing and the reason is shown at once. The verdict is
-cached by the zip's SHA-256 (and the engine's version), so uploading the same broken zip again does
-not start the sandbox again, and 20 simultaneous uploads of one zip run the check once.
+A zip that fails here costs the trainee nothing and the reason is shown at once. The check runs on a
+worker (``worker.tasks.preflight``, the ``preflight`` queue): trainee code never runs in the web
+process, which holds the sessions and the database credentials. The upload request waits for the
+verdict, for at most ``KATAKANA_PREFLIGHT_WAIT_S``. The verdict is cached by the zip's SHA-256 (and
+the engine's version), so uploading the same broken zip again does not start a sandbox again, and
+20 simultaneous uploads of one zip to one web process send the check once.
 """
 
 from __future__ import annotations
@@ -22,16 +25,26 @@ from app.settings import Settings
 
 @dataclass(frozen=True)
 class PreflightVerdict:
-    """What the site needs from ``scorer.pipeline.CheckReport``, as plain JSON-able data."""
+    """``scorer.pipeline.CheckReport.to_json()`` as the site reads it; every other field the report
+    carries is kept in ``report`` and written back by ``to_json``, so the cache and the refusal pass
+    the whole report on."""
 
     ok: bool
     error: dict[str, Any] | None = None  # ScoringError.to_json(): code, message, message_ja, ...
     notices: list[dict[str, str]] = field(default_factory=list)  # [{"ja": ..., "en": ...}]
     log: str = ""
     smoke: dict[str, Any] | None = None  # SmokeAccuracy.to_json(), when the public set was imported
+    report: dict[str, Any] = field(default_factory=dict)  # the worker's whole CheckReport, as JSON
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "error": self.error, "notices": self.notices, "log": self.log, "smoke": self.smoke}
+        return {
+            **self.report,
+            "ok": self.ok,
+            "error": self.error,
+            "notices": self.notices,
+            "log": self.log,
+            "smoke": self.smoke,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PreflightVerdict:
@@ -41,6 +54,7 @@ class PreflightVerdict:
             notices=list(data.get("notices") or []),
             log=str(data.get("log") or ""),
             smoke=data.get("smoke"),
+            report=dict(data),
         )
 
     def near_chance(self, threshold: float) -> bool:
@@ -66,42 +80,16 @@ Checker = Callable[[Path], PreflightVerdict]
 PASSED = PreflightVerdict(ok=True)
 
 
-def limited(checker: Checker, concurrency: int) -> Checker:
-    """``checker``, run by at most ``concurrency`` threads at once; the others wait for a turn."""
-    slots = threading.BoundedSemaphore(concurrency)
+def worker_checker(settings: Settings) -> Checker:
+    """The real check: sent to the ``preflight`` queue and answered by a worker (``app.queue``);
+    raises ``app.queue.NoWorkerAnswered`` when none answers within ``preflight_wait_s``."""
 
     def check(zip_path: Path) -> PreflightVerdict:
-        with slots:
-            return checker(zip_path)
+        from app.queue import request_preflight
+
+        return PreflightVerdict.from_json(request_preflight(settings, zip_path, settings.preflight_wait_s))
 
     return check
-
-
-def scorer_checker(settings: Settings) -> Checker:
-    """The real check: ``scorer.pipeline.check_submission`` (imported when first used), as many at
-    once as ``preflight_concurrency`` allows."""
-
-    def check(zip_path: Path) -> PreflightVerdict:
-        from app.scoring_config import scoring_config
-        from app.services.public_set import public_set
-        from scorer.pipeline import check_submission
-
-        public = public_set(settings)  # None: synthetic smoke images, no accuracy
-        report = check_submission(
-            zip_path,
-            config=scoring_config(settings),
-            sample_data=public.data if public else None,
-            sample_labels=public.labels if public else None,
-        )
-        return PreflightVerdict(
-            ok=bool(report.ok),
-            error=report.error.to_json() if report.error is not None else None,
-            notices=[{"ja": str(n.ja), "en": str(n.en)} for n in report.notices],
-            log=str(report.log),
-            smoke=report.smoke.to_json() if report.smoke is not None else None,
-        )
-
-    return limited(check, settings.preflight_concurrency)
 
 
 def engine_version() -> str:

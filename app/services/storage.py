@@ -5,6 +5,8 @@ Identical uploads share one file; the submission row keeps the name the trainee 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -24,3 +26,50 @@ def incoming_dir(storage_dir: Path) -> Path:
     path = storage_dir / "incoming"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _older_than(paths: Iterable[Path], cutoff: float) -> list[Path]:
+    old = []
+    for path in paths:
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                old.append(path)
+        except OSError:  # removed meanwhile
+            continue
+    return old
+
+
+def purge_stale_uploads(
+    storage_dir: Path,
+    *,
+    referenced: Callable[[list[str]], set[str]],
+    incoming_ttl_s: float,
+    orphan_ttl_s: float,
+    now: float | None = None,
+) -> int:
+    """Delete what no submission will ever read; returns how many files went.
+
+    - ``incoming/*.part`` older than ``incoming_ttl_s``: uploads whose web process died mid-body
+      (a living request removes its own part file however it ends);
+    - stored zips older than ``orphan_ttl_s`` that no submission row names (``referenced`` says
+      which of the given keys are still used): zips the pre-flight refused, or that were refused
+      for the daily limit. They are kept a while so a trainee's retry reuses the stored file.
+    """
+    now = time.time() if now is None else now
+    removed = 0
+    incoming = storage_dir / "incoming"
+    for path in _older_than(incoming.glob("*.part") if incoming.is_dir() else [], now - incoming_ttl_s):
+        path.unlink(missing_ok=True)
+        removed += 1
+    zips = storage_dir / "zips"
+    candidates = _older_than(zips.glob("*/*.zip") if zips.is_dir() else [], now - orphan_ttl_s)
+    keys = {path.relative_to(storage_dir).as_posix(): path for path in candidates}
+    names = list(keys)
+    for start in range(0, len(names), 500):
+        batch = names[start : start + 500]
+        used = referenced(batch)
+        for key in batch:
+            if key not in used:
+                keys[key].unlink(missing_ok=True)
+                removed += 1
+    return removed

@@ -91,11 +91,6 @@ def create_queued(
     return submission
 
 
-def give_slot_back(db: Session, submission: Submission) -> None:
-    """Stop counting a submission toward its day's limit (a failure that was the server's fault)."""
-    submission.counts_toward_limit = False
-
-
 def visible_submissions(user: User) -> Select[Submission]:
     """Submissions ``user`` may see: own ones; an instructor's cohorts'; an admin's all."""
     query = select(Submission)

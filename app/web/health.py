@@ -3,8 +3,9 @@
 - ``/healthz`` answers 200 as long as the process serves HTTP at all; it touches nothing else, so an
   orchestrator restarts the web process only when *it* is broken, not when Redis is.
 - ``/readyz`` checks what an upload needs end to end — the database (``SELECT 1``), Redis (``PING``)
-  and at least one live worker consuming the ``scoring`` queue (its presence key in Redis, see
-  :mod:`app.observability.worker_presence`) — and answers 503 naming every check that failed. Each
+  and at least one live worker consuming the ``scoring`` queue and one consuming ``preflight`` (their
+  presence keys in Redis, see :mod:`app.observability.worker_presence`) — and answers 503 naming
+  every check that failed. Each
   check has a short timeout, so a probe never hangs on a dead dependency.
 
 Uploads are still accepted while not ready (the row is committed and the sweeper sends it once Redis
@@ -27,11 +28,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.observability.http import broker_url
 from app.observability.redis_client import redis_for
 from app.observability.worker_presence import live_workers
+from app.queue import PREFLIGHT_QUEUE, SCORING_QUEUE
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-
-SCORING_QUEUE = "scoring"
 
 
 @dataclass
@@ -67,6 +67,9 @@ def check_redis_and_workers(app: FastAPI) -> tuple[Check, Check]:
     if not scoring:
         detail = "no live worker consumes the scoring queue" if workers else "no live worker"
         return Check(True, "Redis answers"), Check(False, detail, alive)
+    # Uploads wait on a pre-flight worker's verdict: without one, every upload would be refused.
+    if app.state.settings.preflight and not any(PREFLIGHT_QUEUE in w.queues for w in workers):
+        return Check(True, "Redis answers"), Check(False, "no live worker consumes the preflight queue", alive)
     return Check(True, "Redis answers"), Check(True, f"{len(scoring)} scoring worker(s) alive", alive)
 
 

@@ -142,12 +142,13 @@ class LimitsView:
     chunk: int
 
 
-def limits_view(t: Translator) -> LimitsView:
-    """The sandbox limits as the worker applies them (same environment overrides)."""
+def limits_view(t: Translator, settings: Settings) -> LimitsView:
+    """The sandbox limits as the workers apply them (the same settings)."""
+    from app.scoring_config import run_limits
     from scorer.errors import human_bytes
-    from scorer.pipeline import ScoringConfig, limits_from_env
+    from scorer.pipeline import ScoringConfig
 
-    limits = limits_from_env()
+    limits = run_limits(settings)
     minutes, seconds = divmod(int(limits.wall_seconds), 60)
     wall = t("limit_minutes", m=minutes) if not seconds else t("seconds", s=str(int(limits.wall_seconds)))
     return LimitsView(wall, human_bytes(limits.memory_bytes), ScoringConfig.chunk_size)

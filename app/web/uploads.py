@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from app.i18n import Translator, normalize_lang
 from app.models import Cohort, Role, User
 from app.observability.structured_logs import bind as bind_log_fields
+from app.queue import NoWorkerAnswered
 from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
 from app.security.sessions import SESSION_COOKIE
 from app.services import preflight_gate, storage
@@ -70,7 +71,7 @@ def _page_context(
         "standing": standing(db, user.id, cohort) if cohort else None,
         "versions": versions,
         "runtime": runtime_view(runtime_key(settings)),
-        "limits": limits_view(t),
+        "limits": limits_view(t, settings),
         "templates": template_files(),
         "max_bytes": settings.upload_max_bytes,
         "max_size": human_size(settings.upload_max_bytes),
@@ -263,6 +264,9 @@ async def _preflight(request: Request, received: ReceivedUpload) -> PreflightVer
         return await anyio.to_thread.run_sync(
             cached_preflight, request.app.state.sessionmaker, path, received.sha256, checker
         )
+    except NoWorkerAnswered as exc:
+        log.error("no pre-flight verdict for %s: %s", received.sha256, exc)
+        raise Refusal(503, "upload_error_preflight_unanswered", extra={"retry_after": 60}) from exc
     except Exception as exc:
         log.exception("pre-flight failed for %s", received.sha256)
         raise Refusal(503, "upload_error_preflight_internal") from exc
@@ -312,7 +316,7 @@ async def _refused(
     lang: str,
 ) -> Response:
     # What was received stays in the store for support, until the sweep removes refused zips
-    # past ``refused_upload_retention_s`` (see ``app.services.storage_purge``).
+    # past ``refused_upload_retention_s`` (see ``app.services.storage.purge_stale_uploads``).
     body: dict[str, Any] = {
         "error": {
             "code": refusal.key.removeprefix("upload_error_"),

@@ -22,6 +22,7 @@ from app.models import Cohort, Enrollment, Language, Role, User
 from app.security.csrf import CSRF_COOKIE
 from app.security.passwords import hash_password
 from app.services.preflight import PreflightVerdict
+from app.services.testset_import import TestSetImporter, import_and_commit
 from app.settings import Settings
 
 PASSWORD = "correct horse battery"
@@ -105,6 +106,22 @@ def delivered() -> list[int]:
     return []
 
 
+def in_process_importer(settings: Settings) -> TestSetImporter:
+    """The import the scoring worker runs for the API, run here instead (no worker in these tests;
+    tests/worker/test_testsets.py sends it to a real one)."""
+
+    def run(data: Path, labels: Path, version: str, activate: bool) -> int:
+        assert settings.testset_dir is not None
+        engine = make_engine(settings.database_url)
+        try:
+            sessions = make_sessionmaker(engine)
+            return import_and_commit(sessions, data, labels, settings.testset_dir, version=version, activate=activate)
+        finally:
+            engine.dispose()
+
+    return run
+
+
 @pytest.fixture
 def app(settings: Settings, clock: Clock, checker: Checker, enqueued: list[int], delivered: list[int]) -> FastAPI:
     return create_app(
@@ -113,6 +130,7 @@ def app(settings: Settings, clock: Clock, checker: Checker, enqueued: list[int],
         preflight_checker=checker,
         enqueue=enqueued.append,
         deliver_email=delivered.append,
+        testset_importer=in_process_importer(settings),
     )
 
 

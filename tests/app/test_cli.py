@@ -20,11 +20,11 @@ from app.cli import CommandError, create_admin, demo, import_testset_files, main
 from app.db import make_engine, make_sessionmaker
 from app.models import Cohort, Enrollment, Role, TestSet, User
 from app.security.passwords import verify_password
+from app.services.testset_import import sha256_of_testset
 from app.settings import Settings
 from scorer.classes import IMAGE_SHAPE, NUM_CLASSES
 from tests.fixtures.artifacts import DataSet
 from tests.fixtures.services import free_port, wait_for
-from worker.testset import sha256_of_testset
 
 REPO = Path(__file__).resolve().parents[2]
 

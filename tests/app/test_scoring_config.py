@@ -1,4 +1,4 @@
-"""The site's pre-flight and the worker share one engine configuration derived from Settings, and it
+"""The worker's pre-flight and its scoring share one engine configuration derived from Settings, and it
 never falls back to an unsandboxed run unless an admin explicitly allowed it."""
 
 from __future__ import annotations
@@ -7,11 +7,13 @@ import dataclasses
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from app.scoring_config import scoring_config
-from app.services.preflight import scorer_checker
 from app.settings import Settings
 from scorer.errors import Blame, ErrorCode
 from scorer.pipeline import check_submission
+from scorer.sandbox.types import Limits
 
 
 def _settings(tmp_path: Path, **values: object) -> Settings:
@@ -34,9 +36,16 @@ def test_the_default_refuses_to_run_unsandboxed(tmp_path: Path) -> None:
     assert report.error.code.blame is Blame.SERVER  # the trainee keeps their slot
 
 
-def test_the_sites_preflight_uses_the_settings(tmp_path: Path) -> None:
-    checker = scorer_checker(_settings(tmp_path, sandbox_mode="bwrap"))
-    verdict = checker(_zip(tmp_path))
-    assert verdict.ok, verdict
-    allowed = scoring_config(_settings(tmp_path, sandbox_mode="unsandboxed", allow_unsandboxed=True))
-    assert allowed.sandbox.mode == "unsandboxed" and allowed.sandbox.allow_unsandboxed
+def test_the_engine_gets_its_limits_from_the_settings_as_a_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KATAKANA_WALL_SECONDS", "30")
+    monkeypatch.setenv("KATAKANA_MEMORY_MB", "512")
+    settings = _settings(tmp_path, cpus=2)
+    monkeypatch.setenv("KATAKANA_WALL_SECONDS", "999")  # read once, into Settings: not again by the engine
+    config = scoring_config(settings)
+    assert (config.limits.wall_seconds, config.limits.memory_bytes, config.limits.cpus) == (30.0, 512 * 1024**2, 2)
+    assert scoring_config(_settings(tmp_path)).limits.wall_seconds == 999.0  # a new Settings reads it anew
+    monkeypatch.delenv("KATAKANA_WALL_SECONDS")
+    monkeypatch.delenv("KATAKANA_MEMORY_MB")
+    assert scoring_config(_settings(tmp_path)).limits == Limits()  # unset: the course's defaults

@@ -11,11 +11,12 @@ import numpy as np
 from sqlalchemy import select
 
 from app.models import Submission
+from app.queue import enqueue_scoring
 from tests.fixtures.artifacts import DataSet, Examples
 from tests.fixtures.html import off_site_references
 from tests.fixtures.live_service import OTHER_EMAIL, TRAINEE_EMAIL, Service
+from tests.fixtures.services import enqueue_sweep
 from tests.scorer.test_pipeline import in_process_correct
-from worker.queue import enqueue_scoring, enqueue_sweep
 
 
 def upload(client: httpx.Client, path: Path, filename: str | None = None, **fields: str) -> httpx.Response:

@@ -15,8 +15,8 @@ import httpx
 
 from app.models import SubmissionStatus
 from tests.fixtures.live_service import QUICK_ZIP, Service, upload_bytes
+from tests.fixtures.services import enqueue_sweep
 from tests.worker.conftest import zip_with
-from worker.queue import enqueue_sweep
 
 SLOW = """import time
 

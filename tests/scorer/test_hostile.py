@@ -24,6 +24,7 @@ import pytest
 from scorer.disclosure import RESERVED_BYTES, Disclosure, params_bytes
 from scorer.errors import Blame
 from scorer.pipeline import ScoringConfig, score_submission
+from scorer.runtime import find_runtime
 from scorer.sandbox.types import Limits, MiB
 from tests.fixtures.artifacts import DataSet
 from tests.scorer.conftest import LoopbackServer
@@ -69,7 +70,7 @@ def test_hostile_submission(
         zf.writestr(f"{case}/port.txt", str(loopback_server.port))
         zf.writestr(f"{case}/marker.txt", marker)
 
-    config = ScoringConfig.from_env(limits=HOSTILE_LIMITS, smoke_limits=HOSTILE_LIMITS)
+    config = ScoringConfig(runtime=find_runtime(), limits=HOSTILE_LIMITS, smoke_limits=HOSTILE_LIMITS)
     report = score_submission(
         archive, test_data=synthetic_set.small_data, test_labels=synthetic_set.small_label, config=config
     )

@@ -18,6 +18,7 @@ from scorer.classes import TEST_COUNTS
 from scorer.disclosure import RESERVED_BYTES, Disclosure
 from scorer.errors import Blame, ErrorCode
 from scorer.pipeline import ScoringConfig, check_submission, score_submission
+from scorer.runtime import find_runtime
 from scorer.sandbox.types import Limits, MiB
 from tests.fixtures.artifacts import DataSet, Examples
 
@@ -26,7 +27,7 @@ LIMITS = Limits(wall_seconds=60.0, memory_bytes=2048 * MiB)
 
 @pytest.fixture(scope="module")
 def config() -> ScoringConfig:
-    return ScoringConfig.from_env(limits=LIMITS, smoke_limits=LIMITS)
+    return ScoringConfig(runtime=find_runtime(), limits=LIMITS, smoke_limits=LIMITS)
 
 
 def make_zip(path: Path, files: dict[str, str | bytes], folder: str = "my_submission") -> Path:

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 from scorer.pipeline import ScoringConfig, score_submission
+from scorer.runtime import find_runtime
 from scorer.sandbox.types import GiB, Limits, MiB
 from tests.fixtures.artifacts import DataSet
 
@@ -39,7 +40,7 @@ def test_three_children_of_1_8_gib_end_as_memory_limit_at_4_gib(tmp_path: Path, 
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("submit_katakana.py", CHILDREN)
     limits = Limits(wall_seconds=300.0, memory_bytes=4 * GiB, writable_bytes=64 * MiB)
-    config = ScoringConfig.from_env(limits=limits)
+    config = ScoringConfig(runtime=find_runtime(), limits=limits)
     report = score_submission(
         archive, test_data=synthetic_set.small_data, test_labels=synthetic_set.small_label, config=config
     )

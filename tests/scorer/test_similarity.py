@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from scorer.pipeline import ScoringConfig, score_submission
+from scorer.runtime import find_runtime
 from scorer.sandbox.types import Limits, MiB
 from scorer.similarity import (
     TEMPLATES,
@@ -117,7 +118,7 @@ LIMITS = Limits(wall_seconds=120.0, memory_bytes=2048 * MiB)
 def test_scoring_keeps_predictions_and_digests_out_of_the_trainees_report(
     tmp_path: Path, synthetic_set: DataSet, example_zips: Examples
 ) -> None:
-    config = ScoringConfig.from_env(limits=LIMITS, smoke_limits=LIMITS)
+    config = ScoringConfig(runtime=find_runtime(), limits=LIMITS, smoke_limits=LIMITS)
     report = score_submission(
         example_zips.mlp_zip, test_data=synthetic_set.test_data, test_labels=synthetic_set.test_label, config=config
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from scorer.classes import NUM_CLASSES
 from scorer.metrics import Predictions
 from scorer.pipeline import ScoringConfig, check_submission
+from scorer.runtime import find_runtime
 from scorer.sandbox.types import Limits, MiB
 from scorer.smoke import (
     PublicSetRejected,
@@ -43,7 +43,7 @@ def predict(test_data):
 
 @pytest.fixture(scope="module")
 def config() -> ScoringConfig:
-    return ScoringConfig.from_env(limits=LIMITS, smoke_limits=LIMITS)
+    return ScoringConfig(runtime=find_runtime(), limits=LIMITS, smoke_limits=LIMITS)
 
 
 def _onehot(ids: list[int]) -> np.ndarray:
@@ -157,9 +157,9 @@ def test_the_local_checker_prints_the_smoke_accuracy(
 
     archive = _submission(tmp_path, trainee_model, "", "cli")
     proc = subprocess.run(
-        [sys.executable, "-m", "scorer", "--lang", "ja", "check", str(archive), "--sample",
+        [sys.executable, "-m", "scorer", "--lang", "ja", "--wall-seconds", "60", "check", str(archive), "--sample",
          str(synthetic_set.train_data), "--sample-labels", str(synthetic_set.train_label)],
-        capture_output=True, text=True, env={**os.environ, "KATAKANA_WALL_SECONDS": "60"}, check=False,
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "smoke accuracy:" in proc.stdout and "test_data / 255" in proc.stdout

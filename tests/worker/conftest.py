@@ -25,9 +25,9 @@ from app.db import make_engine, make_sessionmaker
 from app.models import Cohort, EmailOutbox, Language, Role, Submission, SubmissionStatus, TestSet, User
 from app.services.quota import quota_day
 from app.services.storage import key_for, path_for
+from app.services.testset_import import sha256_of_testset
 from app.settings import Settings
 from scorer.classes import IMAGE_SHAPE, NUM_CLASSES
-from worker.testset import sha256_of_testset
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from app.models import EmailStatus, SubmissionStatus
-from tests.fixtures.services import SmtpServer, WorkerProcess, wait_for
+from app.queue import SWEEP_TASK, enqueue_email, enqueue_scoring
+from tests.fixtures.services import SmtpServer, WorkerProcess, enqueue_sweep, wait_for
 from tests.worker.conftest import World
 from tests.worker.test_scoring import wait_finished, wait_sent
-from worker.celery_app import SWEEP_TASK
-from worker.queue import enqueue_email, enqueue_scoring, enqueue_sweep
 
 
 def test_email_waits_for_smtp_and_is_delivered_exactly_once(

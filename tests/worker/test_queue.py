@@ -5,10 +5,17 @@ from __future__ import annotations
 import base64
 import json
 
+from app.embedded_redis import RedisServer
+from app.queue import (
+    EMAIL_QUEUE,
+    MAINTENANCE_QUEUE,
+    SCORE_TASK,
+    SCORING_QUEUE,
+    enqueue_email,
+    enqueue_scoring,
+    enqueue_sweep,
+)
 from tests.worker.conftest import World
-from worker.celery_app import EMAIL_QUEUE, MAINTENANCE_QUEUE, SCORE_TASK, SCORING_QUEUE
-from worker.embedded import RedisServer
-from worker.queue import enqueue_email, enqueue_scoring, enqueue_sweep
 
 
 def queued(redis_server: RedisServer) -> dict[str, list[tuple[str, list[int]]]]:

@@ -6,11 +6,11 @@ import email
 import email.policy
 
 from app.models import EmailStatus, SubmissionStatus
+from app.queue import enqueue_email, enqueue_scoring
 from scorer.errors import ErrorCode
 from tests.fixtures.db import ON_BOTH_DATABASES
 from tests.fixtures.services import SmtpServer, WorkerFactory, WorkerProcess, wait_for
 from tests.worker.conftest import PREDICT_RAISES, World
-from worker.queue import enqueue_email, enqueue_scoring
 
 FINISHED = (SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED)
 

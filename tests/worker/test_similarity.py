@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from worker.queue import enqueue_scoring
 
 from app.db import make_engine, make_sessionmaker
 from app.models import Cohort, Language, Role, SimilarityPair, Submission, SubmissionStatus, TestSet, User
@@ -23,11 +24,11 @@ from app.services.similarity import flagged_pairs
 from app.settings import Settings
 from examples import build_examples
 from scorer.pipeline import ScoringConfig, score_submission
+from scorer.runtime import find_runtime
 from scorer.sandbox.types import Limits, MiB
 from tests.fixtures.artifacts import DataSet, Examples
 from tests.fixtures.services import WorkerProcess, wait_for
 from tests.worker.conftest import World
-from worker.queue import enqueue_scoring
 from worker.results import report_values
 from worker.similarity import rebuild_cohort, update_for_submission
 from worker.testset import ActiveTestSet, sha256_of_testset
@@ -117,7 +118,7 @@ def scored(database_url: str, tmp_path: Path, synthetic_set: DataSet, zips: Zips
     settings = Settings(database_url=database_url, data_dir=tmp_path / "var", _env_file=None)  # type: ignore[call-arg]
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
-    config = ScoringConfig.from_env(limits=LIMITS, smoke_limits=LIMITS)
+    config = ScoringConfig(runtime=find_runtime(), limits=LIMITS, smoke_limits=LIMITS)
     named = {
         "original": zips.original,
         "rezipped": zips.rezipped,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.models import SubmissionStatus
-from tests.fixtures.services import WorkerFactory
+from app.queue import EXIT_SELFTEST_FAILED, SWEEP_TASK, enqueue_scoring
+from app.settings import Settings
+from tests.fixtures.services import WorkerFactory, enqueue_sweep
 from tests.worker.conftest import World
-from worker.celery_app import SWEEP_TASK
-from worker.queue import enqueue_scoring, enqueue_sweep
-from worker.startup import EXIT_SELFTEST_FAILED
+from worker.startup import run_hostile_probes
 
 
 def test_a_worker_that_passes_the_self_test_says_so(
@@ -17,7 +19,8 @@ def test_a_worker_that_passes_the_self_test_says_so(
 ) -> None:
     worker = celery_worker_factory(worker_env)
     assert "sandbox self-test passed" in worker.output()
-    assert "consuming queues: email, maintenance, scoring" in worker.output()
+    assert "hostile probes blocked" in worker.output()  # network, host files, ptrace, fork bomb, ...
+    assert "consuming queues: email, maintenance, preflight, scoring, testsets" in worker.output()
     # How a run's memory and processes are limited as a whole on this host, said at start.
     assert any(f"memory accounting={mode}" in worker.output() for mode in ("cgroup-v2", "cgroup-v1", "supervisor"))
 
@@ -29,7 +32,7 @@ def test_a_worker_failing_the_self_test_takes_no_scoring_work_but_still_sweeps(
     assert enqueue_scoring(submission_id, world.settings)
     worker = celery_worker_factory({**worker_env, "KATAKANA_WORKER_SELFTEST_FORCE_FAIL": "1"})
     assert "REFUSING scoring work" in worker.output()
-    assert "consuming queues: email, maintenance\n" in worker.output()
+    assert "consuming queues: email, maintenance, testsets\n" in worker.output()
 
     # The worker is alive and consuming its other queues: a sweep goes through (and re-sends the
     # queued submission, which lands on the scoring queue nobody here consumes) ...
@@ -63,3 +66,14 @@ def test_a_scoring_only_worker_failing_the_self_test_exits(
     assert reason in worker.output()
     assert "REFUSING scoring work: the worker exits" in worker.output()
     assert " ready." not in worker.output()
+
+
+def test_a_sandbox_therun_hostile_probes_get_through_fails_the_self_test(tmp_path: Path) -> None:
+    """No isolation (and the fallback not allowed): the probes report it, the self-test fails."""
+    settings = Settings(
+        environment="test", data_dir=tmp_path, sandbox_mode="unsandboxed", allow_unsandboxed=False,
+        _env_file=None,  # type: ignore[call-arg]
+    )  # fmt: skip
+    result = run_hostile_probes(settings)
+    assert result is not None and not result.ok
+    assert "[FAIL] isolation" in result.detail and "do not score submissions" in result.detail

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 
-from app.models import SubmissionStatus
+from sqlalchemy import select
+
+from app.models import LoginAttempt, SubmissionStatus, UserSession
+from app.queue import SWEEP_TASK, enqueue_scoring
 from scorer.errors import ErrorCode
 from tests.fixtures.db import ON_BOTH_DATABASES
-from tests.fixtures.services import SmtpServer, WorkerFactory, WorkerProcess, wait_for
+from tests.fixtures.services import SmtpServer, WorkerFactory, WorkerProcess, enqueue_sweep, wait_for
 from tests.worker.conftest import World
 from tests.worker.test_scoring import wait_finished
-from worker.queue import enqueue_scoring, enqueue_sweep
 
 LONG_AGO = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
 
@@ -103,3 +106,42 @@ def test_a_submission_whose_worker_crashes_is_scored_by_another(
     assert row.counts_toward_limit
     (message,) = smtp_server.wait_for_messages(1)
     assert "crash.zip" in message["Subject"]
+
+
+def test_the_sweep_purges_expired_sessions_old_login_attempts_and_stale_uploads(
+    world: World, celery_worker: WorkerProcess
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with world.sessions.begin() as session:
+        session.add_all(
+            [
+                UserSession(token_hash="a" * 64, user_id=world.trainee_id, expires_at=now - dt.timedelta(minutes=1)),
+                UserSession(token_hash="b" * 64, user_id=world.trainee_id, expires_at=now + dt.timedelta(days=1)),
+                LoginAttempt(email="x@example.test", ip="192.0.2.1", succeeded=False, created_at=LONG_AGO),
+                LoginAttempt(email="x@example.test", ip="192.0.2.1", succeeded=False, created_at=now),
+            ]
+        )
+    storage = world.settings.storage_dir
+    assert storage is not None
+    month_ago = (now - dt.timedelta(days=30)).timestamp()
+    # A submission's zip, however old, stays: scoring, rescoring and downloads read it.
+    used = world.submit(status=SubmissionStatus.SUCCEEDED)
+    used_zip = storage / world.submission(used).storage_key
+    # A zip the pre-flight refused a month ago (no row names it), and a fresh one (a retry may reuse it).
+    refused, fresh = storage / "zips" / "ab" / ("ab" * 32 + ".zip"), storage / "zips" / "cd" / ("cd" * 32 + ".zip")
+    # The part file of an upload whose web process died mid-body, and one being received now.
+    dead_part, live_part = storage / "incoming" / "dead.part", storage / "incoming" / "live.part"
+    for path in (refused, fresh, dead_part, live_part):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"zip")
+    for path in (used_zip, refused, dead_part):
+        os.utime(path, (month_ago, month_ago))
+
+    assert enqueue_sweep(world.settings)
+    celery_worker.wait_task_succeeded(SWEEP_TASK)
+
+    with world.sessions() as session:
+        assert session.scalars(select(UserSession.token_hash)).all() == ["b" * 64]
+        assert len(session.scalars(select(LoginAttempt.id)).all()) == 1  # the recent one still counts
+    assert used_zip.exists() and fresh.exists() and live_part.exists()
+    assert not refused.exists() and not dead_part.exists()

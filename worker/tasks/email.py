@@ -19,8 +19,9 @@ from sqlalchemy import update
 
 from app.models import EmailOutbox, EmailStatus
 from app.observability.structured_logs import bound
+from app.queue import EMAIL_QUEUE, SEND_EMAIL_TASK
 from app.settings import get_settings
-from worker.celery_app import EMAIL_QUEUE, SEND_EMAIL_TASK, app
+from worker.celery_app import app
 from worker.config import get_worker_config
 from worker.db import sessions, utcnow
 from worker.mail.transport import TRANSIENT_ERRORS, OutgoingMail, deliver

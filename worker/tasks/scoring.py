@@ -15,16 +15,16 @@ from celery import Task
 from sqlalchemy import select, update
 
 from app.models import Submission, SubmissionStatus
+from app.queue import SCORE_TASK, SCORING_QUEUE, enqueue_email
 from app.scoring_config import scoring_config
 from app.services.storage import path_for
 from app.settings import get_settings
 from scorer.errors import ErrorCode
 from scorer.pipeline import score_submission
-from worker.celery_app import SCORE_TASK, SCORING_QUEUE, app
+from worker.celery_app import app
 from worker.config import get_worker_config
 from worker.db import sessions, utcnow
 from worker.heartbeat import Heartbeat
-from worker.queue import enqueue_email
 from worker.results import finish_and_commit, report_values, server_failure_values
 from worker.similarity import refresh_after_result
 from worker.testset import ActiveTestSet, TestSetProblem, active_testset

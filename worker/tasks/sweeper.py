@@ -6,6 +6,8 @@
 - ``running`` rows whose heartbeat is older than ``stale_after_s``: their worker died. Queue them
   again, or after ``max_attempts`` fail them as INTERNAL_ERROR with the slot given back (a
   submission that kills its worker every time must not loop forever).
+- Housekeeping: expired sessions and login attempts that no longer count are deleted, and so are
+  interrupted upload parts and stored zips no submission names (see ``storage.purge_stale_uploads``).
 - Outbox rows ``pending`` for a while (never tried because the message was lost, or a chain of
   retries exhausted) are sent again; rows stuck in ``sending`` (worker died mid-send) go back to
   ``pending``.
@@ -15,21 +17,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, or_, select, update
 
 from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus
 from app.observability.structured_logs import bound
+from app.queue import MAINTENANCE_QUEUE, SWEEP_TASK, enqueue_email, enqueue_scoring
+from app.security.sessions import purge_expired_sessions
 from app.security.throttle import purge_old_attempts
 from app.services.preflight_gate import purge_old_runs
-from app.services.storage_purge import purge_unreferenced_zips
+from app.services.storage import purge_stale_uploads
 from app.settings import get_settings
 from scorer.errors import ErrorCode
-from worker.celery_app import MAINTENANCE_QUEUE, SWEEP_TASK, app
+from worker.celery_app import app
 from worker.config import WorkerConfig, get_worker_config
 from worker.db import sessions, utcnow
-from worker.queue import enqueue_email, enqueue_scoring
 from worker.results import finish, server_failure_values
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,34 @@ class SweepReport:
     requeued: list[int] = field(default_factory=list)  # stale running submissions queued again
     failed: list[int] = field(default_factory=list)  # stale running submissions given up on
     emails: list[int] = field(default_factory=list)  # outbox rows sent again
+    purged: dict[str, int] = field(default_factory=dict)  # housekeeping: what was deleted, by kind
+
+
+_last_store_purge = [float("-inf")]  # monotonic time of this process's last walk of the store
+
+
+def _housekeeping(now: dt.datetime, config: WorkerConfig, report: SweepReport) -> None:
+    settings = get_settings()
+    with sessions()() as session, session.begin():
+        report.purged["sessions"] = purge_expired_sessions(session, now)
+        report.purged["login_attempts"] = purge_old_attempts(session, settings, now)
+        report.purged["preflight_runs"] = purge_old_runs(session, now)
+    if time.monotonic() - _last_store_purge[0] < config.store_purge_interval_s:
+        return
+    _last_store_purge[0] = time.monotonic()
+
+    def referenced(keys: list[str]) -> set[str]:
+        with sessions()() as session:
+            return set(session.scalars(select(Submission.storage_key).where(Submission.storage_key.in_(keys))))
+
+    assert settings.storage_dir is not None
+    report.purged["uploads"] = purge_stale_uploads(
+        settings.storage_dir,
+        referenced=referenced,
+        incoming_ttl_s=config.incoming_ttl_s,
+        orphan_ttl_s=settings.refused_upload_retention_s,  # refused zips: kept a day for support
+        now=now.timestamp(),
+    )
 
 
 def _resend_lost_queued(now: dt.datetime, config: WorkerConfig, report: SweepReport) -> None:
@@ -136,19 +168,6 @@ def _resend_emails(now: dt.datetime, config: WorkerConfig, report: SweepReport) 
             report.emails.append(outbox_id)
 
 
-def _housekeeping(now: dt.datetime) -> None:
-    """Refused uploads past their retention, spent pre-flight turns and old login attempts go."""
-    settings = get_settings()
-    try:
-        with sessions()() as session, session.begin():
-            assert settings.storage_dir is not None  # derived by Settings
-            purge_unreferenced_zips(session, settings.storage_dir, now, settings.refused_upload_retention_s)
-            purge_old_runs(session, now)
-            purge_old_attempts(session, settings, now)
-    except Exception:  # housekeeping must never stop the sweep's real work
-        log.exception("housekeeping failed; tried again at the next sweep")
-
-
 def run_sweep(now: dt.datetime | None = None, config: WorkerConfig | None = None) -> SweepReport:
     now = now or utcnow()
     config = config or get_worker_config()
@@ -156,8 +175,8 @@ def run_sweep(now: dt.datetime | None = None, config: WorkerConfig | None = None
     _resend_lost_queued(now, config, report)  # first, so rows reclaimed below are not sent twice
     _reclaim_stale_running(now, config, report)
     _resend_emails(now, config, report)
-    _housekeeping(now)
-    if report.resent or report.requeued or report.failed or report.emails:
+    _housekeeping(now, config, report)
+    if report.resent or report.requeued or report.failed or report.emails or any(report.purged.values()):
         log.info("sweep: %s", report)
     return report
 

@@ -23,6 +23,7 @@ from app.main import create_app
 from app.models import Cohort, Enrollment, Role, TokenScope, User
 from app.services.api_tokens import create_token
 from app.settings import Settings
+from tests.app.conftest import in_process_importer
 
 EXAMPLES = 15  # per operation: ~30 operations stay well under a minute
 
@@ -42,7 +43,12 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI
         environment="test", database_url=url, data_dir=tmp / "var", preflight=False,
         secret_key="fuzz-secret-key-0123456789abcdef0123456789", _env_file=None,  # type: ignore[call-arg]
     )  # fmt: skip
-    app = create_app(settings_, enqueue=lambda _id: None, deliver_email=lambda _id: None)
+    app = create_app(
+        settings_,
+        enqueue=lambda _id: None,
+        deliver_email=lambda _id: None,
+        testset_importer=in_process_importer(settings_),
+    )
     with TestClient(app):  # runs the lifespan: the engine lives on app.state while the module runs
         yield app, secret
 

@@ -31,8 +31,9 @@ from app.models import EmailOutbox, LoginAttempt, Submission, SubmissionStatus, 
 from app.security.csrf import CSRF_COOKIE
 from app.security.sessions import SESSION_COOKIE
 from app.services.api_tokens import create_token
-from app.services.preflight import PreflightVerdict, limited
-from app.services.storage_purge import purge_unreferenced_zips
+from app.services.preflight import Checker as CheckFn
+from app.services.preflight import PreflightVerdict
+from app.services.storage import purge_stale_uploads
 from app.settings import Settings
 from tests.app.conftest import PASSWORD, Checker, Clock, People, add_user, csrf, login, make_zip, upload
 from tests.fixtures.services import wait_for
@@ -267,6 +268,18 @@ def test_password_links_never_reach_mail_file_names_or_headers(
 # --- the free pre-flight ---------------------------------------------------------------------------
 
 
+def limited(checker: CheckFn, concurrency: int) -> CheckFn:
+    """``checker`` run by at most ``concurrency`` threads at once, as a pool of that many pre-flight
+    worker slots would: the others wait for a turn."""
+    slots = threading.BoundedSemaphore(concurrency)
+
+    def check(zip_path: Path) -> PreflightVerdict:
+        with slots:
+            return checker(zip_path)
+
+    return check
+
+
 @dataclass
 class HeldChecker(Checker):
     """Holds a zip holding ``hold.py`` until released, as a 20-second sleeper would."""
@@ -352,12 +365,27 @@ def test_refused_zips_are_removed_after_the_retention(
     leftover = settings.storage_dir / "incoming" / "dead-process.part"
     leftover.write_bytes(b"partial")
     now = dt.datetime.now(dt.UTC)
-    assert purge_unreferenced_zips(db, settings.storage_dir, now, 24 * 3600) == []  # kept a day for support
+
+    def purge() -> int:
+        def referenced(keys: list[str]) -> set[str]:
+            return set(db.scalars(select(Submission.storage_key).where(Submission.storage_key.in_(keys))))
+
+        assert settings.storage_dir is not None
+        retention = settings.refused_upload_retention_s
+        return purge_stale_uploads(
+            settings.storage_dir,
+            referenced=referenced,
+            incoming_ttl_s=retention,
+            orphan_ttl_s=retention,
+            now=now.timestamp(),
+        )
+
+    assert settings.refused_upload_retention_s == 24 * 3600
+    assert purge() == 0  # kept a day for support
     day_ago = (now - dt.timedelta(hours=25)).timestamp()
     for path in [*stored, leftover]:
         os.utime(path, (day_ago, day_ago))
-    removed = purge_unreferenced_zips(db, settings.storage_dir, now, 24 * 3600)
-    assert kept not in removed and len(removed) == 2
+    assert purge() == 2  # the refused zip and the dead process's part file
     assert [p.relative_to(settings.storage_dir).as_posix() for p in settings.storage_dir.glob("zips/*/*.zip")] == [kept]
     assert not leftover.exists()
     assert db.scalars(select(Submission.status)).one() == SubmissionStatus.QUEUED

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from app.db import make_engine, make_sessionmaker
-from app.services.preflight import PreflightVerdict, cached_preflight, limited
+from app.services.preflight import PreflightVerdict, cached_preflight
 
 
 def test_twenty_identical_uploads_at_once_run_the_check_once(sqlite_url: str, tmp_path: Path) -> None:
@@ -51,27 +51,17 @@ def test_a_checker_that_crashes_is_not_cached(sqlite_url: str, tmp_path: Path) -
     assert outcomes == ["crash", "ok"]
 
 
-def test_smoke_runs_beyond_the_concurrency_limit_wait_their_turn(tmp_path: Path) -> None:
-    """A deadline burst must not run every smoke check at once (each would get a sliver of the CPUs)."""
-    limit, uploads = 2, 8
-    changed, release = threading.Condition(), threading.Event()
-    active, most = [0], [0]
-
-    def slow_check(path: Path) -> PreflightVerdict:
-        with changed:
-            active[0] += 1
-            most[0] = max(most[0], active[0])
-            changed.notify_all()
-        release.wait()
-        with changed:
-            active[0] -= 1
-        return PreflightVerdict(ok=True)
-
-    check = limited(slow_check, limit)
-    with ThreadPoolExecutor(uploads) as pool:
-        futures = [pool.submit(check, tmp_path / f"{i}.zip") for i in range(uploads)]
-        with changed:
-            assert changed.wait_for(lambda: active[0] == limit, timeout=60)
-        release.set()  # the waiting ones now go through, never more than `limit` at a time
-        assert all(f.result().ok for f in futures)
-    assert most[0] == limit
+def test_the_workers_whole_check_report_is_kept_through_the_cache(sqlite_url: str, tmp_path: Path) -> None:
+    """Fields the site does not read itself (the run's facts, anything the engine adds) travel on."""
+    engine = make_engine(sqlite_url)
+    factory = make_sessionmaker(engine)
+    report = {
+        "ok": True, "stage": "smoke", "error": None, "log": "ok", "notices": [{"code": "n", "ja": "注", "en": "note"}],
+        "duration_s": 0.4, "isolation": "bwrap", "entry": "submit_katakana.py", "zip_sha256": "ef" * 32,
+        "smoke_accuracy": 0.4,
+    }  # fmt: skip
+    first = cached_preflight(factory, tmp_path / "a.zip", "ef" * 32, lambda _path: PreflightVerdict.from_json(report))
+    again = cached_preflight(factory, tmp_path / "a.zip", "ef" * 32, lambda _path: PreflightVerdict(ok=False))
+    engine.dispose()
+    assert first.to_json() == report
+    assert again.to_json() == report  # from the cache, whole

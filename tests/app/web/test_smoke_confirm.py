@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session
 
 from app.main import create_app
 from app.models import SmokeConfirmation, Submission
-from app.services.preflight import scorer_checker
+from app.services.preflight import PreflightVerdict
 from app.services.public_set import import_public_set, public_set
 from app.settings import Settings
 from tests.app.conftest import Clock, People, csrf, login
 from tests.fixtures.artifacts import DataSet
 from tests.scorer.real_code.trainee import MODEL_FILE, common_files, zip_folder
+from worker.tasks.preflight import run_check
 
 ENTRY = """import pickle
 from common.network import BatchNormNet
@@ -38,7 +39,10 @@ def predict(test_data):
 def real_app(settings: Settings, clock: Clock, enqueued: list[int], synthetic_set: DataSet) -> FastAPI:
     # The synthetic training set stands in for the course's public one.
     import_public_set(settings, synthetic_set.train_data, synthetic_set.train_label)
-    return create_app(settings, clock=clock, preflight_checker=scorer_checker(settings), enqueue=enqueued.append)
+    def check(path: Path) -> PreflightVerdict:  # what the pre-flight worker answers, run in process
+        return PreflightVerdict.from_json(run_check(settings, path))
+
+    return create_app(settings, clock=clock, preflight_checker=check, enqueue=enqueued.append)
 
 
 @pytest.fixture

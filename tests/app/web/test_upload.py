@@ -8,6 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.embedded_redis import RedisServer
+from app.main import create_app
 from app.models import PreflightCheck, Submission, SubmissionStatus
 from app.settings import Settings
 from tests.app.conftest import Checker, Clock, People, login, make_zip, upload
@@ -164,3 +166,24 @@ def test_a_bad_validation_accuracy_is_explained_and_spends_nothing(
     assert response.status_code == 422
     assert "0.95" in response.json()["error"]["message_en"]
     assert db.scalars(select(Submission)).all() == []
+
+
+def test_when_no_worker_answers_the_preflight_the_upload_is_refused_and_spends_nothing(
+    settings: Settings, people: People, db: Session, redis_server: RedisServer, clock: Clock, enqueued: list[int]
+) -> None:
+    """The real hand-off to the ``preflight`` queue, with nobody consuming it: a bounded wait."""
+    waiting = settings.model_copy(update={"redis_url": redis_server.url, "preflight_wait_s": 1.0})
+    app = create_app(waiting, clock=clock, enqueue=enqueued.append, deliver_email=lambda _id: None)
+    data = make_zip()
+    with TestClient(app, base_url="http://testserver") as client:
+        login(client, people.trainee.email)
+        response = upload(client, data)
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "preflight_unanswered"
+    assert "no upload was counted" in error["message_en"] and "提出回数は減っていません" in error["message_ja"]
+    assert response.headers["Retry-After"]
+    assert db.scalars(select(Submission)).all() == [] and enqueued == []
+    stored = settings.storage_dir / "zips" / hashlib.sha256(data).hexdigest()[:2]  # type: ignore[operator]
+    assert [p.read_bytes() for p in stored.iterdir()] == [data]  # kept: nothing uploaded is lost
+    assert redis_server.client().llen("preflight") == 1  # sent, and it expires unanswered

@@ -10,25 +10,38 @@ inside the sandbox, which runs as other uids. Run the import as the worker's use
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import TestSet
-from scorer.classes import IMAGE_SHAPE, NUM_CLASSES, TEST_COUNTS
+from app.settings import Settings
+from scorer.classes import IMAGE_SHAPE, NUM_CLASSES
 from scorer.metrics import labels_to_ids
-from worker.testset import sha256_of_testset
 
 DATA_NAME = "test_data.npy"
 LABELS_NAME = "test_label.npy"
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_CHUNK = 1024 * 1024
+
+
+def sha256_of_testset(data_path: Path, labels_path: Path) -> str:
+    """The digest of both files (data, then labels), recorded at import and checked before scoring."""
+    digest = hashlib.sha256()
+    for path in (data_path, labels_path):
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 class TestSetRejected(ValueError):
@@ -41,11 +54,6 @@ class TestSetRejected(ValueError):
 class CheckedTestSet:
     n_images: int
     class_counts: list[int]
-
-    @property
-    def matches_course(self) -> bool:
-        """True for the course's own hidden set (1,300 of ア–オ and 800 of カ–ソ)."""
-        return tuple(self.class_counts) == TEST_COUNTS
 
 
 def check_files(data_path: Path, labels_path: Path) -> CheckedTestSet:
@@ -129,3 +137,43 @@ def import_testset(
     session.add(row)
     session.flush()
     return row
+
+
+def import_and_commit(
+    sessions: sessionmaker[Session],
+    data_path: Path,
+    labels_path: Path,
+    testset_dir: Path,
+    *,
+    version: str,
+    activate: bool,
+) -> int:
+    """:func:`import_testset` in its own committed transaction; the new row's id."""
+    with sessions.begin() as session:
+        return import_testset(session, data_path, labels_path, testset_dir, version=version, activate=activate).id
+
+
+# data, labels, version, activate -> the new row's id (committed); TestSetRejected when unusable.
+TestSetImporter = Callable[[Path, Path, str, bool], int]
+
+
+def worker_importer(settings: Settings) -> TestSetImporter:
+    """Import on a scoring worker (the ``testsets`` queue): the test-set folder is mounted there,
+    root-owned and private, and not in the web container. The files travel as paths under the
+    shared data folder; raises ``app.queue.NoWorkerAnswered`` past ``testset_import_wait_s``."""
+
+    def run(data_path: Path, labels_path: Path, version: str, activate: bool) -> int:
+        from app.queue import IMPORT_TESTSET_TASK, TESTSETS_QUEUE, request_reply
+
+        base = settings.data_dir.resolve()
+        keys = [data_path.resolve().relative_to(base).as_posix(), labels_path.resolve().relative_to(base).as_posix()]
+        answer = request_reply(
+            settings, IMPORT_TESTSET_TASK, [*keys, version, activate], TESTSETS_QUEUE, settings.testset_import_wait_s
+        )
+        if "rejected" in answer:
+            raise TestSetRejected(str(answer["rejected"]))
+        if "id" not in answer:
+            raise RuntimeError(f"the worker could not import the test set: {answer.get('error')}")
+        return int(answer["id"])
+
+    return run

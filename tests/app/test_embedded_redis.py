@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from worker.embedded import RedisServer, embedded_url
+from app.embedded_redis import RedisServer, embedded_url
 
 
 def test_embedded_redis_listens_privately_and_keeps_queued_messages(tmp_path: Path) -> None:

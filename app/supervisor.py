@@ -3,10 +3,18 @@
 ``python -m app.cli serve`` runs this. Each part is the real program the production deployment
 runs, started as a child process:
 
-- Redis (worker.embedded) on a Unix socket under data_dir, unless KATAKANA_REDIS_URL names one;
-- ``celery worker -Q scoring``: scoring only, so a slow submission never delays anything else;
+- Redis (app.embedded_redis) on a Unix socket under data_dir, unless KATAKANA_REDIS_URL names one;
+- ``celery worker -Q scoring,testsets``: scoring (and the rare test-set import, which needs the
+  test-set folder), so a slow submission never delays anything else;
+- ``celery worker -Q preflight``: the upload pre-flights, so trainee code never runs in the site and
+  a pre-flight never waits behind a scoring run;
 - ``celery worker -Q email,maintenance -B``: emails, the sweeper, and beat scheduling the sweeper;
 - ``uvicorn --factory app.main:create_app``.
+
+A worker that dies (the OOM killer, a crash) is started again after a back-off that doubles with
+each quick death, up to a minute; what it held is redelivered (acks are late) or reclaimed by the
+sweeper. The exception is a worker that exits after failing its sandbox self-test: restarting it
+would fail the same way, so the supervisor says so and leaves it stopped; the site stays up.
 
 Ctrl-C (or SIGTERM) stops them in reverse order, each with SIGTERM first (Celery finishes or
 re-queues what it holds: acks are late), then Redis, which flushes its append-only file.
@@ -26,13 +34,21 @@ from types import FrameType
 from alembic import command
 from alembic.config import Config
 
+from app.embedded_redis import RedisServer
+from app.queue import (
+    EMAIL_QUEUE,
+    EXIT_SELFTEST_FAILED,
+    MAINTENANCE_QUEUE,
+    PREFLIGHT_QUEUE,
+    SCORING_QUEUE,
+    TESTSETS_QUEUE,
+)
 from app.settings import Settings
-from worker.celery_app import EMAIL_QUEUE, MAINTENANCE_QUEUE, SCORING_QUEUE
-from worker.embedded import RedisServer
-from worker.startup import EXIT_SELFTEST_FAILED
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT_S = 60.0
+RESTART_BACKOFF_S = (1.0, 60.0)  # first wait, longest wait
+STABLE_AFTER_S = 60.0  # a worker that ran this long starts its back-off afresh when it dies
 
 
 def migrate_to_head(database_url: str) -> None:
@@ -48,6 +64,9 @@ class Child:
     argv: list[str]
     critical: bool = True  # the service cannot go on without it
     process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    backoff_s: float = 0.0  # the wait before the next restart; 0 until it dies
+    restart_at: float | None = None  # when it is due to start again, if it died
 
     def start(self, env: dict[str, str]) -> None:
         # Its own session: a Ctrl-C in the terminal reaches only the supervisor, which then stops
@@ -55,6 +74,18 @@ class Child:
         self.process = subprocess.Popen(
             self.argv, env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, start_new_session=True
         )
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def schedule_restart(self, now: float) -> float:
+        """Plan the next start: the wait doubles while it keeps dying young, and resets once it ran a while."""
+        first, longest = RESTART_BACKOFF_S
+        if now - self.started_at >= STABLE_AFTER_S or self.backoff_s == 0:
+            self.backoff_s = first
+        else:
+            self.backoff_s = min(longest, self.backoff_s * 2)
+        self.restart_at = now + self.backoff_s
+        return self.backoff_s
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -93,16 +124,21 @@ class Supervisor:
 
     def plan(self) -> list[Child]:
         beat_schedule = str(self.settings.data_dir.resolve() / "celerybeat-schedule")
-        scoring = celery("worker", "-Q", SCORING_QUEUE, "-c", "1", "-n", "scoring@%h", "--loglevel", "INFO")
+        scoring = celery("worker", "-Q", f"{SCORING_QUEUE},{TESTSETS_QUEUE}", "-c", "1", "-n", "scoring@%h")
+        scoring += ["--loglevel", "INFO"]
+        preflight = celery("worker", "-Q", PREFLIGHT_QUEUE, "-c", str(self.settings.preflight_concurrency))
+        preflight += ["-n", "preflight@%h", "--loglevel", "INFO"]
         mail = celery("worker", "-Q", f"{EMAIL_QUEUE},{MAINTENANCE_QUEUE}", "-c", "1", "-n", "mail@%h")
         mail += ["-B", "-s", beat_schedule, "--loglevel", "INFO"]
         web = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app"]
         # The app resolves X-Forwarded-For itself (KATAKANA_TRUSTED_PROXIES); uvicorn must not.
         web += ["--host", self.host, "--port", str(self.port), "--no-proxy-headers"]
         return [
-            # Refusing work after a failed self-test must not take the site down with it.
+            # Workers are started again when they die; one that failed its sandbox self-test stays
+            # stopped, without taking the site down with it.
             Child("scoring worker", scoring, critical=False),
-            Child("email and maintenance worker", mail),
+            Child("pre-flight worker", preflight, critical=False),
+            Child("email and maintenance worker", mail, critical=False),
             Child("web", web),
         ]
 
@@ -117,7 +153,7 @@ class Supervisor:
             for child in self.children:
                 child.start(env)
             print(f"katakana-scorer is running at http://{self.host}:{self.port}  (Ctrl-C stops it)", flush=True)
-            return self._watch()
+            return self._watch(env)
         except KeyboardInterrupt:
             return 0
         finally:
@@ -130,30 +166,42 @@ class Supervisor:
         self.redis.start()
         return self.redis.url
 
-    def _watch(self) -> int:
+    def _watch(self, env: dict[str, str]) -> int:
         while not self._stopping:
+            now = time.monotonic()
             for child in self.children:
-                code = child.process.poll() if child.process else None
+                if child.process is None:
+                    if child.restart_at is not None and now >= child.restart_at:
+                        print(f"katakana-scorer: starting the {child.name} again", file=sys.stderr, flush=True)
+                        child.start(env)
+                    continue
+                code = child.process.poll()
                 if code is None:
                     continue
-                if not child.critical:
-                    self._report_optional_exit(child, code)
-                    child.process = None
-                    continue
-                print(f"katakana-scorer: the {child.name} exited with {code}; stopping", file=sys.stderr)
-                return 1
+                child.process = None
+                if child.critical:
+                    print(f"katakana-scorer: the {child.name} exited with {code}; stopping", file=sys.stderr)
+                    return 1
+                self._report_optional_exit(child, code, now)
             time.sleep(0.5)
         return 0
 
     @staticmethod
-    def _report_optional_exit(child: Child, code: int) -> None:
-        reason = (
-            "its sandbox self-test failed (see its log above); install bubblewrap or check "
-            "KATAKANA_SANDBOX_MODE. Uploads stay queued until a scoring worker runs"
-            if code == EXIT_SELFTEST_FAILED
-            else f"it exited with {code}"
+    def _report_optional_exit(child: Child, code: int, now: float) -> None:
+        if code == EXIT_SELFTEST_FAILED:
+            reason = (
+                "its sandbox self-test failed (see its log above); install bubblewrap or check "
+                "KATAKANA_SANDBOX_MODE. Until it runs, uploads are refused at the pre-flight or stay "
+                "queued for scoring, spending nothing"
+            )
+            print(f"katakana-scorer: NO SANDBOX — the {child.name} stopped: {reason}", file=sys.stderr, flush=True)
+            return
+        wait = child.schedule_restart(now)
+        print(
+            f"katakana-scorer: the {child.name} exited with {code}; starting it again in {wait:.0f} s",
+            file=sys.stderr,
+            flush=True,
         )
-        print(f"katakana-scorer: NO SCORING — the {child.name} stopped: {reason}", file=sys.stderr, flush=True)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True
