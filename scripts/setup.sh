@@ -15,7 +15,9 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # --- 1. system packages -------------------------------------------------------------------------
 packages=(bubblewrap redis-server python3-venv libseccomp2)
-[ "$want_test" = 1 ] && packages+=(postgresql chromium fonts-ipafont-gothic npm)
+[ "$want_test" = 1 ] && packages+=(postgresql chromium fonts-ipafont-gothic)
+# Debian's npm conflicts with a Node.js that ships its own npm (e.g. NodeSource's): only when absent.
+[ "$want_test" = 1 ] && ! command -v npm >/dev/null && packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
