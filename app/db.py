@@ -51,6 +51,7 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     # Every session keeps the leaderboard's per-trainee summaries in step with the submissions it
     # writes; importing the module registers that flush listener (once, on the Session class).
     import app.services.trainee_scores  # noqa: F401
+
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 

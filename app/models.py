@@ -263,6 +263,8 @@ class PreflightRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class SmokeConfirmation(Base):
     """A trainee's "upload it anyway" for a zip whose pre-flight scored near chance on public images.
 
@@ -305,7 +307,7 @@ class LoginAttempt(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
     ip: Mapped[str] = mapped_column(String(64))
-    succeeded: Mapped[bool] = mapped_column(Boolean)
+    succeeded: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: claimed, being checked
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -463,6 +465,8 @@ class SubmissionFile(Base):
     kind: Mapped[str] = mapped_column(String(16))  # zip, weights or code
     name: Mapped[str] = mapped_column(String(500))
     sha256: Mapped[str] = mapped_column(String(64))
+
+
 class TraineeScore(Base):
     """Per trainee and cohort: what the leaderboard shows, kept up to date whenever a submission of
     theirs is created, scored, rescored or deleted (``app.services.trainee_scores``).

@@ -132,9 +132,7 @@ def accuracy(predict: Callable[[Array], Array], x: Array, onehot: Array, batch: 
     return correct / len(x)
 
 
-def train(
-    model: MLP | CNN, x: Array, t: Array, epochs: int, rng: np.random.Generator, optimizer: str
-) -> None:
+def train(model: MLP | CNN, x: Array, t: Array, epochs: int, rng: np.random.Generator, optimizer: str) -> None:
     opt = Adam(model.params, 1e-3) if optimizer == "adam" else SGD(model.params, 0.1)
     for _ in range(epochs):
         order = rng.permutation(len(x))
@@ -163,9 +161,7 @@ def main() -> None:
         ("seen", sorted(set(TEST_WRITERS) & set(TRAIN_WRITERS))),
         ("unseen", sorted(set(TEST_WRITERS) - set(TRAIN_WRITERS))),
     ):
-        x, t = make_split(
-            [100] * NUM_CLASSES, np.random.SeedSequence([args.seed, 99]), [writers[i] for i in ids]
-        )
+        x, t = make_split([100] * NUM_CLASSES, np.random.SeedSequence([args.seed, 99]), [writers[i] for i in ids])
         by_writer[group] = (x.astype(np.float64) / 255, t)
     rng = np.random.default_rng(1)
 

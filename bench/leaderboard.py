@@ -186,7 +186,10 @@ def measure(url: str, data_dir: Path, cohort_id: int, repeat: int, warmup: int) 
                     times.append(elapsed * 1000)
                     cpu.append(used * 1000)
             results[label] = (
-                statistics.median(times), percentile(times, 95), statistics.median(cpu), percentile(cpu, 95)
+                statistics.median(times),
+                percentile(times, 95),
+                statistics.median(cpu),
+                percentile(cpu, 95),
             )
     return results
 

@@ -65,9 +65,7 @@ def bare_predict_seconds(zip_path: Path, data: Path, python: str, threads: str) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="quick-trained examples (same network sizes)")
     args = parser.parse_args()
@@ -91,9 +89,7 @@ def main() -> None:
             for _ in range(args.repeat):
                 bare.append(bare_predict_seconds(zip_path, test_data, str(config.runtime.python), threads))
                 started = time.perf_counter()
-                report = score_submission(
-                    zip_path, test_data=test_data, test_labels=test_labels, config=config
-                )
+                report = score_submission(zip_path, test_data=test_data, test_labels=test_labels, config=config)
                 boxed.append(time.perf_counter() - started)
                 if report.status != "succeeded":
                     raise SystemExit(f"{name} failed: {report.to_json()}")

@@ -193,9 +193,7 @@ def run_predict(predict: Callable[[np.ndarray], Any], data: np.ndarray, chunk: i
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def predict_in_chunks(
-    predict: Callable[[np.ndarray], Any], data: np.ndarray, chunk: int = CHUNK
-) -> np.ndarray:
+def predict_in_chunks(predict: Callable[[np.ndarray], Any], data: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
     """Class ids (N,) from predict called as the service calls it; an (N, 15) score array is argmax-ed."""
     result = run_predict(predict, data, chunk)
     return (result.argmax(axis=1) if result.ndim == 2 else result).astype(np.int64)
@@ -238,9 +236,7 @@ def _make_network(name: str, seed: int) -> tuple[Any, Any]:
     optimizer_module = importlib.import_module("common.optimizer")
     if name == "mlp":
         net_module = importlib.import_module("common.multi_layer_net")
-        network = net_module.MultiLayerNet(
-            input_size=784, hidden_size_list=[100, 100], output_size=15, seed=seed
-        )
+        network = net_module.MultiLayerNet(input_size=784, hidden_size_list=[100, 100], output_size=15, seed=seed)
     elif name == "cnn":
         net_module = importlib.import_module("common.conv_net")
         network = net_module.ConvNet(

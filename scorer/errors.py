@@ -119,15 +119,14 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         ErrorCode.PREDICT_MISSING: "{file} に関数 predict(test_data) が定義されていません。"
         "テンプレートのとおり、画像の配列を受け取って予測したクラス番号を返す predict を定義してください。",
         ErrorCode.LEGACY_FUNC_PREDICT: "{file} には旧形式の func_predict(test_data, test_label) しかありません。"
-        "新しい形式では正解ラベルは渡されず、採点はサーバーが行います。次のように直してください:\n"
-        + _LEGACY_FIX_JA,
+        "新しい形式では正解ラベルは渡されず、採点はサーバーが行います。次のように直してください:\n" + _LEGACY_FIX_JA,
         ErrorCode.MODULE_NOT_FOUND: "モジュール「{module}」を import できません。"
         "自作のモジュールなら、そのファイルも zip に入れてください。採点環境で使えるライブラリ: {offered}",
         ErrorCode.OWN_MODULE_MISSING: "自作のパッケージ {package} は zip に入っていますが、{missing} がありません"
         "（import {module} に必要です）。{missing} も zip に入れてから提出してください。",
         ErrorCode.FILE_OUTSIDE_ZIP: "{file} の読み込み中（{where}）に、zip の外にあるファイル {path} を開こうとしました。"
         "採点では predict より後ろのセルやコードも含めてすべて実行されるため、手元で試すためのコード"
-        "（../1_data の読み込みなど）も実行されます。そのようなコードは if __name__ == \"__main__\": の中に入れるか、"
+        '（../1_data の読み込みなど）も実行されます。そのようなコードは if __name__ == "__main__": の中に入れるか、'
         "そのセルを削除してから提出してください。",
         ErrorCode.IMPORT_FAILED: "{file} を読み込む途中でエラーが起きました（{reason}）。"
         'ファイルを開くときは zip 内の相対パス（例: open("katakana_model.pickle", "rb")）を使い、'
@@ -190,7 +189,7 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         "{module} needs it). Add {missing} to the zip and submit again.",
         ErrorCode.FILE_OUTSIDE_ZIP: "While loading {file} ({where}), your code opened {path}, which is outside "
         "the zip. Everything runs when scored, including the cells and code after predict, so local test code "
-        "(such as reading ../1_data) runs too. Put such code inside if __name__ == \"__main__\": or delete that "
+        '(such as reading ../1_data) runs too. Put such code inside if __name__ == "__main__": or delete that '
         "cell, then submit again.",
         ErrorCode.IMPORT_FAILED: "An error occurred while loading {file} ({reason}). Open files by paths "
         'relative to your zip (e.g. open("katakana_model.pickle", "rb")) and include every file you '

@@ -125,12 +125,8 @@ def compute_metrics(predictions: Predictions, true_ids: IntArray) -> Metrics:
         raise ValueError("predictions and labels differ in length")
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     np.add.at(confusion, (true_ids, predictions.ids), 1)
-    per_class = [
-        ClassScore(k, KATAKANA[k], int(confusion[k, k]), int(confusion[k].sum())) for k in range(NUM_CLASSES)
-    ]
-    loss = (
-        cross_entropy(predictions.probabilities, true_ids) if predictions.probabilities is not None else None
-    )
+    per_class = [ClassScore(k, KATAKANA[k], int(confusion[k, k]), int(confusion[k].sum())) for k in range(NUM_CLASSES)]
+    loss = cross_entropy(predictions.probabilities, true_ids) if predictions.probabilities is not None else None
     return Metrics(
         correct=int(np.trace(confusion)),
         total=len(true_ids),

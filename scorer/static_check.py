@@ -126,9 +126,7 @@ def _compile(source: str | bytes, filename: str, locate: Locate | None) -> ast.M
             detail=detail,
         ) from None
     except ValueError as exc:  # NUL bytes, on Python < 3.12
-        raise ScoringError(
-            ErrorCode.SYNTAX_ERROR, params={"file": filename, "line": "?", "reason": str(exc)}
-        ) from None
+        raise ScoringError(ErrorCode.SYNTAX_ERROR, params={"file": filename, "line": "?", "reason": str(exc)}) from None
     except (RecursionError, MemoryError):
         raise ScoringError(
             ErrorCode.SYNTAX_ERROR,

@@ -197,4 +197,3 @@ def classify_run(outcome: SandboxOutcome, channel: HarnessChannel, limits: Limit
         return failure(ErrorCode.SUBMISSION_EXITED, limits, {"reason": f"exit code {outcome.exit_code}"})
     # SETUP_FAILED after "hello" is impossible (the command ran); anything unforeseen is still theirs.
     return failure(ErrorCode.SUBMISSION_EXITED, limits, {"reason": str(termination)})
-

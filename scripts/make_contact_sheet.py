@@ -41,9 +41,7 @@ def contact_sheet(seed: int) -> Image.Image:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "contact_sheet.png"
-    )
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "contact_sheet.png")
     args = parser.parse_args()
     contact_sheet(args.seed).save(args.out, optimize=True)
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")

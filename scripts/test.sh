@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 export PATH="$PWD/.venv/bin:$PATH"
-echo "[test] ruff"; ruff check .
+echo "[test] ruff"; ruff check .; ruff format --check .
 echo "[test] mypy"; mypy
 echo "[test] import layers"; lint-imports
 echo "[test] pytest"

@@ -187,8 +187,7 @@ def import_enrollments(
     except people.CsvProblems as exc:
         ja, en = Translator("ja"), Translator("en")
         details = [
-            {"line": p.line, "code": p.code, "problem_ja": p.text(ja), "problem_en": p.text(en)}
-            for p in exc.problems
+            {"line": p.line, "code": p.code, "problem_ja": p.text(ja), "problem_en": p.text(en)} for p in exc.problems
         ]
         per_lang = {
             "ja": {"problems": "\n".join(p.text(ja) for p in exc.problems)},

@@ -7,8 +7,11 @@ Two limits, both over the sliding window ``login_window_s``:
   waits (one password tried against many accounts: "spraying").
 
 The attempt is *claimed* before the password is checked: :func:`claim_attempt` decides and records
-the attempt as a failure in one serialised transaction, and only a claimed attempt is checked. A
-success then turns the claim into a success (:func:`record_success`). Deciding and recording in
+the attempt in one serialised transaction, and only a claimed attempt is checked; the check then
+settles it (:func:`record_failure`, :func:`record_success`). For its account a claim counts as a
+failure from the start, so simultaneous guesses at one account cannot outrun the limit. For the
+address it counts only once it has failed: a class behind one NAT address signing in at the same
+moment is many claims at once, and must not look like spraying. Deciding and recording in
 separate steps let 24 simultaneous guesses all pass a "4 failures so far" check; now at most the
 limit are ever checked, however many arrive at once. Serialised by SQLite's write lock, and on
 PostgreSQL by a transaction-scoped advisory lock (the rows to lock may not exist yet: an unknown
@@ -58,7 +61,7 @@ def retry_after(db: Session, email: str, ip: str, settings: Settings, now: dt.da
         .where(
             LoginAttempt.email == email,
             LoginAttempt.ip == ip,
-            LoginAttempt.succeeded.is_(False),
+            LoginAttempt.succeeded.isnot(True),  # failed, or claimed and still being checked
             LoginAttempt.created_at > since,
         )
         .order_by(LoginAttempt.created_at.desc())
@@ -89,10 +92,17 @@ def claim_attempt(db: Session, email: str, ip: str, settings: Settings, now: dt.
     wait, by_address = retry_after(db, email, ip, settings, now)
     if wait:
         return Claim(None, wait, by_address)
-    attempt = LoginAttempt(email=email, ip=ip, succeeded=False, created_at=now)
+    attempt = LoginAttempt(email=email, ip=ip, succeeded=None, created_at=now)
     db.add(attempt)
     db.flush()
     return Claim(attempt.id)
+
+
+def record_failure(db: Session, attempt_id: int) -> None:
+    """The claimed attempt failed: from now on it counts for the address too."""
+    attempt = db.get(LoginAttempt, attempt_id)
+    if attempt is not None:
+        attempt.succeeded = False
 
 
 def record_success(db: Session, email: str, ip: str, now: dt.datetime) -> None:

@@ -209,9 +209,7 @@ def cohort_figures(db: Session, cohorts: Sequence[Cohort]) -> dict[int, CohortFi
         select(Enrollment.cohort_id, TraineeScore.submissions, TraineeScore.best_accuracy)
         .select_from(Enrollment)
         .join(User, User.id == Enrollment.user_id)
-        .outerjoin(
-            TraineeScore, (TraineeScore.cohort_id == Enrollment.cohort_id) & (TraineeScore.user_id == User.id)
-        )
+        .outerjoin(TraineeScore, (TraineeScore.cohort_id == Enrollment.cohort_id) & (TraineeScore.user_id == User.id))
         .where(Enrollment.cohort_id.in_(thresholds), Enrollment.role == Role.TRAINEE, User.is_active.is_(True))
     ).all()
     counts: dict[int, list[int]] = {cid: [0, 0, 0] for cid in thresholds}

@@ -33,18 +33,16 @@ class PreflightVerdict:
     error: dict[str, Any] | None = None  # ScoringError.to_json(): code, message, message_ja, ...
     notices: list[dict[str, str]] = field(default_factory=list)  # [{"ja": ..., "en": ...}]
     log: str = ""
-    smoke: dict[str, Any] | None = None  # SmokeAccuracy.to_json(), when the public set was imported
     report: dict[str, Any] = field(default_factory=dict)  # the worker's whole CheckReport, as JSON
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            **self.report,
-            "ok": self.ok,
-            "error": self.error,
-            "notices": self.notices,
-            "log": self.log,
-            "smoke": self.smoke,
-        }
+        return {**self.report, "ok": self.ok, "error": self.error, "notices": self.notices, "log": self.log}
+
+    @property
+    def smoke(self) -> dict[str, Any] | None:
+        """SmokeAccuracy.to_json(), when the public set was imported (scored outside the sandbox)."""
+        smoke = self.report.get("smoke")
+        return smoke if isinstance(smoke, dict) else None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PreflightVerdict:
@@ -53,7 +51,6 @@ class PreflightVerdict:
             error=data.get("error"),
             notices=list(data.get("notices") or []),
             log=str(data.get("log") or ""),
-            smoke=data.get("smoke"),
             report=dict(data),
         )
 

@@ -92,10 +92,13 @@ def login(
     ok = verify_password(stored_hash, password)  # False without a hash, i.e. without an active account
     failed = {"next": safe_next(next, ""), "error": t("login_failed"), "email": email}
     if not ok or user_id is None:
-        return render(request, "login.html", failed, 400)  # the claim already counts as the failure
+        with transaction(factory, write_lock=True) as db:
+            throttle.record_failure(db, claim.attempt_id)
+        return render(request, "login.html", failed, 400)
     with transaction(factory, write_lock=True) as db:
         account = db.get(User, user_id)
         if account is None or not account.is_active:  # deactivated while we were hashing
+            throttle.record_failure(db, claim.attempt_id)
             return render(request, "login.html", failed, 400)
         throttle.record_success(db, email, ip, now)
         if account.password_hash and needs_rehash(account.password_hash):

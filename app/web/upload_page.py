@@ -75,9 +75,7 @@ def standing(db: Session, user_id: int, cohort: Cohort) -> Standing:
     )
     best = db.scalars(scored.order_by(Submission.accuracy.desc(), Submission.id).limit(1)).first()
     count = db.scalar(select(func.count()).select_from(scored.subquery())) or 0
-    return Standing(
-        best.accuracy if best else None, int(count), cohort.pass_threshold, best.id if best else None
-    )
+    return Standing(best.accuracy if best else None, int(count), cohort.pass_threshold, best.id if best else None)
 
 
 def reset_text(status: QuotaStatus, now: dt.datetime, t: Translator) -> str:

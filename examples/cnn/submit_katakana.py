@@ -21,9 +21,7 @@ MODEL_FILE = "katakana_model.pickle"
 # 学習のときと同じ形でネットワークを作り、保存しておいたパラメータを入れる（import 時に 1 回だけ）。
 with open(MODEL_FILE, "rb") as f:
     params = pickle.load(f)
-network = ConvNet(
-    input_dim=(1, 28, 28), conv_channels=(16, 32), filter_size=3, hidden_size=100, output_size=15
-)
+network = ConvNet(input_dim=(1, 28, 28), conv_channels=(16, 32), filter_size=3, hidden_size=100, output_size=15)
 network.load_params(params)
 
 # 一度に計算する枚数。im2col の配列は枚数に比例して大きくなるので、大きすぎるとメモリが足りなくなる。

@@ -47,10 +47,14 @@ def upgrade() -> None:
 
     with op.batch_alter_table("login_attempts", schema=None) as batch_op:
         batch_op.create_index("ix_login_attempts_ip_time", ["ip", "created_at"], unique=False)
+        # NULL: claimed, password being checked (see app.security.throttle)
+        batch_op.alter_column("succeeded", existing_type=sa.Boolean(), nullable=True)
 
 
 def downgrade() -> None:
+    op.execute("UPDATE login_attempts SET succeeded = false WHERE succeeded IS NULL")
     with op.batch_alter_table("login_attempts", schema=None) as batch_op:
+        batch_op.alter_column("succeeded", existing_type=sa.Boolean(), nullable=False)
         batch_op.drop_index("ix_login_attempts_ip_time")
 
     with op.batch_alter_table("preflight_runs", schema=None) as batch_op:

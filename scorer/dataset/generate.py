@@ -177,9 +177,7 @@ def render_class(
     for lo in range(0, n, _BATCH):
         hi = min(lo + _BATCH, n)
         shift = displacement(rng, hi - lo, _SIDE, wobble[lo:hi]).reshape(hi - lo, _SIDE * _SIDE, 2)
-        cover = coverage(
-            points[lo:hi], sk.seg_start, sk.seg_end, seg_half_width[lo:hi], centres[None] + shift
-        )
+        cover = coverage(points[lo:hi], sk.seg_start, sk.seg_end, seg_half_width[lo:hi], centres[None] + shift)
         values = np.floor(cover.astype(np.float64) * ink[lo:hi, None] + 0.5)
         images[lo:hi] = values.reshape(hi - lo, _SIDE, _SIDE).astype(np.uint8)
     return images

@@ -4,7 +4,8 @@ Each attack is a submission that behaves on the pre-flight (30 public images) an
 the hidden set, as a trainee who wanted the hidden images would write it: it puts the images
 themselves (base64) into its output, then takes its route — an exception with MBs of message, a
 forged or malformed report on the harness's result channel, an exception that cannot be printed, a
-patched NumPy, ``os._exit(160)``, a real-time signal, a flood of output. Through the live stack
+patched NumPy, ``os._exit(160)``, a real-time signal, a flood of output, children that only
+fit the memory limit one at a time. Through the live stack
 (upload → pre-flight → Redis → worker → sandbox → database → page, log download, email, API) each
 must:
 
@@ -81,15 +82,13 @@ ATTACKS = [
     Attack(
         "fd3_forged_server_fault",
         "    print(LEAK)\n"
-        "    os.write(3, b'{\"event\": \"error\", \"code\": \"internal_error\", \"params\": {}}\\n')\n"
+        '    os.write(3, b\'{"event": "error", "code": "internal_error", "params": {}}\\n\')\n'
         "    os._exit(0)\n",
         "harness_disrupted",
     ),
     Attack(
         "malformed_result_event",
-        "    print(LEAK)\n"
-        "    os.write(3, b'{\"event\": \"result\", \"bytes\": \"all of them\"}\\n')\n"
-        "    os._exit(0)\n",
+        '    print(LEAK)\n    os.write(3, b\'{"event": "result", "bytes": "all of them"}\\n\')\n    os._exit(0)\n',
         "harness_disrupted",
     ),
     Attack(
@@ -126,7 +125,28 @@ ATTACKS = [
         "submission_exited",
     ),
     Attack("stdout_flood", "    while True:\n        print(LEAK)\n", "output_too_large"),
+    Attack(
+        "children_memory",  # each process fits the memory limit (4 GiB); together they do not
+        "    print(LEAK[:100000], flush=True)\n"
+        "    children = []\n"
+        "    for _ in range(3):\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            block = numpy.ones(1800 * 2**20 // 8)  # 1.8 GiB, every page written\n"
+        "            signal.pause()\n"
+        "            os._exit(int(block[0]))\n"
+        "        children.append(pid)\n"
+        "    for pid in children:\n"
+        "        os.waitpid(pid, 0)\n"
+        "    return numpy.zeros(len(test_data), dtype=numpy.int64)\n",
+        "memory_limit",
+    ),
 ]
+
+
+def output_part(download: str) -> str:
+    """A log download opens with the run's facts (the service's own lines), then the output."""
+    return download.split("\n--- ", 1)[1].split("\n", 1)[1]
 
 
 def attack_zip(attack: Attack) -> bytes:
@@ -331,7 +351,7 @@ def test_a_hostile_submission_is_counted_blamed_and_reveals_at_most_the_excerpt(
     surfaces = {"result page": page, "log download": log, "email": mail, "stored log": row.log or ""}
     for where, text in surfaces.items():
         assert leaked_bytes(text, secret) <= EXCERPT, f"{where} shows more than the excerpt"
-    assert len(log.encode()) <= EXCERPT + RESERVED_BYTES
+    assert len(output_part(log).encode()) <= EXCERPT + RESERVED_BYTES
     if leaked_bytes(log, secret) >= EXCERPT // 2:
         assert "withheld" in log and "python -m scorer run" in log  # says where full logs are
 
@@ -351,4 +371,4 @@ def test_a_hostile_submission_is_counted_blamed_and_reveals_at_most_the_excerpt(
     instructor = log_in(service.url, INSTRUCTOR_EMAIL, PASSWORD)
     staff_download = instructor.get(f"/submissions/{submission_id}/log").text
     assert staff_download == html.unescape(staff_download)  # plain text
-    assert len(staff_download.encode()) <= DEFAULT_STORED_BYTES + RESERVED_BYTES
+    assert len(output_part(staff_download).encode()) <= DEFAULT_STORED_BYTES + RESERVED_BYTES

@@ -188,9 +188,7 @@ def test_cli_builds_from_a_data_folder_and_reports_test_accuracy(
     assert be.main(["--out", str(out), "--data", str(data), "--epochs", "1", "--quiet"]) == 0
 
     printed = capsys.readouterr().out
-    assert (
-        "mlp: train accuracy" in printed and "cnn: train accuracy" in printed and "test accuracy" in printed
-    )
+    assert "mlp: train accuracy" in printed and "cnn: train accuracy" in printed and "test accuracy" in printed
     assert (out / "mlp.zip").is_file() and (out / "cnn.zip").is_file()
     report = json.loads((out / be.REPORT_FILE).read_text(encoding="utf-8"))
     assert report["train_images"] == 150 and report["test_images"] == 60

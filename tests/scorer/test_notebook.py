@@ -101,11 +101,7 @@ def test_writefile_cell_is_dropped_and_the_notice_names_the_file() -> None:
 
 def test_magic_lookalikes_inside_strings_and_brackets_are_python() -> None:
     cell = (
-        'def f():\n    """Why?\n%d items\n!important\n    """\n'
-        "    return 1\n"
-        "x = (1,\n     2)\n"
-        "y = 10 % 3\n"
-        "z = a != b\n"
+        'def f():\n    """Why?\n%d items\n!important\n    """\n    return 1\nx = (1,\n     2)\ny = 10 % 3\nz = a != b\n'
     )
     result = convert(cell)
     assert result.source == cell
@@ -135,9 +131,7 @@ def test_execution_counts_are_shown_when_present() -> None:
 
 
 def test_locate_maps_a_syntax_error_to_its_cell_and_line() -> None:
-    result = convert(
-        "%matplotlib inline\nimport numpy as np", "x = 1\n\ndef predict(test_data)\n    return 1"
-    )
+    result = convert("%matplotlib inline\nimport numpy as np", "x = 1\n\ndef predict(test_data)\n    return 1")
     with pytest.raises(SyntaxError) as caught:
         compile(result.source, "nb", "exec")
     assert caught.value.lineno is not None

@@ -132,9 +132,10 @@ def test_scoring_keeps_predictions_and_digests_out_of_the_trainees_report(
     with zipfile.ZipFile(example_zips.mlp_zip) as zf:
         import hashlib
 
-        assert by_kind[("weights", "mlp/katakana_model.pickle")] == hashlib.sha256(
-            zf.read("mlp/katakana_model.pickle")
-        ).hexdigest()
+        assert (
+            by_kind[("weights", "mlp/katakana_model.pickle")]
+            == hashlib.sha256(zf.read("mlp/katakana_model.pickle")).hexdigest()
+        )
         assert by_kind[("code", "mlp/submit_katakana.py")] == code_hash(zf.read("mlp/submit_katakana.py"))
     shown = json.dumps(report.to_json())
     assert "predictions" not in shown and "file_hashes" not in shown

@@ -125,9 +125,7 @@ def test_without_labels_no_accuracy_is_claimed(
     assert check_submission(archive, config=config, sample_data=synthetic_set.train_data).smoke is None
 
 
-def test_the_labels_never_enter_the_sandbox(
-    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
-) -> None:
+def test_the_labels_never_enter_the_sandbox(tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig) -> None:
     probe = (
         "import os\n"
         "import numpy as np\n"

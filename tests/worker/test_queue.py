@@ -13,8 +13,8 @@ from app.queue import (
     SCORING_QUEUE,
     enqueue_email,
     enqueue_scoring,
-    enqueue_sweep,
 )
+from tests.fixtures.services import enqueue_sweep
 from tests.worker.conftest import World
 
 

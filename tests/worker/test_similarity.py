@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from worker.queue import enqueue_scoring
 
 from app.db import make_engine, make_sessionmaker
 from app.models import Cohort, Language, Role, SimilarityPair, Submission, SubmissionStatus, TestSet, User
+from app.queue import enqueue_scoring
 from app.services.similarity import flagged_pairs
 from app.settings import Settings
 from examples import build_examples
@@ -258,9 +258,10 @@ def test_a_later_stronger_submission_replaces_the_pair_and_others_are_left_alone
     with scored.sessions.begin() as session:
         copy = session.get(Submission, s["original"])
         assert copy is not None
-        predictions, hashes = session.scalar(
-            select(Submission.predictions).where(Submission.id == copy.id)
-        ), copy.file_hashes
+        predictions, hashes = (
+            session.scalar(select(Submission.predictions).where(Submission.id == copy.id)),
+            copy.file_hashes,
+        )
         again = Submission(
             user_id=u["independent1"], cohort_id=scored.cohort_id, created_at=now, quota_day=now.date(),
             original_filename="copy.zip", zip_sha256=copy.zip_sha256, zip_size=1, storage_key="unused",

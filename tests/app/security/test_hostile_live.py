@@ -294,4 +294,3 @@ def test_a_browser_refuses_injected_script_and_framing(live_site: SiteFactory, b
     assert attacker.frame_locator("#victim").get_by_test_id("login-email").count() == 0
     page.close()
     attacker.close()
-

@@ -39,6 +39,7 @@ def predict(test_data):
 def real_app(settings: Settings, clock: Clock, enqueued: list[int], synthetic_set: DataSet) -> FastAPI:
     # The synthetic training set stands in for the course's public one.
     import_public_set(settings, synthetic_set.train_data, synthetic_set.train_label)
+
     def check(path: Path) -> PreflightVerdict:  # what the pre-flight worker answers, run in process
         return PreflightVerdict.from_json(run_check(settings, path))
 
@@ -94,9 +95,10 @@ def test_near_chance_asks_once_per_trainee_and_zip_before_spending(
     # The browser page explains it and offers the confirmation box.
     page = _upload(real_client, broken, json=False)
     assert page.status_code == 409
-    assert 'data-testid="near-chance-confirm" ' in page.text and "hidden" not in page.text.split(
-        'data-testid="near-chance-confirm"'
-    )[1].split(">")[0]
+    assert (
+        'data-testid="near-chance-confirm" ' in page.text
+        and "hidden" not in page.text.split('data-testid="near-chance-confirm"')[1].split(">")[0]
+    )
     assert "このまま提出します" in page.text
 
     confirmed = _upload(real_client, broken, confirm=True)

@@ -121,9 +121,7 @@ def test_splits_are_shuffled(dataset: KatakanaSet) -> None:
 
 def test_classes_look_different(dataset: KatakanaSet) -> None:
     ids = dataset.train_label.argmax(axis=1)
-    means = np.stack(
-        [dataset.train_data[ids == c, 0].astype(np.float64).mean(axis=0) for c in range(NUM_CLASSES)]
-    )
+    means = np.stack([dataset.train_data[ids == c, 0].astype(np.float64).mean(axis=0) for c in range(NUM_CLASSES)])
     for a in range(NUM_CLASSES):
         for b in range(a + 1, NUM_CLASSES):
             assert np.abs(means[a] - means[b]).mean() > 3.0, (a, b)

@@ -22,11 +22,7 @@ ZipStyle = Literal["windows", "macos", "plain"]
 
 def common_files(leave_out: Sequence[str] = ()) -> dict[str, bytes]:
     """The trainee's own package ``common/`` (``leave_out``: file names not to include)."""
-    return {
-        f"common/{p.name}": p.read_bytes()
-        for p in sorted(COMMON.glob("*.py"))
-        if p.name not in leave_out
-    }
+    return {f"common/{p.name}": p.read_bytes() for p in sorted(COMMON.glob("*.py")) if p.name not in leave_out}
 
 
 def notebook(cells: Sequence[tuple[str, str]]) -> bytes:
