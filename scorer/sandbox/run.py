@@ -168,10 +168,7 @@ def _run_bwrap(request: SandboxRequest, config: SandboxConfig) -> SandboxOutcome
                 stopper = BwrapStopper(spawned.pid, spawned.pidfd)
                 # The supervisor (without a cgroup) sees the sandbox's tmpfs mounts through PID 1's root.
                 tmpfs = [*request.writable_dirs, "/dev/shm"]
-                limiter.start(
-                    spawned.pid,
-                    lambda: [f"/proc/{stopper.pid1}/root{path}" for path in tmpfs] if stopper.pid1 else [],
-                )
+                limiter.start(spawned.pid, lambda: _tmpfs_views(stopper.pid1, tmpfs))
                 try:
                     sup = supervise(spawned, limits, stopper, status_r=status_r, watch=limiter.watch)
                     stopper.await_namespace_end()
@@ -183,6 +180,23 @@ def _run_bwrap(request: SandboxRequest, config: SandboxConfig) -> SandboxOutcome
             finally:
                 spawned.close()
     return _accounted(_bwrap_outcome(sup, limits), accounted)
+
+
+def _tmpfs_views(pid1: int | None, paths: list[str]) -> list[str]:
+    """Where the sandbox's tmpfs mounts are seen from the host: through its PID 1's root.
+
+    Only while that PID is in a mount namespace other than ours: before bwrap has set up its mounts,
+    or once PID 1 has exited and the number went to another process, ``/proc/PID/root/work`` is a
+    host folder (a disk of hundreds of GB), which would read as the run being over its memory.
+    """
+    if not pid1:
+        return []
+    try:
+        if os.readlink(f"/proc/{pid1}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
+            return []
+    except OSError:
+        return []
+    return [f"/proc/{pid1}/root{path}" for path in paths]
 
 
 def _bwrap_outcome(sup: Supervised, limits: Limits) -> SandboxOutcome:
