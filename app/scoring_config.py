@@ -8,8 +8,6 @@ environment for the service.
 
 from __future__ import annotations
 
-import dataclasses
-
 from app.settings import Settings
 from scorer.disclosure import Disclosure
 from scorer.pipeline import ScoringConfig
@@ -20,14 +18,7 @@ from scorer.sandbox.types import Limits
 
 def run_limits(settings: Settings) -> Limits:
     """The hidden-set run's limits: what the workers apply and what the upload page states."""
-    limits = Limits()
-    if settings.wall_seconds is not None:
-        limits = dataclasses.replace(limits, wall_seconds=settings.wall_seconds)
-    if settings.memory_mb is not None:
-        limits = dataclasses.replace(limits, memory_bytes=settings.memory_mb * 1024**2)
-    if settings.cpus is not None:
-        limits = dataclasses.replace(limits, cpus=settings.cpus)
-    return limits
+    return Limits().overridden(wall_seconds=settings.wall_seconds, memory_mb=settings.memory_mb, cpus=settings.cpus)
 
 
 def scoring_config(settings: Settings) -> ScoringConfig:

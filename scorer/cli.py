@@ -63,20 +63,12 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace) -> Any:
     """The engine's configuration from the command line, as a value: the engine reads no environment."""
-    import dataclasses
-
     from scorer.pipeline import ScoringConfig
     from scorer.runtime import find_runtime
     from scorer.sandbox import SandboxConfig
     from scorer.sandbox.types import Limits
 
-    limits = Limits()
-    if args.wall_seconds is not None:
-        limits = dataclasses.replace(limits, wall_seconds=args.wall_seconds)
-    if args.memory_mb is not None:
-        limits = dataclasses.replace(limits, memory_bytes=args.memory_mb * 1024**2)
-    if args.cpus is not None:
-        limits = dataclasses.replace(limits, cpus=args.cpus)
+    limits = Limits().overridden(wall_seconds=args.wall_seconds, memory_mb=args.memory_mb, cpus=args.cpus)
     # A laptop without bubblewrap falls back to a plain subprocess, loudly; the service never does.
     sandbox = SandboxConfig(mode=args.sandbox_mode, allow_unsandboxed=True)
     return ScoringConfig(runtime=find_runtime(args.runtime_python), sandbox=sandbox, limits=limits)

@@ -11,9 +11,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
+from app.models import Cohort, User
 from app.services.cohort_access import viewable_cohort
-from app.services.similarity import flagged_pairs, pairs_csv
+from app.services.similarity import FlaggedPair, flagged_pairs, pairs_csv
+from app.settings import Settings
 from app.web.csrf import verify_csrf
 from app.web.deps import CurrentUser, LangDep, NotFound, PathId, SessionDep, SettingsDep
 from app.web.templating import render
@@ -21,10 +24,8 @@ from app.web.templating import render
 router = APIRouter(dependencies=[Depends(verify_csrf)])
 
 
-@router.get("/cohorts/{cohort_id}/similarity", name="cohort_similarity")
-def similarity_page(
-    request: Request, cohort_id: PathId, db: SessionDep, user: CurrentUser, lang: LangDep, settings: SettingsDep
-) -> Response:
+def _flagged(db: Session, user: User, cohort_id: int, settings: Settings) -> tuple[Cohort, list[FlaggedPair]]:
+    """The cohort (404 unless this viewer may see it) and its pairs above the configured bounds."""
     cohort = viewable_cohort(db, user, cohort_id)
     if cohort is None:
         raise NotFound
@@ -34,6 +35,14 @@ def similarity_page(
         threshold=settings.similarity_threshold,
         min_shared_mistakes=settings.similarity_min_shared_mistakes,
     )
+    return cohort, pairs
+
+
+@router.get("/cohorts/{cohort_id}/similarity", name="cohort_similarity")
+def similarity_page(
+    request: Request, cohort_id: PathId, db: SessionDep, user: CurrentUser, lang: LangDep, settings: SettingsDep
+) -> Response:
+    cohort, pairs = _flagged(db, user, cohort_id, settings)
     context = {
         "cohort": cohort,
         "pairs": pairs,
@@ -45,15 +54,7 @@ def similarity_page(
 
 @router.get("/cohorts/{cohort_id}/similarity.csv", name="cohort_similarity_csv")
 def similarity_csv(cohort_id: PathId, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> Response:
-    cohort = viewable_cohort(db, user, cohort_id)
-    if cohort is None:
-        raise NotFound
-    pairs = flagged_pairs(
-        db,
-        cohort.id,
-        threshold=settings.similarity_threshold,
-        min_shared_mistakes=settings.similarity_min_shared_mistakes,
-    )
+    cohort, pairs = _flagged(db, user, cohort_id, settings)
     filename = f"similarity-{cohort.name}.csv"
     return Response(
         pairs_csv(pairs).encode("utf-8"),

@@ -7,6 +7,7 @@ what that means for a submission.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -35,6 +36,20 @@ class Limits:
         if self.cpu_seconds is not None:
             return self.cpu_seconds
         return self.wall_seconds * max(1, self.cpus) + 5
+
+    def overridden(
+        self, *, wall_seconds: float | None = None, memory_mb: int | None = None, cpus: int | None = None
+    ) -> Limits:
+        """These limits with an operator's overrides (None keeps the value): the service's settings
+        and the command line's flags name the same three."""
+        limits = self
+        if wall_seconds is not None:
+            limits = dataclasses.replace(limits, wall_seconds=wall_seconds)
+        if memory_mb is not None:
+            limits = dataclasses.replace(limits, memory_bytes=memory_mb * MiB)
+        if cpus is not None:
+            limits = dataclasses.replace(limits, cpus=cpus)
+        return limits
 
 
 @dataclass(frozen=True)
