@@ -409,7 +409,9 @@ class RunLimiter:
             return None
         if self.pid is None:
             return None
-        used = _anonymous_bytes(_descendants(self.pid)) + _tmpfs_bytes(self.tmpfs_roots())
+        used = _anonymous_bytes(_descendants(self.pid)) + _tmpfs_bytes(
+            self.tmpfs_roots(), 2 * max(self.limits.memory_bytes, self.limits.writable_bytes)
+        )
         if used > self.limits.memory_bytes:
             self.over_limit = True
             return Termination.MEMORY_LIMIT
@@ -463,12 +465,17 @@ def _anonymous_bytes(pids: list[int]) -> int:
     return total
 
 
-def _tmpfs_bytes(roots: list[str]) -> int:
+def _tmpfs_bytes(roots: list[str], ceiling: int) -> int:
+    """Bytes used on the run's tmpfs mounts. A mount larger than ``ceiling`` is not one of them (the
+    run's are sized by its limits): while bwrap is still setting up, ``/proc/PID/root/work``
+    is the host's folder on a disk of hundreds of GB, which must not read as the run's memory."""
     total = 0
     for root in roots:
         try:
             info = os.statvfs(root)
         except OSError:
+            continue
+        if info.f_blocks * info.f_frsize > ceiling:
             continue
         total += (info.f_blocks - info.f_bfree) * info.f_frsize
     return total
