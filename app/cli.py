@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import getpass
 import json
-import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -208,7 +207,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from app.supervisor import serve
 
-    return serve(settings, host=args.host, port=args.port)
+    return serve(settings, host=args.host, port=settings.port if args.port is None else args.port)
 
 
 # --- create-token (issue 4) -----------------------------------------------------------------------
@@ -269,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_cmd = commands.add_parser("serve", help="run the embedded service until Ctrl-C")
     serve_cmd.add_argument("--host", default="127.0.0.1")
-    serve_cmd.add_argument("--port", type=int, default=int(os.environ.get("KATAKANA_PORT", "8000")))
+    serve_cmd.add_argument("--port", type=int, default=None, help="default: KATAKANA_PORT, else 8000")
     serve_cmd.set_defaults(handler=_cmd_serve)
 
     token_cmd = commands.add_parser("create-token", help="issue an API token (Authorization: Bearer) for a user")

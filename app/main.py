@@ -102,7 +102,7 @@ def create_app(
     app.state.deliver_email = deliver_email or worker_deliver(settings)
     app.state.testset_importer = testset_importer or worker_importer(settings)
 
-    configure_logging("web")
+    configure_logging("web", settings.log_format)
     redaction.install()  # uvicorn's access lines carry query strings: /password/set?token=…
     app.add_middleware(CSRFCookieMiddleware, settings=settings)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)

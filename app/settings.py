@@ -1,8 +1,18 @@
-"""The service's settings: one class, read from ``KATAKANA_*`` environment variables (or ``.env``).
+"""The service's settings: one object for the web process, every worker and the scoring engine.
+
+Read once per process from ``KATAKANA_*`` environment variables (or ``.env``). The web tier, the
+workers and the engine's configuration (:mod:`app.scoring_config`, handed to ``scorer`` as a value)
+all read this one object, so a value cannot differ between the process that states a limit and the
+process that applies it, and the production checks below see every setting together.
+
+The workers' own knobs sit in :class:`WorkerSettings` under ``Settings.worker``; their variables keep
+the ``KATAKANA_WORKER_`` prefix (``KATAKANA_WORKER_HEARTBEAT_INTERVAL_S`` is
+``settings.worker.heartbeat_interval_s``) because the environment splits ``KATAKANA_WORKER_<name>``
+once, after ``WORKER``.
 
 Every path has a default under ``data_dir`` so the embedded setup needs no configuration at all,
 while a production deployment refuses to start on settings that would be unsafe there (the
-placeholder secret, scoring without the sandbox) instead of discovering them later.
+placeholder secret, scoring without the sandbox or its self-test) instead of discovering them later.
 """
 
 from __future__ import annotations
@@ -13,8 +23,10 @@ from pathlib import Path
 from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from scorer.sandbox.types import Limits
 
 PLACEHOLDER_SECRET = "change-me-development-only"  # noqa: S105 - the known-bad value we refuse
 MIB = 1024 * 1024
@@ -24,8 +36,76 @@ class UnsafeSettingsError(ValueError):
     """Raised at start-up when production settings would be unsafe."""
 
 
+class WorkerSettings(BaseModel):
+    """Knobs only the workers act on: heartbeats, the sweeper's patience, email retries, time limits.
+
+    Operators and tests shorten the waits through ``KATAKANA_WORKER_*`` (a test cannot wait two
+    minutes for a heartbeat to go stale).
+    """
+
+    # A running submission's heartbeat is refreshed this often; the sweeper considers the worker
+    # dead once the heartbeat is older than stale_after_s (several missed beats, not one slow one).
+    heartbeat_interval_s: float = Field(default=15.0, gt=0)
+    stale_after_s: float = Field(default=120.0, gt=0)
+    # A queued row this old whose message the broker may have lost is sent again (safe: idempotent).
+    requeue_after_s: float = Field(default=300.0, ge=0)
+    # Deliveries a submission gets before it is failed as the server's fault.
+    max_attempts: int = Field(default=3, ge=1)
+    sweep_interval_s: float = Field(default=60.0, gt=0)
+    # How long a silent worker still counts as alive (its presence key in Redis expires after this;
+    # it is rewritten every third of it). Read by /readyz and /metrics as well as the workers.
+    presence_ttl_s: float = Field(default=30.0, ge=1)
+
+    # Housekeeping in the sweep: interrupted upload parts are deleted after this age (zips no
+    # submission names after KATAKANA_REFUSED_UPLOAD_RETENTION_S); the store is walked at most
+    # every store_purge_interval_s.
+    incoming_ttl_s: float = Field(default=24 * 3600.0, ge=0)
+    store_purge_interval_s: float = Field(default=3600.0, ge=0)
+
+    # Email: retry SMTP failures with exponential backoff, capped; the sweeper re-sends what is left.
+    email_retry_base_s: float = Field(default=10.0, gt=0)
+    email_retry_max_s: float = Field(default=600.0, gt=0)
+    email_max_retries: int = Field(default=12, ge=0)
+    email_pending_after_s: float = Field(default=900.0, ge=0)
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+
+    # Celery's limits for the scoring task: above the sandbox's own wall limit, so the sandbox is
+    # always the one that stops a slow submission (with TIME_LIMIT, the trainee's fault) and
+    # Celery's limit only catches the worker itself hanging.
+    scoring_soft_time_limit_s: float = Field(default=Limits().wall_seconds * 2 + 120, gt=0)
+    scoring_time_limit_s: float = Field(default=Limits().wall_seconds * 2 + 180, gt=0)
+
+    # Celery's limits for the pre-flight task: above the smoke run's own 60 s wall limit, for the
+    # same reason; the site stops waiting after KATAKANA_PREFLIGHT_WAIT_S anyway.
+    preflight_soft_time_limit_s: float = Field(default=90.0, gt=0)
+    preflight_time_limit_s: float = Field(default=120.0, gt=0)
+
+    # The sandbox self-test at worker start; force_fail exists so the refusal path can be tested.
+    # Production refuses to start with either (a worker must never score in an untested sandbox).
+    selftest: bool = True
+    selftest_force_fail: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.stale_after_s <= self.heartbeat_interval_s:
+            raise ValueError("KATAKANA_WORKER_STALE_AFTER_S must exceed the heartbeat interval")
+        if self.scoring_time_limit_s <= self.scoring_soft_time_limit_s:
+            raise ValueError("KATAKANA_WORKER_SCORING_TIME_LIMIT_S must exceed the soft limit")
+        if self.preflight_time_limit_s <= self.preflight_soft_time_limit_s:
+            raise ValueError("KATAKANA_WORKER_PREFLIGHT_TIME_LIMIT_S must exceed the soft limit")
+        return self
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KATAKANA_", env_file=".env", extra="ignore")
+    # The nested delimiter "_" split at most once maps KATAKANA_WORKER_<NAME> onto worker.<name>;
+    # it touches no other field (only model-valued fields are split).
+    model_config = SettingsConfigDict(
+        env_prefix="KATAKANA_",
+        env_file=".env",
+        extra="ignore",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
@@ -45,6 +125,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     mail_from: str = "katakana-scorer <noreply@localhost>"
     base_url: str = "http://127.0.0.1:8000"
+    port: int = Field(default=8000, ge=1, le=65535)  # `python -m app serve`'s default --port
+    # "kv": key=value lines for people; "json": one object per line for log shippers that parse it.
+    log_format: Literal["kv", "json"] = "kv"
 
     upload_max_bytes: int = Field(default=100 * MIB, gt=0)
     default_daily_limit: int = Field(default=3, ge=0)
@@ -108,6 +191,8 @@ class Settings(BaseSettings):
     # An invitation waits in an inbox until the course starts: it lives much longer than a reset link.
     invite_token_ttl_days: int = Field(default=7, ge=1, le=90)
 
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
     @model_validator(mode="after")
     def _derive_and_check(self) -> Self:
         if not self.database_url:
@@ -140,6 +225,11 @@ class Settings(BaseSettings):
             )
         if not self.preflight:
             problems.append("KATAKANA_PREFLIGHT is off: broken zips would spend trainees' daily uploads")
+        if not self.worker.selftest or self.worker.selftest_force_fail:
+            problems.append(
+                "KATAKANA_WORKER_SELFTEST is off (or KATAKANA_WORKER_SELFTEST_FORCE_FAIL on): "
+                "the sandbox self-test must run, and pass, before a worker takes trainee code"
+            )
         if problems:
             raise UnsafeSettingsError("unsafe production settings: " + "; ".join(problems))
 
@@ -160,3 +250,18 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read once (tests build their own ``Settings`` instead)."""
     return Settings()
+
+
+def environment_variables() -> dict[str, str]:
+    """Every ``KATAKANA_*`` variable the settings read, mapped to its attribute path on ``Settings``.
+
+    The one list the operations guide's settings table and the deployment files are checked against,
+    so a setting cannot be added, renamed or documented under a name that does nothing.
+    """
+    names: dict[str, str] = {}
+    for name in Settings.model_fields:
+        if name == "worker":
+            names |= {f"KATAKANA_WORKER_{sub.upper()}": f"worker.{sub}" for sub in WorkerSettings.model_fields}
+        else:
+            names[f"KATAKANA_{name.upper()}"] = name
+    return names

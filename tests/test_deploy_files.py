@@ -18,8 +18,7 @@ import pytest
 import yaml
 
 from app.queue import QUEUES, SANDBOXED_QUEUES, SCORING_QUEUE, TESTSETS_QUEUE
-from app.settings import Settings
-from worker.config import WorkerConfig
+from app.settings import Settings, environment_variables
 
 REPO = Path(__file__).resolve().parents[1]
 OURS = ("migrate", "web", "worker", "worker-preflight", "worker-mail")
@@ -97,15 +96,16 @@ def test_workers_consume_every_queue_and_scoring_alone(services: Services) -> No
 
 
 def test_the_environment_is_made_of_real_settings_accepted_in_production(
-    services: Services,
+    services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    known = {f"KATAKANA_{f.upper()}" for f in Settings.model_fields}
-    known |= {f"KATAKANA_WORKER_{f.upper()}" for f in WorkerConfig.model_fields}
+    known = set(environment_variables())
     for name in OURS:
         env = services[name]["environment"]
         assert set(env) <= known, set(env) - known
-        values = {key.removeprefix("KATAKANA_").lower(): interpolate(str(v)) for key, v in env.items()}
-        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]  # raises if unsafe
+        with monkeypatch.context() as patched:  # read as the container reads them, KATAKANA_WORKER_* too
+            for key, value in env.items():
+                patched.setenv(key, interpolate(str(value)))
+            settings = Settings(_env_file=None)  # type: ignore[call-arg]  # raises if unsafe
         assert settings.is_production and settings.sandbox_mode == "bwrap" and not settings.allow_unsandboxed
         assert str(settings.data_dir) == DATA_DIR and str(settings.testset_dir) == TESTSET_DIR
         assert settings.database_url.startswith("postgresql+psycopg://")

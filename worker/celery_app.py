@@ -26,7 +26,6 @@ from app.queue import (
     broker_url,
 )
 from app.settings import Settings, get_settings
-from worker.config import WorkerConfig, get_worker_config
 
 TASK_MODULES = [
     "worker.tasks.scoring",
@@ -37,7 +36,8 @@ TASK_MODULES = [
 ]
 
 
-def make_celery(settings: Settings, config: WorkerConfig) -> Celery:
+def make_celery(settings: Settings) -> Celery:
+    config = settings.worker
     celery = Celery("katakana_scorer", include=TASK_MODULES)
     celery.conf.update(
         broker_url=broker_url(settings),
@@ -77,10 +77,10 @@ def make_celery(settings: Settings, config: WorkerConfig) -> Celery:
     return celery
 
 
-app = make_celery(get_settings(), get_worker_config())
+app = make_celery(get_settings())
 
 # Connect the start-up self-test to the worker's signals (import for its side effect).
 import worker.startup  # noqa: E402, F401
 
-# Structured logs with the submission id, and this worker's presence key in Redis (issue 5).
+# Structured logs with the submission id, and this worker's presence key in Redis.
 from app.observability import worker_signals as _observability  # noqa: E402, F401

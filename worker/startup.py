@@ -29,7 +29,6 @@ import numpy as np
 from app.queue import EXIT_SELFTEST_FAILED, SANDBOXED_QUEUES, TESTSETS_QUEUE
 from app.settings import Settings, get_settings
 from scorer.classes import IMAGE_SHAPE, NUM_CLASSES
-from worker.config import WorkerConfig, get_worker_config
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +53,9 @@ def _selftest_zip() -> bytes:
     return buffer.getvalue()
 
 
-def run_selftest(settings: Settings, config: WorkerConfig) -> SelfTestResult:
+def run_selftest(settings: Settings) -> SelfTestResult:
     """Score a known submission on one image per class: it must succeed with exactly 1 of 15 right."""
+    config = settings.worker
     if config.selftest_force_fail:
         return SelfTestResult(False, "forced to fail by KATAKANA_WORKER_SELFTEST_FORCE_FAIL")
     from app.scoring_config import scoring_config
@@ -130,13 +130,14 @@ def _say(level: int, message: str) -> None:
 def on_worker_init(sender: Any, **_: Any) -> None:
     """Celery's worker_init handler; ``sender`` is the WorkController, queues chosen, none consumed."""
     _verdict.clear()
-    config = get_worker_config()
+    settings = get_settings()
+    config = settings.worker
     queues = sender.app.amqp.queues
     consumed = set(queues.consume_from)
     sandboxed = sorted(consumed & SANDBOXED_QUEUES)
     if not sandboxed or not config.selftest:
         return
-    result = run_selftest(get_settings(), config)
+    result = run_selftest(settings)
     if result.ok:
         _say(logging.INFO, f"sandbox self-test passed ({result.detail}); taking scoring work")
         return

@@ -6,7 +6,8 @@ scoring task and the upload route bind the id once; :class:`ContextFilter` copie
 record made while it is bound, so ``grep submission_id=42`` finds the whole story of submission 42,
 in the web process and in the worker alike.
 
-``KATAKANA_LOG_FORMAT=json`` switches to one JSON object per line, for log shippers that parse it.
+``KATAKANA_LOG_FORMAT=json`` (``Settings.log_format``, passed in by the process that configures its
+logging) switches to one JSON object per line, for log shippers that parse it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import contextvars
 import datetime as dt
 import json
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -100,18 +100,14 @@ class StructuredFormatter(logging.Formatter):
         return f"{head} msg={message.replace(chr(10), chr(92) + 'n')}"
 
 
-def log_format() -> LogFormat:
-    return "json" if os.environ.get("KATAKANA_LOG_FORMAT", "").lower() == "json" else "kv"
-
-
-def restyle(handler: logging.Handler, service: str) -> None:
+def restyle(handler: logging.Handler, service: str, fmt: LogFormat) -> None:
     """Give an existing handler (Celery's, uvicorn's) our format and the context filter."""
-    handler.setFormatter(StructuredFormatter(service, log_format()))
+    handler.setFormatter(StructuredFormatter(service, fmt))
     if not any(isinstance(f, ContextFilter) for f in handler.filters):
         handler.addFilter(ContextFilter())
 
 
-def configure_logging(service: str, level: int = logging.INFO) -> None:
+def configure_logging(service: str, fmt: LogFormat, level: int = logging.INFO) -> None:
     """Log the ``app``, ``worker`` and ``scorer`` packages structured to stderr; safe to call twice.
 
     The handler sits on those package loggers (not on the root logger), so it neither fights
@@ -123,7 +119,7 @@ def configure_logging(service: str, level: int = logging.INFO) -> None:
             continue
         handler = logging.StreamHandler()
         setattr(handler, _MARK, True)
-        restyle(handler, service)
+        restyle(handler, service, fmt)
         logger.addHandler(handler)
         logger.setLevel(min(level, logger.level or level))
         logger.propagate = True

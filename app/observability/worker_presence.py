@@ -27,15 +27,6 @@ import redis
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "katakana:worker:"
-DEFAULT_TTL_S = 30.0
-
-
-def presence_ttl_s() -> float:
-    """``KATAKANA_WORKER_PRESENCE_TTL_S``: how long a silent worker still counts as alive."""
-    try:
-        return max(1.0, float(os.environ.get("KATAKANA_WORKER_PRESENCE_TTL_S", DEFAULT_TTL_S)))
-    except ValueError:
-        return DEFAULT_TTL_S
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from typing import Any
 
 from app.observability.redis_client import redis_for
 from app.observability.structured_logs import bind, restyle, unbind
-from app.observability.worker_presence import PresenceThread, presence_ttl_s
+from app.observability.worker_presence import PresenceThread
+from app.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ _presence: list[PresenceThread] = []
 
 def on_after_setup_logger(logger: logging.Logger, **_: Any) -> None:
     for handler in logger.handlers:
-        restyle(handler, "worker")
+        restyle(handler, "worker", get_settings().log_format)
 
 
 def on_task_prerun(task_id: str, task: Any, args: tuple[Any, ...] | list[Any] | None = None, **_: Any) -> None:
@@ -54,7 +55,9 @@ def on_task_postrun(task_id: str, **_: Any) -> None:
 def on_worker_ready(sender: Any, **_: Any) -> None:
     hostname = str(getattr(sender, "hostname", "") or "worker")
     queues = sorted(sender.app.amqp.queues.consume_from)
-    thread = PresenceThread(redis_for(str(sender.app.conf.broker_url)), hostname, queues, presence_ttl_s())
+    thread = PresenceThread(
+        redis_for(str(sender.app.conf.broker_url)), hostname, queues, get_settings().worker.presence_ttl_s
+    )
     thread.start()
     _presence.append(thread)
     log.info("announcing worker %s in Redis (queues %s)", hostname, ", ".join(queues))

@@ -1,4 +1,4 @@
-"""Settings: working defaults for the embedded setup; production refuses to start when unsafe."""
+"""Settings: one object for web, workers and scorer; working defaults; production refuses the unsafe."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import PLACEHOLDER_SECRET, Settings
+from app.settings import PLACEHOLDER_SECRET, Settings, UnsafeSettingsError, environment_variables
 
 STRONG = "s" * 48
 
@@ -41,6 +41,8 @@ def test_environment_variables_use_the_katakana_prefix(monkeypatch: pytest.Monke
         ({"secret_key": STRONG, "sandbox_mode": "unsandboxed"}, "sandbox is disabled"),
         ({"secret_key": STRONG, "allow_unsandboxed": True}, "sandbox is disabled"),
         ({"secret_key": STRONG, "preflight": False}, "KATAKANA_PREFLIGHT"),
+        ({"secret_key": STRONG, "worker": {"selftest": False}}, "KATAKANA_WORKER_SELFTEST is off"),
+        ({"secret_key": STRONG, "worker": {"selftest_force_fail": True}}, "KATAKANA_WORKER_SELFTEST_FORCE_FAIL"),
     ],
 )
 def test_production_refuses_unsafe_settings(values: dict[str, object], complaint: str) -> None:
@@ -56,3 +58,70 @@ def test_production_with_safe_settings_starts() -> None:
 def test_an_unknown_time_zone_is_refused() -> None:
     with pytest.raises(ValueError, match="time zone"):
         _settings(default_timezone="Asia/Nowhere")
+
+
+def test_each_unsafe_setting_is_refused_on_its_own_and_allowed_while_developing() -> None:
+    safe = {"secret_key": STRONG}
+    for unsafe in (
+        {"sandbox_mode": "unsandboxed"},
+        {"allow_unsandboxed": True},
+        {"preflight": False},
+        {"worker": {"selftest": False}},
+        {"worker": {"selftest_force_fail": True}},
+    ):
+        assert not _settings(**safe, **unsafe).is_production  # a laptop may do all of these
+        with pytest.raises(ValueError, match="unsafe production settings") as caught:
+            _settings(environment="production", **safe, **unsafe)
+        assert isinstance(caught.value.errors()[0]["ctx"]["error"], UnsafeSettingsError)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "path", "expected"),
+    [
+        ("KATAKANA_WORKER_HEARTBEAT_INTERVAL_S", "0.5", "worker.heartbeat_interval_s", 0.5),
+        ("KATAKANA_WORKER_STALE_AFTER_S", "300", "worker.stale_after_s", 300.0),
+        ("KATAKANA_WORKER_MAX_ATTEMPTS", "7", "worker.max_attempts", 7),
+        ("KATAKANA_WORKER_SMTP_TIMEOUT_S", "5", "worker.smtp_timeout_s", 5.0),
+        ("KATAKANA_WORKER_PRESENCE_TTL_S", "3", "worker.presence_ttl_s", 3.0),
+        ("KATAKANA_WORKER_SELFTEST", "0", "worker.selftest", False),
+        ("KATAKANA_LOG_FORMAT", "json", "log_format", "json"),
+        ("KATAKANA_PORT", "8123", "port", 8123),
+        ("KATAKANA_PREFLIGHT_WAIT_S", "9", "preflight_wait_s", 9.0),  # not mistaken for a nested "preflight"
+    ],
+)
+def test_every_variable_keeps_its_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, path: str, expected: object
+) -> None:
+    monkeypatch.setenv(variable, value)
+    settings = _settings()
+    target: object = settings
+    for part in path.split("."):
+        target = getattr(target, part)
+    assert target == expected
+    assert environment_variables()[variable] == path
+
+
+def test_worker_variables_and_init_values_combine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KATAKANA_WORKER_HEARTBEAT_INTERVAL_S", "2")
+    settings = _settings(worker={"stale_after_s": 9})
+    assert (settings.worker.heartbeat_interval_s, settings.worker.stale_after_s) == (2.0, 9.0)
+
+
+@pytest.mark.parametrize(
+    ("worker", "complaint"),
+    [
+        ({"heartbeat_interval_s": 30, "stale_after_s": 30}, "KATAKANA_WORKER_STALE_AFTER_S"),
+        ({"scoring_soft_time_limit_s": 100, "scoring_time_limit_s": 100}, "KATAKANA_WORKER_SCORING_TIME_LIMIT_S"),
+        ({"preflight_soft_time_limit_s": 90, "preflight_time_limit_s": 60}, "KATAKANA_WORKER_PREFLIGHT_TIME_LIMIT_S"),
+        ({"presence_ttl_s": 0.5}, "presence_ttl_s"),
+    ],
+)
+def test_inconsistent_worker_timings_are_refused(worker: dict[str, float], complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        _settings(worker=worker)
+
+
+def test_an_unknown_log_format_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KATAKANA_LOG_FORMAT", "xml")
+    with pytest.raises(ValueError, match="log_format"):
+        _settings()

@@ -22,12 +22,11 @@ from app.observability.structured_logs import bound
 from app.queue import EMAIL_QUEUE, SEND_EMAIL_TASK
 from app.settings import get_settings
 from worker.celery_app import app
-from worker.config import get_worker_config
 from worker.db import sessions, utcnow
 from worker.mail.transport import TRANSIENT_ERRORS, OutgoingMail, deliver
 
 log = logging.getLogger(__name__)
-_config = get_worker_config()
+_config = get_settings().worker
 
 # Refusals that trying again cannot fix: the address itself was rejected.
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (smtplib.SMTPRecipientsRefused,)

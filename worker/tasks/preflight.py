@@ -25,10 +25,9 @@ from scorer.errors import ErrorCode, ScoringError
 from scorer.pipeline import check_submission
 from scorer.report import CheckReport, RunFacts
 from worker.celery_app import app
-from worker.config import get_worker_config
 
 log = logging.getLogger(__name__)
-_config = get_worker_config()
+_config = get_settings().worker
 
 
 def run_check(settings: Settings, zip_path: Path) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from app.settings import get_settings
 from scorer.errors import ErrorCode
 from scorer.pipeline import score_submission
 from worker.celery_app import app
-from worker.config import get_worker_config
 from worker.db import sessions, utcnow
 from worker.heartbeat import Heartbeat
 from worker.results import finish_and_commit, report_values, server_failure_values
@@ -30,7 +29,7 @@ from worker.similarity import refresh_after_result
 from worker.testset import ActiveTestSet, TestSetProblem, active_testset
 
 log = logging.getLogger(__name__)
-_config = get_worker_config()
+_config = get_settings().worker
 
 
 def claim(submission_id: int, *, task_id: str | None, hostname: str | None) -> tuple[int, str] | None:

@@ -29,10 +29,9 @@ from app.security.sessions import purge_expired_sessions
 from app.security.throttle import purge_old_attempts
 from app.services.preflight_gate import purge_old_runs
 from app.services.storage import purge_stale_uploads
-from app.settings import get_settings
+from app.settings import WorkerSettings, get_settings
 from scorer.errors import ErrorCode
 from worker.celery_app import app
-from worker.config import WorkerConfig, get_worker_config
 from worker.db import sessions, utcnow
 from worker.results import finish, server_failure_values
 
@@ -51,7 +50,7 @@ class SweepReport:
 _last_store_purge = [float("-inf")]  # monotonic time of this process's last walk of the store
 
 
-def _housekeeping(now: dt.datetime, config: WorkerConfig, report: SweepReport) -> None:
+def _housekeeping(now: dt.datetime, config: WorkerSettings, report: SweepReport) -> None:
     settings = get_settings()
     with sessions()() as session, session.begin():
         report.purged["sessions"] = purge_expired_sessions(session, now)
@@ -75,7 +74,7 @@ def _housekeeping(now: dt.datetime, config: WorkerConfig, report: SweepReport) -
     )
 
 
-def _resend_lost_queued(now: dt.datetime, config: WorkerConfig, report: SweepReport) -> None:
+def _resend_lost_queued(now: dt.datetime, config: WorkerSettings, report: SweepReport) -> None:
     cutoff = now - dt.timedelta(seconds=config.requeue_after_s)
     with sessions()() as session:
         ids = session.scalars(
@@ -89,7 +88,7 @@ def _resend_lost_queued(now: dt.datetime, config: WorkerConfig, report: SweepRep
                 report.resent.append(submission_id)
 
 
-def _reclaim_stale_running(now: dt.datetime, config: WorkerConfig, report: SweepReport) -> None:
+def _reclaim_stale_running(now: dt.datetime, config: WorkerSettings, report: SweepReport) -> None:
     cutoff = now - dt.timedelta(seconds=config.stale_after_s)
     stale = (
         Submission.status == SubmissionStatus.RUNNING,
@@ -110,7 +109,7 @@ def _reclaim_one(
     attempts: int,
     stale: tuple[ColumnElement[bool], ...],
     now: dt.datetime,
-    config: WorkerConfig,
+    config: WorkerSettings,
     report: SweepReport,
 ) -> None:
     if attempts >= config.max_attempts:
@@ -138,7 +137,7 @@ def _reclaim_one(
         enqueue_scoring(submission_id)
 
 
-def _resend_emails(now: dt.datetime, config: WorkerConfig, report: SweepReport) -> None:
+def _resend_emails(now: dt.datetime, config: WorkerSettings, report: SweepReport) -> None:
     pending_cutoff = now - dt.timedelta(seconds=config.email_pending_after_s)
     # A claim older than a few SMTP timeouts belongs to a worker that died mid-send.
     sending_cutoff = now - dt.timedelta(seconds=config.smtp_timeout_s * 4)
@@ -168,9 +167,9 @@ def _resend_emails(now: dt.datetime, config: WorkerConfig, report: SweepReport) 
             report.emails.append(outbox_id)
 
 
-def run_sweep(now: dt.datetime | None = None, config: WorkerConfig | None = None) -> SweepReport:
+def run_sweep(now: dt.datetime | None = None, config: WorkerSettings | None = None) -> SweepReport:
     now = now or utcnow()
-    config = config or get_worker_config()
+    config = config or get_settings().worker
     report = SweepReport()
     _resend_lost_queued(now, config, report)  # first, so rows reclaimed below are not sent twice
     _reclaim_stale_running(now, config, report)
