@@ -11,6 +11,10 @@
     selftest                               hostile probes against the sandbox; non-zero if any gets through
     runtime  [--json]                      the reference runtime's Python and library versions
 
+Options before the command: ``--lang ja|en`` (default: the terminal's locale, LC_ALL / LC_MESSAGES /
+LANG, read by :func:`main` only), ``--runtime-python``, ``--sandbox-mode``, ``--wall-seconds``,
+``--memory-mb``, ``--cpus``: the engine is configured from these values and reads no environment.
+
 A trainee without the hidden set runs ``run`` against their own train files and sees what the
 server will do. Exit status: 0 accepted/succeeded, 1 refused/failed, 2 bad usage.
 """
@@ -22,6 +26,7 @@ import json
 import locale
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +34,20 @@ from scorer.errors import Lang
 from scorer.report import CheckReport, ScoreReport
 
 
-def _default_lang() -> Lang:
+def lang_from_locale(names: Sequence[str]) -> Lang:
+    """Japanese when the first locale name that is set is Japanese (as LC_ALL overrides LANG)."""
+    first = next((name for name in names if name), "")
+    return "ja" if first.lower().startswith("ja") else "en"
+
+
+def _terminal_lang() -> Lang:
+    """The terminal's language: the one environment read in ``scorer``, made by :func:`main` alone.
+
+    The library below takes the language as a value (``--lang``); only the outermost entry point,
+    where a trainee types the command, may guess it from the locale.
+    """
     names = [os.environ.get(k, "") for k in ("LC_ALL", "LC_MESSAGES", "LANG")]
-    names.append(locale.getlocale()[0] or "")
-    return "ja" if any(n.lower().startswith("ja") for n in names if n) else "en"
+    return lang_from_locale([*names, locale.getlocale()[0] or ""])
 
 
 def _print_json(data: dict[str, Any]) -> None:
@@ -160,11 +175,13 @@ def _cmd_runtime(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(default_lang: Lang = "en") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m scorer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--lang", choices=["ja", "en"], default=_default_lang(), help="language of messages")
+    parser.add_argument(
+        "--lang", choices=["ja", "en"], default=default_lang, help="language of messages (default: from the locale)"
+    )
     parser.add_argument("--runtime-python", help="the Python that runs submissions (default: the reference runtime)")
     parser.add_argument("--sandbox-mode", choices=["auto", "bwrap", "unsandboxed"], default="auto")
     parser.add_argument("--wall-seconds", type=float, help="time limit of a run (default: 600)")
@@ -220,8 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, *, default_lang: Lang | None = None) -> int:
+    """The command line (``python -m scorer``, ``katakana-scorer``); ``default_lang`` None: the locale's."""
+    args = build_parser(_terminal_lang() if default_lang is None else default_lang).parse_args(argv)
     result: int = args.func(args)
     sys.stdout.flush()
     return result

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from scorer.cli import build_parser, lang_from_locale
+from scorer.errors import ErrorCode, render
 from tests.fixtures.artifacts import REPO, DataSet, Examples
 
 RESULT_KEYS = {
@@ -18,10 +22,11 @@ RESULT_KEYS = {
 }  # fmt: skip
 
 
-def scorer(*args: str) -> subprocess.CompletedProcess[str]:
+def scorer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "scorer", *args], capture_output=True, text=True, cwd=REPO, timeout=600, check=False
-    )
+        [sys.executable, "-m", "scorer", *args],
+        capture_output=True, text=True, cwd=REPO, timeout=600, check=False, env=env,
+    )  # fmt: skip
 
 
 def test_run_json_has_the_documented_fields(example_zips: Examples, synthetic_set: DataSet) -> None:
@@ -119,3 +124,35 @@ def test_run_shows_what_the_server_shows_unless_full_log(tmp_path: Path, synthet
     full = scorer("--lang", "en", "run", str(archive), "--test-data", data, "--test-labels", labels, "--full-log")
     assert full.returncode == 1
     assert " MID " in full.stdout and "withheld" not in full.stdout
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["ja_JP.UTF-8"], "ja"),
+        (["", "", "ja_JP.eucJP"], "ja"),
+        (["C.UTF-8", "", "ja_JP.UTF-8"], "en"),  # LC_ALL wins over LANG
+        (["en_GB.UTF-8"], "en"),
+        ([], "en"),
+    ],
+)
+def test_the_locale_chooses_the_language(names: list[str], expected: str) -> None:
+    assert lang_from_locale(names) == expected
+
+
+def test_the_parser_takes_its_default_language_as_a_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LC_ALL", "ja_JP.UTF-8")  # ignored below the entry point
+    assert build_parser().parse_args(["runtime"]).lang == "en"
+    assert build_parser("ja").parse_args(["runtime"]).lang == "ja"
+    assert build_parser("ja").parse_args(["--lang", "en", "runtime"]).lang == "en"
+
+
+def test_the_command_speaks_the_terminal_language_unless_told(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.zip"
+    bad.write_text("this is not a zip")
+    base = {key: value for key, value in os.environ.items() if not key.startswith(("LC_", "LANG"))}
+    japanese = {**base, "LANG": "ja_JP.UTF-8"}
+    ja, en = render(ErrorCode.NOT_A_ZIP, "ja", {}), render(ErrorCode.NOT_A_ZIP, "en", {})
+    assert ja in scorer("check", str(bad), env=japanese).stdout
+    assert en in scorer("--lang", "en", "check", str(bad), env=japanese).stdout
+    assert en in scorer("check", str(bad), env={**base, "LANG": "C.UTF-8"}).stdout
