@@ -130,14 +130,6 @@ def sniff_is_zip(path: Path) -> bool:
     return head in _ZIP_MAGICS
 
 
-def list_entry_candidates(zip_path: Path, limits: IntakeLimits = IntakeLimits()) -> list[str]:
-    """Paths of every ``submit_katakana.py``/``.ipynb`` in the zip (decoded, litter skipped), shallowest
-    first; nothing is written. Raises the same errors as :func:`extract_submission` for unsafe zips."""
-    with _open_zip(zip_path, limits) as zf:
-        plan = _plan(zf, limits)
-    return sorted((p.path for p in plan.files if _entry_kind(p.path)), key=_depth_then_name)
-
-
 def extract_submission(zip_path: Path, dest: Path, limits: IntakeLimits = IntakeLimits()) -> ExtractedSubmission:
     """Unpack ``zip_path`` into ``dest`` (created if missing; must be empty) and locate the entry.
 

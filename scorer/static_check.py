@@ -15,25 +15,14 @@ import ast
 import re
 import warnings
 from collections.abc import Callable
-from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 from scorer.errors import ErrorCode, ScoringError
-from scorer.notebook import notebook_to_source
 from scorer.notices import Notice
 
 Locate = Callable[[int], tuple[int, int]]
 
 _DETECTED_AT: Final = re.compile(r"\(detected at line (\d+)\)")
-
-
-def check_entry(entry: Path, kind: Literal["py", "ipynb"]) -> list[Notice]:
-    """Read an extracted entry file and check it: notebook notices first, then the source's."""
-    raw = entry.read_bytes()
-    if kind == "py":
-        return check_entry_source(raw, entry.name)
-    notebook = notebook_to_source(raw, entry.name)
-    return notebook.notices + check_entry_source(notebook.source, entry.name, notebook.locate)
 
 
 def check_entry_source(source: str | bytes, filename: str, locate: Locate | None = None) -> list[Notice]:

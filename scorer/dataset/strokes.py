@@ -52,10 +52,6 @@ def _quad(cx: float, cy: float, x: float, y: float) -> tuple[Point, ...]:
     return ((cx, cy), (x, y))
 
 
-def _cubic(c1x: float, c1y: float, c2x: float, c2y: float, x: float, y: float) -> tuple[Point, ...]:
-    return ((c1x, c1y), (c2x, c2y), (x, y))
-
-
 Glyph = tuple[Stroke, ...]
 
 # fmt: off

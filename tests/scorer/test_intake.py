@@ -16,7 +16,6 @@ from scorer.intake import (
     IntakeLimits,
     MiB,
     extract_submission,
-    list_entry_candidates,
     sniff_is_zip,
 )
 from tests.scorer.zips.corpus import CASES, Accepted, Case, Rejected
@@ -141,12 +140,6 @@ def test_sniff_is_zip(tmp_path: Path) -> None:
     for name in ("rar_archive", "empty_upload", "bare_notebook"):
         assert not sniff_is_zip(upload(name))
     assert not sniff_is_zip(tmp_path / "missing.zip")
-
-
-def test_list_entry_candidates_shallowest_first_without_writing(tmp_path: Path) -> None:
-    upload = _build(BY_NAME["shallowest_wins_over_backup"], tmp_path)
-    assert list_entry_candidates(upload) == ["sub/submit_katakana.py", "sub/old/submit_katakana.py"]
-    assert {p.name for p in tmp_path.iterdir()} == {"upload"}
 
 
 def test_refuses_a_non_empty_destination(tmp_path: Path) -> None:

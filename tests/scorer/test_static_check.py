@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from scorer.errors import ErrorCode, ScoringError
 from scorer.notebook import notebook_to_source
-from scorer.static_check import check_entry, check_entry_source
+from scorer.static_check import check_entry_source
 
 FILE = "submit_katakana.py"
 
@@ -191,17 +190,3 @@ def test_star_import_is_given_the_benefit_of_the_doubt() -> None:
 def test_get_ipython_left_in_an_exported_py_is_flagged() -> None:
     source = "get_ipython().run_line_magic('matplotlib', 'inline')\ndef predict(test_data):\n    pass\n"
     assert codes(source) == ["get_ipython"]
-
-
-def test_check_entry_reads_py_and_ipynb(tmp_path: Path) -> None:
-    py = tmp_path / "submit_katakana.py"
-    py.write_bytes(b"def predict(test_data):\n    pass\n")
-    assert check_entry(py, "py") == []
-    ipynb = tmp_path / "submit_katakana.ipynb"
-    ipynb.write_text(
-        json.dumps({"nbformat": 4, "cells": [{"cell_type": "code", "source": "!pip install x\nprint(1)"}]})
-    )
-    with pytest.raises(ScoringError) as caught:
-        check_entry(ipynb, "ipynb")
-    assert caught.value.code == ErrorCode.PREDICT_MISSING
-    assert caught.value.params == {"file": "submit_katakana.ipynb"}
