@@ -250,18 +250,3 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read once (tests build their own ``Settings`` instead)."""
     return Settings()
-
-
-def environment_variables() -> dict[str, str]:
-    """Every ``KATAKANA_*`` variable the settings read, mapped to its attribute path on ``Settings``.
-
-    The one list the operations guide's settings table and the deployment files are checked against,
-    so a setting cannot be added, renamed or documented under a name that does nothing.
-    """
-    names: dict[str, str] = {}
-    for name in Settings.model_fields:
-        if name == "worker":
-            names |= {f"KATAKANA_WORKER_{sub.upper()}": f"worker.{sub}" for sub in WorkerSettings.model_fields}
-        else:
-            names[f"KATAKANA_{name.upper()}"] = name
-    return names

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from app.queue import QUEUES, SANDBOXED_QUEUES, SCORING_QUEUE, TESTSETS_QUEUE
-from app.settings import Settings, environment_variables
+from app.settings import Settings
+from tests.app.test_settings import environment_variables
 
 REPO = Path(__file__).resolve().parents[1]
 OURS = ("migrate", "web", "worker", "worker-preflight", "worker-mail")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,19 +249,3 @@ def refresh_after_result(submission_id: int, settings: Settings | None = None) -
         except Exception:
             log.exception("similarity update for submission %s failed", submission_id)
             return
-
-
-def rebuild_cohort(session: Session, cohort_id: int, settings: Settings, now: dt.datetime | None = None) -> int:
-    """Recompute a cohort's pairs from scratch (in submission order), e.g. after the threshold of
-    evidence changed. The result equals what the incremental updates built."""
-    session.execute(delete(SimilarityPair).where(SimilarityPair.cohort_id == cohort_id))
-    session.execute(delete(SubmissionFile).where(SubmissionFile.cohort_id == cohort_id))
-    ids: Iterable[int] = session.scalars(
-        select(Submission.id)
-        .where(Submission.cohort_id == cohort_id, Submission.status == SubmissionStatus.SUCCEEDED)
-        .order_by(Submission.id)
-    ).all()
-    for submission_id in ids:
-        update_for_submission(session, submission_id, settings, now or utcnow())
-        session.flush()
-    return session.query(SimilarityPair).filter(SimilarityPair.cohort_id == cohort_id).count()

@@ -6,9 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import PLACEHOLDER_SECRET, Settings, UnsafeSettingsError, environment_variables
+from app.settings import PLACEHOLDER_SECRET, Settings, UnsafeSettingsError, WorkerSettings
 
 STRONG = "s" * 48
+
+
+def environment_variables() -> dict[str, str]:
+    """Every ``KATAKANA_*`` variable the settings read, mapped to its attribute path on ``Settings``:
+    what the documentation and the deployment files are held against."""
+    names: dict[str, str] = {}
+    for name in Settings.model_fields:
+        if name == "worker":  # split once after WORKER: see app/settings.py
+            names |= {f"KATAKANA_WORKER_{sub.upper()}": f"worker.{sub}" for sub in WorkerSettings.model_fields}
+        else:
+            names[f"KATAKANA_{name.upper()}"] = name
+    return names
 
 
 def _settings(**values: object) -> Settings:

@@ -14,11 +14,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import make_engine, make_sessionmaker
-from app.models import Cohort, Language, Role, SimilarityPair, Submission, SubmissionStatus, TestSet, User
+from app.models import (
+    Cohort,
+    Language,
+    Role,
+    SimilarityPair,
+    Submission,
+    SubmissionFile,
+    SubmissionStatus,
+    TestSet,
+    User,
+)
 from app.queue import enqueue_scoring
 from app.services.similarity import flagged_pairs
 from app.settings import Settings
@@ -30,7 +40,7 @@ from tests.fixtures.artifacts import DataSet, Examples
 from tests.fixtures.services import WorkerProcess, wait_for
 from tests.worker.conftest import World
 from worker.results import report_values
-from worker.similarity import rebuild_cohort, update_for_submission
+from worker.similarity import update_for_submission
 from worker.testset import ActiveTestSet, sha256_of_testset
 
 LIMITS = Limits(wall_seconds=120.0, memory_bytes=2048 * MiB)
@@ -237,7 +247,11 @@ def test_copies_are_flagged_and_independent_models_are_not(scored: Cohort5) -> N
     incremental = _stored(scored.sessions, scored.cohort_id)
     assert len(incremental) == 10  # every pair of the 5 trainees
     with scored.sessions.begin() as session:
-        rebuild_cohort(session, scored.cohort_id, scored.settings, now)
+        session.execute(delete(SimilarityPair).where(SimilarityPair.cohort_id == scored.cohort_id))
+        session.execute(delete(SubmissionFile).where(SubmissionFile.cohort_id == scored.cohort_id))
+        for submission_id in sorted(scored.submissions.values()):
+            update_for_submission(session, submission_id, scored.settings, now)
+            session.flush()
     assert _stored(scored.sessions, scored.cohort_id) == incremental
 
 
