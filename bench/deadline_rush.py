@@ -409,6 +409,7 @@ def main() -> None:
             "upload_p95_s": round(percentile(uploads, 0.95), 3),
             "upload_max_s": round(max(uploads, default=float("nan")), 3),
             "login_p50_s": round(percentile([o.login_s for o in outcomes if o.login_s], 0.5), 3),
+            "login_p95_s": round(percentile([o.login_s for o in outcomes if o.login_s], 0.95), 3),
             "web_rss_mb_start": round(rss_start / 2**20, 1),
             "web_rss_mb_peak": round(max(sampler.rss) / 2**20, 1),
             "web_rss_mb_end": round(sampler.rss[-1] / 2**20, 1),

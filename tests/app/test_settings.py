@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,17 @@ def test_an_unknown_log_format_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("KATAKANA_LOG_FORMAT", "xml")
     with pytest.raises(ValueError, match="log_format"):
         _settings()
+
+
+def test_the_operations_guide_lists_every_setting_and_no_other() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    guide = (repo / "docs" / "operations.md").read_text(encoding="utf-8")
+    table = guide.split("\n## 7. Settings\n", 1)[1]
+    listed = re.findall(r"^\| `(KATAKANA_[A-Z0-9_]+)` \|", table, flags=re.MULTILINE)
+    assert sorted(listed) == sorted(environment_variables())
+    # Elsewhere in the guide and the README, a KATAKANA_ name is a real setting (or a family of them).
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    not_settings = {"KATAKANA_TEST_ARTEFACTS"}  # the test suite's own variable, documented in the README
+    mentioned = set(re.findall(r"KATAKANA_[A-Z0-9_]*[A-Z0-9]", guide + readme)) - not_settings
+    families = {name for name in mentioned if any(known.startswith(name + "_") for known in environment_variables())}
+    assert mentioned - families <= set(environment_variables())
