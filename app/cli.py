@@ -210,7 +210,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve(settings, host=args.host, port=settings.port if args.port is None else args.port)
 
 
-# --- create-token (issue 4) -----------------------------------------------------------------------
+# --- create-token ---------------------------------------------------------------------------------
 
 
 def create_api_token(settings: Settings, email: str, scope: str, name: str) -> str:
