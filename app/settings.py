@@ -52,8 +52,8 @@ class WorkerSettings(BaseModel):
     # Deliveries a submission gets before it is failed as the server's fault.
     max_attempts: int = Field(default=3, ge=1)
     sweep_interval_s: float = Field(default=60.0, gt=0)
-    # How long a silent worker still counts as alive (its presence key in Redis expires after this;
-    # it is rewritten every third of it). Read by /readyz and /metrics as well as the workers.
+    # How long a silent worker still counts as alive: its presence key in Redis, rewritten every
+    # third of this, expires after it, and /readyz and /metrics stop counting the worker.
     presence_ttl_s: float = Field(default=30.0, ge=1)
 
     # Housekeeping in the sweep: interrupted upload parts are deleted after this age (zips no
