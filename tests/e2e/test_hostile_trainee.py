@@ -26,8 +26,6 @@ import html
 import io
 import os
 import re
-import subprocess
-import sys
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -45,8 +43,16 @@ from app.services.api_tokens import TokenScope, create_token
 from scorer.disclosure import DEFAULT_EXCERPT_BYTES, DEFAULT_STORED_BYTES, RESERVED_BYTES
 from tests.fixtures.artifacts import DataSet
 from tests.fixtures.db import migrate
-from tests.fixtures.live_service import PASSWORD, SECRET, TRAINEE_EMAIL, Service, create_people, log_in
-from tests.fixtures.services import REPO, SmtpServer, TestRedis, WorkerProcess, free_port, start_uvicorn, wait_for
+from tests.fixtures.live_service import (
+    PASSWORD,
+    SECRET,
+    TRAINEE_EMAIL,
+    Service,
+    create_people,
+    import_small_testset,
+    log_in,
+)
+from tests.fixtures.services import SmtpServer, TestRedis, WorkerProcess, free_port, start_uvicorn, wait_for
 
 pytestmark = pytest.mark.xdist_group("hostile-live-service")  # one xdist worker, so one live stack
 
@@ -187,12 +193,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, synthetic_set: DataSet) -> I
         "KATAKANA_WORKER_PRESENCE_TTL_S": "3",
     }
     env = {**os.environ, **env_settings, "KATAKANA_SECRET_KEY": SECRET, "PYTHONUNBUFFERED": "1"}
-    imported = subprocess.run(
-        [sys.executable, "-m", "app.cli", "import-testset", str(synthetic_set.small_data),
-         str(synthetic_set.small_label), "--version", "synthetic-small"],
-        cwd=REPO, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert imported.returncode == 0, imported.stdout + imported.stderr
+    import_small_testset(env, synthetic_set)
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
     create_people(sessions)

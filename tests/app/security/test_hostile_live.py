@@ -27,6 +27,7 @@ from app.db import make_engine, make_sessionmaker
 from app.models import Cohort, Enrollment, LoginAttempt, Role, User
 from app.security.passwords import hash_password
 from tests.fixtures.browser import csp_violations, watch_csp
+from tests.fixtures.live_service import log_in
 from tests.fixtures.services import UvicornSite, start_uvicorn, wait_for
 
 PASSWORD = "live-password-日本語-ok"
@@ -45,15 +46,7 @@ class Site:
         return self.log_path.read_text(errors="replace")
 
     def login(self, email: str = TRAINEE) -> httpx.Client:
-        client = httpx.Client(base_url=self.url, timeout=120)
-        client.get("/login")
-        response = client.post(
-            "/login",
-            data={"email": email, "password": PASSWORD, "csrf_token": client.cookies["katakana_csrf"]},
-            follow_redirects=False,
-        )
-        assert response.status_code == 303, response.text
-        return client
+        return log_in(self.url, email, PASSWORD, timeout=120)
 
 
 SiteFactory = Callable[..., Site]
