@@ -231,12 +231,17 @@ class Submission(Base):
 
 
 class PreflightCheck(Base):
-    """The pre-flight verdict on one zip, by content hash: an identical re-upload is not re-run."""
+    """The pre-flight verdict on one zip, by content hash: an identical re-upload is not re-run.
+
+    Also keyed by the public set the smoke run scored it on ("" for none): importing another set
+    changes the smoke accuracy, so earlier verdicts must not answer for the new set.
+    """
 
     __tablename__ = "preflight_checks"
 
     zip_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     engine_version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    public_set_sha256: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
     ok: Mapped[bool] = mapped_column(Boolean)
     report: Mapped[Any] = mapped_column(JSON)  # CheckReport.to_json()
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

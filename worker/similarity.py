@@ -6,6 +6,11 @@ of trainees can only grow when a submission is added, so the stored best is upda
 nothing else is recomputed. Errors are compared only between predictions on the same test set;
 when a rescore brings a new test set, the first comparison on it replaces the pair's old figures.
 
+Updates of one cohort are serialised (SQLite's write lock, a PostgreSQL advisory lock per cohort).
+Identical files are found through the other submissions' rows in ``submission_files``, which each
+update writes in its own transaction: two updates running side by side would each miss the other's
+uncommitted rows, and the pair would never be recorded. Taken in turn, the second sees the first.
+
 Nothing here raises into the scoring task: similarity is for instructors, and a failure to update
 it must never cost a trainee their result or their email.
 """
@@ -14,16 +19,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import transaction
 from app.models import Role, SimilarityPair, Submission, SubmissionFile, SubmissionStatus, TestSet, User, utcnow
 from app.settings import Settings, get_settings
 from scorer.metrics import labels_to_ids
@@ -33,6 +40,9 @@ from worker.db import sessions
 log = logging.getLogger(__name__)
 
 MAX_SHARED_FILES = 20  # per pair: enough to name what is shared, bounded whatever a zip holds
+# First half of PostgreSQL's two-key advisory lock (the cohort id is the second): set apart from the
+# other advisory locks of the service by its own name.
+_LOCK_NAMESPACE = int.from_bytes(hashlib.sha256(b"katakana-similarity-pairs").digest()[:4], "big", signed=True)
 
 
 @functools.lru_cache(maxsize=4)
@@ -46,6 +56,23 @@ class _Other:
     submission_id: int
     user_id: int
     predictions: bytes
+
+
+def lock_cohort(session: Session, cohort_id: int) -> None:
+    """Wait for any other similarity update of this cohort to commit, and keep them waiting until
+    this transaction ends.
+
+    On PostgreSQL a transaction-scoped advisory lock per cohort (the rows to lock may not exist yet:
+    a first pair, a first file), so other cohorts go on in parallel; read-committed statements after
+    it see what the previous holder committed. SQLite has one writer at a time anyway: there the
+    caller opens the transaction with its write lock (``transaction(..., write_lock=True)``), since a
+    deferred transaction that read before another's commit could not write after it.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, :cohort)"),
+            {"namespace": _LOCK_NAMESPACE, "cohort": cohort_id},
+        )
 
 
 def _trainee_ids(session: Session, cohort_id: int) -> set[int]:
@@ -124,7 +151,8 @@ def _identical_files(
 def update_for_submission(session: Session, submission_id: int, settings: Settings, now: dt.datetime) -> int:
     """Fold one scored submission into its cohort's pairs; returns the number of pairs written.
 
-    The caller owns the transaction. Only trainees' succeeded submissions take part.
+    The caller owns the transaction (on SQLite, opened with the write lock: see ``lock_cohort``).
+    Only trainees' succeeded submissions take part.
     """
     row = session.execute(
         select(
@@ -134,6 +162,7 @@ def update_for_submission(session: Session, submission_id: int, settings: Settin
     ).first()  # fmt: skip
     if row is None or row.status != SubmissionStatus.SUCCEEDED:
         return 0
+    lock_cohort(session, row.cohort_id)  # before reading others' files: see the module's docstring
     trainees = _trainee_ids(session, row.cohort_id)
     if row.user_id not in trainees:
         return 0
@@ -231,16 +260,18 @@ def update_for_submission(session: Session, submission_id: int, settings: Settin
     return written
 
 
-def refresh_after_result(submission_id: int, settings: Settings | None = None) -> None:
-    """What the scoring task calls after storing a result: update, retrying once on a race, never raise.
+def refresh_after_result(
+    submission_id: int, settings: Settings | None = None, factory: sessionmaker[Session] | None = None
+) -> None:
+    """What the scoring task calls after storing a result: update, retrying once, never raise.
 
-    Two workers finishing submissions of the same pair at once may both insert the pair; the loser
-    retries, then finds the row the winner wrote.
+    Updates of one cohort take turns (``lock_cohort``), so two workers finishing submissions of the
+    same pair at once no longer both insert it; the retry stays for whatever else may still collide.
     """
     settings = settings or get_settings()
     for attempt in (1, 2):
         try:
-            with sessions()() as session, session.begin():
+            with transaction(factory or sessions(), write_lock=True) as session:
                 update_for_submission(session, submission_id, settings, utcnow())
             return
         except IntegrityError:

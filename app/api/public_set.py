@@ -7,9 +7,6 @@ trainee to confirm an upload whose model gets them about as right as guessing.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile
@@ -17,7 +14,7 @@ from pydantic import BaseModel
 
 from app.api.auth import AdminPrincipal
 from app.api.errors import COMMON_RESPONSES, ApiError, ApiRoute
-from app.api.testsets import _save
+from app.api.npy_pair import received_pair
 from app.services.public_set import PublicSet, PublicSetRejected, import_public_set, public_set
 from app.web.deps import SettingsDep
 
@@ -48,14 +45,9 @@ def put_public_set(
     data: Annotated[UploadFile, File(description="train_data.npy, shaped (N, 1, 28, 28)")],
     labels: Annotated[UploadFile, File(description="train_label.npy: one-hot (N, 15)")],
 ) -> PublicSetOut:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="public-upload-", dir=settings.data_dir))
     try:
-        _save(data, scratch / "train_data.npy")
-        _save(labels, scratch / "train_label.npy")
-        imported = import_public_set(settings, scratch / "train_data.npy", scratch / "train_label.npy")
+        with received_pair(settings, "public-upload-", data, labels, ("train_data.npy", "train_label.npy")) as paths:
+            imported = import_public_set(settings, *paths)
     except PublicSetRejected as exc:
         raise ApiError(422, "api_public_set_rejected", problem=str(exc)) from None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return _out(imported)

@@ -8,9 +8,6 @@ folder under the shared data folder meanwhile.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -19,29 +16,19 @@ from sqlalchemy import select, update
 from app.api.auth import AdminPrincipal
 from app.api.errors import COMMON_RESPONSES, ApiError, ApiRoute, not_found
 from app.api.ids import PathId
+from app.api.npy_pair import received_pair
 from app.api.pagination import Page, PageDep, make_page, paginate
 from app.api.schemas import TestSetOut
 from app.models import TestSet
 from app.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/testsets", tags=["test sets"], route_class=ApiRoute, responses=COMMON_RESPONSES)
-MAX_TESTSET_BYTES = 512 * 1024 * 1024
 
 
 @router.get("", summary="List test-set versions", response_model=Page[TestSetOut])
 def list_testsets(db: SessionDep, principal: AdminPrincipal, page: PageDep) -> Page[TestSetOut]:
     rows, total = paginate(db, select(TestSet).order_by(TestSet.id.desc()), page)
     return make_page([TestSetOut.model_validate(t) for t in rows], total, page)
-
-
-def _save(upload: UploadFile, target: Path) -> None:
-    written = 0
-    with target.open("wb") as out:
-        while chunk := upload.file.read(1024 * 1024):
-            written += len(chunk)
-            if written > MAX_TESTSET_BYTES:
-                raise ApiError(413, "api_testset_too_large", mib=MAX_TESTSET_BYTES // (1024 * 1024))
-            out.write(chunk)
 
 
 @router.post("", summary="Import a test set", status_code=201, response_model=TestSetOut)
@@ -58,28 +45,19 @@ def import_testset_version(
     from app.queue import NoWorkerAnswered
     from app.services.testset_import import TestSetRejected, default_version
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    # Under the data folder, which the scoring workers share: the import runs there (see Importing).
-    scratch = Path(tempfile.mkdtemp(prefix="testset-upload-", dir=settings.data_dir))
     try:
-        _save(data, scratch / "test_data.npy")
-        _save(labels, scratch / "test_label.npy")
-        scratch.chmod(0o755)  # the worker may run as another user than the site
-        # The importer writes in its own transaction: end this request's first, so it holds no
-        # lock the importer would wait on, and so the new row is visible to it afterwards.
-        db.commit()
-        row_id = request.app.state.testset_importer(
-            scratch / "test_data.npy",
-            scratch / "test_label.npy",
-            version or default_version(request.app.state.clock()),
-            activate,
-        )
+        # Under the data folder, which the scoring workers share: the import runs there (see Importing).
+        with received_pair(settings, "testset-upload-", data, labels, ("test_data.npy", "test_label.npy")) as paths:
+            # The importer writes in its own transaction: end this request's first, so it holds no
+            # lock the importer would wait on, and so the new row is visible to it afterwards.
+            db.commit()
+            row_id = request.app.state.testset_importer(
+                *paths, version or default_version(request.app.state.clock()), activate
+            )
     except TestSetRejected as exc:
         raise ApiError(422, "api_testset_rejected", problem=str(exc)) from None
     except NoWorkerAnswered as exc:
         raise ApiError(503, "api_testset_unanswered", details=str(exc)) from None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     row = db.get(TestSet, row_id)
     if row is None:
         raise not_found()

@@ -4,8 +4,9 @@ A zip that fails here costs the trainee nothing and the reason is shown at once.
 worker (``worker.tasks.preflight``, the ``preflight`` queue): trainee code never runs in the web
 process, which holds the sessions and the database credentials. The upload request waits for the
 verdict, for at most ``KATAKANA_PREFLIGHT_WAIT_S``. The verdict is cached by the zip's SHA-256 (and
-the engine's version), so uploading the same broken zip again does not start a sandbox again, and
-20 simultaneous uploads of one zip to one web process send the check once.
+the engine's version, and the public set's SHA-256: its smoke accuracy depends on that set), so
+uploading the same broken zip again does not start a sandbox again, and 20 simultaneous uploads of
+one zip to one web process send the check once.
 """
 
 from __future__ import annotations
@@ -104,22 +105,32 @@ def _lock_for(sha256: str) -> threading.Lock:
         return _locks.setdefault(sha256, threading.Lock())
 
 
-def cached_preflight(factory: sessionmaker[Session], zip_path: Path, sha256: str, checker: Checker) -> PreflightVerdict:
+def cached_preflight(
+    factory: sessionmaker[Session], zip_path: Path, sha256: str, checker: Checker, public_set_sha256: str = ""
+) -> PreflightVerdict:
     """The verdict for this zip, from the cache or by running ``checker`` (blocking: run in a thread).
 
-    A checker that raises, or reports a fault of the server's, is not cached: the zip may be fine.
+    ``public_set_sha256`` names the public set the check will score on ("" for none; see
+    ``app.services.public_set.public_set_identity``): read it before the check, so a verdict is
+    never filed under a set imported after the check began. A checker that raises, or reports a
+    fault of the server's, is not cached: the zip may be fine.
     """
     version = engine_version()
     with _lock_for(sha256):
         with factory() as db:
-            row = db.get(PreflightCheck, (sha256, version))
+            row = db.get(PreflightCheck, (sha256, version, public_set_sha256))
             if row is not None:
                 return PreflightVerdict.from_json(row.report)
         verdict = checker(zip_path)
         if verdict.server_fault:  # the next upload should try again
             return verdict
         with factory() as db:
-            db.add(PreflightCheck(zip_sha256=sha256, engine_version=version, ok=verdict.ok, report=verdict.to_json()))
+            db.add(
+                PreflightCheck(
+                    zip_sha256=sha256, engine_version=version, public_set_sha256=public_set_sha256, ok=verdict.ok,
+                    report=verdict.to_json(),
+                )
+            )  # fmt: skip
             try:
                 db.commit()
             except IntegrityError:  # another web process cached it first

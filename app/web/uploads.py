@@ -27,6 +27,7 @@ from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
 from app.security.sessions import SESSION_COOKIE
 from app.services import preflight_gate, storage
 from app.services.preflight import PreflightVerdict, cached_preflight
+from app.services.public_set import public_set_identity
 from app.services.smoke_confirm import CONFIRM_FIELD, confirmed_in_form, needs_confirmation
 from app.services.submissions import SubmissionRefused, active_cohort, check_can_submit, create_queued
 from app.services.uploads import ReceivedUpload, UploadRejected, receive_upload
@@ -261,8 +262,9 @@ async def _preflight(request: Request, received: ReceivedUpload) -> PreflightVer
     path = storage.path_for(settings.storage_dir, received.storage_key)  # type: ignore[arg-type]
     checker = request.app.state.preflight_checker
     try:
+        public = await anyio.to_thread.run_sync(public_set_identity, settings)
         return await anyio.to_thread.run_sync(
-            cached_preflight, request.app.state.sessionmaker, path, received.sha256, checker
+            cached_preflight, request.app.state.sessionmaker, path, received.sha256, checker, public
         )
     except NoWorkerAnswered as exc:
         log.error("no pre-flight verdict for %s: %s", received.sha256, exc)

@@ -10,16 +10,12 @@ from playwright.sync_api import Browser, Page, expect
 
 from app.services.quota import quota_day
 from tests.fixtures.artifacts import Examples
-from tests.fixtures.browser import csp_violations, watch_csp
+from tests.fixtures.browser import csp_violations, log_in_page, watch_csp
 from tests.fixtures.live_service import PASSWORD, TRAINEE_EMAIL, Service
 
 
 def log_in(page: Page, service: Service) -> None:
-    page.goto(f"{service.url}/login")
-    page.get_by_test_id("login-email").fill(TRAINEE_EMAIL)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(lambda url: "/login" not in url)
+    log_in_page(page, service.url, TRAINEE_EMAIL, PASSWORD)
 
 
 def test_trainee_uploads_through_the_page_and_sees_the_result(

@@ -26,8 +26,6 @@ import html
 import io
 import os
 import re
-import subprocess
-import sys
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -45,8 +43,16 @@ from app.services.api_tokens import TokenScope, create_token
 from scorer.disclosure import DEFAULT_EXCERPT_BYTES, DEFAULT_STORED_BYTES, RESERVED_BYTES
 from tests.fixtures.artifacts import DataSet
 from tests.fixtures.db import migrate
-from tests.fixtures.live_service import PASSWORD, SECRET, TRAINEE_EMAIL, Service, create_people, log_in
-from tests.fixtures.services import REPO, SmtpServer, TestRedis, WorkerProcess, free_port, wait_for
+from tests.fixtures.live_service import (
+    PASSWORD,
+    SECRET,
+    TRAINEE_EMAIL,
+    Service,
+    create_people,
+    import_small_testset,
+    log_in,
+)
+from tests.fixtures.services import SmtpServer, TestRedis, WorkerProcess, free_port, start_uvicorn, wait_for
 
 pytestmark = pytest.mark.xdist_group("hostile-live-service")  # one xdist worker, so one live stack
 
@@ -187,12 +193,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, synthetic_set: DataSet) -> I
         "KATAKANA_WORKER_PRESENCE_TTL_S": "3",
     }
     env = {**os.environ, **env_settings, "KATAKANA_SECRET_KEY": SECRET, "PYTHONUNBUFFERED": "1"}
-    imported = subprocess.run(
-        [sys.executable, "-m", "app.cli", "import-testset", str(synthetic_set.small_data),
-         str(synthetic_set.small_label), "--version", "synthetic-small"],
-        cwd=REPO, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert imported.returncode == 0, imported.stdout + imported.stderr
+    import_small_testset(env, synthetic_set)
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
     create_people(sessions)
@@ -210,40 +211,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory, synthetic_set: DataSet) -> I
         admin_token = create_token(session, staff[1], TokenScope.ADMIN, "hostile-suite").secret
     worker = WorkerProcess(env=env, log_path=root / "worker.log").start()
     worker.wait_ready()
-    port = free_port()
-    log_path = root / "uvicorn.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    site = start_uvicorn(env, root / "uvicorn.log")
     service = Service(
-        url=f"http://127.0.0.1:{port}", env=env, worker_env=env_settings, worker=worker, redis=redis,
-        smtp=smtp, sessions=sessions, server=server, log_path=log_path,
-    )  # fmt: skip
-
-    def up() -> bool:
-        if server.poll() is not None:
-            pytest.fail(f"uvicorn exited:\n{service.log()[-5000:]}")
-        try:
-            return httpx.get(f"{service.url}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(up, "the site to answer")
+        env=env, worker_env=env_settings, worker=worker, redis=redis, smtp=smtp, sessions=sessions, site=site
+    )
     service.set_daily_limit(len(ATTACKS) + 5)  # every attack must still be counted: see uploads_left
     images = np.load(service.active_testset().data_path, allow_pickle=False)
     hidden_b64 = base64.b64encode(np.ascontiguousarray(images).tobytes()).decode()
     try:
         yield Stack(service, admin_token, hidden_b64)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        site.stop()
         worker.stop()
         smtp.stop()
         smtp.port_hold.release()

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import select
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +27,8 @@ from app.db import make_engine, make_sessionmaker
 from app.models import Cohort, Enrollment, LoginAttempt, Role, User
 from app.security.passwords import hash_password
 from tests.fixtures.browser import csp_violations, watch_csp
-from tests.fixtures.services import REPO, free_port, wait_for
+from tests.fixtures.live_service import log_in
+from tests.fixtures.services import UvicornSite, start_uvicorn, wait_for
 
 PASSWORD = "live-password-日本語-ok"
 TRAINEE = "hanako@example.test"
@@ -47,15 +46,7 @@ class Site:
         return self.log_path.read_text(errors="replace")
 
     def login(self, email: str = TRAINEE) -> httpx.Client:
-        client = httpx.Client(base_url=self.url, timeout=120)
-        client.get("/login")
-        response = client.post(
-            "/login",
-            data={"email": email, "password": PASSWORD, "csrf_token": client.cookies["katakana_csrf"]},
-            follow_redirects=False,
-        )
-        assert response.status_code == 303, response.text
-        return client
+        return log_in(self.url, email, PASSWORD, timeout=120)
 
 
 SiteFactory = Callable[..., Site]
@@ -64,7 +55,7 @@ SiteFactory = Callable[..., Site]
 @pytest.fixture
 def live_site(tmp_path: Path, db_url: str) -> Iterator[SiteFactory]:
     """``live_site(**env)``: uvicorn on a free port with ``KATAKANA_<NAME>`` settings from ``env``."""
-    processes: list[subprocess.Popen[bytes]] = []
+    servers: list[UvicornSite] = []
     engines = []
 
     def start(**settings: str) -> Site:
@@ -90,37 +81,14 @@ def live_site(tmp_path: Path, db_url: str) -> Iterator[SiteFactory]:
             "KATAKANA_PREFLIGHT": "false",
             **{f"KATAKANA_{name.upper()}": value for name, value in settings.items()},
         }
-        port = free_port()
-        log_path = tmp_path / f"uvicorn-{port}.log"
-        with log_path.open("wb") as log:
-            # As production starts it (Dockerfile, supervisor): access log on, proxy headers left to the app.
-            server = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--host", "127.0.0.1",
-                 "--port", str(port), "--no-proxy-headers", "--log-level", "info"],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        processes.append(server)
-        site = Site(f"http://127.0.0.1:{port}", port, sessions, log_path, data_dir / "storage")
-
-        def up() -> bool:
-            if server.poll() is not None:
-                pytest.fail(f"uvicorn exited:\n{site.log()[-5000:]}")
-            try:
-                return httpx.get(f"{site.url}/healthz", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(up, "the site to answer")
-        return site
+        # As production starts it (Dockerfile, supervisor): access log on, proxy headers left to the app.
+        server = start_uvicorn(env, tmp_path / f"uvicorn-{len(servers)}.log", log_level="info")
+        servers.append(server)
+        return Site(server.url, server.port, sessions, server.log_path, data_dir / "storage")
 
     yield start
-    for server in processes:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    for server in servers:
+        server.stop()
     for engine in engines:
         engine.dispose()
 

@@ -1,9 +1,10 @@
-"""Pre-flight verdicts are cached by the zip's hash: identical uploads run the check once."""
+"""Pre-flight verdicts are cached by the zip's hash (and the public set's): identical uploads run the check once."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -65,3 +66,25 @@ def test_the_workers_whole_check_report_is_kept_through_the_cache(sqlite_url: st
     engine.dispose()
     assert first.to_json() == report
     assert again.to_json() == report  # from the cache, whole
+
+
+def test_a_verdict_holds_only_for_the_public_set_it_was_scored_on(sqlite_url: str, tmp_path: Path) -> None:
+    """The smoke accuracy depends on the public set: another set's digest runs the check again."""
+    engine = make_engine(sqlite_url)
+    factory = make_sessionmaker(engine)
+    calls: list[str] = []
+
+    def checker_for(public: str) -> Callable[[Path], PreflightVerdict]:
+        def check(_path: Path) -> PreflightVerdict:
+            calls.append(public)
+            return PreflightVerdict.from_json({"ok": True, "smoke": {"public": public}})
+
+        return check
+
+    verdicts = [
+        cached_preflight(factory, tmp_path / "a.zip", "12" * 32, checker_for(public), public)
+        for public in ("", "", "aa" * 32, "aa" * 32, "bb" * 32, "")
+    ]
+    engine.dispose()
+    assert calls == ["", "aa" * 32, "bb" * 32]  # each set checked once, then answered from the cache
+    assert [v.smoke for v in verdicts] == [{"public": p} for p in ("", "", "aa" * 32, "aa" * 32, "bb" * 32, "")]

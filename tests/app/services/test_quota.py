@@ -49,14 +49,7 @@ def test_twenty_simultaneous_uploads_queue_exactly_three(settings: Settings, peo
     def attempt(i: int) -> str:
         barrier.wait()
         try:
-            create_queued(
-                factory,
-                user_id=people.trainee.id,
-                cohort_id=people.cohort.id,
-                upload=_upload(i),
-                validation_accuracy=None,
-                now=now,
-            )
+            _spend(factory, people, now, i)
         except SubmissionRefused as exc:
             return exc.reason
         return "queued"

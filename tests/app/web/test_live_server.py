@@ -4,7 +4,6 @@ and an oversized upload refused without the web process's memory growing."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
 from collections import Counter
@@ -20,9 +19,8 @@ from sqlalchemy.orm import Session
 from app.models import Submission
 from app.settings import Settings
 from tests.app.conftest import PASSWORD, People, add_user, make_zip
-from tests.fixtures.db import REPO_ROOT
 from tests.fixtures.live_service import log_in
-from tests.fixtures.services import free_port
+from tests.fixtures.services import start_uvicorn
 
 MIB = 1024 * 1024
 
@@ -51,10 +49,7 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(settings: Settings, people: People) -> Iterator[LiveServer]:
-    port = free_port()
-    log_path = settings.data_dir / "uvicorn.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("wb")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "KATAKANA_ENVIRONMENT": "test",
@@ -64,29 +59,12 @@ def live_server(settings: Settings, people: People) -> Iterator[LiveServer]:
         "KATAKANA_UPLOAD_MAX_BYTES": str(settings.upload_max_bytes),
         "KATAKANA_PREFLIGHT": "false",  # the scoring engine is not what these tests are about
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    site = start_uvicorn(env, settings.data_dir / "uvicorn.log")
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if process.poll() is not None:
-                    raise AssertionError(
-                        process.stdout.read().decode() if process.stdout else "uvicorn exited"
-                    ) from None
-                threading.Event().wait(0.1)
-        yield LiveServer(url, process.pid, settings)
+        yield LiveServer(site.url, site.process.pid, settings)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-        sys.stderr.write(log_path.read_text()[-5000:])  # shown by pytest when a test fails
+        site.stop()
+        sys.stderr.write(site.log()[-5000:])  # shown by pytest when a test fails
 
 
 def test_twenty_parallel_uploads_over_http_queue_exactly_three(

@@ -15,10 +15,11 @@ import email.message
 import email.utils
 import json
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,10 +28,9 @@ from app.services.quota import quota_day
 from scorer.classes import KATAKANA
 from tests.app.conftest import PASSWORD, People, make_zip
 from tests.app.web.test_live_server import LiveServer, live_server  # noqa: F401 - a fixture
-from tests.fixtures.browser import check_page, new_context
+from tests.fixtures.browser import VIEWPORTS, check_page, log_in_page, new_context
 
 pytestmark = [pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
-VIEWPORTS = ["desktop", "phone"]
 LONG_DETAIL = (
     "submit_katakana.py（12 行目）に文法エラーがあります: invalid syntax "
     "(/submission/my_very_long_folder_name_without_any_spaces/submit_katakana_final_version_2.py, "
@@ -39,12 +39,35 @@ LONG_DETAIL = (
 )
 
 
-def log_in(page: Page, server: LiveServer, email: str) -> None:
-    page.goto(f"{server.url}/login")
-    page.get_by_test_id("login-email").fill(email)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(lambda url: "/login" not in url)
+@pytest.fixture(params=sorted(VIEWPORTS))
+def viewport(request: pytest.FixtureRequest) -> str:
+    """Every test here runs once per screen size (desktop 1366×768, phone 390×844)."""
+    return str(request.param)
+
+
+SignedIn = Callable[[str], Page]
+
+
+@pytest.fixture
+def signed_in(
+    browser: Browser,
+    live_server: LiveServer,  # noqa: F811 - the fixture imported above
+    viewport: str,
+) -> Iterator[SignedIn]:
+    """``signed_in(email)``: a page at this test's screen size, logged in as that person through the
+    real form; its browser context is closed after the test, passed or failed."""
+    contexts: list[BrowserContext] = []
+
+    def open_page(email: str) -> Page:
+        context = new_context(browser, viewport)
+        contexts.append(context)
+        page = context.new_page()
+        log_in_page(page, live_server.url, email, PASSWORD)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
 
 
 def store_result(db: Session, sid: int, accuracy: float, *, started: dt.datetime) -> None:
@@ -76,15 +99,13 @@ def set_status(db: Session, sid: int, status: SubmissionStatus) -> None:
     db.commit()
 
 
-@pytest.mark.parametrize("viewport", VIEWPORTS)
 def test_trainee_main_path(
-    browser: Browser,
+    signed_in: SignedIn,
     live_server: LiveServer,  # noqa: F811 - the fixture imported above
     people: People,
     db: Session,
     tmp_path: Path,
     artefacts: Path,
-    viewport: str,
 ) -> None:
     people.cohort.daily_limit = 3
     people.cohort.pass_threshold = 0.9
@@ -103,9 +124,7 @@ def test_trainee_main_path(
         assert sent.status_code == 201, sent.text
         store_result(db, sent.json()["id"], accuracy, started=dt.datetime.now(dt.UTC))
     client.close()
-    context = new_context(browser, viewport)
-    page = context.new_page()
-    log_in(page, live_server, people.trainee.email)
+    page = signed_in(people.trainee.email)
     page.goto(f"{live_server.url}/upload")
     expect(page).to_have_title("提出する · カタカナ識別 提出・自動採点")
     # The contract is on the page, with the runtime's real versions and what is not there.
@@ -199,20 +218,18 @@ def test_trainee_main_path(
     expect(page.get_by_test_id("best-score")).to_contain_text("93.76%")
     expect(page.get_by_test_id("standing-pass")).to_contain_text("合格")
     check_page(page, artefacts, "5-submissions")
-    context.close()
 
 
-@pytest.mark.parametrize("viewport", VIEWPORTS)
 def test_instructor_main_path(
     browser: Browser,
+    signed_in: SignedIn,
     live_server: LiveServer,  # noqa: F811 - the fixture imported above
     people: People,
     db: Session,
     artefacts: Path,
-    viewport: str,
 ) -> None:
     trainee_page = browser.new_page()
-    log_in(trainee_page, live_server, people.trainee.email)
+    log_in_page(trainee_page, live_server.url, people.trainee.email, PASSWORD)
     trainee_page.goto(f"{live_server.url}/upload")
     trainee_page.get_by_test_id("file-input").set_input_files(
         files=[{"name": "v1.zip", "mimeType": "application/zip", "buffer": make_zip()}]
@@ -223,9 +240,7 @@ def test_instructor_main_path(
     (sid,) = db.scalars(select(Submission.id)).all()
     store_result(db, sid, 0.9412, started=dt.datetime.now(dt.UTC))
 
-    context = new_context(browser, viewport)
-    page = context.new_page()
-    log_in(page, live_server, people.instructor.email)
+    page = signed_in(people.instructor.email)
     page.goto(f"{live_server.url}/cohorts")
     check_page(page, artefacts, "1-cohorts")
     page.goto(f"{live_server.url}/cohorts/{people.cohort.id}/leaderboard")
@@ -239,16 +254,13 @@ def test_instructor_main_path(
     page.goto(f"{live_server.url}/submissions/{sid}")
     expect(page.get_by_test_id("accuracy")).to_be_visible()
     check_page(page, artefacts, "5-result")
-    context.close()
 
 
-@pytest.mark.parametrize("viewport", VIEWPORTS)
 def test_admin_main_path(
-    browser: Browser,
+    signed_in: SignedIn,
     live_server: LiveServer,  # noqa: F811 - the fixture imported above
     people: People,
     artefacts: Path,
-    viewport: str,
 ) -> None:
     mail_dir = live_server.settings.mail_dir
     assert mail_dir is not None
@@ -259,9 +271,7 @@ def test_admin_main_path(
     message.set_content("山田 花子 さん\n\n提出された zip の採点が終わりました。\n")
     (mail_dir / "0001.eml").write_bytes(bytes(message))
 
-    context = new_context(browser, viewport)
-    page = context.new_page()
-    log_in(page, live_server, people.admin.email)
+    page = signed_in(people.admin.email)
     page.goto(f"{live_server.url}/admin/mail")
     expect(page).to_have_title("送信メール · カタカナ識別 提出・自動採点")
     # Japanese headings, and the date on the site's clock with its zone (12:05 JST = 03:05 UTC).
@@ -273,4 +283,3 @@ def test_admin_main_path(
     check_page(page, artefacts, "2-mail-message")
     page.goto(f"{live_server.url}/cohorts")
     check_page(page, artefacts, "3-cohorts")
-    context.close()

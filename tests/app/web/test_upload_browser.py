@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,14 +16,7 @@ from app.models import Submission
 from app.services.quota import quota_day
 from tests.app.conftest import PASSWORD, People, make_zip
 from tests.app.web.test_live_server import LiveServer, live_server  # noqa: F401 - a fixture
-
-
-def _log_in(page: Page, server: LiveServer, email: str) -> None:
-    page.goto(f"{server.url}/login")
-    page.get_by_test_id("login-email").fill(email)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url("**/upload")
+from tests.fixtures.browser import log_in_page
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -35,7 +28,8 @@ def test_upload_through_the_page_lands_on_the_result(
     db: Session,
 ) -> None:
     page = browser.new_page()
-    _log_in(page, live_server, people.trainee.email)
+    log_in_page(page, live_server.url, people.trainee.email, PASSWORD)
+    page.wait_for_url("**/upload")  # a trainee lands on the upload page
     expect(page.get_by_test_id("quota-remaining")).to_contain_text("3 / 3")
     archive = tmp_path / "提出.zip"
     archive.write_bytes(make_zip())

@@ -1,0 +1,55 @@
+"""Receiving a pair of ``.npy`` files (images + labels) through the admin API.
+
+The test-set import and the public-set import take the same two-part upload. Both copy the parts
+into a scratch folder under the shared data folder (never memory: a test set is hundreds of MiB),
+refuse a part over the size limit with the same message, and remove the folder whatever happens.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from fastapi import UploadFile
+
+from app.api.errors import ApiError
+from app.settings import Settings
+
+MAX_NPY_BYTES = 512 * 1024 * 1024
+_CHUNK = 1024 * 1024
+
+
+def _save(upload: UploadFile, target: Path) -> None:
+    """Copy one part in chunks, stopping at the limit rather than after reading it all."""
+    written = 0
+    with target.open("wb") as out:
+        while chunk := upload.file.read(_CHUNK):
+            written += len(chunk)
+            if written > MAX_NPY_BYTES:
+                raise ApiError(413, "api_testset_too_large", mib=MAX_NPY_BYTES // (1024 * 1024))
+            out.write(chunk)
+
+
+@contextmanager
+def received_pair(
+    settings: Settings, prefix: str, data: UploadFile, labels: UploadFile, names: tuple[str, str]
+) -> Iterator[tuple[Path, Path]]:
+    """The two uploaded parts as files named ``names`` in a fresh scratch folder, for the block.
+
+    The folder is under the data folder because a scoring worker may be the one to read it (the
+    test-set import runs there, where the hidden set's folder is mounted), and it is opened to other
+    users for the same reason: the worker may run as another user than the site.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=settings.data_dir))
+    try:
+        data_path, labels_path = scratch / names[0], scratch / names[1]
+        _save(data, data_path)
+        _save(labels, labels_path)
+        scratch.chmod(0o755)
+        yield data_path, labels_path
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
