@@ -35,6 +35,7 @@ import datetime as dt
 import logging
 import os
 import random
+import re
 import statistics
 import tempfile
 import time
@@ -174,7 +175,7 @@ def run(name: str, url: str, data_dir: Path, args: argparse.Namespace) -> None:
     print("  plan of the page's statement:")
     for line in steps:
         print(f"    {line}")
-    if any("submissions" in line for line in steps):
+    if any(re.search(r"(on|SCAN|SEARCH) submissions\b", line) for line in steps):
         print("  WARNING: the plan reads the submissions table")
     print(f"  load average before measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs;"
           f" CPU calibration loop {cpu_calibration_ms():.0f} ms")  # fmt: skip
