@@ -159,21 +159,30 @@ def board_query(
     return query
 
 
-def _entry(row: Any) -> Entry:
-    scored = row.best is not None
-    return Entry(
-        user_id=row.user_id,
-        name=row.name,
-        email=row.email,
-        rank=row.position if scored else None,
-        best_accuracy=row.best,
-        best_reached_at=row.best_at,
-        latest_accuracy=row.latest,
-        submissions=int(row.submissions),
-        last_submission_at=row.last_at,
-        passed=bool(row.passed),
-        standing=Standing(row.standing),
-    )
+_STANDINGS = {s.value: s for s in Standing}
+
+
+def _entries(rows: Sequence[Any]) -> list[Entry]:
+    """Rows unpacked as plain tuples: reading a result row's fields by name costs tens of
+    microseconds a field, which the CSV's 2,000 rows would feel."""
+    entries = []
+    for user_id, name, email, submissions, last_at, best, best_at, latest, position, passed, standing, _ in rows:
+        entries.append(
+            Entry(
+                user_id=user_id,
+                name=name,
+                email=email,
+                rank=position if best is not None else None,
+                best_accuracy=best,
+                best_reached_at=best_at,
+                latest_accuracy=latest,
+                submissions=int(submissions),
+                last_submission_at=last_at,
+                passed=bool(passed),
+                standing=_STANDINGS[standing],
+            )
+        )
+    return entries
 
 
 def board(
@@ -190,7 +199,7 @@ def board(
     query = board_query(
         cohort, standing=standing, sort=sort, descending=descending, search=search, scored_only=scored_only
     )
-    return [_entry(row) for row in db.execute(query)]
+    return _entries(db.execute(query).all())
 
 
 def board_page(
@@ -219,7 +228,7 @@ def board_page(
     shown = min(asked, pages)
     if not rows and total:
         rows = db.execute(query.offset((shown - 1) * per_page).limit(per_page)).all()
-    return BoardPage([_entry(row) for row in rows], total, shown, pages, asked)
+    return BoardPage(_entries(rows), total, shown, pages, asked)
 
 
 def rank_of(db: Session, cohort: Cohort, user_id: int) -> int | None:

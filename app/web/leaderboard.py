@@ -24,6 +24,7 @@ from app.models import Cohort, Enrollment, Role, Submission, User
 from app.services import bulk_zip
 from app.services.cohort_access import trainee_cohort, viewable_cohort, viewable_cohorts
 from app.services.leaderboard import (
+    HISTOGRAM_EDGES,
     PER_PAGE,
     Entry,
     SortKey,
@@ -39,7 +40,7 @@ from app.web import charts
 from app.web.csrf import verify_csrf
 from app.web.deps import CurrentUser, LangDep, NotFound, PathId, SessionDep, SettingsDep, TranslatorDep
 from app.web.submissions import error_message
-from app.web.templating import local_time, percent, render
+from app.web.templating import local_time, local_time_tz, percent, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)])
 CSV_CHUNK_ROWS = 200  # rows per chunk the CSV download sends
@@ -238,20 +239,6 @@ def cohort_submissions_zip(
     )
 
 
-def count_chart(pairs: list[tuple[str, int]], *, width: int = 640, height: int = 220) -> charts.BarChart:
-    """Bars for counts (trainees per accuracy range, submissions per day), scaled to the largest."""
-    top, bottom, left, right = 10, 40, 40, 10
-    plot_h = height - top - bottom
-    peak = max((n for _, n in pairs), default=0) or 1
-    slot = (width - left - right) / max(1, len(pairs))
-    bars = []
-    for i, (label, n) in enumerate(pairs):
-        h = plot_h * n / peak
-        bars.append(charts.Bar(left + i * slot + slot * 0.1, top + plot_h - h, slot * 0.8, h, label, n))
-    ticks = [(top + plot_h * (1 - f), f"{round(peak * f)}") for f in (0, 0.5, 1.0)]
-    return charts.BarChart(width, height, top, bottom, left, bars, ticks)
-
-
 @router.get("/cohorts/{cohort_id}/overview", name="cohort_overview")
 def cohort_overview(request: Request, cohort_id: PathId, db: SessionDep, user: CurrentUser, lang: LangDep) -> Response:
     cohort = _followed_cohort(db, user, cohort_id)
@@ -260,8 +247,8 @@ def cohort_overview(request: Request, cohort_id: PathId, db: SessionDep, user: C
     context = {
         "cohort": cohort,
         "o": summary,
-        "histogram": count_chart(summary.histogram),
-        "per_day": count_chart(per_day) if per_day else None,
+        "histogram": charts.count_rows(summary.histogram, HISTOGRAM_EDGES, cohort.pass_threshold),
+        "per_day": charts.count_columns(per_day) if per_day else None,
     }
     return render(request, "cohort_overview.html", context)
 
@@ -284,7 +271,13 @@ def trainee_history(
         )
     )
     history = [
-        (f"#{s.id} {local_time(s.created_at, cohort.timezone)[5:10]}", float(s.accuracy or 0.0), False)
+        charts.HistoryPoint(
+            label=f"#{s.id} {local_time(s.created_at, cohort.timezone)[5:10].replace('-', '/')}",
+            value=float(s.accuracy or 0.0),
+            date=local_time_tz(s.created_at, cohort.timezone),
+            file=s.original_filename,
+            submission_id=s.id,
+        )
         for s in accuracy_history(db, user_id, cohort.id)
     ]
     context = {
@@ -292,6 +285,6 @@ def trainee_history(
         "trainee": trainee,
         "submissions": submissions,
         "errors": {s.id: error_message(s, lang) for s in submissions},
-        "line_chart": charts.line_chart(history),
+        "line_chart": charts.line_chart(history, cohort.pass_threshold),
     }
     return render(request, "trainee_history.html", context)
