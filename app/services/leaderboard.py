@@ -77,14 +77,13 @@ class BoardPage:
         return self.asked != self.page
 
 
-def _ranked(cohort: Cohort) -> Subquery:
-    """The cohort's active trainees with their summary (none: never submitted), their position in
-    rank order and their standing; trainees without a scored submission follow, by name."""
+def _summary(cohort: Cohort, *, numbered: bool) -> Select[Any]:
+    """The cohort's active trainees with their summary (none: never submitted) and their standing;
+    ``numbered`` adds their position in rank order (trainees without a scored submission follow,
+    by name) as a window function, else the column is a placeholder."""
     best = TraineeScore.best_accuracy
     scored = best.is_not(None)
-    position = func.row_number().over(
-        order_by=(best.is_(None), best.desc(), TraineeScore.best_reached_at, User.name, User.id)
-    )
+    position: ColumnElement[Any] = func.row_number().over(order_by=_rank_order()) if numbered else literal(0)
     if cohort.pass_threshold is None:
         passed: ColumnElement[Any] = literal(0)
     else:
@@ -113,8 +112,17 @@ def _ranked(cohort: Cohort) -> Subquery:
         .join(User, User.id == Enrollment.user_id)
         .outerjoin(TraineeScore, (TraineeScore.cohort_id == Enrollment.cohort_id) & (TraineeScore.user_id == User.id))
         .where(Enrollment.cohort_id == cohort.id, Enrollment.role == Role.TRAINEE, User.is_active.is_(True))
-        .subquery("ranked")
     )
+
+
+def _rank_order() -> tuple[Any, ...]:
+    """Best accuracy first, ties to whoever reached it first, then name; no score: last."""
+    best = TraineeScore.best_accuracy
+    return (best.is_(None), best.desc(), TraineeScore.best_reached_at, User.name, User.id)
+
+
+def _ranked(cohort: Cohort) -> Subquery:
+    return _summary(cohort, numbered=True).subquery("ranked")
 
 
 def _sort_value(ranked: Subquery, sort: SortKey) -> ColumnElement[Any]:
@@ -225,6 +233,11 @@ def board_page(
     scored_only: bool = False,
 ) -> BoardPage:
     """One page of the board. A page past the end shows the last one (``clamped`` says so)."""
+    if sort == SortKey.RANK and not descending and standing in (None, Standing.PASSED) and not search:
+        passed_only = standing is not None
+        return _rank_order_page(
+            db, cohort, page=page, per_page=per_page, passed_only=passed_only, scored_only=scored_only
+        )
     query = board_query(
         cohort, standing=standing, sort=sort, descending=descending, search=search, scored_only=scored_only
     )
@@ -239,6 +252,30 @@ def board_page(
     if not rows and total:
         rows = db.execute(query.offset((shown - 1) * per_page).limit(per_page)).all()
     return BoardPage(_entries(rows), total, shown, pages, asked)
+
+
+def _rank_order_page(
+    db: Session, cohort: Cohort, *, page: int, per_page: int, passed_only: bool, scored_only: bool
+) -> BoardPage:
+    """The board's default view (and the trainees' one) without the window function. In rank
+    order the scored trainees come first and the passed ones before the rest, so with or without
+    those filters a row's rank is its offset: the database only finds the first rows of one
+    ordered scan (on SQLite a quarter of the time of numbering all 2,000 rows), plus a count."""
+    query = _summary(cohort, numbered=False)
+    if scored_only:
+        query = query.where(TraineeScore.best_accuracy.is_not(None))
+    if passed_only:
+        if cohort.pass_threshold is None:  # nobody passes without a pass mark
+            return BoardPage([], 0, 1, 1, max(1, page))
+        query = query.where(TraineeScore.best_accuracy >= cohort.pass_threshold)
+    total = int(db.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    pages = max(1, -(-total // per_page))
+    asked = max(1, page)
+    shown = min(asked, pages)
+    offset = (shown - 1) * per_page
+    rows = db.execute(query.order_by(*_rank_order()).offset(offset).limit(per_page)).all()
+    numbered = [(*row[:8], offset + i + 1, *row[9:], total) for i, row in enumerate(rows)]
+    return BoardPage(_entries(numbered), total, shown, pages, asked)
 
 
 def rank_of(db: Session, cohort: Cohort, user_id: int) -> int | None:

@@ -85,11 +85,26 @@ def test_pages_concatenate_to_the_whole_board_without_overlap(db: Session, crowd
         assert [i for p in pages for i in _ids(p.entries)] == whole, (sort, descending)
 
 
+def test_the_rank_order_pages_match_the_numbered_board_with_each_filter(db: Session, crowd: Cohort) -> None:
+    """The default view skips the window function and numbers rows by their offset: the same
+    rows and ranks as the numbered statement, filtered to passed or to scored trainees too."""
+    for filters in ({}, {"standing": Standing.PASSED}, {"scored_only": True}):
+        whole = board(db, crowd, **filters)  # type: ignore[arg-type]
+        shown = [board_page(db, crowd, page=n, per_page=3, **filters) for n in range(1, 10)]  # type: ignore[arg-type]
+        got = [e for p in shown if not p.clamped for e in p.entries]
+        assert [(e.user_id, e.rank) for e in got] == [(e.user_id, e.rank) for e in whole], filters
+        assert {p.total for p in shown} == {len(whole)}
+    crowd.pass_threshold = None
+    assert board_page(db, crowd, standing=Standing.PASSED).total == 0 == len(board(db, crowd, standing=Standing.PASSED))
+
+
 def test_a_page_past_the_end_shows_the_last_page_and_says_so(db: Session, crowd: Cohort) -> None:
     last = board_page(db, crowd, page=7, per_page=4)
     beyond = board_page(db, crowd, page=50, per_page=4)
     assert (beyond.page, beyond.pages, beyond.asked, beyond.clamped) == (7, 7, 50, True)
     assert _ids(beyond.entries) == _ids(last.entries) and not last.clamped
+    sorted_beyond = board_page(db, crowd, page=50, per_page=4, sort=SortKey.NAME)  # the numbered statement
+    assert (sorted_beyond.page, sorted_beyond.clamped, len(sorted_beyond.entries)) == (7, True, 1)
     nobody = board_page(db, crowd, page=3, per_page=4, search="no such trainee")
     assert (nobody.entries, nobody.total, nobody.page, nobody.pages) == ([], 0, 1, 1)
 
