@@ -31,39 +31,26 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-from leaderboard import migrate, postgres  # noqa: E402
-from sqlalchemy import Table, create_engine, insert, select  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+import numpy as np
+from _seed import T0, insert_cohort, insert_users, migrate, postgres, table
+from sqlalchemy import create_engine, insert, select
+from sqlalchemy.orm import Session
 
-from app.models import (  # noqa: E402
-    Base,
-    Cohort,
-    Role,
+from app.models import (
     SimilarityPair,
     Submission,
     SubmissionFile,
     SubmissionStatus,
     TestSet,
-    User,
 )
-from app.settings import Settings  # noqa: E402
-from scorer.classes import NUM_CLASSES, TEST_COUNTS  # noqa: E402
-from scorer.similarity import compare, strongest_per_group  # noqa: E402
-from worker.similarity import update_for_submission  # noqa: E402
+from app.settings import Settings
+from scorer.classes import NUM_CLASSES, TEST_COUNTS
+from scorer.similarity import compare, strongest_per_group
+from worker.similarity import update_for_submission
 
 BATCH = 500
-T0 = dt.datetime(2026, 10, 1, 0, 0, tzinfo=dt.UTC)
-
-
-def _table(model: type[Base]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
 
 
 class Models:
@@ -91,30 +78,16 @@ def _sha(*parts: object) -> str:
 
 def seed(url: str, labels_path: Path, models: Models, trainees: int, per_trainee: int) -> tuple[int, list[int]]:
     engine = create_engine(url)
-    cohort_t, user_t, sub_t, pair_t, test_t, file_t = (
-        _table(m) for m in (Cohort, User, Submission, SimilarityPair, TestSet, SubmissionFile)
-    )
+    sub_t, pair_t, test_t, file_t = (table(m) for m in (Submission, SimilarityPair, TestSet, SubmissionFile))
     rng = np.random.default_rng(1)
     with engine.begin() as conn:
-        cohort_id = conn.execute(
-            insert(cohort_t).returning(cohort_t.c.id),
-            {"name": "dl_bench_sim", "title": "ベンチマーク", "daily_limit": 3, "timezone": "Asia/Tokyo",
-             "leaderboard_visible": False, "archived": False},
-        ).scalar_one()  # fmt: skip
+        cohort_id = insert_cohort(conn, "dl_bench_sim")
         testset_id = conn.execute(
             insert(test_t).returning(test_t.c.id),
             {"version": "bench", "data_path": "unused", "labels_path": str(labels_path), "sha256": "bench",
              "n_images": len(models.labels), "class_counts": list(TEST_COUNTS), "created_at": T0, "is_active": True},
         ).scalar_one()  # fmt: skip
-        user_ids = [
-            int(i)
-            for i in conn.execute(
-                insert(user_t).returning(user_t.c.id),
-                [{"email": f"t{i:05d}@bench.example", "name": f"trainee {i}", "role": Role.TRAINEE,
-                  "language": "ja", "is_active": True, "created_at": T0, "password_hash": None}
-                 for i in range(trainees)],
-            ).scalars()
-        ]  # fmt: skip
+        user_ids = insert_users(conn, trainees)
         rows: list[dict[str, object]] = []
         for i, user_id in enumerate(user_ids):
             skill = rng.uniform(0.03, 0.15)

@@ -40,40 +40,6 @@ def per_class_accuracies(per_class: Any) -> list[float | None]:
     return values + [None] * (len(KATAKANA) - len(values))
 
 
-@dataclass(frozen=True)
-class Bar:
-    x: float
-    y: float
-    width: float
-    height: float
-    label: str
-    value: float | None
-
-
-@dataclass(frozen=True)
-class BarChart:
-    width: int
-    height: int
-    top: int
-    bottom: int
-    left: int
-    bars: list[Bar]
-    ticks: list[tuple[float, str]]  # (y, label)
-
-
-def bar_chart(per_class: Any, *, width: int = 640, height: int = 240) -> BarChart:
-    top, bottom, left, right = 10, 30, 40, 10
-    plot_h = height - top - bottom
-    values = per_class_accuracies(per_class)
-    slot = (width - left - right) / len(values)
-    bars = []
-    for i, (label, value) in enumerate(zip(KATAKANA, values, strict=True)):
-        h = plot_h * max(0.0, min(1.0, value or 0.0))
-        bars.append(Bar(left + i * slot + slot * 0.15, top + plot_h - h, slot * 0.7, h, label, value))
-    ticks = [(top + plot_h * (1 - f), f"{int(f * 100)}%") for f in (0, 0.25, 0.5, 0.75, 1.0)]
-    return BarChart(width, height, top, bottom, left, bars, ticks)
-
-
 def nice_axis(values: list[float], *, max_ticks: int = 6, floor_margin: float = 0.02) -> tuple[float, float, float]:
     """(low, high, step) for an accuracy axis that fits the data: even steps of 1, 2, 5, 10, 20 or
     25 points, the low end a little under the smallest value so the smallest bar still shows, the
@@ -177,9 +143,10 @@ class Heatmap:
     labels: list[tuple[float, str]]  # (centre, label) for both axes
 
 
-def heatmap(confusion: Any, *, cell: float = 30, offset: int = 30) -> Heatmap | None:
+def heatmap(confusion: Any, *, cell: float = 34, offset: int = 30) -> Heatmap | None:
     """Rows are true classes, columns predictions; each row is shaded by its own share, so the small
-    classes (800 images) read as clearly as the large ones (1,300)."""
+    classes (800 images) read as clearly as the large ones (1,300). Cells of 34 units hold a
+    four-digit count at 12 px: the map is drawn at its own size, never shrunk (see the template)."""
     if not isinstance(confusion, list) or len(confusion) != len(KATAKANA):
         return None
     cells = []
@@ -267,7 +234,7 @@ def line_chart(
 
     n = len(items)
     step_x = plot_w / max(1, n - 1)
-    every = max(1, math.ceil(n / 6))  # about six x labels fit at 420 units (~390 px phones)
+    every = max(1, math.ceil(n / 4))  # about five x labels ("#123 11/24" at 13 units) fit across 420 units
     value_every = max(1, math.ceil(n / 10))
     points = []
     for i, h in enumerate(items):
@@ -298,3 +265,121 @@ def overfit_gap(validation: float | None, test: float | None) -> float | None:
 
 
 OVERFIT_POINTS = 3.0  # a validation score this many points above the test score suggests overfitting
+
+
+def count_step(peak: int, max_ticks: int = 5) -> int:
+    """A step of 1, 2 or 5 × 10ⁿ giving at most ``max_ticks`` whole-number ticks from 0 to at least
+    ``peak``. Rounding fractions of the peak instead gave repeated labels ("1, 0, 0" for a peak of 1)."""
+    magnitude = 1
+    while True:
+        for m in (1, 2, 5):
+            step = m * magnitude
+            if math.ceil(max(peak, 1) / step) <= max_ticks - 1:
+                return step
+        magnitude *= 10
+
+
+@dataclass(frozen=True)
+class CountBar:
+    x: float
+    y: float
+    width: float
+    height: float
+    label: str
+    value: int
+    show_label: bool = True
+    show_value: bool = True
+    passed: bool = False  # the whole range is at or above the pass mark
+
+
+@dataclass(frozen=True)
+class CountRows:
+    """Counts per range as horizontal bars (trainees per best-accuracy range), highest range on
+    top, the range written left of its bar and the count at its end: every label fits a phone."""
+
+    width: int
+    height: int
+    left: int
+    top: int
+    plot_w: float
+    bar_h: float
+    bars: list[CountBar]
+    ticks: list[tuple[float, str]]  # (x, label)
+    pass_y: float | None
+    pass_text: str
+
+
+def count_rows(
+    pairs: Sequence[tuple[str, int]],
+    edges: Sequence[float] | None = None,
+    threshold: float | None = None,
+    *,
+    width: int = 420,
+) -> CountRows:
+    """``pairs`` lowest range first, as :func:`app.services.leaderboard.histogram` gives them; with
+    the ``edges`` of the ranges, the pass line is drawn where the threshold falls."""
+    top, left, right, bottom, row = 24, 74, 40, 26, 24.0
+    plot_w = width - left - right
+    peak = max((n for _, n in pairs), default=0)
+    step = count_step(peak)
+    high = step * max(1, math.ceil(peak / step))
+    n = len(pairs)
+    bars = []
+    for r, (label, value) in enumerate(reversed(pairs)):
+        i = n - 1 - r  # index in ``pairs`` (lowest first)
+        passed = edges is not None and threshold is not None and edges[i] >= threshold
+        bars.append(
+            CountBar(left, top + r * row + row * 0.15, plot_w * value / high, row * 0.7, label, value, passed=passed)
+        )
+    ticks = [(left + plot_w * k * step / high, f"{k * step}") for k in range(high // step + 1)]
+    pass_y = None
+    if edges is not None and threshold is not None and len(edges) == n + 1:
+        for i in range(n):
+            low, up = edges[i], edges[i + 1]
+            if low <= threshold < up or (i == n - 1 and threshold >= up):
+                share = min(1.0, (threshold - low) / (up - low))
+                pass_y = top + (n - 1 - i) * row + (1 - share) * row
+                break
+    pass_text = f"{threshold * 100:.1f}%" if threshold is not None else ""
+    return CountRows(width, int(top + row * n + bottom), left, top, plot_w, row * 0.7, bars, ticks, pass_y, pass_text)
+
+
+@dataclass(frozen=True)
+class CountColumns:
+    """Counts over time as vertical bars (submissions per day): whole-number axis, values on the
+    bars and dates under them, thinned to what fits a phone; the data table lists every day."""
+
+    width: int
+    height: int
+    left: int
+    top: int
+    plot_w: float
+    plot_h: float
+    bars: list[CountBar]
+    ticks: list[tuple[float, str]]  # (y, label)
+    x_label_y: float
+
+
+def count_columns(pairs: Sequence[tuple[str, int]], *, width: int = 420, height: int = 240) -> CountColumns:
+    top, left, right, bottom = 22, 40, 12, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max((n for _, n in pairs), default=0)
+    step = count_step(peak)
+    high = step * max(1, math.ceil(peak / step))
+    n = max(1, len(pairs))
+    slot = plot_w / n
+    label_every = max(1, math.ceil(n / 6))  # "11/24" at 11 px: about six fit across a phone
+    value_every = max(1, math.ceil(n / 12))
+    bars = []
+    for i, (label, value) in enumerate(pairs):
+        h = plot_h * value / high
+        edge = i in (0, len(pairs) - 1)
+        bars.append(
+            CountBar(
+                left + i * slot + slot * 0.1, top + plot_h - h, slot * 0.8, h, label, value,
+                show_label=edge or i % label_every == 0,
+                show_value=value == peak or i % value_every == 0,
+            )
+        )  # fmt: skip
+    ticks = [(top + plot_h * (1 - k * step / high), f"{k * step}") for k in range(high // step + 1)]
+    return CountColumns(width, height, left, top, plot_w, plot_h, bars, ticks, top + plot_h + 18)

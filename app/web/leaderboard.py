@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -22,21 +24,35 @@ from app.i18n import Translator
 from app.models import Cohort, Enrollment, Role, Submission, User
 from app.services import bulk_zip
 from app.services.cohort_access import trainee_cohort, viewable_cohort, viewable_cohorts
-from app.services.leaderboard import Entry, SortKey, Standing, arrange, cohort_figures, leaderboard, overview
+from app.services.leaderboard import (
+    HISTOGRAM_EDGES,
+    PER_PAGE,
+    Entry,
+    SortKey,
+    Standing,
+    board,
+    board_page,
+    cohort_figures,
+    overview,
+    rank_of,
+)
 from app.services.submissions import accuracy_history
 from app.web import charts
 from app.web.csrf import verify_csrf
 from app.web.deps import CurrentUser, LangDep, NotFound, PathId, SessionDep, SettingsDep, TranslatorDep
 from app.web.submissions import error_message
-from app.web.templating import local_time, percent, render
+from app.web.templating import local_time, local_time_tz, percent, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)])
-PER_PAGE = 100
+CSV_CHUNK_ROWS = 1000  # rows per chunk of the CSV download (~100 kB): each chunk crosses a thread, so few
+CSV_TIME = "%Y-%m-%d %H:%M"  # the cohort's local time, bare (the note above the table names the zone)
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 StandingParam = Annotated[Standing | None, Query()]
 SortParam = Annotated[SortKey, Query()]
 OrderParam = Annotated[Literal["asc", "desc"], Query()]
+SearchParam = Annotated[str | None, Query(max_length=200)]
+PageParam = Annotated[int, Query(ge=1)]
 
 
 def _followed_cohort(db: Session, user: User, cohort_id: int) -> Cohort:
@@ -46,10 +62,12 @@ def _followed_cohort(db: Session, user: User, cohort_id: int) -> Cohort:
     return cohort
 
 
-def _query(standing: Standing | None, sort: SortKey, order: str, page: int | None = None) -> str:
+def _query(standing: Standing | None, sort: SortKey, order: str, page: int | None = None, q: str | None = None) -> str:
     params: dict[str, Any] = {"sort": sort.value, "order": order}
     if standing is not None:
         params["standing"] = standing.value
+    if q:
+        params["q"] = q
     if page is not None and page > 1:
         params["page"] = page
     return urlencode(params)
@@ -73,39 +91,58 @@ def leaderboard_page(
     standing: StandingParam = None,
     sort: SortParam = SortKey.RANK,
     order: OrderParam = "asc",
-    page: Annotated[int, Query(ge=1)] = 1,
+    q: SearchParam = None,
+    page: PageParam = 1,
 ) -> Response:
+    """One page of 100 rows, ranked, filtered and sorted by the database; the search (name or
+    e-mail) finds one trainee among thousands without paging."""
     cohort = viewable_cohort(db, user, cohort_id)
     if cohort is None:
-        return _anonymous_leaderboard(request, db, user, cohort_id)
-    entries = arrange(leaderboard(db, cohort), standing=standing, sort=sort, descending=order == "desc")
-    pages = max(1, (len(entries) + PER_PAGE - 1) // PER_PAGE)
-    page = min(page, pages)
+        return _anonymous_leaderboard(request, db, user, cohort_id, page)
+    q = (q or "").strip() or None
+    shown = board_page(db, cohort, page=page, standing=standing, sort=sort, descending=order == "desc", search=q)
     context = {
         "cohort": cohort,
-        "entries": entries[(page - 1) * PER_PAGE : page * PER_PAGE],
-        "total": len(entries),
-        "page": page,
-        "pages": pages,
+        "entries": shown.entries,
+        "board": shown,
+        "total": shown.total,
+        "page": shown.page,
+        "pages": shown.pages,
         "standing": standing,
         "sort": sort,
         "order": order,
+        "q": q,
         "columns": list(SortKey),
         "standings": list(Standing),
         "link": lambda **kw: _query(
-            kw.get("standing", standing), kw.get("sort", sort), kw.get("order", order), kw.get("page")
+            kw.get("standing", standing), kw.get("sort", sort), kw.get("order", order), kw.get("page"), kw.get("q", q)
         ),
     }
     return render(request, "leaderboard.html", context)
 
 
-def _anonymous_leaderboard(request: Request, db: Session, user: User, cohort_id: int) -> Response:
-    """What a trainee sees: ranks and scores without names, their own row highlighted."""
+def _anonymous_leaderboard(request: Request, db: Session, user: User, cohort_id: int, page: int) -> Response:
+    """What a trainee sees: ranks and scores without names, their own row highlighted.
+
+    Without a page asked for, the page holding the trainee's own row opens, so they find it among
+    thousands; a link leads back to it from any other page.
+    """
     cohort = trainee_cohort(db, user, cohort_id)
     if cohort is None or not cohort.leaderboard_visible:
         raise NotFound
-    entries = [e for e in leaderboard(db, cohort) if e.rank is not None]
-    return render(request, "leaderboard_anonymous.html", {"cohort": cohort, "entries": entries, "me": user.id})
+    mine = rank_of(db, cohort, user.id)
+    my_page = (mine - 1) // PER_PAGE + 1 if mine is not None else None
+    asked = page if "page" in request.query_params else (my_page or 1)
+    shown = board_page(db, cohort, page=asked, scored_only=True)
+    context = {
+        "cohort": cohort,
+        "entries": shown.entries,
+        "board": shown,
+        "me": user.id,
+        "my_page": my_page,
+        "link": lambda **kw: urlencode({"page": kw["page"]}),
+    }
+    return render(request, "leaderboard_anonymous.html", context)
 
 
 def _csv_cell(value: object) -> str:
@@ -114,26 +151,25 @@ def _csv_cell(value: object) -> str:
     return "'" + text if text.startswith(CSV_FORMULA_START) else text
 
 
-def standing_label(entry: Entry, cohort: Cohort, t: Translator) -> str:
-    """Passed / not yet / never submitted; without a pass mark only "never submitted" is a state."""
-    if entry.standing == Standing.NEVER:
-        return t("lb_never")
-    if cohort.pass_threshold is None:
-        return ""
-    return t("lb_passed") if entry.passed else t("lb_not_passed")
-
-
-def leaderboard_csv_text(entries: list[Entry], cohort: Cohort, t: Translator) -> str:
+def leaderboard_csv_chunks(entries: list[Entry], cohort: Cohort, t: Translator) -> Iterator[bytes]:
     """The table as the page shows it: accuracies as percentages with two decimals ("96.15%"),
-    times in the cohort's time zone, the standing in words."""
+    times in the cohort's time zone, the standing in words. Sent a few hundred rows at a time, so
+    the first bytes leave before the last row is formatted."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
+    out.write("\ufeff")  # the BOM makes Excel read UTF-8, so Japanese names survive
     writer.writerow(
         [t("lb_rank"), t("lb_trainee"), t("lb_email"), t("lb_best"), t("lb_latest"), t("lb_submissions"),
          t("lb_last"), t("lb_pass")]
     )  # fmt: skip
-    for e in entries:
-        writer.writerow(
+    labels = {
+        Standing.NEVER: t("lb_never"),
+        Standing.PASSED: t("lb_passed") if cohort.pass_threshold is not None else "",
+        Standing.NOT_YET: t("lb_not_passed") if cohort.pass_threshold is not None else "",
+    }
+    zone = ZoneInfo(cohort.timezone)  # once, not per row: the CSV formats 2,000 rows per request
+    for start in range(0, len(entries), CSV_CHUNK_ROWS):
+        writer.writerows(
             [
                 e.rank or "",
                 _csv_cell(e.name),
@@ -141,11 +177,16 @@ def leaderboard_csv_text(entries: list[Entry], cohort: Cohort, t: Translator) ->
                 percent(e.best_accuracy),
                 percent(e.latest_accuracy),
                 e.submissions,
-                local_time(e.last_submission_at, cohort.timezone),
-                standing_label(e, cohort, t),
+                "" if e.last_submission_at is None else e.last_submission_at.astimezone(zone).strftime(CSV_TIME),
+                labels[e.standing],
             ]
+            for e in entries[start : start + CSV_CHUNK_ROWS]
         )
-    return "\ufeff" + out.getvalue()  # the BOM makes Excel read UTF-8, so Japanese names survive
+        yield out.getvalue().encode("utf-8")
+        out.seek(0)
+        out.truncate()
+    if out.tell():
+        yield out.getvalue().encode("utf-8")
 
 
 @router.get("/cohorts/{cohort_id}/leaderboard.csv", name="leaderboard_csv")
@@ -157,14 +198,18 @@ def leaderboard_csv(
     standing: StandingParam = None,
     sort: SortParam = SortKey.RANK,
     order: OrderParam = "asc",
+    q: SearchParam = None,
 ) -> Response:
+    """Every matching row (not one page). The rows are read here, while the request's session is
+    open; only the formatting streams."""
     cohort = _followed_cohort(db, user, cohort_id)
-    entries = arrange(leaderboard(db, cohort), standing=standing, sort=sort, descending=order == "desc")
+    q = (q or "").strip() or None
+    entries = board(db, cohort, standing=standing, sort=sort, descending=order == "desc", search=q)
     filename = f"leaderboard-{cohort.name}.csv"
-    return Response(
-        leaderboard_csv_text(entries, cohort, t).encode("utf-8"),
+    return StreamingResponse(
+        leaderboard_csv_chunks(entries, cohort, t),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"},
+        headers={"Content-Disposition": _attachment(filename)},
     )
 
 
@@ -197,20 +242,6 @@ def cohort_submissions_zip(
     )
 
 
-def count_chart(pairs: list[tuple[str, int]], *, width: int = 640, height: int = 220) -> charts.BarChart:
-    """Bars for counts (trainees per accuracy range, submissions per day), scaled to the largest."""
-    top, bottom, left, right = 10, 40, 40, 10
-    plot_h = height - top - bottom
-    peak = max((n for _, n in pairs), default=0) or 1
-    slot = (width - left - right) / max(1, len(pairs))
-    bars = []
-    for i, (label, n) in enumerate(pairs):
-        h = plot_h * n / peak
-        bars.append(charts.Bar(left + i * slot + slot * 0.1, top + plot_h - h, slot * 0.8, h, label, n))
-    ticks = [(top + plot_h * (1 - f), f"{round(peak * f)}") for f in (0, 0.5, 1.0)]
-    return charts.BarChart(width, height, top, bottom, left, bars, ticks)
-
-
 @router.get("/cohorts/{cohort_id}/overview", name="cohort_overview")
 def cohort_overview(request: Request, cohort_id: PathId, db: SessionDep, user: CurrentUser, lang: LangDep) -> Response:
     cohort = _followed_cohort(db, user, cohort_id)
@@ -219,8 +250,8 @@ def cohort_overview(request: Request, cohort_id: PathId, db: SessionDep, user: C
     context = {
         "cohort": cohort,
         "o": summary,
-        "histogram": count_chart(summary.histogram),
-        "per_day": count_chart(per_day) if per_day else None,
+        "histogram": charts.count_rows(summary.histogram, HISTOGRAM_EDGES, cohort.pass_threshold),
+        "per_day": charts.count_columns(per_day) if per_day else None,
     }
     return render(request, "cohort_overview.html", context)
 
@@ -243,7 +274,13 @@ def trainee_history(
         )
     )
     history = [
-        (f"#{s.id} {local_time(s.created_at, cohort.timezone)[5:10]}", float(s.accuracy or 0.0), False)
+        charts.HistoryPoint(
+            label=f"#{s.id} {local_time(s.created_at, cohort.timezone)[5:10].replace('-', '/')}",
+            value=float(s.accuracy or 0.0),
+            date=local_time_tz(s.created_at, cohort.timezone),
+            file=s.original_filename,
+            submission_id=s.id,
+        )
         for s in accuracy_history(db, user_id, cohort.id)
     ]
     context = {
@@ -251,6 +288,6 @@ def trainee_history(
         "trainee": trainee,
         "submissions": submissions,
         "errors": {s.id: error_message(s, lang) for s in submissions},
-        "line_chart": charts.line_chart(history),
+        "line_chart": charts.line_chart(history, cohort.pass_threshold),
     }
     return render(request, "trainee_history.html", context)

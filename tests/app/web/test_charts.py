@@ -3,6 +3,8 @@ in the data behind the chart."""
 
 from __future__ import annotations
 
+import itertools
+
 from app.web import charts
 
 
@@ -38,3 +40,29 @@ def test_history_points_carry_date_and_file_and_the_labels_thin_out() -> None:
     assert shown[0] == "#1 11/01" and shown[-1] == "#20 11/20" and 3 <= len(shown) <= 8
     steps = {round(b[0] - a[0], 3) for a, b in zip(chart.ticks, chart.ticks[1:], strict=False)}
     assert len(steps) == 1  # even ticks, not 85/89/92/96
+
+
+def test_count_axes_are_whole_numbers_in_even_steps() -> None:
+    """A peak of one trainee once gave the ticks "0, 0, 1" (fractions of the peak, rounded)."""
+    assert [label for _, label in charts.count_columns([("11/20", 1), ("11/21", 1)]).ticks] == ["0", "1"]
+    assert [label for _, label in charts.count_columns([("a", 7)]).ticks] == ["0", "2", "4", "6", "8"]
+    assert [label for _, label in charts.count_columns([("a", 1234)]).ticks] == ["0", "500", "1000", "1500"]
+    assert [label for _, label in charts.count_columns([]).ticks] == ["0", "1"]
+    for peak in range(0, 3000, 7):
+        labels = [int(label) for _, label in charts.count_columns([("a", peak)]).ticks]
+        steps = {b - a for a, b in itertools.pairwise(labels)}
+        assert labels[0] == 0 and labels[-1] >= peak and len(steps) == 1 and 2 <= len(labels) <= 5, peak
+
+
+def test_histogram_rows_print_counts_highest_range_on_top_with_the_pass_line() -> None:
+    from app.services.leaderboard import HISTOGRAM_EDGES, histogram
+
+    pairs = histogram([0.93, 0.97, 0.975, 0.99])
+    chart = charts.count_rows(pairs, HISTOGRAM_EDGES, threshold=0.95)
+    assert [b.label for b in chart.bars][:3] == ["98–100%", "96–98%", "94–96%"]
+    assert [b.value for b in chart.bars][:4] == [1, 2, 0, 1]
+    assert [b.passed for b in chart.bars][:3] == [True, True, False]  # 94–96 % straddles 95 %
+    row_94 = chart.bars[2]
+    assert chart.pass_y is not None and row_94.y <= chart.pass_y <= row_94.y + row_94.height
+    assert charts.count_rows(pairs).pass_y is None
+    assert [label for _, label in chart.ticks] == ["0", "1", "2"]
