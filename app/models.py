@@ -346,7 +346,7 @@ class UserSession(Base):
     user: Mapped[User] = relationship()
 
 
-# --- Leaderboard and admin API (issue 4) ----------------------------------------------------------
+# --- Leaderboard and admin API ---
 # API tokens, extra uploads granted for a day, the history kept when a submission is rescored, and
 # the indexes the leaderboard's aggregate query reads (it never touches the submissions table rows).
 

@@ -211,7 +211,7 @@ TEXT: dict[str, str] = {
     "mail_back": "Back to the sent mail",
     "mail_empty": "No mail yet.",
     "forbidden": "Only administrators can see this page.",
-    # --- Leaderboard and admin API (issue 4) ---
+    # --- Leaderboard and admin API ---
     "api_unauthenticated": "No valid API token (missing, revoked, or its owner's role changed). Send the header Authorization: Bearer <token>; an admin issues tokens.",
     "api_admin_only": "This needs an admin-scoped token. Ask an admin to do it, or to issue you an admin token.",
     "api_not_found": "Not found (it does not exist, or this token may not see it). Check the id and the cohorts you teach.",
