@@ -71,7 +71,14 @@ def _config(args: argparse.Namespace) -> Any:
     limits = Limits().overridden(wall_seconds=args.wall_seconds, memory_mb=args.memory_mb, cpus=args.cpus)
     # A laptop without bubblewrap falls back to a plain subprocess, loudly; the service never does.
     sandbox = SandboxConfig(mode=args.sandbox_mode, allow_unsandboxed=True)
-    return ScoringConfig(runtime=find_runtime(args.runtime_python), sandbox=sandbox, limits=limits)
+    runtime = find_runtime(args.runtime_python, cache_dir=_cache_dir())
+    return ScoringConfig(runtime=runtime, sandbox=sandbox, limits=limits)
+
+
+def _cache_dir() -> Path:
+    """Where the command line keeps the runtime probe's answer between invocations (XDG cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "katakana-scorer"
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -149,7 +156,7 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
 def _cmd_runtime(args: argparse.Namespace) -> int:
     from scorer.runtime import find_runtime
 
-    runtime = find_runtime(args.runtime_python)
+    runtime = find_runtime(args.runtime_python, cache_dir=_cache_dir())
     info = runtime.info()
     if args.json:
         _print_json({"python_path": str(runtime.python), **info.versions()})

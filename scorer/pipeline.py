@@ -39,7 +39,7 @@ from scorer.sandbox.types import Limits, SandboxOutcome
 from scorer.similarity import FileHash, file_hashes
 from scorer.static_check import check_entry_source
 from scorer.verdict import HarnessChannel, classify_run, parse_channel
-from scorer.warm import INPUT, SUBMISSION_RO, WORK, HarnessBox, HarnessSpec, Images, WarmSlot
+from scorer.warm import HarnessBox, HarnessSpec, Images, WarmSlot
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,6 @@ def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> _Prepared:
     notices = list(extracted.notices)
     rel_entry = extracted.entry.relative_to(extracted.root).as_posix()
     rel_dir = extracted.entry_dir.relative_to(extracted.root).as_posix()
-    entry_in_sandbox = f"{WORK}/{rel_entry}"
-    workdir = WORK if rel_dir in ("", ".") else f"{WORK}/{rel_dir}"
     display = extracted.entry.name
     raw = extracted.entry.read_bytes()
     if extracted.entry_kind == "ipynb":
@@ -116,19 +114,19 @@ def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> _Prepared:
         notices += check_entry_source(nb.source, display, nb.locate)
         _write_readable(run_dir / "input" / "submit_katakana.py", nb.source.encode("utf-8"))
         _write_readable(run_dir / "input" / "cellmap.json", json.dumps(nb.line_map).encode("utf-8"))
-        source = f"{INPUT}/submit_katakana.py"
-        cellmap: str | None = f"{INPUT}/cellmap.json"
+        source = ["input", "submit_katakana.py"]
+        cellmap: str | None = "cellmap.json"
     else:
         # Bytes, so coding cookies and BOMs are honoured exactly as the import inside will.
         notices += check_entry_source(raw, display, None)
-        source = entry_in_sandbox
+        source = ["work", rel_entry]
         cellmap = None
+    # Paths relative to the folders the harness was started with (its --work and --input): the
+    # unsandboxed fallback maps those to host folders, and can only rewrite the command line.
     job: dict[str, object] = {
         "source": source,
-        "entry": entry_in_sandbox,
-        "workdir": workdir,
-        "copy_from": SUBMISSION_RO,
-        "copy_to": WORK,
+        "entry": rel_entry,
+        "workdir": "" if rel_dir == "." else rel_dir,
         "cellmap": cellmap,
         "chunk": config.chunk_size,
     }

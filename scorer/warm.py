@@ -179,6 +179,7 @@ class HarnessBox:
     def request(self, data_fd: int, job: bytes = b"") -> SandboxRequest:
         config, limits = self.spec.config, self.spec.limits
         argv = [str(config.runtime.python), "-s", "-B", f"{HARNESS}/runner.py", "--data-fd", str(data_fd)]
+        argv += ["--submission", SUBMISSION_RO, "--work", WORK, "--input", INPUT]
         binds = [
             *config.runtime.binds(),
             Bind(self.run_dir / "sub", SUBMISSION_RO),

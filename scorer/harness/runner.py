@@ -38,6 +38,7 @@ import sys
 import time
 import traceback
 import types
+import typing
 from typing import Any
 
 import numpy as np
@@ -350,16 +351,20 @@ def read_images(fd: int) -> np.ndarray:
         os.close(fd)
 
 
-def read_job(stream: io.BufferedReader) -> argparse.Namespace:
-    """The job, one JSON object on stdin: which entry to import and where."""
+def read_job(stream: typing.IO[bytes], roots: argparse.Namespace) -> argparse.Namespace:
+    """The job, one JSON object on stdin: which entry to import and where, relative to the folders
+    given on the command line (the submission's read-only copy, the writable work folder, the
+    generated input such as a notebook's code)."""
     job = json.loads(stream.read().decode("utf-8"))
+    where = {"work": roots.work, "input": roots.input}
+    source_root, source_rel = job["source"]
     return argparse.Namespace(
-        source=job["source"],
-        entry=job["entry"],
-        workdir=job["workdir"],
-        copy_from=job["copy_from"],
-        copy_to=job["copy_to"],
-        cellmap=job.get("cellmap"),
+        source=os.path.join(where[source_root], source_rel),
+        entry=os.path.join(roots.work, job["entry"]),
+        workdir=os.path.join(roots.work, job["workdir"]) if job["workdir"] else roots.work,
+        copy_from=roots.submission,
+        copy_to=roots.work,
+        cellmap=os.path.join(roots.input, job["cellmap"]) if job.get("cellmap") else None,
         chunk=int(job.get("chunk", 500)),
     )
 
@@ -367,6 +372,9 @@ def read_job(stream: io.BufferedReader) -> argparse.Namespace:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-fd", type=int, required=True, help="an inherited fd open on the images (.npy)")
+    parser.add_argument("--submission", required=True, help="the extracted submission (read-only)")
+    parser.add_argument("--work", required=True, help="the writable folder it is copied to and run in")
+    parser.add_argument("--input", required=True, help="generated input (a notebook's code and cell map)")
     args = parser.parse_args()
 
     channel = Channel(RESULT_FD)
@@ -375,7 +383,7 @@ def main() -> int:
         data = read_images(args.data_fd)
         # Ready: a pre-warmed sandbox waits here, interpreter and NumPy loaded, until its job comes.
         channel.send("hello", python=sys.version.split()[0], numpy=np.__version__)
-        run(read_job(sys.stdin.buffer), data, channel, state)
+        run(read_job(sys.stdin.buffer, args), data, channel, state)
     except Failure as failure:
         channel.send("error", code=failure.code, params=failure.params, traceback=failure.tb)
     except OSError as exc:
