@@ -151,6 +151,16 @@ def _run_harness(prepared: _Prepared, box: HarnessBox) -> _HarnessRun:
     return _HarnessRun(box.run_id, outcome, parse_channel(outcome.result))
 
 
+def _done_with(box: HarnessBox | None, warm: WarmSlot | None) -> None:
+    """A slot cleans the used box up later, off the result's critical path; else now."""
+    if box is None:
+        return
+    if warm is not None:
+        warm.retire(box)
+    else:
+        box.close()
+
+
 def _box(spec: HarnessSpec, warm: WarmSlot | None) -> HarnessBox:
     """The slot's warm sandbox when it fits this run, else a cold one (started at the hand-over)."""
     taken = warm.take(spec) if warm is not None else None
@@ -314,8 +324,7 @@ def score_submission(
             log.exception("scoring %s failed internally", zip_path)
             report.error = _unexpected(exc, run)
     finally:
-        if box is not None:
-            box.close()
+        _done_with(box, warm)
     report.facts.duration_s = time.monotonic() - started
     return disclose(report, config.disclosure)
 
@@ -455,7 +464,6 @@ def check_submission(
             log.exception("checking %s failed internally", zip_path)
             report.error = ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"{type(exc).__name__}: {exc}")
     finally:
-        if box is not None:
-            box.close()
+        _done_with(box, warm)
     report.facts.duration_s = time.monotonic() - started
     return report

@@ -89,6 +89,11 @@ class Runtime:
         return _cached_probe(str(self.python), self.cache_dir)
 
     def binds(self) -> list[Bind]:
+        """Host folders the interpreter needs, shown at the same paths, read-only (worked out once
+        per process: every run needs them)."""
+        return list(_binds(self))
+
+    def _computed_binds(self) -> list[Bind]:
         """Host folders the interpreter needs, shown at the same paths, read-only.
 
         /usr is always shown by the sandbox; a venv or a Python installed elsewhere (/opt, a home
@@ -114,6 +119,11 @@ class Runtime:
         if os.path.realpath(venv) != venv and not venv.startswith("/usr"):
             binds.append(Bind(Path(os.path.realpath(venv)), venv))
         return binds
+
+
+@functools.lru_cache(maxsize=8)
+def _binds(runtime: Runtime) -> tuple[Bind, ...]:
+    return tuple(runtime._computed_binds())
 
 
 @functools.lru_cache(maxsize=8)

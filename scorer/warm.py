@@ -212,13 +212,15 @@ class HarnessBox:
         return True
 
     def run(self, job: dict[str, object]) -> SandboxOutcome:
-        """Hand the job over (warm) or start the sandbox with it (cold), and wait for the end."""
+        """Hand the job over (warm) or start the sandbox with it (cold), and wait for the end.
+
+        A warm run leaves its pool-uid sweep to ``close`` (see StartedRun.hand_over)."""
         if self.used:
             raise RuntimeError("a harness box serves one run")
         self.used = True
         data = json.dumps(job, ensure_ascii=False).encode("utf-8")
         if self.started is not None:
-            return self.started.hand_over(data)
+            return self.started.hand_over(data, sweep_later=True)
         data_fd = self.spec.images.open_fd()
         try:
             return run_sandboxed(self.request(data_fd, data), self.spec.config.sandbox)
@@ -236,9 +238,10 @@ class HarnessBox:
         return self.started.alive()
 
     def close(self) -> None:
+        """Remove the folder; end the sandbox if it never ran, or finish its clean-up if it did."""
         try:
-            if self.started is not None and not self.used:
-                self.started.discard()
+            if self.started is not None:
+                self.started.discard()  # after a run: only the sweep and the uid's release
         finally:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
@@ -256,8 +259,21 @@ class WarmSlot:
         self.served = 0  # runs that got a warm sandbox
         self.missed = 0  # runs that asked and had to go cold
         self.discarded = 0  # warm sandboxes thrown away unused (stale, dead, another spec)
+        self.retired: HarnessBox | None = None  # a used box whose clean-up waits for the next warm
+
+    def retire(self, box: HarnessBox) -> None:
+        """Clean ``box`` up later (at the next ``warm``, ``take`` or ``close``): its run is over and
+        its result known; removing its folder and sweeping its uid need not delay the result."""
+        self._flush()
+        self.retired = box
+
+    def _flush(self) -> None:
+        box, self.retired = self.retired, None
+        if box is not None:
+            box.close()
 
     def take(self, spec: HarnessSpec) -> HarnessBox | None:
+        self._flush()
         box, self.box = self.box, None
         if box is not None and box.fits(spec, self.max_idle_seconds):
             self.served += 1
@@ -272,6 +288,7 @@ class WarmSlot:
     def warm(self, spec: HarnessSpec) -> bool:
         """Start a sandbox for the next job of ``spec`` (replacing any other); False when it cannot
         be warmed here (no bubblewrap: the unsandboxed fallback is always cold) or failed to start."""
+        self._flush()
         self.discard()
         try:
             if detect_isolation(spec.config.sandbox) is not Isolation.BWRAP:
@@ -296,5 +313,7 @@ class WarmSlot:
             box.close()
 
     def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._flush()
         with contextlib.suppress(Exception):
             self.discard()

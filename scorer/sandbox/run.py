@@ -236,6 +236,7 @@ class StartedRun:
         self.stack = stack
         self.created = spawned.started
         self.done = False
+        self.released = False
 
     def alive(self) -> bool:
         """Whether bwrap is still running (a warm sandbox that died must not be handed a job)."""
@@ -251,7 +252,14 @@ class StartedRun:
         readable, _, _ = select.select([self.spawned.result_r], [], [], timeout)
         return bool(readable)
 
-    def hand_over(self, stdin: bytes | None = None) -> SandboxOutcome:
+    def hand_over(self, stdin: bytes | None = None, *, sweep_later: bool = False) -> SandboxOutcome:
+        """Hand the job over and supervise the run to its end.
+
+        ``sweep_later``: once the sandbox's PID 1 is gone, the kernel has ended every process of
+        its pid namespace; the sweep of the pool uid for anything that got out anyway (and the
+        release of the uid) then waits for ``release``, so that it is off the caller's critical
+        path. The uid stays leased until then, so no other run can be given it.
+        """
         if self.done:
             raise RuntimeError("this sandbox already served its run")
         self.done = True
@@ -259,6 +267,7 @@ class StartedRun:
         if len(data) > STDIN_MAX:
             raise ValueError(f"stdin of {len(data)} bytes: at most {STDIN_MAX}")
         limits = self.request.limits
+        finished = False
         try:
             try:
                 with contextlib.suppress(BrokenPipeError):  # it died waiting: supervise tells how
@@ -272,16 +281,28 @@ class StartedRun:
                 finally:
                     self.stopper.close()
                     accounted = self.limiter.finish()
-                self._kill_leftovers()
             finally:
                 self.spawned.close()
+            finished = True
+        finally:
+            if not (finished and sweep_later):
+                self.release()
+        return _accounted(_bwrap_outcome(sup, limits), accounted)
+
+    def release(self) -> None:
+        """After the run: sweep the pool uid and give it back (idempotent)."""
+        if self.released:
+            return
+        self.released = True
+        try:
+            self._kill_leftovers()
         finally:
             self.stack.close()
-        return _accounted(_bwrap_outcome(sup, limits), accounted)
 
     def discard(self) -> None:
         """End it unused (stale, or the next job needs another kind): kill, reap, clean up."""
         if self.done:
+            self.release()
             return
         self.done = True
         try:
@@ -292,11 +313,10 @@ class StartedRun:
                 self.stopper.await_namespace_end()
                 self.stopper.close()
                 self.limiter.finish()
-                self._kill_leftovers()
             finally:
                 self.spawned.close()
         finally:
-            self.stack.close()
+            self.release()
 
     def _learn_pid1(self) -> None:
         """Read what bwrap reported so far (its child-pid line), so that PID 1 is killed too."""

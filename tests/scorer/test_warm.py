@@ -99,9 +99,15 @@ def test_a_warm_sandbox_serves_exactly_one_run_then_is_torn_down(
     assert report.facts.run_id == run_id, "the run did not go through the warm sandbox"
     assert (slot.served, slot.missed) == (1, 0)
     assert slot.box is None, "a used sandbox must not stay in the slot"
+    # When the result is known, every process of the run is gone already ...
     assert not Path(f"/proc/{bwrap_pid}").exists() or _is_zombie_of_other(bwrap_pid)
     assert processes_with_environ(f"KATAKANA_RUN_ID={run_id}") == []
+    # ... and its folder and uid are cleaned up before the next sandbox is warmed.
+    assert slot.retired is box
+    assert slot.warm(scoring_spec(config, synthetic_set.small_data))
+    assert slot.retired is None and slot.box is not box
     assert not run_dir.exists()
+    slot.close()
     with pytest.raises(RuntimeError):
         box.run({})  # single use, whatever the caller does
 
