@@ -49,9 +49,28 @@ def run_sandboxed(request: SandboxRequest, config: SandboxConfig) -> SandboxOutc
     must keep run directories out of 0700 trees such as /root. A bind whose source is missing or
     unreadable ends as SETUP_FAILED with bwrap's message in ``setup_error``.
     """
+    if config.mode == "unsandboxed":
+        return _run_unsandboxed(request, config)
+    if config in _WORKING:
+        return _run_bwrap(request, config)
+    if find_bwrap(config.bwrap_path) is not None:
+        # Not known to work yet in this process: the run itself is the probe (a separate probe
+        # run would cost a second sandbox start, most of the command line's check). Only a run
+        # that failed during bwrap's setup needs the probe, to tell a broken bwrap from this
+        # request's own problem (an unreadable bind).
+        outcome = _run_bwrap(request, config)
+        if outcome.termination is not Termination.SETUP_FAILED:
+            _WORKING.add(config)
+            return outcome
+        if detect_isolation(config) is Isolation.BWRAP:
+            return outcome
     if detect_isolation(config) is Isolation.UNSANDBOXED:
         return _run_unsandboxed(request, config)
     return _run_bwrap(request, config)
+
+
+# Configurations whose bwrap has started a command in this process (no probe needed for them).
+_WORKING: set[SandboxConfig] = set()
 
 
 def detect_isolation(config: SandboxConfig) -> Isolation:
