@@ -209,12 +209,19 @@ def start_sandboxed(request: SandboxRequest, config: SandboxConfig) -> StartedRu
             limiter.abandon()
             stack.close()
             return _setup_failed(Isolation.BWRAP, f"cannot start bubblewrap: {exc}")
-        for fd in (*ours, stdin_r):  # bwrap holds its own copies now; EOF on status_r needs ours gone
-            fds_held.close(fd)
-        stopper = BwrapStopper(spawned.pid, spawned.pidfd)
-        # The supervisor (without a cgroup) sees the sandbox's tmpfs mounts through PID 1's root.
-        tmpfs = [*request.writable_dirs, "/dev/shm"]
-        limiter.start(spawned.pid, lambda: _tmpfs_views(stopper.pid1, tmpfs))
+        try:
+            for fd in (*ours, stdin_r):  # bwrap holds its own copies now; EOF on status_r needs ours gone
+                fds_held.close(fd)
+            stopper = BwrapStopper(spawned.pid, spawned.pidfd)
+            # The supervisor (without a cgroup) sees the sandbox's tmpfs mounts through PID 1's root.
+            tmpfs = [*request.writable_dirs, "/dev/shm"]
+            limiter.start(spawned.pid, lambda: _tmpfs_views(stopper.pid1, tmpfs))
+        except BaseException:  # interrupted (a task's time limit): the sandbox must not outlive this
+            signal.pidfd_send_signal(spawned.pidfd, signal.SIGKILL)
+            os.waitpid(spawned.pid, 0)
+            spawned.close()
+            limiter.finish()
+            raise
         return StartedRun(request, spawned, stopper, limiter, lease.uid, fds_held, status_r, stdin_w, stack)
     except BaseException:
         stack.close()
