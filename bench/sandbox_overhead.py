@@ -160,11 +160,14 @@ def main() -> None:
 
         # 3. The local checker from the command line.
         check = [sys.executable, "-m", "scorer", "check", str(zips["mlp"])]
-        subprocess.run(check, capture_output=True, check=True, cwd=REPO)  # fills the runtime probe's cache
+        # As a trainee runs it: bytecode cached (a shell with PYTHONDONTWRITEBYTECODE would
+        # recompile the scorer on every call), the first call filling the runtime probe's cache.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        subprocess.run(check, capture_output=True, check=True, cwd=REPO, env=env)
         walls = []
         for _ in range(max(3, args.repeat)):
             started = time.perf_counter()
-            subprocess.run(check, capture_output=True, check=True, cwd=REPO)
+            subprocess.run(check, capture_output=True, check=True, cwd=REPO, env=env)
             walls.append(time.perf_counter() - started)
         median, fastest = statistics.median(walls), min(walls)
         print(f"\npython -m scorer check (mlp example): median {median:.2f} s, min {fastest:.2f} s")
