@@ -212,14 +212,20 @@ def _facts(
 
 
 def _load_images(path: Path) -> int:
-    """The number of images, after checking the file is what the harness expects."""
+    """The number of images, after checking the file is what the harness expects (once per
+    process and file version)."""
     try:
-        images = np.load(path, mmap_mode="r", allow_pickle=False)
+        shape = _images_shape(_file_key(path))
     except (OSError, ValueError) as exc:
         raise ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"test images unreadable: {exc}") from exc
-    if images.ndim != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE:
-        raise ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"test images have shape {images.shape}")
-    return int(images.shape[0])
+    if len(shape) != 4 or tuple(shape[1:]) != IMAGE_SHAPE:
+        raise ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"test images have shape {shape}")
+    return int(shape[0])
+
+
+@functools.lru_cache(maxsize=4)
+def _images_shape(key: tuple[str, int, int, int, int]) -> tuple[int, ...]:
+    return tuple(np.load(key[0], mmap_mode="r", allow_pickle=False).shape)
 
 
 def _file_key(path: Path) -> tuple[str, int, int, int, int]:
