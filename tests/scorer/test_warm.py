@@ -158,9 +158,15 @@ def test_a_stale_warm_sandbox_is_replaced(tmp_path: Path, synthetic_set: DataSet
     assert slot.warm(scoring_spec(config, synthetic_set.small_data))
     assert slot.box is not None and slot.box.started is not None
     assert slot.box.started.ready(timeout=60)
+    stale_id, stale_dir = slot.box.run_id, slot.box.run_dir
+    assert processes_with_environ(f"KATAKANA_RUN_ID={stale_id}") != []  # it was up, waiting
     report = score(make_zip(tmp_path / "z.zip", ZEROS), synthetic_set, config, slot)
     assert report.status == "succeeded", report.to_json()
     assert (slot.served, slot.missed, slot.discarded) == (0, 1, 1)
+    # The discarded one is gone entirely: processes and folder.
+    assert processes_with_environ(f"KATAKANA_RUN_ID={stale_id}") == []
+    assert not stale_dir.exists()
+    slot.close()
 
 
 def test_a_warm_sandbox_for_other_limits_or_images_is_not_used(
