@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     # A run's memory (with its tmpfs) and processes limited as a whole: see scorer/sandbox/cgroup.py.
     sandbox_cgroup_mode: Literal["auto", "v2", "v1", "supervisor"] = "auto"
     sandbox_cgroup_parent: str = "katakana-sandbox"
+    # Each worker process starts its next run's sandbox ahead of the job (scorer/warm.py); a warm
+    # sandbox idle longer than this is replaced (its own PID-1 backstop covers idle + wall time).
+    sandbox_prewarm: bool = True
+    sandbox_prewarm_idle_seconds: float = Field(default=900.0, gt=0)
     preflight: bool = True
     # Smoke runs the embedded pre-flight worker runs at once; more uploads wait their turn (their
     # time limit starts when they run). Unbounded, a deadline burst would share the CPUs so thinly

@@ -86,7 +86,42 @@ def _config(args: argparse.Namespace) -> Any:
     limits = Limits().overridden(wall_seconds=args.wall_seconds, memory_mb=args.memory_mb, cpus=args.cpus)
     # A laptop without bubblewrap falls back to a plain subprocess, loudly; the service never does.
     sandbox = SandboxConfig(mode=args.sandbox_mode, allow_unsandboxed=True)
-    return ScoringConfig(runtime=find_runtime(args.runtime_python), sandbox=sandbox, limits=limits)
+    runtime = find_runtime(args.runtime_python, cache_dir=_cache_dir())
+    return ScoringConfig(runtime=runtime, sandbox=sandbox, limits=limits)
+
+
+def _cached_smoke_sample() -> Path | None:
+    """The synthetic smoke images (2 per class), generated once and kept in the cache: generating
+    them takes longer than the rest of a check's own work. None (generate each time) if the cache
+    cannot be written. The name follows the generator's source, so a changed generator is used."""
+    import hashlib
+    import tempfile
+
+    sources = sorted((Path(__file__).parent / "dataset").glob("*.py"))
+    try:
+        digest = hashlib.sha256(b"".join(source.read_bytes() for source in sources)).hexdigest()[:16]
+        path = _cache_dir() / f"smoke-sample-{digest}.npy"
+        if path.is_file():
+            return path
+        import numpy as np
+
+        from scorer.dataset import sample_images
+        from scorer.pipeline import SMOKE_PER_CLASS
+
+        images, _ = sample_images(per_class=SMOKE_PER_CLASS)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as f:
+            np.save(f, images, allow_pickle=False)
+        os.replace(f.name, path)
+        return path
+    except OSError:
+        return None
+
+
+def _cache_dir() -> Path:
+    """Where the command line keeps the runtime probe's answer between invocations (XDG cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "katakana-scorer"
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -98,7 +133,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     report = check_submission(
         Path(args.zip),
         config=_config(args),
-        sample_data=args.sample and Path(args.sample),
+        sample_data=Path(args.sample) if args.sample else _cached_smoke_sample(),
         sample_labels=args.sample_labels and Path(args.sample_labels),
     )
     if args.json:
@@ -164,7 +199,7 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
 def _cmd_runtime(args: argparse.Namespace) -> int:
     from scorer.runtime import find_runtime
 
-    runtime = find_runtime(args.runtime_python)
+    runtime = find_runtime(args.runtime_python, cache_dir=_cache_dir())
     info = runtime.info()
     if args.json:
         _print_json({"python_path": str(runtime.python), **info.versions()})

@@ -12,16 +12,13 @@ harness that did not start) carry codes with ``Blame.SERVER`` so the service giv
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
 import logging
-import shutil
-import tempfile
+import os
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,23 +34,16 @@ from scorer.notebook import notebook_to_source
 from scorer.notices import Notice
 from scorer.report import CheckReport, RunFacts, ScoreReport
 from scorer.runtime import Runtime, RuntimeUnavailable
-from scorer.sandbox import SandboxConfig, SandboxUnavailable, run_sandboxed
-from scorer.sandbox.types import Bind, Limits, SandboxOutcome, SandboxRequest
+from scorer.sandbox import SandboxConfig, SandboxUnavailable
+from scorer.sandbox.types import Limits, SandboxOutcome
 from scorer.similarity import FileHash, file_hashes
 from scorer.static_check import check_entry_source
 from scorer.verdict import HarnessChannel, classify_run, parse_channel
+from scorer.warm import HarnessBox, HarnessSpec, Images, WarmSlot
 
 log = logging.getLogger(__name__)
 
-HARNESS_SOURCE = Path(__file__).parent / "harness" / "runner.py"
 SMOKE_PER_CLASS = 2
-
-# Where things are inside the sandbox: neutral names, so logs and /proc/self/mountinfo show no host path.
-SUBMISSION_RO = "/submission"
-WORK = "/work"
-DATA = "/data"
-HARNESS = "/harness"
-INPUT = "/input"
 RUNTIME_MARK = "<runtime>"
 
 
@@ -76,7 +66,7 @@ class ScoringConfig:
 @dataclass
 class _Prepared:
     extracted: ExtractedSubmission
-    argv_tail: list[str]  # the harness's arguments that depend on the entry
+    job: dict[str, object]  # what the harness is handed on stdin: which entry, where
     notices: list[Notice]
     entry_display: str
 
@@ -102,34 +92,20 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-@contextmanager
-def _run_dir(config: ScoringConfig) -> Iterator[Path]:
-    """A per-run folder the sandbox uid can read (0755), removed afterwards whatever happens."""
-    root = config.work_root or Path(tempfile.gettempdir())
-    root.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="katakana-run-", dir=root))
-    try:
-        path.chmod(0o755)
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def _write_readable(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.chmod(0o755)
     path.write_bytes(data)
     path.chmod(0o644)
 
 
 def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> _Prepared:
-    """Extract and statically check the entry; raises ScoringError before any trainee code runs."""
+    """Extract and statically check the entry; raises ScoringError before any trainee code runs.
+
+    ``run_dir``'s ``sub`` and ``input`` folders (made by scorer.warm) may already be bound into a
+    waiting sandbox: what is written there is what the harness will see."""
     extracted = extract_submission(zip_path, run_dir / "sub", config.intake)
     notices = list(extracted.notices)
     rel_entry = extracted.entry.relative_to(extracted.root).as_posix()
     rel_dir = extracted.entry_dir.relative_to(extracted.root).as_posix()
-    entry_in_sandbox = f"{WORK}/{rel_entry}"
-    workdir = WORK if rel_dir in ("", ".") else f"{WORK}/{rel_dir}"
     display = extracted.entry.name
     raw = extracted.entry.read_bytes()
     if extracted.entry_kind == "ipynb":
@@ -138,15 +114,23 @@ def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> _Prepared:
         notices += check_entry_source(nb.source, display, nb.locate)
         _write_readable(run_dir / "input" / "submit_katakana.py", nb.source.encode("utf-8"))
         _write_readable(run_dir / "input" / "cellmap.json", json.dumps(nb.line_map).encode("utf-8"))
-        source = f"{INPUT}/submit_katakana.py"
-        tail = ["--cellmap", f"{INPUT}/cellmap.json"]
+        source = ["input", "submit_katakana.py"]
+        cellmap: str | None = "cellmap.json"
     else:
         # Bytes, so coding cookies and BOMs are honoured exactly as the import inside will.
         notices += check_entry_source(raw, display, None)
-        source = entry_in_sandbox
-        tail = []
-    argv_tail = ["--source", source, "--entry", entry_in_sandbox, "--workdir", workdir, *tail]
-    return _Prepared(extracted, argv_tail, notices, rel_entry)
+        source = ["work", rel_entry]
+        cellmap = None
+    # Paths relative to the folders the harness was started with (its --work and --input): the
+    # unsandboxed fallback maps those to host folders, and can only rewrite the command line.
+    job: dict[str, object] = {
+        "source": source,
+        "entry": rel_entry,
+        "workdir": "" if rel_dir == "." else rel_dir,
+        "cellmap": cellmap,
+        "chunk": config.chunk_size,
+    }
+    return _Prepared(extracted, job, notices, rel_entry)
 
 
 def _file_hashes(prepared: _Prepared, run_dir: Path, zip_sha256: str) -> list[FileHash]:
@@ -160,56 +144,27 @@ def _file_hashes(prepared: _Prepared, run_dir: Path, zip_sha256: str) -> list[Fi
         return [FileHash("zip", "", zip_sha256)] if zip_sha256 else []
 
 
-def _sandbox_env(limits: Limits) -> dict[str, str]:
-    threads = str(max(1, limits.cpus))
-    return {
-        "PATH": "/usr/bin:/bin",
-        "HOME": "/tmp",
-        "TMPDIR": "/tmp",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "PYTHONIOENCODING": "utf-8",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONHASHSEED": "0",
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": "/tmp/matplotlib",
-        "OMP_NUM_THREADS": threads,
-        "OPENBLAS_NUM_THREADS": threads,
-        "MKL_NUM_THREADS": threads,
-        "NUMEXPR_NUM_THREADS": threads,
-        "VECLIB_MAXIMUM_THREADS": threads,
-    }
+def _run_harness(prepared: _Prepared, box: HarnessBox) -> _HarnessRun:
+    log.info("sandbox run %s: %s (%s)", box.run_id, prepared.entry_display, "warm" if box.started else "cold")
+    outcome = box.run(prepared.job)
+    log.info("sandbox run %s ended: %s in %.2f s", box.run_id, outcome.termination, outcome.duration_s)
+    return _HarnessRun(box.run_id, outcome, parse_channel(outcome.result))
 
 
-def _run_harness(
-    prepared: _Prepared, run_dir: Path, images: Path, limits: Limits, config: ScoringConfig
-) -> _HarnessRun:
-    _write_readable(run_dir / "harness" / "runner.py", HARNESS_SOURCE.read_bytes())
-    data_dir = run_dir / "data"
-    data_dir.mkdir(exist_ok=True)
-    data_dir.chmod(0o755)
-    shutil.copyfile(images, data_dir / "images.npy")  # a copy: the original may be readable by us only
-    (data_dir / "images.npy").chmod(0o644)
-    python = str(config.runtime.python)
-    argv = [python, "-s", "-B", f"{HARNESS}/runner.py", *prepared.argv_tail]
-    argv += ["--copy-from", SUBMISSION_RO, "--copy-to", WORK, "--data", f"{DATA}/images.npy"]
-    argv += ["--chunk", str(config.chunk_size)]
-    binds = [
-        *config.runtime.binds(),
-        Bind(prepared.extracted.root, SUBMISSION_RO),
-        Bind(data_dir, DATA),
-        Bind(run_dir / "harness", HARNESS),
-    ]
-    if (run_dir / "input").exists():
-        binds.append(Bind(run_dir / "input", INPUT))
-    run_id = uuid.uuid4().hex
-    env = {**_sandbox_env(limits), "KATAKANA_RUN_ID": run_id}
-    request = SandboxRequest(argv=argv, binds=binds, writable_dirs=["/tmp", WORK], env=env, cwd=WORK, limits=limits)
-    log.info("sandbox run %s: %s", run_id, prepared.entry_display)
-    outcome = run_sandboxed(request, config.sandbox)
-    log.info("sandbox run %s ended: %s in %.2f s", run_id, outcome.termination, outcome.duration_s)
-    return _HarnessRun(run_id, outcome, parse_channel(outcome.result))
+def _done_with(box: HarnessBox | None, warm: WarmSlot | None) -> None:
+    """A slot cleans the used box up later, off the result's critical path; else now."""
+    if box is None:
+        return
+    if warm is not None:
+        warm.retire(box)
+    else:
+        box.close()
+
+
+def _box(spec: HarnessSpec, warm: WarmSlot | None) -> HarnessBox:
+    """The slot's warm sandbox when it fits this run, else a cold one (started at the hand-over)."""
+    taken = warm.take(spec) if warm is not None else None
+    return taken if taken is not None else HarnessBox(spec)
 
 
 def _classify(run: _HarnessRun, limits: Limits, config: ScoringConfig, entry_name: str) -> ScoringError | None:
@@ -257,19 +212,39 @@ def _facts(
 
 
 def _load_images(path: Path) -> int:
-    """The number of images, after checking the file is what the harness expects."""
+    """The number of images, after checking the file is what the harness expects (once per
+    process and file version)."""
     try:
-        images = np.load(path, mmap_mode="r", allow_pickle=False)
+        shape = _images_shape(_file_key(path))
     except (OSError, ValueError) as exc:
         raise ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"test images unreadable: {exc}") from exc
-    if images.ndim != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE:
-        raise ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"test images have shape {images.shape}")
-    return int(images.shape[0])
+    if len(shape) != 4 or tuple(shape[1:]) != IMAGE_SHAPE:
+        raise ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"test images have shape {shape}")
+    return int(shape[0])
+
+
+@functools.lru_cache(maxsize=4)
+def _images_shape(key: tuple[str, int, int, int, int]) -> tuple[int, ...]:
+    return tuple(np.load(key[0], mmap_mode="r", allow_pickle=False).shape)
+
+
+def _file_key(path: Path) -> tuple[str, int, int, int, int]:
+    """Changes whenever the file may have: a replaced or rewritten file is read again."""
+    st = os.stat(path)
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _labels_of(key: tuple[str, int, int, int, int]) -> np.ndarray:
+    ids = labels_to_ids(np.load(key[0], allow_pickle=False))
+    ids.flags.writeable = False  # shared by every run of this process
+    return ids
 
 
 def _load_labels(path: Path, expected: int) -> np.ndarray:
+    """The class ids of the test set, read once per process and file version."""
     try:
-        ids = labels_to_ids(np.load(path, allow_pickle=False))
+        ids = _labels_of(_file_key(path))
     except (OSError, ValueError) as exc:
         raise ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"test labels unreadable: {exc}") from exc
     if len(ids) != expected:
@@ -292,8 +267,26 @@ def _runtime_versions(config: ScoringConfig) -> dict[str, str]:
         return {}
 
 
-def score_submission(zip_path: Path, *, test_data: Path, test_labels: Path, config: ScoringConfig) -> ScoreReport:
-    """Score one zip against a labelled test set. Never raises for anything the zip or sandbox does."""
+def scoring_spec(config: ScoringConfig, test_data: Path) -> HarnessSpec:
+    """What a hidden-set run's sandbox is started with (to pre-warm one: WarmSlot.warm)."""
+    return HarnessSpec(config, config.limits, Images.from_file(test_data))
+
+
+def check_spec(
+    config: ScoringConfig, sample_data: Path | None = None, sample_labels: Path | None = None
+) -> HarnessSpec:
+    """What a pre-flight's sandbox is started with (to pre-warm one: WarmSlot.warm)."""
+    return HarnessSpec(config, config.smoke_limits, _smoke_sample(sample_data, sample_labels)[0])
+
+
+def score_submission(
+    zip_path: Path, *, test_data: Path, test_labels: Path, config: ScoringConfig, warm: WarmSlot | None = None
+) -> ScoreReport:
+    """Score one zip against a labelled test set. Never raises for anything the zip or sandbox does.
+
+    With ``warm``, the run takes the slot's pre-warmed sandbox when it fits (see scorer.warm); the
+    caller warms the next one afterwards, from the same thread.
+    """
     started = time.monotonic()
     limits = config.limits
     report = ScoreReport(
@@ -310,19 +303,20 @@ def score_submission(zip_path: Path, *, test_data: Path, test_labels: Path, conf
         report.error = ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"submission file unreadable: {exc}")
         return report
     run: _HarnessRun | None = None
-    with _run_dir(config) as run_dir:
+    box: HarnessBox | None = None
+    try:
         try:
             n_images = _load_images(test_data)
-            _load_labels(test_labels, n_images)  # fail before running anything if the set is broken
-            prepared = _prepare(zip_path, run_dir, config)
+            labels = _load_labels(test_labels, n_images)  # fail before running anything if the set is broken
+            box = _box(scoring_spec(config, test_data), warm)
+            prepared = _prepare(zip_path, box.run_dir, config)
             report.notices, report.entry = prepared.notices, prepared.entry_display
-            report.file_hashes = _file_hashes(prepared, run_dir, report.zip_sha256)
-            run = _run_harness(prepared, run_dir, test_data, limits, config)
+            report.file_hashes = _file_hashes(prepared, box.run_dir, report.zip_sha256)
+            run = _run_harness(prepared, box)
             error = _classify(run, limits, config, prepared.extracted.entry.name)
-            report.facts = _facts(run, started, config, run_dir, error)
+            report.facts = _facts(run, started, config, box.run_dir, error)
             if error is not None:
                 raise error
-            labels = _load_labels(test_labels, n_images)  # our own file: failing here is the server's
             assert run.payload is not None
             predictions = _validated(run.payload, n_images)
             report.metrics = compute_metrics(predictions, labels)
@@ -335,6 +329,8 @@ def score_submission(zip_path: Path, *, test_data: Path, test_labels: Path, conf
         except Exception as exc:
             log.exception("scoring %s failed internally", zip_path)
             report.error = _unexpected(exc, run)
+    finally:
+        _done_with(box, warm)
     report.facts.duration_s = time.monotonic() - started
     return disclose(report, config.disclosure)
 
@@ -388,38 +384,54 @@ def disclose(report: ScoreReport, disclosure: Disclosure) -> ScoreReport:
     return report
 
 
-def _sample_images(
-    sample_data: Path | None, run_dir: Path, sample_labels: Path | None = None
-) -> tuple[Path, np.ndarray | None]:
+def _smoke_sample(sample_data: Path | None, sample_labels: Path | None) -> tuple[Images, np.ndarray | None, int]:
+    """The smoke run's images (as a small .npy in memory), their class ids when known, their number;
+    chosen once per process and version of the public files."""
+    data_key = _file_key(sample_data) if sample_data is not None else None
+    labels_key = _file_key(sample_labels) if sample_labels is not None else None
+    return _smoke_sample_of(data_key, labels_key)
+
+
+@functools.lru_cache(maxsize=4)
+def _smoke_sample_of(
+    data_key: tuple[str, int, int, int, int] | None, labels_key: tuple[str, int, int, int, int] | None
+) -> tuple[Images, np.ndarray | None, int]:
     """A handful of public images for the smoke run, and their class ids when the labels are known.
 
     With labels (the course's public training set), 2 per class chosen by :mod:`scorer.smoke`; the
     ids stay in this process. Without, 30 spread over the file, or 2 per class of the synthetic set.
     """
     ids: np.ndarray | None = None
-    if sample_data is not None and sample_labels is not None:
+    if data_key is not None and labels_key is not None:
         from scorer.smoke import select_smoke_sample
 
         images, ids = select_smoke_sample(
-            np.load(sample_data, allow_pickle=False), np.load(sample_labels, allow_pickle=False)
+            np.load(data_key[0], allow_pickle=False), np.load(labels_key[0], allow_pickle=False)
         )
-    elif sample_data is not None:
-        images = np.load(sample_data, allow_pickle=False)
+    elif data_key is not None:
+        images = np.load(data_key[0], allow_pickle=False)
         if images.ndim != 4 or len(images) == 0:
-            raise ValueError(f"{sample_data}: expected images shaped (N, 1, 28, 28)")
+            raise ValueError(f"{data_key[0]}: expected images shaped (N, 1, 28, 28)")
         step = max(1, len(images) // 30)
         images = images[::step][:30]
     else:
         from scorer.dataset import sample_images
 
         images, _ = sample_images(per_class=SMOKE_PER_CLASS)
-    path = run_dir / "sample.npy"
-    np.save(path, images)
-    return path, ids
+    if ids is not None:
+        ids.flags.writeable = False
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(images), allow_pickle=False)
+    return Images.from_bytes(buffer.getvalue()), ids, len(images)
 
 
 def check_submission(
-    zip_path: Path, *, config: ScoringConfig, sample_data: Path | None = None, sample_labels: Path | None = None
+    zip_path: Path,
+    *,
+    config: ScoringConfig,
+    sample_data: Path | None = None,
+    sample_labels: Path | None = None,
+    warm: WarmSlot | None = None,
 ) -> CheckReport:
     """Pre-flight: static checks, then a short sandboxed run on a few public images.
 
@@ -428,21 +440,23 @@ def check_submission(
     """
     started = time.monotonic()
     report = CheckReport(ok=False, stage="static", error=None, facts=RunFacts())
-    with _run_dir(config) as run_dir:
+    box: HarnessBox | None = None
+    try:
         try:
             report.zip_sha256 = sha256_file(zip_path)
-            prepared = _prepare(zip_path, run_dir, config)
+            images, smoke_ids, n_images = _smoke_sample(sample_data, sample_labels)
+            limits = config.smoke_limits
+            box = _box(HarnessSpec(config, limits, images), warm)
+            prepared = _prepare(zip_path, box.run_dir, config)
             report.notices, report.entry = prepared.notices, prepared.entry_display
             report.stage = "smoke"
-            images, smoke_ids = _sample_images(sample_data, run_dir, sample_labels)
-            limits = config.smoke_limits
-            run = _run_harness(prepared, run_dir, images, limits, config)
+            run = _run_harness(prepared, box)
             error = _classify(run, limits, config, prepared.extracted.entry.name)
-            report.facts = _facts(run, started, config, run_dir, error)
+            report.facts = _facts(run, started, config, box.run_dir, error)
             if error is not None:
                 raise error
             assert run.payload is not None
-            smoke_predictions = validate_predictions(_decode_predictions(run.payload), _load_images(images))
+            smoke_predictions = validate_predictions(_decode_predictions(run.payload), n_images)
             if smoke_ids is not None:
                 from scorer.smoke import smoke_accuracy
 
@@ -455,5 +469,7 @@ def check_submission(
         except Exception as exc:
             log.exception("checking %s failed internally", zip_path)
             report.error = ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"{type(exc).__name__}: {exc}")
+    finally:
+        _done_with(box, warm)
     report.facts.duration_s = time.monotonic() - started
     return report

@@ -7,11 +7,15 @@ and which host folders must be shown (read-only) inside the sandbox for it to st
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,11 +79,21 @@ class RuntimeUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class Runtime:
     python: Path
+    # Where the probe's answer may be kept between processes (the command line's: starting the
+    # runtime to import every library costs over a second); None: once per process only.
+    cache_dir: Path | None = field(default=None, compare=False)
 
     def info(self) -> RuntimeInfo:
-        return _probe(str(self.python))
+        if self.cache_dir is None:
+            return _probe(str(self.python))
+        return _cached_probe(str(self.python), self.cache_dir)
 
     def binds(self) -> list[Bind]:
+        """Host folders the interpreter needs, shown at the same paths, read-only (worked out once
+        per process: every run needs them)."""
+        return list(_binds(self))
+
+    def _computed_binds(self) -> list[Bind]:
         """Host folders the interpreter needs, shown at the same paths, read-only.
 
         /usr is always shown by the sandbox; a venv or a Python installed elsewhere (/opt, a home
@@ -108,6 +122,11 @@ class Runtime:
 
 
 @functools.lru_cache(maxsize=8)
+def _binds(runtime: Runtime) -> tuple[Bind, ...]:
+    return tuple(runtime._computed_binds())
+
+
+@functools.lru_cache(maxsize=8)
 def _probe(python: str) -> RuntimeInfo:
     code = _PROBE % {"packages": REPORTED_PACKAGES}
     try:
@@ -127,7 +146,49 @@ def _probe(python: str) -> RuntimeInfo:
     return RuntimeInfo(**data)
 
 
-def find_runtime(explicit: str | os.PathLike[str] | None = None) -> Runtime:
+_CACHE_VERSION = 1
+
+
+def _stamp(path: str) -> list[int] | None:
+    """Changes when the file or folder does: mtime and size (None if it is gone)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_size]
+
+
+def _cache_key(python: str) -> dict[str, object]:
+    return {"version": _CACHE_VERSION, "python": python, "stamp": _stamp(python)}
+
+
+def _cache_file(python: str, cache_dir: Path) -> Path:
+    return cache_dir / f"runtime-{hashlib.sha256(python.encode()).hexdigest()[:16]}.json"
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_probe(python: str, cache_dir: Path) -> RuntimeInfo:
+    """The probe's answer from ``cache_dir`` when the interpreter (path, mtime, size) and the
+    folders on its sys.path (their mtime changes when a library is added or removed) are as they
+    were; otherwise probe and store. A cache that cannot be read or written is simply skipped."""
+    path = _cache_file(python, cache_dir)
+    key = _cache_key(python)
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        info = RuntimeInfo(**stored["info"])
+        if stored["key"] == key and stored["paths"] == {p: _stamp(p) for p in info.path}:
+            return info
+    info = _probe(python)
+    record = {"key": key, "paths": {p: _stamp(p) for p in info.path}, "info": dataclasses.asdict(info)}
+    with contextlib.suppress(OSError):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=cache_dir, delete=False, suffix=".tmp", encoding="utf-8") as f:
+            json.dump(record, f)
+        os.replace(f.name, path)
+    return info
+
+
+def find_runtime(explicit: str | os.PathLike[str] | None = None, *, cache_dir: Path | None = None) -> Runtime:
     """The runtime to use: an explicit path (the service's KATAKANA_RUNTIME_PYTHON, the command
     line's --runtime-python), else the set-up default.
 
@@ -135,8 +196,8 @@ def find_runtime(explicit: str | os.PathLike[str] | None = None) -> Runtime:
     which behaves the same apart from library versions.
     """
     if explicit:
-        return Runtime(Path(os.path.abspath(explicit)))
+        return Runtime(Path(os.path.abspath(explicit)), cache_dir)
     for candidate in DEFAULT_LOCATIONS:
         if candidate.exists():
-            return Runtime(candidate)
-    return Runtime(Path(sys.executable))
+            return Runtime(candidate, cache_dir)
+    return Runtime(Path(sys.executable), cache_dir)

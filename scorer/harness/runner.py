@@ -2,9 +2,11 @@
 
 It runs under the reference runtime's interpreter, so it may use only the standard library and NumPy,
 and it must not import the ``scorer`` package (which is not mounted). It never sees labels: it gets
-the images, calls ``predict`` on chunks, and writes events to fd 3, one JSON object per line:
+the images (an inherited descriptor, see read_images), says hello, then reads its job from stdin
+(one JSON object: entry, source, workdir, ...; a pre-warmed sandbox blocks there until the worker
+hands the job over), calls ``predict`` on chunks, and writes events to fd 3, one JSON object per line:
 
-    {"event": "hello"}                         the sandbox came up (no trainee code has run yet)
+    {"event": "hello"}                         ready: images read, no trainee code has run yet
     {"event": "importing"}                     the last line written before any trainee code runs
     {"event": "loaded", "seconds": 1.2}        the entry was imported
     {"event": "progress", "done": 500, "total": 14500}
@@ -36,6 +38,7 @@ import sys
 import time
 import traceback
 import types
+import typing
 from typing import Any
 
 import numpy as np
@@ -51,7 +54,6 @@ _array = np.array
 _concatenate = np.concatenate
 _zeros = np.zeros
 _save = np.save
-_load = np.load
 _float64 = np.float64
 _int64 = np.int64
 _dumps = json.dumps
@@ -272,7 +274,7 @@ class State:
     imported = False
 
 
-def run(args: argparse.Namespace, channel: Channel, state: State) -> None:
+def run(args: argparse.Namespace, data: np.ndarray, channel: Channel, state: State) -> None:
     # A private, writable copy of the submission: trainee code may write next to its files.
     shutil.copytree(args.copy_from, args.copy_to, dirs_exist_ok=True, symlinks=False)
     workdir = args.workdir
@@ -295,7 +297,6 @@ def run(args: argparse.Namespace, channel: Channel, state: State) -> None:
         code = "legacy_func_predict" if callable(getattr(module, "func_predict", None)) else "predict_missing"
         raise Failure(code, {"file": os.path.basename(args.entry)})
 
-    data = _load(args.data, mmap_mode="r", allow_pickle=False)
     total = int(data.shape[0])
     parts: list[np.ndarray] = []
     predict_seconds = 0.0
@@ -335,23 +336,54 @@ def _harness_failed(channel: Channel, state: State, exc: BaseException) -> None:
 _NO_CELLS = CellMap(None, "", "")
 
 
+def read_images(fd: int) -> np.ndarray:
+    """The images from the descriptor the parent passed (a .npy file), read whole; the fd is closed.
+
+    The parent opens the file itself (it may be readable by the worker only) and each sandbox gets
+    its own open, so the file is never copied per run. Read into memory before any trainee code
+    runs, so nothing of the run can later find the file's host path in /proc/self/fd or maps.
+    """
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return np.load(f, allow_pickle=False)
+    finally:
+        os.close(fd)
+
+
+def read_job(stream: typing.IO[bytes], roots: argparse.Namespace) -> argparse.Namespace:
+    """The job, one JSON object on stdin: which entry to import and where, relative to the folders
+    given on the command line (the submission's read-only copy, the writable work folder, the
+    generated input such as a notebook's code)."""
+    job = json.loads(stream.read().decode("utf-8"))
+    where = {"work": roots.work, "input": roots.input}
+    source_root, source_rel = job["source"]
+    return argparse.Namespace(
+        source=os.path.join(where[source_root], source_rel),
+        entry=os.path.join(roots.work, job["entry"]),
+        workdir=os.path.join(roots.work, job["workdir"]) if job["workdir"] else roots.work,
+        copy_from=roots.submission,
+        copy_to=roots.work,
+        cellmap=os.path.join(roots.input, job["cellmap"]) if job.get("cellmap") else None,
+        chunk=int(job.get("chunk", 500)),
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--source", required=True, help="Python source to run as module submit_katakana")
-    parser.add_argument("--entry", required=True, help="the entry's path inside the writable copy")
-    parser.add_argument("--workdir", required=True)
-    parser.add_argument("--copy-from", required=True)
-    parser.add_argument("--copy-to", required=True)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--chunk", type=int, default=500)
-    parser.add_argument("--cellmap", default=None)
+    parser.add_argument("--data-fd", type=int, required=True, help="an inherited fd open on the images (.npy)")
+    parser.add_argument("--submission", required=True, help="the extracted submission (read-only)")
+    parser.add_argument("--work", required=True, help="the writable folder it is copied to and run in")
+    parser.add_argument("--input", required=True, help="generated input (a notebook's code and cell map)")
     args = parser.parse_args()
 
     channel = Channel(RESULT_FD)
-    channel.send("hello", python=sys.version.split()[0], numpy=np.__version__)
     state = State()
     try:
-        run(args, channel, state)
+        data = read_images(args.data_fd)
+        # Ready: a pre-warmed sandbox waits here, interpreter and NumPy loaded, until its job comes.
+        channel.send("hello", python=sys.version.split()[0], numpy=np.__version__)
+        run(read_job(sys.stdin.buffer, args), data, channel, state)
     except Failure as failure:
         channel.send("error", code=failure.code, params=failure.params, traceback=failure.tb)
     except OSError as exc:

@@ -9,7 +9,7 @@ measurements behind each choice.
 """
 
 from scorer.sandbox.config import SandboxConfig, SandboxUnavailable
-from scorer.sandbox.run import detect_accounting, detect_isolation, run_sandboxed
+from scorer.sandbox.run import StartedRun, detect_accounting, detect_isolation, run_sandboxed, start_sandboxed
 from scorer.sandbox.spawn import RESULT_FD
 from scorer.sandbox.types import (
     Bind,
@@ -29,8 +29,10 @@ __all__ = [
     "SandboxOutcome",
     "SandboxRequest",
     "SandboxUnavailable",
+    "StartedRun",
     "Termination",
     "detect_accounting",
     "detect_isolation",
     "run_sandboxed",
+    "start_sandboxed",
 ]

@@ -10,12 +10,15 @@ from a short-lived helper thread.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
+import time
 
 from scorer.sandbox import uidpool
 from scorer.sandbox.bwrap import GROUP, PASSWD, BwrapFds, bwrap_argv, find_bwrap, find_timeout
@@ -23,10 +26,11 @@ from scorer.sandbox.cgroup import Accounted, CgroupUnusable, Layout, RunLimiter,
 from scorer.sandbox.config import SandboxConfig, SandboxUnavailable
 from scorer.sandbox.fallback import unsandboxed_command
 from scorer.sandbox.seccomp import compiled_filter, filter_fd
-from scorer.sandbox.spawn import FdSet, data_fd, high_fd, pipe, spawn
+from scorer.sandbox.spawn import FdSet, Spawned, data_fd, high_fd, pipe, spawn
 from scorer.sandbox.stop import BwrapStopper, GroupStopper
-from scorer.sandbox.supervise import Supervised, from_signal, supervise, to_outcome
+from scorer.sandbox.supervise import Supervised, from_signal, json_doc, supervise, to_outcome
 from scorer.sandbox.types import (
+    STDIN_MAX,
     Isolation,
     Limits,
     SandboxOutcome,
@@ -45,9 +49,28 @@ def run_sandboxed(request: SandboxRequest, config: SandboxConfig) -> SandboxOutc
     must keep run directories out of 0700 trees such as /root. A bind whose source is missing or
     unreadable ends as SETUP_FAILED with bwrap's message in ``setup_error``.
     """
+    if config.mode == "unsandboxed":
+        return _run_unsandboxed(request, config)
+    if config in _WORKING:
+        return _run_bwrap(request, config)
+    if find_bwrap(config.bwrap_path) is not None:
+        # Not known to work yet in this process: the run itself is the probe (a separate probe
+        # run would cost a second sandbox start, most of the command line's check). Only a run
+        # that failed during bwrap's setup needs the probe, to tell a broken bwrap from this
+        # request's own problem (an unreadable bind).
+        outcome = _run_bwrap(request, config)
+        if outcome.termination is not Termination.SETUP_FAILED:
+            _WORKING.add(config)
+            return outcome
+        if detect_isolation(config) is Isolation.BWRAP:
+            return outcome
     if detect_isolation(config) is Isolation.UNSANDBOXED:
         return _run_unsandboxed(request, config)
     return _run_bwrap(request, config)
+
+
+# Configurations whose bwrap has started a command in this process (no probe needed for them).
+_WORKING: set[SandboxConfig] = set()
 
 
 def detect_isolation(config: SandboxConfig) -> Isolation:
@@ -135,16 +158,31 @@ def _setup_failed(isolation: Isolation, message: str) -> SandboxOutcome:
 
 
 def _run_bwrap(request: SandboxRequest, config: SandboxConfig) -> SandboxOutcome:
+    started = start_sandboxed(request, config)
+    if isinstance(started, SandboxOutcome):
+        return started
+    return started.hand_over()
+
+
+def start_sandboxed(request: SandboxRequest, config: SandboxConfig) -> StartedRun | SandboxOutcome:
+    """Start ``request`` in bubblewrap without handing it over yet: see StartedRun.
+
+    A SETUP_FAILED outcome when bwrap could not even be started. Must be called from the thread
+    that will call ``hand_over`` or ``discard`` (``--die-with-parent`` follows the parent thread).
+    """
     bwrap = find_bwrap(config.bwrap_path)
     if bwrap is None:
         raise SandboxUnavailable(f"bubblewrap not found ({config.bwrap_path!r} is not on PATH)")
     limits = request.limits
     seccomp = compiled_filter() if config.seccomp else None
-    with FdSet() as fds_held:
+    stack = contextlib.ExitStack()
+    try:
+        fds_held = stack.enter_context(FdSet())
         seccomp_fd = None
         if seccomp is not None and seccomp.bpf is not None:
             seccomp_fd = fds_held.add(high_fd(filter_fd(seccomp.bpf)))
         status_r, status_w = (fds_held.add(fd) for fd in pipe())
+        stdin_r, stdin_w = (fds_held.add(fd) for fd in pipe())
         fds = BwrapFds(
             seccomp=seccomp_fd,
             status=status_w,
@@ -152,34 +190,176 @@ def _run_bwrap(request: SandboxRequest, config: SandboxConfig) -> SandboxOutcome
             etc_group=fds_held.add(data_fd(GROUP)),
         )
         argv = bwrap_argv(bwrap, request, fds, timeout_path=find_timeout())
-        passed = tuple(fd for fd in (seccomp_fd, status_w, fds.etc_passwd, fds.etc_group) if fd is not None)
-        with uidpool.lease(config) as lease:
-            limiter = _limiter(config, limits)
+        ours = tuple(fd for fd in (seccomp_fd, status_w, fds.etc_passwd, fds.etc_group) if fd is not None)
+        lease = stack.enter_context(uidpool.lease(config))
+        limiter = _limiter(config, limits)
+        try:
+            spawned = spawn(
+                argv,
+                {},
+                "/",
+                limits,
+                uid=lease.uid,
+                gid=lease.gid,
+                pass_fds=ours + request.pass_fds,
+                join=limiter.procs_files(),
+                stdin=stdin_r,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            limiter.abandon()
+            stack.close()
+            return _setup_failed(Isolation.BWRAP, f"cannot start bubblewrap: {exc}")
+        try:
+            for fd in (*ours, stdin_r):  # bwrap holds its own copies now; EOF on status_r needs ours gone
+                fds_held.close(fd)
+            stopper = BwrapStopper(spawned.pid, spawned.pidfd)
+            # The supervisor (without a cgroup) sees the sandbox's tmpfs mounts through PID 1's root.
+            tmpfs = [*request.writable_dirs, "/dev/shm"]
+            limiter.start(spawned.pid, lambda: _tmpfs_views(stopper.pid1, tmpfs))
+        except BaseException:  # interrupted (a task's time limit): the sandbox must not outlive this
+            signal.pidfd_send_signal(spawned.pidfd, signal.SIGKILL)
+            os.waitpid(spawned.pid, 0)
+            spawned.close()
+            limiter.finish()
+            raise
+        return StartedRun(request, spawned, stopper, limiter, lease.uid, fds_held, status_r, stdin_w, stack)
+    except BaseException:
+        stack.close()
+        raise
+
+
+class StartedRun:
+    """A sandbox already up, its command started, waiting for ``hand_over`` (or ``discard``).
+
+    Used to pre-warm: the command can do its slow start-up (interpreter, imports) before the job is
+    known, and block reading its stdin; ``hand_over`` writes ``request.stdin`` (or the given bytes),
+    closes it, and supervises from then on: the wall clock starts at the hand-over, and the PID-1
+    backstop covers ``request.idle_seconds`` of waiting on top. The cgroup and the pool uid are the
+    run's from the start, so the warm-up counts to the run's memory and processes.
+    Single use: after ``hand_over`` or ``discard`` everything of the run is gone.
+    """
+
+    def __init__(
+        self,
+        request: SandboxRequest,
+        spawned: Spawned,
+        stopper: BwrapStopper,
+        limiter: RunLimiter,
+        uid: int | None,
+        fds_held: FdSet,
+        status_r: int,
+        stdin_w: int,
+        stack: contextlib.ExitStack,
+    ) -> None:
+        self.request = request
+        self.spawned = spawned
+        self.stopper = stopper
+        self.limiter = limiter
+        self.uid = uid
+        self.fds_held = fds_held
+        self.status_r = status_r
+        self.stdin_w = stdin_w
+        self.stack = stack
+        self.created = spawned.started
+        self.done = False
+        self.released = False
+
+    def alive(self) -> bool:
+        """Whether bwrap is still running (a warm sandbox that died must not be handed a job)."""
+        if self.done:
+            return False
+        readable, _, _ = select.select([self.spawned.pidfd], [], [], 0)
+        return not readable
+
+    def ready(self, timeout: float) -> bool:
+        """Whether the command has written to its result channel (without consuming it)."""
+        if self.done:
+            return False
+        readable, _, _ = select.select([self.spawned.result_r], [], [], timeout)
+        return bool(readable)
+
+    def hand_over(self, stdin: bytes | None = None, *, sweep_later: bool = False) -> SandboxOutcome:
+        """Hand the job over and supervise the run to its end.
+
+        ``sweep_later``: once the sandbox's PID 1 is gone, the kernel has ended every process of
+        its pid namespace; the sweep of the pool uid for anything that got out anyway (and the
+        release of the uid) then waits for ``release``, so that it is off the caller's critical
+        path. The uid stays leased until then, so no other run can be given it.
+        """
+        if self.done:
+            raise RuntimeError("this sandbox already served its run")
+        self.done = True
+        data = self.request.stdin if stdin is None else stdin
+        if len(data) > STDIN_MAX:
+            raise ValueError(f"stdin of {len(data)} bytes: at most {STDIN_MAX}")
+        limits = self.request.limits
+        finished = False
+        try:
             try:
-                spawned = spawn(
-                    argv, {}, "/", limits, uid=lease.uid, gid=lease.gid, pass_fds=passed, join=limiter.procs_files()
-                )
-            except (OSError, subprocess.SubprocessError) as exc:
-                limiter.abandon()
-                return _setup_failed(Isolation.BWRAP, f"cannot start bubblewrap: {exc}")
-            try:
-                for fd in passed:  # bwrap holds its own copies now; EOF on status_r needs ours gone
-                    fds_held.close(fd)
-                stopper = BwrapStopper(spawned.pid, spawned.pidfd)
-                # The supervisor (without a cgroup) sees the sandbox's tmpfs mounts through PID 1's root.
-                tmpfs = [*request.writable_dirs, "/dev/shm"]
-                limiter.start(spawned.pid, lambda: _tmpfs_views(stopper.pid1, tmpfs))
+                with contextlib.suppress(BrokenPipeError):  # it died waiting: supervise tells how
+                    os.write(self.stdin_w, data)
+                self.fds_held.close(self.stdin_w)
+                self.spawned.started = time.monotonic()  # the wall clock runs from the hand-over
                 try:
-                    sup = supervise(spawned, limits, stopper, status_r=status_r, watch=limiter.watch)
-                    stopper.await_namespace_end()
+                    watch = self.limiter.watch
+                    sup = supervise(self.spawned, limits, self.stopper, status_r=self.status_r, watch=watch)
+                    self.stopper.await_namespace_end()
                 finally:
-                    stopper.close()
-                    accounted = limiter.finish()
-                if lease.uid is not None:
-                    uidpool.kill_processes_of(lease.uid, "still alive after the run's sandbox ended")
+                    self.stopper.close()
+                    accounted = self.limiter.finish()
             finally:
-                spawned.close()
-    return _accounted(_bwrap_outcome(sup, limits), accounted)
+                self.spawned.close()
+            finished = True
+        finally:
+            if not (finished and sweep_later):
+                self.release()
+        return _accounted(_bwrap_outcome(sup, limits), accounted)
+
+    def release(self) -> None:
+        """After the run: sweep the pool uid and give it back (idempotent)."""
+        if self.released:
+            return
+        self.released = True
+        try:
+            self._kill_leftovers()
+        finally:
+            self.stack.close()
+
+    def discard(self) -> None:
+        """End it unused (stale, or the next job needs another kind): kill, reap, clean up."""
+        if self.done:
+            self.release()
+            return
+        self.done = True
+        try:
+            try:
+                self._learn_pid1()
+                self.stopper.escalate()
+                os.waitpid(self.spawned.pid, 0)
+                self.stopper.await_namespace_end()
+                self.stopper.close()
+                self.limiter.finish()
+            finally:
+                self.spawned.close()
+        finally:
+            self.release()
+
+    def _learn_pid1(self) -> None:
+        """Read what bwrap reported so far (its child-pid line), so that PID 1 is killed too."""
+        raw = b""
+        while select.select([self.status_r], [], [], 0)[0]:
+            chunk = os.read(self.status_r, 4096)
+            if not chunk:
+                break
+            raw += chunk
+        for line in raw.splitlines():
+            doc = json_doc(line)
+            if doc is not None:
+                self.stopper.saw_status(doc)
+
+    def _kill_leftovers(self) -> None:
+        if self.uid is not None:
+            uidpool.kill_processes_of(self.uid, "still alive after the run's sandbox ended")
 
 
 def _tmpfs_views(pid1: int | None, paths: list[str]) -> list[str]:
@@ -233,13 +413,28 @@ def _run_unsandboxed(request: SandboxRequest, config: SandboxConfig) -> SandboxO
     command = unsandboxed_command(request)
     try:
         limiter = _limiter(config, limits)
+        stdin_r, stdin_w = pipe()
         try:
             spawned = spawn(
-                command.argv, command.env, command.cwd, limits, uid=None, new_session=True, join=limiter.procs_files()
+                command.argv,
+                command.env,
+                command.cwd,
+                limits,
+                uid=None,
+                new_session=True,
+                join=limiter.procs_files(),
+                pass_fds=request.pass_fds,
+                stdin=stdin_r,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             limiter.abandon()
+            os.close(stdin_w)
             return _setup_failed(Isolation.UNSANDBOXED, f"cannot start {command.argv[0]!r}: {exc}")
+        finally:
+            os.close(stdin_r)
+        with contextlib.suppress(BrokenPipeError):
+            os.write(stdin_w, request.stdin)
+        os.close(stdin_w)
         try:
             stopper = GroupStopper(spawned.pid)
             limiter.start(spawned.pid, list)  # its writable dirs are host folders, not tmpfs

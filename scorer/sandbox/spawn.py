@@ -148,13 +148,15 @@ def spawn(
     pass_fds: tuple[int, ...] = (),
     new_session: bool = False,
     join: tuple[str, ...] = (),
+    stdin: int | None = None,
 ) -> Spawned:
     """Start ``argv`` with stdout+stderr on one pipe, fd 3 on another, limits applied.
 
     ``join``: cgroup.procs files the child writes itself to before exec (its run's groups; a
     pids limit among them makes RLIMIT_NPROC a looser backstop, see NPROC_MARGIN). The parent's
     copies of the child's pipe ends are closed before returning, so EOF on a pipe means
-    every process holding it is gone. Raises OSError when the process cannot be started.
+    every process holding it is gone. ``stdin``: an fd the child reads as its stdin (the caller
+    closes its copy), else /dev/null. Raises OSError when the process cannot be started.
     """
     output_r, output_w = pipe()
     result_r, result_w = pipe()
@@ -162,7 +164,7 @@ def spawn(
         rlimits = _rlimits(limits, _nproc_limit(limits, pooled=uid is not None, in_pids_cgroup=bool(join)))
         proc = subprocess.Popen(
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
             stdout=output_w,
             stderr=output_w,
             env=env,

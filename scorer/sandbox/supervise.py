@@ -223,13 +223,13 @@ class _Supervisor:
         while b"\n" in self.status_raw:
             line, _, rest = bytes(self.status_raw).partition(b"\n")
             self.status_raw[:] = rest
-            doc = _json_doc(line)
+            doc = json_doc(line)
             if doc is not None:
                 self.status_docs.append(doc)
                 self.stopper.saw_status(doc)
 
 
-def _json_doc(line: bytes) -> dict[str, object] | None:
+def json_doc(line: bytes) -> dict[str, object] | None:
     """One line of bwrap's --json-status-fd output (one JSON object per line)."""
     try:
         doc = json.loads(line.decode("utf-8", "replace"))

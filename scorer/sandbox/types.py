@@ -68,6 +68,22 @@ class SandboxRequest:
     env: dict[str, str] = field(default_factory=dict)  # the complete environment of the command
     cwd: str = "/"
     limits: Limits = field(default_factory=Limits)
+    # Written to the command's stdin when the run is handed over, then stdin is closed (at most
+    # STDIN_MAX bytes: it must fit the pipe, the command may not be reading yet).
+    stdin: bytes = b""
+    # Host fds the command inherits under the same numbers (each must be above spawn's fd floor,
+    # clear of fd 3); the caller keeps and closes its own copies.
+    pass_fds: tuple[int, ...] = ()
+    # How long a pre-started command may wait for its hand-over (see start_sandboxed) before the
+    # wall clock starts; the sandbox's PID-1 backstop covers this idle time plus the wall limit.
+    idle_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if len(self.stdin) > STDIN_MAX:
+            raise ValueError(f"stdin of {len(self.stdin)} bytes: at most {STDIN_MAX}")
+
+
+STDIN_MAX = 60 * KiB  # under Linux's default pipe capacity (64 KiB): the write never blocks
 
 
 class Isolation(StrEnum):

@@ -23,9 +23,10 @@ import pytest
 
 from scorer.disclosure import RESERVED_BYTES, Disclosure, params_bytes
 from scorer.errors import Blame
-from scorer.pipeline import ScoringConfig, score_submission
+from scorer.pipeline import ScoringConfig, score_submission, scoring_spec
 from scorer.runtime import find_runtime
 from scorer.sandbox.types import Limits, MiB
+from scorer.warm import WarmSlot
 from tests.fixtures.artifacts import DataSet
 from tests.scorer.conftest import LoopbackServer
 from tests.scorer.procs import processes_with_environ
@@ -51,9 +52,11 @@ def host_sleeper() -> Iterator[subprocess.Popen[bytes]]:
     proc.wait()
 
 
+@pytest.mark.parametrize("path", ["cold", "warm"])
 @pytest.mark.parametrize("case", CASES)
 def test_hostile_submission(
     case: str,
+    path: str,
     tmp_path: Path,
     synthetic_set: DataSet,
     loopback_server: LoopbackServer,
@@ -71,9 +74,16 @@ def test_hostile_submission(
         zf.writestr(f"{case}/marker.txt", marker)
 
     config = ScoringConfig(runtime=find_runtime(), limits=HOSTILE_LIMITS, smoke_limits=HOSTILE_LIMITS)
-    report = score_submission(
-        archive, test_data=synthetic_set.small_data, test_labels=synthetic_set.small_label, config=config
-    )
+    slot = WarmSlot()
+    if path == "warm":  # started before the zip is known, as a worker's next run is
+        assert slot.warm(scoring_spec(config, synthetic_set.small_data))
+    try:
+        report = score_submission(
+            archive, test_data=synthetic_set.small_data, test_labels=synthetic_set.small_label, config=config, warm=slot
+        )
+    finally:
+        slot.close()
+    assert slot.served == (1 if path == "warm" else 0)
     result = report.to_json()
     assert report.facts.isolation == "bwrap", "the hostile corpus must run in the real sandbox"
     assert report.status == expected["status"], result

@@ -122,3 +122,21 @@ def test_without_smtp_the_email_lands_once_in_the_mail_folder(
     message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
     assert "embedded.zip" in str(message["Subject"])
     assert message["To"] == "hanako@example.test"
+
+
+def test_the_worker_runs_its_next_submission_in_a_sandbox_warmed_after_the_previous(
+    world: World, celery_worker: WorkerProcess
+) -> None:
+    """The first task of a worker process runs cold; it then warms a sandbox, which the second
+    task is handed (scorer/warm.py). Both are scored alike."""
+    first = world.submit(filename="first.zip")
+    assert enqueue_scoring(first, world.settings)
+    wait_finished(world, first)
+    celery_worker.wait_for_log("(cold)")
+    second = world.submit(filename="second.zip")
+    assert enqueue_scoring(second, world.settings)
+    wait_finished(world, second)
+    celery_worker.wait_for_log("(warm)")
+    rows = [world.submission(first), world.submission(second)]
+    assert [row.status for row in rows] == [SubmissionStatus.SUCCEEDED] * 2, [row.result for row in rows]
+    assert rows[0].correct == rows[1].correct == 1

@@ -22,9 +22,11 @@ from app.services.public_set import public_set
 from app.services.storage import path_for
 from app.settings import Settings, get_settings
 from scorer.errors import ErrorCode, ScoringError
-from scorer.pipeline import check_submission
+from scorer.pipeline import check_spec, check_submission
 from scorer.report import CheckReport, RunFacts
+from scorer.warm import HarnessSpec
 from worker.celery_app import app
+from worker.warm import warm_next, warm_slot
 
 log = logging.getLogger(__name__)
 _config = get_settings().worker
@@ -39,6 +41,7 @@ def run_check(settings: Settings, zip_path: Path) -> dict[str, Any]:
             config=scoring_config(settings),
             sample_data=public.data if public else None,
             sample_labels=public.labels if public else None,
+            warm=warm_slot(settings),
         )
     except Exception as exc:  # a fault of ours: the site refuses as the server's fault, nothing spent
         log.exception("pre-flight of %s failed internally", zip_path.name)
@@ -60,3 +63,9 @@ def check(storage_key: str, reply: str) -> None:
     assert settings.storage_dir is not None
     report = run_check(settings, path_for(settings.storage_dir, storage_key))
     send_reply(broker_url(settings), reply, report)
+    warm_next(warm_slot(settings), lambda: _next_spec(settings))  # the trainee has their answer already
+
+
+def _next_spec(settings: Settings) -> HarnessSpec:
+    public = public_set(settings)
+    return check_spec(scoring_config(settings), public.data if public else None, public.labels if public else None)

@@ -30,6 +30,7 @@ from scorer.sandbox import (
     SandboxUnavailable,
     detect_isolation,
     run_sandboxed,
+    start_sandboxed,
 )
 from scorer.sandbox.types import MiB
 
@@ -56,20 +57,31 @@ def config() -> SandboxConfig:
     return cfg
 
 
-@pytest.fixture
-def run_py(runtime: Runtime, config: SandboxConfig) -> RunPy:
-    """Run Python source in the sandbox with the runtime: run_py(code, binds=[...], **limit_overrides)."""
+@pytest.fixture(params=["cold", "warm"])
+def run_py(request: pytest.FixtureRequest, runtime: Runtime, config: SandboxConfig) -> RunPy:
+    """Run Python source in the sandbox with the runtime: run_py(code, binds=[...], **limit_overrides).
+
+    Each test runs twice: started and supervised at once (cold), and started first then handed
+    over (warm, the pre-warmed path of scorer/warm.py): the sandbox must hold the same either way.
+    """
+    warm = request.param == "warm"
 
     def run(
         code: str, *, binds: Sequence[Bind] = (), env: dict[str, str] | None = None, **limits: Any
     ) -> SandboxOutcome:
-        request = SandboxRequest(
+        sandbox_request = SandboxRequest(
             argv=[str(runtime.python), "-I", "-c", code],
             binds=[*runtime.binds(), *binds],
             env=SANDBOX_ENV if env is None else env,
             limits=_limits(**limits),
+            idle_seconds=30.0 if warm else 0.0,
         )
-        return run_sandboxed(request, config)
+        if not warm:
+            return run_sandboxed(sandbox_request, config)
+        started = start_sandboxed(sandbox_request, config)
+        if isinstance(started, SandboxOutcome):
+            return started
+        return started.hand_over()
 
     return run
 

@@ -1,0 +1,248 @@
+"""Pre-warmed harness sandboxes (scorer/warm.py), with the real sandbox: single use, fresh per run,
+falling back to the cold path whenever the warm one does not fit, and showing the run no more than
+the cold path does."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scorer.pipeline import ScoringConfig, check_spec, check_submission, score_submission, scoring_spec
+from scorer.runtime import find_runtime
+from scorer.sandbox.types import Limits, MiB
+from scorer.warm import WarmSlot
+from tests.fixtures.artifacts import DataSet
+from tests.scorer.procs import processes_with_environ
+
+LIMITS = Limits(wall_seconds=60.0, memory_bytes=1024 * MiB)
+
+ZEROS = "import numpy as np\n\ndef predict(test_data):\n    return np.zeros(len(test_data), dtype=int)\n"
+
+# Leaves traces everywhere a run can write, and fails if it finds a trace of an earlier run.
+TRACES = """
+import os, sys
+import numpy as np
+
+FOUND = [p for p in ("/tmp/trace", "/work/trace", "/dev/shm/trace") if os.path.exists(p)]
+if FOUND or os.environ.get("KATAKANA_TRACE"):
+    raise RuntimeError(f"an earlier run left {FOUND}")
+for p in ("/tmp/trace", "/work/trace", "/dev/shm/trace"):
+    open(p, "w").write("run 1")
+os.environ["KATAKANA_TRACE"] = "1"
+sys.modules["numpy"].katakana_trace = True
+
+def predict(test_data):
+    return np.zeros(len(test_data), dtype=int)
+"""
+
+# What a run can find of the host: its descriptors and mappings (paths of what is open or mapped).
+LOOK = """
+import os
+import numpy as np
+
+fds = {}
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        pass
+print("FDS", fds)
+print("MAPS", open("/proc/self/maps").read())
+print("MOUNTS", open("/proc/self/mountinfo").read())
+
+def predict(test_data):
+    return np.zeros(len(test_data), dtype=int)
+"""
+
+
+@pytest.fixture(scope="module")
+def config() -> ScoringConfig:
+    return ScoringConfig(runtime=find_runtime(), limits=LIMITS, smoke_limits=LIMITS)
+
+
+@pytest.fixture
+def slot() -> WarmSlot:
+    return WarmSlot()
+
+
+def make_zip(path: Path, source: str) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("sub/submit_katakana.py", source)
+    return path
+
+
+def score(archive: Path, data: DataSet, config: ScoringConfig, slot: WarmSlot | None):  # type: ignore[no-untyped-def]
+    return score_submission(archive, test_data=data.small_data, test_labels=data.small_label, config=config, warm=slot)
+
+
+def test_a_warm_sandbox_serves_exactly_one_run_then_is_torn_down(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig, slot: WarmSlot
+) -> None:
+    assert slot.warm(scoring_spec(config, synthetic_set.small_data))
+    box = slot.box
+    assert box is not None and box.started is not None
+    bwrap_pid, run_dir, run_id = box.started.spawned.pid, box.run_dir, box.run_id
+    assert box.started.ready(timeout=60), "the harness never said hello while waiting"
+    assert box.started.alive()
+
+    report = score(make_zip(tmp_path / "z.zip", ZEROS), synthetic_set, config, slot)
+
+    assert report.status == "succeeded", report.to_json()
+    assert report.facts.isolation == "bwrap"
+    assert report.facts.run_id == run_id, "the run did not go through the warm sandbox"
+    assert (slot.served, slot.missed) == (1, 0)
+    assert slot.box is None, "a used sandbox must not stay in the slot"
+    # When the result is known, every process of the run is gone already ...
+    assert not Path(f"/proc/{bwrap_pid}").exists() or _is_zombie_of_other(bwrap_pid)
+    assert processes_with_environ(f"KATAKANA_RUN_ID={run_id}") == []
+    # ... and its folder and uid are cleaned up before the next sandbox is warmed.
+    assert slot.retired is box
+    assert slot.warm(scoring_spec(config, synthetic_set.small_data))
+    assert slot.retired is None and slot.box is not box
+    assert not run_dir.exists()
+    slot.close()
+    with pytest.raises(RuntimeError):
+        box.run({})  # single use, whatever the caller does
+
+
+def _is_zombie_of_other(pid: int) -> bool:
+    """The pid was reused by some unrelated process (not ours: ours was reaped)."""
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().find(b"KATAKANA_RUN_ID") < 0
+    except OSError:
+        return True
+
+
+def test_the_next_run_gets_a_fresh_sandbox(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig, slot: WarmSlot
+) -> None:
+    archive = make_zip(tmp_path / "traces.zip", TRACES)
+    run_ids = []
+    for _ in range(2):
+        assert slot.warm(scoring_spec(config, synthetic_set.small_data))
+        report = score(archive, synthetic_set, config, slot)
+        assert report.status == "succeeded", report.to_json()  # the second run found no trace of the first
+        run_ids.append(report.facts.run_id)
+    assert slot.served == 2
+    assert run_ids[0] != run_ids[1]
+
+
+def test_a_dead_warm_sandbox_falls_back_to_a_cold_run(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig, slot: WarmSlot
+) -> None:
+    assert slot.warm(scoring_spec(config, synthetic_set.small_data))
+    assert slot.box is not None and slot.box.started is not None
+    warm_run_id = slot.box.run_id
+    signal.pidfd_send_signal(slot.box.started.spawned.pidfd, signal.SIGKILL)
+    # Dead means the pidfd is readable; wait for that rather than for a time.
+    import select
+
+    select.select([slot.box.started.spawned.pidfd], [], [], 30)
+
+    report = score(make_zip(tmp_path / "z.zip", ZEROS), synthetic_set, config, slot)
+
+    assert report.status == "succeeded", report.to_json()
+    assert report.facts.run_id != warm_run_id
+    assert (slot.served, slot.missed, slot.discarded) == (0, 1, 1)
+
+
+def test_a_stale_warm_sandbox_is_replaced(tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig) -> None:
+    slot = WarmSlot(max_idle_seconds=0.001)  # any wait at all is longer
+    assert slot.warm(scoring_spec(config, synthetic_set.small_data))
+    assert slot.box is not None and slot.box.started is not None
+    assert slot.box.started.ready(timeout=60)
+    stale_id, stale_dir = slot.box.run_id, slot.box.run_dir
+    assert processes_with_environ(f"KATAKANA_RUN_ID={stale_id}") != []  # it was up, waiting
+    report = score(make_zip(tmp_path / "z.zip", ZEROS), synthetic_set, config, slot)
+    assert report.status == "succeeded", report.to_json()
+    assert (slot.served, slot.missed, slot.discarded) == (0, 1, 1)
+    # The discarded one is gone entirely: processes and folder.
+    assert processes_with_environ(f"KATAKANA_RUN_ID={stale_id}") == []
+    assert not stale_dir.exists()
+    slot.close()
+
+
+def test_a_warm_sandbox_for_other_limits_or_images_is_not_used(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig, slot: WarmSlot
+) -> None:
+    archive = make_zip(tmp_path / "z.zip", ZEROS)
+    other = dataclasses.replace(config, limits=dataclasses.replace(LIMITS, wall_seconds=30.0))
+    assert slot.warm(scoring_spec(other, synthetic_set.small_data))
+    assert score(archive, synthetic_set, config, slot).status == "succeeded"
+    assert (slot.served, slot.missed, slot.discarded) == (0, 1, 1)
+
+    # The test set's file replaced after the sandbox was warmed: the warm one read the old file.
+    images = tmp_path / "images.npy"
+    shutil.copyfile(synthetic_set.small_data, images)
+    assert slot.warm(scoring_spec(config, images))
+    np.save(images, np.load(synthetic_set.small_data)[::-1])
+    report = score_submission(
+        archive, test_data=images, test_labels=synthetic_set.small_label, config=config, warm=slot
+    )
+    assert report.status == "succeeded", report.to_json()
+    assert (slot.served, slot.missed, slot.discarded) == (0, 2, 2)
+
+
+def test_images_readable_only_by_the_worker_reach_the_run_and_no_host_path_does(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig, slot: WarmSlot
+) -> None:
+    """The hidden set lives in a folder the sandbox's uid cannot read: the run still gets the images
+    (through a descriptor read before any trainee code), but neither the descriptor, a mapping nor
+    a mount shows the host folder, and the labels are nowhere."""
+    private = tmp_path / "hidden"
+    private.mkdir(mode=0o700)
+    images, labels = private / "test_data.npy", private / "test_label.npy"
+    shutil.copyfile(synthetic_set.small_data, images)
+    shutil.copyfile(synthetic_set.small_label, labels)
+    images.chmod(0o600)
+    labels.chmod(0o600)
+    archive = make_zip(tmp_path / "look.zip", LOOK)
+    full = dataclasses.replace(config, disclosure=dataclasses.replace(config.disclosure, excerpt_bytes=None))
+    for warm in (False, True):
+        if warm:
+            assert slot.warm(scoring_spec(full, images))
+        report = score_submission(archive, test_data=images, test_labels=labels, config=full, warm=slot)
+        assert report.status == "succeeded", report.to_json()
+        assert report.facts.predict_seconds is not None
+        assert str(private) not in report.log
+        assert "test_label" not in report.log and "test_data" not in report.log
+        fds_line = next(line for line in report.log.splitlines() if line.startswith("FDS"))
+        assert ".npy" not in fds_line and "memfd" not in fds_line
+    assert slot.served == 1
+
+
+def test_preflight_through_a_warm_sandbox(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig, slot: WarmSlot
+) -> None:
+    archive = make_zip(tmp_path / "z.zip", ZEROS)
+    spec = check_spec(config, synthetic_set.train_data, synthetic_set.train_label)
+    assert slot.warm(spec)
+    report = check_submission(
+        archive,
+        config=config,
+        sample_data=synthetic_set.train_data,
+        sample_labels=synthetic_set.train_label,
+        warm=slot,
+    )
+    assert report.ok, report.to_json()
+    assert report.smoke is not None and report.smoke.total == 30
+    assert slot.served == 1
+
+
+def test_without_bubblewrap_nothing_is_warmed(tmp_path: Path, synthetic_set: DataSet, slot: WarmSlot) -> None:
+    """The unsandboxed fallback always runs cold (and still scores)."""
+    from scorer.sandbox import SandboxConfig
+
+    config = ScoringConfig(runtime=find_runtime(), limits=LIMITS, sandbox=SandboxConfig(mode="unsandboxed"))
+    assert not slot.warm(scoring_spec(config, synthetic_set.small_data))
+    report = score(make_zip(tmp_path / "z.zip", ZEROS), synthetic_set, config, slot)
+    assert report.status == "succeeded", report.to_json()
+    assert report.facts.isolation == "unsandboxed"
+    assert os.path.exists(synthetic_set.small_data)

@@ -1,0 +1,52 @@
+"""This worker process's pre-warmed sandbox (see scorer/warm.py): one per process, warmed after a task.
+
+A Celery prefork child runs one task at a time in its main thread; that long-lived thread starts the
+next task's sandbox at the end of the current task (``--die-with-parent`` follows the thread that
+started bwrap, so never a helper thread) and hands it over in the next one. The slot is created
+lazily, in the child: a sandbox started in the parent before the fork would belong to no task.
+The first task of a process, or one whose warm sandbox no longer fits (another test set, changed
+limits or runtime, died, idle too long), takes the cold path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from celery.signals import worker_process_shutdown
+
+from app.settings import Settings
+from scorer.warm import HarnessSpec, WarmSlot
+
+log = logging.getLogger(__name__)
+
+_slot: WarmSlot | None = None
+
+
+def warm_slot(settings: Settings) -> WarmSlot | None:
+    """This process's slot; None when pre-warming is switched off."""
+    global _slot
+    if not settings.sandbox_prewarm:
+        return None
+    if _slot is None:
+        _slot = WarmSlot(settings.sandbox_prewarm_idle_seconds)
+    return _slot
+
+
+def warm_next(slot: WarmSlot | None, spec: Callable[[], HarnessSpec]) -> None:
+    """Start the sandbox for this process's next task; never fails the task that just ended."""
+    if slot is None:
+        return
+    try:
+        slot.warm(spec())
+    except Exception:
+        log.warning("pre-warming the next sandbox failed; the next task runs cold", exc_info=True)
+
+
+def _close_slot(**_: Any) -> None:
+    if _slot is not None:
+        _slot.close()
+
+
+worker_process_shutdown.connect(_close_slot, weak=False)
