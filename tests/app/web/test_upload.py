@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 from fastapi.testclient import TestClient
@@ -171,13 +172,20 @@ def test_a_bad_validation_accuracy_is_explained_and_spends_nothing(
 def test_when_no_worker_answers_the_preflight_the_upload_is_refused_and_spends_nothing(
     settings: Settings, people: People, db: Session, redis_server: RedisServer, clock: Clock, enqueued: list[int]
 ) -> None:
-    """The real hand-off to the ``preflight`` queue, with nobody consuming it: a bounded wait."""
-    waiting = settings.model_copy(update={"redis_url": redis_server.url, "preflight_wait_s": 1.0})
+    """The real hand-off to the ``preflight`` queue, with nobody consuming it: the upload answers
+    with its check, which ends as unanswered once ``preflight_wait_s`` is over."""
+    waiting = settings.model_copy(
+        update={"redis_url": redis_server.url, "preflight_wait_s": 1.0, "preflight_inline_wait_s": 0.0}
+    )
     app = create_app(waiting, clock=clock, enqueue=enqueued.append, deliver_email=lambda _id: None)
     data = make_zip()
     with TestClient(app, base_url="http://testserver") as client:
         login(client, people.trainee.email)
-        response = upload(client, data)
+        pending = upload(client, data)
+        assert pending.status_code == 202 and pending.json()["state"] == "checking"
+        assert client.get(pending.json()["url"], headers={"Accept": "application/json"}).status_code == 202
+        clock.now += dt.timedelta(seconds=2)  # past preflight_wait_s: nobody will answer any more
+        response = client.get(pending.json()["url"], headers={"Accept": "application/json"})
     assert response.status_code == 503
     error = response.json()["error"]
     assert error["code"] == "preflight_unanswered"
