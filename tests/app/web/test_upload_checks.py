@@ -122,7 +122,7 @@ def test_a_refused_check_is_rendered_as_the_upload_page_renders_it_and_costs_not
     error = live.get(url, headers={"Accept": "application/json"}).json()["error"]
     assert error["code"] == "preflight" and error["message_ja"] and error["message_en"]
     assert _count(db, Submission) == 0 and enqueued == []
-    assert upload(live, make_zip(body=b"def predict(x):\n    return 1\n")).status_code == 202  # slot and turn free
+    assert upload(live, make_zip(body=b"def predict(x):\n    return 1\n")).status_code in (201, 202)  # turn free
 
 
 def test_near_chance_asks_on_the_check_page_and_confirming_accepts_without_a_new_upload(
