@@ -1,9 +1,13 @@
 """The upload page and the streamed upload itself.
 
 Order matters and is the point of this module: receive the file to disk (capped) → check CSRF →
-pre-flight (a refused zip spends nothing) → spend a slot and insert the ``queued`` row in one locked
-transaction → commit → enqueue. Browsers get pages; our XHR and API clients get JSON, with HTTP 429
-when the daily limit is used up.
+take the trainee's pre-flight turn → record the upload check and send it → wait briefly
+(``preflight_inline_wait_s``) for its verdict. Whoever runs the check acts on the verdict
+(``app.services.upload_checks``): a refused zip spends nothing; an accepted one spends a slot and
+inserts the ``queued`` row in one locked transaction, then is sent for scoring. A verdict within the
+budget is answered as such; otherwise the answer is the check's page (``/uploads/checks/{id}``),
+which follows the check live. Browsers get pages; our XHR and API clients get JSON (202 with the
+check's URL while it runs), with HTTP 429 when the daily limit is used up.
 """
 
 from __future__ import annotations
