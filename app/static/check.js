@@ -1,7 +1,7 @@
 // Upload check page: follow the pre-flight of an upload live, then show its outcome.
 //
 // The status endpoint long-polls like a submission's: it answers as soon as the check's state
-// differs from "checking" (within a tenth of a second of the worker storing the verdict), else after
+// differs from "checking" (within a quarter of a second of the worker storing the verdict), else after
 // 25 s, and we ask again. Once settled, the page is loaded again: the server then redirects to the
 // submission, or renders the refusal or the near-chance question on the upload page. Without
 // JavaScript, a <noscript> refresh reloads every 5 s.

@@ -50,7 +50,7 @@ from app.web.deps import (
     UploaderDep,
     wants_json,
 )
-from app.web.submissions import LONG_POLL_MAX_S, LONG_POLL_TICK_S
+from app.web.submissions import LONG_POLL_MAX_S
 from app.web.templating import human_size, render
 from app.web.upload_page import (
     SCORER_TEMPLATES,
@@ -309,7 +309,10 @@ async def _start_check(
     return check
 
 
-INLINE_TICK_S = 0.05  # how often the upload request looks for its verdict within its short budget
+INLINE_TICK_S = 0.1  # how often the upload request looks for its verdict within its short budget
+# How often a check page's long poll looks at the row: a verdict takes seconds, and twenty pages
+# waiting at once must not take the CPU the uploads behind them need.
+CHECK_TICK_S = 0.25
 
 
 def _check_url(check_id: int) -> str:
@@ -423,7 +426,7 @@ async def upload_check_status(
             break
         if await request.is_disconnected():
             break
-        await anyio.sleep(LONG_POLL_TICK_S)
+        await anyio.sleep(CHECK_TICK_S)
     return JSONResponse(_check_json(check, clock()), headers={"Cache-Control": "no-store"})
 
 
