@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.embedded_redis import RedisServer
 from app.main import create_app
-from app.models import PreflightCheck, Submission, SubmissionStatus
+from app.models import PreflightCheck, PreflightLease, Submission, SubmissionStatus
 from app.settings import Settings
 from tests.app.conftest import Checker, Clock, People, login, make_zip, upload
 
@@ -192,6 +192,7 @@ def test_when_no_worker_answers_the_preflight_the_upload_is_refused_and_spends_n
     assert "no upload was counted" in error["message_en"] and "提出回数は減っていません" in error["message_ja"]
     assert response.headers["Retry-After"]
     assert db.scalars(select(Submission)).all() == [] and enqueued == []
+    assert db.scalars(select(PreflightLease)).all() == []  # the ended check freed the trainee's turn
     stored = settings.storage_dir / "zips" / hashlib.sha256(data).hexdigest()[:2]  # type: ignore[operator]
     assert [p.read_bytes() for p in stored.iterdir()] == [data]  # kept: nothing uploaded is lost
     assert redis_server.client().llen("preflight") == 1  # sent, and it expires unanswered
