@@ -59,9 +59,14 @@ def live_app(settings: Settings, clock: Clock, gated: GatedChecker, enqueued: li
 
 
 @pytest.fixture
-def live(live_app: FastAPI) -> Iterator[TestClient]:
+def live(live_app: FastAPI, gated: GatedChecker) -> Iterator[TestClient]:
     with TestClient(live_app, base_url="http://testserver") as client:
         yield client
+        # Checks still running would hold the database while the fixtures drop it.
+        gated.go.set()
+        for thread in threading.enumerate():
+            if thread.name.startswith("upload-check-"):
+                thread.join(60)
 
 
 def _count(db: Session, model: type) -> int:
