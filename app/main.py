@@ -30,8 +30,9 @@ from app.models import utcnow
 from app.observability import redaction
 from app.observability.http import RequestContextMiddleware, metrics_router
 from app.observability.structured_logs import configure_logging
-from app.services.preflight import PASSED, Checker, worker_checker
+from app.services.preflight import Checker
 from app.services.testset_import import TestSetImporter, worker_importer
+from app.services.upload_checks import check_and_settle
 from app.settings import Settings, get_settings
 from app.web import admin, auth, health, leaderboard, similarity, storage_full, submissions, uploads
 from app.web.auth import landing_page
@@ -69,6 +70,44 @@ def worker_deliver(settings: Settings) -> Callable[[int], None]:
     return deliver
 
 
+StartCheck = Callable[[int], threading.Event | None]
+
+
+def worker_start_check(settings: Settings) -> StartCheck:
+    """Send a committed upload check to the pre-flight workers, which act on its verdict. None: the
+    site follows the row to learn the outcome. Raises NoWorkerAnswered when the broker refused it."""
+
+    def start(check_id: int) -> threading.Event | None:
+        from app.queue import NoWorkerAnswered, enqueue_upload_check
+
+        if not enqueue_upload_check(check_id, settings):
+            raise NoWorkerAnswered("the broker did not take the check")
+        return None
+
+    return start
+
+
+def in_process_checks(app: FastAPI, checker: Checker) -> StartCheck:
+    """Run upload checks with ``checker`` on a thread of this process (tests; trainee code never
+    runs here in production), through the same steps as the worker; the event is set when done."""
+
+    def start(check_id: int) -> threading.Event:
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                check_and_settle(
+                    app.state.sessionmaker, app.state.settings, check_id, checker, app.state.enqueue, app.state.clock
+                )
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name=f"upload-check-{check_id}", daemon=True).start()
+        return done
+
+    return start
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -95,10 +134,10 @@ def create_app(
     app = FastAPI(title="katakana-scorer", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.clock = clock
-    if preflight_checker is None:
-        preflight_checker = worker_checker(settings) if settings.preflight else (lambda _path: PASSED)
-    app.state.preflight_checker = preflight_checker
     app.state.enqueue = enqueue or worker_enqueue(settings)
+    app.state.start_check = (
+        worker_start_check(settings) if preflight_checker is None else in_process_checks(app, preflight_checker)
+    )
     app.state.deliver_email = deliver_email or worker_deliver(settings)
     app.state.testset_importer = testset_importer or worker_importer(settings)
 

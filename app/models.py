@@ -283,6 +283,32 @@ class SmokeConfirmation(Base):
     confirmed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class UploadCheck(Base):
+    """An upload whose pre-flight is under way or done: the upload request answers without waiting
+    for it, and the pre-flight worker acts on the verdict (spends the slot, or refuses) whether or
+    not anyone still watches. ``state``: checking, refused, needs_confirmation, accepted, failed."""
+
+    __tablename__ = "upload_checks"
+    __table_args__ = (Index("ix_upload_checks_user_created", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(20), default="checking")
+    storage_key: Mapped[str] = mapped_column(String(200))
+    zip_sha256: Mapped[str] = mapped_column(String(64))
+    zip_size: Mapped[int] = mapped_column(Integer)
+    original_filename: Mapped[str] = mapped_column(String(500))
+    validation_accuracy: Mapped[float | None] = mapped_column(Float)
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)  # "upload it anyway" sent with the zip
+    lease_token: Mapped[str] = mapped_column(String(32), default="")  # the pre-flight turn it holds
+    verdict: Mapped[Any | None] = mapped_column(JSON)  # PreflightVerdict.to_json()
+    refusal: Mapped[Any | None] = mapped_column(JSON)  # {"key", "status", "params"} when refused/failed
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class EmailOutbox(Base):
     __tablename__ = "email_outbox"
 

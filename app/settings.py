@@ -167,6 +167,10 @@ class Settings(BaseSettings):
     # How long an upload waits for a worker's pre-flight verdict before it is refused as the
     # server's fault (nothing spent; the zip stays stored). Above the smoke run's own 60 s limit.
     preflight_wait_s: float = Field(default=120.0, gt=0)
+    # How long the upload request itself waits for that verdict before it answers with the check's
+    # page, which follows the check live: short, so a deadline rush is answered at once. A verdict
+    # from the cache (the same zip again) comes within it; a smoke run (0.3 s of CPU at best) rarely.
+    preflight_inline_wait_s: float = Field(default=0.3, ge=0)
     # How long a test-set import through the API waits for a scoring worker (the one holding the
     # test-set folder); it may first finish the submission it is scoring.
     testset_import_wait_s: float = Field(default=300.0, gt=0)

@@ -10,8 +10,10 @@ Two phases: every trainee signs in within the window, then every trainee uploads
 (before a deadline most are signed in already; the phases apart keep each figure its own).
 
 Reported:
-- upload latency p50/p95/max (the POST /upload, which waits for the pre-flight's verdict) and any
-  server error; the web process's CPU time per upload (what the site itself spends on one);
+- upload latency p50/p95/max (the POST /upload, which waits for the pre-flight's verdict at most
+  ``KATAKANA_PREFLIGHT_INLINE_WAIT_S``, then answers with the check's page) and any server error;
+- time to verdict p50/p95/max (the upload request until its check settled, followed by long poll
+  like the check page); the web process's CPU time per upload (what the site itself spends on one);
 - login latency p50/p95 (each is one Argon2 verification, at most one per CPU at a time);
 - the web process's RSS at start, peak and end (sampled every 0.5 s): memory must stay flat;
 - the scoring queue's peak length, and the drain rate: submissions scored per minute, per scoring
@@ -253,7 +255,8 @@ def add_trainees(database_url: str, count: int) -> list[str]:
 @dataclass
 class Outcome:
     login_s: float = 0.0
-    upload_s: float = 0.0
+    upload_s: float = 0.0  # the POST /upload, request to response
+    verdict_s: float = 0.0  # request to the check settled (the same when the verdict came inline)
     status: int = 0
     error: str = ""
 
@@ -287,6 +290,14 @@ async def upload(client: httpx.AsyncClient, body: bytes, start_at: float, out: O
             headers={"Accept": "application/json"},
         )
         out.upload_s = time.monotonic() - began
+        if response.status_code == 202:  # answered before the verdict: follow the check, as its page does
+            url = response.json()["url"]
+            while True:
+                state = (await client.get(f"{url}/status", params={"known": "checking", "wait": 25})).json()
+                if state["final"]:
+                    break
+            response = await client.get(url, headers={"Accept": "application/json"})
+        out.verdict_s = time.monotonic() - began
         out.status = response.status_code
         if response.status_code != 201:
             try:
@@ -449,6 +460,7 @@ def main() -> None:
             bare_predict_seconds(example, data, str(config.runtime.python), str(config.limits.cpus)) for _ in range(3)
         )
         uploads = [o.upload_s for o in outcomes if o.status == 201]
+        verdicts = [o.verdict_s for o in outcomes if o.status == 201]
         server_errors = [o for o in outcomes if o.status >= 500 or o.status == 0]
         refused = [o for o in outcomes if o.status not in (201,) and o not in server_errors]
         figures = {
@@ -467,6 +479,9 @@ def main() -> None:
             "upload_p50_s": round(percentile(uploads, 0.50), 3),
             "upload_p95_s": round(percentile(uploads, 0.95), 3),
             "upload_max_s": round(max(uploads, default=float("nan")), 3),
+            "verdict_p50_s": round(percentile(verdicts, 0.50), 3),
+            "verdict_p95_s": round(percentile(verdicts, 0.95), 3),
+            "verdict_max_s": round(max(verdicts, default=float("nan")), 3),
             "login_p50_s": round(percentile([o.login_s for o in outcomes if o.login_s], 0.5), 3),
             "login_p95_s": round(percentile([o.login_s for o in outcomes if o.login_s], 0.95), 3),
             "web_cpu_s_per_upload": round(web_cpu.get("uploads", float("nan")) / max(1, len(emails)), 3),

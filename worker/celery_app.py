@@ -30,6 +30,7 @@ from app.settings import Settings, get_settings
 TASK_MODULES = [
     "worker.tasks.scoring",
     "worker.tasks.preflight",
+    "worker.tasks.upload_checks",
     "worker.tasks.email",
     "worker.tasks.sweeper",
     "worker.tasks.testsets",

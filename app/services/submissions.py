@@ -70,24 +70,41 @@ def create_queued(
     Commits before returning: the caller enqueues the scoring task only after this.
     """
     with write_lock(factory) as db:
-        if db.get_bind().dialect.name != "sqlite":
-            db.execute(select(User.id).where(User.id == user_id).with_for_update())
-        quota = check_can_submit(db, user_id, db.get(Cohort, cohort_id), now)
-        submission = Submission(
-            user_id=user_id,
-            cohort_id=cohort_id,
-            status=SubmissionStatus.QUEUED,
-            created_at=now,
-            quota_day=quota.day,
-            counts_toward_limit=True,
-            original_filename=upload.original_filename,
-            zip_sha256=upload.sha256,
-            zip_size=upload.size,
-            storage_key=upload.storage_key,
-            validation_accuracy=validation_accuracy,
+        submission = spend_slot(
+            db, user_id=user_id, cohort_id=cohort_id, upload=upload, validation_accuracy=validation_accuracy, now=now
         )
-        db.add(submission)
-        db.flush()
+    return submission
+
+
+def spend_slot(
+    db: Session,
+    *,
+    user_id: int,
+    cohort_id: int,
+    upload: ReceivedUpload,
+    validation_accuracy: float | None,
+    now: dt.datetime,
+) -> Submission:
+    """:func:`create_queued`'s work inside the caller's write-locked transaction (``write_lock``), for
+    a caller that must record something else atomically with the slot (an upload check's outcome)."""
+    if db.get_bind().dialect.name != "sqlite":
+        db.execute(select(User.id).where(User.id == user_id).with_for_update())
+    quota = check_can_submit(db, user_id, db.get(Cohort, cohort_id), now)
+    submission = Submission(
+        user_id=user_id,
+        cohort_id=cohort_id,
+        status=SubmissionStatus.QUEUED,
+        created_at=now,
+        quota_day=quota.day,
+        counts_toward_limit=True,
+        original_filename=upload.original_filename,
+        zip_sha256=upload.sha256,
+        zip_size=upload.size,
+        storage_key=upload.storage_key,
+        validation_accuracy=validation_accuracy,
+    )
+    db.add(submission)
+    db.flush()
     return submission
 
 

@@ -116,14 +116,19 @@
     xhr.addEventListener("load", function () {
       let body = null;
       try { body = JSON.parse(xhr.responseText); } catch (err) { body = null; }
-      if (xhr.status === 201 && body && body.url) { window.location.assign(body.url); return; }
+      if ((xhr.status === 201 || xhr.status === 202) && body && body.url) { window.location.assign(body.url); return; }
       reset();
       const error = (body && body.error) || null;
       if (!error) {  // a proxy's or gateway's page, not ours: say so instead of showing its HTML
         showError(form.dataset.server.replace("{status}", String(xhr.status)));
         return;
       }
-      // Near chance on the public images: offer "submit anyway"; the same file is sent again.
+      // Near chance on the public images: the check's page asks "submit anyway?" and accepts the
+      // zip already received; without a check (none recorded) the same file is sent again.
+      if (error.code === "near_chance" && error.check_id) {
+        window.location.assign("/uploads/checks/" + error.check_id);
+        return;
+      }
       if (error.code === "near_chance") confirmBox.hidden = false;
       showError(error.message, error.detail, error.preflight && error.preflight.log);
     });

@@ -1,9 +1,13 @@
 """The upload page and the streamed upload itself.
 
 Order matters and is the point of this module: receive the file to disk (capped) → check CSRF →
-pre-flight (a refused zip spends nothing) → spend a slot and insert the ``queued`` row in one locked
-transaction → commit → enqueue. Browsers get pages; our XHR and API clients get JSON, with HTTP 429
-when the daily limit is used up.
+take the trainee's pre-flight turn → record the upload check and send it → wait briefly
+(``preflight_inline_wait_s``) for its verdict. Whoever runs the check acts on the verdict
+(``app.services.upload_checks``): a refused zip spends nothing; an accepted one spends a slot and
+inserts the ``queued`` row in one locked transaction, then is sent for scoring. A verdict within the
+budget is answered as such; otherwise the answer is the check's page (``/uploads/checks/{id}``),
+which follows the check live. Browsers get pages; our XHR and API clients get JSON (202 with the
+check's URL while it runs), with HTTP 429 when the daily limit is used up.
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ from app.observability.structured_logs import bind as bind_log_fields
 from app.queue import NoWorkerAnswered
 from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
 from app.security.sessions import SESSION_COOKIE
-from app.services import preflight_gate, storage
-from app.services.preflight import PreflightVerdict, cached_preflight
-from app.services.public_set import public_set_identity
-from app.services.smoke_confirm import CONFIRM_FIELD, confirmed_in_form, needs_confirmation
+from app.services import preflight_gate, upload_checks
+from app.services.preflight import PreflightVerdict
+from app.services.quota import quota_status
+from app.services.smoke_confirm import CONFIRM_FIELD, confirmed_in_form
 from app.services.submissions import SubmissionRefused, active_cohort, check_can_submit, create_queued
 from app.services.uploads import ReceivedUpload, UploadRejected, receive_upload
 from app.settings import Settings
@@ -38,6 +42,7 @@ from app.web.deps import (
     ClockDep,
     CurrentUser,
     NotFound,
+    PathId,
     SessionDep,
     SettingsDep,
     TranslatorDep,
@@ -45,6 +50,7 @@ from app.web.deps import (
     UploaderDep,
     wants_json,
 )
+from app.web.submissions import LONG_POLL_MAX_S
 from app.web.templating import human_size, render
 from app.web.upload_page import (
     SCORER_TEMPLATES,
@@ -171,21 +177,9 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
             raise CSRFRejected
         validation = parse_validation_accuracy(received.fields.get("validation_accuracy"))
         if settings.preflight:
-            try:
-                async with preflight_gate.turn(factory, user.id, settings, clock):
-                    verdict = await _preflight(request, received)
-            except preflight_gate.PreflightRefused as exc:
-                raise _gate_refusal(exc, settings) from exc
-            if verdict.server_fault:
-                raise Refusal(503, "upload_error_preflight_internal", detail=verdict.error_message(lang))
-            if not verdict.ok:
-                raise Refusal(
-                    422,
-                    "upload_error_preflight",
-                    detail=verdict.error_message(lang),
-                    extra={"preflight": verdict.to_json()},
-                )
-            await _ask_if_near_chance(request, user, received, verdict)
+            confirmed = confirmed_in_form(received.fields.get(CONFIRM_FIELD))
+            check = await _start_check(request, user, cohort_id, received, validation, confirmed, settings, clock)
+            return await _answer_check(request, check, user, settings, clock)
         now = clock()
         try:
             submission = await anyio.to_thread.run_sync(
@@ -257,48 +251,199 @@ def _quota_params(exc: SubmissionRefused, now: Any, lang: str) -> dict[str, Any]
     }
 
 
-async def _preflight(request: Request, received: ReceivedUpload) -> PreflightVerdict:
-    settings: Settings = request.app.state.settings
-    path = storage.path_for(settings.storage_dir, received.storage_key)  # type: ignore[arg-type]
-    checker = request.app.state.preflight_checker
+async def _start_check(
+    request: Request,
+    user: Uploader,
+    cohort_id: int,
+    received: ReceivedUpload,
+    validation: float | None,
+    confirmed: bool,
+    settings: Settings,
+    clock: Any,
+) -> upload_checks.CheckView:
+    """Take the trainee's pre-flight turn, record the check and send it; then wait at most
+    ``preflight_inline_wait_s`` for the verdict. The turn is held until the verdict is stored (the
+    settling frees it), not until this request ends: one check at a time per trainee, even while
+    nobody waits for it."""
+    factory = request.app.state.sessionmaker
     try:
-        public = await anyio.to_thread.run_sync(public_set_identity, settings)
-        return await anyio.to_thread.run_sync(
-            cached_preflight, request.app.state.sessionmaker, path, received.sha256, checker, public
+        lease = await anyio.to_thread.run_sync(preflight_gate.acquire, factory, user.id, settings, clock())
+    except preflight_gate.PreflightRefused as exc:
+        raise _gate_refusal(exc, settings) from exc
+    try:
+        check_id = await anyio.to_thread.run_sync(
+            lambda: upload_checks.start(
+                factory,
+                user_id=user.id,
+                cohort_id=cohort_id,
+                upload=received,
+                validation_accuracy=validation,
+                confirmed=confirmed,
+                lease=lease,
+                now=clock(),
+            )
         )
+    except BaseException:
+        with anyio.CancelScope(shield=True):  # no check holds the turn: free it now
+            await anyio.to_thread.run_sync(preflight_gate.release, factory, lease)
+        raise
+    bind_log_fields(upload_check_id=check_id)
+    try:
+        done = await anyio.to_thread.run_sync(request.app.state.start_check, check_id)
     except NoWorkerAnswered as exc:
-        log.error("no pre-flight verdict for %s: %s", received.sha256, exc)
-        raise Refusal(503, "upload_error_preflight_unanswered", extra={"retry_after": 60}) from exc
-    except Exception as exc:
-        log.exception("pre-flight failed for %s", received.sha256)
-        raise Refusal(503, "upload_error_preflight_internal") from exc
+        log.error("could not send upload check %s: %s", check_id, exc)
+        await anyio.to_thread.run_sync(upload_checks.give_up, factory, check_id, clock())
+        done = None
+    budget = settings.preflight_inline_wait_s
+    if done is not None:  # checked on a thread here: wait for it rather than look again and again
+        await anyio.to_thread.run_sync(done.wait, budget)
+    else:
+        deadline = anyio.current_time() + budget
+        while anyio.current_time() < deadline:
+            check = await anyio.to_thread.run_sync(upload_checks.get_own, factory, user.id, check_id)
+            if check is None or check.settled:
+                break
+            await anyio.sleep(INLINE_TICK_S)
+    check = await anyio.to_thread.run_sync(upload_checks.get_own, factory, user.id, check_id)
+    assert check is not None
+    return check
 
 
-async def _ask_if_near_chance(
-    request: Request, user: Uploader, received: ReceivedUpload, verdict: PreflightVerdict
-) -> None:
-    """Stop (409) before the upload is spent when the public smoke images came out near chance,
-    unless the trainee confirms now or confirmed this zip before."""
-    settings: Settings = request.app.state.settings
-    confirmed_now = confirmed_in_form(received.fields.get(CONFIRM_FIELD))
-    ask = await anyio.to_thread.run_sync(
-        needs_confirmation,
-        request.app.state.sessionmaker,
-        user.id,
-        received.sha256,
-        verdict,
-        settings.preflight_near_chance_below,
-        confirmed_now,
-    )
-    if ask:
+INLINE_TICK_S = 0.1  # how often the upload request looks for its verdict within its short budget
+# How often a check page's long poll looks at the row: a verdict takes seconds, and twenty pages
+# waiting at once must not take the CPU the uploads behind them need.
+CHECK_TICK_S = 0.25
+
+
+def _check_url(check_id: int) -> str:
+    return f"/uploads/checks/{check_id}"
+
+
+async def _answer_check(
+    request: Request, check: upload_checks.CheckView, user: Uploader, settings: Settings, clock: Any
+) -> Response:
+    """The answer for a check as it stands: the submission once accepted, the refusal as the upload
+    page renders it, or (still checking) the check's page that follows it live."""
+    if check.state == upload_checks.ACCEPTED and check.submission_id is not None:
+        bind_log_fields(submission_id=check.submission_id)
+        url = f"/submissions/{check.submission_id}"
+        if wants_json(request):
+            return JSONResponse({"id": check.submission_id, "status": "queued", "url": url}, status_code=201)
+        return RedirectResponse(url, status_code=303)
+    if check.state == upload_checks.CHECKING:
+        url = _check_url(check.id)
+        if wants_json(request):
+            body = {"check_id": check.id, "state": check.state, "url": url, "status_url": f"{url}/status"}
+            return JSONResponse(body, status_code=202, headers={"Location": url})
+        return RedirectResponse(url, status_code=303)
+    refusal = await anyio.to_thread.run_sync(_check_refusal, request.app.state.sessionmaker, check, user.lang, clock())
+    upload = ReceivedUpload(original_filename=check.original_filename, sha256=check.zip_sha256, size=check.zip_size)
+    return await _refused(request, refusal, upload, user, settings, clock, user.lang, check_id=check.id)
+
+
+def _check_refusal(factory: Any, check: upload_checks.CheckView, lang: str, now: dt.datetime) -> Refusal:
+    """The refusal a settled check stands for: the same statuses, keys and details as when the
+    upload request itself waited for the verdict."""
+    verdict = PreflightVerdict.from_json(check.verdict) if check.verdict else None
+    key = str((check.refusal or {}).get("key", "upload_error_preflight_internal"))
+    detail = verdict.error_message(lang) if verdict else None
+    if key == "upload_error_preflight" and verdict is not None:
+        return Refusal(422, key, detail=detail, extra={"preflight": verdict.to_json()})
+    if key == "upload_error_near_chance" and verdict is not None:
         smoke = verdict.smoke or {}
-        raise Refusal(
-            409,
-            "upload_error_near_chance",
-            extra={"preflight": verdict.to_json(), "confirm_field": CONFIRM_FIELD},
-            correct=smoke.get("correct", 0),
-            total=smoke.get("total", 0),
-        )
+        extra = {
+            "preflight": verdict.to_json(),
+            "confirm_field": CONFIRM_FIELD,
+            "confirm_url": f"{_check_url(check.id)}/confirm",
+        }
+        return Refusal(409, key, extra=extra, correct=smoke.get("correct", 0), total=smoke.get("total", 0))
+    if key == "upload_error_preflight_unanswered":
+        return Refusal(503, key, extra={"retry_after": 60})
+    if key == "upload_error_quota":
+        with factory() as db:
+            cohort = db.get(Cohort, check.cohort_id)
+            quota = quota_status(db, check.user_id, cohort, now) if cohort is not None else None
+        if quota is not None:
+            return _refusal_for(SubmissionRefused("quota", quota), now)
+    if key.startswith("upload_error_") and key != "upload_error_preflight_internal" and key != "upload_error_preflight":
+        return Refusal(403, key)
+    return Refusal(503, "upload_error_preflight_internal", detail=detail)
+
+
+@page_router.get("/uploads/checks/{check_id}", name="upload_check")
+async def upload_check_page(
+    request: Request, check_id: PathId, user: UploaderDep, settings: SettingsDep, clock: ClockDep, t: TranslatorDep
+) -> Response:
+    """The check of an upload, followed live (``/static/check.js``); once settled, what the upload
+    request would have answered: the submission, the refusal, or the near-chance question."""
+    factory = request.app.state.sessionmaker
+    await anyio.to_thread.run_sync(upload_checks.expire_if_stale, factory, check_id, settings, clock())
+    check = await anyio.to_thread.run_sync(upload_checks.get_own, factory, user.id, check_id)
+    if check is None:
+        raise NotFound
+    if check.settled:
+        return await _answer_check(request, check, user, settings, clock)
+    if wants_json(request):
+        return JSONResponse(_check_json(check, clock()), status_code=202, headers={"Cache-Control": "no-store"})
+    elapsed = max(0, int((clock() - check.created_at).total_seconds()))
+    return render(request, "upload_check.html", {"check": check, "elapsed": elapsed})
+
+
+def _check_json(check: upload_checks.CheckView, now: dt.datetime) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "check_id": check.id,
+        "state": check.state,
+        "final": check.settled,
+        "fingerprint": check.state,
+        "elapsed_s": max(0.0, (now - check.created_at).total_seconds()),
+        "url": _check_url(check.id),
+    }
+    if check.submission_id is not None:
+        body["submission_url"] = f"/submissions/{check.submission_id}"
+    return body
+
+
+@page_router.get("/uploads/checks/{check_id}/status", name="upload_check_status")
+async def upload_check_status(
+    request: Request,
+    check_id: PathId,
+    user: UploaderDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    known: str | None = None,
+    wait: float = 0.0,
+) -> Response:
+    """The check page's live feed, long-polled like a submission's (``submission_status``): it
+    answers as soon as the state differs from ``known``, or when ``wait`` (at most 25 s) runs out."""
+    factory = request.app.state.sessionmaker
+    deadline = anyio.current_time() + max(0.0, min(wait, LONG_POLL_MAX_S))
+    while True:
+        await anyio.to_thread.run_sync(upload_checks.expire_if_stale, factory, check_id, settings, clock())
+        check = await anyio.to_thread.run_sync(upload_checks.get_own, factory, user.id, check_id)
+        if check is None:
+            raise NotFound
+        if known is None or check.state != known or check.settled or anyio.current_time() >= deadline:
+            break
+        if await request.is_disconnected():
+            break
+        await anyio.sleep(CHECK_TICK_S)
+    return JSONResponse(_check_json(check, clock()), headers={"Cache-Control": "no-store"})
+
+
+@page_router.post("/uploads/checks/{check_id}/confirm", name="upload_check_confirm")
+async def upload_check_confirm(
+    request: Request, check_id: PathId, user: UploaderDep, settings: SettingsDep, clock: ClockDep
+) -> Response:
+    """ "Upload it anyway" for a check that scored near chance: spends the slot without a new upload."""
+    factory = request.app.state.sessionmaker
+    outcome = await anyio.to_thread.run_sync(upload_checks.confirm, factory, user.id, check_id, clock())
+    if outcome is None:
+        raise NotFound
+    check, queued = outcome
+    if queued is not None:
+        log.info("near-chance upload check %s confirmed as submission %s", check_id, queued)
+        await anyio.to_thread.run_sync(_enqueue, request.app.state.enqueue, queued)
+    return await _answer_check(request, check, user, settings, clock)
 
 
 def _enqueue(enqueue: Any, submission_id: int) -> None:
@@ -316,6 +461,7 @@ async def _refused(
     settings: Settings,
     clock: Any,
     lang: str,
+    check_id: int | None = None,
 ) -> Response:
     # What was received stays in the store for support, until the sweep removes refused zips
     # past ``refused_upload_retention_s`` (see ``app.services.storage.purge_stale_uploads``).
@@ -329,6 +475,8 @@ async def _refused(
             **refusal.extra,
         }
     }
+    if check_id is not None:
+        body["error"]["check_id"] = check_id
     if received is not None:
         body["error"]["upload"] = {
             "sha256": received.sha256,
@@ -348,7 +496,7 @@ async def _refused(
 
         ctx = await anyio.to_thread.run_sync(context)
         ctx.update(error=refusal.message(lang), error_detail=refusal.detail, preflight=refusal.extra.get("preflight"))
-        ctx.update(near_chance=refusal.key == "upload_error_near_chance")
+        ctx.update(near_chance=refusal.key == "upload_error_near_chance", confirm_url=refusal.extra.get("confirm_url"))
         response = render(request, "upload.html", ctx, refusal.status)
     if "retry_after" in refusal.extra:
         response.headers["Retry-After"] = str(refusal.extra["retry_after"])

@@ -191,6 +191,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, synthetic_set: DataSet) -> I
         "KATAKANA_MAIL_FROM": "katakana-scorer <scorer@example.test>",
         "KATAKANA_BASE_URL": "http://scorer.example.test",
         "KATAKANA_WORKER_PRESENCE_TTL_S": "3",
+        "KATAKANA_PREFLIGHT_INLINE_WAIT_S": "120",  # the assertions read each upload's verdict
     }
     env = {**os.environ, **env_settings, "KATAKANA_SECRET_KEY": SECRET, "PYTHONUNBUFFERED": "1"}
     import_small_testset(env, synthetic_set)

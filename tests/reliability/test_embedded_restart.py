@@ -62,6 +62,7 @@ def test_a_scoring_worker_killed_mid_run_is_restarted_and_the_submission_scored_
         "KATAKANA_REDIS_URL": "",
         "PYTHONUNBUFFERED": "1",
         "KATAKANA_PREFLIGHT_CONCURRENCY": "1",
+        "KATAKANA_PREFLIGHT_INLINE_WAIT_S": "120",  # the upload's answer below is its verdict
         "KATAKANA_WORKER_HEARTBEAT_INTERVAL_S": "0.5",
         "KATAKANA_WORKER_STALE_AFTER_S": "3",
         "KATAKANA_WORKER_SWEEP_INTERVAL_S": "1",

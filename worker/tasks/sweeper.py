@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, or_, select, update
 
-from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus
+from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus, UploadCheck
 from app.observability.structured_logs import bound
 from app.queue import MAINTENANCE_QUEUE, SWEEP_TASK, enqueue_email, enqueue_scoring
 from app.security.sessions import purge_expired_sessions
 from app.security.throttle import purge_old_attempts
+from app.services import upload_checks
 from app.services.preflight_gate import purge_old_runs
 from app.services.storage import purge_stale_uploads
 from app.settings import WorkerSettings, get_settings
@@ -62,7 +63,13 @@ def _housekeeping(now: dt.datetime, config: WorkerSettings, report: SweepReport)
 
     def referenced(keys: list[str]) -> set[str]:
         with sessions()() as session:
-            return set(session.scalars(select(Submission.storage_key).where(Submission.storage_key.in_(keys))))
+            used = set(session.scalars(select(Submission.storage_key).where(Submission.storage_key.in_(keys))))
+            # An upload check still under way or awaiting "upload it anyway" will need its zip.
+            pending = UploadCheck.state.in_((upload_checks.CHECKING, upload_checks.NEEDS_CONFIRMATION))
+            used |= set(
+                session.scalars(select(UploadCheck.storage_key).where(UploadCheck.storage_key.in_(keys), pending))
+            )
+            return used
 
     assert settings.storage_dir is not None
     report.purged["uploads"] = purge_stale_uploads(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 from fastapi.testclient import TestClient
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.embedded_redis import RedisServer
 from app.main import create_app
-from app.models import PreflightCheck, Submission, SubmissionStatus
+from app.models import PreflightCheck, PreflightLease, Submission, SubmissionStatus
 from app.settings import Settings
 from tests.app.conftest import Checker, Clock, People, login, make_zip, upload
 
@@ -171,19 +172,27 @@ def test_a_bad_validation_accuracy_is_explained_and_spends_nothing(
 def test_when_no_worker_answers_the_preflight_the_upload_is_refused_and_spends_nothing(
     settings: Settings, people: People, db: Session, redis_server: RedisServer, clock: Clock, enqueued: list[int]
 ) -> None:
-    """The real hand-off to the ``preflight`` queue, with nobody consuming it: a bounded wait."""
-    waiting = settings.model_copy(update={"redis_url": redis_server.url, "preflight_wait_s": 1.0})
+    """The real hand-off to the ``preflight`` queue, with nobody consuming it: the upload answers
+    with its check, which ends as unanswered once ``preflight_wait_s`` is over."""
+    waiting = settings.model_copy(
+        update={"redis_url": redis_server.url, "preflight_wait_s": 1.0, "preflight_inline_wait_s": 0.0}
+    )
     app = create_app(waiting, clock=clock, enqueue=enqueued.append, deliver_email=lambda _id: None)
     data = make_zip()
     with TestClient(app, base_url="http://testserver") as client:
         login(client, people.trainee.email)
-        response = upload(client, data)
+        pending = upload(client, data)
+        assert pending.status_code == 202 and pending.json()["state"] == "checking"
+        assert client.get(pending.json()["url"], headers={"Accept": "application/json"}).status_code == 202
+        clock.now += dt.timedelta(seconds=2)  # past preflight_wait_s: nobody will answer any more
+        response = client.get(pending.json()["url"], headers={"Accept": "application/json"})
     assert response.status_code == 503
     error = response.json()["error"]
     assert error["code"] == "preflight_unanswered"
     assert "no upload was counted" in error["message_en"] and "提出回数は減っていません" in error["message_ja"]
     assert response.headers["Retry-After"]
     assert db.scalars(select(Submission)).all() == [] and enqueued == []
+    assert db.scalars(select(PreflightLease)).all() == []  # the ended check freed the trainee's turn
     stored = settings.storage_dir / "zips" / hashlib.sha256(data).hexdigest()[:2]  # type: ignore[operator]
     assert [p.read_bytes() for p in stored.iterdir()] == [data]  # kept: nothing uploaded is lost
     assert redis_server.client().llen("preflight") == 1  # sent, and it expires unanswered

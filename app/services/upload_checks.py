@@ -1,0 +1,257 @@
+"""Upload checks: the pre-flight of an upload, followed live instead of waited on.
+
+The upload request stores the zip, takes the trainee's pre-flight turn, inserts an ``UploadCheck``
+row and sends the check; it waits only briefly (``preflight_inline_wait_s``) for the verdict and
+otherwise answers with the check's page. Whoever runs the check — the pre-flight worker in
+production — acts on the verdict through :func:`settle`, so a trainee who closes the tab still gets
+an accepted upload scored:
+
+- refused by the pre-flight (or a fault of the server's): ``refused``/``failed``, nothing spent;
+- near chance on the public smoke images, not confirmed (now or earlier for this zip):
+  ``needs_confirmation``; :func:`confirm` later accepts it without a new upload;
+- otherwise the slot is spent (``spend_slot``, the same rules as ever) in the very transaction that
+  marks the check ``accepted`` — or, with the day's uploads gone meanwhile, ``refused`` (nothing
+  spent).
+
+Every transition starts from ``checking`` (or ``needs_confirmation`` for a confirmation) under the
+write lock, so a task delivered twice, or two confirmations at once, give one submission. Each
+settling also frees the trainee's pre-flight turn; a check nobody settles (no worker, a crashed one)
+is ended as ``failed`` by :func:`expire_if_stale` once ``preflight_wait_s`` is over, and its turn
+expires on its own (``preflight_lease_s``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import write_lock
+from app.models import PreflightLease, SmokeConfirmation, UploadCheck
+from app.services import storage
+from app.services.preflight import Checker, PreflightVerdict, cached_preflight
+from app.services.preflight_gate import Lease
+from app.services.public_set import public_set_identity
+from app.services.submissions import SubmissionRefused, spend_slot
+from app.services.uploads import ReceivedUpload
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHECKING = "checking"
+REFUSED = "refused"
+NEEDS_CONFIRMATION = "needs_confirmation"
+ACCEPTED = "accepted"
+FAILED = "failed"
+FINAL = frozenset({REFUSED, ACCEPTED, FAILED})  # needs_confirmation waits for the trainee, not the worker
+
+
+@dataclass(frozen=True)
+class CheckView:
+    """A detached copy of a check, for pages and the live feed."""
+
+    id: int
+    user_id: int
+    cohort_id: int
+    state: str
+    verdict: dict[str, Any] | None
+    refusal: dict[str, Any] | None
+    submission_id: int | None
+    original_filename: str
+    zip_sha256: str
+    zip_size: int
+    created_at: dt.datetime
+
+    @property
+    def settled(self) -> bool:
+        return self.state != CHECKING
+
+    @classmethod
+    def of(cls, row: UploadCheck) -> CheckView:
+        return cls(
+            row.id, row.user_id, row.cohort_id, row.state, row.verdict, row.refusal, row.submission_id,
+            row.original_filename, row.zip_sha256, row.zip_size, row.created_at,
+        )  # fmt: skip
+
+
+def start(
+    factory: sessionmaker[Session],
+    *,
+    user_id: int,
+    cohort_id: int,
+    upload: ReceivedUpload,
+    validation_accuracy: float | None,
+    confirmed: bool,
+    lease: Lease,
+    now: dt.datetime,
+) -> int:
+    """Insert the ``checking`` row; the caller sends the check only after this commits."""
+    with write_lock(factory) as db:
+        row = UploadCheck(
+            user_id=user_id, cohort_id=cohort_id, state=CHECKING, storage_key=upload.storage_key,
+            zip_sha256=upload.sha256, zip_size=upload.size, original_filename=upload.original_filename,
+            validation_accuracy=validation_accuracy, confirmed=confirmed, lease_token=lease.token,
+            created_at=now, updated_at=now,
+        )  # fmt: skip
+        db.add(row)
+        db.flush()
+        return row.id
+
+
+def get_own(factory: sessionmaker[Session], user_id: int, check_id: int) -> CheckView | None:
+    """The check if it is ``user_id``'s; None otherwise (callers answer 404 either way)."""
+    with factory() as db:
+        row = db.get(UploadCheck, check_id)
+        return CheckView.of(row) if row is not None and row.user_id == user_id else None
+
+
+def _locked(db: Session, check_id: int) -> UploadCheck | None:
+    return db.scalar(select(UploadCheck).where(UploadCheck.id == check_id).with_for_update())
+
+
+def _release_turn(db: Session, row: UploadCheck) -> None:
+    db.execute(
+        delete(PreflightLease).where(PreflightLease.user_id == row.user_id, PreflightLease.token == row.lease_token)
+    )
+
+
+def _end(row: UploadCheck, state: str, now: dt.datetime, key: str, **extra: Any) -> None:
+    row.state, row.updated_at = state, now
+    row.refusal = {"key": key, **extra}
+
+
+def _accept(db: Session, row: UploadCheck, now: dt.datetime) -> int | None:
+    """Spend the slot for ``row`` in the caller's locked transaction; the submission's id, or None
+    when the slot cannot be spent (the check is then refused with the reason, nothing spent)."""
+    upload = ReceivedUpload(
+        original_filename=row.original_filename, sha256=row.zip_sha256, size=row.zip_size, storage_key=row.storage_key
+    )
+    try:  # refuses before it writes anything, so the check's new state still commits
+        submission = spend_slot(
+            db, user_id=row.user_id, cohort_id=row.cohort_id, upload=upload,
+            validation_accuracy=row.validation_accuracy, now=now,
+        )  # fmt: skip
+    except SubmissionRefused as exc:
+        _end(row, REFUSED, now, f"upload_error_{exc.reason}", reason=exc.reason)
+        return None
+    row.state, row.updated_at, row.submission_id = ACCEPTED, now, submission.id
+    return submission.id
+
+
+def settle(
+    factory: sessionmaker[Session],
+    check_id: int,
+    verdict: PreflightVerdict,
+    *,
+    near_chance_below: float,
+    now: dt.datetime,
+) -> int | None:
+    """Record the verdict and act on it; the new submission's id when one was queued (the caller
+    then sends it for scoring), else None — also when the check had already been settled."""
+    with write_lock(factory) as db:
+        row = _locked(db, check_id)
+        if row is None or row.state != CHECKING:
+            return None  # delivered twice, or expired meanwhile: the first decision stands
+        row.verdict = verdict.to_json()
+        _release_turn(db, row)
+        if verdict.server_fault:
+            _end(row, FAILED, now, "upload_error_preflight_internal")
+            return None
+        if not verdict.ok:
+            _end(row, REFUSED, now, "upload_error_preflight")
+            return None
+        if verdict.near_chance(near_chance_below):
+            remembered = db.get(SmokeConfirmation, (row.user_id, row.zip_sha256)) is not None
+            if not remembered and not row.confirmed:
+                _end(row, NEEDS_CONFIRMATION, now, "upload_error_near_chance")
+                return None
+            if not remembered:
+                db.add(SmokeConfirmation(user_id=row.user_id, zip_sha256=row.zip_sha256))
+        return _accept(db, row, now)
+
+
+def confirm(
+    factory: sessionmaker[Session], user_id: int, check_id: int, now: dt.datetime
+) -> tuple[CheckView, int | None] | None:
+    """The trainee's "upload it anyway" for a near-chance check: remember it for this zip and spend
+    the slot. None when the check is not theirs; otherwise the check as it now stands and the id of
+    the submission queued by THIS call (None when it was not: another state, a repeated click, or
+    the day's uploads gone), which the caller sends for scoring."""
+    with write_lock(factory) as db:
+        row = _locked(db, check_id)
+        if row is None or row.user_id != user_id:
+            return None
+        queued = None
+        if row.state == NEEDS_CONFIRMATION:
+            row.confirmed = True
+            if db.get(SmokeConfirmation, (row.user_id, row.zip_sha256)) is None:
+                db.add(SmokeConfirmation(user_id=row.user_id, zip_sha256=row.zip_sha256))
+            row.refusal = None
+            queued = _accept(db, row, now)
+        return CheckView.of(row), queued
+
+
+def expire_if_stale(factory: sessionmaker[Session], check_id: int, settings: Settings, now: dt.datetime) -> None:
+    """End a check nobody settled within ``preflight_wait_s`` (no pre-flight worker running, or the
+    one that had it died) as the server's fault: nothing spent, the trainee may upload again."""
+    give_up(factory, check_id, now, older_than=now - dt.timedelta(seconds=settings.preflight_wait_s))
+
+
+def give_up(
+    factory: sessionmaker[Session], check_id: int, now: dt.datetime, older_than: dt.datetime | None = None
+) -> None:
+    """End a ``checking`` check (created before ``older_than``, if given) as unanswered and free the
+    trainee's turn: the check could not be sent, or no worker settled it in time."""
+    with write_lock(factory) as db:
+        row = _locked(db, check_id)
+        if row is None or row.state != CHECKING:
+            return
+        if older_than is not None and row.created_at > older_than:
+            return
+        _release_turn(db, row)
+        _end(row, FAILED, now, "upload_error_preflight_unanswered")
+
+
+def check_and_settle(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    check_id: int,
+    checker: Checker,
+    enqueue: Callable[[int], object],
+    clock: Callable[[], dt.datetime],
+) -> None:
+    """Run the pre-flight of a stored check (through the verdict cache) and act on the verdict.
+
+    What the pre-flight worker does for each check; an in-process ``checker`` (tests, a site without
+    pre-flight) goes through the same steps.
+    """
+    with factory() as db:
+        row = db.get(UploadCheck, check_id)
+        if row is None or row.state != CHECKING:
+            return
+        key, sha256 = row.storage_key, row.zip_sha256
+    assert settings.storage_dir is not None
+    path = storage.path_for(settings.storage_dir, key)
+    try:
+        verdict = cached_preflight(factory, path, sha256, checker, public_set_identity(settings))
+    except Exception as exc:  # a fault of ours: the check ends as the server's, nothing spent
+        log.exception("pre-flight of check %s failed internally", check_id)
+        error = {
+            "code": "internal_error",
+            "blame": "server",
+            "message": type(exc).__name__,
+            "message_ja": type(exc).__name__,
+        }
+        verdict = PreflightVerdict(ok=False, error=error)
+    submission_id = settle(factory, check_id, verdict, near_chance_below=settings.preflight_near_chance_below,
+                           now=clock())  # fmt: skip
+    if submission_id is not None:
+        try:
+            enqueue(submission_id)
+        except Exception:  # the row is committed as queued: the sweeper re-queues it
+            log.exception("could not enqueue submission %s; the sweeper will", submission_id)

@@ -1,0 +1,235 @@
+"""Uploads answer before their pre-flight verdict, and the check's page follows it live.
+
+The inline budget is 0 here, so every upload answers with its check; the checker is an in-process
+stand-in that waits for the test's go (the worker's own path is in tests/worker/test_upload_checks.py).
+The check is acted on by whoever runs it, through ``app.services.upload_checks.check_and_settle``.
+"""
+
+from __future__ import annotations
+
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.main import create_app
+from app.models import PreflightLease, SmokeConfirmation, Submission, UploadCheck
+from app.services import upload_checks
+from app.services.preflight import PreflightVerdict
+from app.settings import Settings
+from tests.app.conftest import Checker, Clock, People, csrf, login, make_zip, upload
+
+NEAR_CHANCE = {"correct": 1, "total": 30, "accuracy": 1 / 30}
+
+
+@dataclass
+class GatedChecker:
+    """The stand-in checker, held until the test lets it answer (so the upload surely answers first).
+    A zip holding ``near.py`` scores near chance on the public images."""
+
+    go: threading.Event = field(default_factory=threading.Event)
+    inner: Checker = field(default_factory=Checker)
+
+    def __call__(self, zip_path: Path) -> PreflightVerdict:
+        assert self.go.wait(60), "the test never let the check answer"
+        with zipfile.ZipFile(zip_path) as zf:
+            if "near.py" in zf.namelist():
+                return PreflightVerdict(ok=True, report={"smoke": NEAR_CHANCE})
+        return self.inner(zip_path)
+
+
+@pytest.fixture
+def gated() -> GatedChecker:
+    return GatedChecker()
+
+
+@pytest.fixture
+def live_app(settings: Settings, clock: Clock, gated: GatedChecker, enqueued: list[int]) -> FastAPI:
+    live = settings.model_copy(update={"preflight_inline_wait_s": 0.0})
+    return create_app(
+        live, clock=clock, preflight_checker=gated, enqueue=enqueued.append, deliver_email=lambda _i: None
+    )
+
+
+@pytest.fixture
+def live(live_app: FastAPI, gated: GatedChecker) -> Iterator[TestClient]:
+    with TestClient(live_app, base_url="http://testserver") as client:
+        yield client
+        # Checks still running would hold the database while the fixtures drop it.
+        gated.go.set()
+        for thread in threading.enumerate():
+            if thread.name.startswith("upload-check-"):
+                thread.join(60)
+
+
+def _count(db: Session, model: type) -> int:
+    db.rollback()  # a fresh transaction sees what the app committed
+    return int(db.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _settled(client: TestClient, url: str) -> dict[str, object]:
+    """Follow the check's live feed (long poll) until it settles, as check.js does."""
+    for _ in range(20):
+        state: dict[str, object] = client.get(f"{url}/status", params={"known": "checking", "wait": 25}).json()
+        if state["final"]:
+            return state
+    raise AssertionError("the check never settled")
+
+
+def _pending(client: TestClient, data: bytes) -> str:
+    response = upload(client, data)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["state"] == "checking" and response.headers["Location"] == body["url"]
+    return str(body["url"])
+
+
+def test_the_upload_answers_before_the_verdict_and_the_page_follows_it_to_the_submission(
+    live: TestClient, people: People, db: Session, gated: GatedChecker, enqueued: list[int]
+) -> None:
+    login(live, people.trainee.email)
+    response = upload(live, make_zip(), json=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/uploads/checks/")
+    url = response.headers["location"]
+    page = live.get(url)
+    assert page.status_code == 200 and "確認しています" in page.text and 'src="/static/check.js"' in page.text
+    assert 'http-equiv="refresh"' in page.text  # without JavaScript the page still moves on
+    assert live.get(f"{url}/status").json()["state"] == "checking"
+    assert _count(db, Submission) == 0  # nothing is spent before the verdict
+    gated.go.set()
+    state = _settled(live, url)
+    assert state["state"] == "accepted"
+    submission_id = int(str(state["submission_url"]).rsplit("/", 1)[1])
+    assert enqueued == [submission_id]  # the check's runner sent it for scoring, not the page
+    done = live.get(url, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/submissions/{submission_id}"
+    assert live.get(url, headers={"Accept": "application/json"}, follow_redirects=False).status_code == 201
+
+
+def test_a_refused_check_is_rendered_as_the_upload_page_renders_it_and_costs_nothing(
+    live: TestClient, people: People, db: Session, gated: GatedChecker, enqueued: list[int]
+) -> None:
+    login(live, people.trainee.email)
+    url = _pending(live, make_zip("broken.py"))
+    gated.go.set()
+    assert _settled(live, url)["state"] == "refused"
+    page = live.get(url)
+    assert page.status_code == 422
+    assert "predict(test_data) が定義されていません" in page.text  # the pre-flight's detail, in Japanese
+    assert 'id="upload-error"' in page.text and "static check failed" in page.text  # the log, as before
+    error = live.get(url, headers={"Accept": "application/json"}).json()["error"]
+    assert error["code"] == "preflight" and error["message_ja"] and error["message_en"]
+    assert _count(db, Submission) == 0 and enqueued == []
+    assert upload(live, make_zip(body=b"def predict(x):\n    return 1\n")).status_code in (201, 202)  # turn free
+
+
+def test_near_chance_asks_on_the_check_page_and_confirming_accepts_without_a_new_upload(
+    live: TestClient, people: People, db: Session, gated: GatedChecker, enqueued: list[int]
+) -> None:
+    login(live, people.trainee.email)
+    url = _pending(live, make_zip("near.py"))
+    gated.go.set()
+    assert _settled(live, url)["state"] == "needs_confirmation"
+    page = live.get(url)
+    assert page.status_code == 409 and f'action="{url}/confirm"' in page.text
+    assert "正しく分類できたのは 1 枚" in page.text
+    assert _count(db, Submission) == 0
+    refused = live.post(f"{url}/confirm", follow_redirects=False)  # no CSRF token
+    assert refused.status_code in (400, 403) and _count(db, Submission) == 0
+    confirmed = live.post(f"{url}/confirm", data={"csrf_token": csrf(live)}, follow_redirects=False)
+    assert confirmed.status_code == 303 and confirmed.headers["location"].startswith("/submissions/")
+    again = live.post(f"{url}/confirm", data={"csrf_token": csrf(live)}, follow_redirects=False)
+    assert again.headers["location"] == confirmed.headers["location"]  # a second click spends nothing more
+    assert _count(db, Submission) == 1 and len(enqueued) == 1
+    assert _count(db, SmokeConfirmation) == 1  # the same zip will not ask again
+
+
+def test_a_check_nobody_watches_is_still_scored(
+    live_app: FastAPI, live: TestClient, people: People, db: Session, gated: GatedChecker, enqueued: list[int]
+) -> None:
+    login(live, people.trainee.email)
+    url = _pending(live, make_zip())
+    check_id = int(url.rsplit("/", 1)[1])
+    gated.go.set()  # nobody polls from here on: the tab was closed
+    runner = next(t for t in threading.enumerate() if t.name == f"upload-check-{check_id}")
+    runner.join(60)
+    db.rollback()
+    row = db.get(UploadCheck, check_id)
+    assert row is not None and row.state == "accepted" and row.submission_id is not None
+    assert enqueued == [row.submission_id]
+
+
+def test_the_gate_holds_one_check_at_a_time_until_its_verdict_is_stored(
+    live: TestClient, people: People, db: Session, gated: GatedChecker
+) -> None:
+    login(live, people.trainee.email)
+    url = _pending(live, make_zip())
+    busy = upload(live, make_zip(body=b"def predict(x):\n    return 2\n"))
+    assert busy.status_code == 429 and busy.json()["error"]["code"] == "preflight_busy"
+    assert busy.headers["Retry-After"]
+    gated.go.set()
+    _settled(live, url)
+    assert _count(db, PreflightLease) == 0  # the verdict freed the turn
+    assert upload(live, make_zip(body=b"def predict(x):\n    return 3\n")).status_code in (201, 202)
+
+
+def test_another_trainee_gets_404_on_your_check(
+    live: TestClient, people: People, gated: GatedChecker, db: Session
+) -> None:
+    login(live, people.trainee.email)
+    url = _pending(live, make_zip("near.py"))
+    gated.go.set()
+    _settled(live, url)
+    live.cookies.clear()
+    login(live, people.other_trainee.email)
+    assert live.get(url).status_code == 404
+    assert live.get(f"{url}/status").status_code == 404
+    assert live.post(f"{url}/confirm", data={"csrf_token": csrf(live)}).status_code == 404
+    assert _count(db, Submission) == 0
+
+
+def test_a_check_settled_twice_queues_one_submission(
+    live_app: FastAPI, live: TestClient, people: People, db: Session, gated: GatedChecker, enqueued: list[int]
+) -> None:
+    """A pre-flight task delivered twice (acks_late) runs the same steps again: the second is a no-op."""
+    login(live, people.trainee.email)
+    url = _pending(live, make_zip())
+    gated.go.set()
+    _settled(live, url)
+    check_id = int(url.rsplit("/", 1)[1])
+    state = live_app.state
+    upload_checks.check_and_settle(state.sessionmaker, state.settings, check_id, gated, enqueued.append, state.clock)
+    verdict = PreflightVerdict(ok=True)
+    again = upload_checks.settle(state.sessionmaker, check_id, verdict, near_chance_below=0.3, now=state.clock())
+    assert again is None
+    assert _count(db, Submission) == 1 and len(enqueued) == 1
+
+
+def test_with_the_days_uploads_gone_by_the_verdict_the_check_is_refused_and_costs_nothing(
+    live: TestClient, people: People, db: Session, gated: GatedChecker, clock: Clock
+) -> None:
+    people.cohort.daily_limit = 1
+    db.commit()
+    login(live, people.trainee.email)
+    first = _pending(live, make_zip())
+    gated.go.set()
+    assert _settled(live, first)["state"] == "accepted"
+    gated.go.clear()
+    people.cohort.daily_limit = 2  # let the second upload in, then take the slot away before its verdict
+    db.commit()
+    second = _pending(live, make_zip(body=b"def predict(x):\n    return 4\n"))
+    people.cohort.daily_limit = 1
+    db.commit()
+    gated.go.set()
+    assert _settled(live, second)["state"] == "refused"
+    response = live.get(second, headers={"Accept": "application/json"})
+    assert response.status_code == 429 and response.json()["error"]["code"] == "quota"
+    assert response.headers["Retry-After"]
+    assert _count(db, Submission) == 1

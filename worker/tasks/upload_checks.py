@@ -1,0 +1,44 @@
+"""An upload's pre-flight on a worker, and what follows from its verdict.
+
+The site answers the upload at once and follows the check live; this task runs the same pre-flight
+as ``worker.tasks.preflight`` (through the site's verdict cache) and then acts on the verdict itself
+(``app.services.upload_checks.settle``): it spends the slot and sends the submission for scoring, or
+records the refusal. Nobody needs to be watching, so a trainee who closes the tab is still scored.
+
+``acks_late``: a worker restarted between receiving a check and settling it leaves the message for
+another, so an accepted upload is not lost. A delivery that comes twice settles once (the row's
+state is decided under the write lock). A pool process killed by its check is not retried (Celery
+does not redeliver on a lost worker process unless told to): a zip that kills its worker must not be
+handed to the next one; the check then ends as unanswered after ``preflight_wait_s``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.queue import CHECK_UPLOAD_TASK, PREFLIGHT_QUEUE, enqueue_scoring
+from app.services.preflight import PreflightVerdict
+from app.services.upload_checks import check_and_settle
+from app.settings import get_settings
+from worker.celery_app import app
+from worker.db import sessions, utcnow
+from worker.tasks.preflight import run_check
+
+_config = get_settings().worker
+
+
+@app.task(
+    name=CHECK_UPLOAD_TASK,
+    queue=PREFLIGHT_QUEUE,
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=_config.preflight_soft_time_limit_s,
+    time_limit=_config.preflight_time_limit_s,
+)
+def check_upload(check_id: int) -> None:
+    settings = get_settings()
+
+    def checker(zip_path: Path) -> PreflightVerdict:
+        return PreflightVerdict.from_json(run_check(settings, zip_path))
+
+    check_and_settle(sessions(), settings, check_id, checker, lambda sid: enqueue_scoring(sid, settings), utcnow)
