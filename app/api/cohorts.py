@@ -32,7 +32,7 @@ from app.i18n import Translator
 from app.models import Cohort, Enrollment, Role, TestSet, User
 from app.services import people
 from app.services.cohort_access import viewable_cohorts
-from app.services.leaderboard import SortKey, Standing, arrange, leaderboard
+from app.services.leaderboard import SortKey, Standing, board_page
 from app.services.rescoring import rescore_cohort
 from app.services.similarity import flagged_pairs
 from app.web.deps import SessionDep, SettingsDep
@@ -230,9 +230,13 @@ def cohort_leaderboard(
     descending: bool = False,
 ) -> Page[LeaderboardEntryOut]:
     cohort = cohort_or_404(db, principal, cohort_id)
-    entries = arrange(leaderboard(db, cohort), standing=standing, sort=sort, descending=descending)
-    chosen = entries[page.offset : page.offset + page.per_page]
-    return make_page([LeaderboardEntryOut.model_validate(e) for e in chosen], len(entries), page)
+    # Ranked, filtered, sorted and paged by the database, as the site's page is. A page past the end
+    # is empty here (an API client pages until it is), where the site shows its last page instead.
+    shown = board_page(
+        db, cohort, page=page.page, per_page=page.per_page, standing=standing, sort=sort, descending=descending
+    )
+    chosen = [] if shown.clamped else shown.entries
+    return make_page([LeaderboardEntryOut.model_validate(e) for e in chosen], shown.total, page)
 
 
 @router.post(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -288,34 +288,6 @@ def rank_of(db: Session, cohort: Cohort, user_id: int) -> int | None:
 def leaderboard(db: Session, cohort: Cohort) -> list[Entry]:
     """Every active trainee of the cohort, in rank order (trainees without a score last, by name)."""
     return board(db, cohort)
-
-
-_SORT_VALUES: dict[SortKey, Callable[[Entry], Any]] = {
-    SortKey.RANK: lambda e: e.rank,
-    SortKey.NAME: lambda e: e.name.casefold(),
-    SortKey.BEST: lambda e: e.best_accuracy,
-    SortKey.LATEST: lambda e: e.latest_accuracy,
-    SortKey.SUBMISSIONS: lambda e: e.submissions,
-    SortKey.LAST: lambda e: e.last_submission_at,
-    SortKey.PASSED: lambda e: e.passed,
-}
-
-
-def arrange(
-    entries: list[Entry], *, standing: Standing | None = None, sort: SortKey = SortKey.RANK, descending: bool = False
-) -> list[Entry]:
-    """Filter by standing and sort by one column, in Python; empty values stay last in both directions.
-
-    The sort is stable over the rank order, so equal values keep the ranking between them. The
-    pages use :func:`board` / :func:`board_page`, which order the same way in SQL; this is the
-    reference the tests hold them to, and serves callers that already hold a list.
-    """
-    chosen = [e for e in entries if standing is None or e.standing == standing]
-    value = _SORT_VALUES[sort]
-    present = [e for e in chosen if value(e) is not None]
-    missing = [e for e in chosen if value(e) is None]
-    present.sort(key=value, reverse=descending)
-    return present + missing
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.models import Cohort, Enrollment, Role, SubmissionStatus, User
-from app.services.leaderboard import SortKey, Standing, arrange, histogram, leaderboard, overview
+from app.services.leaderboard import SortKey, Standing, histogram, leaderboard, overview
 from tests.app.api.conftest import T0, add_submission
 from tests.app.conftest import People, add_user, login
+from tests.app.web.leaderboard_reference import arrange
 from tests.fixtures.html import assert_self_contained, without_tokens
 
 H = dt.timedelta(hours=1)

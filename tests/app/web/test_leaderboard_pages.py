@@ -18,9 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.models import Cohort, Enrollment, Role, SubmissionStatus, User
-from app.services.leaderboard import SortKey, Standing, arrange, board, board_page, board_query, leaderboard, rank_of
+from app.services.leaderboard import SortKey, Standing, board, board_page, board_query, leaderboard, rank_of
 from tests.app.api.conftest import T0, add_submission
 from tests.app.conftest import People, login
+from tests.app.web.leaderboard_reference import arrange
 
 H = dt.timedelta(hours=1)
 
