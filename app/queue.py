@@ -44,7 +44,6 @@ QUEUES = (SCORING_QUEUE, PREFLIGHT_QUEUE, EMAIL_QUEUE, MAINTENANCE_QUEUE, TESTSE
 SANDBOXED_QUEUES = frozenset({SCORING_QUEUE, PREFLIGHT_QUEUE})  # their tasks run trainee code
 
 SCORE_TASK = "worker.tasks.scoring.score"
-PREFLIGHT_TASK = "worker.tasks.preflight.check"
 CHECK_UPLOAD_TASK = "worker.tasks.upload_checks.check_upload"  # pre-flight an upload and act on the verdict
 SEND_EMAIL_TASK = "worker.tasks.email.send"
 SWEEP_TASK = "worker.tasks.sweeper.sweep"
@@ -137,13 +136,6 @@ def request_reply(settings: Settings, task: str, args: list[Any], queue: str, wa
         raise NoWorkerAnswered(f"no worker answered within {wait_s:.0f} s")
     result: dict[str, Any] = json.loads(answer[1])
     return result
-
-
-def request_preflight(settings: Settings, zip_path: Path, wait_s: float) -> dict[str, Any]:
-    """Have a worker pre-flight the stored zip: its ``CheckReport.to_json()``, or NoWorkerAnswered."""
-    assert settings.storage_dir is not None
-    key = storage_key_of(settings.storage_dir, zip_path)
-    return request_reply(settings, PREFLIGHT_TASK, [key], PREFLIGHT_QUEUE, wait_s)
 
 
 def send_reply(url: str, reply: str, report: dict[str, Any]) -> None:

@@ -15,8 +15,6 @@ from app.queue import (
     EMAIL_QUEUE,
     IMPORT_TESTSET_TASK,
     MAINTENANCE_QUEUE,
-    PREFLIGHT_QUEUE,
-    PREFLIGHT_TASK,
     QUEUES,
     SCORE_TASK,
     SCORING_QUEUE,
@@ -29,7 +27,6 @@ from app.settings import Settings, get_settings
 
 TASK_MODULES = [
     "worker.tasks.scoring",
-    "worker.tasks.preflight",
     "worker.tasks.upload_checks",
     "worker.tasks.email",
     "worker.tasks.sweeper",
@@ -59,7 +56,6 @@ def make_celery(settings: Settings) -> Celery:
         task_queues=[Queue(name, Exchange(name), routing_key=name) for name in QUEUES],  # type: ignore[no-untyped-call]
         task_routes={
             SCORE_TASK: {"queue": SCORING_QUEUE},
-            PREFLIGHT_TASK: {"queue": PREFLIGHT_QUEUE},
             IMPORT_TESTSET_TASK: {"queue": TESTSETS_QUEUE},
             SEND_EMAIL_TASK: {"queue": EMAIL_QUEUE},
             SWEEP_TASK: {"queue": MAINTENANCE_QUEUE},

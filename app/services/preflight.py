@@ -21,7 +21,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import PreflightCheck
-from app.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -76,18 +75,6 @@ class PreflightVerdict:
 Checker = Callable[[Path], PreflightVerdict]
 
 PASSED = PreflightVerdict(ok=True)
-
-
-def worker_checker(settings: Settings) -> Checker:
-    """The real check: sent to the ``preflight`` queue and answered by a worker (``app.queue``);
-    raises ``app.queue.NoWorkerAnswered`` when none answers within ``preflight_wait_s``."""
-
-    def check(zip_path: Path) -> PreflightVerdict:
-        from app.queue import request_preflight
-
-        return PreflightVerdict.from_json(request_preflight(settings, zip_path, settings.preflight_wait_s))
-
-    return check
 
 
 def engine_version() -> str:

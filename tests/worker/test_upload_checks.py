@@ -71,4 +71,6 @@ def test_the_worker_refuses_a_failing_check_without_spending(world: World, celer
     row = _state(world, check_id)
     assert row.state == "refused" and row.refusal == {"key": "upload_error_preflight"}
     assert row.verdict is not None and row.verdict["error"]["code"] == "predict_exception"
+    assert row.verdict["error"]["blame"] == "submission"
+    assert row.verdict["error"]["message_ja"] and row.verdict["error"]["message"]  # both languages kept
     assert _count(world, Submission) == 0 and _count(world, PreflightLease) == 0

@@ -1,7 +1,7 @@
 """An upload's pre-flight on a worker, and what follows from its verdict.
 
-The site answers the upload at once and follows the check live; this task runs the same pre-flight
-as ``worker.tasks.preflight`` (through the site's verdict cache) and then acts on the verdict itself
+The site answers the upload at once and follows the check live; this task runs the pre-flight of
+``worker.tasks.preflight`` (through the site's verdict cache) and then acts on the verdict itself
 (``app.services.upload_checks.settle``): it spends the slot and sends the submission for scoring, or
 records the refusal. Nobody needs to be watching, so a trainee who closes the tab is still scored.
 
@@ -22,7 +22,8 @@ from app.services.upload_checks import check_and_settle
 from app.settings import get_settings
 from worker.celery_app import app
 from worker.db import sessions, utcnow
-from worker.tasks.preflight import run_check
+from worker.tasks.preflight import next_spec, run_check
+from worker.warm import warm_next, warm_slot
 
 _config = get_settings().worker
 
@@ -41,4 +42,7 @@ def check_upload(check_id: int) -> None:
     def checker(zip_path: Path) -> PreflightVerdict:
         return PreflightVerdict.from_json(run_check(settings, zip_path))
 
-    check_and_settle(sessions(), settings, check_id, checker, lambda sid: enqueue_scoring(sid, settings), utcnow)
+    try:
+        check_and_settle(sessions(), settings, check_id, checker, lambda sid: enqueue_scoring(sid, settings), utcnow)
+    finally:  # the verdict is stored (or the task failed): warm this process's next pre-flight sandbox
+        warm_next(warm_slot(settings), lambda: next_spec(settings))
