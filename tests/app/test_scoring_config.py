@@ -4,34 +4,22 @@ never falls back to an unsandboxed run unless an admin explicitly allowed it."""
 from __future__ import annotations
 
 import dataclasses
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from app.scoring_config import scoring_config
-from app.settings import Settings
 from scorer.errors import Blame, ErrorCode
 from scorer.pipeline import check_submission
 from scorer.sandbox.types import Limits
-
-
-def _settings(tmp_path: Path, **values: object) -> Settings:
-    return Settings(environment="test", data_dir=tmp_path, _env_file=None, **values)  # type: ignore[call-arg]
-
-
-def _zip(tmp_path: Path) -> Path:
-    path = tmp_path / "s.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("submit_katakana.py", "def predict(d):\n    return [0] * len(d)\n")
-    return path
+from tests.fixtures.engine import engine_settings, trivial_zip
 
 
 def test_the_default_refuses_to_run_unsandboxed(tmp_path: Path) -> None:
-    config = scoring_config(_settings(tmp_path))
+    config = scoring_config(engine_settings(tmp_path))
     assert config.sandbox.allow_unsandboxed is False
     no_bwrap = dataclasses.replace(config, sandbox=dataclasses.replace(config.sandbox, bwrap_path="/nonexistent/bwrap"))
-    report = check_submission(_zip(tmp_path), config=no_bwrap)
+    report = check_submission(trivial_zip(tmp_path), config=no_bwrap)
     assert report.error is not None and report.error.code is ErrorCode.SANDBOX_UNAVAILABLE
     assert report.error.code.blame is Blame.SERVER  # the trainee keeps their slot
 
@@ -41,11 +29,11 @@ def test_the_engine_gets_its_limits_from_the_settings_as_a_value(
 ) -> None:
     monkeypatch.setenv("KATAKANA_WALL_SECONDS", "30")
     monkeypatch.setenv("KATAKANA_MEMORY_MB", "512")
-    settings = _settings(tmp_path, cpus=2)
+    settings = engine_settings(tmp_path, cpus=2)
     monkeypatch.setenv("KATAKANA_WALL_SECONDS", "999")  # read once, into Settings: not again by the engine
     config = scoring_config(settings)
     assert (config.limits.wall_seconds, config.limits.memory_bytes, config.limits.cpus) == (30.0, 512 * 1024**2, 2)
-    assert scoring_config(_settings(tmp_path)).limits.wall_seconds == 999.0  # a new Settings reads it anew
+    assert scoring_config(engine_settings(tmp_path)).limits.wall_seconds == 999.0  # a new Settings reads it anew
     monkeypatch.delenv("KATAKANA_WALL_SECONDS")
     monkeypatch.delenv("KATAKANA_MEMORY_MB")
-    assert scoring_config(_settings(tmp_path)).limits == Limits()  # unset: the course's defaults
+    assert scoring_config(engine_settings(tmp_path)).limits == Limits()  # unset: the course's defaults
