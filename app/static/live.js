@@ -1,0 +1,58 @@
+// What the pages that follow something live share (a submission's result, an upload's check):
+// the elapsed-time counter and the long-poll loop with its fallback.
+//
+// The status endpoints long-poll: they answer as soon as the state differs from the one the page
+// shows, else after LONG_WAIT_S, and we ask again. If long polling fails twice in a row (a proxy
+// that cuts held requests, a network blip), plain polling every 2 s takes over with a growing delay
+// after failures; after six failures in a row the page says live updates are off.
+window.KatakanaLive = (function () {
+  "use strict";
+  const LONG_WAIT_S = 25;
+
+  function format(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (_, k) { return values[k] !== undefined ? values[k] : ""; });
+  }
+
+  // Count up every second from the server's figure, in the page's language; returns how to stop.
+  function tick(el) {
+    if (!el) return function () {};
+    const base = Number(el.dataset.elapsed) || 0;
+    const began = Date.now();
+    function show() {
+      const total = Math.floor(base + (Date.now() - began) / 1000);
+      const m = Math.floor(total / 60);
+      const s = total % 60;
+      const text = m ? format(el.dataset.formatMs, { m: m, s: String(s).padStart(2, "0") })
+                     : format(el.dataset.formatS, { s: s });
+      el.textContent = format(el.dataset.template, { elapsed: text });
+    }
+    show();
+    const timer = window.setInterval(show, 1000);
+    return function () { window.clearInterval(timer); };
+  }
+
+  // Ask statusUrl(waitSeconds) (0: answer at once) and hand each answer to onStatus, which returns
+  // true to stop, false to ask again, or a promise of either (a failed promise counts as a failure).
+  // offNotice() finds the element that says live updates are off.
+  function follow(statusUrl, onStatus, offNotice) {
+    let failures = 0;
+    function poll() {
+      const longPoll = failures < 2;
+      fetch(statusUrl(longPoll ? LONG_WAIT_S : 0), { headers: { Accept: "application/json" }, cache: "no-store" })
+        .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.json(); })
+        .then(function (s) { failures = 0; return onStatus(s); })
+        .then(function (stop) { if (!stop) window.setTimeout(poll, longPoll ? 0 : 2000); })
+        .catch(function () {
+          failures += 1;
+          if (failures >= 6) {
+            const off = offNotice();
+            if (off) off.hidden = false;
+          }
+          window.setTimeout(poll, Math.min(1000 * Math.pow(1.5, failures), 15000));
+        });
+    }
+    poll();
+  }
+
+  return { format: format, tick: tick, follow: follow };
+})();
