@@ -78,9 +78,10 @@
     if (e.target !== zone) return;
     if (e.key === "Enter" || e.key === " " || e.key === "Spacebar") {
       e.preventDefault();  // Space would scroll the page
-      // Opened once the key event is done (the user activation lasts): some browsers drop a picker
-      // opened from inside the keydown handler itself.
-      window.setTimeout(function () { input.click(); }, 0);
+      // Opened inside the key event itself, while the key press still counts as the user's gesture:
+      // a picker opened later (even from a zero-delay timer) can be refused once that gesture has
+      // lapsed, as it does on a busy machine.
+      input.click();
     }
   });
   ["dragenter", "dragover"].forEach(function (type) {

@@ -137,7 +137,10 @@ def test_the_plan_reads_the_summary_through_its_key_and_never_the_submissions(db
     if conn.dialect.name == "postgresql":
         conn.execute(text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(str(r[0]) for r in conn.exec_driver_sql("EXPLAIN " + sql))
-        assert re.search(r"Index (Only )?Scan using \w+ on trainee_scores", plan), plan
+        # An index scan or a bitmap scan over the summary's key: both reach the rows through an index,
+        # and which one the planner picks depends on the statistics it has gathered so far.
+        reaches = r"Index (Only )?Scan using \w+ on trainee_scores|Bitmap Index Scan on pk_trainee_scores"
+        assert re.search(reaches, plan), plan
     else:
         plan = "\n".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
         assert re.search(r"SEARCH trainee_scores USING (\w+ )?INDEX", plan), plan
