@@ -168,6 +168,10 @@ def test_trainee_main_path(
             route.continue_()
 
     page.route("**/upload", refuse)
+    # Playwright asks the browser to intercept file pickers only once someone listens, and without
+    # waiting for the browser to agree: listen well before the key press, or a busy machine lets the
+    # picker open natively (and vanish, headless) ahead of the interception.
+    page.on("filechooser", lambda _chooser: None)
     page.get_by_test_id("upload-submit").click()
     expect(error).to_be_focused()
     what_to_do = page.get_by_text("手元で実行してエラーが出ないことを確かめてから提出してください", exact=False)
