@@ -286,10 +286,15 @@ class SmokeConfirmation(Base):
 class UploadCheck(Base):
     """An upload whose pre-flight is under way or done: the upload request answers without waiting
     for it, and the pre-flight worker acts on the verdict (spends the slot, or refuses) whether or
-    not anyone still watches. ``state``: checking, refused, needs_confirmation, accepted, failed."""
+    not anyone still watches. ``state``: checking, refused, needs_confirmation, accepted, failed,
+    expired (needs_confirmation that nobody confirmed in time)."""
 
     __tablename__ = "upload_checks"
-    __table_args__ = (Index("ix_upload_checks_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_upload_checks_user_created", "user_id", "created_at"),
+        # The sweep looks for unconfirmed checks past their window every minute: by state and age.
+        Index("ix_upload_checks_state_updated", "state", "updated_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

@@ -94,6 +94,8 @@ TEXT: dict[str, str] = {
     "preprocesses differently: check that it applies the same preprocessing as makedataset()/training did (e.g. "
     "test_data / 255) and that the class order (0 ア, 1 イ, ... 14 ソ) is the one it was trained with. No upload "
     "was counted yet. To submit it as it is, tick the confirmation below and submit again.",
+    "upload_error_confirmation_expired": "The time to confirm this submission despite its low accuracy has passed, so it "
+    "can no longer be confirmed. No upload was used for it. To submit it, upload the zip again.",
     "upload_confirm_near_chance": "I have seen the low accuracy and want to submit this zip anyway (uses one upload)",
     "quota_used_up": "You have used today's uploads ({reset}). You can submit again after the reset.",
     "upload_queued": "Received. The result will appear on this page and arrive by email.",

@@ -64,12 +64,30 @@ def purge_stale_uploads(
     zips = storage_dir / "zips"
     candidates = _older_than(zips.glob("*/*.zip") if zips.is_dir() else [], now - orphan_ttl_s)
     keys = {path.relative_to(storage_dir).as_posix(): path for path in candidates}
-    names = list(keys)
+    return removed + _unlink_unreferenced(keys, referenced)
+
+
+def discard(
+    storage_dir: Path, keys: Iterable[str], referenced: Callable[[list[str]], set[str]], written_before: float
+) -> int:
+    """Delete these stored zips unless ``referenced`` names them or one was written at or after
+    ``written_before`` (an upload of the same bytes since, whose row may not exist yet); returns how
+    many went."""
+    paths = {key: path_for(storage_dir, key) for key in keys}
+    old = set(_older_than(paths.values(), written_before))
+    return _unlink_unreferenced({key: path for key, path in paths.items() if path in old}, referenced)
+
+
+def _unlink_unreferenced(paths: dict[str, Path], referenced: Callable[[list[str]], set[str]]) -> int:
+    """Unlink the files of the keys ``referenced`` does not name, asking about 500 keys at a time
+    (a bounded ``IN`` list, whatever the size of the store)."""
+    removed = 0
+    names = list(paths)
     for start in range(0, len(names), 500):
         batch = names[start : start + 500]
         used = referenced(batch)
         for key in batch:
             if key not in used:
-                keys[key].unlink(missing_ok=True)
+                paths[key].unlink(missing_ok=True)
                 removed += 1
     return removed

@@ -8,7 +8,9 @@ an accepted upload scored:
 
 - refused by the pre-flight (or a fault of the server's): ``refused``/``failed``, nothing spent;
 - near chance on the public smoke images, not confirmed (now or earlier for this zip):
-  ``needs_confirmation``; :func:`confirm` later accepts it without a new upload;
+  ``needs_confirmation``; :func:`confirm` later accepts it without a new upload — within
+  ``upload_check_confirm_ttl_h``: after that :func:`expire_unconfirmed` (the sweeper, or the check's
+  own page) ends it as ``expired`` and deletes its zip, nothing spent;
 - otherwise the slot is spent (``spend_slot``, the same rules as ever) in the very transaction that
   marks the check ``accepted`` — or, with the day's uploads gone meanwhile, ``refused`` (nothing
   spent).
@@ -24,15 +26,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import write_lock
-from app.models import PreflightLease, SmokeConfirmation, UploadCheck
+from app.models import PreflightLease, SmokeConfirmation, Submission, UploadCheck
 from app.services import storage
 from app.services.preflight import Checker, PreflightVerdict, cached_preflight
 from app.services.preflight_gate import Lease
@@ -48,7 +50,10 @@ REFUSED = "refused"
 NEEDS_CONFIRMATION = "needs_confirmation"
 ACCEPTED = "accepted"
 FAILED = "failed"
-FINAL = frozenset({REFUSED, ACCEPTED, FAILED})  # needs_confirmation waits for the trainee, not the worker
+EXPIRED = "expired"  # needs_confirmation that nobody confirmed in time
+FINAL = frozenset({REFUSED, ACCEPTED, FAILED, EXPIRED})  # needs_confirmation waits for the trainee
+PENDING = (CHECKING, NEEDS_CONFIRMATION)  # states whose stored zip will still be read
+EXPIRED_KEY = "upload_error_confirmation_expired"
 
 
 @dataclass(frozen=True)
@@ -176,18 +181,24 @@ def settle(
 
 
 def confirm(
-    factory: sessionmaker[Session], user_id: int, check_id: int, now: dt.datetime
+    factory: sessionmaker[Session], user_id: int, check_id: int, now: dt.datetime, *, settings: Settings
 ) -> tuple[CheckView, int | None] | None:
     """The trainee's "upload it anyway" for a near-chance check: remember it for this zip and spend
     the slot. None when the check is not theirs; otherwise the check as it now stands and the id of
-    the submission queued by THIS call (None when it was not: another state, a repeated click, or
-    the day's uploads gone), which the caller sends for scoring."""
+    the submission queued by THIS call (None when it was not: another state, a repeated click, the
+    day's uploads gone, or the confirmation window over), which the caller sends for scoring.
+
+    The window is judged here, under the lock, not only by the sweeper: a click after it must not
+    spend the slot just because the sweep has not come round yet. Its zip is then left to
+    :func:`expire_unconfirmed`'s deletion on the check's page or to the store's purge."""
     with write_lock(factory) as db:
         row = _locked(db, check_id)
         if row is None or row.user_id != user_id:
             return None
         queued = None
-        if row.state == NEEDS_CONFIRMATION:
+        if row.state == NEEDS_CONFIRMATION and row.updated_at <= confirm_deadline(settings, now):
+            _end(row, EXPIRED, now, EXPIRED_KEY)
+        elif row.state == NEEDS_CONFIRMATION:
             row.confirmed = True
             if db.get(SmokeConfirmation, (row.user_id, row.zip_sha256)) is None:
                 db.add(SmokeConfirmation(user_id=row.user_id, zip_sha256=row.zip_sha256))
@@ -198,8 +209,60 @@ def confirm(
 
 def expire_if_stale(factory: sessionmaker[Session], check_id: int, settings: Settings, now: dt.datetime) -> None:
     """End a check nobody settled within ``preflight_wait_s`` (no pre-flight worker running, or the
-    one that had it died) as the server's fault: nothing spent, the trainee may upload again."""
+    one that had it died) as the server's fault: nothing spent, the trainee may upload again. A
+    near-chance check past its confirmation window ends as expired, as the sweeper would end it."""
     give_up(factory, check_id, now, older_than=now - dt.timedelta(seconds=settings.preflight_wait_s))
+    expire_unconfirmed(factory, settings, now, check_id=check_id)
+
+
+def confirm_deadline(settings: Settings, now: dt.datetime) -> dt.datetime:
+    """A check that went ``needs_confirmation`` at or before this is past its confirmation window."""
+    return now - dt.timedelta(hours=settings.upload_check_confirm_ttl_h)
+
+
+def expire_unconfirmed(
+    factory: sessionmaker[Session], settings: Settings, now: dt.datetime, *, check_id: int | None = None
+) -> list[int]:
+    """End the near-chance checks nobody confirmed within ``upload_check_confirm_ttl_h`` (all of
+    them, or just ``check_id``) as ``expired`` and delete their zips; the ids of the checks ended.
+
+    Nothing was spent for them, so nothing is given back. The state changes under the write lock
+    and only from ``needs_confirmation``, so a confirmation racing this gives one outcome: the
+    submission, or the expiry. Zips are content-addressed, so a zip is deleted only when no
+    submission or pending check names it and nobody stored it again since the window began (a
+    fresh upload of the same bytes rewrites the file before it records its check)."""
+    deadline = confirm_deadline(settings, now)
+    due = (UploadCheck.state == NEEDS_CONFIRMATION, UploadCheck.updated_at <= deadline)
+    with write_lock(factory) as db:
+        query = select(UploadCheck.id, UploadCheck.storage_key).where(*due)
+        if check_id is not None:
+            query = query.where(UploadCheck.id == check_id)
+        rows = db.execute(query.with_for_update()).all()
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        refusal = {"key": EXPIRED_KEY}
+        db.execute(
+            update(UploadCheck)
+            .where(UploadCheck.id.in_(ids), *due)
+            .values(state=EXPIRED, updated_at=now, refusal=refusal)
+            .execution_options(synchronize_session=False)
+        )
+    assert settings.storage_dir is not None
+    keys = sorted({row.storage_key for row in rows})
+    storage.discard(settings.storage_dir, keys, lambda batch: referenced_keys(factory, batch), deadline.timestamp())
+    log.info("upload checks %s: confirmation window over; expired, nothing spent", ids)
+    return ids
+
+
+def referenced_keys(factory: sessionmaker[Session], keys: Collection[str]) -> set[str]:
+    """Which of these stored zips something will still read: a submission (scoring, rescoring,
+    downloads) or a check under way or awaiting "upload it anyway"."""
+    with factory() as db:
+        used = set(db.scalars(select(Submission.storage_key).where(Submission.storage_key.in_(keys))))
+        pending = UploadCheck.state.in_(PENDING)
+        used |= set(db.scalars(select(UploadCheck.storage_key).where(UploadCheck.storage_key.in_(keys), pending)))
+        return used
 
 
 def give_up(

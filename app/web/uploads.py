@@ -359,6 +359,8 @@ def _check_refusal(factory: Any, check: upload_checks.CheckView, lang: str, now:
         return Refusal(409, key, extra=extra, correct=smoke.get("correct", 0), total=smoke.get("total", 0))
     if key == "upload_error_preflight_unanswered":
         return Refusal(503, key, extra={"retry_after": 60})
+    if key == upload_checks.EXPIRED_KEY:  # the question is gone for good: upload again
+        return Refusal(410, key)
     if key == "upload_error_quota":
         with factory() as db:
             cohort = db.get(Cohort, check.cohort_id)
@@ -436,7 +438,11 @@ async def upload_check_confirm(
 ) -> Response:
     """ "Upload it anyway" for a check that scored near chance: spends the slot without a new upload."""
     factory = request.app.state.sessionmaker
-    outcome = await anyio.to_thread.run_sync(upload_checks.confirm, factory, user.id, check_id, clock())
+    # A late click finds the check expired (its zip deleted) and is told so; nothing is spent.
+    await anyio.to_thread.run_sync(upload_checks.expire_if_stale, factory, check_id, settings, clock())
+    outcome = await anyio.to_thread.run_sync(
+        lambda: upload_checks.confirm(factory, user.id, check_id, clock(), settings=settings)
+    )
     if outcome is None:
         raise NotFound
     check, queued = outcome

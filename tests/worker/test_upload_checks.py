@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from app.models import PreflightLease, Submission, SubmissionStatus, UploadCheck
-from app.queue import CHECK_UPLOAD_TASK, enqueue_upload_check
+from app.queue import CHECK_UPLOAD_TASK, SWEEP_TASK, enqueue_upload_check
 from app.services import preflight_gate, upload_checks
 from app.services.storage import key_for, path_for
 from app.services.uploads import ReceivedUpload
 from tests.fixtures.db import ON_BOTH_DATABASES
-from tests.fixtures.services import WorkerProcess, wait_for
+from tests.fixtures.services import WorkerProcess, enqueue_sweep, wait_for
 from tests.worker.conftest import PREDICT_RAISES, PREDICT_ZEROS, World, zip_with
 
 
-def _check(world: World, source: str) -> int:
+def _check(world: World, source: str, name: str = "submit_katakana.py") -> int:
     """What the upload request does before it answers: store the zip, take the turn, record the check."""
-    data = zip_with(source)
+    data = zip_with(source, name)
     sha = hashlib.sha256(data).hexdigest()
     assert world.settings.storage_dir is not None
     path = path_for(world.settings.storage_dir, key_for(sha))
@@ -74,3 +75,53 @@ def test_the_worker_refuses_a_failing_check_without_spending(world: World, celer
     assert row.verdict["error"]["blame"] == "submission"
     assert row.verdict["error"]["message_ja"] and row.verdict["error"]["message"]  # both languages kept
     assert _count(world, Submission) == 0 and _count(world, PreflightLease) == 0
+
+
+def _asked_to_confirm(world: World, source: str, name: str, asked_at: dt.datetime) -> tuple[int, UploadCheck]:
+    """A near-chance check that went ``needs_confirmation`` at ``asked_at``, its zip stored then."""
+    check_id = _check(world, source, name)
+    with world.sessions.begin() as db:
+        row = db.get(UploadCheck, check_id)
+        assert row is not None
+        row.state, row.updated_at, row.refusal = "needs_confirmation", asked_at, {"key": "upload_error_near_chance"}
+        row.created_at = asked_at
+        db.execute(delete(PreflightLease))  # the verdict freed the trainee's turn
+    row = _state(world, check_id)
+    assert world.settings.storage_dir is not None
+    written = (asked_at - dt.timedelta(minutes=1)).timestamp()
+    os.utime(path_for(world.settings.storage_dir, row.storage_key), (written, written))
+    return check_id, row
+
+
+@ON_BOTH_DATABASES
+def test_the_sweep_expires_unconfirmed_checks_deletes_their_zips_and_spends_nothing(
+    world: World, celery_worker: WorkerProcess
+) -> None:
+    assert world.settings.storage_dir is not None
+    storage = world.settings.storage_dir
+    now = dt.datetime.now(dt.UTC)
+    window = dt.timedelta(hours=world.settings.upload_check_confirm_ttl_h)
+    old, old_row = _asked_to_confirm(world, PREDICT_ZEROS, "old.py", now - window - dt.timedelta(hours=1))
+    fresh, fresh_row = _asked_to_confirm(world, PREDICT_ZEROS, "fresh.py", now - window + dt.timedelta(hours=1))
+    # Unconfirmed too long, but the same bytes were submitted since: the submission still reads the zip.
+    shared, _ = _asked_to_confirm(world, PREDICT_RAISES, "shared.py", now - window - dt.timedelta(hours=1))
+    submitted = world.submission(world.submit(PREDICT_RAISES, status=SubmissionStatus.SUCCEEDED))
+    with world.sessions.begin() as db:
+        row = db.get(UploadCheck, shared)
+        assert row is not None
+        row.storage_key, row.zip_sha256 = submitted.storage_key, submitted.zip_sha256
+    shared_zip = storage / submitted.storage_key
+    os.utime(shared_zip, (0, 0))  # stored long ago: only the submission keeps it
+    spent_before = _count(world, Submission)
+
+    assert enqueue_sweep(world.settings)
+    celery_worker.wait_task_succeeded(SWEEP_TASK)
+
+    expired = _state(world, old)
+    assert expired.state == "expired" and expired.refusal == {"key": "upload_error_confirmation_expired"}
+    assert expired.submission_id is None
+    assert not (storage / old_row.storage_key).exists()
+    untouched = _state(world, fresh)
+    assert untouched.state == "needs_confirmation" and (storage / fresh_row.storage_key).exists()
+    assert _state(world, shared).state == "expired" and shared_zip.exists()
+    assert _count(world, Submission) == spent_before  # nothing spent, nothing given back

@@ -8,6 +8,8 @@
   submission that kills its worker every time must not loop forever).
 - Housekeeping: expired sessions and login attempts that no longer count are deleted, and so are
   interrupted upload parts and stored zips no submission names (see ``storage.purge_stale_uploads``).
+- Near-chance upload checks nobody confirmed within ``upload_check_confirm_ttl_h`` end as
+  ``expired`` and their zips are deleted (nothing was spent for them, so nothing is given back).
 - Outbox rows ``pending`` for a while (never tried because the message was lost, or a chain of
   retries exhausted) are sent again; rows stuck in ``sending`` (worker died mid-send) go back to
   ``pending``.
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, or_, select, update
 
-from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus, UploadCheck
+from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus
 from app.observability.structured_logs import bound
 from app.queue import MAINTENANCE_QUEUE, SWEEP_TASK, enqueue_email, enqueue_scoring
 from app.security.sessions import purge_expired_sessions
@@ -45,6 +47,7 @@ class SweepReport:
     requeued: list[int] = field(default_factory=list)  # stale running submissions queued again
     failed: list[int] = field(default_factory=list)  # stale running submissions given up on
     emails: list[int] = field(default_factory=list)  # outbox rows sent again
+    expired_checks: list[int] = field(default_factory=list)  # near-chance checks nobody confirmed in time
     purged: dict[str, int] = field(default_factory=dict)  # housekeeping: what was deleted, by kind
 
 
@@ -61,20 +64,10 @@ def _housekeeping(now: dt.datetime, config: WorkerSettings, report: SweepReport)
         return
     _last_store_purge[0] = time.monotonic()
 
-    def referenced(keys: list[str]) -> set[str]:
-        with sessions()() as session:
-            used = set(session.scalars(select(Submission.storage_key).where(Submission.storage_key.in_(keys))))
-            # An upload check still under way or awaiting "upload it anyway" will need its zip.
-            pending = UploadCheck.state.in_((upload_checks.CHECKING, upload_checks.NEEDS_CONFIRMATION))
-            used |= set(
-                session.scalars(select(UploadCheck.storage_key).where(UploadCheck.storage_key.in_(keys), pending))
-            )
-            return used
-
     assert settings.storage_dir is not None
     report.purged["uploads"] = purge_stale_uploads(
         settings.storage_dir,
-        referenced=referenced,
+        referenced=lambda keys: upload_checks.referenced_keys(sessions(), keys),
         incoming_ttl_s=config.incoming_ttl_s,
         orphan_ttl_s=settings.refused_upload_retention_s,  # refused zips: kept a day for support
         now=now.timestamp(),
@@ -181,8 +174,10 @@ def run_sweep(now: dt.datetime | None = None, config: WorkerSettings | None = No
     _resend_lost_queued(now, config, report)  # first, so rows reclaimed below are not sent twice
     _reclaim_stale_running(now, config, report)
     _resend_emails(now, config, report)
+    report.expired_checks = upload_checks.expire_unconfirmed(sessions(), get_settings(), now)
     _housekeeping(now, config, report)
-    if report.resent or report.requeued or report.failed or report.emails or any(report.purged.values()):
+    busy = report.resent or report.requeued or report.failed or report.emails or report.expired_checks
+    if busy or any(report.purged.values()):
         log.info("sweep: %s", report)
     return report
 

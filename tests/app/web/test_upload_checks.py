@@ -7,6 +7,8 @@ The check is acted on by whoever runs it, through ``app.services.upload_checks.c
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -23,6 +25,8 @@ from app.main import create_app
 from app.models import PreflightLease, SmokeConfirmation, Submission, UploadCheck
 from app.services import upload_checks
 from app.services.preflight import PreflightVerdict
+from app.services.quota import quota_status
+from app.services.storage import path_for
 from app.settings import Settings
 from tests.app.conftest import Checker, Clock, People, csrf, login, make_zip, upload
 
@@ -233,3 +237,114 @@ def test_with_the_days_uploads_gone_by_the_verdict_the_check_is_refused_and_cost
     assert response.status_code == 429 and response.json()["error"]["code"] == "quota"
     assert response.headers["Retry-After"]
     assert _count(db, Submission) == 1
+
+
+def _near_chance_check(live: TestClient, gated: GatedChecker, db: Session, settings: Settings) -> tuple[str, Path]:
+    """A settled near-chance check's URL and its stored zip, written before the check began (as an
+    upload writes it): the file's age, not the test's wall clock, is what the expiry compares."""
+    url = _pending(live, make_zip("near.py"))
+    gated.go.set()
+    assert _settled(live, url)["state"] == "needs_confirmation"
+    db.rollback()
+    row = db.get(UploadCheck, int(url.rsplit("/", 1)[1]))
+    assert row is not None and settings.storage_dir is not None
+    stored = path_for(settings.storage_dir, row.storage_key)
+    written = (row.created_at - dt.timedelta(minutes=1)).timestamp()
+    os.utime(stored, (written, written))
+    return url, stored
+
+
+def test_a_late_confirm_is_told_the_window_passed_in_both_languages_and_spends_nothing(
+    live: TestClient, people: People, db: Session, gated: GatedChecker, clock: Clock, settings: Settings,
+    enqueued: list[int],
+) -> None:  # fmt: skip
+    login(live, people.trainee.email)
+    url, stored = _near_chance_check(live, gated, db, settings)
+    clock.now += dt.timedelta(hours=settings.upload_check_confirm_ttl_h, minutes=1)  # the sweep has not run
+    late = live.post(f"{url}/confirm", data={"csrf_token": csrf(live)}, follow_redirects=False)
+    assert late.status_code == 410
+    assert "受付期限が過ぎた" in late.text and "もう一度アップロードしてください" in late.text
+    assert f'action="{url}/confirm"' not in late.text  # no button that can no longer work
+    error = live.get(url, headers={"Accept": "application/json"}).json()["error"]
+    assert error["code"] == "confirmation_expired"
+    assert "has passed" in error["message_en"] and "upload the zip again" in error["message_en"]
+    assert "受付期限" in error["message_ja"]
+    assert live.get(url).status_code == 410  # the page says the same, for good
+    db.rollback()
+    row = db.get(UploadCheck, int(url.rsplit("/", 1)[1]))
+    assert row is not None and row.state == "expired" and row.submission_id is None
+    assert not stored.exists()  # nothing will read it again
+    assert _count(db, Submission) == 0 and enqueued == []
+    assert quota_status(db, people.trainee.id, people.cohort, clock()).used == 0  # the day's uploads untouched
+
+
+def test_the_check_page_expires_an_unconfirmed_check_once_its_window_is_over(
+    live: TestClient, people: People, db: Session, gated: GatedChecker, clock: Clock, settings: Settings
+) -> None:
+    login(live, people.trainee.email)
+    url, stored = _near_chance_check(live, gated, db, settings)
+    clock.now += dt.timedelta(hours=settings.upload_check_confirm_ttl_h, seconds=1)
+    page = live.get(url)
+    assert page.status_code == 410 and "受付期限が過ぎた" in page.text
+    assert live.get(f"{url}/status").json()["state"] == "expired"
+    assert not stored.exists() and _count(db, Submission) == 0
+
+
+def test_a_check_within_its_window_is_left_alone_and_can_still_be_confirmed(
+    live_app: FastAPI, live: TestClient, people: People, db: Session, gated: GatedChecker, clock: Clock,
+    settings: Settings, enqueued: list[int],
+) -> None:  # fmt: skip
+    login(live, people.trainee.email)
+    url, stored = _near_chance_check(live, gated, db, settings)
+    clock.now += dt.timedelta(hours=settings.upload_check_confirm_ttl_h, minutes=-1)
+    assert upload_checks.expire_unconfirmed(live_app.state.sessionmaker, settings, clock()) == []  # the sweep
+    page = live.get(url)
+    assert page.status_code == 409 and f'action="{url}/confirm"' in page.text and stored.exists()
+    confirmed = live.post(f"{url}/confirm", data={"csrf_token": csrf(live)}, follow_redirects=False)
+    assert confirmed.status_code == 303 and _count(db, Submission) == 1 and len(enqueued) == 1
+    assert upload_checks.expire_unconfirmed(live_app.state.sessionmaker, settings, clock() + dt.timedelta(days=2)) == []
+    assert stored.exists()  # the submission reads it
+
+
+def test_a_confirm_racing_the_expiry_has_exactly_one_outcome(
+    live_app: FastAPI, live: TestClient, people: People, db: Session, gated: GatedChecker, clock: Clock,
+    settings: Settings,
+) -> None:  # fmt: skip
+    """The trainee clicks just inside the window by the web process's clock while the sweeper, whose
+    clock is a little ahead, expires the check: the write lock makes one of them find it settled."""
+    login(live, people.trainee.email)
+    url, stored = _near_chance_check(live, gated, db, settings)
+    check_id = int(url.rsplit("/", 1)[1])
+    factory = live_app.state.sessionmaker
+    ttl = dt.timedelta(hours=settings.upload_check_confirm_ttl_h)
+    start = threading.Barrier(2)
+    outcomes: dict[str, object] = {}
+
+    def click() -> None:
+        start.wait()
+        outcomes["confirm"] = upload_checks.confirm(
+            factory, people.trainee.id, check_id, clock() + ttl - dt.timedelta(seconds=1), settings=settings
+        )
+
+    def sweep() -> None:
+        start.wait()
+        outcomes["sweep"] = upload_checks.expire_unconfirmed(factory, settings, clock() + ttl + dt.timedelta(seconds=1))
+
+    threads = [threading.Thread(target=click), threading.Thread(target=sweep)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    confirmed = outcomes["confirm"]
+    assert isinstance(confirmed, tuple)
+    view, queued = confirmed
+    db.rollback()
+    row = db.get(UploadCheck, check_id)
+    assert row is not None
+    if outcomes["sweep"] == [check_id]:  # the sweep came first: the click found it expired
+        assert row.state == view.state == "expired" and queued is None
+        assert _count(db, Submission) == 0 and not stored.exists()
+    else:  # the click came first: the sweep found nothing to expire
+        assert outcomes["sweep"] == []
+        assert row.state == view.state == "accepted" and queued == row.submission_id is not None
+        assert _count(db, Submission) == 1 and stored.exists()
