@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -24,7 +20,8 @@ from app.services.testset_import import sha256_of_testset
 from app.settings import Settings
 from scorer.classes import IMAGE_SHAPE, NUM_CLASSES
 from tests.fixtures.artifacts import DataSet
-from tests.fixtures.services import free_port, wait_for
+from tests.fixtures.embedded import embedded_serve
+from tests.fixtures.services import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -139,41 +136,20 @@ def test_main_reports_user_errors_without_a_traceback(
 
 @pytest.mark.slow
 def test_serve_runs_the_embedded_service_and_stops_it_all_on_ctrl_c(tmp_path: Path, synthetic_set: DataSet) -> None:
-    data_dir = tmp_path / "data"
-    env = {
-        **os.environ,
-        "KATAKANA_DATA_DIR": str(data_dir),
-        "KATAKANA_REDIS_URL": "",
-        "PYTHONUNBUFFERED": "1",
-    }
-    subprocess.run(
-        [sys.executable, "-m", "app.cli", "demo", "--dataset", str(synthetic_set.dir)],
-        cwd=REPO, env=env, check=True, capture_output=True,
-    )  # fmt: skip
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
+    with embedded_serve(tmp_path, synthetic_set.dir) as serve:
 
         def page_answers() -> bool:
             try:
-                return httpx.get(f"http://127.0.0.1:{port}/login", timeout=5).status_code == 200
+                return httpx.get(f"{serve.url}/login", timeout=5).status_code == 200
             except httpx.HTTPError:
                 return False
 
         wait_for(page_answers, "the site to answer")
-        wait_for(lambda: "sandbox self-test passed" in log_path.read_text(errors="replace"), "the scoring worker")
-        assert (data_dir / "redis" / "redis.sock").is_socket()  # the embedded Redis
-        children = psutil.Process(serve.pid).children(recursive=True)
+        wait_for(lambda: "sandbox self-test passed" in serve.output(), "the scoring worker")
+        assert (serve.data_dir / "redis" / "redis.sock").is_socket()  # the embedded Redis
+        children = psutil.Process(serve.process.pid).children(recursive=True)
         assert len(children) >= 4  # redis, two workers (with their pool), the site
-    finally:
-        serve.send_signal(signal.SIGINT)
-        code = serve.wait(timeout=120)
-    output = log_path.read_text(errors="replace")
-    assert code == 0, output
+    output = serve.output()
+    assert serve.exit_code == 0, output
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], output
     assert "Warm shutdown" in output

@@ -9,10 +9,8 @@ worker, so this also shows the site running no trainee code of its own.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import psutil
@@ -22,8 +20,9 @@ from sqlalchemy import select
 from app.db import make_engine, make_sessionmaker
 from app.models import Submission, SubmissionStatus
 from tests.fixtures.artifacts import DataSet
+from tests.fixtures.embedded import embedded_serve
 from tests.fixtures.live_service import log_in, upload_bytes
-from tests.fixtures.services import REPO, free_port, wait_for
+from tests.fixtures.services import wait_for
 from tests.worker.conftest import zip_with
 
 SLOW_ZEROS = """import time
@@ -55,66 +54,46 @@ def _scoring_worker(serve: subprocess.Popen[bytes]) -> psutil.Process | None:
 def test_a_scoring_worker_killed_mid_run_is_restarted_and_the_submission_scored_once(
     tmp_path: Path, synthetic_set: DataSet
 ) -> None:
-    data_dir = tmp_path / "data"
     env = {
-        **os.environ,
-        "KATAKANA_DATA_DIR": str(data_dir),
-        "KATAKANA_REDIS_URL": "",
-        "PYTHONUNBUFFERED": "1",
         "KATAKANA_PREFLIGHT_CONCURRENCY": "1",
         "KATAKANA_PREFLIGHT_INLINE_WAIT_S": "120",  # the upload's answer below is its verdict
         "KATAKANA_WORKER_HEARTBEAT_INTERVAL_S": "0.5",
         "KATAKANA_WORKER_STALE_AFTER_S": "3",
         "KATAKANA_WORKER_SWEEP_INTERVAL_S": "1",
     }
-    demo = subprocess.run(
-        [sys.executable, "-m", "app.cli", "demo", "--dataset", str(synthetic_set.dir)],
-        cwd=REPO, env=env, check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    password = re.search(r"trainee\s+trainee@example\.com\s+(\S+)", demo.stdout)
-    assert password, demo.stdout
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    with embedded_serve(tmp_path, synthetic_set.dir, env) as serve:
+        engine = make_engine(f"sqlite:///{serve.data_dir / 'katakana.sqlite3'}")
+        sessions = make_sessionmaker(engine)
 
-    def output() -> str:
-        return log_path.read_text(errors="replace")
+        def submission() -> Submission | None:
+            with sessions() as session:
+                return session.scalars(select(Submission)).first()
 
-    engine = make_engine(f"sqlite:///{data_dir / 'katakana.sqlite3'}")
-    sessions = make_sessionmaker(engine)
+        try:
+            wait_for(
+                lambda: serve.output().count("sandbox self-test passed") >= 2, "the scoring and pre-flight workers", 300
+            )
+            client = log_in(serve.url, "trainee@example.com", serve.password("trainee@example.com"))
+            response = upload_bytes(client, zip_with(SLOW_ZEROS))
+            assert response.status_code == 201, response.text  # the pre-flight ran on the pre-flight worker
 
-    def submission() -> Submission | None:
-        with sessions() as session:
-            return session.scalars(select(Submission)).first()
+            wait_for(lambda: (row := submission()) is not None and row.status == SubmissionStatus.RUNNING, "a run", 120)
+            worker = wait_for(lambda: _scoring_worker(serve.process), "the scoring worker's process")
+            os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool, as the OOM killer would
 
-    try:
-        wait_for(lambda: output().count("sandbox self-test passed") >= 2, "the scoring and pre-flight workers", 300)
-        client = log_in(f"http://127.0.0.1:{port}", "trainee@example.com", password.group(1))
-        response = upload_bytes(client, zip_with(SLOW_ZEROS))
-        assert response.status_code == 201, response.text  # the pre-flight ran on the pre-flight worker
-
-        wait_for(lambda: (row := submission()) is not None and row.status == SubmissionStatus.RUNNING, "a run", 120)
-        worker = wait_for(lambda: _scoring_worker(serve), "the scoring worker's process")
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool, as the OOM killer would
-
-        wait_for(lambda: "starting the scoring worker again" in output(), "the supervisor to restart it", 120)
-        final = wait_for(
-            lambda: (row := submission()) is not None and row.status == SubmissionStatus.SUCCEEDED and row,
-            "the submission to be scored by the restarted worker",
-            300,
-        )
-        mail_dir = data_dir / "mail"
-        wait_for(lambda: mail_dir.is_dir() and any(mail_dir.glob("*.eml")), "the result email", 120)
-    finally:
-        serve.send_signal(signal.SIGINT)
-        code = serve.wait(timeout=120)
-        engine.dispose()
-    assert code == 0, output()[-5000:]
+            wait_for(lambda: "starting the scoring worker again" in serve.output(), "the supervisor to restart it", 120)
+            final = wait_for(
+                lambda: (row := submission()) is not None and row.status == SubmissionStatus.SUCCEEDED and row,
+                "the submission to be scored by the restarted worker",
+                300,
+            )
+            mail_dir = serve.data_dir / "mail"
+            wait_for(lambda: mail_dir.is_dir() and any(mail_dir.glob("*.eml")), "the result email", 120)
+        finally:
+            engine.dispose()
+    output = serve.output()
+    assert serve.exit_code == 0, output[-5000:]
     assert final.attempts == 2  # killed once, then scored: exactly once to the end
-    assert "the scoring worker exited with -9; starting it again in 1 s" in output()
-    assert "NO SANDBOX" not in output()
+    assert "the scoring worker exited with -9; starting it again in 1 s" in output
+    assert "NO SANDBOX" not in output
     assert len(list(mail_dir.glob("*.eml"))) == 1
