@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session
@@ -33,6 +32,7 @@ from app.web.deps import (
     TranslatorDep,
     UploaderDep,
 )
+from app.web.long_poll import long_poll
 from app.web.templating import local_time, local_time_tz, percent, render
 from app.web.upload_page import quota_view, standing
 from scorer.disclosure import cap_visible
@@ -157,7 +157,6 @@ def _notices(submission: Submission, t: Translator) -> list[str]:
     return [n for n in out if n]
 
 
-LONG_POLL_MAX_S = 25.0  # below common proxy idle time-outs (30-60 s)
 LONG_POLL_TICK_S = 0.1  # how often a waiting request looks again: the page learns of a result within this
 
 
@@ -177,24 +176,16 @@ async def submission_status(
     known: str | None = None,
     wait: float = 0.0,
 ) -> Response:
-    """The result page's live feed (long polling).
-
-    Without ``wait`` it answers at once. With ``wait`` (seconds, at most 25) and ``known`` (the
-    ``fingerprint`` the page shows), it answers as soon as the state differs from ``known`` — within
-    one tick of the worker storing the result — or when ``wait`` runs out. No session is held while
-    waiting: each look opens and closes its own, so waiting pages cannot exhaust the pool.
-    """
+    """The result page's live feed (:func:`app.web.long_poll.long_poll`): ``known`` is the
+    ``fingerprint`` the page shows."""
     factory = request.app.state.sessionmaker
-    deadline = anyio.current_time() + max(0.0, min(wait, LONG_POLL_MAX_S))
-    while True:
-        state = await anyio.to_thread.run_sync(_progress_now, factory, viewer.id, submission_id)
-        if state is None:
-            raise NotFound
-        if known is None or state.fingerprint != known or state.final or anyio.current_time() >= deadline:
-            break
-        if await request.is_disconnected():
-            break  # the page went away: stop looking for it
-        await anyio.sleep(LONG_POLL_TICK_S)
+    state = await long_poll(
+        request,
+        lambda: _progress_now(factory, viewer.id, submission_id),
+        lambda state: known is None or state.fingerprint != known or state.final,
+        wait,
+        LONG_POLL_TICK_S,
+    )
     return JSONResponse(state.to_json(clock()), headers={"Cache-Control": "no-store"})
 
 

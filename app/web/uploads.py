@@ -50,7 +50,7 @@ from app.web.deps import (
     UploaderDep,
     wants_json,
 )
-from app.web.submissions import LONG_POLL_MAX_S
+from app.web.long_poll import long_poll
 from app.web.templating import human_size, render
 from app.web.upload_page import (
     SCORER_TEMPLATES,
@@ -415,20 +415,17 @@ async def upload_check_status(
     known: str | None = None,
     wait: float = 0.0,
 ) -> Response:
-    """The check page's live feed, long-polled like a submission's (``submission_status``): it
-    answers as soon as the state differs from ``known``, or when ``wait`` (at most 25 s) runs out."""
+    """The check page's live feed, long-polled like a submission's (``submission_status``): ``known``
+    is the state the page shows."""
     factory = request.app.state.sessionmaker
-    deadline = anyio.current_time() + max(0.0, min(wait, LONG_POLL_MAX_S))
-    while True:
-        await anyio.to_thread.run_sync(upload_checks.expire_if_stale, factory, check_id, settings, clock())
-        check = await anyio.to_thread.run_sync(upload_checks.get_own, factory, user.id, check_id)
-        if check is None:
-            raise NotFound
-        if known is None or check.state != known or check.settled or anyio.current_time() >= deadline:
-            break
-        if await request.is_disconnected():
-            break
-        await anyio.sleep(CHECK_TICK_S)
+
+    def look() -> upload_checks.CheckView | None:
+        upload_checks.expire_if_stale(factory, check_id, settings, clock())
+        return upload_checks.get_own(factory, user.id, check_id)
+
+    check = await long_poll(
+        request, look, lambda check: known is None or check.state != known or check.settled, wait, CHECK_TICK_S
+    )
     return JSONResponse(_check_json(check, clock()), headers={"Cache-Control": "no-store"})
 
 
