@@ -2,7 +2,8 @@
 
 The test-set import and the public-set import take the same two-part upload. Both copy the parts
 into a scratch folder under the shared data folder (never memory: a test set is hundreds of MiB),
-refuse a part over the size limit with the same message, and remove the folder whatever happens.
+refuse a part over the size limit (each naming its own CLI command, which has no limit), and
+remove the folder whatever happens.
 """
 
 from __future__ import annotations
@@ -22,22 +23,29 @@ MAX_NPY_BYTES = 512 * 1024 * 1024
 _CHUNK = 1024 * 1024
 
 
-def _save(upload: UploadFile, target: Path) -> None:
+def _save(upload: UploadFile, target: Path, too_large: str) -> None:
     """Copy one part in chunks, stopping at the limit rather than after reading it all."""
     written = 0
     with target.open("wb") as out:
         while chunk := upload.file.read(_CHUNK):
             written += len(chunk)
             if written > MAX_NPY_BYTES:
-                raise ApiError(413, "api_testset_too_large", mib=MAX_NPY_BYTES // (1024 * 1024))
+                raise ApiError(413, too_large, mib=MAX_NPY_BYTES // (1024 * 1024))
             out.write(chunk)
 
 
 @contextmanager
 def received_pair(
-    settings: Settings, prefix: str, data: UploadFile, labels: UploadFile, names: tuple[str, str]
+    settings: Settings,
+    prefix: str,
+    data: UploadFile,
+    labels: UploadFile,
+    names: tuple[str, str],
+    *,
+    too_large: str,
 ) -> Iterator[tuple[Path, Path]]:
-    """The two uploaded parts as files named ``names`` in a fresh scratch folder, for the block.
+    """The two uploaded parts as files named ``names`` in a fresh scratch folder, for the block;
+    ``too_large`` is the message key of a part over the limit (it names the right CLI command).
 
     The folder is under the data folder because a scoring worker may be the one to read it (the
     test-set import runs there, where the hidden set's folder is mounted), and it is opened to other
@@ -47,8 +55,8 @@ def received_pair(
     scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=settings.data_dir))
     try:
         data_path, labels_path = scratch / names[0], scratch / names[1]
-        _save(data, data_path)
-        _save(labels, labels_path)
+        _save(data, data_path, too_large)
+        _save(labels, labels_path, too_large)
         scratch.chmod(0o755)
         yield data_path, labels_path
     finally:

@@ -46,7 +46,10 @@ def put_public_set(
     labels: Annotated[UploadFile, File(description="train_label.npy: one-hot (N, 15)")],
 ) -> PublicSetOut:
     try:
-        with received_pair(settings, "public-upload-", data, labels, ("train_data.npy", "train_label.npy")) as paths:
+        names = ("train_data.npy", "train_label.npy")
+        with received_pair(
+            settings, "public-upload-", data, labels, names, too_large="api_public_set_too_large"
+        ) as paths:
             imported = import_public_set(settings, *paths)
     except PublicSetRejected as exc:
         raise ApiError(422, "api_public_set_rejected", problem=str(exc)) from None

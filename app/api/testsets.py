@@ -47,7 +47,10 @@ def import_testset_version(
 
     try:
         # Under the data folder, which the scoring workers share: the import runs there (see Importing).
-        with received_pair(settings, "testset-upload-", data, labels, ("test_data.npy", "test_label.npy")) as paths:
+        names = ("test_data.npy", "test_label.npy")
+        with received_pair(
+            settings, "testset-upload-", data, labels, names, too_large="api_testset_too_large"
+        ) as paths:
             # The importer writes in its own transaction: end this request's first, so it holds no
             # lock the importer would wait on, and so the new row is visible to it afterwards.
             db.commit()

@@ -233,6 +233,8 @@ TEXT: dict[str, str] = {
     "api_testset_rejected": "The test set cannot be imported: {problem}. Fix the files and send them again.",
     "api_testset_unanswered": "No scoring worker took the import in time, so nothing was imported. Try again in a few minutes, or run python -m app.cli import-testset where the test sets are stored.",
     "api_testset_too_large": "The file is too large (limit {mib} MiB). Use python -m app.cli import-testset on the server.",
+    "api_public_set_too_large": "The file is too large (limit {mib} MiB). Use python -m app.cli import-public "
+    "train_data.npy train_label.npy on the server.",
     "api_token_scope_too_wide": "A {scope} token cannot be issued to this user (role {role}). Use the instructor scope, or change their role first.",
     "invite_mail_subject": "[Katakana] Your account",
     "invite_mail_body": "Hello {name},\n\nAn account on the katakana assignment's submission site was created for you.{cohort}\n\nSet your password with this link (valid for {days} days, once):\n\n{link}\n\nAfterwards, log in at {login} with your email address {email} and that password.\nIf the link has expired, get a new one at {forgot}.\n",

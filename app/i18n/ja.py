@@ -226,6 +226,7 @@ TEXT: dict[str, str] = {
     "api_testset_rejected": "テストセットを取り込めません: {problem}。ファイルを直して送り直してください。",
     "api_testset_unanswered": "採点ワーカーが時間内に取り込みを引き受けなかったため、何も取り込んでいません。数分後にもう一度送るか、テストセットの保存先で python -m app.cli import-testset を実行してください。",
     "api_testset_too_large": "ファイルが大きすぎます（上限 {mib} MiB）。サーバー上で python -m app.cli import-testset を使ってください。",
+    "api_public_set_too_large": "ファイルが大きすぎます（上限 {mib} MiB）。サーバー上で python -m app.cli import-public train_data.npy train_label.npy を使ってください。",
     "api_token_scope_too_wide": "このユーザー（役割 {role}）には {scope} スコープのトークンは発行できません。instructor スコープにするか、先に役割を変えてください。",
     "invite_mail_subject": "[カタカナ認識] アカウントのご案内",
     "invite_mail_body": "{name} さん\n\nカタカナ認識課題の提出サイトにアカウントを作成しました。{cohort}\n\n次のリンクでパスワードを設定してください（{days} 日間有効、1 回限り）:\n\n{link}\n\n設定後は {login} から、メールアドレス {email} とそのパスワードでログインできます。\nリンクの期限が切れた場合は {forgot} から新しいリンクを受け取れます。\n",

@@ -1,6 +1,6 @@
 """The two-part ``.npy`` upload both admin imports share (``/testsets`` and ``/public-set``): a part
-over the size limit is refused with the same message on either, and the scratch copy is removed
-whether the import is refused, rejected or accepted."""
+over the size limit is refused on either with a message naming that import's own CLI command, and
+the scratch copy is removed whether the import is refused, rejected or accepted."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ from app.api import npy_pair
 from app.settings import Settings
 from tests.app.api.conftest import World, assert_error, call
 
+TOO_LARGE = [
+    pytest.param("POST", "/testsets", ("test_data.npy", "test_label.npy"), "testset", "import-testset", id="testsets"),
+    pytest.param(
+        "PUT", "/public-set", ("train_data.npy", "train_label.npy"), "public_set", "import-public", id="public-set"
+    ),
+]
 ENDPOINTS = [
     pytest.param("POST", "/testsets", ("test_data.npy", "test_label.npy"), id="testsets"),
     pytest.param("PUT", "/public-set", ("train_data.npy", "train_label.npy"), id="public-set"),
@@ -38,8 +44,8 @@ def _scratch_left(settings: Settings) -> list[str]:
     return sorted(p.name for p in settings.data_dir.glob("*-upload-*"))
 
 
-@pytest.mark.parametrize(("method", "path", "names"), ENDPOINTS)
-def test_a_part_over_the_limit_is_refused_with_the_same_message_and_nothing_is_left(
+@pytest.mark.parametrize(("method", "path", "names", "what", "command"), TOO_LARGE)
+def test_a_part_over_the_limit_is_refused_naming_its_own_cli_command_and_nothing_is_left(
     client: TestClient,
     world: World,
     settings: Settings,
@@ -47,13 +53,18 @@ def test_a_part_over_the_limit_is_refused_with_the_same_message_and_nothing_is_l
     method: str,
     path: str,
     names: tuple[str, str],
+    what: str,
+    command: str,
 ) -> None:
     # A limit of 1 MiB so the test need not send 512 MiB; the check is the same code.
     monkeypatch.setattr(npy_pair, "MAX_NPY_BYTES", 1024 * 1024)
     oversized = b"\x93NUMPY" + b"\0" * (1024 * 1024)
     response = call(client, method, path, world.admin_token, files=_files(names, oversized))
-    error = assert_error(response, 413, "api_testset_too_large")
-    assert "1 MiB" in str(error["message_en"]) and "1 MiB" in str(error["message_ja"])
+    error = assert_error(response, 413, f"api_{what}_too_large")
+    for message in (str(error["message_en"]), str(error["message_ja"])):
+        assert "1 MiB" in message and f"python -m app.cli {command} " in message
+    other = {"import-testset", "import-public"} - {command}
+    assert not any(name in str(error["message_en"]) + str(error["message_ja"]) for name in other)
     assert _scratch_left(settings) == []
 
 
