@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, Subquery, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
+from app.db import fold, folded
 from app.models import Cohort, Enrollment, Role, Submission, TraineeScore, User
 
 
@@ -163,10 +164,10 @@ def board_query(
         query = query.where(c.standing == standing.value)
     if scored_only:
         query = query.where(c.best.is_not(None))
-    if search:
-        needle = search.strip().lower()
+    if search:  # full-width letters match their plain ones on both databases (see app.db.fold)
+        needle = fold(search.strip())
         query = query.where(
-            func.lower(c.name).contains(needle, autoescape=True) | func.lower(c.email).contains(needle, autoescape=True)
+            folded(c.name).contains(needle, autoescape=True) | folded(c.email).contains(needle, autoescape=True)
         )
     return query
 

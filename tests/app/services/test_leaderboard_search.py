@@ -1,0 +1,47 @@
+"""Leaderboard search folds full-width Latin letters and case the same way on SQLite and
+PostgreSQL: SQLite's own ``lower()`` folds ASCII only, so "ｙａｍａｄａ" found nobody there."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from app.db import fold
+from app.models import Cohort, Enrollment, Role, User
+from app.services.leaderboard import board, board_page
+from tests.app.conftest import People
+
+
+def _enrol(db: Session, cohort: Cohort, email: str, name: str) -> int:
+    user = User(email=email, name=name, role=Role.TRAINEE)
+    db.add(user)
+    db.flush()
+    db.add(Enrollment(user_id=user.id, cohort_id=cohort.id, role=Role.TRAINEE))
+    return user.id
+
+
+def _found(db: Session, cohort: Cohort, search: str) -> set[int]:
+    page = {e.user_id for e in board_page(db, cohort, search=search).entries}
+    assert page == {e.user_id for e in board(db, cohort, search=search)}  # the CSV and API find the same
+    return page
+
+
+def test_full_width_and_plain_latin_find_each_other_in_names_and_emails(db: Session, people: People) -> None:
+    cohort = people.cohort
+    wide = _enrol(db, cohort, "wide@example.com", "ＹＡＭＡＤＡ Ｊｉｒｏ")  # typed with a Japanese IME
+    plain = _enrol(db, cohort, "yamada.saburo@example.com", "Yamada Saburo")
+    wide_mail = _enrol(db, cohort, "ｓｕｚｕｋｉ＠example.com", "鈴木 花")
+    db.commit()
+    assert _found(db, cohort, "yamada") == {wide, plain}
+    assert _found(db, cohort, "ＹＡＭＡＤＡ") == {wide, plain}
+    assert _found(db, cohort, "ｙａｍａｄａ ｊ") == {wide}
+    assert _found(db, cohort, "jiro") == {wide}
+    assert _found(db, cohort, "SUZUKI@") == {wide_mail}
+    assert _found(db, cohort, "ｈａｎａｋｏ＠") == {people.trainee.id}  # hanako@example.com
+    assert _found(db, cohort, "鈴木") == {wide_mail}
+    assert _found(db, cohort, "％") == set()  # a full-width % is a literal character too, not LIKE's wildcard
+
+
+def test_fold_is_nfkc_then_lower_case() -> None:
+    assert fold("ＡＢＣ ａｂｃ Ｔａｒｏ") == "abc abc taro"
+    assert fold("ﬁle") == "file"  # a ligature splits
+    assert fold("ｶﾀｶﾅ") == "カタカナ"  # half-width katakana widen
