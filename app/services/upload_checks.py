@@ -189,8 +189,9 @@ def confirm(
     day's uploads gone, or the confirmation window over), which the caller sends for scoring.
 
     The window is judged here, under the lock, not only by the sweeper: a click after it must not
-    spend the slot just because the sweep has not come round yet. Its zip is then left to
-    :func:`expire_unconfirmed`'s deletion on the check's page or to the store's purge."""
+    spend the slot just because the sweep has not come round yet. (The confirm route runs
+    :func:`expire_if_stale` first, which deletes the zip; a check that crosses the line between the
+    two leaves its zip to the store's purge of zips nothing pending names.)"""
     with write_lock(factory) as db:
         row = _locked(db, check_id)
         if row is None or row.user_id != user_id:
@@ -233,10 +234,13 @@ def expire_unconfirmed(
     fresh upload of the same bytes rewrites the file before it records its check)."""
     deadline = confirm_deadline(settings, now)
     due = (UploadCheck.state == NEEDS_CONFIRMATION, UploadCheck.updated_at <= deadline)
+    query = select(UploadCheck.id, UploadCheck.storage_key).where(*due)
+    if check_id is not None:
+        query = query.where(UploadCheck.id == check_id)
+    with factory() as db:  # a plain read first: the check page's poll and every sweep ask, rarely in vain
+        if db.execute(query.limit(1)).first() is None:
+            return []
     with write_lock(factory) as db:
-        query = select(UploadCheck.id, UploadCheck.storage_key).where(*due)
-        if check_id is not None:
-            query = query.where(UploadCheck.id == check_id)
         rows = db.execute(query.with_for_update()).all()
         if not rows:
             return []
