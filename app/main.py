@@ -109,6 +109,21 @@ def in_process_checks(app: FastAPI, checker: Checker) -> StartCheck:
     return start
 
 
+_heap_frozen = threading.Event()
+
+
+def _freeze_startup_heap() -> None:
+    """Everything loaded at start (the framework, the models, the routes' validators) lives as long
+    as the process: kept out of the collector's reach, a full collection no longer walks it in the
+    middle of a request, which showed as a request now and then taking twice as long. Once per
+    process: a second app in the same process (the tests start hundreds) would only freeze the
+    garbage of the first."""
+    if not _heap_frozen.is_set():
+        _heap_frozen.set()
+        gc.collect()
+        gc.freeze()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -127,11 +142,7 @@ def create_app(
         app.state.sessionmaker = make_sessionmaker(engine)
         # Ask the scoring runtime for its versions now, not on the first upload page.
         threading.Thread(target=runtime_versions, args=(runtime_key(settings),), daemon=True).start()
-        # Everything loaded so far (the framework, the models, the templates' code) lives as long as
-        # the process: kept out of the collector's reach, a full collection no longer walks it in the
-        # middle of a request, which showed as a request now and then taking twice as long.
-        gc.collect()
-        gc.freeze()
+        _freeze_startup_heap()
         try:
             yield
         finally:
