@@ -12,7 +12,7 @@ import datetime as dt
 from fastapi import Response
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.models import User, UserSession, utcnow
 from app.security.tokens import new_token, token_hash
@@ -53,7 +53,10 @@ def session_user(db: Session, cookie: str | None, settings: Settings) -> User | 
         return None
     if not isinstance(token, str):
         return None
-    row = db.scalar(select(UserSession).where(UserSession.token_hash == token_hash(token)))
+    # The user comes in the same statement: every signed-in page asks, so one round trip, not two.
+    row = db.scalar(
+        select(UserSession).options(joinedload(UserSession.user)).where(UserSession.token_hash == token_hash(token))
+    )
     if row is None or row.expires_at <= utcnow() or not row.user.is_active:
         return None
     return row.user

@@ -4,12 +4,13 @@ Every figure comes from the cohort's ``trainee_scores`` rows (count, last submis
 and when it was first reached, latest scored accuracy), which :mod:`app.services.trainee_scores`
 keeps exact whenever a submission is written; no request aggregates the submissions themselves.
 
-One statement answers a page: a window function numbers the cohort's trainees in rank order (best
-accuracy, ties to the one who reached it first, then name), the standing is a ``CASE`` on the pass
-mark, and the outer query filters, sorts by the chosen column (empty values last in both
-directions, ties in rank order, so the order is total and pages never overlap or skip a row) and
-returns one page with the filtered total (``count(*) OVER ()``). Only the rows shown reach Python:
-ranking 2,000 trainees and building 2,000 entries in Python on every view cost most of a request.
+A page is three short reads: the count of matching trainees, the page's rows (filtered, sorted by
+the chosen column with empty values last in both directions and ties in rank order, so the order
+is total and pages never overlap or skip a row) and, only when those rows are not in rank order,
+their ranks: counted for the few rows a search finds, else every ranked trainee's position in one
+narrow read. Only the rows shown reach Python. Numbering every row in the page's own statement
+(``row_number() OVER``) made the database carry all 2,000 trainees' columns through two sorts;
+ranking and building 2,000 entries in Python before that cost most of a request.
 
 Only ``succeeded`` submissions give an accuracy; failed ones still count as submissions.
 """
@@ -19,12 +20,12 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Subquery, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, SQLColumnExpression, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from app.db import fold, folded
@@ -78,20 +79,13 @@ class BoardPage:
         return self.asked != self.page
 
 
-def _summary(cohort: Cohort, *, numbered: bool) -> Select[Any]:
-    """The cohort's active trainees with their summary (none: never submitted) and their standing;
-    ``numbered`` adds their position in rank order (trainees without a scored submission follow,
-    by name) as a window function, else the column is a placeholder."""
+def _summary(cohort: Cohort) -> Select[Any]:
+    """The cohort's active trainees with their summary (none: never submitted) and their standing."""
     best = TraineeScore.best_accuracy
-    scored = best.is_not(None)
-    position: ColumnElement[Any] = func.row_number().over(order_by=_rank_order()) if numbered else literal(0)
-    if cohort.pass_threshold is None:
-        passed: ColumnElement[Any] = literal(0)
-    else:
-        passed = case((and_(scored, best >= cohort.pass_threshold), 1), else_=0)
+    passed = _passed(cohort)
     submissions = func.coalesce(TraineeScore.submissions, 0)
     standing = case(
-        (passed == 1, Standing.PASSED.value),
+        (passed, Standing.PASSED.value),
         (submissions > 0, Standing.NOT_YET.value),
         else_=Standing.NEVER.value,
     )
@@ -105,8 +99,7 @@ def _summary(cohort: Cohort, *, numbered: bool) -> Select[Any]:
             best.label("best"),
             TraineeScore.best_reached_at.label("best_at"),
             TraineeScore.latest_accuracy.label("latest"),
-            position.label("position"),
-            passed.label("passed"),
+            case((passed, 1), else_=0).label("passed"),
             standing.label("standing"),
         )
         .select_from(Enrollment)
@@ -116,27 +109,73 @@ def _summary(cohort: Cohort, *, numbered: bool) -> Select[Any]:
     )
 
 
+def _passed(cohort: Cohort) -> ColumnElement[bool]:
+    """A trainee passes with a scored best on or above the pass mark; nobody passes without one."""
+    if cohort.pass_threshold is None:
+        return literal(False)
+    return TraineeScore.best_accuracy.is_not(None) & (TraineeScore.best_accuracy >= cohort.pass_threshold)
+
+
 def _rank_order() -> tuple[Any, ...]:
-    """Best accuracy first, ties to whoever reached it first, then name; no score: last."""
+    """Best accuracy first, ties to whoever reached it first, then name; no score: last, by name."""
     best = TraineeScore.best_accuracy
     return (best.is_(None), best.desc(), TraineeScore.best_reached_at, User.name, User.id)
 
 
-def _ranked(cohort: Cohort) -> Subquery:
-    return _summary(cohort, numbered=True).subquery("ranked")
+def _rank_order_reversed() -> tuple[Any, ...]:
+    """The ranked trainees from the last rank to the first; those without a score still last, by
+    name (their name and id count only among themselves, through the ``CASE``)."""
+    best = TraineeScore.best_accuracy
+    unscored = best.is_(None)
+    return (
+        unscored,
+        best.asc(),
+        TraineeScore.best_reached_at.desc(),
+        case((unscored, User.name)),
+        case((unscored, User.id)),
+        User.name.desc(),
+        User.id.desc(),
+    )
 
 
-def _sort_value(ranked: Subquery, sort: SortKey) -> ColumnElement[Any]:
-    c = ranked.c
-    return {
-        SortKey.RANK: case((c.best.is_not(None), c.position)),
-        SortKey.NAME: func.lower(c.name),
-        SortKey.BEST: c.best,
-        SortKey.LATEST: c.latest,
-        SortKey.SUBMISSIONS: c.submissions,
-        SortKey.LAST: c.last_at,
-        SortKey.PASSED: c.passed,
-    }[sort]
+def _sort_value(sort: SortKey, cohort: Cohort) -> SQLColumnExpression[Any]:
+    values: dict[SortKey, SQLColumnExpression[Any]] = {
+        SortKey.NAME: func.lower(User.name),
+        SortKey.BEST: TraineeScore.best_accuracy,
+        SortKey.LATEST: TraineeScore.latest_accuracy,
+        SortKey.SUBMISSIONS: func.coalesce(TraineeScore.submissions, 0),
+        SortKey.LAST: TraineeScore.last_submission_at,
+        SortKey.PASSED: case((_passed(cohort), 1), else_=0),
+    }
+    return values[sort]
+
+
+def _order(cohort: Cohort, sort: SortKey, descending: bool) -> tuple[Any, ...]:
+    """A total order: the chosen column (empty values last in both directions), ties in rank order,
+    so pages never overlap or skip a row."""
+    if sort == SortKey.RANK:
+        return _rank_order_reversed() if descending else _rank_order()
+    value = _sort_value(sort, cohort)
+    return (value.is_(None), value.desc() if descending else value.asc(), *_rank_order())
+
+
+def _filtered(
+    cohort: Cohort, query: Select[Any], *, standing: Standing | None, search: str | None, scored_only: bool
+) -> Select[Any]:
+    if standing == Standing.PASSED:
+        query = query.where(_passed(cohort))
+    elif standing == Standing.NOT_YET:
+        query = query.where(func.coalesce(TraineeScore.submissions, 0) > 0, ~_passed(cohort))
+    elif standing == Standing.NEVER:
+        query = query.where(func.coalesce(TraineeScore.submissions, 0) == 0)
+    if scored_only:
+        query = query.where(TraineeScore.best_accuracy.is_not(None))
+    if search:  # full-width letters match their plain ones on both databases (see app.db.fold)
+        needle = fold(search.strip())
+        query = query.where(
+            folded(User.name).contains(needle, autoescape=True) | folded(User.email).contains(needle, autoescape=True)
+        )
+    return query
 
 
 def board_query(
@@ -147,45 +186,51 @@ def board_query(
     descending: bool,
     search: str | None,
     scored_only: bool,
-    with_total: bool = True,
 ) -> Select[Any]:
-    """Filtered and sorted; empty values last in both directions, ties in rank order. Public so
-    that the tests and the benchmark can ask the database how it runs it (EXPLAIN)."""
-    ranked = _ranked(cohort)
-    c = ranked.c
-    value = _sort_value(ranked, sort)
-    # The filtered total rides along with each page's rows (one statement); the CSV, which reads
-    # every row anyway, skips that second pass over the window.
-    total = func.count().over() if with_total else literal(0)
-    query = select(ranked, total.label("total")).order_by(
-        value.is_(None), value.desc() if descending else value.asc(), c.position
-    )
-    if standing is not None:
-        query = query.where(c.standing == standing.value)
-    if scored_only:
-        query = query.where(c.best.is_not(None))
-    if search:  # full-width letters match their plain ones on both databases (see app.db.fold)
-        needle = fold(search.strip())
-        query = query.where(
-            folded(c.name).contains(needle, autoescape=True) | folded(c.email).contains(needle, autoescape=True)
+    """The matching trainees in the chosen order, without their ranks (see :func:`_positions`).
+    Public so that the tests and the benchmark can ask the database how it runs it (EXPLAIN)."""
+    query = _filtered(cohort, _summary(cohort), standing=standing, search=search, scored_only=scored_only)
+    return query.order_by(*_order(cohort, sort, descending))
+
+
+def _positions(db: Session, cohort: Cohort) -> dict[int, int]:
+    """Every ranked trainee's rank: their user ids in rank order, one narrow read of the summary's
+    rows. Numbering in the page's own statement (``row_number() OVER``) made the database carry
+    every row's columns through two sorts; this is a third of that on SQLite."""
+    ids = db.scalars(
+        select(User.id)
+        .select_from(Enrollment)
+        .join(User, User.id == Enrollment.user_id)
+        .join(TraineeScore, (TraineeScore.cohort_id == Enrollment.cohort_id) & (TraineeScore.user_id == User.id))
+        .where(
+            Enrollment.cohort_id == cohort.id,
+            Enrollment.role == Role.TRAINEE,
+            User.is_active.is_(True),
+            TraineeScore.best_accuracy.is_not(None),
         )
-    return query
+        .order_by(*_rank_order())
+    )
+    return {user_id: n for n, user_id in enumerate(ids, start=1)}
 
 
 _STANDINGS = {s.value: s for s in Standing}
 
 
-def _entries(rows: Sequence[Any]) -> list[Entry]:
+Ranker = Callable[[int, int], int | None]  # (row's index, user id) → rank
+
+
+def _entries(rows: Sequence[Any], rank: Ranker) -> list[Entry]:
     """Rows unpacked as plain tuples: reading a result row's fields by name costs tens of
-    microseconds a field, which the CSV's 2,000 rows would feel."""
+    microseconds a field, which the CSV's 2,000 rows would feel. ``rank(i, user_id)`` numbers the
+    i-th row (0-based) of those with a score."""
     entries = []
-    for user_id, name, email, submissions, last_at, best, best_at, latest, position, passed, standing, _ in rows:
+    for i, (user_id, name, email, submissions, last_at, best, best_at, latest, passed, standing) in enumerate(rows):
         entries.append(
             Entry(
                 user_id=user_id,
                 name=name,
                 email=email,
-                rank=position if best is not None else None,
+                rank=rank(i, user_id) if best is not None else None,
                 best_accuracy=best,
                 best_reached_at=best_at,
                 latest_accuracy=latest,
@@ -196,6 +241,48 @@ def _entries(rows: Sequence[Any]) -> list[Entry]:
             )
         )
     return entries
+
+
+def _in_rank_order(sort: SortKey, descending: bool, standing: Standing | None, search: str | None) -> bool:
+    """In rank order the scored trainees come first and the passed ones before the rest, so with
+    or without those filters a row's rank is its offset: no numbering needed at all."""
+    return sort == SortKey.RANK and not descending and standing in (None, Standing.PASSED) and not search
+
+
+FEW = 3  # up to this many ranked rows (a search), each is ranked by counting who is ahead of it
+
+
+def _ranker(db: Session, cohort: Cohort, rows: Sequence[Any], offset: int, by_offset: bool) -> Ranker:
+    """How the rows get their ranks: by their offset in rank order, by counting who is ahead of each
+    of a few rows (one statement), or from every ranked trainee's position."""
+    if by_offset:
+        return lambda i, _user_id: offset + i + 1
+    scored = [row for row in rows if row.best is not None]
+    if len(scored) <= FEW and all(row.best_at is not None for row in scored):
+        counts = db.execute(select(*(_ahead_of(cohort, row) for row in scored))).one() if scored else ()
+        ranks = {row.user_id: int(n) + 1 for row, n in zip(scored, counts, strict=True)}
+        return lambda _i, user_id: ranks.get(user_id)
+    positions = _positions(db, cohort)
+    return lambda _i, user_id: positions.get(user_id)
+
+
+def _ahead_of(cohort: Cohort, row: Any) -> ScalarSelect[int]:
+    """How many ranked trainees come before ``row`` in rank order (:func:`_rank_order`)."""
+    best, at = TraineeScore.best_accuracy, TraineeScore.best_reached_at
+    ahead = or_(
+        best > row.best,
+        and_(best == row.best, at < row.best_at),
+        and_(best == row.best, at == row.best_at, User.name < row.name),
+        and_(best == row.best, at == row.best_at, User.name == row.name, User.id < row.user_id),
+    )
+    return (
+        select(func.count())
+        .select_from(Enrollment)
+        .join(User, User.id == Enrollment.user_id)
+        .join(TraineeScore, (TraineeScore.cohort_id == Enrollment.cohort_id) & (TraineeScore.user_id == User.id))
+        .where(Enrollment.cohort_id == cohort.id, Enrollment.role == Role.TRAINEE, User.is_active.is_(True), ahead)
+        .scalar_subquery()
+    )
 
 
 def board(
@@ -210,15 +297,11 @@ def board(
 ) -> list[Entry]:
     """Every matching trainee in the chosen order (the CSV, the overview, the API)."""
     query = board_query(
-        cohort,
-        standing=standing,
-        sort=sort,
-        descending=descending,
-        search=search,
-        scored_only=scored_only,
-        with_total=False,
+        cohort, standing=standing, sort=sort, descending=descending, search=search, scored_only=scored_only
     )
-    return _entries(db.execute(query).all())
+    rows = db.execute(query).all()
+    by_offset = _in_rank_order(sort, descending, standing, search)
+    return _entries(rows, _ranker(db, cohort, rows, 0, by_offset))
 
 
 def board_page(
@@ -233,57 +316,29 @@ def board_page(
     search: str | None = None,
     scored_only: bool = False,
 ) -> BoardPage:
-    """One page of the board. A page past the end shows the last one (``clamped`` says so)."""
-    if sort == SortKey.RANK and not descending and standing in (None, Standing.PASSED) and not search:
-        passed_only = standing is not None
-        return _rank_order_page(
-            db, cohort, page=page, per_page=per_page, passed_only=passed_only, scored_only=scored_only
-        )
+    """One page of the board, in three short reads: the count, the page's rows and (only when the
+    rows are not in rank order) the ranks. A page past the end shows the last one (``clamped`` says so)."""
+    if standing == Standing.PASSED and cohort.pass_threshold is None:  # nobody passes without a pass mark
+        return BoardPage([], 0, 1, 1, max(1, page))
     query = board_query(
         cohort, standing=standing, sort=sort, descending=descending, search=search, scored_only=scored_only
     )
-    asked = max(1, page)
-    rows = db.execute(query.offset((asked - 1) * per_page).limit(per_page)).all()
-    if rows:
-        total = int(rows[0].total)
-    else:  # an empty board, or a page past the end: count, then show the last page
-        total = int(db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
-    pages = max(1, -(-total // per_page))
-    shown = min(asked, pages)
-    if not rows and total:
-        rows = db.execute(query.offset((shown - 1) * per_page).limit(per_page)).all()
-    return BoardPage(_entries(rows), total, shown, pages, asked)
-
-
-def _rank_order_page(
-    db: Session, cohort: Cohort, *, page: int, per_page: int, passed_only: bool, scored_only: bool
-) -> BoardPage:
-    """The board's default view (and the trainees' one) without the window function. In rank
-    order the scored trainees come first and the passed ones before the rest, so with or without
-    those filters a row's rank is its offset: the database only finds the first rows of one
-    ordered scan (on SQLite a quarter of the time of numbering all 2,000 rows), plus a count."""
-    query = _summary(cohort, numbered=False)
-    if scored_only:
-        query = query.where(TraineeScore.best_accuracy.is_not(None))
-    if passed_only:
-        if cohort.pass_threshold is None:  # nobody passes without a pass mark
-            return BoardPage([], 0, 1, 1, max(1, page))
-        query = query.where(TraineeScore.best_accuracy >= cohort.pass_threshold)
-    total = int(db.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    total = int(db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
     pages = max(1, -(-total // per_page))
     asked = max(1, page)
     shown = min(asked, pages)
     offset = (shown - 1) * per_page
-    rows = db.execute(query.order_by(*_rank_order()).offset(offset).limit(per_page)).all()
-    numbered = [(*row[:8], offset + i + 1, *row[9:], total) for i, row in enumerate(rows)]
-    return BoardPage(_entries(numbered), total, shown, pages, asked)
+    rows = db.execute(query.offset(offset).limit(per_page)).all() if total else []
+    by_offset = _in_rank_order(sort, descending, standing, search)
+    return BoardPage(_entries(rows, _ranker(db, cohort, rows, offset, by_offset)), total, shown, pages, asked)
 
 
 def rank_of(db: Session, cohort: Cohort, user_id: int) -> int | None:
     """The trainee's rank (None: no scored submission yet, or not an active trainee here)."""
-    ranked = _ranked(cohort)
-    row = db.execute(select(ranked.c.position, ranked.c.best).where(ranked.c.user_id == user_id)).first()
-    return int(row.position) if row is not None and row.best is not None else None
+    row = db.execute(_summary(cohort).where(User.id == user_id)).first()
+    if row is None or row.best is None:
+        return None
+    return _ranker(db, cohort, [row], 0, by_offset=False)(0, user_id)
 
 
 def leaderboard(db: Session, cohort: Cohort) -> list[Entry]:

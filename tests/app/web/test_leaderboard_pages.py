@@ -86,9 +86,9 @@ def test_pages_concatenate_to_the_whole_board_without_overlap(db: Session, crowd
         assert [i for p in pages for i in _ids(p.entries)] == whole, (sort, descending)
 
 
-def test_the_rank_order_pages_match_the_numbered_board_with_each_filter(db: Session, crowd: Cohort) -> None:
-    """The default view skips the window function and numbers rows by their offset: the same
-    rows and ranks as the numbered statement, filtered to passed or to scored trainees too."""
+def test_the_rank_order_pages_match_the_whole_board_with_each_filter(db: Session, crowd: Cohort) -> None:
+    """The default view numbers rows by their offset: the same rows and ranks as the whole board,
+    filtered to passed or to scored trainees too."""
     for filters in ({}, {"standing": Standing.PASSED}, {"scored_only": True}):
         whole = board(db, crowd, **filters)  # type: ignore[arg-type]
         shown = [board_page(db, crowd, page=n, per_page=3, **filters) for n in range(1, 10)]  # type: ignore[arg-type]
@@ -99,12 +99,39 @@ def test_the_rank_order_pages_match_the_numbered_board_with_each_filter(db: Sess
     assert board_page(db, crowd, standing=Standing.PASSED).total == 0 == len(board(db, crowd, standing=Standing.PASSED))
 
 
+def test_every_view_gives_each_trainee_the_rank_of_the_ranked_board(db: Session, crowd: Cohort) -> None:
+    """Ranks come three ways (a row's offset in rank order, counting who is ahead of a few searched
+    rows, every ranked trainee's position); whichever a view uses, a trainee's rank is the same,
+    ties on the best score and on the moment it was reached included."""
+    expected = {e.user_id: e.rank for e in leaderboard(db, crowd)}
+    views: list[dict[str, object]] = [
+        {"sort": sort, "descending": descending, "standing": standing}
+        for sort, descending, standing in itertools.product(SortKey, (False, True), (None, *Standing))
+    ]
+    views += [{"search": needle} for needle in ("trainee 00", "trainee 01", "trainee 012", "example.com", "zeta")]
+    for view in views:
+        for per_page in (2, 4, 100):  # pages of few ranked rows (counted) and of many (positions)
+            for n in range(1, 14):
+                shown = board_page(db, crowd, page=n, per_page=per_page, **view)  # type: ignore[arg-type]
+                if shown.clamped:
+                    break
+                assert {e.user_id: e.rank for e in shown.entries} == {
+                    e.user_id: expected[e.user_id] for e in shown.entries
+                }, (view, per_page, n)
+        assert {e.user_id: e.rank for e in board(db, crowd, **view)} == {  # type: ignore[arg-type]
+            e.user_id: expected[e.user_id]
+            for e in board(db, crowd, **view)  # type: ignore[arg-type]
+        }, view
+    for user_id, rank in expected.items():
+        assert rank_of(db, crowd, user_id) == rank
+
+
 def test_a_page_past_the_end_shows_the_last_page_and_says_so(db: Session, crowd: Cohort) -> None:
     last = board_page(db, crowd, page=7, per_page=4)
     beyond = board_page(db, crowd, page=50, per_page=4)
     assert (beyond.page, beyond.pages, beyond.asked, beyond.clamped) == (7, 7, 50, True)
     assert _ids(beyond.entries) == _ids(last.entries) and not last.clamped
-    sorted_beyond = board_page(db, crowd, page=50, per_page=4, sort=SortKey.NAME)  # the numbered statement
+    sorted_beyond = board_page(db, crowd, page=50, per_page=4, sort=SortKey.NAME)  # ranked by position
     assert (sorted_beyond.page, sorted_beyond.clamped, len(sorted_beyond.entries)) == (7, True, 1)
     nobody = board_page(db, crowd, page=3, per_page=4, search="no such trainee")
     assert (nobody.entries, nobody.total, nobody.page, nobody.pages) == ([], 0, 1, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from email.message import EmailMessage
 
 from fastapi.testclient import TestClient
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Cohort
 from app.settings import Settings
+from app.web.templating import templates
 from app.web.upload_page import template_files
 from tests.app.conftest import People, add_user, login, make_zip, upload
 
@@ -80,3 +82,12 @@ def test_login_redirect_keeps_where_the_user_was_going(client: TestClient, peopl
     api_like = client.get("/submissions/5/status", headers={"Accept": "application/json"})
     assert api_like.status_code == 401
     assert api_like.json()["error"]["message_en"] == "Please log in."
+
+
+def test_a_started_app_keeps_its_startup_heap_out_of_the_collector_and_its_templates_unchecked(
+    client: TestClient, settings: Settings
+) -> None:
+    """Two per-request costs a running site does not pay: a full collection walking the framework's
+    own objects, and a file check of every template each page extends or includes."""
+    assert gc.get_freeze_count() > 0
+    assert settings.environment != "development" and templates.env.auto_reload is False
