@@ -8,18 +8,14 @@ begin when SQLAlchemy says so. A caller that must serialise writers (the daily-l
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, String, create_engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 SQLITE_BUSY_TIMEOUT_S = 30
 SQLITE_BEGIN_OPTION = "katakana_sqlite_begin"  # execution option: "IMMEDIATE" takes the write lock
@@ -42,7 +38,6 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.close()
-        dbapi_connection.create_function(_SQLITE_FOLD, 1, _fold_or_none, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -50,45 +45,6 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
-
-
-def fold(text: str) -> str:
-    """What a search compares, the same in Python and in SQL (:class:`folded`): NFKC, so full-width
-    Latin ("Ｙａｍａｄａ") and ligatures match their plain letters, then lower case. Lower, not
-    casefold: PostgreSQL has only ``lower()``, and the two must agree (they differ on "ß")."""
-    return unicodedata.normalize("NFKC", text).lower()
-
-
-def _fold_or_none(text: str | None) -> str | None:
-    return None if text is None else fold(text)
-
-
-_SQLITE_FOLD = "katakana_fold"  # registered on every SQLite connection by make_engine
-
-
-class folded(FunctionElement[str]):
-    """:func:`fold` of a column in SQL. SQLite's ``lower()`` folds ASCII only and it has no
-    ``normalize()``, so there it calls :func:`fold` itself (a function on each connection); on
-    PostgreSQL it is ``lower(normalize(x, NFKC))``. Only a search uses it: it costs a call a row."""
-
-    type = String()
-    name = "folded"
-    inherit_cache = True
-
-
-@compiles(folded)
-def _folded_other(element: folded, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"lower({compiler.process(element.clauses, **kw)})"  # a database we do not run on: ASCII at least
-
-
-@compiles(folded, "sqlite")
-def _folded_sqlite(element: folded, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{_SQLITE_FOLD}({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(folded, "postgresql")
-def _folded_postgresql(element: folded, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"lower(normalize({compiler.process(element.clauses, **kw)}, NFKC))"
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -27,9 +27,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from app.folding import search_key
 
 
 def utcnow() -> dt.datetime:
@@ -123,8 +126,17 @@ class User(Base):
     language: Mapped[Language] = mapped_column(_enum(Language, "language"), default=Language.JA)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Name and e-mail folded for search (app.folding), written with them (see _keep_search_key).
+    search_key: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     enrollments: Mapped[list[Enrollment]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+
+@event.listens_for(User, "before_insert")
+@event.listens_for(User, "before_update")
+def _keep_search_key(_mapper: Any, _connection: Any, user: User) -> None:
+    """Whenever a user is written through the ORM, its search key follows its name and e-mail."""
+    user.search_key = search_key(user.name or "", user.email or "")
 
 
 class Cohort(Base):

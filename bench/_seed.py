@@ -29,6 +29,7 @@ from alembic import command  # noqa: E402
 from alembic.config import Config  # noqa: E402
 from sqlalchemy import Connection, Engine, Table, insert, text  # noqa: E402
 
+from app.folding import search_key  # noqa: E402
 from app.models import Base, Cohort, Enrollment, Role, User  # noqa: E402
 
 T0 = dt.datetime(2026, 10, 1, 0, 0, tzinfo=dt.UTC)
@@ -68,7 +69,8 @@ def insert_users(
     """``count`` active users (ids in the order of ``i``), enrolled in ``enrol_in`` when given."""
     users = table(User)
     rows = [{"email": email(i), "name": name(i), "role": role, "language": "ja", "is_active": True,
-             "created_at": T0, "password_hash": password_hash} for i in range(count)]  # fmt: skip
+             "created_at": T0, "password_hash": password_hash, "search_key": search_key(name(i), email(i))}
+            for i in range(count)]  # fmt: skip
     ids = [
         int(i) for i in conn.execute(insert(users).returning(users.c.id, sort_by_parameter_order=True), rows).scalars()
     ]

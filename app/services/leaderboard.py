@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, ScalarSelect, Select, SQLColumnExpression, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from app.db import fold, folded
+from app.folding import fold
 from app.models import Cohort, Enrollment, Role, Submission, TraineeScore, User
 
 
@@ -170,11 +170,9 @@ def _filtered(
         query = query.where(func.coalesce(TraineeScore.submissions, 0) == 0)
     if scored_only:
         query = query.where(TraineeScore.best_accuracy.is_not(None))
-    if search:  # full-width letters match their plain ones on both databases (see app.db.fold)
-        needle = fold(search.strip())
-        query = query.where(
-            folded(User.name).contains(needle, autoescape=True) | folded(User.email).contains(needle, autoescape=True)
-        )
+    if search:  # name or e-mail, folded alike (see app.folding): full-width letters find plain ones
+        needle = fold(search.strip()).replace("\n", " ")  # the key's one line break parts name and e-mail
+        query = query.where(User.search_key.contains(needle, autoescape=True))
     return query
 
 

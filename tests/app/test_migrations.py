@@ -82,3 +82,25 @@ def test_the_summary_migration_backfills_what_the_refresh_computes(empty_url: st
             )  # fmt: skip
         assert rows[1].submissions == 4 and rows[1].best_submission_id == 2 and rows[1].latest_submission_id == 3
     engine.dispose()
+
+
+def test_the_search_key_migration_folds_the_users_already_there(empty_url: str) -> None:
+    """Users written before the key existed are found by the search like those written after."""
+    from sqlalchemy import text
+
+    from app.folding import search_key
+
+    config = alembic_config(empty_url)
+    command.upgrade(config, "upload_check_confirmation_expiry")
+    engine = create_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO users (id, email, name, role, language, is_active, created_at)"
+                              " VALUES (1, 'ｙａｍａｄａ@example.com', 'ＹＡＭＡＤＡ 太郎', 'trainee', 'ja', true,"
+                              " '2026-10-01 00:00:00')"))  # fmt: skip
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            key = conn.execute(text("SELECT search_key FROM users WHERE id = 1")).scalar_one()
+        assert key == search_key("ＹＡＭＡＤＡ 太郎", "ｙａｍａｄａ@example.com") == "yamada 太郎\nyamada@example.com"
+    finally:
+        engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.db import fold
+from app.folding import fold
 from app.models import Cohort, Enrollment, Role, User
 from app.services.leaderboard import board, board_page
 from tests.app.conftest import People
@@ -45,3 +45,19 @@ def test_fold_is_nfkc_then_lower_case() -> None:
     assert fold("ＡＢＣ ａｂｃ Ｔａｒｏ") == "abc abc taro"
     assert fold("ﬁle") == "file"  # a ligature splits
     assert fold("ｶﾀｶﾅ") == "カタカナ"  # half-width katakana widen
+
+
+def test_the_search_follows_a_renamed_user_and_a_changed_email(db: Session, people: People) -> None:
+    """The folded key is written with the user: a new name or address is found at once, the old
+    one no longer."""
+    cohort = people.cohort
+    user_id = _enrol(db, cohort, "old@example.com", "Ｔａｎａｋａ")
+    db.commit()
+    assert _found(db, cohort, "tanaka") == {user_id}
+    user = db.get(User, user_id)
+    assert user is not None
+    user.name, user.email = "Ｗａｔａｎａｂｅ", "new@example.com"
+    db.commit()
+    assert _found(db, cohort, "tanaka") == set() and _found(db, cohort, "old@") == set()
+    assert _found(db, cohort, "watanabe") == {user_id} == _found(db, cohort, "NEW@")
+    assert _found(db, cohort, "watanabe\nnew") == set()  # nothing spans the name and the e-mail
