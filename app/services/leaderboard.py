@@ -25,7 +25,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, Select, SQLColumnExpression, and_, case, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    ScalarSelect,
+    Select,
+    SQLColumnExpression,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from app.folding import fold
@@ -191,11 +203,19 @@ def board_query(
     return query.order_by(*_order(cohort, sort, descending))
 
 
+def _core(db: Session) -> Connection:
+    """The session's connection, in its transaction: the board reads plain columns, never entities,
+    and the ORM's result handling cost a third of reading 2,000 rows (on PostgreSQL 4 of 12 ms).
+    Flushed first, as the session's own ``execute`` would, so pending changes are seen."""
+    db.flush()
+    return db.connection()
+
+
 def _positions(db: Session, cohort: Cohort) -> dict[int, int]:
     """Every ranked trainee's rank: their user ids in rank order, one narrow read of the summary's
     rows. Numbering in the page's own statement (``row_number() OVER``) made the database carry
     every row's columns through two sorts; this is a third of that on SQLite."""
-    ids = db.scalars(
+    ids = _core(db).scalars(
         select(User.id)
         .select_from(Enrollment)
         .join(User, User.id == Enrollment.user_id)
@@ -257,7 +277,7 @@ def _ranker(db: Session, cohort: Cohort, rows: Sequence[Any], offset: int, by_of
         return lambda i, _user_id: offset + i + 1
     scored = [row for row in rows if row.best is not None]
     if len(scored) <= FEW and all(row.best_at is not None for row in scored):
-        counts = db.execute(select(*(_ahead_of(cohort, row) for row in scored))).one() if scored else ()
+        counts = _core(db).execute(select(*(_ahead_of(cohort, row) for row in scored))).one() if scored else ()
         ranks = {row.user_id: int(n) + 1 for row, n in zip(scored, counts, strict=True)}
         return lambda _i, user_id: ranks.get(user_id)
     positions = _positions(db, cohort)
@@ -297,7 +317,7 @@ def board(
     query = board_query(
         cohort, standing=standing, sort=sort, descending=descending, search=search, scored_only=scored_only
     )
-    rows = db.execute(query).all()
+    rows = _core(db).execute(query).all()
     by_offset = _in_rank_order(sort, descending, standing, search)
     return _entries(rows, _ranker(db, cohort, rows, 0, by_offset))
 
@@ -321,19 +341,19 @@ def board_page(
     query = board_query(
         cohort, standing=standing, sort=sort, descending=descending, search=search, scored_only=scored_only
     )
-    total = int(db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
+    total = int(_core(db).scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
     pages = max(1, -(-total // per_page))
     asked = max(1, page)
     shown = min(asked, pages)
     offset = (shown - 1) * per_page
-    rows = db.execute(query.offset(offset).limit(per_page)).all() if total else []
+    rows = _core(db).execute(query.offset(offset).limit(per_page)).all() if total else []
     by_offset = _in_rank_order(sort, descending, standing, search)
     return BoardPage(_entries(rows, _ranker(db, cohort, rows, offset, by_offset)), total, shown, pages, asked)
 
 
 def rank_of(db: Session, cohort: Cohort, user_id: int) -> int | None:
     """The trainee's rank (None: no scored submission yet, or not an active trainee here)."""
-    row = db.execute(_summary(cohort).where(User.id == user_id)).first()
+    row = _core(db).execute(_summary(cohort).where(User.id == user_id)).first()
     if row is None or row.best is None:
         return None
     return _ranker(db, cohort, [row], 0, by_offset=False)(0, user_id)
