@@ -214,7 +214,7 @@ def _core(db: Session) -> Connection:
 def _positions(db: Session, cohort: Cohort) -> dict[int, int]:
     """Every ranked trainee's rank: their user ids in rank order, one narrow read of the summary's
     rows. Numbering in the page's own statement (``row_number() OVER``) made the database carry
-    every row's columns through two sorts; this is a third of that on SQLite."""
+    every row's columns through two sorts; here one sort carries one column."""
     ids = _core(db).scalars(
         select(User.id)
         .select_from(Enrollment)
