@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -261,23 +262,38 @@ def _entries(rows: Sequence[Any], rank: Ranker) -> list[Entry]:
     return entries
 
 
-def _in_rank_order(sort: SortKey, descending: bool, standing: Standing | None, search: str | None) -> bool:
-    """In rank order the scored trainees come first and the passed ones before the rest, so with
-    or without those filters a row's rank is its offset: no numbering needed at all."""
-    return sort == SortKey.RANK and not descending and standing in (None, Standing.PASSED) and not search
+def _ranks_before(
+    db: Session, cohort: Cohort, sort: SortKey, descending: bool, standing: Standing | None, search: str | None
+) -> int | None:
+    """When the view lists its ranked rows in rank order, the rank of its first ranked row minus
+    one (None when it does not). Sorted by best accuracy, highest first, is rank order itself (ties
+    fall to rank order either way). In rank order the scored trainees come first and the passed ones
+    before the rest: alone, or filtered to passed or to scored trainees, a row's rank is its
+    offset; filtered to "not yet", every passed trainee is ahead of it."""
+    in_rank_order = (sort == SortKey.RANK and not descending) or (sort == SortKey.BEST and descending)
+    if not in_rank_order or search:
+        return None
+    if standing == Standing.NOT_YET:
+        passed = _filtered(cohort, _summary(cohort), standing=Standing.PASSED, search=None, scored_only=False)
+        return int(_core(db).scalar(select(func.count()).select_from(passed.subquery())) or 0)
+    return 0
 
 
 FEW = 3  # up to this many ranked rows (a search), each is ranked by counting who is ahead of it
 
 
-def _ranker(db: Session, cohort: Cohort, rows: Sequence[Any], offset: int, by_offset: bool) -> Ranker:
-    """How the rows get their ranks: by their offset in rank order, by counting who is ahead of each
-    of a few rows (one statement), or from every ranked trainee's position."""
-    if by_offset:
-        return lambda i, _user_id: offset + i + 1
+def _ranker(db: Session, cohort: Cohort, rows: Sequence[Any], offset: int, before: Callable[[], int | None]) -> Ranker:
+    """How the rows get their ranks: by their offset in rank order (``before()`` says how many
+    ranks precede the view, when it is in rank order), by counting who is ahead of each of a few
+    rows (one statement), or from every ranked trainee's position."""
     scored = [row for row in rows if row.best is not None]
+    if not scored:
+        return lambda _i, _user_id: None
+    ahead = before()
+    if ahead is not None:
+        return lambda i, _user_id: ahead + offset + i + 1
     if len(scored) <= FEW and all(row.best_at is not None for row in scored):
-        counts = _core(db).execute(select(*(_ahead_of(cohort, row) for row in scored))).one() if scored else ()
+        counts = _core(db).execute(select(*(_ahead_of(cohort, row) for row in scored))).one()
         ranks = {row.user_id: int(n) + 1 for row, n in zip(scored, counts, strict=True)}
         return lambda _i, user_id: ranks.get(user_id)
     positions = _positions(db, cohort)
@@ -318,8 +334,8 @@ def board(
         cohort, standing=standing, sort=sort, descending=descending, search=search, scored_only=scored_only
     )
     rows = _core(db).execute(query).all()
-    by_offset = _in_rank_order(sort, descending, standing, search)
-    return _entries(rows, _ranker(db, cohort, rows, 0, by_offset))
+    before = partial(_ranks_before, db, cohort, sort, descending, standing, search)
+    return _entries(rows, _ranker(db, cohort, rows, 0, before))
 
 
 def board_page(
@@ -347,8 +363,8 @@ def board_page(
     shown = min(asked, pages)
     offset = (shown - 1) * per_page
     rows = _core(db).execute(query.offset(offset).limit(per_page)).all() if total else []
-    by_offset = _in_rank_order(sort, descending, standing, search)
-    return BoardPage(_entries(rows, _ranker(db, cohort, rows, offset, by_offset)), total, shown, pages, asked)
+    before = partial(_ranks_before, db, cohort, sort, descending, standing, search)
+    return BoardPage(_entries(rows, _ranker(db, cohort, rows, offset, before)), total, shown, pages, asked)
 
 
 def rank_of(db: Session, cohort: Cohort, user_id: int) -> int | None:
@@ -356,7 +372,7 @@ def rank_of(db: Session, cohort: Cohort, user_id: int) -> int | None:
     row = _core(db).execute(_summary(cohort).where(User.id == user_id)).first()
     if row is None or row.best is None:
         return None
-    return _ranker(db, cohort, [row], 0, by_offset=False)(0, user_id)
+    return _ranker(db, cohort, [row], 0, lambda: None)(0, user_id)
 
 
 def leaderboard(db: Session, cohort: Cohort) -> list[Entry]:
