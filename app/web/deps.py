@@ -42,7 +42,7 @@ class NotFound(Exception):
     """Answered with the 404 page. Also used where a 403 would tell that something exists."""
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -63,7 +63,7 @@ def get_db(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_clock(request: Request) -> Callable[[], dt.datetime]:
+async def get_clock(request: Request) -> Callable[[], dt.datetime]:
     clock: Callable[[], dt.datetime] = request.app.state.clock
     return clock
 
@@ -99,7 +99,7 @@ def get_optional_user(request: Request, db: SessionDep, settings: SettingsDep) -
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 
 
-def get_current_user(user: OptionalUser) -> User:
+async def get_current_user(user: OptionalUser) -> User:
     if user is None:
         raise LoginRequired
     return user
@@ -108,7 +108,7 @@ def get_current_user(user: OptionalUser) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_admin(user: CurrentUser) -> User:
+async def get_admin(user: CurrentUser) -> User:
     if user.role != Role.ADMIN:
         raise NotFound
     return user
@@ -143,7 +143,7 @@ def get_uploader(request: Request, settings: SettingsDep) -> Uploader:
 UploaderDep = Annotated[Uploader, Depends(get_uploader)]
 
 
-def get_lang(request: Request, user: OptionalUser) -> Lang:
+async def get_lang(request: Request, user: OptionalUser) -> Lang:
     """The signed-in user's choice, else the language cookie, else Japanese."""
     lang = normalize_lang(user.language.value if user is not None else request.cookies.get(LANG_COOKIE))
     request.state.lang = lang
@@ -153,7 +153,7 @@ def get_lang(request: Request, user: OptionalUser) -> Lang:
 LangDep = Annotated[Lang, Depends(get_lang)]
 
 
-def get_translator(lang: LangDep) -> Translator:
+async def get_translator(lang: LangDep) -> Translator:
     return Translator(lang)
 
 
