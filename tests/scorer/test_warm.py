@@ -17,7 +17,7 @@ import pytest
 from scorer.pipeline import ScoringConfig, check_spec, check_submission, score_submission, scoring_spec
 from scorer.runtime import find_runtime
 from scorer.sandbox.types import Limits, MiB
-from scorer.warm import WarmSlot
+from scorer.warm import WORK, WarmSlot
 from tests.fixtures.artifacts import DataSet
 from tests.scorer.procs import processes_with_environ
 
@@ -25,15 +25,18 @@ LIMITS = Limits(wall_seconds=60.0, memory_bytes=1024 * MiB)
 
 ZEROS = "import numpy as np\n\ndef predict(test_data):\n    return np.zeros(len(test_data), dtype=int)\n"
 
-# Leaves traces everywhere a run can write, and fails if it finds a trace of an earlier run.
-TRACES = """
+# Leaves traces everywhere a run can write (the sandbox's own folders, not this machine's), and
+# fails if it finds a trace of an earlier run.
+TRACES = f"""
 import os, sys
 import numpy as np
 
-FOUND = [p for p in ("/tmp/trace", "/work/trace", "/dev/shm/trace") if os.path.exists(p)]
+WRITABLE = ("/tmp", "{WORK}", "/dev/shm")
+FOUND = [p + "/trace" for p in WRITABLE if os.path.exists(p + "/trace")]
 if FOUND or os.environ.get("KATAKANA_TRACE"):
-    raise RuntimeError(f"an earlier run left {FOUND}")
-for p in ("/tmp/trace", "/work/trace", "/dev/shm/trace"):
+    raise RuntimeError(f"an earlier run left {{FOUND}}")
+for p in WRITABLE:
+    p += "/trace"
     open(p, "w").write("run 1")
 os.environ["KATAKANA_TRACE"] = "1"
 sys.modules["numpy"].katakana_trace = True
