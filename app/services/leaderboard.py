@@ -6,11 +6,12 @@ keeps exact whenever a submission is written; no request aggregates the submissi
 
 A page is three short reads: the count of matching trainees, the page's rows (filtered, sorted by
 the chosen column with empty values last in both directions and ties in rank order, so the order
-is total and pages never overlap or skip a row) and, only when those rows are not in rank order,
-their ranks: counted for the few rows a search finds, else every ranked trainee's position in one
-narrow read. Only the rows shown reach Python. Numbering every row in the page's own statement
-(``row_number() OVER``) made the database carry all 2,000 trainees' columns through two sorts;
-ranking and building 2,000 entries in Python before that cost most of a request.
+is total and pages never overlap or skip a row) and, only when a row's rank is not its offset in
+rank order (see :func:`_ranks_before`), the ranks: counted for the few rows a search finds, else
+every ranked trainee's position in one narrow read. Only the rows shown reach Python. Numbering
+every row in the page's own statement (``row_number() OVER``) made the database carry all 2,000
+trainees' columns through two sorts; ranking and building 2,000 entries in Python before that cost
+most of a request.
 
 Only ``succeeded`` submissions give an accuracy; failed ones still count as submissions.
 """
