@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -93,6 +93,9 @@ class BoardPage:
         return self.asked != self.page
 
 
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
+
+
 def _summary(cohort: Cohort) -> Select[Any]:
     """The cohort's active trainees with their summary (none: never submitted) and their standing."""
     best = TraineeScore.best_accuracy
@@ -103,24 +106,29 @@ def _summary(cohort: Cohort) -> Select[Any]:
         (submissions > 0, Standing.NOT_YET.value),
         else_=Standing.NEVER.value,
     )
-    return (
-        select(
-            User.id.label("user_id"),
-            User.name.label("name"),
-            User.email.label("email"),
-            submissions.label("submissions"),
-            TraineeScore.last_submission_at.label("last_at"),
-            best.label("best"),
-            TraineeScore.best_reached_at.label("best_at"),
-            TraineeScore.latest_accuracy.label("latest"),
-            case((passed, 1), else_=0).label("passed"),
-            standing.label("standing"),
-        )
-        .select_from(Enrollment)
-        .join(User, User.id == Enrollment.user_id)
-        .outerjoin(TraineeScore, (TraineeScore.cohort_id == Enrollment.cohort_id) & (TraineeScore.user_id == User.id))
-        .where(Enrollment.cohort_id == cohort.id, Enrollment.role == Role.TRAINEE, User.is_active.is_(True))
+    query = select(
+        User.id.label("user_id"),
+        User.name.label("name"),
+        User.email.label("email"),
+        submissions.label("submissions"),
+        TraineeScore.last_submission_at.label("last_at"),
+        best.label("best"),
+        TraineeScore.best_reached_at.label("best_at"),
+        TraineeScore.latest_accuracy.label("latest"),
+        case((passed, 1), else_=0).label("passed"),
+        standing.label("standing"),
     )
+    return _active_trainees(query, Enrollment.cohort_id == cohort.id)
+
+
+def _active_trainees(query: _Query, in_cohort: ColumnElement[bool], *, scored_only: bool = False) -> _Query:
+    """``query`` over the active trainees enrolled where ``in_cohort`` says, each with their summary
+    row: outer-joined (a trainee who never submitted has none), or only those with a scored best."""
+    has_summary = (TraineeScore.cohort_id == Enrollment.cohort_id) & (TraineeScore.user_id == User.id)
+    query = query.select_from(Enrollment).join(User, User.id == Enrollment.user_id)
+    query = query.join(TraineeScore, has_summary) if scored_only else query.outerjoin(TraineeScore, has_summary)
+    query = query.where(in_cohort, Enrollment.role == Role.TRAINEE, User.is_active.is_(True))
+    return query.where(TraineeScore.best_accuracy.is_not(None)) if scored_only else query
 
 
 def _passed(cohort: Cohort) -> ColumnElement[bool]:
@@ -217,19 +225,8 @@ def _positions(db: Session, cohort: Cohort) -> dict[int, int]:
     """Every ranked trainee's rank: their user ids in rank order, one narrow read of the summary's
     rows. Numbering in the page's own statement (``row_number() OVER``) made the database carry
     every row's columns through two sorts; here one sort carries one column."""
-    ids = _core(db).scalars(
-        select(User.id)
-        .select_from(Enrollment)
-        .join(User, User.id == Enrollment.user_id)
-        .join(TraineeScore, (TraineeScore.cohort_id == Enrollment.cohort_id) & (TraineeScore.user_id == User.id))
-        .where(
-            Enrollment.cohort_id == cohort.id,
-            Enrollment.role == Role.TRAINEE,
-            User.is_active.is_(True),
-            TraineeScore.best_accuracy.is_not(None),
-        )
-        .order_by(*_rank_order())
-    )
+    ranked = _active_trainees(select(User.id), Enrollment.cohort_id == cohort.id, scored_only=True)
+    ids = _core(db).scalars(ranked.order_by(*_rank_order()))
     return {user_id: n for n, user_id in enumerate(ids, start=1)}
 
 
@@ -310,14 +307,8 @@ def _ahead_of(cohort: Cohort, row: Any) -> ScalarSelect[int]:
         and_(best == row.best, at == row.best_at, User.name < row.name),
         and_(best == row.best, at == row.best_at, User.name == row.name, User.id < row.user_id),
     )
-    return (
-        select(func.count())
-        .select_from(Enrollment)
-        .join(User, User.id == Enrollment.user_id)
-        .join(TraineeScore, (TraineeScore.cohort_id == Enrollment.cohort_id) & (TraineeScore.user_id == User.id))
-        .where(Enrollment.cohort_id == cohort.id, Enrollment.role == Role.TRAINEE, User.is_active.is_(True), ahead)
-        .scalar_subquery()
-    )
+    ranked = _active_trainees(select(func.count()), Enrollment.cohort_id == cohort.id, scored_only=True)
+    return ranked.where(ahead).scalar_subquery()
 
 
 def board(
@@ -446,13 +437,8 @@ class CohortFigures:
 def cohort_figures(db: Session, cohorts: Sequence[Cohort]) -> dict[int, CohortFigures]:
     """One query for every listed cohort, from the same summary rows as the leaderboard."""
     thresholds = {c.id: c.pass_threshold for c in cohorts}
-    rows = db.execute(
-        select(Enrollment.cohort_id, TraineeScore.submissions, TraineeScore.best_accuracy)
-        .select_from(Enrollment)
-        .join(User, User.id == Enrollment.user_id)
-        .outerjoin(TraineeScore, (TraineeScore.cohort_id == Enrollment.cohort_id) & (TraineeScore.user_id == User.id))
-        .where(Enrollment.cohort_id.in_(thresholds), Enrollment.role == Role.TRAINEE, User.is_active.is_(True))
-    ).all()
+    summaries = select(Enrollment.cohort_id, TraineeScore.submissions, TraineeScore.best_accuracy)
+    rows = db.execute(_active_trainees(summaries, Enrollment.cohort_id.in_(thresholds))).all()
     counts: dict[int, list[int]] = {cid: [0, 0, 0] for cid in thresholds}
     bests: dict[int, list[float]] = {cid: [] for cid in thresholds}
     for cohort_id, n, best in rows:
