@@ -535,3 +535,24 @@ class TraineeScore(Base):
     best_submission_id: Mapped[int | None] = mapped_column(Integer)
     latest_accuracy: Mapped[float | None] = mapped_column(Float)  # the latest succeeded run
     latest_submission_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class LeaderboardVersion(Base):
+    """A cohort's leaderboard version: a random token the database replaces whenever anything the
+    board shows changes (a trainee's summary, an enrolment, a trainee's name, e-mail or activation).
+
+    Web processes keep a cohort's ranked board in memory under this token
+    (:mod:`app.services.leaderboard`) and read only the token on each request. Triggers written by
+    the migration ``0011_leaderboard_versions`` replace it, so every writer is covered, the ORM,
+    Core statements, cascades and other processes alike. A random token rather than a counter never
+    comes back: not after a rollback, and not in another database whose cohort has the same id.
+
+    SQLite drops a table's triggers when a migration rebuilds the table (Alembic's batch mode): a
+    migration that rebuilds ``users``, ``enrollments``, ``trainee_scores`` or ``cohorts`` must
+    create their triggers again (the leaderboard's invalidation tests fail until it does).
+    """
+
+    __tablename__ = "leaderboard_versions"
+
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), primary_key=True)
+    token: Mapped[str] = mapped_column(String(36))

@@ -1,17 +1,20 @@
-"""The cohort leaderboard: ranked, filtered, sorted and cut into pages by the database.
+"""The cohort leaderboard: ranked by the database, kept in memory, filtered, sorted and paged here.
 
 Every figure comes from the cohort's ``trainee_scores`` rows (count, last submission, best accuracy
 and when it was first reached, latest scored accuracy), which :mod:`app.services.trainee_scores`
 keeps exact whenever a submission is written; no request aggregates the submissions themselves.
 
-A page is three short reads: the count of matching trainees, the page's rows (filtered, sorted by
-the chosen column with empty values last in both directions and ties in rank order, so the order
-is total and pages never overlap or skip a row) and, only when a row's rank is not its offset in
-rank order (see :func:`_ranks_before`), the ranks: counted for the few rows a search finds, else
-every ranked trainee's position in one narrow read. Only the rows shown reach Python. Numbering
-every row in the page's own statement (``row_number() OVER``) made the database carry all 2,000
-trainees' columns through two sorts; ranking and building 2,000 entries in Python before that cost
-most of a request.
+The database gives a cohort's active trainees with their summaries in rank order, in one read; a
+web process keeps that ranked board in memory under the cohort's version token
+(:class:`app.models.LeaderboardVersion`), which triggers replace whenever anything the board shows
+changes. A request reads the token alone and, while it is unchanged, filters, sorts and cuts pages
+from memory: at 2,000 trainees, reading and ranking them on PostgreSQL for each page cost more than
+the 50 ms a page may take, and most of it was the database joining the same rows again. After a
+change, the first request reads the board again (one ordered statement, the CSV's cost).
+
+Sorting by another column keeps ties in rank order and empty values last in both directions, so
+the order is total and pages never overlap or skip a row. Every row's rank is its place in the
+ranked board, whichever view shows it.
 
 Only ``succeeded`` submissions give an accuracy; failed ones still count as submissions.
 """
@@ -20,30 +23,18 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    ScalarSelect,
-    Select,
-    SQLColumnExpression,
-    and_,
-    case,
-    func,
-    literal,
-    or_,
-    select,
-)
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Connection, DateTime, Select, func, select, type_coerce
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.folding import fold
-from app.models import Cohort, Enrollment, Role, Submission, TraineeScore, User
+from app.models import Cohort, Enrollment, LeaderboardVersion, Role, Submission, TraineeScore, User
 
 
 class Standing(StrEnum):
@@ -93,222 +84,219 @@ class BoardPage:
         return self.asked != self.page
 
 
+class Summary(NamedTuple):
+    """One active trainee of the cohort as the ranked board holds them, a row of :func:`ranked_query`
+    (no summary row: never submitted, no score). A tuple of its own rather than the database's row:
+    reading a field of a result row by name cost ten times more, and views read every row's."""
+
+    user_id: int
+    name: str
+    email: str
+    search_key: str
+    submissions: int
+    last_at: dt.datetime | None  # as the driver gives it, see _plain
+    best: float | None
+    best_at: dt.datetime | None  # as the driver gives it, see _plain
+    latest: float | None
+
+
+Order = tuple[SortKey, bool, float | None]  # column, descending, pass mark (only the "passed" column reads it)
+
+
+@dataclass(slots=True)
+class Ranked:
+    """A cohort's active trainees in rank order, as the database had them under one version token."""
+
+    rows: list[Summary]
+    ranks: dict[int, int]  # user id → rank, for the trainees with a scored best
+    orders: dict[Order, list[Summary]] = field(default_factory=dict)  # other orders, sorted once each
+
+    @classmethod
+    def of(cls, rows: list[Summary]) -> Ranked:
+        """In rank order the scored trainees come first, so a scored row's rank is its place."""
+        return cls(rows, {row.user_id: n for n, row in enumerate(rows, start=1) if row.best is not None})
+
+
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 
-def _summary(cohort: Cohort) -> Select[Any]:
-    """The cohort's active trainees with their summary (none: never submitted) and their standing."""
+def _active_trainees(query: _Query, in_cohort: ColumnElement[bool]) -> _Query:
+    """``query`` over the active trainees enrolled where ``in_cohort`` says, each with their summary
+    row, outer-joined (a trainee who never submitted has none)."""
+    has_summary = (TraineeScore.cohort_id == Enrollment.cohort_id) & (TraineeScore.user_id == User.id)
+    query = query.select_from(Enrollment).join(User, User.id == Enrollment.user_id).outerjoin(TraineeScore, has_summary)
+    return query.where(in_cohort, Enrollment.role == Role.TRAINEE, User.is_active.is_(True))
+
+
+def _plain(column: InstrumentedAttribute[dt.datetime | None]) -> ColumnElement[dt.datetime | None]:
+    """The timestamp as the driver reads it, without :class:`app.models.UTCDateTime`'s conversion
+    of every value (4,000 calls, a fifth of reading the board): naive UTC on SQLite, any zone on
+    PostgreSQL. :func:`_utc` converts the few an entry shows."""
+    return type_coerce(column, DateTime(timezone=True))
+
+
+def _utc(at: dt.datetime | None) -> dt.datetime | None:
+    if at is None:
+        return None
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
+
+
+def ranked_query(cohort_id: int) -> Select[*tuple[Any, ...]]:
+    """The cohort's active trainees with their summaries, best accuracy first, ties to whoever
+    reached it first, then name; no score: last, by name. Public so that the tests and the
+    benchmark can ask the database how it runs it (EXPLAIN)."""
     best = TraineeScore.best_accuracy
-    passed = _passed(cohort)
-    submissions = func.coalesce(TraineeScore.submissions, 0)
-    standing = case(
-        (passed, Standing.PASSED.value),
-        (submissions > 0, Standing.NOT_YET.value),
-        else_=Standing.NEVER.value,
-    )
     query = select(
         User.id.label("user_id"),
         User.name.label("name"),
         User.email.label("email"),
-        submissions.label("submissions"),
-        TraineeScore.last_submission_at.label("last_at"),
+        User.search_key.label("search_key"),
+        func.coalesce(TraineeScore.submissions, 0).label("submissions"),
+        _plain(TraineeScore.last_submission_at).label("last_at"),
         best.label("best"),
-        TraineeScore.best_reached_at.label("best_at"),
+        _plain(TraineeScore.best_reached_at).label("best_at"),
         TraineeScore.latest_accuracy.label("latest"),
-        case((passed, 1), else_=0).label("passed"),
-        standing.label("standing"),
     )
-    return _active_trainees(query, Enrollment.cohort_id == cohort.id)
+    query = _active_trainees(query, Enrollment.cohort_id == cohort_id)
+    return query.order_by(best.is_(None), best.desc(), TraineeScore.best_reached_at, User.name, User.id)
 
 
-def _active_trainees(query: _Query, in_cohort: ColumnElement[bool], *, scored_only: bool = False) -> _Query:
-    """``query`` over the active trainees enrolled where ``in_cohort`` says, each with their summary
-    row: outer-joined (a trainee who never submitted has none), or only those with a scored best."""
-    has_summary = (TraineeScore.cohort_id == Enrollment.cohort_id) & (TraineeScore.user_id == User.id)
-    query = query.select_from(Enrollment).join(User, User.id == Enrollment.user_id)
-    query = query.join(TraineeScore, has_summary) if scored_only else query.outerjoin(TraineeScore, has_summary)
-    query = query.where(in_cohort, Enrollment.role == Role.TRAINEE, User.is_active.is_(True))
-    return query.where(TraineeScore.best_accuracy.is_not(None)) if scored_only else query
+class _RankedCache:
+    """The ranked boards this process read last, by cohort and version token. A token is never
+    reused, so an entry is either current or never asked for again; the oldest make room."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._boards: OrderedDict[tuple[int, str], Ranked] = OrderedDict()
+        self._lock = threading.Lock()  # pages are served from a thread pool
+
+    def get(self, key: tuple[int, str]) -> Ranked | None:
+        with self._lock:
+            board = self._boards.get(key)
+            if board is not None:
+                self._boards.move_to_end(key)
+            return board
+
+    def put(self, key: tuple[int, str], board: Ranked) -> None:
+        with self._lock:
+            self._boards[key] = board
+            self._boards.move_to_end(key)
+            while len(self._boards) > self._size:
+                self._boards.popitem(last=False)
 
 
-def _passed(cohort: Cohort) -> ColumnElement[bool]:
+# About 1 MB each at 2,000 trainees; a site serves a few live cohorts at a time.
+_CACHE = _RankedCache(size=16)
+
+
+def _core(db: Session) -> Connection:
+    """The session's connection, in its transaction: the board reads plain columns, never entities,
+    and the ORM's result handling cost a third of reading 2,000 rows. Flushed first, as the
+    session's own ``execute`` would, so pending changes (and the token their triggers replace)
+    are seen."""
+    db.flush()
+    return db.connection()
+
+
+def ranked(db: Session, cohort: Cohort) -> Ranked:
+    """The cohort's ranked board: from memory while its version token is unchanged, else read.
+
+    The token is read before the rows. Another transaction committing in between can only make the
+    rows newer than the token they are kept under, never older: whoever reads the token after that
+    commit finds the new one and reads the rows again."""
+    conn = _core(db)
+    token = conn.scalar(select(LeaderboardVersion.token).where(LeaderboardVersion.cohort_id == cohort.id))
+    key = (cohort.id, token) if token is not None else None
+    board = _CACHE.get(key) if key is not None else None
+    if board is None:
+        board = Ranked.of(list(map(Summary._make, conn.execute(ranked_query(cohort.id)))))
+        if key is not None:
+            _CACHE.put(key, board)
+    return board
+
+
+def _passed(row: Summary, pass_mark: float | None) -> bool:
     """A trainee passes with a scored best on or above the pass mark; nobody passes without one."""
-    if cohort.pass_threshold is None:
-        return literal(False)
-    return TraineeScore.best_accuracy.is_not(None) & (TraineeScore.best_accuracy >= cohort.pass_threshold)
+    return pass_mark is not None and row.best is not None and row.best >= pass_mark
 
 
-def _rank_order() -> tuple[Any, ...]:
-    """Best accuracy first, ties to whoever reached it first, then name; no score: last, by name."""
-    best = TraineeScore.best_accuracy
-    return (best.is_(None), best.desc(), TraineeScore.best_reached_at, User.name, User.id)
+def _standing(row: Summary, pass_mark: float | None) -> Standing:
+    if _passed(row, pass_mark):
+        return Standing.PASSED
+    return Standing.NOT_YET if row.submissions > 0 else Standing.NEVER
 
 
-def _rank_order_reversed() -> tuple[Any, ...]:
-    """The ranked trainees from the last rank to the first; those without a score still last, by
-    name (their name and id count only among themselves, through the ``CASE``)."""
-    best = TraineeScore.best_accuracy
-    unscored = best.is_(None)
-    return (
-        unscored,
-        best.asc(),
-        TraineeScore.best_reached_at.desc(),
-        case((unscored, User.name)),
-        case((unscored, User.id)),
-        User.name.desc(),
-        User.id.desc(),
-    )
-
-
-def _sort_value(sort: SortKey, cohort: Cohort) -> SQLColumnExpression[Any]:
-    values: dict[SortKey, SQLColumnExpression[Any]] = {
-        SortKey.NAME: func.lower(User.name),
-        SortKey.BEST: TraineeScore.best_accuracy,
-        SortKey.LATEST: TraineeScore.latest_accuracy,
-        SortKey.SUBMISSIONS: func.coalesce(TraineeScore.submissions, 0),
-        SortKey.LAST: TraineeScore.last_submission_at,
-        SortKey.PASSED: case((_passed(cohort), 1), else_=0),
+def _sort_value(sort: SortKey, pass_mark: float | None) -> Callable[[Summary], Any]:
+    values: dict[SortKey, Callable[[Summary], Any]] = {
+        SortKey.NAME: lambda row: fold(row.name),  # as the search compares: full-width letters with plain ones
+        SortKey.BEST: lambda row: row.best,
+        SortKey.LATEST: lambda row: row.latest,
+        SortKey.SUBMISSIONS: lambda row: row.submissions,
+        SortKey.LAST: lambda row: row.last_at,
+        SortKey.PASSED: lambda row: _passed(row, pass_mark),
     }
     return values[sort]
 
 
-def _order(cohort: Cohort, sort: SortKey, descending: bool) -> tuple[Any, ...]:
-    """A total order: the chosen column (empty values last in both directions), ties in rank order,
-    so pages never overlap or skip a row."""
-    if sort == SortKey.RANK:
-        return _rank_order_reversed() if descending else _rank_order()
-    value = _sort_value(sort, cohort)
-    return (value.is_(None), value.desc() if descending else value.asc(), *_rank_order())
+def _ordered(board: Ranked, sort: SortKey, descending: bool, pass_mark: float | None) -> list[Summary]:
+    """Every row in the chosen order: by the column (empty values last either way), ties in rank
+    order (a stable sort of the ranked rows; ``reverse`` keeps it stable too). Rank order reversed
+    runs from the last rank to the first, those without a score still last, by name."""
+    if sort == SortKey.RANK and not descending:
+        return board.rows
+    key: Order = (sort, descending, pass_mark if sort == SortKey.PASSED else None)
+    rows = board.orders.get(key)
+    if rows is None:
+        if sort == SortKey.RANK:
+            scored = len(board.ranks)
+            rows = board.rows[scored - 1 :: -1] + board.rows[scored:] if scored else board.rows
+        else:
+            value = _sort_value(sort, pass_mark)
+            present = [row for row in board.rows if value(row) is not None]
+            present.sort(key=value, reverse=descending)
+            rows = present + [row for row in board.rows if value(row) is None]
+        board.orders[key] = rows
+    return rows
 
 
-def _filtered(
-    cohort: Cohort, query: Select[Any], *, standing: Standing | None, search: str | None, scored_only: bool
-) -> Select[Any]:
-    if standing == Standing.PASSED:
-        query = query.where(_passed(cohort))
-    elif standing == Standing.NOT_YET:
-        query = query.where(func.coalesce(TraineeScore.submissions, 0) > 0, ~_passed(cohort))
-    elif standing == Standing.NEVER:
-        query = query.where(func.coalesce(TraineeScore.submissions, 0) == 0)
-    if scored_only:
-        query = query.where(TraineeScore.best_accuracy.is_not(None))
-    if search:  # name or e-mail, folded alike (see app.folding): full-width letters find plain ones
-        needle = fold(search.strip()).replace("\n", " ")  # the key's one line break parts name and e-mail
-        query = query.where(User.search_key.contains(needle, autoescape=True))
-    return query
-
-
-def board_query(
+def _view(
+    board: Ranked,
     cohort: Cohort,
-    *,
     standing: Standing | None,
     sort: SortKey,
     descending: bool,
     search: str | None,
     scored_only: bool,
-) -> Select[Any]:
-    """The matching trainees in the chosen order, without their ranks (see :func:`_positions`).
-    Public so that the tests and the benchmark can ask the database how it runs it (EXPLAIN)."""
-    query = _filtered(cohort, _summary(cohort), standing=standing, search=search, scored_only=scored_only)
-    return query.order_by(*_order(cohort, sort, descending))
+) -> list[Summary]:
+    rows = _ordered(board, sort, descending, cohort.pass_threshold)
+    if standing is not None:
+        rows = [row for row in rows if _standing(row, cohort.pass_threshold) == standing]
+    if scored_only:
+        rows = [row for row in rows if row.best is not None]
+    if search:  # name or e-mail, folded alike (see app.folding): full-width letters find plain ones
+        needle = fold(search.strip()).replace("\n", " ")  # the key's one line break parts name and e-mail
+        rows = [row for row in rows if needle in row.search_key]
+    return rows
 
 
-def _core(db: Session) -> Connection:
-    """The session's connection, in its transaction: the board reads plain columns, never entities,
-    and the ORM's result handling cost a third of reading 2,000 rows (on PostgreSQL 4 of 12 ms).
-    Flushed first, as the session's own ``execute`` would, so pending changes are seen."""
-    db.flush()
-    return db.connection()
-
-
-def _positions(db: Session, cohort: Cohort) -> dict[int, int]:
-    """Every ranked trainee's rank: their user ids in rank order, one narrow read of the summary's
-    rows. Numbering in the page's own statement (``row_number() OVER``) made the database carry
-    every row's columns through two sorts; here one sort carries one column."""
-    ranked = _active_trainees(select(User.id), Enrollment.cohort_id == cohort.id, scored_only=True)
-    ids = _core(db).scalars(ranked.order_by(*_rank_order()))
-    return {user_id: n for n, user_id in enumerate(ids, start=1)}
-
-
-_STANDINGS = {s.value: s for s in Standing}
-
-
-Ranker = Callable[[int, int], int | None]  # (row's index, user id) → rank
-
-
-def _entries(rows: Sequence[Any], rank: Ranker) -> list[Entry]:
-    """Rows unpacked as plain tuples: reading a result row's fields by name costs tens of
-    microseconds a field, which the CSV's 2,000 rows would feel. ``rank(i, user_id)`` numbers the
-    i-th row (0-based) of those with a score."""
-    entries = []
-    for i, (user_id, name, email, submissions, last_at, best, best_at, latest, passed, standing) in enumerate(rows):
-        entries.append(
-            Entry(
-                user_id=user_id,
-                name=name,
-                email=email,
-                rank=rank(i, user_id) if best is not None else None,
-                best_accuracy=best,
-                best_reached_at=best_at,
-                latest_accuracy=latest,
-                submissions=int(submissions),
-                last_submission_at=last_at,
-                passed=bool(passed),
-                standing=_STANDINGS[standing],
-            )
+def _entries(board: Ranked, rows: Sequence[Summary], pass_mark: float | None) -> list[Entry]:
+    ranks = board.ranks
+    return [
+        Entry(
+            user_id=row.user_id,
+            name=row.name,
+            email=row.email,
+            rank=ranks.get(row.user_id),
+            best_accuracy=row.best,
+            best_reached_at=_utc(row.best_at),
+            latest_accuracy=row.latest,
+            submissions=int(row.submissions),
+            last_submission_at=_utc(row.last_at),
+            passed=_passed(row, pass_mark),
+            standing=_standing(row, pass_mark),
         )
-    return entries
-
-
-def _ranks_before(
-    db: Session, cohort: Cohort, sort: SortKey, descending: bool, standing: Standing | None, search: str | None
-) -> int | None:
-    """When the view lists its ranked rows in rank order, the rank of its first ranked row minus
-    one (None when it does not). Sorted by best accuracy, highest first, is rank order itself (ties
-    fall to rank order either way). In rank order the scored trainees come first and the passed ones
-    before the rest: alone, or filtered to passed or to scored trainees, a row's rank is its
-    offset; filtered to "not yet", every passed trainee is ahead of it."""
-    in_rank_order = (sort == SortKey.RANK and not descending) or (sort == SortKey.BEST and descending)
-    if not in_rank_order or search:
-        return None
-    if standing == Standing.NOT_YET:
-        passed = _filtered(cohort, _summary(cohort), standing=Standing.PASSED, search=None, scored_only=False)
-        return int(_core(db).scalar(select(func.count()).select_from(passed.subquery())) or 0)
-    return 0
-
-
-FEW = 3  # up to this many ranked rows (a search), each is ranked by counting who is ahead of it
-
-
-def _ranker(db: Session, cohort: Cohort, rows: Sequence[Any], offset: int, before: Callable[[], int | None]) -> Ranker:
-    """How the rows get their ranks: by their offset in rank order (``before()`` says how many
-    ranks precede the view, when it is in rank order), by counting who is ahead of each of a few
-    rows (one statement), or from every ranked trainee's position."""
-    scored = [row for row in rows if row.best is not None]
-    if not scored:
-        return lambda _i, _user_id: None
-    ahead = before()
-    if ahead is not None:
-        return lambda i, _user_id: ahead + offset + i + 1
-    if len(scored) <= FEW and all(row.best_at is not None for row in scored):
-        counts = _core(db).execute(select(*(_ahead_of(cohort, row) for row in scored))).one()
-        ranks = {row.user_id: int(n) + 1 for row, n in zip(scored, counts, strict=True)}
-        return lambda _i, user_id: ranks.get(user_id)
-    positions = _positions(db, cohort)
-    return lambda _i, user_id: positions.get(user_id)
-
-
-def _ahead_of(cohort: Cohort, row: Any) -> ScalarSelect[int]:
-    """How many ranked trainees come before ``row`` in rank order (:func:`_rank_order`)."""
-    best, at = TraineeScore.best_accuracy, TraineeScore.best_reached_at
-    ahead = or_(
-        best > row.best,
-        and_(best == row.best, at < row.best_at),
-        and_(best == row.best, at == row.best_at, User.name < row.name),
-        and_(best == row.best, at == row.best_at, User.name == row.name, User.id < row.user_id),
-    )
-    ranked = _active_trainees(select(func.count()), Enrollment.cohort_id == cohort.id, scored_only=True)
-    return ranked.where(ahead).scalar_subquery()
+        for row in rows
+    ]
 
 
 def board(
@@ -322,12 +310,9 @@ def board(
     scored_only: bool = False,
 ) -> list[Entry]:
     """Every matching trainee in the chosen order (the CSV, the overview, the API)."""
-    query = board_query(
-        cohort, standing=standing, sort=sort, descending=descending, search=search, scored_only=scored_only
-    )
-    rows = _core(db).execute(query).all()
-    before = partial(_ranks_before, db, cohort, sort, descending, standing, search)
-    return _entries(rows, _ranker(db, cohort, rows, 0, before))
+    ranked_board = ranked(db, cohort)
+    rows = _view(ranked_board, cohort, standing, sort, descending, search, scored_only)
+    return _entries(ranked_board, rows, cohort.pass_threshold)
 
 
 def board_page(
@@ -342,29 +327,22 @@ def board_page(
     search: str | None = None,
     scored_only: bool = False,
 ) -> BoardPage:
-    """One page of the board, in three short reads: the count, the page's rows and (only when the
-    rows are not in rank order) the ranks. A page past the end shows the last one (``clamped`` says so)."""
-    if standing == Standing.PASSED and cohort.pass_threshold is None:  # nobody passes without a pass mark
-        return BoardPage([], 0, 1, 1, max(1, page))
-    query = board_query(
-        cohort, standing=standing, sort=sort, descending=descending, search=search, scored_only=scored_only
-    )
-    total = int(_core(db).scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
+    """One page of the board; only its rows become entries. A page past the end shows the last
+    one (``clamped`` says so)."""
+    ranked_board = ranked(db, cohort)
+    rows = _view(ranked_board, cohort, standing, sort, descending, search, scored_only)
+    total = len(rows)
     pages = max(1, -(-total // per_page))
     asked = max(1, page)
     shown = min(asked, pages)
     offset = (shown - 1) * per_page
-    rows = _core(db).execute(query.offset(offset).limit(per_page)).all() if total else []
-    before = partial(_ranks_before, db, cohort, sort, descending, standing, search)
-    return BoardPage(_entries(rows, _ranker(db, cohort, rows, offset, before)), total, shown, pages, asked)
+    entries = _entries(ranked_board, rows[offset : offset + per_page], cohort.pass_threshold)
+    return BoardPage(entries, total, shown, pages, asked)
 
 
 def rank_of(db: Session, cohort: Cohort, user_id: int) -> int | None:
     """The trainee's rank (None: no scored submission yet, or not an active trainee here)."""
-    row = _core(db).execute(_summary(cohort).where(User.id == user_id)).first()
-    if row is None or row.best is None:
-        return None
-    return _ranker(db, cohort, [row], 0, lambda: None)(0, user_id)
+    return ranked(db, cohort).ranks.get(user_id)
 
 
 def leaderboard(db: Session, cohort: Cohort) -> list[Entry]:

@@ -104,3 +104,35 @@ def test_the_search_key_migration_folds_the_users_already_there(empty_url: str) 
         assert key == search_key("ＹＡＭＡＤＡ 太郎", "ｙａｍａｄａ@example.com") == "yamada 太郎\nyamada@example.com"
     finally:
         engine.dispose()
+
+
+def test_the_leaderboard_versions_migration_gives_each_cohort_already_there_its_own_token(empty_url: str) -> None:
+    """A cohort created before the versions existed is cached and invalidated like a new one."""
+    from sqlalchemy import text
+
+    config = alembic_config(empty_url)
+    command.upgrade(config, "users_search_key")
+    engine = create_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            for cohort_id in (1, 2):
+                conn.execute(text("INSERT INTO cohorts (id, name, title, daily_limit, timezone, leaderboard_visible,"
+                                  " archived) VALUES (:id, :name, '', 3, 'Asia/Tokyo', false, false)"),
+                             {"id": cohort_id, "name": f"dl_{cohort_id}"})  # fmt: skip
+        command.upgrade(config, "head")
+        with engine.begin() as conn:
+            tokens = dict(conn.execute(text("SELECT cohort_id, token FROM leaderboard_versions")).all())
+            assert set(tokens) == {1, 2} and tokens[1] != tokens[2]
+            conn.execute(text("UPDATE cohorts SET title = 'x' WHERE id = 1"))  # the board does not show titles
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, email, name, role, language, is_active, created_at)"
+                    " VALUES (1, 'a@example.com', 'a', 'trainee', 'ja', true, '2026-10-01 00:00:00')"
+                )
+            )
+            enrol = "INSERT INTO enrollments (user_id, cohort_id, role) VALUES (1, 1, 'trainee')"
+            conn.execute(text(enrol))
+            after = dict(conn.execute(text("SELECT cohort_id, token FROM leaderboard_versions")).all())
+        assert after[1] != tokens[1] and after[2] == tokens[2]  # the enrolment changed cohort 1's board only
+    finally:
+        engine.dispose()

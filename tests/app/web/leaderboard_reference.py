@@ -1,7 +1,8 @@
 """The leaderboard's order, computed in Python: the reference the SQL ordering is held to.
 
-The site ranks, filters and sorts in the database (``app.services.leaderboard.board_query``); these
-few lines say the same order in the plainest terms so a test can compare every column and direction.
+The site ranks in the database and keeps the ranked board in memory to filter and sort it
+(``app.services.leaderboard``); these few lines say the same order in the plainest terms, from the
+entries alone, so a test can compare every column and direction.
 """
 
 from __future__ import annotations

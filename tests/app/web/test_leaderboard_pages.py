@@ -1,8 +1,8 @@
-"""The leaderboard at scale: the database ranks, filters, sorts and cuts pages (on SQLite and
-PostgreSQL). The order the SQL gives is held to the Python reference (``arrange``) for every column,
-direction and filter; pages concatenate to the whole board without overlap; a page past the end
-shows the last one and says so; a trainee finds their own row; the plan never reads the
-submissions table."""
+"""The leaderboard at scale, on SQLite and PostgreSQL: the database ranks, the service filters,
+sorts and cuts pages. The order a view gives is held to the Python reference (``arrange``) for
+every column, direction and filter; pages concatenate to the whole board without overlap; a page
+past the end shows the last one and says so; a trainee finds their own row; the plan never reads
+the submissions table."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.models import Cohort, Enrollment, Role, SubmissionStatus, User
-from app.services.leaderboard import SortKey, Standing, board, board_page, board_query, leaderboard, rank_of
+from app.services.leaderboard import SortKey, Standing, board, board_page, leaderboard, rank_of, ranked_query
 from tests.app.api.conftest import T0, add_submission
 from tests.app.conftest import People, login
 from tests.app.web.leaderboard_reference import arrange
@@ -158,9 +158,9 @@ def test_the_plan_reads_the_summary_through_its_key_and_never_the_submissions(db
     """With sequential scans priced out (on a small test table the planner rightly prefers them),
     PostgreSQL must still have an index that reaches the cohort's summary rows; neither database
     may read ``submissions`` at all."""
-    query = board_query(crowd, standing=None, sort=SortKey.RANK, descending=False, search=None, scored_only=False)
+    query = ranked_query(crowd.id)
     conn = db.connection()
-    sql = str(query.limit(100).compile(conn, compile_kwargs={"literal_binds": True}))
+    sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
     if conn.dialect.name == "postgresql":
         conn.execute(text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(str(r[0]) for r in conn.exec_driver_sql("EXPLAIN " + sql))

@@ -1,0 +1,157 @@
+"""The ranked board a web process keeps in memory is never stale: the database replaces a cohort's
+version token on every write the board shows, whoever writes it.
+
+Each write here comes from another connection in raw SQL, as a worker, an admin script or a
+cascade would make it, never through the session that reads the board, so nothing but the
+triggers can tell the cached board that it changed. After each, the board must equal what the
+database says when asked directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
+
+from app.db import make_engine
+from app.models import Cohort, Enrollment, LeaderboardVersion, Role, User
+from app.services.leaderboard import leaderboard, rank_of, ranked, ranked_query
+from app.settings import Settings
+from tests.app.api.conftest import T0, add_submission
+from tests.app.conftest import People
+
+Shown = list[tuple[int, str, str, int | None, float | None, int]]
+
+
+@pytest.fixture
+def other(settings: Settings) -> Iterator[Engine]:
+    """Another engine on the same database, set up as the worker's is (on SQLite: foreign keys, so
+    deletes cascade): the writer the board's reader knows nothing about."""
+    engine = make_engine(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def cohort(db: Session, people: People) -> Cohort:
+    """Hanako 0.9 and Taro 0.8 scored; Jiro enrolled, never submitted; Saburo not enrolled."""
+    cohort = people.cohort
+    add_submission(db, people.trainee, cohort, accuracy=0.9, at=T0)
+    add_submission(db, people.other_trainee, cohort, accuracy=0.8, at=T0)
+    jiro = User(email="jiro@example.com", name="jiro", role=Role.TRAINEE)
+    saburo = User(email="saburo@example.com", name="saburo", role=Role.TRAINEE)
+    db.add_all([jiro, saburo])
+    db.flush()
+    db.add(Enrollment(user_id=jiro.id, cohort_id=cohort.id, role=Role.TRAINEE))
+    db.commit()
+    return cohort
+
+
+def _ids(db: Session) -> dict[str, int]:
+    return {name: user_id for user_id, name in db.execute(select(User.id, User.name))}
+
+
+def _shown(db: Session, cohort: Cohort) -> Shown:
+    """The board as the service serves it (from memory while the token is unchanged)."""
+    board = leaderboard(db, cohort)
+    return [(e.user_id, e.name, e.email, e.rank, e.best_accuracy, e.submissions) for e in board]
+
+
+def _in_database(db: Session, cohort: Cohort) -> Shown:
+    """The board as the database has it now, read past the service's memory."""
+    rows = db.connection().execute(ranked_query(cohort.id)).all()
+    ranked_rows = [row for row in rows if row[6] is not None]
+    ranks = {row[0]: n for n, row in enumerate(ranked_rows, start=1)}
+    return [(row[0], row[1], row[2], ranks.get(row[0]), row[6], row[4]) for row in rows]
+
+
+def _token(db: Session, cohort: Cohort) -> str | None:
+    return db.scalar(select(LeaderboardVersion.token).where(LeaderboardVersion.cohort_id == cohort.id))
+
+
+# Each write changes what the board shows; ``:name`` parameters are the users' ids.
+WRITES: dict[str, str] = {
+    "a result raises a best": "UPDATE trainee_scores SET best_accuracy = 0.95 WHERE user_id = :taro",
+    "a summary is deleted": "DELETE FROM trainee_scores WHERE user_id = :taro",
+    "a first summary is written": "INSERT INTO trainee_scores (cohort_id, user_id, submissions, best_accuracy)"
+    " VALUES (:cohort, :jiro, 1, 0.85)",
+    "a trainee is renamed": "UPDATE users SET name = 'Aoki' WHERE id = :taro",
+    "an e-mail changes": "UPDATE users SET email = 'new@example.com' WHERE id = :taro",
+    "a trainee is deactivated": "UPDATE users SET is_active = :no WHERE id = :taro",
+    "a trainee is deleted": "DELETE FROM users WHERE id = :taro",
+    "a trainee is enrolled": "INSERT INTO enrollments (user_id, cohort_id, role) VALUES (:saburo, :cohort, 'trainee')",
+    "a trainee is unenrolled": "DELETE FROM enrollments WHERE user_id = :taro",
+    "an enrolment becomes an instructor's": "UPDATE enrollments SET role = 'instructor' WHERE user_id = :taro",
+}
+
+
+def _run(engine: Engine, sql: str, params: dict[str, Any]) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(sql), params)
+
+
+@pytest.mark.parametrize("write", list(WRITES))
+def test_every_write_the_board_shows_reaches_it_from_any_connection(
+    db: Session, cohort: Cohort, other: Engine, write: str
+) -> None:
+    before = _shown(db, cohort)
+    assert before == _in_database(db, cohort)
+    token = _token(db, cohort)
+    params = {"cohort": cohort.id, "no": False, **_ids(db)}
+    db.rollback()  # end the read (on SQLite, a snapshot): the next one sees the other connection's commit
+    _run(other, WRITES[write], params)
+    after = _shown(db, cohort)
+    assert after != before  # the write is one the board shows…
+    assert after == _in_database(db, cohort)  # …and the board shows it
+    assert _token(db, cohort) != token
+
+
+def test_an_unchanged_board_is_served_from_memory_and_other_writes_leave_it(
+    db: Session, cohort: Cohort, other: Engine, people: People
+) -> None:
+    first = ranked(db, cohort)
+    db.rollback()
+    assert ranked(db, cohort) is first  # nothing changed: the same board, not read again
+    token = _token(db, cohort)
+    trainee, cohort_id = {"id": people.trainee.id}, {"id": cohort.id}
+    db.rollback()
+    _run(other, "UPDATE users SET password_hash = 'changed' WHERE id = :id", trainee)
+    _run(other, "UPDATE users SET name = name WHERE id = :id", trainee)  # the same name
+    _run(other, "UPDATE cohorts SET title = 'renamed' WHERE id = :id", cohort_id)
+    assert _token(db, cohort) == token
+    assert ranked(db, cohort) is first
+
+
+def test_the_pass_mark_is_read_with_the_cohort_not_from_memory(db: Session, cohort: Cohort, people: People) -> None:
+    """The pass mark is a cohort setting no trigger watches: standing is worked out per request."""
+    cohort.pass_threshold = 0.85
+    db.commit()
+    assert [e.passed for e in leaderboard(db, cohort)] == [True, False, False]
+    cohort.pass_threshold = 0.75
+    db.commit()
+    assert [e.passed for e in leaderboard(db, cohort)] == [True, True, False]
+
+
+def test_the_session_sees_its_own_uncommitted_writes_and_not_after_a_rollback(
+    db: Session, cohort: Cohort, people: People
+) -> None:
+    db.get(User, people.other_trainee.id).name = "Aoki"  # type: ignore[union-attr]
+    assert "Aoki" in {e.name for e in leaderboard(db, cohort)}  # flushed, seen in this transaction
+    db.rollback()
+    assert "Aoki" not in {e.name for e in leaderboard(db, cohort)}
+    assert _shown(db, cohort) == _in_database(db, cohort)
+
+
+def test_a_cohort_gets_its_own_token_and_loses_it_with_the_cohort(db: Session, cohort: Cohort, other: Engine) -> None:
+    new = Cohort(name="dl_osaka_1", title="DL Osaka 1")
+    db.add(new)
+    db.commit()
+    assert _token(db, new) is not None and _token(db, new) != _token(db, cohort)
+    assert leaderboard(db, new) == [] and rank_of(db, new, 1) is None
+    new_id = new.id
+    db.rollback()
+    _run(other, "DELETE FROM cohorts WHERE id = :id", {"id": new_id})
+    assert db.scalar(select(LeaderboardVersion.token).where(LeaderboardVersion.cohort_id == new_id)) is None
