@@ -7,6 +7,9 @@ reads, so no writer can forget to (ORM, Core statements, cascades, other process
 
 Tokens are random (a UUID's worth): unlike a counter, a token never comes back after a rollback or
 in another database. Existing cohorts get one here; a new cohort gets one from its insert trigger.
+Beside the token, the row says which token it replaced and whose rows changed (a run of changes to
+one trainee counts as one): a process holding the board from before re-reads that trainee only,
+so the page after a result costs about what a page costs.
 
 Revision ID: leaderboard_versions
 Revises: users_search_key
@@ -32,8 +35,20 @@ _SQLITE_TOKEN = "lower(hex(randomblob(16)))"
 _PG_TOKEN = "gen_random_uuid()::text"
 
 
+def _bump(token: str, cohorts: str, who: str) -> str:
+    """A new token for ``cohorts`` (an ``= x`` or ``IN (...)`` condition) after a change to the rows
+    of user ``who`` (NULL: unknown). ``previous`` keeps the token the change started from; a run of
+    changes to the same user counts as one, so a reader holding the board from before the run
+    re-reads that user's row only. ``SET`` reads the row as it was, on both databases."""
+    return (
+        "UPDATE leaderboard_versions SET"
+        f" previous = CASE WHEN changed_user_id = {who} THEN previous ELSE token END,"
+        f" token = {token}, changed_user_id = {who}"
+        f" WHERE cohort_id {cohorts}"
+    )
+
+
 def _sqlite_triggers() -> list[str]:
-    bump = f"UPDATE leaderboard_versions SET token = {_SQLITE_TOKEN} WHERE cohort_id"
     changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _USER_COLUMNS)
     statements = [
         f"""CREATE TRIGGER leaderboard_cohort_created AFTER INSERT ON cohorts BEGIN
@@ -41,45 +56,53 @@ def _sqlite_triggers() -> list[str]:
         END""",
         f"""CREATE TRIGGER leaderboard_user_changed AFTER UPDATE OF {", ".join(_USER_COLUMNS)} ON users
         WHEN {changed} BEGIN
-            {bump} IN (SELECT cohort_id FROM enrollments WHERE user_id = NEW.id);
+            {_bump(_SQLITE_TOKEN, "IN (SELECT cohort_id FROM enrollments WHERE user_id = NEW.id)", "NEW.id")};
         END""",
         f"""CREATE TRIGGER leaderboard_user_deleted AFTER DELETE ON users BEGIN
-            {bump} IN (SELECT cohort_id FROM enrollments WHERE user_id = OLD.id);
+            {_bump(_SQLITE_TOKEN, "IN (SELECT cohort_id FROM enrollments WHERE user_id = OLD.id)", "OLD.id")};
         END""",
     ]
+    same_user = "CASE WHEN OLD.user_id = NEW.user_id THEN NEW.user_id END"
     for table in ("enrollments", "trainee_scores"):
         statements += [
-            f"CREATE TRIGGER leaderboard_{table}_inserted AFTER INSERT ON {table} BEGIN {bump} = NEW.cohort_id; END",
+            f"CREATE TRIGGER leaderboard_{table}_inserted AFTER INSERT ON {table} BEGIN"
+            f" {_bump(_SQLITE_TOKEN, '= NEW.cohort_id', 'NEW.user_id')}; END",
             f"CREATE TRIGGER leaderboard_{table}_updated AFTER UPDATE ON {table} BEGIN"
-            f" {bump} IN (OLD.cohort_id, NEW.cohort_id); END",
-            f"CREATE TRIGGER leaderboard_{table}_deleted AFTER DELETE ON {table} BEGIN {bump} = OLD.cohort_id; END",
+            f" {_bump(_SQLITE_TOKEN, 'IN (OLD.cohort_id, NEW.cohort_id)', same_user)}; END",
+            f"CREATE TRIGGER leaderboard_{table}_deleted AFTER DELETE ON {table} BEGIN"
+            f" {_bump(_SQLITE_TOKEN, '= OLD.cohort_id', 'OLD.user_id')}; END",
         ]
     return statements
 
 
 def _postgresql_triggers() -> list[str]:
-    bump = f"UPDATE leaderboard_versions SET token = {_PG_TOKEN} WHERE cohort_id"
     changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in _USER_COLUMNS)
     return [
+        f"""CREATE FUNCTION leaderboard_bump(cohort integer, who integer) RETURNS void LANGUAGE sql AS $$
+            {_bump(_PG_TOKEN, "= cohort", "who")}
+        $$""",
         f"""CREATE FUNCTION leaderboard_cohort_created() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             INSERT INTO leaderboard_versions (cohort_id, token) VALUES (NEW.id, {_PG_TOKEN})
-            ON CONFLICT (cohort_id) DO UPDATE SET token = EXCLUDED.token;
+            ON CONFLICT (cohort_id) DO UPDATE SET token = EXCLUDED.token, previous = NULL, changed_user_id = NULL;
             RETURN NULL;
         END $$""",
-        f"""CREATE FUNCTION leaderboard_user_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        """CREATE FUNCTION leaderboard_user_changed() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            {bump} IN (SELECT cohort_id FROM enrollments WHERE user_id = OLD.id);
+            PERFORM leaderboard_bump(cohort_id, OLD.id) FROM enrollments WHERE user_id = OLD.id ORDER BY cohort_id;
             RETURN NULL;
         END $$""",
-        f"""CREATE FUNCTION leaderboard_row_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        """CREATE FUNCTION leaderboard_row_changed() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             IF TG_OP = 'INSERT' THEN
-                {bump} = NEW.cohort_id;
+                PERFORM leaderboard_bump(NEW.cohort_id, NEW.user_id);
             ELSIF TG_OP = 'DELETE' THEN
-                {bump} = OLD.cohort_id;
+                PERFORM leaderboard_bump(OLD.cohort_id, OLD.user_id);
             ELSE
-                {bump} IN (OLD.cohort_id, NEW.cohort_id);
+                PERFORM leaderboard_bump(OLD.cohort_id, CASE WHEN OLD.user_id = NEW.user_id THEN NEW.user_id END);
+                IF NEW.cohort_id <> OLD.cohort_id THEN
+                    PERFORM leaderboard_bump(NEW.cohort_id, CASE WHEN OLD.user_id = NEW.user_id THEN NEW.user_id END);
+                END IF;
             END IF;
             RETURN NULL;
         END $$""",
@@ -101,6 +124,8 @@ def upgrade() -> None:
         "leaderboard_versions",
         sa.Column("cohort_id", sa.Integer(), nullable=False),
         sa.Column("token", sa.String(length=36), nullable=False),
+        sa.Column("previous", sa.String(length=36), nullable=True),
+        sa.Column("changed_user_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["cohort_id"], ["cohorts.id"], name=op.f("fk_leaderboard_versions_cohort_id_cohorts"), ondelete="CASCADE"
         ),
@@ -127,6 +152,7 @@ def downgrade() -> None:
         for name in names:
             op.execute(f"DROP TRIGGER {name} ON {table}" if postgresql else f"DROP TRIGGER {name}")
     if postgresql:
-        for function in ("leaderboard_cohort_created", "leaderboard_user_changed", "leaderboard_row_changed"):
-            op.execute(f"DROP FUNCTION {function}()")
+        for function in ("leaderboard_cohort_created()", "leaderboard_user_changed()", "leaderboard_row_changed()",
+                         "leaderboard_bump(integer, integer)"):  # fmt: skip
+            op.execute(f"DROP FUNCTION {function}")
     op.drop_table("leaderboard_versions")

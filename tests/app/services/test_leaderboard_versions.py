@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.db import make_engine
 from app.models import Cohort, Enrollment, LeaderboardVersion, Role, User
-from app.services.leaderboard import leaderboard, rank_of, ranked, ranked_query
+from app.services.leaderboard import Ranked, leaderboard, rank_of, ranked, ranked_query
 from app.settings import Settings
 from tests.app.api.conftest import T0, add_submission
 from tests.app.conftest import People
@@ -61,11 +61,13 @@ def _shown(db: Session, cohort: Cohort) -> Shown:
 
 
 def _in_database(db: Session, cohort: Cohort) -> Shown:
-    """The board as the database has it now, read past the service's memory."""
-    rows = db.connection().execute(ranked_query(cohort.id)).all()
-    ranked_rows = [row for row in rows if row[6] is not None]
-    ranks = {row[0]: n for n, row in enumerate(ranked_rows, start=1)}
-    return [(row[0], row[1], row[2], ranks.get(row[0]), row[6], row[4]) for row in rows]
+    """The board as the database has it now, read past the service's memory and ranked by the
+    database (the tests' databases compare names by code point, as the service does)."""
+    q = ranked_query(cohort.id).subquery()
+    order = (q.c.best.is_(None), q.c.best.desc(), q.c.best_at.is_(None), q.c.best_at, q.c.name, q.c.user_id)
+    rows = db.connection().execute(select(q).order_by(*order)).all()
+    ranks = {row.user_id: n for n, row in enumerate((row for row in rows if row.best is not None), start=1)}
+    return [(row.user_id, row.name, row.email, ranks.get(row.user_id), row.best, row.submissions) for row in rows]
 
 
 def _token(db: Session, cohort: Cohort) -> str | None:
@@ -77,7 +79,7 @@ WRITES: dict[str, str] = {
     "a result raises a best": "UPDATE trainee_scores SET best_accuracy = 0.95 WHERE user_id = :taro",
     "a summary is deleted": "DELETE FROM trainee_scores WHERE user_id = :taro",
     "a first summary is written": "INSERT INTO trainee_scores (cohort_id, user_id, submissions, best_accuracy)"
-    " VALUES (:cohort, :jiro, 1, 0.85)",
+    " VALUES (:cohort, :jiro, 1, 0.85)",  # no time it was reached: ranked after those with one
     "a trainee is renamed": "UPDATE users SET name = 'Aoki' WHERE id = :taro",
     "an e-mail changes": "UPDATE users SET email = 'new@example.com' WHERE id = :taro",
     "a trainee is deactivated": "UPDATE users SET is_active = :no WHERE id = :taro",
@@ -155,3 +157,67 @@ def test_a_cohort_gets_its_own_token_and_loses_it_with_the_cohort(db: Session, c
     db.rollback()
     _run(other, "DELETE FROM cohorts WHERE id = :id", {"id": new_id})
     assert db.scalar(select(LeaderboardVersion.token).where(LeaderboardVersion.cohort_id == new_id)) is None
+
+
+def _kept(before: Ranked, after: Ranked) -> set[int]:
+    """The users whose rows ``after`` took over from ``before`` as they were (not read again)."""
+    old = {id(row): row.user_id for row in before.rows}
+    return {old[id(row)] for row in after.rows if id(row) in old}
+
+
+def test_after_one_trainees_change_only_their_row_is_read_again(
+    db: Session, cohort: Cohort, other: Engine, people: People
+) -> None:
+    before = ranked(db, cohort)
+    taro, everyone = people.other_trainee.id, {row.user_id for row in before.rows}
+    db.rollback()
+    _run(other, "UPDATE trainee_scores SET best_accuracy = 0.95 WHERE user_id = :id", {"id": taro})
+    after = ranked(db, cohort)
+    assert _kept(before, after) == everyone - {taro}
+    assert _shown(db, cohort) == _in_database(db, cohort)
+    assert after.rows[0].user_id == taro
+
+
+def test_a_run_of_changes_to_one_trainee_is_one_step_from_where_it_started(
+    db: Session, cohort: Cohort, other: Engine, people: People
+) -> None:
+    """A reader that missed the middle of the run still re-reads that trainee only; one that saw it
+    re-reads from the board before the run, which it still holds."""
+    start = ranked(db, cohort)
+    taro = {"id": people.other_trainee.id}
+    db.rollback()
+    _run(other, "UPDATE trainee_scores SET best_accuracy = 0.95 WHERE user_id = :id", taro)
+    middle = ranked(db, cohort)
+    db.rollback()
+    _run(other, "UPDATE users SET name = 'Aoki' WHERE id = :id", taro)
+    _run(other, "UPDATE trainee_scores SET submissions = 7 WHERE user_id = :id", taro)
+    end = ranked(db, cohort)
+    assert _kept(start, end) == {row.user_id for row in start.rows} - {taro["id"]}
+    assert middle is not end
+    assert _shown(db, cohort) == _in_database(db, cohort)
+    assert (end.rows[0].name, end.rows[0].submissions) == ("Aoki", 7)
+
+
+def test_changes_to_several_trainees_at_once_read_the_board_again(
+    db: Session, cohort: Cohort, other: Engine, people: People
+) -> None:
+    before = ranked(db, cohort)
+    db.rollback()
+    _run(other, "UPDATE trainee_scores SET best_accuracy = 1.0 - best_accuracy", {})  # 0.9 → 0.1, 0.8 → 0.2
+    after = ranked(db, cohort)
+    assert _kept(before, after) == set()
+    assert _shown(db, cohort) == _in_database(db, cohort)
+    assert [row.user_id for row in after.rows][:2] == [people.other_trainee.id, people.trainee.id]
+
+
+def test_a_row_read_again_lands_where_a_whole_read_puts_it_among_ties(
+    db: Session, cohort: Cohort, other: Engine, people: People
+) -> None:
+    """Equal best reached at the same moment: the name decides, before and after a rename."""
+    tie = {"hanako": people.trainee.id, "taro": people.other_trainee.id}
+    _run(other, "UPDATE trainee_scores SET best_accuracy = 0.9 WHERE user_id = :taro", tie)
+    assert [e.name for e in leaderboard(db, cohort)][:2] == ["hanako", "taro"]
+    db.rollback()
+    _run(other, "UPDATE users SET name = 'zz hanako' WHERE id = :hanako", tie)
+    assert [e.name for e in leaderboard(db, cohort)][:2] == ["taro", "zz hanako"]
+    assert _shown(db, cohort) == _in_database(db, cohort)
