@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.db import make_engine
 from app.models import Cohort, Enrollment, LeaderboardVersion, Role, User
-from app.services.leaderboard import Ranked, leaderboard, rank_of, ranked, ranked_query
+from app.services.leaderboard import NAME, SUBMISSIONS, USER_ID, Ranked, leaderboard, rank_of, ranked, ranked_query
 from app.settings import Settings
 from tests.app.api.conftest import T0, add_submission
 from tests.app.conftest import People
@@ -161,7 +161,7 @@ def test_a_cohort_gets_its_own_token_and_loses_it_with_the_cohort(db: Session, c
 
 def _kept(before: Ranked, after: Ranked) -> set[int]:
     """The users whose rows ``after`` took over from ``before`` as they were (not read again)."""
-    old = {id(row): row.user_id for row in before.rows}
+    old = {id(row): row[USER_ID] for row in before.rows}
     return {old[id(row)] for row in after.rows if id(row) in old}
 
 
@@ -169,13 +169,13 @@ def test_after_one_trainees_change_only_their_row_is_read_again(
     db: Session, cohort: Cohort, other: Engine, people: People
 ) -> None:
     before = ranked(db, cohort)
-    taro, everyone = people.other_trainee.id, {row.user_id for row in before.rows}
+    taro, everyone = people.other_trainee.id, {row[USER_ID] for row in before.rows}
     db.rollback()
     _run(other, "UPDATE trainee_scores SET best_accuracy = 0.95 WHERE user_id = :id", {"id": taro})
     after = ranked(db, cohort)
     assert _kept(before, after) == everyone - {taro}
     assert _shown(db, cohort) == _in_database(db, cohort)
-    assert after.rows[0].user_id == taro
+    assert after.rows[0][USER_ID] == taro
 
 
 def test_a_run_of_changes_to_one_trainee_is_one_step_from_where_it_started(
@@ -192,10 +192,10 @@ def test_a_run_of_changes_to_one_trainee_is_one_step_from_where_it_started(
     _run(other, "UPDATE users SET name = 'Aoki' WHERE id = :id", taro)
     _run(other, "UPDATE trainee_scores SET submissions = 7 WHERE user_id = :id", taro)
     end = ranked(db, cohort)
-    assert _kept(start, end) == {row.user_id for row in start.rows} - {taro["id"]}
+    assert _kept(start, end) == {row[USER_ID] for row in start.rows} - {taro["id"]}
     assert middle is not end
     assert _shown(db, cohort) == _in_database(db, cohort)
-    assert (end.rows[0].name, end.rows[0].submissions) == ("Aoki", 7)
+    assert (end.rows[0][NAME], end.rows[0][SUBMISSIONS]) == ("Aoki", 7)
 
 
 def test_changes_to_several_trainees_at_once_read_the_board_again(
@@ -207,7 +207,7 @@ def test_changes_to_several_trainees_at_once_read_the_board_again(
     after = ranked(db, cohort)
     assert _kept(before, after) == set()
     assert _shown(db, cohort) == _in_database(db, cohort)
-    assert [row.user_id for row in after.rows][:2] == [people.other_trainee.id, people.trainee.id]
+    assert [row[USER_ID] for row in after.rows][:2] == [people.other_trainee.id, people.trainee.id]
 
 
 def test_a_row_read_again_lands_where_a_whole_read_puts_it_among_ties(
