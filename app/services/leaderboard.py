@@ -1,16 +1,17 @@
-"""The cohort leaderboard: ranked by the database, kept in memory, filtered, sorted and paged here.
+"""The cohort leaderboard: read from the database, kept in memory, ranked, filtered, sorted and paged here.
 
 Every figure comes from the cohort's ``trainee_scores`` rows (count, last submission, best accuracy
 and when it was first reached, latest scored accuracy), which :mod:`app.services.trainee_scores`
 keeps exact whenever a submission is written; no request aggregates the submissions themselves.
 
-The database gives a cohort's active trainees with their summaries in rank order, in one read; a
-web process keeps that ranked board in memory under the cohort's version token
+The database gives a cohort's active trainees with their summaries in one read; a web process
+ranks them and keeps that ranked board in memory under the cohort's version token
 (:class:`app.models.LeaderboardVersion`), which triggers replace whenever anything the board shows
-changes. A request reads the token alone and, while it is unchanged, filters, sorts and cuts pages
-from memory: at 2,000 trainees, reading and ranking them on PostgreSQL for each page cost more than
-the 50 ms a page may take, and most of it was the database joining the same rows again. After a
-change, the first request reads the board again (one ordered statement, the CSV's cost).
+changes. A request reads the version alone and, while the token is unchanged, filters, sorts and
+cuts pages from memory: at 2,000 trainees, reading and ranking them on PostgreSQL for each page cost
+more than the 50 ms a page may take, most of it the database joining the same rows again. After
+one trainee's change (a result, a rename, an enrolment), the next request reads that trainee's row
+again and puts it back in rank order; after anything else, it reads the whole board.
 
 Sorting by another column keeps ties in rank order and empty values last in both directions, so
 the order is total and pages never overlap or skip a row. Every row's rank is its place in the
