@@ -556,8 +556,8 @@ class LeaderboardVersion(Base):
 
     cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), primary_key=True)
     token: Mapped[str] = mapped_column(String(36))
-    # The token this one replaced, and the user whose rows changed in between (None: unknown, or
-    # more than one). Consecutive changes to one user count as one step, so a process holding the
-    # board of ``previous`` re-reads that user's row instead of the whole board.
+    # The token the latest changes started from, and the users whose rows changed since, as
+    # ",12,57," (None: not known). A process holding the board of ``previous`` re-reads those
+    # users' rows instead of the whole board.
     previous: Mapped[str | None] = mapped_column(String(36))
-    changed_user_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: the user may be deleted
+    changed_users: Mapped[str | None] = mapped_column(Text)

@@ -7,10 +7,11 @@ through Starlette's in-process client, logged in as the cohort's instructor) for
 - the leaderboard page (first page of 100 rows, default rank order),
 - the page sorted by name, descending, filtered to "not yet passed",
 - a page in the middle (page 10 of 20), the search for one trainee,
-- the first page right after a result was written (from another connection, before each request):
-  the cohort's version token has changed, and the web process reads that one trainee's row again;
-- the first page after two trainees changed in one transaction: the web process reads the whole
-  ranked board again, as after a restart, a bulk enrolment or a rescoring. The other pages show the
+- the first page right after a result was written (from another connection, before each request,
+  each time another trainee's): the cohort's version token has changed, and the web process reads
+  that trainee's row again;
+- the first page after 300 trainees changed in one transaction: the web process reads the whole
+  ranked board again, as after a restart or a rescoring of the cohort. The other pages show the
   steady state, with the ranked board in the web process's memory,
 - the CSV export of all 2,000 rows.
 
@@ -141,15 +142,21 @@ def plan(url: str, cohort_id: int) -> list[str]:
 
 
 def results_written(conn: Connection, cohort_id: int, i: int, *, trainees: int) -> None:
-    """What a worker's result does to the board, from another connection: the summary of one
-    trainee changes, so the web process reads that trainee's row again. Two trainees changed in one
-    transaction (as a bulk enrolment or a rescoring does) make it read the whole board, as after a
-    restart."""
+    """What workers' results do to the board, from another connection: ``trainees`` trainees'
+    summaries change in one transaction, the i-th batch of them (so, one by one, every request
+    follows a result of another trainee). The web process re-reads those trainees' rows; more than
+    the version row lists (about 150) make it read the whole board, as after a restart."""
     summary = table(TraineeScore)
-    first = select(summary.c.user_id).where(summary.c.cohort_id == cohort_id).order_by(summary.c.user_id)
+    batch = (
+        select(summary.c.user_id)
+        .where(summary.c.cohort_id == cohort_id)
+        .order_by(summary.c.user_id)
+        .offset(i * trainees % 1500)
+        .limit(trainees)
+    )
     conn.execute(
         summary.update()
-        .where(summary.c.cohort_id == cohort_id, summary.c.user_id.in_(first.limit(trainees).scalar_subquery()))
+        .where(summary.c.cohort_id == cohort_id, summary.c.user_id.in_(batch.scalar_subquery()))
         .values(submissions=summary.c.submissions + 1, latest_accuracy=0.5 + (i % 100) / 1000)
     )
     conn.commit()
@@ -192,7 +199,7 @@ def measure(url: str, data_dir: Path, cohort_id: int, repeat: int, warmup: int) 
                 if label.endswith("after a result"):
                     results_written(conn, cohort_id, i, trainees=1)
                 elif label.endswith("read whole"):
-                    results_written(conn, cohort_id, i, trainees=2)
+                    results_written(conn, cohort_id, i, trainees=300)
                 start, start_cpu = time.perf_counter(), time.process_time()
                 response = client.get(path)
                 elapsed, used = time.perf_counter() - start, time.process_time() - start_cpu

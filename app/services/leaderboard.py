@@ -10,8 +10,9 @@ ranks them and keeps that ranked board in memory under the cohort's version toke
 changes. A request reads the version alone and, while the token is unchanged, filters, sorts and
 cuts pages from memory: at 2,000 trainees, reading and ranking them on PostgreSQL for each page cost
 more than the 50 ms a page may take, most of it the database joining the same rows again. After
-one trainee's change (a result, a rename, an enrolment), the next request reads that trainee's row
-again and puts it back in rank order; after anything else, it reads the whole board.
+a trainee's change (a result, a rename, an enrolment), the next request reads that trainee's row
+again and puts it back in rank order (or a few trainees', however many results came in since the
+last page); after anything else, it reads the whole board.
 
 Sorting by another column keeps ties in rank order and empty values last in both directions, so
 the order is total and pages never overlap or skip a row. Every row's rank is its place in the
@@ -173,31 +174,63 @@ def rank_key(row: Summary) -> tuple[Any, ...]:
     return (best is None, -best if best is not None else 0.0, at is None, at, row[NAME], row[USER_ID])
 
 
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A ranked board and the version it was read under (see :class:`app.models.LeaderboardVersion`)."""
+
+    board: Ranked
+    previous: str | None
+    changed: str | None  # ",12,57,": users whose rows changed since ``previous``, in order
+
+
 class _RankedCache:
     """The ranked boards this process read last, by cohort and version token. A token is never
     reused, so an entry is either current or never asked for again; the oldest make room."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._boards: OrderedDict[tuple[int, str], Ranked] = OrderedDict()
+        self._boards: OrderedDict[tuple[int, str], _Kept] = OrderedDict()
         self._lock = threading.Lock()  # pages are served from a thread pool
 
-    def get(self, key: tuple[int, str]) -> Ranked | None:
+    def get(self, cohort_id: int, token: str) -> Ranked | None:
         with self._lock:
-            board = self._boards.get(key)
-            if board is not None:
-                self._boards.move_to_end(key)
-            return board
+            kept = self._boards.get((cohort_id, token))
+            if kept is None:
+                return None
+            self._boards.move_to_end((cohort_id, token))
+            return kept.board
 
-    def put(self, key: tuple[int, str], board: Ranked) -> None:
+    def since(self, cohort_id: int, previous: str, changed: str) -> tuple[Ranked, set[int]] | None:
+        """A board this version grew from, and the users whose rows changed since it: the board of
+        ``previous`` itself (every user listed), or one read under the same ``previous`` when the
+        list had fewer users (those appended since). None: neither is here."""
         with self._lock:
-            self._boards[key] = board
-            self._boards.move_to_end(key)
+            for (cohort, token), kept in reversed(self._boards.items()):
+                if cohort != cohort_id:
+                    continue
+                if token == previous:
+                    grown = _users(changed)
+                elif kept.previous == previous and kept.changed and changed.startswith(kept.changed):
+                    grown = _users(changed[len(kept.changed) :])
+                else:
+                    continue
+                self._boards.move_to_end((cohort, token))  # still a source for the next pages
+                return kept.board, grown
+        return None
+
+    def put(self, cohort_id: int, token: str, kept: _Kept) -> None:
+        with self._lock:
+            self._boards[(cohort_id, token)] = kept
+            self._boards.move_to_end((cohort_id, token))
             while len(self._boards) > self._size:
                 self._boards.popitem(last=False)
 
 
-# About 1 MB each at 2,000 trainees; a site serves a few live cohorts at a time.
+def _users(changed: str) -> set[int]:
+    return {int(user_id) for user_id in changed.split(",") if user_id}
+
+
+# About 1 MB each at 2,000 trainees; boards patched from one another share their rows.
 _CACHE = _RankedCache(size=16)
 
 
@@ -211,30 +244,27 @@ def _core(db: Session) -> Connection:
 
 
 def ranked(db: Session, cohort: Cohort) -> Ranked:
-    """The cohort's ranked board: from memory while its version token is unchanged; after one
-    trainee's change (a result, a rename, an enrolment), the board of the token before it with that
-    trainee's row read again; else read whole.
+    """The cohort's ranked board: from memory while its version token is unchanged; after changes
+    to a few trainees (results, a rename, an enrolment), a board kept from before them with those
+    trainees' rows read again; else read whole.
 
     The version is read before the rows. Another transaction committing in between can only make
     the rows newer than the token they are kept under, never older: whoever reads the version after
     that commit finds the new token and reads again what changed."""
     conn = _core(db)
     version = conn.execute(
-        select(LeaderboardVersion.token, LeaderboardVersion.previous, LeaderboardVersion.changed_user_id).where(
+        select(LeaderboardVersion.token, LeaderboardVersion.previous, LeaderboardVersion.changed_users).where(
             LeaderboardVersion.cohort_id == cohort.id
         )
     ).first()
     if version is None:  # not kept: read each time (a cohort always has a version; this is a fallback)
         return _read(conn, cohort.id)
     token, previous, changed = version
-    board = _CACHE.get((cohort.id, token))
+    board = _CACHE.get(cohort.id, token)
     if board is None:
-        before = _CACHE.get((cohort.id, previous)) if previous is not None else None
-        if before is not None and changed is not None:
-            board = _reread(conn, cohort.id, before, changed)
-        else:
-            board = _read(conn, cohort.id)
-        _CACHE.put((cohort.id, token), board)
+        grown = _CACHE.since(cohort.id, previous, changed) if previous is not None and changed else None
+        board = _read(conn, cohort.id) if grown is None else _reread(conn, cohort.id, *grown)
+        _CACHE.put(cohort.id, token, _Kept(board, previous, changed))
     return board
 
 
@@ -243,10 +273,10 @@ def _read(conn: Connection, cohort_id: int) -> Ranked:
     return Ranked.of(sorted(map(tuple, rows), key=rank_key))
 
 
-def _reread(conn: Connection, cohort_id: int, before: Ranked, user_id: int) -> Ranked:
-    """``before`` with one user's row read again: changed, gone (left, deactivated, deleted) or new."""
-    fresh: list[Summary] = [tuple(row) for row in conn.execute(ranked_query(cohort_id).where(User.id == user_id))]
-    rows = [row for row in before.rows if row[USER_ID] != user_id]
+def _reread(conn: Connection, cohort_id: int, before: Ranked, user_ids: set[int]) -> Ranked:
+    """``before`` with some users' rows read again: changed, gone (left, deactivated, deleted) or new."""
+    fresh: list[Summary] = [tuple(row) for row in conn.execute(ranked_query(cohort_id).where(User.id.in_(user_ids)))]
+    rows = [row for row in before.rows if row[USER_ID] not in user_ids]
     for row in fresh:
         insort(rows, row, key=rank_key)
     return Ranked.of(rows)

@@ -7,9 +7,9 @@ reads, so no writer can forget to (ORM, Core statements, cascades, other process
 
 Tokens are random (a UUID's worth): unlike a counter, a token never comes back after a rollback or
 in another database. Existing cohorts get one here; a new cohort gets one from its insert trigger.
-Beside the token, the row says which token it replaced and whose rows changed (a run of changes to
-one trainee counts as one): a process holding the board from before re-reads that trainee only,
-so the page after a result costs about what a page costs.
+Beside the token, the row says which token the changes started from and whose rows changed since:
+a process holding the board from then re-reads those trainees only, so the page after a few
+results costs about what a page costs.
 
 Revision ID: leaderboard_versions
 Revises: users_search_key
@@ -33,17 +33,25 @@ depends_on: str | Sequence[str] | None = None
 _USER_COLUMNS = ("name", "email", "search_key", "is_active")
 _SQLITE_TOKEN = "lower(hex(randomblob(16)))"
 _PG_TOKEN = "gen_random_uuid()::text"
+_CHANGED_USERS_MAX = 1000  # about 150 users: more than that, and reading the whole board is as quick
 
 
 def _bump(token: str, cohorts: str, who: str) -> str:
     """A new token for ``cohorts`` (an ``= x`` or ``IN (...)`` condition) after a change to the rows
-    of user ``who`` (NULL: unknown). ``previous`` keeps the token the change started from; a run of
-    changes to the same user counts as one, so a reader holding the board from before the run
-    re-reads that user's row only. ``SET`` reads the row as it was, on both databases."""
+    of user ``who`` (NULL: not known).
+
+    ``previous`` stays the token the changes started from and ``changed_users`` lists, as
+    ``,12,57,``, every user whose rows changed since: a reader holding the board of ``previous``
+    re-reads those users' rows only, however many results came in between its pages. A change whose
+    user is not known, or a list grown past ``_CHANGED_USERS_MAX`` characters, starts again from the
+    token before it. ``SET`` reads the row as it was, on both databases."""
+    growing = f"{who} IS NOT NULL AND changed_users IS NOT NULL AND length(changed_users) < {_CHANGED_USERS_MAX}"
     return (
         "UPDATE leaderboard_versions SET"
-        f" previous = CASE WHEN changed_user_id = {who} THEN previous ELSE token END,"
-        f" token = {token}, changed_user_id = {who}"
+        f" previous = CASE WHEN {growing} THEN previous ELSE token END,"
+        f" changed_users = CASE WHEN {who} IS NULL THEN NULL"
+        f" WHEN {growing} THEN changed_users || {who} || ',' ELSE ',' || {who} || ',' END,"
+        f" token = {token}"
         f" WHERE cohort_id {cohorts}"
     )
 
@@ -84,7 +92,7 @@ def _postgresql_triggers() -> list[str]:
         f"""CREATE FUNCTION leaderboard_cohort_created() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             INSERT INTO leaderboard_versions (cohort_id, token) VALUES (NEW.id, {_PG_TOKEN})
-            ON CONFLICT (cohort_id) DO UPDATE SET token = EXCLUDED.token, previous = NULL, changed_user_id = NULL;
+            ON CONFLICT (cohort_id) DO UPDATE SET token = EXCLUDED.token, previous = NULL, changed_users = NULL;
             RETURN NULL;
         END $$""",
         """CREATE FUNCTION leaderboard_user_changed() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -125,7 +133,7 @@ def upgrade() -> None:
         sa.Column("cohort_id", sa.Integer(), nullable=False),
         sa.Column("token", sa.String(length=36), nullable=False),
         sa.Column("previous", sa.String(length=36), nullable=True),
-        sa.Column("changed_user_id", sa.Integer(), nullable=True),
+        sa.Column("changed_users", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["cohort_id"], ["cohorts.id"], name=op.f("fk_leaderboard_versions_cohort_id_cohorts"), ondelete="CASCADE"
         ),

@@ -198,16 +198,49 @@ def test_a_run_of_changes_to_one_trainee_is_one_step_from_where_it_started(
     assert (end.rows[0][NAME], end.rows[0][SUBMISSIONS]) == ("Aoki", 7)
 
 
-def test_changes_to_several_trainees_at_once_read_the_board_again(
+def test_changes_to_several_trainees_between_two_pages_re_read_those_trainees_only(
     db: Session, cohort: Cohort, other: Engine, people: People
 ) -> None:
     before = ranked(db, cohort)
+    everyone = {row[USER_ID] for row in before.rows}
+    jiro = _ids(db)["jiro"]
     db.rollback()
     _run(other, "UPDATE trainee_scores SET best_accuracy = 1.0 - best_accuracy", {})  # 0.9 → 0.1, 0.8 → 0.2
+    _run(other, "UPDATE users SET name = 'Jiro' WHERE id = :id", {"id": jiro})  # another transaction
+    after = ranked(db, cohort)
+    assert _kept(before, after) == everyone - {people.trainee.id, people.other_trainee.id, jiro}
+    assert _shown(db, cohort) == _in_database(db, cohort)
+    assert [row[USER_ID] for row in after.rows][:2] == [people.other_trainee.id, people.trainee.id]
+
+
+def test_a_change_whose_trainee_is_not_known_reads_the_whole_board(
+    db: Session, cohort: Cohort, other: Engine, people: People
+) -> None:
+    """An enrolment handed from one user to another: the trigger names nobody, so nothing is kept."""
+    before = ranked(db, cohort)
+    params = {"taro": people.other_trainee.id, "saburo": _ids(db)["saburo"]}
+    db.rollback()
+    _run(other, "UPDATE enrollments SET user_id = :saburo WHERE user_id = :taro", params)
     after = ranked(db, cohort)
     assert _kept(before, after) == set()
     assert _shown(db, cohort) == _in_database(db, cohort)
-    assert [row[USER_ID] for row in after.rows][:2] == [people.other_trainee.id, people.trainee.id]
+
+
+def test_changes_to_more_trainees_than_the_list_holds_read_the_whole_board(
+    db: Session, cohort: Cohort, other: Engine
+) -> None:
+    many = [User(email=f"many{i}@example.com", name=f"many {i:03d}", role=Role.TRAINEE) for i in range(300)]
+    db.add_all(many)
+    db.flush()
+    db.add_all(Enrollment(user_id=user.id, cohort_id=cohort.id, role=Role.TRAINEE) for user in many)
+    db.commit()
+    before = ranked(db, cohort)
+    db.rollback()
+    _run(other, "UPDATE users SET name = name || '.' WHERE name LIKE 'many %'", {})
+    after = ranked(db, cohort)
+    assert _kept(before, after) == set()
+    assert _shown(db, cohort) == _in_database(db, cohort)
+    assert sum(row[NAME].endswith(".") for row in after.rows) == 300
 
 
 def test_a_row_read_again_lands_where_a_whole_read_puts_it_among_ties(
