@@ -350,6 +350,7 @@ def _entries(board: Ranked, rows: Sequence[Summary], pass_mark: float | None) ->
     entries = []
     for row in rows:
         user_id, name, email, _search_key, submissions, last_at, best, best_at, latest = row
+        standing = _standing(row, pass_mark)
         entries.append(
             Entry(
                 user_id=user_id,
@@ -361,8 +362,8 @@ def _entries(board: Ranked, rows: Sequence[Summary], pass_mark: float | None) ->
                 latest_accuracy=latest,
                 submissions=int(submissions),
                 last_submission_at=_utc(last_at),
-                passed=_passed(row, pass_mark),
-                standing=_standing(row, pass_mark),
+                passed=standing == Standing.PASSED,
+                standing=standing,
             )
         )
     return entries
