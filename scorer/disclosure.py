@@ -10,14 +10,18 @@ shown: the free pre-flight (public images only) and ``python -m scorer run`` on 
 
 Instructors and admins get more (``stored_bytes``), still bounded, so a stored row stays small.
 
-The cap is applied where a report leaves the scorer (the pipeline), and again by whoever stores or
-shows a log (``cap_visible``), which is idempotent on text the pipeline already capped.
+The cap is applied in :func:`disclose`, where a report leaves the scorer (the run skeleton in
+scorer/pipeline.py calls it last), and again by whoever stores or shows a log (``cap_visible``),
+which is idempotent on text the pipeline already capped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from scorer.errors import Blame
+from scorer.report import Report, ScoreReport
 
 KIB = 1024
 
@@ -119,3 +123,41 @@ def _safe_str(value: object) -> str:
         return str(value)
     except Exception:
         return f"<{type(value).__name__}>"
+
+
+def disclose(report: Report, disclosure: Disclosure | None) -> Report:
+    """The report as it may leave the scorer: for a run on the hidden set (``disclosure`` given), its
+    trainee-controlled output bounded.
+
+    ``disclosure`` None: a run on public images (the pre-flight) keeps its whole log; nothing of the
+    hidden set is in its memory. On the hidden set, a run blamed on the server (its upload given
+    back) keeps no trainee output at all. Otherwise the trainee-visible log, traceback included,
+    and the error's parameters share ``excerpt_bytes``; ``staff_log`` keeps up to ``stored_bytes``
+    of the same text for instructors and admins.
+    """
+    if disclosure is not None and isinstance(report, ScoreReport):
+        _bound(report, disclosure)
+    return report
+
+
+def _bound(report: ScoreReport, disclosure: Disclosure) -> None:
+    error = report.error
+    text = report.facts.log
+    if error is not None and error.code.blame is Blame.SERVER:
+        report.facts.log = ""
+        report.staff_log = ""
+        error.params = {}
+        return
+    report.staff_log = excerpt(text, disclosure.stored_bytes)
+    if error is not None and report.facts.run_id:
+        error.detail = ""  # a run's traceback is in the log (see the pipeline's run facts)
+    budget = disclosure.excerpt_bytes
+    if budget is None:  # python -m scorer run --full-log
+        report.facts.log = text
+        return
+    if error is not None:
+        error.params = cap_params(error.params)
+        if params_bytes(error.params) > budget // 2:
+            error.params = cap_params(error.params, value_bytes=max(16, budget // (4 * max(1, len(error.params)))))
+        budget -= params_bytes(error.params)
+    report.facts.log = excerpt(text, max(0, budget))
