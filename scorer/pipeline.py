@@ -19,7 +19,7 @@ predictions it received only after the sandbox has ended.
 
 Every way this can go wrong ends in a report with a stable error code, never an exception, except
 for programming errors in this file. The report leaves through ``disclose`` (scorer/disclosure.py),
-which bounds what a hidden-set run reveals.
+which makes every string in it storable and bounds what a hidden-set run reveals.
 """
 
 from __future__ import annotations

@@ -386,6 +386,31 @@ def test_a_server_code_raised_after_trainee_code_ran_is_the_submissions(
     assert report.error.code.blame is Blame.SUBMISSION
 
 
+UNSTORABLE = """import numpy as np
+
+def predict(test_data):
+    print("A\\x00B", "bell\\x07", "esc\\x1b[31m", "tab\\tok", flush=True)
+    raise ValueError("boom \\ud800 and \\udfff")
+"""
+
+
+@BOTH
+def test_every_string_a_run_reports_is_storable(
+    purpose_of: PurposeOf, tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    """NUL (refused by PostgreSQL), lone surrogates (not UTF-8, refused by SQLite's driver) and other
+    control characters leave the scorer as visible escapes, in every field of the report."""
+    report = run_both(tmp_path, purpose_of(config, synthetic_set), config, {"submit_katakana.py": UNSTORABLE})
+    assert report.error is not None and report.error.code is ErrorCode.PREDICT_EXCEPTION
+    text = json.dumps(report.to_json(), ensure_ascii=False) + getattr(report, "staff_log", "")
+    text.encode("utf-8")  # no lone surrogate anywhere: this would raise
+    for bad in ("\x00", "\x07", "\x1b"):
+        assert bad not in text
+    assert "A\\x00B" in report.log and "bell\\x07" in report.log and "esc\\x1b[31m" in report.log
+    assert "tab\tok" in report.log  # tabs and newlines are text
+    assert "boom \\ud800 and \\udfff" in report.log
+
+
 def test_check_accepts_a_good_zip_and_refuses_broken_ones_with_the_stage(
     tmp_path: Path, example_zips: Examples, config: ScoringConfig
 ) -> None:
