@@ -15,18 +15,20 @@ Every pair of trainees is then judged as the service judges it, through ``scorer
 
 - the old statistic, **error agreement** (of the images both got wrong, the share with the same wrong
   class), the pair's strongest pair of submissions with at least 20 shared mistakes, flagged at 0.90;
-- the new one, the **copy index** (observed vs expected identical wrong answers given each image's
-  answers in the rest of the cohort and each model's error rate and class preferences, as a
-  one-sided z), flagged when the pair's p-value times its number of compared submission pairs is at
-  most one in a thousand.
+- the new one, the **copy index**: the identical wrong answers expected under independence (each
+  image's answers in the rest of the cohort, each model's error rate and class preferences), the
+  lift of the observed over them, and its z against the cohort's own pairs (``CopyNull``), flagged
+  at ``z_needed``: one false alarm in a thousand pairs, shared out over the pairs of submissions
+  compared.
 
 It prints every pair (independent and copied) with both statistics, the false alarms and the copies
 caught, for each cohort alone, for the two mixed in one cohort, and for small cohorts cut from the
 twelve (how small is too small). Trained predictions are cached (``--cache``), so a second run only
 recomputes the statistics.
 
-    .venv/bin/python bench/similarity_baseline.py --cache .cache/similarity-baseline
+    .venv/bin/python bench/similarity_baseline.py --cache .cache/similarity-baseline  # docs/benchmarks.md
     .venv/bin/python bench/similarity_baseline.py --models mlp --trainees 6 --quick   # a smoke run
+    .venv/bin/python bench/similarity_baseline.py --cache DIR --fit-prior             # scorer's PRIOR
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import math
 import os
 import sys
 import tempfile
@@ -437,6 +440,55 @@ def report(cohorts: dict[str, list[Submission]], labels: np.ndarray) -> None:
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
 
 
+_LGAMMA = np.vectorize(math.lgamma)
+
+
+def _log_beta(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.asarray(_LGAMMA(x) + _LGAMMA(y) - _LGAMMA(x + y))
+
+
+def fit_prior(cohorts: dict[str, list[Submission]], labels: np.ndarray) -> None:
+    """The prior's values from each cohort's independent trainees (their final models, right on at
+    least half the images): a beta-binomial fit of how many get each image wrong, a Dirichlet-
+    multinomial fit of how their wrong answers spread over the classes, and where the lifts of their
+    pairs lie (median, and the spread above it)."""
+    grid_a = np.exp(np.linspace(np.log(0.002), np.log(3.0), 40))
+    grid_b = np.exp(np.linspace(np.log(0.05), np.log(100.0), 40))
+    for name, submissions in cohorts.items():
+        final = {s.trainee: s for s in _independents(submissions) if s.accuracy >= MIN_REFERENCE_ACCURACY}
+        answers = np.stack([s.predictions for s in final.values()]).astype(np.int64)
+        wrong = answers != labels
+        counts, n = np.bincount(wrong.sum(axis=0), minlength=len(final) + 1).astype(np.float64), len(final)
+        k = np.arange(n + 1, dtype=np.float64)
+        best = max(
+            (float(counts @ (_log_beta(k + a, n - k + b) - _log_beta(np.array(a), np.array(b)))), a, b)
+            for a in grid_a
+            for b in grid_b
+        )
+        spread_rows = []
+        for i in np.flatnonzero(wrong.sum(axis=0) >= 2):
+            spread_rows.append(np.bincount(answers[wrong[:, i], i], minlength=15))
+        table = np.array(spread_rows, dtype=np.float64)
+
+        def dm(spread: float, table: np.ndarray = table) -> float:
+            alpha = spread / 14
+            totals = table.sum(axis=1)
+            used = table[table > 0]
+            return float(
+                np.sum(_LGAMMA(spread) - _LGAMMA(totals + spread)) + np.sum(_LGAMMA(used + alpha) - math.lgamma(alpha))
+            )
+
+        spread = max(np.exp(np.linspace(np.log(0.01), np.log(50.0), 60)), key=dm)
+        results = evaluate(_independents(submissions), labels)
+        lifts = [r.lift for r in results if np.isfinite(r.lift)]
+        median = float(np.median(lifts))
+        above = np.array(lifts)[np.array(lifts) > median] - median
+        print(
+            f"{name.upper()}: Prior(wrong={best[1]:.3f}, right={best[2]:.2f}, spread={spread:.2f}, "
+            f"center={median:.2f}, scale={1.4826 * float(np.median(above)):.2f}) from {n} models, {len(lifts)} pairs"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--models", nargs="+", default=list(ex.EXAMPLE_NAMES), choices=ex.EXAMPLE_NAMES)
@@ -444,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 epochs per model: a smoke run, not the figures")
     parser.add_argument("--cache", type=Path, default=None, help="folder keeping trained predictions between runs")
     parser.add_argument("--train-only", action="store_true", help="fill the cache and stop")
+    parser.add_argument("--fit-prior", action="store_true", help="print the prior fitted on these cohorts")
     args = parser.parse_args(argv)
 
     data = ex.synthetic_data()
@@ -454,6 +507,9 @@ def main(argv: list[str] | None = None) -> int:
         cache = Cache(args.cache or Path(tmp), data_key)
         cohorts = {name: build_cohort(name, data, cache, args.trainees, args.quick) for name in args.models}
     if args.train_only:
+        return 0
+    if args.fit_prior:
+        fit_prior(cohorts, data.test.labels)
         return 0
     report(cohorts, data.test.labels)
     return 0
