@@ -15,6 +15,7 @@ from scorer.pipeline import ScoringConfig, score_submission
 from scorer.runtime import find_runtime
 from scorer.sandbox.types import Limits, MiB
 from scorer.similarity import (
+    EXAMPLES,
     PRIOR,
     TEMPLATES,
     CopyNull,
@@ -194,6 +195,11 @@ def test_file_digests_cover_the_zip_weight_files_and_code_but_not_empty_files_or
     ]
     template = (TEMPLATES / "submit_katakana.py").read_bytes()
     assert [h.kind for h in file_hashes("", root, template, "submit_katakana.py")] == ["weights", "weights"]
+    # The course's worked examples are templates too: every trainee may hand one in unchanged.
+    for example in sorted(EXAMPLES.glob("*/submit_katakana.py")):
+        relaid = "# mine\n" + example.read_text(encoding="utf-8")
+        assert [h.kind for h in file_hashes("", root, relaid, "submit_katakana.py")] == ["weights", "weights"]
+    assert len(list(EXAMPLES.glob("*/submit_katakana.py"))) == 2
 
 
 LIMITS = Limits(wall_seconds=120.0, memory_bytes=2048 * MiB)
