@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import tokenize
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
@@ -207,7 +206,7 @@ class Comparison:
 
 def _logit(p: FloatArray) -> FloatArray:
     p = np.clip(p, 1e-12, 1 - 1e-12)
-    return np.asarray(np.log(p) - np.log1p(-p))
+    return np.asarray(np.log(p / (1.0 - p)))
 
 
 _BIN = 0.25  # width of the log-odds bins the lift is fitted on (a match's log-odds spans about -16..6)
@@ -324,7 +323,7 @@ class Reference:
             by_true.reshape(rows, NUM_CLASSES).astype(np.float64),
         )
         self.theta = self._abilities()
-        self._forward: tuple[IntArray, IntArray, IntArray] | None = None
+        self._forward: tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray, IntArray, FloatArray] | None = None
 
     # -- each model's own tendencies ------------------------------------------------------------
 
@@ -373,42 +372,33 @@ class Reference:
 
     # -- the comparison ---------------------------------------------------------------------------
 
-    def _match_probability(
-        self,
-        images: IntArray,
-        answer: IntArray,
-        other: IntArray,
-        theta: FloatArray,
-        pick: Callable[[IntArray], FloatArray],
-        weighted: FloatArray,
-        beta_sum: FloatArray,
-    ) -> FloatArray:
-        """P(a model with ability ``theta`` gives the wrong ``answer`` on ``images``), given the answers
-        of the cohort without trainee ``other`` plus the source's (who gave ``answer`` there).
+    def _odds_and_counts(
+        self, images: IntArray, answer: IntArray, trainee: IntArray
+    ) -> tuple[FloatArray, FloatArray, IntArray, npt.NDArray[np.bool_]]:
+        """For each target (an image the source got wrong, with its answer), what the cohort without
+        ``trainee`` plus the source says, whoever the copier: the odds of a wrong answer there for an
+        average model, the count of the source's answer among them with its pseudo-count, and the
+        left-out trainee's wrong answer there (``rep_wrong``: whether they had one).
 
-        Arrays of one shape. ``pick(classes)`` gives the model's class preference for each entry's
-        class; ``weighted`` is the cohort's wrong answers on the image weighed by those preferences
-        (sum over classes of count × preference) and ``beta_sum`` the preferences' sum."""
+        The source counts as one more answerer; the other trainee's representative is taken out."""
         p = self.prior
-        rep_wrong = self.rep_wrong[other, images]
-        rep_answer = self.rep_answer[other, images]
-        # The source counts as one more answerer; the other trainee's representative is taken out.
+        at = trainee * len(self.labels) + images  # flat indices: much quicker than pairs of index arrays
+        rep_wrong = self.rep_wrong.ravel()[at]
+        rep_answer = self.rep_answer.ravel()[at]
         m_wrong = self.n_wrong[images] - rep_wrong + 1.0
-        m_answer = self.counts[images, answer] - (rep_answer == answer) + 1.0
-        per_class = p.spread / (NUM_CLASSES - 1)
-        b_answer = pick(answer)
-        denominator = (
-            weighted - pick(rep_answer) * rep_wrong + b_answer + per_class * (beta_sum - pick(self.labels[images]))
-        )
-        answerers = self.answerers - self.in_reference[other] + 1.0  # the others plus the source
-        wrong = _sigmoid(self._logit_wrong(m_wrong, answerers) + theta)
-        return np.asarray(wrong * b_answer * (m_answer + per_class) / denominator, dtype=np.float64)
+        answerers = self.answerers - self.in_reference[trainee] + 1.0
+        q = (m_wrong + p.wrong) / (answerers + p.wrong + p.right)
+        counted = self.counts.ravel()[images * NUM_CLASSES + answer]
+        answer_count = counted - (rep_answer == answer) + 1.0 + p.spread / (NUM_CLASSES - 1)
+        return q / (1.0 - q), answer_count, rep_answer, rep_wrong
 
-    def _forward_entries(self) -> tuple[IntArray, IntArray, IntArray]:
-        """Every wrong answer of every row: (row, image, class), computed once."""
+    def _forward_entries(self) -> tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray, IntArray, FloatArray]:
+        """Every wrong answer of every row as a target, with what the cohort says there: computed once."""
         if self._forward is None:
             row, image = self._wrong_entries
-            self._forward = (row, image, self.stack[row, image].astype(np.int64))
+            answer = self.stack[row, image].astype(np.int64)
+            odds, count, rep_class, rep_wrong = self._odds_and_counts(image, answer, self.group_index[row])
+            self._forward = (row, image, answer, odds, count, rep_class, rep_wrong.astype(np.float64))
         return self._forward
 
     def compare(self, new: npt.NDArray[Any], rows: npt.NDArray[Any] | None = None) -> Comparison:
@@ -423,33 +413,49 @@ class Reference:
             nothing = np.zeros(0, dtype=np.int64)
             return Comparison(chosen, agreement, empty, empty, empty, nothing, nothing)
         other = self.group_index[chosen]
+        spread = self.prior.spread / (NUM_CLASSES - 1)
 
         # The new one as the copier: its answers are the trials, each row's wrong answers the targets.
         theta_new, beta_new = self.ability(new), self._preferences(new)
-        row, image, answer = self._forward_entries()
+        row, image, answer, odds, count, rep_class, rep_wrong = self._forward_entries()
         position = np.full(len(self.stack), -1, dtype=np.int64)
         position[chosen] = np.arange(len(chosen))
-        take = np.flatnonzero(position[row] >= 0)
-        f_row, f_image, f_answer = row[take], image[take], answer[take]
-        pi = self._match_probability(
-            f_image, f_answer, self.group_index[f_row], np.full(len(take), theta_new),
-            lambda k: beta_new[k], (self.counts @ beta_new)[f_image], np.full(len(take), beta_new.sum()),
-        )  # fmt: skip
-        at = position[f_row]
+        if rows is not None:
+            take = np.flatnonzero(position[row] >= 0)
+            row, image, answer, odds, count, rep_class, rep_wrong = (
+                x[take] for x in (row, image, answer, odds, count, rep_class, rep_wrong)
+            )
+        odds = odds * math.exp(theta_new)
+        b_answer = beta_new[answer]
+        denominator = (
+            (self.counts @ beta_new)[image]
+            - beta_new[rep_class] * rep_wrong
+            + b_answer
+            + spread * (beta_new.sum() - beta_new[self.labels[image]])
+        )
+        pi = odds / (1.0 + odds) * b_answer * count / denominator
+        at = position[row]
         forward = np.bincount(at, weights=pi, minlength=len(chosen))
 
         # Each row as the copier: its answers are the trials, the new one's wrong answers the targets.
         targets = np.flatnonzero(new != self.labels)
-        images = np.broadcast_to(targets, (len(chosen), len(targets)))
-        answers = np.broadcast_to(new[targets], images.shape)
+        k = len(targets)
+        trainees = np.arange(self.trainees)
+        odds_t, count_t, rep_class_t, rep_wrong_t = self._odds_and_counts(
+            np.broadcast_to(targets, (self.trainees, k)),
+            np.broadcast_to(new[targets], (self.trainees, k)),
+            np.broadcast_to(trainees[:, None], (self.trainees, k)),
+        )
         beta = self.beta[chosen]  # (R, 15)
-        weighted = (self.counts[targets] @ beta.T).T  # (R, k)
-        pi_r = self._match_probability(
-            images, answers, np.broadcast_to(other[:, None], images.shape),
-            np.broadcast_to(self.theta[chosen][:, None], images.shape),
-            lambda k: np.take_along_axis(beta, k, axis=1), weighted,
-            np.broadcast_to(beta.sum(axis=1)[:, None], images.shape),
-        )  # fmt: skip
+        odds_r = odds_t[other] * np.exp(self.theta[chosen])[:, None]
+        b_answer_r = beta[:, new[targets]]
+        denominator_r = (
+            beta @ self.counts[targets].T
+            - np.take_along_axis(beta, rep_class_t[other], axis=1) * rep_wrong_t[other]
+            + b_answer_r
+            + spread * (beta.sum(axis=1)[:, None] - beta[:, self.labels[targets]])
+        )
+        pi_r = odds_r / (1.0 + odds_r) * b_answer_r * count_t[other] / denominator_r
         reverse = pi_r.sum(axis=1)
 
         expected = np.maximum(forward, reverse)  # whichever way makes the match least surprising
@@ -461,7 +467,7 @@ class Reference:
         # A model right on fewer than half the images (one that collapsed onto a class, say) is
         # not judged: two such models agree on almost everything, copied or not.
         limit = (1 - MIN_REFERENCE_ACCURACY) * len(self.labels)
-        judged = (self.n_wrong_rows[chosen] <= limit) & (len(targets) <= limit)
+        judged = (self.n_wrong_rows[chosen] <= limit) & (k <= limit)
         lift = np.where(judged, np.where(use_forward, lift_f, lift_r), np.nan)
         lift_se = np.where(judged, np.where(use_forward, se_f, se_r), np.nan)
 
