@@ -422,9 +422,8 @@ class Reference:
         position[chosen] = np.arange(len(chosen))
         if rows is not None:
             take = np.flatnonzero(position[row] >= 0)
-            row, image, answer, odds, count, rep_class, rep_wrong = (
-                x[take] for x in (row, image, answer, odds, count, rep_class, rep_wrong)
-            )
+            row, image, answer, rep_class = row[take], image[take], answer[take], rep_class[take]
+            odds, count, rep_wrong = odds[take], count[take], rep_wrong[take]
         odds = odds * math.exp(theta_new)
         b_answer = beta_new[answer]
         denominator = (
