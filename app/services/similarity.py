@@ -20,10 +20,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.models import Role, SimilarityPair, Submission, SubmissionFile, SubmissionStatus, TestSet, User
+from app.services.csv_cells import csv_cell
 from scorer.similarity import SMALL_COHORT, CopyNull, z_needed
 
 FILE_KINDS = ("weights", "zip", "code")  # the strongest evidence first
-CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -185,12 +185,6 @@ def flagged_pairs(db: Session, cohort_id: int, *, false_alarm_rate: float, rare_
     return SimilarityView(pairs, null, small, false_alarm_rate, rare_max)
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A name such as "=HYPERLINK(...)" must stay text when a spreadsheet opens the file.
-    return "'" + text if text.startswith(CSV_FORMULA_START) else text
-
-
 def _number(value: float | None, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
@@ -216,15 +210,15 @@ def pairs_csv(pairs: list[FlaggedPair]) -> str:
         )
         writer.writerow(
             [
-                _cell(p.name_a), _cell(p.email_a), p.submission_a_id or "",
-                _cell(p.name_b), _cell(p.email_b), p.submission_b_id or "",
+                csv_cell(p.name_a), csv_cell(p.email_a), p.submission_a_id or "",
+                csv_cell(p.name_b), csv_cell(p.email_b), p.submission_b_id or "",
                 _number(p.z, 2), _number(p.z_needed, 2), "yes" if p.above_threshold else "no",
                 "" if p.same_wrong is None else p.same_wrong, _number(p.expected_same_wrong, 1),
                 "" if p.same_wrong_easy is None else p.same_wrong_easy,
                 "" if p.reference_trainees is None else p.reference_trainees,
                 "" if p.compared_pairs is None else p.compared_pairs,
                 _number(p.error_agreement, 4), "" if p.both_wrong is None else p.both_wrong,
-                _number(p.agreement, 4), _cell(p.testset_version), _cell(files),
+                _number(p.agreement, 4), csv_cell(p.testset_version), csv_cell(files),
             ]
         )  # fmt: skip
     return "\ufeff" + out.getvalue()
