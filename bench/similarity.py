@@ -179,7 +179,7 @@ def measure(url: str, cohort_id: int, user_ids: list[int], models: Models, repea
             stack = np.frombuffer(b"".join(o.predictions for o in others), dtype=np.uint8).reshape(len(others), -1)
             groups = np.array([o.user_id for o in others])
             started, cpu = time.perf_counter(), time.process_time()
-            Reference(models.labels, stack, groups).compare(predictions)
+            Reference(models.labels, stack, groups).compare_strongest(predictions)
             pure, pure_cpu = time.perf_counter() - started, time.process_time() - cpu
             if r:
                 times["update"].append(update * 1000)

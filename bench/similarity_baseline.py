@@ -53,7 +53,7 @@ import numpy as np  # noqa: E402
 
 from examples import build_examples as ex  # noqa: E402
 from examples.build_examples import Recipe  # noqa: E402
-from scorer.similarity import MIN_REFERENCE_ACCURACY, PRIOR, CopyNull, Prior, Reference, z_needed  # noqa: E402
+from scorer.similarity import MIN_REFERENCE_ACCURACY, PRIOR, CopyNull, Prior, Reference, compare, z_needed  # noqa: E402
 
 R = Recipe
 
@@ -285,18 +285,22 @@ def evaluate(submissions: list[Submission], labels: np.ndarray, prior: Prior = P
         best: dict[str, tuple[float, int, float, int, float, float]] = {}
         old: dict[str, tuple[float, int]] = {}
         for mine in by_name[later]:
-            result = reference.compare(mine.predictions)
-            rate = result.agreement.error_agreement()
-            strength = prior_null.z(result.lift, result.lift_se)
+            every = compare(mine.predictions, reference.stack, labels)  # for the old statistic
+            rate = every.error_agreement()
+            result = reference.compare_strongest(mine.predictions)  # as the worker: its shortlist only
+            strength = np.full(len(rows), np.nan)
+            strength[result.rows] = prior_null.z(result.lift, result.lift_se)
+            position = {int(i): j for j, i in enumerate(result.rows)}
             for r, s in enumerate(rows):
                 if s.trainee not in earlier:
                     continue
-                z = float(np.nan_to_num(strength[r], nan=-np.inf))  # NaN: not judged
-                if s.trainee not in best or z > best[s.trainee][0]:
-                    best[s.trainee] = (z, int(result.agreement.same_wrong[r]), float(result.expected[r]),
-                                       int(result.same_wrong_easy[r]), float(result.lift[r]),
-                                       float(result.lift_se[r]))  # fmt: skip
-                both = int(result.agreement.both_wrong[r])
+                z = float(np.nan_to_num(strength[r], nan=-np.inf))  # NaN: not judged or not shortlisted
+                j = position.get(r)
+                if j is not None and (s.trainee not in best or z > best[s.trainee][0]):
+                    best[s.trainee] = (z, int(result.agreement.same_wrong[j]), float(result.expected[j]),
+                                       int(result.same_wrong_easy[j]), float(result.lift[j]),
+                                       float(result.lift_se[j]))  # fmt: skip
+                both = int(every.both_wrong[r])
                 key = (both >= OLD_MIN_SHARED, float(np.nan_to_num(rate[r], nan=-1.0)), both)
                 current = old.get(s.trainee)
                 if current is None or key > (current[1] >= OLD_MIN_SHARED, current[0], current[1]):

@@ -139,6 +139,7 @@ FALSE_ALARM_RATE = 0.001  # per pair of trainees under independence
 LIFT_BOUND = 12.0  # a lift is capped here: identical predictions reach it
 MIN_SCALE = 0.1
 MIN_REFERENCE_ACCURACY = 0.5
+SHORTLIST = 2  # submissions per other trainee the copy index is computed for (see compare_strongest)
 _NORMAL = NormalDist()
 
 
@@ -283,9 +284,7 @@ class Reference:
         trainees, self.group_index = np.unique(np.asarray(groups), return_inverse=True)
         self.groups = np.asarray(groups)
         self.trainees = len(trainees)
-        rows = len(self.stack)
-        self.wrong = self.stack != self.labels  # (S, N)
-        self.n_wrong_rows = np.count_nonzero(self.wrong, axis=1)
+        self.n_wrong_rows = np.count_nonzero(self.stack != self.labels, axis=1)
         # A model that gets most images wrong says nothing about which images are hard: only rows
         # right at least MIN_REFERENCE_ACCURACY of the time represent their trainee.
         usable = np.flatnonzero(self.n_wrong_rows <= (1 - MIN_REFERENCE_ACCURACY) * n_images)
@@ -314,16 +313,7 @@ class Reference:
         )
         np.fill_diagonal(pooled, 0.0)
         self.confusion = pooled / pooled.sum(axis=1, keepdims=True)
-        w_row, w_image = np.nonzero(self.wrong)
-        self._wrong_entries = (w_row, w_image)
-        observed = np.bincount(w_row * NUM_CLASSES + self.stack[w_row, w_image], minlength=rows * NUM_CLASSES)
-        by_true = np.bincount(w_row * NUM_CLASSES + self.labels[w_image], minlength=rows * NUM_CLASSES)
-        self.beta = self._preference_of(
-            observed.reshape(rows, NUM_CLASSES).astype(np.float64),
-            by_true.reshape(rows, NUM_CLASSES).astype(np.float64),
-        )
-        self.theta = self._abilities()
-        self._forward: tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray, IntArray, FloatArray] | None = None
+        self._theta: dict[int, float] = {}  # row → θ, measured when first compared
 
     # -- each model's own tendencies ------------------------------------------------------------
 
@@ -345,22 +335,24 @@ class Reference:
         p = self.prior
         return _logit((wrong_counts + p.wrong) / (answerers + p.wrong + p.right))
 
-    def _abilities(self) -> FloatArray:
-        """θ of every row, against the cohort without that row's trainee."""
-        rows, t = len(self.stack), self.trainees
-        if rows == 0:
-            return np.zeros(0)
-        levels = np.arange(t + 1, dtype=np.float64)  # other trainees wrong on an image: 0..T-1
-        overall = np.bincount(self.n_wrong.astype(np.int64), minlength=t + 1).astype(np.float64)
-        hist = np.empty((t, t + 1))
-        for g in range(t):
-            own = self.n_wrong[self.rep_wrong[g]].astype(np.int64)
-            hist[g] = overall - np.bincount(own, minlength=t + 1) + np.bincount(own - 1, minlength=t + 1)[: t + 1]
-        others = self.answerers - self.in_reference.astype(np.float64)  # (T,) the reference without them
-        logits = self._logit_wrong(levels[None, :], others[:, None])  # (T, T + 1)
-        return _solve_shift(
-            hist[self.group_index], logits[self.group_index], self.n_wrong_rows.astype(np.float64), 30.0
-        )
+    def _abilities(self, rows: IntArray) -> FloatArray:
+        """θ of each of ``rows``, against the cohort without that row's trainee."""
+        missing = [int(r) for r in rows if int(r) not in self._theta]
+        if missing:
+            t = self.trainees
+            levels = np.arange(t + 1, dtype=np.float64)  # other trainees wrong on an image
+            overall = np.bincount(self.n_wrong.astype(np.int64), minlength=t + 1).astype(np.float64)
+            trainees = np.unique(self.group_index[missing])
+            hist = np.empty((len(trainees), t + 1))
+            for j, g in enumerate(trainees):
+                own = self.n_wrong[self.rep_wrong[g]].astype(np.int64)
+                hist[j] = overall - np.bincount(own, minlength=t + 1) + np.bincount(own - 1, minlength=t + 1)[: t + 1]
+            others = self.answerers - self.in_reference[trainees].astype(np.float64)  # the reference without them
+            logits = self._logit_wrong(levels[None, :], others[:, None])
+            at = np.searchsorted(trainees, self.group_index[missing])
+            theta = _solve_shift(hist[at], logits[at], self.n_wrong_rows[missing].astype(np.float64), 30.0)
+            self._theta.update(zip(missing, theta.tolist(), strict=True))
+        return np.array([self._theta[int(r)] for r in rows], dtype=np.float64)
 
     def ability(self, answers: npt.NDArray[Any]) -> float:
         """θ of a submission outside the stack, against the whole cohort."""
@@ -392,14 +384,21 @@ class Reference:
         answer_count = counted - (rep_answer == answer) + 1.0 + p.spread / (NUM_CLASSES - 1)
         return q / (1.0 - q), answer_count, rep_answer, rep_wrong
 
-    def _forward_entries(self) -> tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray, IntArray, FloatArray]:
-        """Every wrong answer of every row as a target, with what the cohort says there: computed once."""
-        if self._forward is None:
-            row, image = self._wrong_entries
-            answer = self.stack[row, image].astype(np.int64)
-            odds, count, rep_class, rep_wrong = self._odds_and_counts(image, answer, self.group_index[row])
-            self._forward = (row, image, answer, odds, count, rep_class, rep_wrong.astype(np.float64))
-        return self._forward
+    def compare_strongest(self, new: npt.NDArray[Any], per_trainee: int = SHORTLIST) -> Comparison:
+        """The copy index against each other trainee's ``per_trainee`` submissions that share the
+        largest part of their mistakes with the new one (identical wrong answers over the larger of
+        the two's mistakes, one quick pass over every row): where a pair's strongest evidence lies,
+        at a fraction of comparing every row."""
+        new = np.asarray(new).astype(np.int64)
+        if len(self.stack) == 0:
+            return self.compare(new)
+        quick = compare(new, self.stack, self.labels)
+        share = quick.same_wrong / np.maximum(np.maximum(self.n_wrong_rows, np.count_nonzero(new != self.labels)), 1)
+        order = np.lexsort((-share, self.group_index))  # by trainee, the largest share first
+        sorted_groups = self.group_index[order]
+        first = np.r_[0, np.flatnonzero(sorted_groups[1:] != sorted_groups[:-1]) + 1]
+        rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+        return self.compare(new, np.sort(order[rank < per_trainee]))
 
     def compare(self, new: npt.NDArray[Any], rows: npt.NDArray[Any] | None = None) -> Comparison:
         """The new submission (of a trainee not in the stack) against ``rows`` (default: all)."""
@@ -417,13 +416,20 @@ class Reference:
 
         # The new one as the copier: its answers are the trials, each row's wrong answers the targets.
         theta_new, beta_new = self.ability(new), self._preferences(new)
-        row, image, answer, odds, count, rep_class, rep_wrong = self._forward_entries()
-        position = np.full(len(self.stack), -1, dtype=np.int64)
-        position[chosen] = np.arange(len(chosen))
-        if rows is not None:
-            take = np.flatnonzero(position[row] >= 0)
-            row, image, answer, rep_class = row[take], image[take], answer[take], rep_class[take]
-            odds, count, rep_wrong = odds[take], count[take], rep_wrong[take]
+        sub = self.stack[chosen]
+        at, image = np.nonzero(sub != self.labels)  # every wrong answer of the chosen rows: the targets
+        answer = sub[at, image].astype(np.int64)
+        odds, count, rep_class, rep_wrong = self._odds_and_counts(image, answer, other[at])
+        # Each chosen row's own tendencies: its preferences from its wrong answers, its θ.
+        beta = self._preference_of(
+            np.bincount(at * NUM_CLASSES + answer, minlength=len(chosen) * NUM_CLASSES)
+            .reshape(len(chosen), NUM_CLASSES)
+            .astype(np.float64),
+            np.bincount(at * NUM_CLASSES + self.labels[image], minlength=len(chosen) * NUM_CLASSES)
+            .reshape(len(chosen), NUM_CLASSES)
+            .astype(np.float64),
+        )
+        theta = self._abilities(chosen)
         odds = odds * math.exp(theta_new)
         b_answer = beta_new[answer]
         denominator = (
@@ -433,7 +439,6 @@ class Reference:
             + spread * (beta_new.sum() - beta_new[self.labels[image]])
         )
         pi = odds / (1.0 + odds) * b_answer * count / denominator
-        at = position[row]
         forward = np.bincount(at, weights=pi, minlength=len(chosen))
 
         # Each row as the copier: its answers are the trials, the new one's wrong answers the targets.
@@ -445,8 +450,7 @@ class Reference:
             np.broadcast_to(new[targets], (self.trainees, k)),
             np.broadcast_to(trainees[:, None], (self.trainees, k)),
         )
-        beta = self.beta[chosen]  # (R, 15)
-        odds_r = odds_t[other] * np.exp(self.theta[chosen])[:, None]
+        odds_r = odds_t[other] * np.exp(theta)[:, None]
         b_answer_r = beta[:, new[targets]]
         denominator_r = (
             beta @ self.counts[targets].T

@@ -217,10 +217,11 @@ def _compare_cohort(
     stack = np.frombuffer(b"".join(o.predictions for o in comparable), dtype=np.uint8)
     groups = np.array([o.user_id for o in comparable], dtype=np.int64)
     reference = Reference(labels, stack.reshape(len(comparable), len(new)), groups)
-    result = reference.compare(new)
+    result = reference.compare_strongest(new)
     best: dict[int, _Figures] = {}
-    for i, o in enumerate(comparable):
-        f = _figures(result, i, row.id, o.submission_id)
+    for j, i in enumerate(result.rows):
+        o = comparable[int(i)]
+        f = _figures(result, j, row.id, o.submission_id)
         if o.user_id not in best or f.strength > best[o.user_id].strength:
             best[o.user_id] = f
 
