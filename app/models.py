@@ -494,14 +494,12 @@ class SimilarityPair(Base):
     agreement: Mapped[float | None] = mapped_column(Float)  # same prediction, right or wrong
     # The copy index (scorer.similarity.Reference): identical wrong answers expected under
     # independence, the lift of the observed over them and its standard error (NULL: not judged),
-    # those on images most of the cohort gets right, the other trainees the expectation rests on,
-    # and how many pairs of submissions were compared (the threshold rises with it).
+    # those on images most of the cohort gets right, and the other trainees the expectation rests on.
     expected_same_wrong: Mapped[float | None] = mapped_column(Float)
     lift: Mapped[float | None] = mapped_column(Float)
     lift_se: Mapped[float | None] = mapped_column(Float)
     same_wrong_easy: Mapped[int | None] = mapped_column(Integer)
     reference_trainees: Mapped[int | None] = mapped_column(Integer)
-    compared_pairs: Mapped[int | None] = mapped_column(Integer)
     shared_files: Mapped[Any] = mapped_column(JSON, default=list)  # [{kind, name_a, name_b, sha256, ...}]
     shared_count: Mapped[int] = mapped_column(Integer, default=0)  # len(shared_files), for the query
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

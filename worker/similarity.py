@@ -20,7 +20,6 @@ it must never cost a trainee their result or their email.
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import functools
 import hashlib
@@ -45,6 +44,9 @@ from worker.db import sessions
 log = logging.getLogger(__name__)
 
 PRIOR_NULL = CopyNull(PRIOR.center, PRIOR.scale, 0)  # ranks a pair's pairs of submissions when storing
+# A stored strongest pair is measured again when the reference it was measured on has changed by more
+# than this share of its trainees; until then its figures stand (and its row is not rewritten).
+REMEASURE = 0.1
 MAX_SHARED_FILES = 20  # per pair: enough to name what is shared, bounded whatever a zip holds
 # First half of PostgreSQL's two-key advisory lock (the cohort id is the second): set apart from the
 # other advisory locks of the service by its own name.
@@ -159,8 +161,7 @@ class _Figures:
     strength: float  # the z against the prior's null: ranks one pair of trainees' pairs of submissions
     both_wrong: int
     same_wrong: int
-    agree: int
-    total: int
+    agreement: float | None  # same prediction, right or wrong
     expected: float
     lift: float | None
     lift_se: float | None
@@ -172,24 +173,36 @@ def _figures(result: Comparison, i: int, mine: int, theirs: int) -> _Figures:
     lift, se = float(result.lift[i]), float(result.lift_se[i])
     judged = math.isfinite(lift) and math.isfinite(se)
     strength = float(PRIOR_NULL.z(lift, se)) if judged else -math.inf
+    total = result.agreement.total
     return _Figures(
         mine, theirs, strength, int(result.agreement.both_wrong[i]), int(result.agreement.same_wrong[i]),
-        int(result.agreement.agree[i]), result.agreement.total, float(result.expected[i]),
+        int(result.agreement.agree[i]) / total if total else None, float(result.expected[i]),
         lift if judged else None, se if judged else None, int(result.same_wrong_easy[i]),
         int(result.reference_trainees[i]),
     )  # fmt: skip
 
 
+def _stored(pair: SimilarityPair, mine: int, theirs: int) -> _Figures:
+    """A pair's stored strongest pair of submissions, as figures to weigh against new ones."""
+    lift, se = pair.lift, pair.lift_se
+    strength = float(PRIOR_NULL.z(lift, se)) if lift is not None and se is not None else -math.inf
+    return _Figures(
+        mine, theirs, strength, pair.both_wrong or 0, pair.same_wrong or 0, pair.agreement,
+        pair.expected_same_wrong or 0.0, pair.lift, pair.lift_se, pair.same_wrong_easy or 0,
+        pair.reference_trainees or 0,
+    )  # fmt: skip
+
+
 def _compare_cohort(
     session: Session, row: Any, trainees: set[int], existing: dict[tuple[int, int], SimilarityPair]
-) -> tuple[dict[int, _Figures], dict[int, int], int]:
+) -> dict[int, _Figures]:
     """This submission against every other trainee's on the same test set, the rest of the cohort as
     the reference; and this trainee's stored strongest pairs measured again against today's cohort
-    (its answers have changed since). Returns each partner's strongest pair, each partner's number of
-    comparable submissions and this trainee's."""
+    (once the reference has grown or shrunk by more than ``REMEASURE``). Returns each partner's
+    strongest pair of submissions."""
     testset = session.get(TestSet, row.testset_id) if row.testset_id is not None else None
     if row.predictions is None or testset is None:
-        return {}, {}, 0
+        return {}
     new = predictions_from_bytes(row.predictions)
     labels = _labels(testset.labels_path, testset.sha256)
     # Only predictions on the same test set compare; bytes, not ORM objects: 3,000 × 14.5 kB. In
@@ -213,7 +226,7 @@ def _compare_cohort(
         else:
             comparable.append(_Other(r.id, r.user_id, r.predictions))
     if not comparable or len(labels) != len(new):
-        return {}, {}, 0
+        return {}
     stack = np.frombuffer(b"".join(o.predictions for o in comparable), dtype=np.uint8)
     groups = np.array([o.user_id for o in comparable], dtype=np.int64)
     reference = Reference(labels, stack.reshape(len(comparable), len(new)), groups)
@@ -235,8 +248,17 @@ def _compare_cohort(
             if a == row.user_id
             else (pair.submission_b_id, pair.submission_a_id)
         )
-        if mine is not None and theirs is not None and mine in own and mine != row.id and theirs in index:
-            again.setdefault(mine, []).append(index[theirs])
+        if mine is None or theirs is None or mine not in own or mine == row.id or theirs not in index:
+            continue
+        i = index[theirs]
+        reference_now = reference.answerers - int(reference.in_reference[reference.group_index[i]])
+        measured = pair.reference_trainees
+        if pair.lift is None or measured is None or abs(reference_now - measured) > REMEASURE * max(reference_now, 1):
+            again.setdefault(mine, []).append(i)
+        else:  # the cohort has hardly changed since: the stored figures stand
+            f = _stored(pair, mine, theirs)
+            if f.strength > best[comparable[i].user_id].strength:
+                best[comparable[i].user_id] = f
     for mine, rows in again.items():
         earlier = reference.compare(predictions_from_bytes(own[mine]), np.array(sorted(rows)))
         for j, i in enumerate(earlier.rows):
@@ -244,8 +266,7 @@ def _compare_cohort(
             partner = comparable[int(i)].user_id
             if f.strength > best[partner].strength:
                 best[partner] = f
-    counts = collections.Counter(o.user_id for o in comparable)
-    return best, dict(counts), len(own)
+    return best
 
 
 def update_for_submission(session: Session, submission_id: int, settings: Settings, now: dt.datetime) -> int:
@@ -277,7 +298,7 @@ def update_for_submission(session: Session, submission_id: int, settings: Settin
             )
         )
     }
-    best, their_counts, my_count = _compare_cohort(session, row, trainees, existing)
+    best = _compare_cohort(session, row, trainees, existing)
     shared = _identical_files(session, row.cohort_id, row.user_id, mine, trainees) if mine else {}
 
     partners = set(best) | set(shared)
@@ -293,18 +314,24 @@ def update_for_submission(session: Session, submission_id: int, settings: Settin
         if partner in best:
             # The strongest pair of submissions, the stored one measured again among the candidates.
             f = best[partner]
-            pair.testset_id = row.testset_id
-            pair.submission_a_id = f.mine if i_am_a else f.theirs
-            pair.submission_b_id = f.theirs if i_am_a else f.mine
-            pair.both_wrong, pair.same_wrong = f.both_wrong, f.same_wrong
-            pair.error_agreement = f.same_wrong / f.both_wrong if f.both_wrong else None
-            pair.agreement = f.agree / f.total if f.total else None
-            pair.expected_same_wrong = f.expected
-            pair.lift, pair.lift_se = f.lift, f.lift_se
-            pair.same_wrong_easy = f.easy
-            pair.reference_trainees = f.reference
-            pair.compared_pairs = my_count * their_counts.get(partner, 0)
-            changed = True
+            figures = {
+                "testset_id": row.testset_id,
+                "submission_a_id": f.mine if i_am_a else f.theirs,
+                "submission_b_id": f.theirs if i_am_a else f.mine,
+                "both_wrong": f.both_wrong,
+                "same_wrong": f.same_wrong,
+                "error_agreement": f.same_wrong / f.both_wrong if f.both_wrong else None,
+                "agreement": f.agreement,
+                "expected_same_wrong": f.expected,
+                "lift": f.lift,
+                "lift_se": f.lift_se,
+                "same_wrong_easy": f.easy,
+                "reference_trainees": f.reference,
+            }
+            for name, value in figures.items():  # written only when they change: most stored pairs stand
+                if getattr(pair, name) != value:
+                    setattr(pair, name, value)
+                    changed = True
         if partner in shared:
             files = list(pair.shared_files or [])
             known = {(f.get("kind"), f.get("sha256")) for f in files}

@@ -347,7 +347,7 @@ class SimilarityPairOut(ApiModel):
     expected_same_wrong: float | None = Field(description="... expected if the two worked independently")
     same_wrong_easy: int | None = Field(description="... of the observed, on images most of the cohort gets right")
     reference_trainees: int | None = Field(description="other trainees whose answers the expectation rests on")
-    compared_pairs: int | None = Field(description="pairs of submissions compared")
+    compared_pairs: int = Field(description="pairs of their submissions compared")
     error_agreement: float | None = Field(description="same_wrong / both_wrong")
     both_wrong: int | None = Field(description="hidden-set images both submissions got wrong")
     agreement: float | None = Field(description="share of all images with the same prediction")

@@ -55,7 +55,7 @@ class FlaggedPair:
     expected_same_wrong: float | None  # identical wrong answers expected under independence
     same_wrong_easy: int | None  # identical wrong answers on images most of the cohort gets right
     reference_trainees: int | None  # other trainees the expectation rests on
-    compared_pairs: int | None  # pairs of submissions compared
+    compared_pairs: int  # pairs of their submissions compared (scored on the pair's test set)
     z: float | None  # the copy index against the cohort's null (None: not judged)
     z_needed: float  # what it must reach for this pair
     testset_version: str | None
@@ -118,18 +118,36 @@ def _sharing(db: Session, cohort_id: int, digests: set[tuple[str, str]]) -> dict
     return {(kind, sha): int(n) for kind, sha, n in rows}
 
 
+def _scored_counts(db: Session, cohort_id: int) -> dict[tuple[int, int | None], int]:
+    """Each trainee's scored submissions with kept predictions, per test set: what was compared."""
+    rows = db.execute(
+        select(Submission.user_id, Submission.testset_id, func.count())
+        .where(
+            Submission.cohort_id == cohort_id,
+            Submission.status == SubmissionStatus.SUCCEEDED,
+            Submission.predictions.is_not(None),
+        )
+        .group_by(Submission.user_id, Submission.testset_id)
+    )
+    return {(user, testset): int(n) for user, testset, n in rows}
+
+
 def flagged_pairs(db: Session, cohort_id: int, *, false_alarm_rate: float, rare_max: int) -> SimilarityView:
     """Pairs worth a conversation, strongest first: rare identical weights, other rare identical
     files, then by copy index."""
     figures = db.execute(
-        select(SimilarityPair.id, SimilarityPair.lift, SimilarityPair.lift_se, SimilarityPair.compared_pairs,
-               SimilarityPair.shared_count)
+        select(SimilarityPair.id, SimilarityPair.user_a_id, SimilarityPair.user_b_id, SimilarityPair.testset_id,
+               SimilarityPair.lift, SimilarityPair.lift_se, SimilarityPair.shared_count)
         .where(SimilarityPair.cohort_id == cohort_id)
     ).all()  # fmt: skip
+    scored = _scored_counts(db, cohort_id)
+    compared = {
+        f.id: scored.get((f.user_a_id, f.testset_id), 1) * scored.get((f.user_b_id, f.testset_id), 1) for f in figures
+    }
     judged = [f for f in figures if f.lift is not None and f.lift_se is not None]
     null = CopyNull.of([f.lift for f in judged], [f.lift_se for f in judged])
     z_of = {f.id: float(null.z(f.lift, f.lift_se)) for f in judged}
-    above = {f.id for f in judged if z_of[f.id] >= z_needed(f.compared_pairs or 1, false_alarm_rate)}
+    above = {f.id for f in judged if z_of[f.id] >= z_needed(compared[f.id], false_alarm_rate)}
     candidates = above | {f.id for f in figures if f.shared_count}
     if not candidates:
         return SimilarityView([], null, null.pairs < SMALL_COHORT * (SMALL_COHORT - 1) // 2, false_alarm_rate, rare_max)
@@ -166,9 +184,9 @@ def flagged_pairs(db: Session, cohort_id: int, *, false_alarm_rate: float, rare_
                 expected_same_wrong=pair.expected_same_wrong,
                 same_wrong_easy=pair.same_wrong_easy,
                 reference_trainees=pair.reference_trainees,
-                compared_pairs=pair.compared_pairs,
+                compared_pairs=compared[pair.id],
                 z=z_of.get(pair.id),
-                z_needed=z_needed(pair.compared_pairs or 1, false_alarm_rate),
+                z_needed=z_needed(compared[pair.id], false_alarm_rate),
                 testset_version=version,
                 updated_at=pair.updated_at,
                 above_threshold=pair.id in above,
@@ -216,7 +234,7 @@ def pairs_csv(pairs: list[FlaggedPair]) -> str:
                 "" if p.same_wrong is None else p.same_wrong, _number(p.expected_same_wrong, 1),
                 "" if p.same_wrong_easy is None else p.same_wrong_easy,
                 "" if p.reference_trainees is None else p.reference_trainees,
-                "" if p.compared_pairs is None else p.compared_pairs,
+                p.compared_pairs,
                 _number(p.error_agreement, 4), "" if p.both_wrong is None else p.both_wrong,
                 _number(p.agreement, 4), csv_cell(p.testset_version), csv_cell(files),
             ]

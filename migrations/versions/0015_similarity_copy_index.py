@@ -4,10 +4,10 @@ A pair of trainees was flagged by error agreement alone (of the images both got 
 with the same wrong class) at a fixed 0.90, which independent models of the course's template reach.
 The worker now also stores, for the pair's strongest pair of submissions, the identical wrong answers
 expected under independence given the rest of the cohort, the lift of the observed ones over them
-(with its standard error), how many of them fall on images most of the cohort gets right, how many
-other trainees the expectation rests on, and how many pairs of submissions were compared; the page
-standardises the lifts against the cohort's own. Existing pairs keep their old figures (the new
-columns empty) until either trainee's next result refreshes them.
+(with its standard error), how many of them fall on images most of the cohort gets right, and how
+many other trainees the expectation rests on; the page standardises the lifts against the cohort's
+own. Existing pairs keep their old figures (the new columns empty) until either trainee's next
+result refreshes them.
 
 Revision ID: similarity_copy_index
 Revises: leaderboard_versions
@@ -30,7 +30,6 @@ _COLUMNS = (
     ("lift_se", sa.Float()),
     ("same_wrong_easy", sa.Integer()),
     ("reference_trainees", sa.Integer()),
-    ("compared_pairs", sa.Integer()),
 )
 
 

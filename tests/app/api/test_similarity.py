@@ -46,7 +46,7 @@ def pairs(db: Session, world: World) -> dict[str, int]:
                 cohort_id=cohort.id, user_a_id=ua, user_b_id=ub, submission_a_id=sa, submission_b_id=sb,
                 both_wrong=800, same_wrong=700, error_agreement=700 / 800, agreement=0.97,
                 expected_same_wrong=350.0, lift=lift, lift_se=0.1, same_wrong_easy=120, reference_trainees=2,
-                compared_pairs=1, shared_files=files, shared_count=len(files),
+                shared_files=files, shared_count=len(files),
             )
         )  # fmt: skip
 
