@@ -11,7 +11,9 @@ again, pick each other trainee's strongest pair, write the pairs.
 The predictions imitate real models: each image has a difficulty shared by every model and a class
 it is most often mistaken for, so independent "models" agree on part of their mistakes as real ones
 do (error agreement about 0.5–0.7), which keeps the pairs' updates realistic. Each seeded pair has
-its strongest pair of submissions stored, so the update measures those again as in a live cohort.
+its strongest pair of submissions stored with copy-index figures measured on the whole cohort, as in
+a live cohort between deadlines: the update weighs them against the new ones without measuring
+them again, and rewrites only the pairs whose figures change.
 
 The process is pinned to one CPU. Figures: the pure comparison (numpy only), and the whole update
 (database included), medians and maxima of --repeat new results, as wall time and as this
@@ -132,7 +134,9 @@ def seed(url: str, labels_path: Path, models: Models, trainees: int, per_trainee
                     "cohort_id": cohort_id, "user_a_id": a, "user_b_id": b, "testset_id": testset_id,
                     "submission_a_id": first_sub[a], "submission_b_id": first_sub[b], "both_wrong": both,
                     "same_wrong": same, "error_agreement": same / both, "agreement": 0.9, "shared_files": [],
-                    "shared_count": 0, "updated_at": T0,
+                    "shared_count": 0, "updated_at": T0, "expected_same_wrong": same * 0.8,
+                    "lift": float(rng.normal(0.2, 0.4)), "lift_se": 0.1, "same_wrong_easy": same // 4,
+                    "reference_trainees": trainees - 2,
                 })  # fmt: skip
                 if len(pairs) == 5000:
                     conn.execute(insert(pair_t), pairs)

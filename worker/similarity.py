@@ -2,12 +2,13 @@
 
 After a submission's result is stored, it is compared with every other trainee's scored submissions
 in the same cohort, the rest of the cohort as the reference (``scorer.similarity.Reference``): for
-each other trainee the strongest pair of submissions is kept, and the pair stored before is measured
-again against today's cohort beside the new ones, so the pairs of whoever hands in stay current. The
-pairs of other trainees keep the figures of the cohort as it was at their own last result; the
-reference changes little once a cohort has a few dozen trainees. Errors are compared only between
-predictions on the same test set; when a rescore brings a new test set, the first comparison on it
-replaces the pair's old figures.
+each other trainee the strongest pair of submissions is kept. The pair stored before competes with
+the new ones, measured again against today's cohort once its reference has changed by more than
+``REMEASURE``, so the pairs of whoever hands in stay current; a row is written only when its figures
+change. The pairs of other trainees keep the figures of the cohort as it was at their own last
+result; the reference changes little once a cohort has a few dozen trainees. Errors are compared
+only between predictions on the same test set; when a rescore brings a new test set, the first
+comparison on it replaces the pair's old figures.
 
 Updates of one cohort are serialised (SQLite's write lock, a PostgreSQL advisory lock per cohort).
 Identical files are found through the other submissions' rows in ``submission_files``, which each
