@@ -34,12 +34,14 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _seed import T0, insert_cohort, insert_users, migrate, postgres, table
+from _seed import T0, insert_cohort, insert_in_batches, insert_users, migrate, postgres, submission_row, table
 from sqlalchemy import create_engine, insert, select
 from sqlalchemy.orm import Session
 
@@ -93,25 +95,20 @@ def seed(url: str, labels_path: Path, models: Models, trainees: int, per_trainee
              "n_images": len(models.labels), "class_counts": list(TEST_COUNTS), "created_at": T0, "is_active": True},
         ).scalar_one()  # fmt: skip
         user_ids = insert_users(conn, trainees)
-        rows: list[dict[str, object]] = []
-        for i, user_id in enumerate(user_ids):
-            skill = rng.uniform(0.03, 0.15)
-            for k in range(per_trainee):
-                rows.append({
-                    "user_id": user_id, "cohort_id": cohort_id, "created_at": T0, "quota_day": T0.date(),
-                    "status": SubmissionStatus.SUCCEEDED, "counts_toward_limit": True,
-                    "original_filename": "submit.zip", "zip_sha256": _sha("zip", i, k), "zip_size": 1000,
-                    "storage_key": "zips/none.zip", "attempts": 1, "testset_id": testset_id,
-                    "predictions": models.predictions(skill * (1 - 0.05 * k)).tobytes(),
-                    "file_hashes": [{"kind": "zip", "name": "", "sha256": _sha("zip", i, k)},
-                                    {"kind": "weights", "name": "m/model.pkl", "sha256": _sha("w", i, k)},
-                                    {"kind": "code", "name": "m/submit_katakana.py", "sha256": _sha("c", i)}],
-                })  # fmt: skip
-                if len(rows) == BATCH:
-                    conn.execute(insert(sub_t), rows)
-                    rows = []
-        if rows:
-            conn.execute(insert(sub_t), rows)
+
+        def submissions() -> Iterator[dict[str, Any]]:
+            for i, user_id in enumerate(user_ids):
+                skill = rng.uniform(0.03, 0.15)
+                for k in range(per_trainee):
+                    yield submission_row(
+                        user_id, cohort_id, T0, _sha("zip", i, k), testset_id=testset_id,
+                        predictions=models.predictions(skill * (1 - 0.05 * k)).tobytes(),
+                        file_hashes=[{"kind": "zip", "name": "", "sha256": _sha("zip", i, k)},
+                                     {"kind": "weights", "name": "m/model.pkl", "sha256": _sha("w", i, k)},
+                                     {"kind": "code", "name": "m/submit_katakana.py", "sha256": _sha("c", i)}],
+                    )  # fmt: skip
+
+        insert_in_batches(conn, sub_t, submissions(), BATCH)
         conn.execute(
             insert(file_t),
             [{"submission_id": r.id, "cohort_id": cohort_id, "user_id": r.user_id, "kind": h["kind"],
@@ -125,24 +122,22 @@ def seed(url: str, labels_path: Path, models: Models, trainees: int, per_trainee
                 select(sub_t.c.user_id, sub_t.c.id).where(sub_t.c.cohort_id == cohort_id).order_by(sub_t.c.id.desc())
             )
         }
-        pairs = []
-        for a_index, a in enumerate(user_ids):
-            for b in user_ids[a_index + 1 :]:
-                both = int(rng.integers(200, 900))
-                same = int(both * rng.uniform(0.5, 0.7))
-                pairs.append({
-                    "cohort_id": cohort_id, "user_a_id": a, "user_b_id": b, "testset_id": testset_id,
-                    "submission_a_id": first_sub[a], "submission_b_id": first_sub[b], "both_wrong": both,
-                    "same_wrong": same, "error_agreement": same / both, "agreement": 0.9, "shared_files": [],
-                    "shared_count": 0, "updated_at": T0, "expected_same_wrong": same * 0.8,
-                    "lift": float(rng.normal(0.2, 0.4)), "lift_se": 0.1, "same_wrong_easy": same // 4,
-                    "reference_trainees": trainees - 2,
-                })  # fmt: skip
-                if len(pairs) == 5000:
-                    conn.execute(insert(pair_t), pairs)
-                    pairs = []
-        if pairs:
-            conn.execute(insert(pair_t), pairs)
+
+        def pairs() -> Iterator[dict[str, Any]]:
+            for a_index, a in enumerate(user_ids):
+                for b in user_ids[a_index + 1 :]:
+                    both = int(rng.integers(200, 900))
+                    same = int(both * rng.uniform(0.5, 0.7))
+                    yield {
+                        "cohort_id": cohort_id, "user_a_id": a, "user_b_id": b, "testset_id": testset_id,
+                        "submission_a_id": first_sub[a], "submission_b_id": first_sub[b], "both_wrong": both,
+                        "same_wrong": same, "error_agreement": same / both, "agreement": 0.9, "shared_files": [],
+                        "shared_count": 0, "updated_at": T0, "expected_same_wrong": same * 0.8,
+                        "lift": float(rng.normal(0.2, 0.4)), "lift_se": 0.1, "same_wrong_easy": same // 4,
+                        "reference_trainees": trainees - 2,
+                    }  # fmt: skip
+
+        insert_in_batches(conn, pair_t, pairs(), 5000)
     engine.dispose()
     return int(cohort_id), user_ids
 

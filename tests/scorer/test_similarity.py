@@ -205,6 +205,7 @@ def test_file_digests_cover_the_zip_weight_files_and_code_but_not_empty_files_or
 LIMITS = Limits(wall_seconds=120.0, memory_bytes=2048 * MiB)
 
 
+@pytest.mark.sandbox
 def test_scoring_keeps_predictions_and_digests_out_of_the_trainees_report(
     tmp_path: Path, synthetic_set: DataSet, example_zips: Examples
 ) -> None:

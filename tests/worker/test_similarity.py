@@ -43,6 +43,8 @@ from worker.results import report_values
 from worker.similarity import update_for_submission
 from worker.testset import ActiveTestSet, sha256_of_testset
 
+pytestmark = pytest.mark.sandbox  # each zip is scored in the real sandbox
+
 LIMITS = Limits(wall_seconds=120.0, memory_bytes=2048 * MiB)
 INDEPENDENT = 7  # with the three below, ten trainees: the copy index needs a cohort (see SMALL_COHORT)
 
