@@ -10,6 +10,12 @@ result; the reference changes little once a cohort has a few dozen trainees. Err
 only between predictions on the same test set; when a rescore brings a new test set, the first
 comparison on it replaces the pair's old figures.
 
+Each worker process keeps the predictions of the cohorts it updated last (``KEPT_COHORTS``) with
+their per-image answer counts (``scorer.similarity.Answers``): an update lists the cohort's scored
+submissions (ids and finish times, no predictions), reads the predictions of the ones it does not
+hold yet (usually the new one alone) and counts them in. A submission it holds that is gone or was
+scored again since makes it rebuild the cohort's counts, from memory for the rows that stand.
+
 Updates of one cohort are serialised (SQLite's write lock, a PostgreSQL advisory lock per cohort).
 Identical files are found through the other submissions' rows in ``submission_files``, which each
 update writes in its own transaction: two updates running side by side would each miss the other's
@@ -26,12 +32,14 @@ import functools
 import hashlib
 import logging
 import math
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, or_, select, text
+from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,7 +47,7 @@ from app.db import transaction
 from app.models import Role, SimilarityPair, Submission, SubmissionFile, SubmissionStatus, TestSet, User, utcnow
 from app.settings import Settings, get_settings
 from scorer.metrics import labels_to_ids
-from scorer.similarity import PRIOR, Comparison, CopyNull, Reference, predictions_from_bytes
+from scorer.similarity import PRIOR, Answers, Comparison, CopyNull, Reference, predictions_from_bytes
 from worker.db import sessions
 
 log = logging.getLogger(__name__)
@@ -48,6 +56,9 @@ PRIOR_NULL = CopyNull(PRIOR.center, PRIOR.scale, 0)  # ranks a pair's pairs of s
 # A stored strongest pair is measured again when the reference it was measured on has changed by more
 # than this share of its trainees; until then its figures stand (and its row is not rewritten).
 REMEASURE = 0.1
+# Cohorts whose predictions a worker process keeps between updates, the most recently updated: 1,000
+# submissions hold about 15 MB (and 100 trainees' representatives about 3 MB more).
+KEPT_COHORTS = 4
 MAX_SHARED_FILES = 20  # per pair: enough to name what is shared, bounded whatever a zip holds
 # First half of PostgreSQL's two-key advisory lock (the cohort id is the second): set apart from the
 # other advisory locks of the service by its own name.
@@ -60,11 +71,73 @@ def _labels(path: str, sha256: str) -> np.ndarray:
     return labels_to_ids(np.load(Path(path), allow_pickle=False))
 
 
-@dataclass(frozen=True)
-class _Other:
-    submission_id: int
-    user_id: int
-    predictions: bytes
+@dataclass
+class _Kept:
+    """One cohort's predictions on one test set as this process last read them."""
+
+    labels_sha256: str
+    answers: Answers
+    finished: dict[int, Any] = field(default_factory=dict)  # submission id → finished_at when read
+    row: dict[int, int] = field(default_factory=dict)  # submission id → row of ``answers``
+
+
+_kept: OrderedDict[tuple[int, int], _Kept] = OrderedDict()
+_kept_lock = threading.RLock()  # one update at a time uses a process's kept answers
+
+
+def forget_kept_cohorts() -> None:
+    """Drop every cohort this process keeps (tests; a test set re-imported under the same id)."""
+    with _kept_lock:
+        _kept.clear()
+
+
+def _read_predictions(session: Session, cohort_id: int, testset_id: int, ids: list[int]) -> dict[int, bytes]:
+    query = select(Submission.id, Submission.predictions).where(
+        Submission.cohort_id == cohort_id, Submission.testset_id == testset_id
+    )
+    if len(ids) <= 500:  # the usual case, a new result or two; else the cohort's rows, skipping known ones
+        query = query.where(Submission.id.in_(ids))
+    wanted = set(ids)
+    return {r.id: r.predictions for r in session.execute(query) if r.id in wanted and r.predictions is not None}
+
+
+def _cohort_answers(
+    session: Session, cohort_id: int, testset: TestSet, labels: np.ndarray, listed: dict[int, tuple[int, Any]]
+) -> _Kept:
+    """The cohort's answers for exactly the ``listed`` submissions (id → (trainee, finished_at)),
+    from what this process keeps, reading only the predictions it does not hold. The caller holds
+    ``_kept_lock`` while it uses them."""
+    key = (cohort_id, testset.id)
+    kept = _kept.pop(key, None)
+    if kept is not None and kept.labels_sha256 != testset.sha256:
+        kept = None  # another test set under the same id: nothing kept is comparable
+    if kept is not None and any(listed.get(i, (None, None))[1] != at for i, at in kept.finished.items()):
+        # A submission it holds is gone or was scored again: counted anew, the rows that stand from memory.
+        standing = [i for i in sorted(listed) if i in kept.finished and kept.finished[i] == listed[i][1]]
+        rebuilt = _Kept(testset.sha256, Answers(labels))
+        if standing:
+            _add(rebuilt, standing, kept.answers.stack[[kept.row[i] for i in standing]], listed)
+        kept = rebuilt
+    kept = kept or _Kept(testset.sha256, Answers(labels))
+    missing = sorted(i for i in listed if i not in kept.row)
+    if missing:
+        found = _read_predictions(session, cohort_id, testset.id, missing)
+        ids = [i for i in missing if len(found.get(i) or b"") == len(labels)]
+        if ids:
+            stack = np.frombuffer(b"".join(found[i] for i in ids), dtype=np.uint8).reshape(len(ids), len(labels))
+            _add(kept, ids, stack, listed)
+    _kept[key] = kept  # the most recently used last
+    while len(_kept) > KEPT_COHORTS:
+        _kept.popitem(last=False)
+    return kept
+
+
+def _add(kept: _Kept, ids: list[int], stack: np.ndarray, listed: dict[int, tuple[int, Any]]) -> None:
+    first = kept.answers.size
+    kept.answers.add(stack, np.array([listed[i][0] for i in ids]), np.array(ids))
+    for j, i in enumerate(ids):
+        kept.row[i] = first + j
+        kept.finished[i] = listed[i][1]
 
 
 def lock_cohort(session: Session, cohort_id: int) -> None:
@@ -206,40 +279,40 @@ def _compare_cohort(
         return {}
     new = predictions_from_bytes(row.predictions)
     labels = _labels(testset.labels_path, testset.sha256)
-    # Only predictions on the same test set compare; bytes, not ORM objects: 3,000 × 14.5 kB. In
-    # submission order, so each trainee's last row (their latest) represents them in the reference.
-    candidates = (
-        select(Submission.id, Submission.user_id, Submission.predictions)
-        .where(
-            Submission.cohort_id == row.cohort_id,
-            Submission.status == SubmissionStatus.SUCCEEDED,
-            Submission.testset_id == row.testset_id,
-            Submission.predictions.is_not(None),
-        )
-        .order_by(Submission.id)
-    )
-    comparable, own = [], {}
-    for r in session.execute(candidates):
-        if r.user_id not in trainees or len(r.predictions) != len(new):
-            continue
-        if r.user_id == row.user_id:
-            own[r.id] = r.predictions
-        else:
-            comparable.append(_Other(r.id, r.user_id, r.predictions))
-    if not comparable or len(labels) != len(new):
+    if len(labels) != len(new):
         return {}
-    stack = np.frombuffer(b"".join(o.predictions for o in comparable), dtype=np.uint8)
-    groups = np.array([o.user_id for o in comparable], dtype=np.int64)
-    reference = Reference(labels, stack.reshape(len(comparable), len(new)), groups)
+    # Only predictions on the same test set compare. Listed without their bytes (3,000 × 14.5 kB):
+    # the predictions come from what this process keeps, read from the database only when new.
+    listing = select(Submission.id, Submission.user_id, Submission.finished_at).where(
+        Submission.cohort_id == row.cohort_id,
+        Submission.status == SubmissionStatus.SUCCEEDED,
+        Submission.testset_id == row.testset_id,
+        func.length(Submission.predictions) == len(new),
+    )
+    listed = {r.id: (r.user_id, r.finished_at) for r in session.execute(listing) if r.user_id in trainees}
+    with _kept_lock:
+        kept = _cohort_answers(session, row.cohort_id, testset, labels, listed)
+        return _compare_kept(kept, row, new, existing)
+
+
+def _compare_kept(
+    kept: _Kept, row: Any, new: np.ndarray, existing: dict[tuple[int, int], SimilarityPair]
+) -> dict[int, _Figures]:
+    """``_compare_cohort`` on the cohort's kept answers, the new submission's trainee left out."""
+    answers = kept.answers
+    if not np.any(answers.groups != row.user_id):
+        return {}
+    submission_ids, users = answers.keys, answers.groups
+    reference = Reference.leaving_out(answers, row.user_id)
     result = reference.compare_strongest(new)
     best: dict[int, _Figures] = {}
     for j, i in enumerate(result.rows):
-        o = comparable[int(i)]
-        f = _figures(result, j, row.id, o.submission_id)
-        if o.user_id not in best or f.strength > best[o.user_id].strength:
-            best[o.user_id] = f
+        f = _figures(result, j, row.id, int(submission_ids[i]))
+        partner = int(users[i])
+        if partner not in best or f.strength > best[partner].strength:
+            best[partner] = f
 
-    index = {o.submission_id: i for i, o in enumerate(comparable)}
+    own = {int(submission_ids[r]): int(r) for r in np.flatnonzero(users == row.user_id)}
     again: dict[int, list[int]] = {}  # my earlier submission → rows of the partners' submissions it paired
     for (a, _b), pair in existing.items():
         if pair.testset_id != row.testset_id:
@@ -249,22 +322,26 @@ def _compare_cohort(
             if a == row.user_id
             else (pair.submission_b_id, pair.submission_a_id)
         )
-        if mine is None or theirs is None or mine not in own or mine == row.id or theirs not in index:
+        if mine is None or theirs is None or mine not in own or mine == row.id or theirs not in kept.row:
             continue
-        i = index[theirs]
+        i = kept.row[theirs]
+        if int(users[i]) == row.user_id:
+            continue
         reference_now = reference.answerers - int(reference.in_reference[reference.group_index[i]])
         measured = pair.reference_trainees
         if pair.lift is None or measured is None or abs(reference_now - measured) > REMEASURE * max(reference_now, 1):
             again.setdefault(mine, []).append(i)
         else:  # the cohort has hardly changed since: the stored figures stand
             f = _stored(pair, mine, theirs)
-            if f.strength > best[comparable[i].user_id].strength:
-                best[comparable[i].user_id] = f
+            if f.strength > best[int(users[i])].strength:
+                best[int(users[i])] = f
     for mine, rows in again.items():
-        earlier = reference.compare(predictions_from_bytes(own[mine]), np.array(sorted(rows)))
+        # In submission order, as the rows were first compared: the first of equally strong pairs wins.
+        ordered = np.array(sorted(rows, key=lambda i: int(submission_ids[i])), dtype=np.int64)
+        earlier = reference.compare(answers.stack[own[mine]], ordered)
         for j, i in enumerate(earlier.rows):
-            f = _figures(earlier, j, mine, comparable[int(i)].submission_id)
-            partner = comparable[int(i)].user_id
+            f = _figures(earlier, j, mine, int(submission_ids[i]))
+            partner = int(users[i])
             if f.strength > best[partner].strength:
                 best[partner] = f
     return best
