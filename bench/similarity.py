@@ -42,24 +42,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # as the worker sets them (worker/__init__.py), before numpy loads
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np
-from _seed import T0, insert_cohort, insert_in_batches, insert_users, migrate, postgres, submission_row, table
-from sqlalchemy import create_engine, insert, select
-from sqlalchemy.orm import Session
+import numpy as np  # noqa: E402
+from _seed import T0, insert_cohort, insert_in_batches, insert_users, migrate, postgres, submission_row, table  # noqa: E402
+from sqlalchemy import create_engine, insert, select  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 
-from app.models import (
+from app.models import (  # noqa: E402
     SimilarityPair,
     Submission,
     SubmissionFile,
     SubmissionStatus,
     TestSet,
 )
-from app.settings import Settings
-from scorer.classes import NUM_CLASSES, TEST_COUNTS
-from scorer.similarity import Answers, Reference
-from worker.similarity import forget_kept_cohorts, update_for_submission
+from app.settings import Settings  # noqa: E402
+from scorer.classes import NUM_CLASSES, TEST_COUNTS  # noqa: E402
+from scorer.similarity import Answers, Reference  # noqa: E402
+from worker.similarity import forget_kept_cohorts, update_for_submission  # noqa: E402
 
 BATCH = 500
 
@@ -181,37 +184,44 @@ def measure(
     forget_kept_cohorts()  # as a fresh process: the first update reads the whole cohort
     with Session(engine) as session:
         testset_id = session.scalar(select(TestSet.id).where(TestSet.version == "bench"))
-        rows = session.execute(
-            select(Submission.user_id, Submission.predictions)
-            .where(Submission.cohort_id == cohort_id)
-            .order_by(Submission.id)
-        ).all()
         session.rollback()  # end the read's implicit transaction: each step below has its own
-        # The pure comparison's own copy of the cohort, kept up to date beside the worker's.
-        kept = Answers(models.labels)
-        stack = np.frombuffer(b"".join(r.predictions for r in rows), dtype=np.uint8).reshape(len(rows), -1)
-        kept.add(stack, np.array([r.user_id for r in rows]), np.arange(len(rows)))
+        news = []
         for r in range(args.repeat + 1):  # the first run warms the caches and is not counted
             user_id = user_ids[r % len(user_ids)]
             predictions = models.predictions(0.08)
             new_id = _new_result(session, user_id, cohort_id, testset_id, predictions, r)
             update, update_cpu = _timed_update(session, new_id, settings)
-
-            kept.add(predictions[None, :], np.array([user_id]), np.array([len(rows) + r]))
-            started, cpu = time.perf_counter(), time.process_time()
-            Reference.leaving_out(kept, user_id).compare_strongest(predictions)
-            pure, pure_cpu = time.perf_counter() - started, time.process_time() - cpu
-            others = kept.groups != user_id
-            started, cpu = time.perf_counter(), time.process_time()
-            Reference(models.labels, kept.stack[others], kept.groups[others]).compare_strongest(predictions)
-            scratch, scratch_cpu = time.perf_counter() - started, time.process_time() - cpu
+            news.append((user_id, predictions))
             if r:
                 times["update"].append(update)
                 times["update_cpu"].append(update_cpu)
-                times["kept"].append(pure * 1000)
-                times["kept_cpu"].append(pure_cpu * 1000)
-                times["scratch"].append(scratch * 1000)
-                times["scratch_cpu"].append(scratch_cpu * 1000)
+        rows = session.execute(
+            select(Submission.user_id, Submission.predictions)
+            .where(Submission.cohort_id == cohort_id)
+            .order_by(Submission.id)
+        ).all()
+        session.rollback()
+        rows = rows[: len(rows) - len(news)]  # the cohort as seeded; the new results are added one by one
+        # The pure comparison's own copy of the cohort, kept up to date as the worker's is.
+        kept = Answers(models.labels)
+        stack = np.frombuffer(b"".join(r.predictions for r in rows), dtype=np.uint8).reshape(len(rows), -1)
+        kept.add(stack, np.array([r.user_id for r in rows]), np.arange(len(rows)))
+        # The same comparisons again, numpy alone (apart: counting a cohort from scratch allocates
+        # and frees hundreds of megabytes, which would slow what is timed after it).
+        for r, (user_id, predictions) in enumerate(news):
+            kept.add(predictions[None, :], np.array([user_id]), np.array([len(rows) + r]))
+            started, cpu = time.perf_counter(), time.process_time()
+            Reference.leaving_out(kept, user_id).compare_strongest(predictions)
+            if r:
+                times["kept"].append((time.perf_counter() - started) * 1000)
+                times["kept_cpu"].append((time.process_time() - cpu) * 1000)
+        for r, (user_id, predictions) in enumerate(news):
+            others = kept.groups != user_id
+            started, cpu = time.perf_counter(), time.process_time()
+            Reference(models.labels, kept.stack[others], kept.groups[others]).compare_strongest(predictions)
+            if r:
+                times["scratch"].append((time.perf_counter() - started) * 1000)
+                times["scratch_cpu"].append((time.process_time() - cpu) * 1000)
         for r in range(args.cold):  # a process that does not keep the cohort (yet): every prediction read
             forget_kept_cohorts()
             user_id = user_ids[(args.repeat + 1 + r) % len(user_ids)]
