@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Submission, SubmissionStatus
 from app.services import trainee_scores
@@ -81,6 +81,21 @@ def report_values(
     return values
 
 
+def submission_failure_values(code: ErrorCode, now: dt.datetime) -> dict[str, Any]:
+    """The row's columns when a run's outcome, the submission's, could not be recorded as it was:
+    its failure ``code``, in our words only (none of the trainee's output), the slot spent."""
+    assert code.blame == Blame.SUBMISSION
+    error = ScoringError(code)
+    return {
+        "status": SubmissionStatus.FAILED,
+        "finished_at": now,
+        "error_code": code.value,
+        "error_blame": code.blame.value,
+        "log": None,
+        "result": {"status": "failed", "error": error.to_json()},
+    }
+
+
 def server_failure_values(code: ErrorCode, detail: str, now: dt.datetime) -> dict[str, Any]:
     """The row's columns when the service itself failed before or around the scoring run.
 
@@ -137,8 +152,31 @@ def finish(
     return outbox.id if outbox else None
 
 
+def requeue(session: Session, submission_id: int, attempt: int, *conditions: Any) -> bool:
+    """Put a ``running`` submission back to ``queued`` if ``attempt`` (and ``conditions``) still hold;
+    True when this call did. The caller commits, then sends it for scoring."""
+    changed = session.execute(
+        update(Submission)
+        .where(
+            Submission.id == submission_id,
+            Submission.status == SubmissionStatus.RUNNING,
+            Submission.attempts == attempt,
+            *conditions,
+        )
+        .values(status=SubmissionStatus.QUEUED, heartbeat_at=None, worker_hostname=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(changed.rowcount)  # type: ignore[attr-defined]
+
+
 def finish_and_commit(
-    submission_id: int, values: dict[str, Any], settings: Settings, now: dt.datetime, *, attempt: int
+    submission_id: int,
+    values: dict[str, Any],
+    settings: Settings,
+    now: dt.datetime,
+    *,
+    attempt: int,
+    factory: sessionmaker[Session] | None = None,
 ) -> int | None:
-    with sessions()() as session, session.begin():
+    with (factory or sessions())() as session, session.begin():
         return finish(session, submission_id, values, settings, now, attempt=attempt)

@@ -15,14 +15,14 @@ from celery import Task
 from sqlalchemy import select, update
 
 from app.models import Submission, SubmissionStatus
-from app.queue import SCORE_TASK, SCORING_QUEUE, enqueue_email
+from app.queue import SCORE_TASK, enqueue_email
 from app.scoring_config import scoring_config
 from app.services.storage import path_for
 from app.settings import get_settings
 from scorer.errors import ErrorCode
 from scorer.pipeline import score_submission, scoring_spec
 from scorer.warm import WarmSlot
-from worker.celery_app import app
+from worker.celery_app import DELIVERIES, app
 from worker.db import sessions, utcnow
 from worker.heartbeat import Heartbeat
 from worker.results import finish_and_commit, report_values, server_failure_values
@@ -125,15 +125,6 @@ def _score(submission_id: int, storage_key: str, slot: WarmSlot | None) -> tuple
     return report_values(report, testset, utcnow(), settings), testset
 
 
-@app.task(
-    bind=True,
-    name=SCORE_TASK,
-    queue=SCORING_QUEUE,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    soft_time_limit=_config.scoring_soft_time_limit_s,
-    time_limit=_config.scoring_time_limit_s,
-)
+@app.task(bind=True, name=SCORE_TASK, **DELIVERIES[SCORE_TASK].options)
 def score(self: Task, submission_id: int) -> None:
     run_scoring(submission_id, task_id=self.request.id, hostname=self.request.hostname)

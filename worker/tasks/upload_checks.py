@@ -16,26 +16,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.queue import CHECK_UPLOAD_TASK, PREFLIGHT_QUEUE, enqueue_scoring
+from app.queue import CHECK_UPLOAD_TASK, enqueue_scoring
 from app.services.preflight import PreflightVerdict
 from app.services.upload_checks import check_and_settle
 from app.settings import get_settings
-from worker.celery_app import app
+from worker.celery_app import DELIVERIES, app
 from worker.db import sessions, utcnow
 from worker.tasks.preflight import next_spec, run_check
 from worker.warm import warm_next, warm_slot
 
-_config = get_settings().worker
 
-
-@app.task(
-    name=CHECK_UPLOAD_TASK,
-    queue=PREFLIGHT_QUEUE,
-    acks_late=True,
-    ignore_result=True,
-    soft_time_limit=_config.preflight_soft_time_limit_s,
-    time_limit=_config.preflight_time_limit_s,
-)
+@app.task(name=CHECK_UPLOAD_TASK, **DELIVERIES[CHECK_UPLOAD_TASK].options)
 def check_upload(check_id: int) -> None:
     settings = get_settings()
 
