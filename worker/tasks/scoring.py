@@ -1,8 +1,10 @@
 """Score one submission: claim it, run the engine under a heartbeat, store the result, queue the email.
 
 Safe to deliver any number of times. The claim is a conditional UPDATE (``queued`` → ``running``)
-that only one delivery can win; a row already running, finished or deleted is left alone. A worker
-that dies mid-run leaves the row ``running`` with a stale heartbeat, which the sweeper reclaims.
+that only one delivery can win; a row already running, finished or deleted is left alone. A pool
+process lost mid-run is settled by the worker's main process (worker/lost.py); a lost host leaves
+the row ``running`` with a stale heartbeat, which the sweeper reclaims (worker/celery_app.py has
+both, per queue).
 """
 
 from __future__ import annotations
