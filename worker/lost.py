@@ -122,5 +122,5 @@ def check_process_lost(
     """Refuse the check as the submission's (a check already settled is left as it is)."""
     error = ScoringError(ErrorCode.WORKER_PROCESS_LOST)
     verdict = PreflightVerdict.from_json(CheckReport(ok=False, stage="static", error=error, facts=RunFacts()).to_json())
+    log.warning("upload check %s: its worker process was lost (%s); refused unless already settled", check_id, reason)
     upload_checks.settle(factory, check_id, verdict, near_chance_below=settings.preflight_near_chance_below, now=now)
-    log.warning("upload check %s refused: its worker process was lost (%s)", check_id, reason)
