@@ -468,8 +468,56 @@ def preload(modules: list[str]) -> None:
         os.close(saved)
         os.close(devnull)
     logging.getLogger("absl").setLevel(logging.ERROR)
+    if "keras" in modules:
+        keras2_sequential_shapes()
     for library in modules:
         warnings.filterwarnings("ignore", module=rf"{re.escape(library)}(\.|$)")
+
+
+def keras2_sequential_shapes() -> None:
+    """Let Keras 3 read the Sequential models the Keras 2 of the course's era saved to .h5.
+
+    Keras 2 kept a Sequential model's input shape on its first layer as ``batch_input_shape``
+    (batch dimension included); Keras 3's legacy loader hands it on as ``input_shape``, which has
+    no batch dimension, so the model is built for (None, None, 28, 28, 1) and loading fails with
+    "Kernel shape must have the same length as input". Here the batch dimension is dropped before
+    the layer is made, as Keras 2 did. And Keras 2.2 saved its optimizer's settings as ``lr`` and
+    ``decay``, which Keras 3's optimizers refuse: they are renamed (``learning_rate``) or left out
+    (a decay only matters for training). Applied before any trainee code; a Keras without these
+    functions is left alone.
+    """
+    try:
+        from keras.src.legacy.saving import saving_utils  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    original = getattr(saving_utils, "model_from_config", None)
+    if original is None:
+        return
+
+    def model_from_config(config: Any, custom_objects: Any = None) -> Any:
+        inner = config.get("config") if isinstance(config, dict) else None
+        if isinstance(inner, dict) and config.get("class_name") != "InputLayer":
+            shape = inner.get("batch_input_shape")
+            if isinstance(shape, list | tuple) and len(shape) > 1:
+                inner.pop("batch_input_shape")
+                inner["input_shape"] = list(shape[1:])
+        return original(config, custom_objects=custom_objects)
+
+    saving_utils.model_from_config = model_from_config
+    original_compile_args = getattr(saving_utils, "compile_args_from_training_config", None)
+    if original_compile_args is None:
+        return
+
+    def compile_args_from_training_config(training_config: Any, custom_objects: Any = None) -> Any:
+        optimizer = training_config.get("optimizer_config") if isinstance(training_config, dict) else None
+        settings = optimizer.get("config") if isinstance(optimizer, dict) else None
+        if isinstance(settings, dict):
+            if "lr" in settings:
+                settings.setdefault("learning_rate", settings.pop("lr"))
+            settings.pop("decay", None)
+        return original_compile_args(training_config, custom_objects=custom_objects)
+
+    saving_utils.compile_args_from_training_config = compile_args_from_training_config
 
 
 def read_job(stream: typing.IO[bytes], roots: argparse.Namespace) -> argparse.Namespace:
