@@ -18,7 +18,9 @@ import io
 import json
 import logging
 import os
+import shutil
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,13 +35,14 @@ from scorer.metrics import Predictions, compute_metrics, labels_to_ids, validate
 from scorer.notebook import notebook_to_source
 from scorer.notices import Notice
 from scorer.report import CheckReport, RunFacts, ScoreReport
-from scorer.runtime import Runtime, RuntimeUnavailable
+from scorer.runtime import Runtime, RuntimeName, Runtimes, RuntimeUnavailable
+from scorer.runtime_choice import FrameworkImport, choose_runtime, framework_imports
 from scorer.sandbox import SandboxConfig, SandboxUnavailable
 from scorer.sandbox.types import Limits, SandboxOutcome
 from scorer.similarity import FileHash, file_hashes
-from scorer.static_check import check_entry_source
+from scorer.static_check import TrainingCall, check_entry_source, training_call
 from scorer.verdict import HarnessChannel, classify_run, parse_channel
-from scorer.warm import HarnessBox, HarnessSpec, Images, WarmSlot
+from scorer.warm import HarnessBox, HarnessSpec, Images, WarmSlot, new_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,9 @@ RUNTIME_MARK = "<runtime>"
 
 @dataclass(frozen=True)
 class ScoringConfig:
+    """``runtime`` is the one a run uses: the NumPy reference here, and for each run the one its
+    code needs (``dataclasses.replace``), out of ``runtimes``."""
+
     runtime: Runtime
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     limits: Limits = field(default_factory=Limits)
@@ -59,8 +65,18 @@ class ScoringConfig:
     # What a run on the hidden set shows of its trainee-controlled output (see scorer/disclosure.py).
     disclosure: Disclosure = field(default_factory=Disclosure)
 
+    # The TensorFlow + Keras runtime, when installed (None: Keras submissions are refused).
+    tensorflow_runtime: Runtime | None = None
+
     def limits_json(self, limits: Limits) -> dict[str, Any]:
         return {**dataclasses.asdict(limits), "chunk_size": self.chunk_size}
+
+    @property
+    def runtimes(self) -> Runtimes:
+        return Runtimes(self.runtime, self.tensorflow_runtime)
+
+    def using(self, runtime: Runtime) -> ScoringConfig:
+        return self if runtime == self.runtime else dataclasses.replace(self, runtime=runtime)
 
 
 @dataclass
@@ -69,6 +85,8 @@ class _Prepared:
     job: dict[str, object]  # what the harness is handed on stdin: which entry, where
     notices: list[Notice]
     entry_display: str
+    frameworks: list[FrameworkImport] = field(default_factory=list)  # imports that need TensorFlow
+    training: TrainingCall | None = None  # a model trained as the entry loads (a notebook's cells)
 
 
 @dataclass
@@ -112,6 +130,8 @@ def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> _Prepared:
         nb = notebook_to_source(raw, display)
         notices += nb.notices
         notices += check_entry_source(nb.source, display, nb.locate)
+        frameworks = framework_imports(nb.source, display, extracted.entry_dir, nb.locate)
+        training = training_call(nb.source, nb.locate)
         _write_readable(run_dir / "input" / "submit_katakana.py", nb.source.encode("utf-8"))
         _write_readable(run_dir / "input" / "cellmap.json", json.dumps(nb.line_map).encode("utf-8"))
         source = ["input", "submit_katakana.py"]
@@ -119,6 +139,8 @@ def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> _Prepared:
     else:
         # Bytes, so coding cookies and BOMs are honoured exactly as the import inside will.
         notices += check_entry_source(raw, display, None)
+        frameworks = framework_imports(raw, display, extracted.entry_dir)
+        training = training_call(raw)
         source = ["work", rel_entry]
         cellmap = None
     # Paths relative to the folders the harness was started with (its --work and --input): the
@@ -130,7 +152,26 @@ def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> _Prepared:
         "cellmap": cellmap,
         "chunk": config.chunk_size,
     }
-    return _Prepared(extracted, job, notices, rel_entry)
+    return _Prepared(extracted, job, notices, rel_entry, frameworks, training)
+
+
+def _staged(zip_path: Path, config: ScoringConfig) -> tuple[Path, _Prepared]:
+    """A fresh run folder with the submission extracted and checked (see _prepare); removed again
+    if that fails."""
+    staging = new_run_dir(config)
+    try:
+        return staging, _prepare(zip_path, staging, config)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _runtime_for(
+    prepared: _Prepared, config: ScoringConfig, allowed: Collection[RuntimeName] | None, *, refuse_missing: bool
+) -> ScoringConfig:
+    """The configuration of the runtime this submission's code needs (scorer/runtime_choice.py)."""
+    runtime = choose_runtime(prepared.frameworks, config.runtimes, allowed=allowed, refuse_missing=refuse_missing)
+    return config.using(runtime)
 
 
 def _file_hashes(prepared: _Prepared, run_dir: Path, zip_sha256: str) -> list[FileHash]:
@@ -161,17 +202,30 @@ def _done_with(box: HarnessBox | None, warm: WarmSlot | None) -> None:
         box.close()
 
 
-def _box(spec: HarnessSpec, warm: WarmSlot | None) -> HarnessBox:
-    """The slot's warm sandbox when it fits this run, else a cold one (started at the hand-over)."""
+def _box(spec: HarnessSpec, warm: WarmSlot | None, staging: Path) -> HarnessBox:
+    """The slot's warm sandbox when it fits this run (it adopts the staged folder's contents), else a
+    cold one over the staged folder (started at the hand-over)."""
     taken = warm.take(spec) if warm is not None else None
-    return taken if taken is not None else HarnessBox(spec)
+    if taken is None:
+        return HarnessBox(spec, run_dir=staging)
+    try:
+        taken.adopt(staging)
+    except BaseException:
+        taken.close()
+        raise
+    return taken
 
 
-def _classify(run: _HarnessRun, limits: Limits, config: ScoringConfig, entry_name: str) -> ScoringError | None:
+def _classify(run: _HarnessRun, limits: Limits, config: ScoringConfig, prepared: _Prepared) -> ScoringError | None:
     """Decide what the run means (scorer/verdict.py). None: predictions arrived (still to be validated)."""
+    entry_name = prepared.extracted.entry.name
     error = classify_run(run.outcome, run.channel, limits)
     if error is None or error.code.blame is Blame.SERVER:
         return error
+    if error.code is ErrorCode.TIME_LIMIT and prepared.training is not None:
+        training = prepared.training
+        params = {"call": training.call, "where": training.where, "where_ja": training.where_ja}
+        error = ScoringError(ErrorCode.TRAINING_TIME_LIMIT, {**error.params, **params}, error.detail)
     if error.code is ErrorCode.MODULE_NOT_FOUND:
         try:
             error.params["offered"] = config.runtime.info().offered_libraries()
@@ -261,15 +315,21 @@ def _decode_predictions(payload: bytes) -> np.ndarray:
 
 
 def _runtime_versions(config: ScoringConfig) -> dict[str, str]:
+    """The run's runtime: its name ("numpy", "tensorflow") and versions, as the report keeps them."""
     try:
-        return config.runtime.info().versions()
+        return {"name": config.runtime.name.value, **config.runtime.info().versions()}
     except RuntimeUnavailable:
-        return {}
+        return {"name": config.runtime.name.value}
 
 
 def scoring_spec(config: ScoringConfig, test_data: Path) -> HarnessSpec:
     """What a hidden-set run's sandbox is started with (to pre-warm one: WarmSlot.warm)."""
     return HarnessSpec(config, config.limits, Images.from_file(test_data))
+
+
+def scoring_specs(config: ScoringConfig, test_data: Path) -> list[HarnessSpec]:
+    """:func:`scoring_spec` for every installed runtime: what a worker keeps warm, one of each."""
+    return [scoring_spec(config.using(runtime), test_data) for runtime in config.runtimes.installed()]
 
 
 def check_spec(
@@ -279,10 +339,26 @@ def check_spec(
     return HarnessSpec(config, config.smoke_limits, _smoke_sample(sample_data, sample_labels)[0])
 
 
+def check_specs(
+    config: ScoringConfig, sample_data: Path | None = None, sample_labels: Path | None = None
+) -> list[HarnessSpec]:
+    """:func:`check_spec` for every installed runtime: what a pre-flight worker keeps warm."""
+    return [check_spec(config.using(r), sample_data, sample_labels) for r in config.runtimes.installed()]
+
+
 def score_submission(
-    zip_path: Path, *, test_data: Path, test_labels: Path, config: ScoringConfig, warm: WarmSlot | None = None
+    zip_path: Path,
+    *,
+    test_data: Path,
+    test_labels: Path,
+    config: ScoringConfig,
+    warm: WarmSlot | None = None,
+    runtime: RuntimeName | None = None,
 ) -> ScoreReport:
     """Score one zip against a labelled test set. Never raises for anything the zip or sandbox does.
+
+    The runtime is the one its code needs among those installed (``runtime`` forces one: the
+    command line's); the cohort's choice was applied by the pre-flight that accepted the upload.
 
     With ``warm``, the run takes the slot's pre-warmed sandbox when it fits (see scorer.warm); the
     caller warms the next one afterwards, from the same thread.
@@ -304,16 +380,20 @@ def score_submission(
         return report
     run: _HarnessRun | None = None
     box: HarnessBox | None = None
+    staging: Path | None = None
     try:
         try:
             n_images = _load_images(test_data)
             labels = _load_labels(test_labels, n_images)  # fail before running anything if the set is broken
-            box = _box(scoring_spec(config, test_data), warm)
-            prepared = _prepare(zip_path, box.run_dir, config)
+            staging, prepared = _staged(zip_path, config)
             report.notices, report.entry = prepared.notices, prepared.entry_display
-            report.file_hashes = _file_hashes(prepared, box.run_dir, report.zip_sha256)
+            report.file_hashes = _file_hashes(prepared, staging, report.zip_sha256)
+            # The pre-flight that accepted it checked the cohort's runtimes: a runtime missing now is ours.
+            config = _forced(config, runtime) or _runtime_for(prepared, config, None, refuse_missing=False)
+            report.runtime = _runtime_versions(config)
+            box, staging = _box(scoring_spec(config, test_data), warm, staging), None
             run = _run_harness(prepared, box)
-            error = _classify(run, limits, config, prepared.extracted.entry.name)
+            error = _classify(run, limits, config, prepared)
             report.facts = _facts(run, started, config, box.run_dir, error)
             if error is not None:
                 raise error
@@ -331,6 +411,8 @@ def score_submission(
             report.error = _unexpected(exc, run)
     finally:
         _done_with(box, warm)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     report.facts.duration_s = time.monotonic() - started
     return disclose(report, config.disclosure)
 
@@ -432,26 +514,34 @@ def check_submission(
     sample_data: Path | None = None,
     sample_labels: Path | None = None,
     warm: WarmSlot | None = None,
+    runtimes: Collection[RuntimeName] | None = None,
+    runtime: RuntimeName | None = None,
 ) -> CheckReport:
     """Pre-flight: static checks, then a short sandboxed run on a few public images.
 
     With ``sample_labels`` (the public training set's, given with ``sample_data``), the parent also
     scores the smoke run after it has ended (``report.smoke``); the labels never enter the sandbox.
+    ``runtimes``: the ones the cohort allows (None: every installed one); a submission whose code
+    needs another is refused before anything runs. ``runtime`` forces one (the command line's).
     """
     started = time.monotonic()
     report = CheckReport(ok=False, stage="static", error=None, facts=RunFacts())
     box: HarnessBox | None = None
+    staging: Path | None = None
     try:
         try:
             report.zip_sha256 = sha256_file(zip_path)
             images, smoke_ids, n_images = _smoke_sample(sample_data, sample_labels)
             limits = config.smoke_limits
-            box = _box(HarnessSpec(config, limits, images), warm)
-            prepared = _prepare(zip_path, box.run_dir, config)
+            staging, prepared = _staged(zip_path, config)
             report.notices, report.entry = prepared.notices, prepared.entry_display
+            report.framework_import = prepared.frameworks[0] if prepared.frameworks else None
+            config = _forced(config, runtime) or _runtime_for(prepared, config, runtimes, refuse_missing=True)
+            report.runtime = config.runtime.name.value
+            box, staging = _box(HarnessSpec(config, limits, images), warm, staging), None
             report.stage = "smoke"
             run = _run_harness(prepared, box)
-            error = _classify(run, limits, config, prepared.extracted.entry.name)
+            error = _classify(run, limits, config, prepared)
             report.facts = _facts(run, started, config, box.run_dir, error)
             if error is not None:
                 raise error
@@ -471,5 +561,17 @@ def check_submission(
             report.error = ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"{type(exc).__name__}: {exc}")
     finally:
         _done_with(box, warm)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     report.facts.duration_s = time.monotonic() - started
     return report
+
+
+def _forced(config: ScoringConfig, runtime: RuntimeName | None) -> ScoringConfig | None:
+    """The configuration of a runtime asked for by name (None: choose from the code)."""
+    if runtime is None:
+        return None
+    chosen = config.runtimes.get(runtime)
+    if chosen is None:
+        raise RuntimeUnavailable(f"the {runtime.label} runtime is not installed")
+    return config.using(chosen)

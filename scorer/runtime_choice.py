@@ -93,11 +93,11 @@ def choose_runtime(
         return runtimes.numpy
     first = found[0]
     if allowed is not None and RuntimeName.TENSORFLOW not in allowed:
-        raise _not_offered(first, "not_allowed")
+        raise not_offered(first, "not_allowed")
     runtime = runtimes.tensorflow
     if runtime is None:
         if refuse_missing:
-            raise _not_offered(first, "not_installed")
+            raise not_offered(first, "not_installed")
         raise RuntimeUnavailable(f"{first.file} imports {first.module}: the TensorFlow runtime is not installed")
     return runtime
 
@@ -114,7 +114,9 @@ _REASONS: Final = {
 }
 
 
-def _not_offered(first: FrameworkImport, why: str) -> ScoringError:
+def not_offered(first: FrameworkImport, why: str) -> ScoringError:
+    """RUNTIME_NOT_OFFERED for code whose ``first`` import needs TensorFlow; ``why``: "not_allowed"
+    (by the cohort) or "not_installed" (on this server)."""
     reason, reason_ja = _REASONS[why]
     return ScoringError(
         ErrorCode.RUNTIME_NOT_OFFERED,

@@ -9,10 +9,17 @@ writes one JSON line. The *cold* path starts the very same sandbox after the fol
 hands the job over at once: same harness, same binds, same checks, just the start-up on the clock.
 
 Each sandbox serves exactly one run and is then torn down (namespaces, tmpfs, cgroup, pool uid);
-the next one is a fresh sandbox. A :class:`WarmSlot` keeps at most one warm sandbox per process (a
-worker process runs one job at a time) and hands it out only when it still fits: same
-configuration, limits, images and runtime (executable's mtime and size), still alive and not older
-than its idle bound. Anything else is discarded and the job takes the cold path: correct, slower.
+the next one is a fresh sandbox. A :class:`WarmSlot` keeps at most one warm sandbox per runtime per
+process (a worker process runs one job at a time, and which runtime its next job needs is known only
+once that job's zip has been read): the NumPy one, and the TensorFlow one where it is installed, so
+neither kind of job pays the interpreter's and its libraries' start on the clock (TensorFlow's import
+takes seconds). It hands a sandbox out only when it still fits: same configuration, limits, images
+and runtime (executable's mtime and size), still alive and not older than its idle bound. Anything
+else is discarded and the job takes the cold path: correct, slower.
+
+The runtime is chosen from the submission's code (scorer/runtime_choice.py), so the zip is extracted
+into a fresh run folder first; a warm sandbox then *adopts* that folder's contents (moved into its
+own bound ``sub`` and ``input`` folders, a rename each), and a cold one is started over the folder.
 
 The images are never copied per run: the parent opens the file (which may be readable by the
 worker only) and each sandbox inherits its own descriptor; the harness reads it whole before any
@@ -117,6 +124,9 @@ def runtime_stamp(python: Path) -> tuple[int, int] | None:
 
 
 def _sandbox_env(limits: Limits) -> dict[str, str]:
+    # Thread pools are sized from the run's CPU budget, not from the cores the host shows: a 64-core
+    # worker must not start 64 threads per pool in each run (threads count against the pids limit,
+    # and each reserves stack address space under RLIMIT_AS).
     threads = str(max(1, limits.cpus))
     return {
         "PATH": "/usr/bin:/bin",
@@ -135,6 +145,12 @@ def _sandbox_env(limits: Limits) -> dict[str, str]:
         "MKL_NUM_THREADS": threads,
         "NUMEXPR_NUM_THREADS": threads,
         "VECLIB_MAXIMUM_THREADS": threads,
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": threads,
+        # TensorFlow's C++ notices and warnings (oneDNN, CPU features) are not the trainee's
+        # output; its errors still show.
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KERAS_HOME": "/tmp/keras",
     }
 
 
@@ -167,10 +183,10 @@ class HarnessBox:
     """One run: its folder, and (when warm) its already started sandbox. Single use; ``close``
     always, which removes the folder and ends a sandbox that was never handed its job."""
 
-    def __init__(self, spec: HarnessSpec, *, idle_seconds: float = 0.0) -> None:
+    def __init__(self, spec: HarnessSpec, *, idle_seconds: float = 0.0, run_dir: Path | None = None) -> None:
         self.spec = spec
         self.run_id = uuid.uuid4().hex  # in the sandbox's environment: tests prove nothing of it survives
-        self.run_dir = new_run_dir(spec.config)
+        self.run_dir = run_dir if run_dir is not None else new_run_dir(spec.config)
         self.idle_seconds = idle_seconds
         self.started: StartedRun | None = None
         self.runtime = runtime_stamp(spec.config.runtime.python)
@@ -180,6 +196,7 @@ class HarnessBox:
         config, limits = self.spec.config, self.spec.limits
         argv = [str(config.runtime.python), "-s", "-B", f"{HARNESS}/runner.py", "--data-fd", str(data_fd)]
         argv += ["--submission", SUBMISSION_RO, "--work", WORK, "--input", INPUT]
+        argv += [f"--preload={module}" for module in config.runtime.preload]
         binds = [
             *config.runtime.binds(),
             Bind(self.run_dir / "sub", SUBMISSION_RO),
@@ -197,6 +214,16 @@ class HarnessBox:
             pass_fds=(data_fd,),
             idle_seconds=self.idle_seconds,
         )
+
+    def adopt(self, staged: Path) -> None:
+        """Take over a run folder filled before this box was chosen: its ``sub`` and ``input``
+        contents move into this box's (bound) folders, one rename each, and the folder goes."""
+        try:
+            for name in ("sub", "input"):
+                for child in (staged / name).iterdir():
+                    os.rename(child, self.run_dir / name / child.name)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
 
     def warm_up(self) -> bool:
         """Start the sandbox now (it then waits for ``run``); False if it could not be started."""
@@ -247,7 +274,7 @@ class HarnessBox:
 
 
 class WarmSlot:
-    """At most one pre-warmed harness sandbox for this process; see the module docstring.
+    """At most one pre-warmed harness sandbox per runtime for this process; see the module docstring.
 
     ``take`` before a run (None: use a cold box), ``warm`` after it, ``close`` when the process
     ends. Counters let tests and the bench see which path a run took.
@@ -255,11 +282,16 @@ class WarmSlot:
 
     def __init__(self, max_idle_seconds: float = DEFAULT_IDLE_SECONDS) -> None:
         self.max_idle_seconds = max_idle_seconds
-        self.box: HarnessBox | None = None
+        self.boxes: dict[str, HarnessBox] = {}  # by runtime name
         self.served = 0  # runs that got a warm sandbox
         self.missed = 0  # runs that asked and had to go cold
         self.discarded = 0  # warm sandboxes thrown away unused (stale, dead, another spec)
         self.retired: HarnessBox | None = None  # a used box whose clean-up waits for the next warm
+
+    @property
+    def box(self) -> HarnessBox | None:
+        """The warm sandbox of the NumPy runtime, else of any runtime (the one most processes hold)."""
+        return self.boxes.get("numpy") or next(iter(self.boxes.values()), None)
 
     def retire(self, box: HarnessBox) -> None:
         """Clean ``box`` up later (at the next ``warm``, ``take`` or ``close``): its run is over and
@@ -274,7 +306,7 @@ class WarmSlot:
 
     def take(self, spec: HarnessSpec) -> HarnessBox | None:
         self._flush()
-        box, self.box = self.box, None
+        box = self.boxes.pop(spec.config.runtime.name, None)
         if box is not None and box.fits(spec, self.max_idle_seconds):
             self.served += 1
             return box
@@ -285,11 +317,17 @@ class WarmSlot:
         self.missed += 1
         return None
 
+    def holds(self, spec: HarnessSpec) -> bool:
+        """Whether a warm sandbox that would serve a job of ``spec`` is waiting."""
+        box = self.boxes.get(spec.config.runtime.name)
+        return box is not None and box.fits(spec, self.max_idle_seconds)
+
     def warm(self, spec: HarnessSpec) -> bool:
-        """Start a sandbox for the next job of ``spec`` (replacing any other); False when it cannot
-        be warmed here (no bubblewrap: the unsandboxed fallback is always cold) or failed to start."""
+        """Start a sandbox for the next job of ``spec`` (replacing any other of its runtime); False
+        when it cannot be warmed here (no bubblewrap: the unsandboxed fallback is always cold) or
+        failed to start."""
         self._flush()
-        self.discard()
+        self.discard(spec.config.runtime.name)
         try:
             if detect_isolation(spec.config.sandbox) is not Isolation.BWRAP:
                 return False
@@ -299,18 +337,21 @@ class WarmSlot:
             return False
         try:
             if box.warm_up():
-                self.box = box
+                self.boxes[spec.config.runtime.name] = box
                 return True
         except Exception as exc:
             log.warning("cannot pre-warm a sandbox: %s", exc)
         box.close()
         return False
 
-    def discard(self) -> None:
-        box, self.box = self.box, None
-        if box is not None:
-            self.discarded += 1
-            box.close()
+    def discard(self, runtime: str | None = None) -> None:
+        """End the warm sandbox of ``runtime`` (None: of every runtime)."""
+        names = list(self.boxes) if runtime is None else [runtime]
+        for name in names:
+            box = self.boxes.pop(name, None)
+            if box is not None:
+                self.discarded += 1
+                box.close()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

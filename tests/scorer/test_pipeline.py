@@ -201,7 +201,7 @@ def test_both_entries_use_the_py_and_say_so(tmp_path: Path, synthetic_set: DataS
         ("import numpy as np\nx = 1\n", ErrorCode.PREDICT_MISSING, "predict"),
         ("def predict(test_data)\n    return 0\n", ErrorCode.SYNTAX_ERROR, "line 1"),
         (
-            "import tensorflow as tf\ndef predict(d):\n    return [0] * len(d)\n",
+            "import torch  # not offered by any runtime\ndef predict(d):\n    return [0] * len(d)\n",
             ErrorCode.MODULE_NOT_FOUND,
             "numpy",
         ),
