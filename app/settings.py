@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     default_timezone: str = "Asia/Tokyo"
 
     runtime_python: Path | None = None
+    # The TensorFlow + Keras runtime (KATAKANA_TENSORFLOW_RUNTIME_PYTHON); empty: where setup.sh
+    # builds it, and none (Keras submissions refused at the pre-flight) when it is not there.
+    tensorflow_runtime_python: Path | None = None
     # The scoring run's limits (KATAKANA_WALL_SECONDS, _MEMORY_MB, _CPUS); empty: the course's defaults.
     wall_seconds: float | None = Field(default=None, gt=0)
     memory_mb: int | None = Field(default=None, gt=0)

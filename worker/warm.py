@@ -34,12 +34,16 @@ def warm_slot(settings: Settings) -> WarmSlot | None:
     return _slot
 
 
-def warm_next(slot: WarmSlot | None, spec: Callable[[], HarnessSpec]) -> None:
-    """Start the sandbox for this process's next task; never fails the task that just ended."""
+def warm_next(slot: WarmSlot | None, specs: Callable[[], list[HarnessSpec]]) -> None:
+    """Start the sandboxes for this process's next task, one per installed runtime (which one the
+    next task needs is known only once its zip is read); a runtime whose warm sandbox still fits
+    keeps it. Never fails the task that just ended."""
     if slot is None:
         return
     try:
-        slot.warm(spec())
+        for spec in specs():
+            if not slot.holds(spec):
+                slot.warm(spec)
     except Exception:
         log.warning("pre-warming the next sandbox failed; the next task runs cold", exc_info=True)
 

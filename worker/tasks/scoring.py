@@ -20,7 +20,7 @@ from app.scoring_config import scoring_config
 from app.services.storage import path_for
 from app.settings import get_settings
 from scorer.errors import ErrorCode
-from scorer.pipeline import score_submission, scoring_spec
+from scorer.pipeline import score_submission, scoring_specs
 from scorer.warm import WarmSlot
 from worker.celery_app import app
 from worker.db import sessions, utcnow
@@ -83,7 +83,7 @@ def run_scoring(submission_id: int, *, task_id: str | None = None, hostname: str
         refresh_after_result(submission_id, settings)  # after the email: instructors' view, never the trainee's
     if testset is not None:  # off the trainee's clock: the result is stored and the email queued
         data_path = testset.data_path
-        warm_next(slot, lambda: scoring_spec(scoring_config(settings), data_path))
+        warm_next(slot, lambda: scoring_specs(scoring_config(settings), data_path))
 
 
 def _score(submission_id: int, storage_key: str, slot: WarmSlot | None) -> tuple[dict[str, Any], ActiveTestSet | None]:
