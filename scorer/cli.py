@@ -105,10 +105,13 @@ def _runtimes(args: argparse.Namespace) -> Any:
     return Runtimes(numpy, tensorflow)
 
 
-def _forced_runtime(args: argparse.Namespace) -> Any:
+def _runtime_choice(args: argparse.Namespace, *, refuse_missing: bool) -> Any:
+    """As the service chooses (from the imports; for ``check``, a missing runtime is a refusal), or
+    the runtime ``--runtime`` names."""
     from scorer.runtime import RuntimeName
+    from scorer.runtime_choice import RuntimeChoice
 
-    return RuntimeName(args.runtime) if args.runtime else None
+    return RuntimeChoice(refuse_missing=refuse_missing, forced=RuntimeName(args.runtime) if args.runtime else None)
 
 
 def _cached_smoke_sample() -> Path | None:
@@ -127,7 +130,7 @@ def _cached_smoke_sample() -> Path | None:
         import numpy as np
 
         from scorer.dataset import sample_images
-        from scorer.pipeline import SMOKE_PER_CLASS
+        from scorer.smoke import SMOKE_PER_CLASS
 
         images, _ = sample_images(per_class=SMOKE_PER_CLASS)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +159,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         config=_config(args),
         sample_data=Path(args.sample) if args.sample else _cached_smoke_sample(),
         sample_labels=args.sample_labels and Path(args.sample_labels),
-        runtime=_forced_runtime(args),
+        runtime=_runtime_choice(args, refuse_missing=True),
     )
     if args.json:
         _print_json(report.to_json())
@@ -192,7 +195,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         test_data=Path(args.test_data),
         test_labels=Path(args.test_labels),
         config=config,
-        runtime=_forced_runtime(args),
+        runtime=_runtime_choice(args, refuse_missing=False),
     )
     if args.json:
         _print_json(report.to_json())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -159,3 +159,7 @@ class CheckReport:
             "entry": self.entry,
             "zip_sha256": self.zip_sha256,
         }
+
+
+# Either report: the run skeleton (scorer/pipeline.py) and ``disclose`` handle both alike.
+Report = TypeVar("Report", ScoreReport, CheckReport)

@@ -102,6 +102,30 @@ def choose_runtime(
     return runtime
 
 
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """How a run picks its runtime: the rule that differs between the pre-flight and scoring.
+
+    ``allowed``: the runtimes the cohort permits (None: every installed one, as for scoring an upload
+    whose pre-flight accepted it). ``refuse_missing``: a needed runtime that is not installed is the
+    submission's refusal (the pre-flight: nothing was spent) rather than the service's fault
+    (scoring: the pre-flight saw it). ``forced``: a runtime asked for by name (the command line's
+    ``--runtime``), whatever the code imports.
+    """
+
+    allowed: Collection[RuntimeName] | None = None
+    refuse_missing: bool = False
+    forced: RuntimeName | None = None
+
+    def choose(self, found: Sequence[FrameworkImport], runtimes: Runtimes) -> Runtime:
+        if self.forced is not None:
+            runtime = runtimes.get(self.forced)
+            if runtime is None:
+                raise RuntimeUnavailable(f"the {self.forced.label} runtime is not installed")
+            return runtime
+        return choose_runtime(found, runtimes, allowed=self.allowed, refuse_missing=self.refuse_missing)
+
+
 _REASONS: Final = {
     "not_allowed": (
         "this cohort allows the NumPy runtime only",

@@ -12,10 +12,10 @@ Each sandbox serves exactly one run and is then torn down (namespaces, tmpfs, cg
 the next one is a fresh sandbox. A :class:`WarmSlot` keeps at most one warm sandbox per runtime per
 process (a worker process runs one job at a time, and which runtime its next job needs is known only
 once that job's zip has been read): the NumPy one, and the TensorFlow one where it is installed, so
-neither kind of job pays the interpreter's and its libraries' start on the clock (TensorFlow's import
-takes seconds). It hands a sandbox out only when it still fits: same configuration, limits, images
-and runtime (executable's mtime and size), still alive and not older than its idle bound. Anything
-else is discarded and the job takes the cold path: correct, slower.
+neither kind of job waits for its runtime's start (TensorFlow's import takes seconds). It hands a
+sandbox out only when it still fits: same configuration, limits, images and runtime (executable's
+mtime and size), still alive and not older than its idle bound. Anything else is discarded and the
+job takes the cold path: correct, slower.
 
 The runtime is chosen from the submission's code (scorer/runtime_choice.py), so the zip is extracted
 into a fresh run folder first; a warm sandbox then *adopts* that folder's contents (moved into its
@@ -31,7 +31,6 @@ the main thread, at the end of the previous task.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -41,10 +40,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from scorer.images import Images
+from scorer.runtime import Runtime, RuntimeName
 from scorer.sandbox import (
     Isolation,
+    SandboxConfig,
     SandboxOutcome,
     SandboxRequest,
     StartedRun,
@@ -52,11 +53,7 @@ from scorer.sandbox import (
     run_sandboxed,
     start_sandboxed,
 )
-from scorer.sandbox.spawn import high_fd
 from scorer.sandbox.types import Bind, Limits
-
-if TYPE_CHECKING:
-    from scorer.pipeline import ScoringConfig
 
 log = logging.getLogger(__name__)
 
@@ -73,46 +70,17 @@ DEFAULT_IDLE_SECONDS = 900.0
 
 
 @dataclass(frozen=True)
-class Images:
-    """The images a harness run predicts on: a file on the host, or a small .npy held in memory
-    (the pre-flight's public sample). ``identity`` changes whenever the content may have."""
-
-    identity: tuple[object, ...]
-    path: Path | None = None
-    npy: bytes | None = None
-
-    @classmethod
-    def from_file(cls, path: Path) -> Images:
-        st = os.stat(path)
-        return cls((str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), path=path)
-
-    @classmethod
-    def from_bytes(cls, npy: bytes) -> Images:
-        return cls(("npy", hashlib.sha256(npy).hexdigest()), npy=npy)
-
-    def open_fd(self) -> int:
-        """A fresh descriptor (own file offset) above the fd floor, close-on-exec in the parent."""
-        if self.path is not None:
-            return high_fd(os.open(self.path, os.O_RDONLY | os.O_CLOEXEC))
-        assert self.npy is not None
-        fd = os.memfd_create("images.npy", os.MFD_CLOEXEC)
-        try:
-            view = memoryview(self.npy)
-            while view:
-                view = view[os.write(fd, view) :]
-        except BaseException:
-            os.close(fd)
-            raise
-        return high_fd(fd)
-
-
-@dataclass(frozen=True)
 class HarnessSpec:
-    """What a harness sandbox is started with, before the submission is known."""
+    """What a harness sandbox is started with, before the submission is known.
 
-    config: ScoringConfig
+    The runtime is part of it: a warm sandbox serves only a run of the same runtime, so a worker
+    keeps one per runtime (see WarmSlot)."""
+
+    runtime: Runtime
+    sandbox: SandboxConfig
     limits: Limits
     images: Images
+    work_root: Path | None = None  # parent of the run folders; must be reachable by the sandbox uid
 
 
 def runtime_stamp(python: Path) -> tuple[int, int] | None:
@@ -160,10 +128,10 @@ def _readable_dir(path: Path) -> Path:
     return path
 
 
-def new_run_dir(config: ScoringConfig) -> Path:
+def new_run_dir(work_root: Path | None) -> Path:
     """A run folder the sandbox uid can read (0755): the harness, and the empty ``sub`` and ``input``
     folders bound into the sandbox before the submission is extracted into them."""
-    root = config.work_root or Path(tempfile.gettempdir())
+    root = work_root or Path(tempfile.gettempdir())
     root.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix="katakana-run-", dir=root))
     try:
@@ -186,19 +154,19 @@ class HarnessBox:
     def __init__(self, spec: HarnessSpec, *, idle_seconds: float = 0.0, run_dir: Path | None = None) -> None:
         self.spec = spec
         self.run_id = uuid.uuid4().hex  # in the sandbox's environment: tests prove nothing of it survives
-        self.run_dir = run_dir if run_dir is not None else new_run_dir(spec.config)
+        self.run_dir = run_dir if run_dir is not None else new_run_dir(spec.work_root)
         self.idle_seconds = idle_seconds
         self.started: StartedRun | None = None
-        self.runtime = runtime_stamp(spec.config.runtime.python)
+        self.runtime = runtime_stamp(spec.runtime.python)
         self.used = False
 
     def request(self, data_fd: int, job: bytes = b"") -> SandboxRequest:
-        config, limits = self.spec.config, self.spec.limits
-        argv = [str(config.runtime.python), "-s", "-B", f"{HARNESS}/runner.py", "--data-fd", str(data_fd)]
+        runtime, limits = self.spec.runtime, self.spec.limits
+        argv = [str(runtime.python), "-s", "-B", f"{HARNESS}/runner.py", "--data-fd", str(data_fd)]
         argv += ["--submission", SUBMISSION_RO, "--work", WORK, "--input", INPUT]
-        argv += [f"--preload={module}" for module in config.runtime.preload]
+        argv += [f"--preload={module}" for module in runtime.preload]
         binds = [
-            *config.runtime.binds(),
+            *runtime.binds(),
             Bind(self.run_dir / "sub", SUBMISSION_RO),
             Bind(self.run_dir / "harness", HARNESS),
             Bind(self.run_dir / "input", INPUT),
@@ -229,7 +197,7 @@ class HarnessBox:
         """Start the sandbox now (it then waits for ``run``); False if it could not be started."""
         data_fd = self.spec.images.open_fd()
         try:
-            started = start_sandboxed(self.request(data_fd), self.spec.config.sandbox)
+            started = start_sandboxed(self.request(data_fd), self.spec.sandbox)
         finally:
             os.close(data_fd)  # the sandbox holds its own copy
         if isinstance(started, SandboxOutcome):
@@ -250,7 +218,7 @@ class HarnessBox:
             return self.started.hand_over(data, sweep_later=True)
         data_fd = self.spec.images.open_fd()
         try:
-            return run_sandboxed(self.request(data_fd, data), self.spec.config.sandbox)
+            return run_sandboxed(self.request(data_fd, data), self.spec.sandbox)
         finally:
             os.close(data_fd)
 
@@ -258,7 +226,7 @@ class HarnessBox:
         """Whether this warm sandbox may serve a job of ``spec`` now."""
         if self.started is None or self.used or spec != self.spec:
             return False
-        if runtime_stamp(spec.config.runtime.python) != self.runtime:
+        if runtime_stamp(spec.runtime.python) != self.runtime:
             return False
         if time.monotonic() - self.started.created > max_idle_seconds:
             return False
@@ -282,7 +250,7 @@ class WarmSlot:
 
     def __init__(self, max_idle_seconds: float = DEFAULT_IDLE_SECONDS) -> None:
         self.max_idle_seconds = max_idle_seconds
-        self.boxes: dict[str, HarnessBox] = {}  # by runtime name
+        self.boxes: dict[RuntimeName, HarnessBox] = {}
         self.served = 0  # runs that got a warm sandbox
         self.missed = 0  # runs that asked and had to go cold
         self.discarded = 0  # warm sandboxes thrown away unused (stale, dead, another spec)
@@ -291,7 +259,7 @@ class WarmSlot:
     @property
     def box(self) -> HarnessBox | None:
         """The warm sandbox of the NumPy runtime, else of any runtime (the one most processes hold)."""
-        return self.boxes.get("numpy") or next(iter(self.boxes.values()), None)
+        return self.boxes.get(RuntimeName.NUMPY) or next(iter(self.boxes.values()), None)
 
     def retire(self, box: HarnessBox) -> None:
         """Clean ``box`` up later (at the next ``warm``, ``take`` or ``close``): its run is over and
@@ -306,7 +274,7 @@ class WarmSlot:
 
     def take(self, spec: HarnessSpec) -> HarnessBox | None:
         self._flush()
-        box = self.boxes.pop(spec.config.runtime.name, None)
+        box = self.boxes.pop(spec.runtime.name, None)
         if box is not None and box.fits(spec, self.max_idle_seconds):
             self.served += 1
             return box
@@ -319,7 +287,7 @@ class WarmSlot:
 
     def holds(self, spec: HarnessSpec) -> bool:
         """Whether a warm sandbox that would serve a job of ``spec`` is waiting."""
-        box = self.boxes.get(spec.config.runtime.name)
+        box = self.boxes.get(spec.runtime.name)
         return box is not None and box.fits(spec, self.max_idle_seconds)
 
     def warm(self, spec: HarnessSpec) -> bool:
@@ -327,9 +295,9 @@ class WarmSlot:
         when it cannot be warmed here (no bubblewrap: the unsandboxed fallback is always cold) or
         failed to start."""
         self._flush()
-        self.discard(spec.config.runtime.name)
+        self.discard(spec.runtime.name)
         try:
-            if detect_isolation(spec.config.sandbox) is not Isolation.BWRAP:
+            if detect_isolation(spec.sandbox) is not Isolation.BWRAP:
                 return False
             box = HarnessBox(spec, idle_seconds=self.max_idle_seconds)
         except Exception as exc:  # warming is an optimisation: the next job goes cold instead
@@ -337,17 +305,16 @@ class WarmSlot:
             return False
         try:
             if box.warm_up():
-                self.boxes[spec.config.runtime.name] = box
+                self.boxes[spec.runtime.name] = box
                 return True
         except Exception as exc:
             log.warning("cannot pre-warm a sandbox: %s", exc)
         box.close()
         return False
 
-    def discard(self, runtime: str | None = None) -> None:
+    def discard(self, runtime: RuntimeName | None = None) -> None:
         """End the warm sandbox of ``runtime`` (None: of every runtime)."""
-        names = list(self.boxes) if runtime is None else [runtime]
-        for name in names:
+        for name in list(self.boxes) if runtime is None else [runtime]:
             box = self.boxes.pop(name, None)
             if box is not None:
                 self.discarded += 1

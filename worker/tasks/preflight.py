@@ -20,6 +20,7 @@ from scorer.errors import ErrorCode, ScoringError
 from scorer.pipeline import check_specs, check_submission
 from scorer.report import CheckReport, RunFacts
 from scorer.runtime import RuntimeName
+from scorer.runtime_choice import RuntimeChoice
 from scorer.warm import HarnessSpec
 from worker.warm import warm_slot
 
@@ -38,13 +39,18 @@ def run_check(settings: Settings, zip_path: Path, runtimes: Sequence[str] | None
             sample_data=public.data if public else None,
             sample_labels=public.labels if public else None,
             warm=warm_slot(settings),
-            runtimes=None if runtimes is None else [RuntimeName(r) for r in runtimes if r in set(RuntimeName)],
+            runtime=RuntimeChoice(allowed=_runtime_names(runtimes), refuse_missing=True),
         )
     except Exception as exc:  # a fault of ours: the site refuses as the server's fault, nothing spent
         log.exception("pre-flight of %s failed internally", zip_path.name)
         error = ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"{type(exc).__name__}: {exc}")
         report = CheckReport(ok=False, stage="static", error=error, facts=RunFacts())
     return report.to_json()
+
+
+def _runtime_names(runtimes: Sequence[str] | None) -> list[RuntimeName] | None:
+    """The cohort's runtimes as the engine names them (a name this engine does not know is left out)."""
+    return None if runtimes is None else [RuntimeName(r) for r in runtimes if r in set(RuntimeName)]
 
 
 def next_specs(settings: Settings) -> list[HarnessSpec]:

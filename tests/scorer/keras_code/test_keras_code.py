@@ -21,6 +21,7 @@ import pytest
 from scorer.errors import ErrorCode
 from scorer.pipeline import ScoringConfig, check_submission
 from scorer.runtime import RuntimeName, find_runtime, find_tensorflow_runtime
+from scorer.runtime_choice import RuntimeChoice
 from scorer.sandbox.types import Limits, MiB
 from tests.fixtures.artifacts import DataSet
 
@@ -255,7 +256,7 @@ def test_case(name: str, tmp_path: Path, synthetic_set: DataSet, keras_models: P
         config=run_config,
         sample_data=synthetic_set.train_data,
         sample_labels=synthetic_set.train_label,
-        runtimes=case.allowed,
+        runtime=RuntimeChoice(allowed=case.allowed, refuse_missing=True),
     )
     assert report.runtime == case.runtime, report.to_json()
     assert report.ok is case.ok, report.to_json()
