@@ -59,7 +59,7 @@ from scorer.similarity import FileHash, file_hashes
 from scorer.smoke import smoke_accuracy
 from scorer.static_check import TrainingCall, check_entry_source, training_call
 from scorer.verdict import HarnessChannel, classify_run, parse_channel
-from scorer.warm import HarnessBox, HarnessSpec, WarmSlot, new_run_dir
+from scorer.warm import STARTUP_SECONDS, HarnessBox, HarnessSpec, WarmSlot, new_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,8 @@ class ScoringConfig:
     disclosure: Disclosure = field(default_factory=Disclosure)
     # The TensorFlow + Keras runtime, when installed (None: Keras submissions are refused).
     tensorflow_runtime: Runtime | None = None
+    # How long a harness may take to start (its runtime's import), off the run's clock (scorer.warm).
+    startup_seconds: float = STARTUP_SECONDS
 
     @property
     def runtimes(self) -> Runtimes:
@@ -98,7 +100,7 @@ class ScoringConfig:
 
     def harness_spec(self, limits: Limits, images: Images) -> HarnessSpec:
         """What a run's sandbox is started with under this configuration (to pre-warm one too)."""
-        return HarnessSpec(self.runtime, self.sandbox, limits, images, self.work_root)
+        return HarnessSpec(self.runtime, self.sandbox, limits, images, self.work_root, self.startup_seconds)
 
 
 @dataclass

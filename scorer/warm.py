@@ -1,12 +1,19 @@
 """Harness sandboxes, cold or pre-warmed: a run folder plus the sandbox that runs the harness over it.
 
 A harness sandbox is started from what is known before the submission is: the runtime, the limits
-and the images. The harness then reads the images from an inherited descriptor, imports NumPy,
-says hello and blocks on stdin until it is handed its job (which entry to import). So the sandbox
-can be started ahead of the job (*warm*) and the job only fills the run folder, whose ``sub`` and
-``input`` folders are already bound into the sandbox (a bind mount is a live view of a folder), and
-writes one JSON line. The *cold* path starts the very same sandbox after the folder is filled and
-hands the job over at once: same harness, same binds, same checks, just the start-up on the clock.
+and the images. The harness then reads the images from an inherited descriptor, imports NumPy (and
+TensorFlow and Keras in that runtime), says hello and blocks on stdin until it is handed its job
+(which entry to import). So the sandbox can be started ahead of the job (*warm*) and the job only
+fills the run folder, whose ``sub`` and ``input`` folders are already bound into the sandbox (a bind
+mount is a live view of a folder), and writes one JSON line. The *cold* path starts the very same
+sandbox after the folder is filled and hands the job over as soon as the harness says hello: same
+harness, same binds, same checks, just the start-up while the run waits.
+
+Either way the run's wall clock starts at the hand-over, after hello: the start-up (the interpreter,
+and TensorFlow's import, which takes seconds and more under load) has its own bound, counted from
+the sandbox's start (:data:`STARTUP_SECONDS` by default). So an honest run never fails, nor is given
+back as the service's fault, because its runtime started slowly; a harness that does not say hello
+within that bound is the service's fault (nothing of the trainee's has run).
 
 Each sandbox serves exactly one run and is then torn down (namespaces, tmpfs, cgroup, pool uid);
 the next one is a fresh sandbox. A :class:`WarmSlot` keeps at most one warm sandbox per runtime per
@@ -68,6 +75,10 @@ INPUT = "/input"
 # How long a warm sandbox may wait for a job before it is replaced (and its PID-1 backstop covers).
 DEFAULT_IDLE_SECONDS = 900.0
 
+# How long the harness may take from the sandbox's start to its hello, off the run's clock. TensorFlow's
+# import took 4.5-9 s on a 2-core machine at load 7-8, and more at load 18: minutes mean a broken host.
+STARTUP_SECONDS = 180.0
+
 
 @dataclass(frozen=True)
 class HarnessSpec:
@@ -81,6 +92,7 @@ class HarnessSpec:
     limits: Limits
     images: Images
     work_root: Path | None = None  # parent of the run folders; must be reachable by the sandbox uid
+    startup_seconds: float = STARTUP_SECONDS  # from the sandbox's start to the harness's hello
 
 
 def runtime_stamp(python: Path) -> tuple[int, int] | None:
@@ -181,6 +193,7 @@ class HarnessBox:
             stdin=job,
             pass_fds=(data_fd,),
             idle_seconds=self.idle_seconds,
+            startup_seconds=self.spec.startup_seconds,
         )
 
     def adopt(self, staged: Path) -> None:

@@ -83,8 +83,8 @@ def sandbox_env(request: SandboxRequest) -> dict[str, str]:
 
 
 def timeout_argv(request: SandboxRequest, timeout_path: str) -> list[str]:
-    """``timeout -s KILL <idle+wall+grace> -- argv``: the sandbox's PID 1."""
-    seconds = request.idle_seconds + request.limits.wall_seconds + WALL_GRACE_SECONDS
+    """``timeout -s KILL <idle+startup+wall+grace> -- argv``: the sandbox's PID 1."""
+    seconds = request.idle_seconds + request.startup_seconds + request.limits.wall_seconds + WALL_GRACE_SECONDS
     return [timeout_path, "-s", "KILL", "--", f"{seconds:.3f}", *request.argv]
 
 

@@ -8,14 +8,17 @@ import dataclasses
 import os
 import shutil
 import signal
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from scorer.errors import Blame, ErrorCode
 from scorer.pipeline import ScoringConfig, check_spec, check_submission, score_submission, scoring_spec
-from scorer.runtime import find_runtime
+from scorer.runtime import Runtime, find_runtime
 from scorer.sandbox.types import Limits, MiB
 from scorer.warm import WORK, WarmSlot
 from tests.fixtures.artifacts import DataSet
@@ -249,3 +252,60 @@ def test_without_bubblewrap_nothing_is_warmed(tmp_path: Path, synthetic_set: Dat
     assert report.status == "succeeded", report.to_json()
     assert report.facts.isolation == "unsandboxed"
     assert os.path.exists(synthetic_set.small_data)
+
+
+# Longer than the wall limit below: a run whose start-up counted against its wall clock would fail.
+SLOW_START_SECONDS = 6
+SHORT_WALL = dataclasses.replace(LIMITS, wall_seconds=4.0)
+
+
+@pytest.fixture
+def slow_runtime() -> Iterator[Runtime]:
+    """The reference runtime behind a start that takes SLOW_START_SECONDS in the sandbox, as
+    TensorFlow's import does on a loaded machine (the probe outside the sandbox is not slowed)."""
+    folder = Path(tempfile.mkdtemp(prefix="katakana-slow-runtime-"))
+    try:
+        folder.chmod(0o755)  # the sandbox's pool uid runs it
+        (folder / "bin").mkdir(mode=0o755)
+        python = folder / "bin" / "python"
+        real = find_runtime().python
+        python.write_text(f'#!/bin/sh\n[ -n "$KATAKANA_RUN_ID" ] && sleep {SLOW_START_SECONDS}\nexec {real} "$@"\n')
+        python.chmod(0o755)
+        yield Runtime(python)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_a_slow_runtime_start_is_not_on_the_runs_clock(
+    warm: bool, tmp_path: Path, synthetic_set: DataSet, slow_runtime: Runtime, slot: WarmSlot
+) -> None:
+    """Cold, or a warm sandbox taken while its runtime is still starting: the wall clock starts when
+    the harness says hello, so the run is scored, not timed out or given back as the server's fault."""
+    config = ScoringConfig(runtime=slow_runtime, limits=SHORT_WALL, smoke_limits=SHORT_WALL)
+    if warm:
+        assert slot.warm(check_spec(config, synthetic_set.train_data, synthetic_set.train_label))
+    report = check_submission(
+        make_zip(tmp_path / "z.zip", ZEROS),
+        config=config,
+        sample_data=synthetic_set.train_data,
+        sample_labels=synthetic_set.train_label,
+        warm=slot,
+    )
+    assert report.ok, report.to_json()
+    assert slot.served == int(warm)
+    assert report.facts.sandbox_seconds < SHORT_WALL.wall_seconds
+    if not warm:  # the start-up was waited for, outside the run's wall clock
+        assert report.facts.duration_s >= SLOW_START_SECONDS
+
+
+def test_a_harness_that_does_not_start_within_its_bound_is_the_services_fault(
+    tmp_path: Path, synthetic_set: DataSet, slow_runtime: Runtime
+) -> None:
+    """Nothing of the trainee's ran: the upload is given back, and the log names the start-up."""
+    config = ScoringConfig(runtime=slow_runtime, limits=SHORT_WALL, startup_seconds=1.0)
+    report = score(make_zip(tmp_path / "z.zip", ZEROS), synthetic_set, config, None)
+    assert report.error is not None, report.to_json()
+    assert report.error.code is ErrorCode.SANDBOX_UNAVAILABLE
+    assert report.error.code.blame is Blame.SERVER
+    assert "not ready within 1 s" in report.error.detail
