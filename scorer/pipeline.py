@@ -409,7 +409,7 @@ def scoring_purpose(
             error=None,
             metrics=None,
             facts=RunFacts(),
-            runtime=_runtime_versions(config.runtime),
+            runtime={},  # the chosen runtime's, once the code has been read (prepared)
             limits=config.limits_json(config.limits),
         )
 

@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -54,6 +55,29 @@ PRELOAD: dict[RuntimeName, tuple[str, ...]] = {
     RuntimeName.NUMPY: (),
     RuntimeName.TENSORFLOW: ("tensorflow", "keras"),
 }
+
+# How pages, emails and logs name the libraries whose versions a runtime's summary shows.
+_SHOWN = {"python": "Python", "tensorflow": "TensorFlow", "keras": "Keras", "numpy": "NumPy"}
+
+
+def runtime_summary(recorded: Mapping[str, object] | None, *, complete: bool = False) -> str:
+    """The runtime a report's ``runtime`` field records (its name and versions), as pages, emails
+    and logs show it: "TensorFlow + Keras (Python 3.11.2, TensorFlow 2.21.0, Keras 3.15.1, NumPy
+    2.3.5)". ``complete`` adds every other library's version (the log). A record without a name
+    was made before there were two runtimes: NumPy's. "" when nothing is recorded."""
+    if not isinstance(recorded, Mapping) or not recorded:
+        return ""
+    name = recorded.get("name")
+    if name is None:
+        label = RuntimeName.NUMPY.label
+    else:  # a name this engine does not know is shown as recorded
+        label = RuntimeName(str(name)).label if name in set(RuntimeName) else str(name)
+    versions = {k: str(v) for k, v in recorded.items() if k != "name" and isinstance(v, str | int | float)}
+    shown = [f"{_SHOWN[k]} {versions[k]}" for k in _SHOWN if k in versions]
+    if complete:
+        shown += [f"{k} {v}" for k, v in sorted(versions.items()) if k not in _SHOWN]
+    return f"{label} ({', '.join(shown)})" if shown else label
+
 
 # Where scripts/setup.sh builds each runtime: /opt/katakana as root, else the user's data folder.
 _FOLDERS = {RuntimeName.NUMPY: "runtime", RuntimeName.TENSORFLOW: "runtime-tensorflow"}

@@ -321,6 +321,7 @@ TEXT: dict[str, str] = {
     "log_doc_duration": "Scoring time",
     "log_doc_memory": "Peak memory",
     "log_doc_runtime": "Runtime",
+    "result_runtime": "Runtime",
     "log_doc_error": "Error",
     "log_doc_output": "Output of the submission",
     "log_doc_no_output": "(The submission printed nothing. Scoring finished normally, as shown above.)",

@@ -313,6 +313,7 @@ TEXT: dict[str, str] = {
     "log_doc_duration": "採点時間",
     "log_doc_memory": "最大メモリ",
     "log_doc_runtime": "採点環境",
+    "result_runtime": "採点環境",
     "log_doc_error": "エラー",
     "log_doc_output": "提出物の出力",
     "log_doc_no_output": "（提出物は何も出力しませんでした。採点は上の通り正常に終わっています。）",
