@@ -11,7 +11,9 @@ One process, one TensorFlow import, a few seconds of training on the synthetic t
 - ``savedmodel/``: a TensorFlow SavedModel folder (``model.export``);
 - ``keras2.h5``: the same weights in the HDF5 layout the Keras 2 of the course's era wrote
   (keras_version 2.2.4, ``model_config`` with Keras-2 layer configs, weights named ``kernel:0``);
-- ``custom_layer.keras``: a model with a custom layer class the submission does not define.
+- ``custom_layer.keras``: a model with a custom layer class the submission does not define;
+- ``batchnorm.keras``: a dense model with batch normalisation, which is about as right as guessing
+  when the ``/ 255`` is left out of ``predict`` (see :func:`batchnorm_net`).
 
 The model takes channels-last images scaled to 0–1, as the course's Keras notebooks train it.
 """
@@ -38,6 +40,28 @@ def cnn() -> keras.Model:
             keras.layers.MaxPooling2D(2, name="max_pooling2d_1"),
             keras.layers.Flatten(name="flatten_1"),
             keras.layers.Dense(15, activation="softmax", name="dense_1"),
+        ]
+    )
+
+
+def batchnorm_net() -> keras.Model:
+    """Dense → BatchNormalization → ReLU → Dense, as the NumPy corpus's batch-norm model
+    (tests/scorer/real_code/model.py): its first layer a fixed random projection whose weights have a
+    slight positive mean, as trained first layers on mostly-white images tend to have, and only the
+    rest trained (quick, and the same every time). Fed ``x / 255`` it is right as trained; fed the
+    raw 0-255 images, the projection's shared part swamps the batch norm's running statistics and it
+    answers (nearly) one class for everything. Models without normalisation hardly notice: ReLU and
+    max-pooling layers only scale their outputs (the CNN here, or a dense ReLU, sigmoid or tanh model
+    all stayed within a point of their accuracy without the ``/ 255``)."""
+    projection = keras.initializers.RandomNormal(mean=0.015, stddev=1 / 28, seed=0)
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(256, kernel_initializer=projection, trainable=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.Activation("relu"),
+            keras.layers.Dense(15, activation="softmax"),
         ]
     )
 
@@ -109,8 +133,16 @@ def main(data_dir: Path, out: Path) -> None:
     keras2_h5(model, out / "keras2.h5")
     custom = keras.Sequential([keras.Input((28, 28, 1)), Doubled(), *cnn().layers])
     custom.save(out / "custom_layer.keras")
-    accuracy = float(model.evaluate(x[-1000:], labels[-1000:], verbose=0)[1])
-    (out / "trained.json").write_text(json.dumps({"train_accuracy": accuracy}))
+    batchnorm = batchnorm_net()
+    batchnorm.compile(keras.optimizers.Adam(0.01), "categorical_crossentropy", metrics=["accuracy"])
+    batchnorm.fit(x, labels, epochs=8, batch_size=64, verbose=0)
+    batchnorm.save(out / "batchnorm.keras")
+    trained = {
+        "train_accuracy": float(model.evaluate(x[-1000:], labels[-1000:], verbose=0)[1]),
+        "batchnorm_accuracy": float(batchnorm.evaluate(x[-1000:], labels[-1000:], verbose=0)[1]),
+        "batchnorm_unscaled_accuracy": float(batchnorm.evaluate(x[-1000:] * 255, labels[-1000:], verbose=0)[1]),
+    }
+    (out / "trained.json").write_text(json.dumps(trained))
 
 
 if __name__ == "__main__":

@@ -153,6 +153,17 @@ CASES: dict[str, Case] = {
             "katakana_model.h5": MODEL + b"sequential.h5",
         },
     ),
+    # Forgot / 255 with a batch-norm model: about as right as guessing on the public images, so the
+    # pre-flight asks before the upload is spent (app/services/upload_checks.py), as for NumPy models.
+    "missing_scaling_on_a_batch_norm_model": Case(
+        {
+            "submit_katakana.py": LOAD_H5.replace('"katakana_model.h5"', '"katakana_model.keras"').replace(
+                "test_data.transpose(0, 2, 3, 1) / 255", "test_data.transpose(0, 2, 3, 1)"
+            ),
+            "katakana_model.keras": MODEL + b"batchnorm.keras",
+        },
+        near_chance=True,
+    ),
     "one_hot_predictions": Case(
         {
             "submit_katakana.py": LOAD_H5.replace(
@@ -290,3 +301,10 @@ def test_the_zip_files_are_built_as_a_trainee_zips_them(tmp_path: Path, keras_mo
     files: dict[str, str | bytes] = {"a.py": "x", "katakana_model": MODEL + b"savedmodel"}
     names = zipfile.ZipFile(io.BytesIO(zipped(tmp_path / "z.zip", files, keras_models).read_bytes())).namelist()
     assert "katakana/a.py" in names and "katakana/katakana_model/saved_model.pb" in names
+
+
+def test_the_batch_norm_model_is_right_with_its_scaling_and_guesses_without(keras_models: Path) -> None:
+    """What the near-chance case relies on, measured where the model was trained (on held-out images)."""
+    trained = json.loads((keras_models / "trained.json").read_text())
+    assert trained["batchnorm_accuracy"] > 0.8
+    assert trained["batchnorm_unscaled_accuracy"] < 0.3
