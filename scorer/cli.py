@@ -9,7 +9,9 @@
                                            full sandboxed scoring, exactly as the worker runs it:
                                            the log is cut to the excerpt the site shows unless
                                            --full-log
-    selftest                               hostile probes against the sandbox; non-zero if any gets through
+    selftest [--runtime R]                 hostile probes against the sandbox, in each installed runtime
+                                           (TensorFlow's with its libraries loaded); non-zero if any
+                                           gets through
     runtime  [--json]                      the runtimes (NumPy; TensorFlow + Keras if installed) with
                                            their Python and library versions
 
@@ -220,12 +222,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_selftest(args: argparse.Namespace) -> int:
     from scorer.pipeline import ScoringConfig
+    from scorer.runtime import RuntimeName
     from scorer.sandbox.selftest import format_report, run_selftest
 
     config: ScoringConfig = _config(args)
-    report = run_selftest(config.sandbox, config.runtime)
-    print(format_report(report))
-    return 0 if report.ok else 1
+    runtimes = config.runtimes.installed()
+    if args.runtime:
+        runtimes = tuple(r for r in runtimes if r.name is RuntimeName(args.runtime))
+        if not runtimes:
+            print(f"the {RuntimeName(args.runtime).label} runtime is not installed (scripts/setup.sh builds it)")
+            return 1
+    ok = True
+    for runtime in runtimes:  # the same probes in each runtime a submission may run in
+        print(f"--- {runtime.name.value} ({runtime.name.label}): {runtime.python}")
+        report = run_selftest(config.sandbox, runtime)
+        print(format_report(report))
+        ok = ok and report.ok
+    return 0 if ok else 1
 
 
 def _cmd_runtime(args: argparse.Namespace) -> int:
@@ -315,7 +328,8 @@ def build_parser(default_lang: Lang = "en") -> argparse.ArgumentParser:
     p.add_argument("--runtime", choices=["numpy", "tensorflow"], help="run in this runtime (default: from the imports)")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("selftest", help="probe the sandbox with hostile code")
+    p = sub.add_parser("selftest", help="probe the sandbox with hostile code, in each installed runtime")
+    p.add_argument("--runtime", choices=["numpy", "tensorflow"], help="probe in this runtime only")
     p.set_defaults(func=_cmd_selftest)
 
     p = sub.add_parser("runtime", help="show the runtimes and their versions")

@@ -93,8 +93,10 @@ def test_dataset_writes_the_other_polarity_and_uint8_on_request(tmp_path: Path) 
 
 
 def test_selftest_passes_on_this_machine() -> None:
-    proc = scorer("selftest")
+    """In the NumPy runtime (the TensorFlow runtime's probes: tests/scorer/sandbox/test_selftest.py)."""
+    proc = scorer("selftest", "--runtime", "numpy")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("--- numpy (NumPy): ") and "sandbox selftest passed" in proc.stdout
 
 
 def test_runtime_reports_versions() -> None:
