@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     # sandbox idle longer than this is replaced (its own PID-1 backstop covers idle + wall time).
     sandbox_prewarm: bool = True
     sandbox_prewarm_idle_seconds: float = Field(default=900.0, gt=0)
+    # Keep a warm TensorFlow sandbox too (when that runtime is installed): about 0.7 GB resident per
+    # worker process while idle; false: a Keras job waits for TensorFlow's import (off its clock).
+    sandbox_prewarm_tensorflow: bool = True
     preflight: bool = True
     # Smoke runs the embedded pre-flight worker runs at once; more uploads wait their turn (their
     # time limit starts when they run). Unbounded, a deadline burst would share the CPUs so thinly

@@ -261,8 +261,11 @@ class WarmSlot:
     ends. Counters let tests and the bench see which path a run took.
     """
 
-    def __init__(self, max_idle_seconds: float = DEFAULT_IDLE_SECONDS) -> None:
+    def __init__(
+        self, max_idle_seconds: float = DEFAULT_IDLE_SECONDS, *, runtimes: frozenset[RuntimeName] | None = None
+    ) -> None:
         self.max_idle_seconds = max_idle_seconds
+        self.runtimes = runtimes  # the runtimes it keeps warm; None: every one
         self.boxes: dict[RuntimeName, HarnessBox] = {}
         self.served = 0  # runs that got a warm sandbox
         self.missed = 0  # runs that asked and had to go cold
@@ -298,6 +301,10 @@ class WarmSlot:
         self.missed += 1
         return None
 
+    def keeps(self, spec: HarnessSpec) -> bool:
+        """Whether this slot keeps a sandbox of ``spec``'s runtime warm (see ``runtimes``)."""
+        return self.runtimes is None or spec.runtime.name in self.runtimes
+
     def holds(self, spec: HarnessSpec) -> bool:
         """Whether a warm sandbox that would serve a job of ``spec`` is waiting."""
         box = self.boxes.get(spec.runtime.name)
@@ -306,9 +313,11 @@ class WarmSlot:
     def warm(self, spec: HarnessSpec) -> bool:
         """Start a sandbox for the next job of ``spec`` (replacing any other of its runtime); False
         when it cannot be warmed here (no bubblewrap: the unsandboxed fallback is always cold) or
-        failed to start."""
+        failed to start, or its runtime is not one this slot keeps warm."""
         self._flush()
         self.discard(spec.runtime.name)
+        if not self.keeps(spec):
+            return False
         try:
             if detect_isolation(spec.sandbox) is not Isolation.BWRAP:
                 return False

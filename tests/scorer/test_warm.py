@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from scorer.errors import Blame, ErrorCode
-from scorer.pipeline import ScoringConfig, check_spec, check_submission, score_submission, scoring_spec
-from scorer.runtime import Runtime, find_runtime
+from scorer.pipeline import ScoringConfig, check_spec, check_submission, score_submission, scoring_spec, scoring_specs
+from scorer.runtime import Runtime, RuntimeName, find_runtime, find_tensorflow_runtime
 from scorer.sandbox.types import Limits, MiB
 from scorer.warm import WORK, WarmSlot
 from tests.fixtures.artifacts import DataSet
@@ -309,3 +309,52 @@ def test_a_harness_that_does_not_start_within_its_bound_is_the_services_fault(
     assert report.error.code is ErrorCode.SANDBOX_UNAVAILABLE
     assert report.error.code.blame is Blame.SERVER
     assert "not ready within 1 s" in report.error.detail
+
+
+KERAS_ZEROS = """import numpy as np
+import keras
+
+layers = [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(15, kernel_initializer="zeros")]
+model = keras.Sequential(layers)
+
+
+def predict(test_data):
+    return np.argmax(model.predict(test_data.transpose(0, 2, 3, 1) / 255, verbose=0), axis=1)
+"""
+
+
+@pytest.fixture(scope="module")
+def both() -> ScoringConfig:
+    tensorflow = find_tensorflow_runtime()
+    assert tensorflow is not None, "the TensorFlow runtime is not installed: run scripts/setup.sh --test"
+    limits = dataclasses.replace(LIMITS, memory_bytes=2048 * MiB)  # TensorFlow maps about 1.5 GB
+    return ScoringConfig(runtime=find_runtime(), tensorflow_runtime=tensorflow, limits=limits, smoke_limits=limits)
+
+
+@pytest.mark.slow
+def test_a_slot_keeps_one_warm_sandbox_per_runtime_and_each_job_takes_its_own(
+    tmp_path: Path, synthetic_set: DataSet, both: ScoringConfig, slot: WarmSlot
+) -> None:
+    """Which runtime a job needs is known once its zip is read: the slot has both waiting."""
+    for spec in scoring_specs(both, synthetic_set.small_data):
+        assert slot.warm(spec)
+    warm_ids = {name: box.run_id for name, box in slot.boxes.items()}
+    assert set(warm_ids) == {RuntimeName.NUMPY, RuntimeName.TENSORFLOW}
+    keras = score(make_zip(tmp_path / "keras.zip", KERAS_ZEROS), synthetic_set, both, slot)
+    assert keras.status == "succeeded", keras.to_json()
+    assert keras.runtime["name"] == "tensorflow" and keras.facts.run_id == warm_ids[RuntimeName.TENSORFLOW]
+    numpy = score(make_zip(tmp_path / "numpy.zip", ZEROS), synthetic_set, both, slot)
+    assert numpy.status == "succeeded", numpy.to_json()
+    assert numpy.runtime["name"] == "numpy" and numpy.facts.run_id == warm_ids[RuntimeName.NUMPY]
+    assert (slot.served, slot.missed, slot.discarded) == (2, 0, 0)
+    slot.close()
+
+
+def test_a_slot_keeps_warm_only_the_runtimes_it_is_given(synthetic_set: DataSet, both: ScoringConfig) -> None:
+    slot = WarmSlot(runtimes=frozenset({RuntimeName.NUMPY}))
+    numpy_spec, tensorflow_spec = scoring_specs(both, synthetic_set.small_data)
+    assert not slot.keeps(tensorflow_spec) and not slot.warm(tensorflow_spec)
+    assert slot.boxes == {}  # nothing was started for it
+    assert slot.keeps(numpy_spec) and slot.warm(numpy_spec)
+    assert set(slot.boxes) == {RuntimeName.NUMPY}
+    slot.close()
