@@ -126,15 +126,19 @@ def runtime_versions(runtime_python: str | None) -> dict[str, str]:
 def runtime_view(runtime_python: str | None, tensorflow_python: str | None = None) -> RuntimeView | None:
     """The libraries trainees may import (the NumPy runtime's; TensorFlow and Keras from the
     TensorFlow runtime when installed), and the frameworks they may not (None: probe failed)."""
-    try:
-        from scorer.runtime import find_runtime, find_tensorflow_runtime
+    from scorer.runtime import find_runtime, find_tensorflow_runtime
 
+    try:
         info = find_runtime(runtime_python).info()
-        tensorflow = find_tensorflow_runtime(tensorflow_python)
-        tf_info = tensorflow.info() if tensorflow is not None else None
     except Exception:
         log.exception("cannot probe the scoring runtime")
         return None
+    try:  # a TensorFlow runtime that cannot be asked is shown as not installed (and logged)
+        tensorflow = find_tensorflow_runtime(tensorflow_python)
+        tf_info = tensorflow.info() if tensorflow is not None else None
+    except Exception:
+        log.exception("cannot probe the TensorFlow runtime")
+        tf_info = None
     versions = {"Python": info.python}
     versions.update({PACKAGE_NAMES.get(k, k): v for k, v in info.packages.items()})
     modules = set(info.modules) | set(tf_info.modules if tf_info is not None else ())
