@@ -37,6 +37,7 @@ def config() -> ScoringConfig:
 
 
 @pytest.mark.parametrize("folder", _cases())
+@pytest.mark.sandbox
 def test_case(
     folder: Path, tmp_path: Path, synthetic_set: DataSet, trainee_model: bytes, config: ScoringConfig
 ) -> None:
