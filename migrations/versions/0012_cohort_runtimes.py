@@ -6,7 +6,7 @@ here keep what they had, NumPy only, until an admin opts them in (the API, or
 ``python -m app.cli cohort-runtimes``): a course under way may have told its trainees NumPy only.
 
 Revision ID: cohort_runtimes
-Revises: leaderboard_versions
+Revises: similarity_copy_index
 Create Date: 2026-12-01 02:00:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "cohort_runtimes"
-down_revision: str | None = "leaderboard_versions"
+down_revision: str | None = "similarity_copy_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

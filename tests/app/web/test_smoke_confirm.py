@@ -135,6 +135,7 @@ def predict(test_data):
 
 
 @pytest.mark.slow
+@pytest.mark.sandbox
 def test_a_keras_model_near_chance_is_asked_about_too(
     real_client: TestClient, people: People, db: Session, keras_models: Path, tmp_path: Path, enqueued: list[int]
 ) -> None:

@@ -25,7 +25,7 @@ from scorer.runtime_choice import RuntimeChoice
 from scorer.sandbox.types import Limits, MiB
 from tests.fixtures.artifacts import DataSet
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]  # each case starts a TensorFlow sandbox
 
 LIMITS = Limits(wall_seconds=120.0, memory_bytes=3072 * MiB)
 
