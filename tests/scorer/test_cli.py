@@ -109,6 +109,11 @@ def test_runtime_reports_versions() -> None:
     versions = json.loads(proc.stdout)
     for name in ("python", "numpy", "scipy", "pandas", "matplotlib", "sklearn", "PIL"):
         assert versions.get(name), name
+    # Both runtimes, each with its versions: TensorFlow's also TensorFlow and Keras.
+    runtimes = versions["runtimes"]
+    assert runtimes["numpy"]["numpy"] == versions["numpy"] and "tensorflow" not in runtimes["numpy"]
+    assert runtimes["tensorflow"]["tensorflow"].startswith("2.") and runtimes["tensorflow"]["keras"].startswith("3.")
+    assert runtimes["tensorflow"]["numpy"] == versions["numpy"]  # the same pins
 
 
 def test_usage_error_exits_2() -> None:

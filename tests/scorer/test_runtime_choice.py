@@ -9,7 +9,7 @@ import pytest
 from scorer.errors import Blame, ErrorCode, ScoringError
 from scorer.notebook import notebook_to_source
 from scorer.runtime import Runtime, RuntimeName, Runtimes, RuntimeUnavailable
-from scorer.runtime_choice import choose_runtime, framework_imports
+from scorer.runtime_choice import RuntimeChoice, choose_runtime, framework_imports
 from tests.scorer.test_notebook import nb
 
 NUMPY = Runtime(Path("/numpy/bin/python"))
@@ -141,3 +141,18 @@ def test_when_scoring_a_missing_tensorflow_runtime_is_the_servers_fault(tmp_path
     found = framework_imports("import keras\n", "submit_katakana.py", tmp_path)
     with pytest.raises(RuntimeUnavailable):
         choose_runtime(found, Runtimes(NUMPY), refuse_missing=False)
+
+
+def test_the_purposes_rules_as_a_value(tmp_path: Path) -> None:
+    """The pre-flight's choice (the cohort's runtimes, a missing one refused) and scoring's (whatever
+    the code needs), and a runtime forced by name as the command line's --runtime does."""
+    keras = framework_imports("import keras\n", "submit_katakana.py", tmp_path)
+    preflight = RuntimeChoice(allowed={RuntimeName.NUMPY}, refuse_missing=True)
+    with pytest.raises(ScoringError):
+        preflight.choose(keras, BOTH)
+    assert preflight.choose([], BOTH) is NUMPY
+    assert RuntimeChoice().choose(keras, BOTH) is TENSORFLOW
+    assert RuntimeChoice(forced=RuntimeName.TENSORFLOW).choose([], BOTH) is TENSORFLOW
+    assert RuntimeChoice(forced=RuntimeName.NUMPY).choose(keras, BOTH) is NUMPY
+    with pytest.raises(RuntimeUnavailable):
+        RuntimeChoice(forced=RuntimeName.TENSORFLOW).choose([], Runtimes(NUMPY))
