@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     default_timezone: str = "Asia/Tokyo"
 
     runtime_python: Path | None = None
+    # The TensorFlow + Keras runtime (KATAKANA_TENSORFLOW_RUNTIME_PYTHON); empty: where setup.sh
+    # builds it, and none (Keras submissions refused at the pre-flight) when it is not there.
+    tensorflow_runtime_python: Path | None = None
     # The scoring run's limits (KATAKANA_WALL_SECONDS, _MEMORY_MB, _CPUS); empty: the course's defaults.
     wall_seconds: float | None = Field(default=None, gt=0)
     memory_mb: int | None = Field(default=None, gt=0)
@@ -151,6 +154,9 @@ class Settings(BaseSettings):
     # sandbox idle longer than this is replaced (its own PID-1 backstop covers idle + wall time).
     sandbox_prewarm: bool = True
     sandbox_prewarm_idle_seconds: float = Field(default=900.0, gt=0)
+    # Keep a warm TensorFlow sandbox too (when that runtime is installed): about 0.7 GB resident per
+    # worker process while idle; false: a Keras job waits for TensorFlow's import (off its clock).
+    sandbox_prewarm_tensorflow: bool = True
     preflight: bool = True
     # Smoke runs the embedded pre-flight worker runs at once; more uploads wait their turn (their
     # time limit starts when they run). Unbounded, a deadline burst would share the CPUs so thinly

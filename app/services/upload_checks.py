@@ -34,7 +34,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import write_lock
-from app.models import PreflightLease, SmokeConfirmation, Submission, UploadCheck
+from app.models import Cohort, PreflightLease, SmokeConfirmation, Submission, UploadCheck
 from app.services import storage
 from app.services.preflight import Checker, PreflightVerdict, cached_preflight
 from app.services.preflight_gate import Lease
@@ -148,6 +148,32 @@ def _accept(db: Session, row: UploadCheck, now: dt.datetime) -> int | None:
     return submission.id
 
 
+def allowed_runtimes(factory: sessionmaker[Session], check_id: int) -> list[str] | None:
+    """The runtimes the check's cohort allows (None: the check is gone; every runtime is then fine,
+    as it will not be settled)."""
+    with factory() as db:
+        return db.scalar(
+            select(Cohort.runtimes)
+            .join(UploadCheck, UploadCheck.cohort_id == Cohort.id)
+            .where(UploadCheck.id == check_id)
+        )
+
+
+def _runtime_refusal(verdict: PreflightVerdict, allowed: Collection[str]) -> dict[str, Any] | None:
+    """The error for an accepted verdict whose runtime the cohort does not allow (now): the
+    verdict may come from the cache, filled for another cohort or before an admin's change."""
+    runtime = verdict.report.get("runtime")
+    found = verdict.report.get("framework_import")
+    if not runtime or runtime in allowed or not isinstance(found, dict):
+        return None
+    from scorer.runtime_choice import FrameworkImport, not_offered
+
+    try:
+        return not_offered(FrameworkImport(**found), "not_allowed").to_json()
+    except TypeError:  # a verdict of another engine version: refuse without the details
+        return None
+
+
 def settle(
     factory: sessionmaker[Session],
     check_id: int,
@@ -167,6 +193,12 @@ def settle(
         if verdict.server_fault:
             _end(row, FAILED, now, "upload_error_preflight_internal")
             return None
+        if verdict.ok:
+            cohort = db.get(Cohort, row.cohort_id)
+            refusal = _runtime_refusal(verdict, cohort.runtimes if cohort is not None else ())
+            if refusal is not None:
+                verdict = PreflightVerdict(ok=False, error=refusal, notices=verdict.notices, report=verdict.report)
+                row.verdict = verdict.to_json()
         if not verdict.ok:
             _end(row, REFUSED, now, "upload_error_preflight")
             return None

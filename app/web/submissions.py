@@ -36,6 +36,7 @@ from app.web.long_poll import long_poll
 from app.web.templating import local_time, local_time_tz, percent, render
 from app.web.upload_page import quota_view, standing
 from scorer.disclosure import cap_visible
+from scorer.runtime import runtime_summary
 
 router = APIRouter(dependencies=[Depends(verify_csrf)])
 LOG_TAIL_LINES = 40
@@ -130,6 +131,7 @@ def submission_result(
     threshold = submission.cohort.pass_threshold
     context = {
         "s": submission,
+        "runtime": runtime_summary(submission.runtime),
         "position": queue_position(db, submission),
         "error_message": error_message(submission, lang),
         "log_tail": log_tail(shown_log),
@@ -214,9 +216,8 @@ def log_document(submission: Submission, t: Translator, output: str) -> str:
         facts.append((t("log_doc_duration"), f"{submission.duration_s:.2f} s"))
     if submission.peak_memory_mb is not None:
         facts.append((t("log_doc_memory"), f"{submission.peak_memory_mb:.0f} MB"))
-    if isinstance(submission.runtime, dict) and submission.runtime:
-        versions = sorted(submission.runtime.items())
-        runtime = ", ".join(f"{k} {v}" for k, v in versions if isinstance(v, str | int | float))
+    runtime = runtime_summary(submission.runtime, complete=True)
+    if runtime:
         facts.append((t("log_doc_runtime"), runtime))
     lines += [f"{label}: {value}" for label, value in facts]
     lines += ["", f"--- {t('log_doc_output')} ---"]

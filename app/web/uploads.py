@@ -61,6 +61,7 @@ from app.web.upload_page import (
     runtime_view,
     standing,
     template_files,
+    tensorflow_runtime_key,
 )
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def _page_context(
         "quota": quota_view(db, user, cohort, now, t) if cohort else None,
         "standing": standing(db, user.id, cohort) if cohort else None,
         "versions": versions,
-        "runtime": runtime_view(runtime_key(settings)),
+        "runtime": runtime_view(runtime_key(settings), tensorflow_runtime_key(settings)),
         "limits": limits_view(t, settings),
         "templates": template_files(),
         "max_bytes": settings.upload_max_bytes,
