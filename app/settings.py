@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     log_format: Literal["kv", "json"] = "kv"
 
     upload_max_bytes: int = Field(default=100 * MIB, gt=0)
+    # What a trainee's zips may hold in the store before a submission names them (checks under way,
+    # near-chance questions, refused zips kept for support): see app/services/upload_budget.py.
+    upload_storage_budget_bytes: int = Field(default=500 * MIB, gt=0)
     default_daily_limit: int = Field(default=3, ge=0)
     default_timezone: str = "Asia/Tokyo"
 
@@ -220,6 +223,10 @@ class Settings(BaseSettings):
         self.mail_dir = self.mail_dir or self.data_dir / "mail"
         self._base_url_given = bool(self.base_url)
         self.base_url = self.base_url.rstrip("/") or f"http://127.0.0.1:{self.port}"
+        if self.upload_storage_budget_bytes < self.upload_max_bytes:
+            raise ValueError(
+                "KATAKANA_UPLOAD_STORAGE_BUDGET_BYTES must hold at least one upload (KATAKANA_UPLOAD_MAX_BYTES)"
+            )
         try:
             ZoneInfo(self.default_timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -95,7 +95,8 @@ def start(
     lease: Lease,
     now: dt.datetime,
 ) -> int:
-    """Insert the ``checking`` row; the caller sends the check only after this commits."""
+    """Insert the ``checking`` row, the received zip entering the store in the same transaction;
+    the caller sends the check only after this commits."""
     with write_lock(factory) as db:
         row = UploadCheck(
             user_id=user_id, cohort_id=cohort_id, state=CHECKING, storage_key=upload.storage_key,
@@ -105,6 +106,7 @@ def start(
         )  # fmt: skip
         db.add(row)
         db.flush()
+        upload.keep()
         return row.id
 
 
