@@ -198,6 +198,9 @@ class Settings(BaseSettings):
     preflight_per_hour: int = Field(default=20, ge=1)
     preflight_lease_s: int = Field(default=15 * 60, gt=0)  # a crashed process's slot frees after this
     refused_upload_retention_s: int = Field(default=24 * 3600, ge=0)  # refused zips kept for support
+    # Long polls (a result or check page following its state) one user may hold at once in each web
+    # process; more are answered at once, with Retry-After (see app/web/long_poll.py).
+    long_poll_per_user: int = Field(default=4, ge=1)
     # A request body that sends nothing for this long, or takes longer than the total, is dropped.
     body_idle_timeout_s: float = Field(default=30.0, gt=0)
     body_total_timeout_s: float = Field(default=15 * 60.0, gt=0)

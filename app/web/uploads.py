@@ -55,7 +55,7 @@ from app.web.deps import (
     UploaderDep,
     wants_json,
 )
-from app.web.long_poll import long_poll
+from app.web.long_poll import Watcher, long_poll
 from app.web.templating import human_size, render
 from app.web.upload_page import (
     SCORER_TEMPLATES,
@@ -358,9 +358,13 @@ async def _start_check(
 
 
 INLINE_TICK_S = 0.1  # how often the upload request looks for its verdict within its short budget
-# How often a check page's long poll looks at the row: a verdict takes seconds, and twenty pages
-# waiting at once must not take the CPU the uploads behind them need.
+# How often the watcher looks at the checks pages wait on: a verdict takes seconds. One query per
+# tick per web process, however many pages wait (``app.web.long_poll``).
 CHECK_TICK_S = 0.25
+
+
+def check_watcher(factory: Any) -> Watcher:
+    return Watcher("upload check", lambda ids: upload_checks.check_marks(factory, ids), CHECK_TICK_S)
 
 
 def _check_url(check_id: int) -> str:
@@ -468,13 +472,23 @@ async def upload_check_status(
     factory = request.app.state.sessionmaker
 
     def look() -> upload_checks.CheckView | None:
-        upload_checks.expire_if_stale(factory, check_id, settings, clock())
+        upload_checks.expire_if_stale(factory, check_id, settings, clock())  # writes only when it is due
         return upload_checks.get_own(factory, user.id, check_id)
 
-    check = await long_poll(
-        request, look, lambda check: known is None or check.state != known or check.settled, wait, CHECK_TICK_S
+    def due_in(check: upload_checks.CheckView) -> float:  # unsettled by then, the look gives it up
+        return (check.created_at - clock()).total_seconds() + settings.preflight_wait_s
+
+    polled = await long_poll(
+        request,
+        request.app.state.check_watcher,
+        check_id,
+        user.id,
+        look,
+        lambda check: known is None or check.state != known or check.settled,
+        wait,
+        due_in,
     )
-    return JSONResponse(_check_json(check, clock()), headers={"Cache-Control": "no-store"})
+    return JSONResponse(_check_json(polled.state, clock()), headers=polled.headers)
 
 
 @page_router.post("/uploads/checks/{check_id}/confirm", name="upload_check_confirm")
