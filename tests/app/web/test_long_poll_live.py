@@ -12,13 +12,13 @@ capped polls coming back.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
+import json
 import os
 import re
 import statistics
+import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -35,6 +35,8 @@ from tests.app.conftest import PASSWORD, People
 from tests.fixtures.browser import log_in_page
 from tests.fixtures.live_service import log_in
 from tests.fixtures.services import UvicornSite, start_uvicorn
+
+pytestmark = pytest.mark.live  # a live uvicorn process
 
 POLLS = 200
 ROUNDS = 3  # idle and loaded windows, alternating
@@ -63,48 +65,60 @@ def site(settings: Settings, people: People) -> Iterator[UvicornSite]:
         sys.stderr.write(server.log()[-5000:])
 
 
+# The script's side, in a process of its own (so the pages' client in this process does not share
+# its interpreter with 200 connections): argv is the URL, the cookie header and the number of polls;
+# it polls until its stdin closes, then prints how its polls were answered.
+POLLER = """
+import asyncio, collections, json, sys
+import httpx
+
+url, cookie, polls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+answers = collections.Counter()
+
+async def poll(client):
+    while True:
+        response = await client.get(url, params={"known": "queued:1", "wait": 25})
+        retry_after = response.headers.get("Retry-After")
+        answers["capped" if retry_after else str(response.status_code)] += 1
+        if retry_after:
+            await asyncio.sleep(float(retry_after))
+
+async def main():
+    limits = httpx.Limits(max_connections=polls, max_keepalive_connections=polls)
+    async with httpx.AsyncClient(headers={"Cookie": cookie}, limits=limits, timeout=120) as client:
+        tasks = [asyncio.create_task(poll(client)) for _ in range(polls)]
+        print("started", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until stdin closes
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    print(json.dumps(answers), flush=True)
+
+asyncio.run(main())
+"""
+
+
 class Pollers:
     """``POLLS`` long polls of one URL from one user, each sent again as soon as it is answered
-    (after ``Retry-After`` when there is one), on an event loop of their own thread."""
+    (after ``Retry-After`` when there is one), from a process of their own."""
 
     def __init__(self, url: str, cookies: httpx.Cookies) -> None:
-        self.url, self.cookies = url, cookies
+        self.url = url
+        self.cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
         self.answers: Counter[str] = Counter()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
+        self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        started = threading.Event()
-
-        async def main() -> None:
-            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            limits = httpx.Limits(max_connections=POLLS, max_keepalive_connections=POLLS)
-            async with httpx.AsyncClient(cookies=self.cookies, limits=limits, timeout=120) as client:
-                tasks = [asyncio.create_task(self._poll(client)) for _ in range(POLLS)]
-                started.set()
-                await self._stop.wait()
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-
-        self._thread = threading.Thread(target=asyncio.run, args=(main(),))
-        self._thread.start()
-        assert started.wait(60)
-
-    async def _poll(self, client: httpx.AsyncClient) -> None:
-        assert self._stop is not None
-        while not self._stop.is_set():
-            response = await client.get(self.url, params={"known": "queued:1", "wait": 25})
-            retry_after = response.headers.get("Retry-After")
-            self.answers["capped" if retry_after else str(response.status_code)] += 1
-            if retry_after:
-                await asyncio.sleep(float(retry_after))
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", POLLER, self.url, self.cookie, str(POLLS)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self._process.stdout is not None and self._process.stdout.readline().strip() == "started"
 
     def stop(self) -> None:
-        assert self._loop is not None and self._stop is not None and self._thread is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(120)
+        assert self._process is not None
+        out, _ = self._process.communicate(input="", timeout=120)  # stdin closed: the polls end
+        self.answers.update(json.loads(out.strip().splitlines()[-1]))
 
 
 def p95(samples: list[float]) -> float:
