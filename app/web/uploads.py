@@ -6,12 +6,12 @@ hourly rate, the storage budget from the declared length: :func:`_before_body`) 
 to a part file (capped) → check the form's CSRF token → make room in the trainee's storage budget →
 take the trainee's pre-flight turn → record the upload check, the zip entering the store in that
 transaction, and send it → wait briefly (``preflight_inline_wait_s``) for its verdict. A refusal on
-the way removes the part file: a refused upload leaves nothing on disk. Whoever runs the check acts on the verdict
-(``app.services.upload_checks``): a refused zip spends nothing; an accepted one spends a slot and
-inserts the ``queued`` row in one locked transaction, then is sent for scoring. A verdict within the
-budget is answered as such; otherwise the answer is the check's page (``/uploads/checks/{id}``),
-which follows the check live. Browsers get pages; our XHR and API clients get JSON (202 with the
-check's URL while it runs), with HTTP 429 when the daily limit is used up.
+the way removes the part file: a refused upload leaves nothing on disk. Whoever runs the check acts
+on the verdict (``app.services.upload_checks``): a refused zip spends nothing; an accepted one spends
+a slot and inserts the ``queued`` row in one locked transaction, then is sent for scoring. A verdict
+within the budget is answered as such; otherwise the answer is the check's page
+(``/uploads/checks/{id}``), which follows the check live. Browsers get pages; our XHR and API clients
+get JSON (202 with the check's URL while it runs), with HTTP 429 when the daily limit is used up.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
             check = await _start_check(request, user, cohort_id, received, validation, confirmed, settings, clock)
             return await _answer_check(request, check, user, settings, clock)
         now = clock()
-        upload = received
+        upload = received  # as the lambda below sees it: never None
         try:
             submission = await anyio.to_thread.run_sync(
                 lambda: create_queued(
