@@ -352,6 +352,9 @@ TEXT: dict[str, str] = {
     "today. Upload again in {minutes} min (at {time}).",
     "body_timeout": "The upload stalled, so it was dropped. No upload was counted. Check your connection and upload "
     "again.",
+    "upload_error_storage_budget": 'Your submissions still being checked or waiting for your "submit anyway" answer '
+    "hold {held} of your {limit} of storage, so this one does not fit. No upload was counted today. Answer the "
+    "waiting ones, or upload again after {time}.",
     "nav_similarity": "Similarity",
     "sim_title": "Similar work: {name}",
     "sim_caution": "Similarity is a reason to talk with the trainees, not proof of copying. Models trained on the same course material can resemble each other; ask each trainee how their model was made before concluding anything.",

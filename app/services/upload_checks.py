@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +95,8 @@ def start(
     lease: Lease,
     now: dt.datetime,
 ) -> int:
-    """Insert the ``checking`` row; the caller sends the check only after this commits."""
+    """Insert the ``checking`` row, the received zip entering the store in the same transaction;
+    the caller sends the check only after this commits."""
     with write_lock(factory) as db:
         row = UploadCheck(
             user_id=user_id, cohort_id=cohort_id, state=CHECKING, storage_key=upload.storage_key,
@@ -105,6 +106,7 @@ def start(
         )  # fmt: skip
         db.add(row)
         db.flush()
+        upload.keep()
         return row.id
 
 
@@ -291,6 +293,15 @@ def expire_unconfirmed(
     return ids
 
 
+def check_marks(factory: sessionmaker[Session], ids: list[int]) -> dict[int, Hashable]:
+    """For the long-poll watcher (``app.web.long_poll``): each check's state, in one query."""
+    with factory() as db:
+        return {
+            row.id: row.state
+            for row in db.execute(select(UploadCheck.id, UploadCheck.state).where(UploadCheck.id.in_(ids)))
+        }
+
+
 def referenced_keys(factory: sessionmaker[Session], keys: Collection[str]) -> set[str]:
     """Which of these stored zips something will still read: a submission (scoring, rescoring,
     downloads) or a check under way or awaiting "upload it anyway"."""
@@ -305,7 +316,16 @@ def give_up(
     factory: sessionmaker[Session], check_id: int, now: dt.datetime, older_than: dt.datetime | None = None
 ) -> None:
     """End a ``checking`` check (created before ``older_than``, if given) as unanswered and free the
-    trainee's turn: the check could not be sent, or no worker settled it in time."""
+    trainee's turn: the check could not be sent, or no worker settled it in time.
+
+    A plain read decides first whether there is anything to end: the check page's live feed asks on
+    every look, and must not take the write lock for a check that is simply still being checked."""
+    due = select(UploadCheck.id).where(UploadCheck.id == check_id, UploadCheck.state == CHECKING)
+    if older_than is not None:
+        due = due.where(UploadCheck.created_at <= older_than)
+    with factory() as db:
+        if db.scalar(due) is None:
+            return
     with write_lock(factory) as db:
         row = _locked(db, check_id)
         if row is None or row.state != CHECKING:
