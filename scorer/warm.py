@@ -61,6 +61,7 @@ from scorer.sandbox import (
     start_sandboxed,
 )
 from scorer.sandbox.types import Bind, Limits
+from scorer.verdict import channel_complete
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,8 @@ class HarnessBox:
             pass_fds=(data_fd,),
             idle_seconds=self.idle_seconds,
             startup_seconds=self.spec.startup_seconds,
+            # The run ends at its final event once the channel is closed, not at its processes' exit.
+            result_complete=channel_complete,
         )
 
     def adopt(self, staged: Path) -> None:
