@@ -213,9 +213,9 @@ def start_sandboxed(request: SandboxRequest, config: SandboxConfig) -> StartedRu
             for fd in (*ours, stdin_r):  # bwrap holds its own copies now; EOF on status_r needs ours gone
                 fds_held.close(fd)
             stopper = BwrapStopper(spawned.pid, spawned.pidfd)
-            # The supervisor (without a cgroup) sees the sandbox's tmpfs mounts through PID 1's root.
-            tmpfs = [*request.writable_dirs, "/dev/shm"]
-            limiter.start(spawned.pid, lambda: _tmpfs_views(stopper.pid1, tmpfs))
+            # The sandbox's tmpfs mounts are found through its PID 1's root (see usage.RunMounts).
+            writable = [*request.writable_dirs, "/dev/shm"]
+            limiter.start(spawned.pid, pid1=lambda: stopper.pid1, writable=writable, uid=lease.uid)
         except BaseException:  # interrupted (a task's time limit): the sandbox must not outlive this
             signal.pidfd_send_signal(spawned.pidfd, signal.SIGKILL)
             os.waitpid(spawned.pid, 0)
@@ -362,23 +362,6 @@ class StartedRun:
             uidpool.kill_processes_of(self.uid, "still alive after the run's sandbox ended")
 
 
-def _tmpfs_views(pid1: int | None, paths: list[str]) -> list[str]:
-    """Where the sandbox's tmpfs mounts are seen from the host: through its PID 1's root.
-
-    Only while that PID is in a mount namespace other than ours: before bwrap has set up its mounts,
-    or once PID 1 has exited and the number went to another process, ``/proc/PID/root/work`` is a
-    host folder (a disk of hundreds of GB), which would read as the run being over its memory.
-    """
-    if not pid1:
-        return []
-    try:
-        if os.readlink(f"/proc/{pid1}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
-            return []
-    except OSError:
-        return []
-    return [f"/proc/{pid1}/root{path}" for path in paths]
-
-
 def _bwrap_outcome(sup: Supervised, limits: Limits) -> SandboxOutcome:
     if sup.kill_reason is not None:
         return to_outcome(sup, limits, Isolation.BWRAP, sup.kill_reason, None, signal.SIGKILL)
@@ -437,7 +420,7 @@ def _run_unsandboxed(request: SandboxRequest, config: SandboxConfig) -> SandboxO
         os.close(stdin_w)
         try:
             stopper = GroupStopper(spawned.pid)
-            limiter.start(spawned.pid, list)  # its writable dirs are host folders, not tmpfs
+            limiter.start(spawned.pid)  # its writable dirs are host folders, not tmpfs
             # Kill what the command left in its process group while the leader's zombie pins the id.
             try:
                 sup = supervise(spawned, limits, stopper, before_reap=stopper.stop, watch=limiter.watch)

@@ -26,6 +26,15 @@ def test_every_writable_dir_is_a_sized_tmpfs() -> None:
     assert argv.count("--tmpfs") == 3
 
 
+def test_dev_is_made_by_hand_in_the_read_only_root() -> None:
+    argv = _argv(SandboxRequest(argv=["/x"]))
+    assert "--dev" not in argv  # bwrap's /dev is an unsized, writable tmpfs
+    for name in ("null", "full", "random", "urandom"):
+        assert _follows(argv, "--dev-bind", f"/dev/{name}", f"/dev/{name}")
+    assert "/dev/zero" not in argv
+    assert argv.index("--remount-ro") > max(i for i, arg in enumerate(argv) if arg.startswith("/dev/"))
+
+
 def test_pid_1_is_timeout_with_a_backstop_after_the_wall_limit() -> None:
     argv = _argv(SandboxRequest(argv=["/x", "arg"], limits=Limits(wall_seconds=10)))
     tail = argv[argv.index("--as-pid-1") :]

@@ -63,6 +63,25 @@ def test_the_root_and_usr_are_read_only(run_py: RunPy) -> None:
     assert outcome.log.count("DENIED") == 4
 
 
+def test_dev_holds_only_harmless_devices_and_is_read_only(run_py: RunPy) -> None:
+    # bwrap's own /dev was an unsized tmpfs anyone could fill (RAM no limit counted), with /dev/zero,
+    # whose shared mappings are memory a poller cannot see.
+    code = (
+        "import os\n"
+        "print('DEV', sorted(os.listdir('/dev')))\n"
+        "try:\n"
+        "    open('/dev/filler', 'wb').write(b'x'); print('WROTE /dev')\n"
+        "except OSError as e:\n"
+        "    print('READ-ONLY', e.errno)\n"
+        "open('/dev/null', 'wb').write(b'discarded'); print('NULL', len(open('/dev/urandom', 'rb').read(8)))\n"
+    )
+    outcome = run_py(code)
+    assert outcome.termination is Termination.EXITED, outcome.log
+    assert "DEV ['fd', 'full', 'null', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'urandom']" in outcome.log
+    assert "READ-ONLY 30" in outcome.log  # EROFS
+    assert "NULL 8" in outcome.log
+
+
 def test_host_loopback_service_is_unreachable(run_py: RunPy, loopback_server: LoopbackServer) -> None:
     code = (
         "import socket\n"
