@@ -28,8 +28,10 @@ import hashlib
 import json
 import logging
 import os
+import select
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -251,6 +253,12 @@ class WarmSlot:
 
     ``take`` before a run (None: use a cold box), ``warm`` after it, ``close`` when the process
     ends. Counters let tests and the bench see which path a run took.
+
+    While its sandbox waits, a watcher thread ends it as soon as it dies or has waited
+    ``max_idle_seconds``: an idle worker runs none of our code, and a sandbox whose PID-1 backstop
+    fired would otherwise stay a zombie (and keep its uid, cgroup and folder) until the next task.
+    The slot's methods are for the thread that warms it; the watcher only ever takes the sandbox
+    out of the slot under the lock, so each box is closed by exactly one thread.
     """
 
     def __init__(self, max_idle_seconds: float = DEFAULT_IDLE_SECONDS) -> None:
@@ -260,6 +268,8 @@ class WarmSlot:
         self.missed = 0  # runs that asked and had to go cold
         self.discarded = 0  # warm sandboxes thrown away unused (stale, dead, another spec)
         self.retired: HarnessBox | None = None  # a used box whose clean-up waits for the next warm
+        self._lock = threading.Lock()
+        self._watch: _IdleWatch | None = None
 
     def retire(self, box: HarnessBox) -> None:
         """Clean ``box`` up later (at the next ``warm``, ``take`` or ``close``): its run is over and
@@ -272,9 +282,18 @@ class WarmSlot:
         if box is not None:
             box.close()
 
+    def _detach(self) -> HarnessBox | None:
+        """Take the waiting sandbox out of the slot, its watcher stopped (the box is then ours alone)."""
+        with self._lock:
+            box, self.box = self.box, None
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.stop()
+        return box
+
     def take(self, spec: HarnessSpec) -> HarnessBox | None:
         self._flush()
-        box, self.box = self.box, None
+        box = self._detach()
         if box is not None and box.fits(spec, self.max_idle_seconds):
             self.served += 1
             return box
@@ -299,7 +318,9 @@ class WarmSlot:
             return False
         try:
             if box.warm_up():
-                self.box = box
+                with self._lock:
+                    self.box = box
+                    self._watch = _IdleWatch(self, box, self.max_idle_seconds)
                 return True
         except Exception as exc:
             log.warning("cannot pre-warm a sandbox: %s", exc)
@@ -307,7 +328,7 @@ class WarmSlot:
         return False
 
     def discard(self) -> None:
-        box, self.box = self.box, None
+        box = self._detach()
         if box is not None:
             self.discarded += 1
             box.close()
@@ -317,3 +338,45 @@ class WarmSlot:
             self._flush()
         with contextlib.suppress(Exception):
             self.discard()
+
+    def _expire(self, box: HarnessBox) -> None:
+        """From the watcher: ``box`` died or waited too long; end it if it still waits in the slot."""
+        with self._lock:
+            if self.box is not box:
+                return  # taken or replaced meanwhile: no longer ours to end
+            log.info("warm sandbox ended while idle (it died or waited %.0f s)", self.max_idle_seconds)
+            try:
+                box.close()
+            finally:
+                self.box, self._watch = None, None
+                self.discarded += 1
+
+
+class _IdleWatch:
+    """A thread that waits for a warm sandbox's end or its idle bound, whichever comes first."""
+
+    def __init__(self, slot: WarmSlot, box: HarnessBox, max_idle_seconds: float) -> None:
+        assert box.started is not None
+        self.slot = slot
+        self.box = box
+        self.ended = box.started.spawned.pidfd  # readable once bwrap has exited
+        self.deadline = box.started.created + max_idle_seconds
+        self.wake_r, self.wake_w = os.pipe()
+        self.thread = threading.Thread(target=self._run, name="katakana-warm-watch", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            timeout = max(0.0, self.deadline - time.monotonic())
+            ready, _, _ = select.select([self.ended, self.wake_r], [], [], timeout)
+            if self.wake_r not in ready:
+                self.slot._expire(self.box)
+        except Exception:  # never lose the thread silently: the next task still cleans up
+            log.exception("watching a warm sandbox failed")
+
+    def stop(self) -> None:
+        """Make the thread return and wait for it (it never touches the box after ``_detach``)."""
+        os.write(self.wake_w, b"!")
+        self.thread.join()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
