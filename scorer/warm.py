@@ -1,24 +1,29 @@
 """Harness sandboxes, cold or pre-warmed: a run folder plus the sandbox that runs the harness over it.
 
 A harness sandbox is started from what is known before the submission is: the runtime, the limits
-and the images. The harness then reads the images from an inherited descriptor, imports NumPy,
-says hello and blocks on stdin until it is handed its job (which entry to import). So the sandbox
-can be started ahead of the job (*warm*) and the job only fills the run folder, whose ``sub`` and
-``input`` folders are already bound into the sandbox (a bind mount is a live view of a folder), and
-writes one JSON line. The *cold* path starts the very same sandbox after the folder is filled and
-hands the job over at once: same harness, same binds, same checks, just the start-up on the clock.
+and the images. The harness reads the images, imports NumPy, says hello and waits for its job
+(which entry to import, and where the submission is). So the sandbox can be started ahead of the
+job (*warm*); the job then only fills the run folder and is sent. The *cold* path starts the very
+same sandbox after the folder is filled and sends the job at once: same harness, same view, same
+checks, just the start-up on the clock.
+
+Nothing private to a run is bound into the sandbox: /proc/PID/mountinfo would name the host path of
+every bind (the run folder, the test set's folder and version). The harness comes as a data file;
+the images and the run folder's ``sub`` and ``input`` folders come as descriptors over the job
+channel, a unix socket (SOCK_SEQPACKET) of the box's own: first the images, then the job with the
+two folders. The harness reads or copies each and closes it before any trainee code runs, and only
+the harness ever holds them (the sandbox's PID 1 inherits only the socket), so no process's
+/proc/PID/fd shows a host path either. The images are never copied per run: the parent opens the
+file (which may be readable by the worker only) and sends that descriptor.
 
 Each sandbox serves exactly one run and is then torn down (namespaces, tmpfs, cgroup, pool uid);
 the next one is a fresh sandbox. A :class:`WarmSlot` keeps at most one warm sandbox per process (a
 worker process runs one job at a time) and hands it out only when it still fits: same
 configuration, limits, images and runtime (executable's mtime and size), still alive and not older
 than its idle bound. Anything else is discarded and the job takes the cold path: correct, slower.
-
-The images are never copied per run: the parent opens the file (which may be readable by the
-worker only) and each sandbox inherits its own descriptor; the harness reads it whole before any
-trainee code runs and closes it. A sandbox must be started, handed over and discarded from the same
-long-lived thread (``--die-with-parent`` follows the parent thread): in a Celery prefork child,
-the main thread, at the end of the previous task.
+A sandbox must be started, handed over and discarded from the same long-lived thread
+(``--die-with-parent`` follows the parent thread): in a Celery prefork child, the main thread, at
+the end of the previous task.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import logging
 import os
 import select
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -39,6 +45,7 @@ from pathlib import Path
 from scorer.images import Images
 from scorer.runtime import Runtime
 from scorer.sandbox import (
+    DataFile,
     Isolation,
     SandboxConfig,
     SandboxOutcome,
@@ -48,17 +55,16 @@ from scorer.sandbox import (
     run_sandboxed,
     start_sandboxed,
 )
-from scorer.sandbox.types import Bind, Limits
+from scorer.sandbox.spawn import high_fd
+from scorer.sandbox.types import Limits
 
 log = logging.getLogger(__name__)
 
 HARNESS_SOURCE = Path(__file__).parent / "harness" / "runner.py"
 
-# Where things are inside the sandbox: neutral names, so logs and /proc/self/mountinfo show no host path.
-SUBMISSION_RO = "/submission"
+# Where things are inside the sandbox: the harness (a data file) and the writable copy of the submission.
+HARNESS = "/harness/runner.py"
 WORK = "/work"
-HARNESS = "/harness"
-INPUT = "/input"
 
 # How long a warm sandbox may wait for a job before it is replaced (and its PID-1 backstop covers).
 DEFAULT_IDLE_SECONDS = 900.0
@@ -115,8 +121,8 @@ def _readable_dir(path: Path) -> Path:
 
 
 def new_run_dir(work_root: Path | None) -> Path:
-    """A run folder the sandbox uid can read (0755): the harness, and the empty ``sub`` and ``input``
-    folders bound into the sandbox before the submission is extracted into them."""
+    """A run folder with the empty ``sub`` and ``input`` folders the submission is extracted into,
+    readable by the sandbox's uid (0755: the harness reads them through descriptors as that uid)."""
     root = work_root or Path(tempfile.gettempdir())
     root.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix="katakana-run-", dir=root))
@@ -124,18 +130,19 @@ def new_run_dir(work_root: Path | None) -> Path:
         path.chmod(0o755)
         for name in ("sub", "input"):
             _readable_dir(path / name)
-        harness = _readable_dir(path / "harness") / "runner.py"
-        shutil.copyfile(HARNESS_SOURCE, harness)
-        harness.chmod(0o644)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
     return path
 
 
+# What the harness's peer may have done by the time a message is sent: ended (its outcome says how).
+_PEER_GONE = (BrokenPipeError, ConnectionResetError, ConnectionRefusedError)
+
+
 class HarnessBox:
-    """One run: its folder, and (when warm) its already started sandbox. Single use; ``close``
-    always, which removes the folder and ends a sandbox that was never handed its job."""
+    """One run: its folder, its job channel, and (when warm) its already started sandbox. Single use;
+    ``close`` always, which removes the folder and ends a sandbox that was never handed its job."""
 
     def __init__(self, spec: HarnessSpec, *, idle_seconds: float = 0.0) -> None:
         self.spec = spec
@@ -145,36 +152,65 @@ class HarnessBox:
         self.started: StartedRun | None = None
         self.runtime = runtime_stamp(spec.runtime.python)
         self.used = False
+        self.jobs: socket.socket | None = None  # our end of the job channel, once the sandbox starts
 
-    def request(self, data_fd: int, job: bytes = b"") -> SandboxRequest:
+    def request(self, channel_fd: int) -> SandboxRequest:
         runtime, limits = self.spec.runtime, self.spec.limits
-        argv = [str(runtime.python), "-s", "-B", f"{HARNESS}/runner.py", "--data-fd", str(data_fd)]
-        argv += ["--submission", SUBMISSION_RO, "--work", WORK, "--input", INPUT]
-        binds = [
-            *runtime.binds(),
-            Bind(self.run_dir / "sub", SUBMISSION_RO),
-            Bind(self.run_dir / "harness", HARNESS),
-            Bind(self.run_dir / "input", INPUT),
-        ]
+        argv = [str(runtime.python), "-s", "-B", HARNESS, "--channel-fd", str(channel_fd), "--work", WORK]
         return SandboxRequest(
             argv=argv,
-            binds=binds,
+            binds=runtime.binds(),
+            files=[DataFile(HARNESS, HARNESS_SOURCE.read_bytes())],
             writable_dirs=["/tmp", WORK],
             env={**_sandbox_env(limits), "KATAKANA_RUN_ID": self.run_id},
             cwd=WORK,
             limits=limits,
-            stdin=job,
-            pass_fds=(data_fd,),
+            pass_fds=(channel_fd,),
             idle_seconds=self.idle_seconds,
         )
 
+    def _open_channel(self) -> int:
+        """Make the job channel and send the images; the harness's end (the caller closes it once
+        the sandbox is started: the sandbox holds its own copy)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.jobs = ours
+        child = high_fd(theirs.detach())
+        try:
+            images = self.spec.images.open_fd()
+            try:
+                self._send(b'{"images": true}', images)
+            finally:
+                os.close(images)
+        except BaseException:
+            os.close(child)
+            raise
+        return child
+
+    def _send_job(self, job: dict[str, object]) -> None:
+        """The job, with the submission's folder and the generated input's as descriptors."""
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        submission = os.open(self.run_dir / "sub", flags)
+        try:
+            generated = os.open(self.run_dir / "input", flags)
+            try:
+                self._send(json.dumps(job, ensure_ascii=False).encode("utf-8"), submission, generated)
+            finally:
+                os.close(generated)
+        finally:
+            os.close(submission)
+
+    def _send(self, message: bytes, *fds: int) -> None:
+        assert self.jobs is not None
+        with contextlib.suppress(*_PEER_GONE):
+            socket.send_fds(self.jobs, [message], list(fds))
+
     def warm_up(self) -> bool:
         """Start the sandbox now (it then waits for ``run``); False if it could not be started."""
-        data_fd = self.spec.images.open_fd()
+        channel = self._open_channel()
         try:
-            started = start_sandboxed(self.request(data_fd), self.spec.sandbox)
+            started = start_sandboxed(self.request(channel), self.spec.sandbox)
         finally:
-            os.close(data_fd)  # the sandbox holds its own copy
+            os.close(channel)
         if isinstance(started, SandboxOutcome):
             log.warning("warm sandbox did not start: %s", started.setup_error)
             return False
@@ -188,14 +224,15 @@ class HarnessBox:
         if self.used:
             raise RuntimeError("a harness box serves one run")
         self.used = True
-        data = json.dumps(job, ensure_ascii=False).encode("utf-8")
         if self.started is not None:
-            return self.started.hand_over(data, sweep_later=True)
-        data_fd = self.spec.images.open_fd()
+            self._send_job(job)
+            return self.started.hand_over(b"", sweep_later=True)
+        channel = self._open_channel()
         try:
-            return run_sandboxed(self.request(data_fd, data), self.spec.sandbox)
+            self._send_job(job)  # waits in the channel until the harness asks for it
+            return run_sandboxed(self.request(channel), self.spec.sandbox)
         finally:
-            os.close(data_fd)
+            os.close(channel)
 
     def fits(self, spec: HarnessSpec, max_idle_seconds: float) -> bool:
         """Whether this warm sandbox may serve a job of ``spec`` now."""
@@ -213,6 +250,8 @@ class HarnessBox:
             if self.started is not None:
                 self.started.discard()  # after a run: only the sweep and the uid's release
         finally:
+            if self.jobs is not None:
+                self.jobs.close()
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
 

@@ -11,10 +11,10 @@ The view is built from nothing (bwrap's empty root, remounted read-only at the e
 - a minimal /etc: ld.so.cache (shared-library lookup) and a synthetic passwd/group naming the
   sandbox user, so ``getpass``/``pwd``/``Path.home()`` work without the host's account files;
 - each writable dir as a *sized* tmpfs (an unsized tmpfs is RAM that RLIMIT_AS does not count);
-- the request's binds, read-only.
+- the request's binds, read-only, and its data files (copied by bwrap into its root, read-only).
 Nothing else of the host is visible: not /etc, /home, /root, /sys, the repository or the worker's
-temp files. Binds should use neutral destinations (/submission, /data): /proc/self/mountinfo shows
-the *source* paths.
+temp files. /proc/self/mountinfo shows a bind's *source* path whatever its destination, so what is
+private to a run comes as a data file or through a descriptor, never as a bind.
 
 The command runs as PID 1 of the new pid namespace (``--as-pid-1``) through ``timeout -s KILL``:
 whatever happens to the worker, PID 1 dies after wall+grace and takes the whole namespace with it
@@ -72,6 +72,7 @@ class BwrapFds:
     status: int  # bwrap writes JSON lines: child-pid, then exit-code if the command was executed
     etc_passwd: int  # pipes holding the synthetic files (read by bwrap with --ro-bind-data)
     etc_group: int
+    files: tuple[int, ...] = ()  # one per request.files, in order, read the same way
 
 
 def find_bwrap(bwrap_path: str) -> str | None:
@@ -149,6 +150,8 @@ def bwrap_argv(bwrap: str, request: SandboxRequest, fds: BwrapFds, *, timeout_pa
         args += ["--perms", "01777", "--size", str(limits.writable_bytes), "--tmpfs", directory]
     for bind in request.binds:
         args += ["--ro-bind", str(bind.source), bind.dest]
+    for fd, data_file in zip(fds.files, request.files, strict=True):
+        args += ["--ro-bind-data", str(fd), data_file.dest]
     args += ["--remount-ro", "/", "--chdir", request.cwd]
     if fds.seccomp is not None:
         args += ["--seccomp", str(fds.seccomp)]

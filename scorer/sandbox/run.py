@@ -25,8 +25,8 @@ from scorer.sandbox.bwrap import GROUP, PASSWD, BwrapFds, bwrap_argv, find_bwrap
 from scorer.sandbox.cgroup import Accounted, CgroupUnusable, Layout, RunLimiter, detect_layout
 from scorer.sandbox.config import SandboxConfig, SandboxUnavailable
 from scorer.sandbox.fallback import unsandboxed_command
-from scorer.sandbox.seccomp import compiled_filter, filter_fd
-from scorer.sandbox.spawn import FdSet, Spawned, data_fd, high_fd, pipe, spawn
+from scorer.sandbox.seccomp import compiled_filter
+from scorer.sandbox.spawn import FdSet, Spawned, data_fd, memory_file, pipe, spawn
 from scorer.sandbox.stop import BwrapStopper, GroupStopper
 from scorer.sandbox.supervise import Supervised, from_signal, json_doc, supervise, to_outcome
 from scorer.sandbox.types import (
@@ -180,7 +180,7 @@ def start_sandboxed(request: SandboxRequest, config: SandboxConfig) -> StartedRu
         fds_held = stack.enter_context(FdSet())
         seccomp_fd = None
         if seccomp is not None and seccomp.bpf is not None:
-            seccomp_fd = fds_held.add(high_fd(filter_fd(seccomp.bpf)))
+            seccomp_fd = fds_held.add(memory_file(seccomp.bpf, "katakana-seccomp"))
         status_r, status_w = (fds_held.add(fd) for fd in pipe())
         stdin_r, stdin_w = (fds_held.add(fd) for fd in pipe())
         fds = BwrapFds(
@@ -188,9 +188,10 @@ def start_sandboxed(request: SandboxRequest, config: SandboxConfig) -> StartedRu
             status=status_w,
             etc_passwd=fds_held.add(data_fd(PASSWD)),
             etc_group=fds_held.add(data_fd(GROUP)),
+            files=tuple(fds_held.add(memory_file(f.data, "katakana-file")) for f in request.files),
         )
         argv = bwrap_argv(bwrap, request, fds, timeout_path=find_timeout())
-        ours = tuple(fd for fd in (seccomp_fd, status_w, fds.etc_passwd, fds.etc_group) if fd is not None)
+        ours = tuple(fd for fd in (seccomp_fd, status_w, fds.etc_passwd, fds.etc_group, *fds.files) if fd is not None)
         lease = stack.enter_context(uidpool.lease(config))
         limiter = _limiter(config, limits)
         try:

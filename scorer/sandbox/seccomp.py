@@ -18,7 +18,7 @@ and multiprocessing use none of them (their shared memory is files in /dev/shm, 
 ENOSYS makes glibc fall back to ``clone``, whose flags we *can* filter for namespace creation.
 
 The BPF program is built once per process and cached as bytes; each run gets a fresh memfd holding
-it (bwrap reads the fd to EOF and closes it).
+it (spawn.memory_file: bwrap reads the fd to EOF and closes it).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-import os
 import tempfile
 from dataclasses import dataclass
 
@@ -176,22 +175,3 @@ def _build() -> tuple[bytes, list[str]]:
     if not data:
         raise RuntimeError("libseccomp exported an empty program")
     return data, skipped
-
-
-def filter_fd(bpf: bytes) -> int:
-    """A fresh fd positioned at the start of the program, for ``bwrap --seccomp FD``.
-
-    The caller owns the fd (close it after the spawn). It is not inheritable: the spawner passes it
-    explicitly.
-    """
-    fd = os.memfd_create("katakana-seccomp", os.MFD_CLOEXEC)
-    try:
-        view = memoryview(bpf)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.lseek(fd, 0, os.SEEK_SET)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd

@@ -50,6 +50,22 @@ def data_fd(text: str) -> int:
     return read
 
 
+def memory_file(data: bytes, name: str) -> int:
+    """A memfd holding ``data``, positioned at its start, above _FD_FLOOR (close-on-exec): for bwrap
+    to read to its end (--ro-bind-data, --seccomp), whatever the size. Made here, in the parent: the
+    sandbox's filter refuses memfds to what runs inside."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return high_fd(fd)
+
+
 # Over the pids cgroup's limit, RLIMIT_NPROC is only a backstop: the kernel checks it first, and at
 # the same figure it would take every refusal (and hide that the run's own limit holds).
 NPROC_MARGIN = 8

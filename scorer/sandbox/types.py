@@ -63,9 +63,19 @@ class Bind:
 
 
 @dataclass(frozen=True)
+class DataFile:
+    """A read-only file at ``dest`` made from ``data``: nothing of the host is bound for it, so no
+    /proc/PID/mountinfo inside names a host path (bwrap copies it into the sandbox's own root)."""
+
+    dest: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class SandboxRequest:
     argv: list[str]  # run inside the sandbox; argv[0] must be reachable through the binds
     binds: list[Bind] = field(default_factory=list)  # read-only
+    files: list[DataFile] = field(default_factory=list)  # read-only, made from bytes
     writable_dirs: list[str] = field(default_factory=lambda: ["/tmp", "/work"])  # sized tmpfs each
     env: dict[str, str] = field(default_factory=dict)  # the complete environment of the command
     cwd: str = "/"

@@ -47,17 +47,19 @@ def predict(test_data):
     return np.zeros(len(test_data), dtype=int)
 """
 
-# What a run can find of the host: its descriptors and mappings (paths of what is open or mapped).
+# What a run can find of the host: the descriptors of every process it sees (the sandbox's PID 1
+# too), its mappings and mounts (paths of what is open, mapped or bound).
 LOOK = """
 import os
 import numpy as np
 
 fds = {}
-for fd in os.listdir("/proc/self/fd"):
-    try:
-        fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        pass
+for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            fds[f"{pid}/{fd}"] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            pass
 print("FDS", fds)
 print("MAPS", open("/proc/self/maps").read())
 print("MOUNTS", open("/proc/self/mountinfo").read())
@@ -261,7 +263,25 @@ def test_images_readable_only_by_the_worker_reach_the_run_and_no_host_path_does(
         assert "test_label" not in report.log and "test_data" not in report.log
         fds_line = next(line for line in report.log.splitlines() if line.startswith("FDS"))
         assert ".npy" not in fds_line and "memfd" not in fds_line
+        assert "'1/" in fds_line  # the sandbox's PID 1 was looked at too
+        assert bound_host_folders(report.log) == []
     assert slot.served == 1
+
+
+def bound_host_folders(log: str) -> list[str]:
+    """Mounts (from LOOK's mountinfo) of a host folder under another name: their root, the folder's
+    path on the host, differs from where they are mounted. A whole filesystem (/), a bind at the
+    same path (/usr, the runtime), a device node and bwrap's own root and data files are fine."""
+    found = []
+    for line in log.removeprefix("MOUNTS ").splitlines():
+        fields = line.removeprefix("MOUNTS ").split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        root, point = fields[3], fields[4]
+        device = point.startswith("/dev/") and root == "/" + point.rsplit("/", 1)[1]
+        if root not in ("/", point, "/newroot") and not device and not root.startswith("/bindfile"):
+            found.append(f"{root} at {point}")
+    return found
 
 
 def test_preflight_through_a_warm_sandbox(

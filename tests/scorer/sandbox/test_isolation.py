@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scorer.sandbox import Termination
+from scorer.sandbox import DataFile, Termination
 from scorer.sandbox.types import MiB
 from tests.scorer.conftest import LoopbackServer
 
@@ -61,6 +61,23 @@ def test_the_root_and_usr_are_read_only(run_py: RunPy) -> None:
     assert outcome.termination is Termination.EXITED, outcome.log
     assert "WROTE" not in outcome.log
     assert outcome.log.count("DENIED") == 4
+
+
+def test_a_data_file_is_read_only_and_names_no_host_path(run_py: RunPy) -> None:
+    # A bind would show its host source in mountinfo; a data file is bwrap's own copy.
+    code = (
+        "print(open('/harness/tool.py').read())\n"
+        "try:\n"
+        "    open('/harness/tool.py', 'w')\n"
+        "except OSError as e:\n"
+        "    print('READ-ONLY', e.errno)\n"
+        "print([line.split()[3] for line in open('/proc/self/mountinfo') if ' /harness/tool.py ' in line])\n"
+    )
+    outcome = run_py(code, files=[DataFile("/harness/tool.py", b"DATA FILE CONTENT")])
+    assert outcome.termination is Termination.EXITED, outcome.log
+    assert "DATA FILE CONTENT" in outcome.log
+    assert "READ-ONLY 30" in outcome.log
+    assert "['/bindfile" in outcome.log
 
 
 def test_dev_holds_only_harmless_devices_and_is_read_only(run_py: RunPy) -> None:
