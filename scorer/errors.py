@@ -37,6 +37,8 @@ class ErrorCode(StrEnum):
     SYNTAX_ERROR = "syntax_error"
     PREDICT_MISSING = "predict_missing"
     LEGACY_FUNC_PREDICT = "legacy_func_predict"
+    ENTRY_TOO_LARGE = "entry_too_large"
+    CHECK_LIMIT = "check_limit"
     # Running the entry
     MODULE_NOT_FOUND = "module_not_found"
     OWN_MODULE_MISSING = "own_module_missing"
@@ -116,6 +118,12 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         "Jupyter で開いて保存し直すか、コードを submit_katakana.py に書き出して提出してください。",
         ErrorCode.SYNTAX_ERROR: "{file}（{line}）に文法エラーがあります: {reason}。"
         "手元で実行してエラーが出ないことを確かめてから提出してください。",
+        ErrorCode.ENTRY_TOO_LARGE: "{file} のコードは {size} あり、上限（{limit}）を超えています。"
+        "学習済みの重みをコードに書き込まず、ファイル（np.save や pickle）にして zip に入れ、"
+        "predict の外で 1 回だけ読み込んでください。",
+        ErrorCode.CHECK_LIMIT: "実行前の確認が上限（{limit}）を超えたため、提出を確認できませんでした。"
+        "zip かコードが、提出に必要な大きさや複雑さを大きく超えています。"
+        "重みはコードではなくファイルに入れ、使わない大きなファイルは zip から除いてください。",
         ErrorCode.PREDICT_MISSING: "{file} に関数 predict(test_data) が定義されていません。"
         "テンプレートのとおり、画像の配列を受け取って予測したクラス番号を返す predict を定義してください。",
         ErrorCode.LEGACY_FUNC_PREDICT: "{file} には旧形式の func_predict(test_data, test_label) しかありません。"
@@ -179,6 +187,12 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         "in Jupyter, or export the code to submit_katakana.py and submit that.",
         ErrorCode.SYNTAX_ERROR: "Syntax error in {file} ({line}): {reason}. Run it locally without "
         "errors before submitting.",
+        ErrorCode.ENTRY_TOO_LARGE: "{file} is {size} of code, over the limit of {limit}. Do not write trained "
+        "weights into the code: save them to a file in the zip (np.save, pickle) and load it once, outside "
+        "predict.",
+        ErrorCode.CHECK_LIMIT: "Checking the submission before running it went over its limit ({limit}): the zip "
+        "or the code is far larger or more complex than a submission needs. Keep weights in files rather than "
+        "in code, and leave out large files the submission does not use.",
         ErrorCode.PREDICT_MISSING: "{file} does not define a function predict(test_data). As in the template, "
         "define predict so that it takes the image array and returns the predicted class ids.",
         ErrorCode.LEGACY_FUNC_PREDICT: "{file} only has the old func_predict(test_data, test_label). The new "
@@ -250,6 +264,10 @@ class ScoringError(Exception):
 
     def __post_init__(self) -> None:
         super().__init__(self.code.value)
+
+    def __reduce__(self) -> tuple[type[ScoringError], tuple[ErrorCode, dict[str, Any], str]]:
+        # Pickled whole: a check run in a bounded child (scorer.bounded) raises it in the parent.
+        return (ScoringError, (self.code, self.params, self.detail))
 
     def message(self, lang: Lang) -> str:
         return render(self.code, lang, self.params)

@@ -37,6 +37,7 @@ from typing import Any, Generic
 
 import numpy as np
 
+from scorer.bounded import StaticLimits, run_bounded
 from scorer.disclosure import Disclosure, disclose
 from scorer.errors import Blame, ErrorCode, ScoringError
 from scorer.images import Images, Inputs, hidden_set, smoke_sample
@@ -50,7 +51,7 @@ from scorer.sandbox import SandboxConfig, SandboxUnavailable
 from scorer.sandbox.types import Limits, SandboxOutcome
 from scorer.similarity import FileHash, file_hashes
 from scorer.smoke import smoke_accuracy
-from scorer.static_check import check_entry_source
+from scorer.static_check import check_entry_source, check_source_size
 from scorer.verdict import HarnessChannel, classify_run, parse_channel
 from scorer.warm import HarnessBox, HarnessSpec, WarmSlot
 
@@ -71,6 +72,7 @@ class ScoringConfig:
     limits: Limits = field(default_factory=Limits)
     smoke_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=60.0))
     intake: IntakeLimits = field(default_factory=IntakeLimits)
+    static: StaticLimits = field(default_factory=StaticLimits)  # reading the zip and entry (scorer.bounded)
     chunk_size: int = 500
     work_root: Path | None = None  # parent of the per-run folders; must be reachable by the sandbox uid
     # What a run on the hidden set shows of its trainee-controlled output (see scorer/disclosure.py).
@@ -150,13 +152,16 @@ def _write_readable(path: Path, data: bytes) -> None:
 def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> Prepared:
     """Extract and statically check the entry; raises ScoringError before any trainee code runs.
 
-    ``run_dir``'s ``sub`` and ``input`` folders (made by scorer.warm) may already be bound into a
-    waiting sandbox: what is written there is what the harness will see."""
+    Runs in a bounded child (see run_submission): everything here parses what the trainee sent.
+    What it writes to ``run_dir``'s ``sub`` and ``input`` folders (made by scorer.warm) is what the
+    harness will be sent."""
     extracted = extract_submission(zip_path, run_dir / "sub", config.intake)
     notices = list(extracted.notices)
     rel_entry = extracted.entry.relative_to(extracted.root).as_posix()
     rel_dir = extracted.entry_dir.relative_to(extracted.root).as_posix()
     display = extracted.entry.name
+    if extracted.entry_kind == "py":  # refused before it is read (a notebook's code is measured once made)
+        check_source_size(extracted.entry.stat().st_size, display)
     raw = extracted.entry.read_bytes()
     if extracted.entry_kind == "ipynb":
         nb = notebook_to_source(raw, display)
@@ -311,7 +316,7 @@ def run_submission(
             report.zip_sha256 = _zip_sha256(zip_path)
             inputs = purpose.inputs()
             box = _box(config.harness_spec(purpose.limits, inputs.images), warm)
-            prepared = _prepare(zip_path, box.run_dir, config)
+            prepared = run_bounded(_prepare, zip_path, box.run_dir, config, limits=config.static)
             report.notices, report.entry = prepared.notices, prepared.entry_display
             purpose.prepared(report, prepared, box.run_dir)
             run = _run_harness(prepared, box)
