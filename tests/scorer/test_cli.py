@@ -70,6 +70,26 @@ def test_check_exit_codes(example_zips: Examples, tmp_path: Path) -> None:
     assert json.loads(refused.stdout)["error"]["code"] == "not_a_zip"
 
 
+def test_check_refuses_a_100_kb_compile_bomb_in_little_memory(tmp_path: Path) -> None:
+    # 4 KB of this took the checker to 1.2 GB, 100 KB to 19.5 GB; now it is refused unread.
+    predict = "def predict(d):\n    return np.zeros(len(d), dtype=int)\n"
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr("bomb/submit_katakana.py", "import numpy as np\n" + "x=[1,2,3]\n" * 5_000_000 + predict)
+    assert archive.stat().st_size <= 120 * 1024
+    gnu_time = Path("/usr/bin/time")
+    if not gnu_time.exists():
+        pytest.skip("GNU time measures the checker's own peak (a child's counts from its parent's size)")
+    command = [sys.executable, "-m", "scorer", "--lang", "en", "check", str(archive), "--json"]
+    proc = subprocess.run(
+        [str(gnu_time), "-f", "PEAK %M", *command], capture_output=True, text=True, cwd=REPO, timeout=600, check=False
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["error"]["code"] == "entry_too_large"
+    peak_kib = int(proc.stderr.split("PEAK ")[1].split()[0])
+    assert peak_kib < 256 * 1024, "the checker and everything it started stay far below the bounded check's 512 MiB"
+
+
 @pytest.mark.sandbox
 def test_check_with_own_sample_images(example_zips: Examples, synthetic_set: DataSet) -> None:
     proc = scorer("check", str(example_zips.mlp_zip), "--sample", str(synthetic_set.train_data), "--json")
