@@ -6,6 +6,9 @@
 #   /opt/katakana/app      the service (FastAPI, Celery, SQLAlchemy, ...)
 #   /opt/katakana/runtime  the pinned reference runtime trainee code runs in, inside bubblewrap;
 #                          scorer.runtime finds it there by default (KATAKANA_RUNTIME_PYTHON).
+# and a third, optional one:
+#   /opt/katakana/runtime-tensorflow  the same libraries plus TensorFlow (CPU) and Keras, for
+#                          submissions that import them (about 1.9 GB); found there by default.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -23,6 +26,17 @@ RUN apt-get update \
 COPY runtime/requirements.txt /tmp/runtime-requirements.txt
 RUN python -m venv /opt/katakana/runtime \
     && /opt/katakana/runtime/bin/pip install -r /tmp/runtime-requirements.txt
+
+# The TensorFlow runtime (docker compose build --build-arg WITH_TENSORFLOW=0 leaves it out: Keras
+# submissions are then refused at the pre-flight, and the upload page says it is not installed).
+# Every dependency is pinned in the file, as scripts/setup.sh installs it.
+ARG WITH_TENSORFLOW=1
+COPY runtime/requirements-tensorflow.txt /tmp/runtime-tensorflow-requirements.txt
+RUN if [ "$WITH_TENSORFLOW" = 1 ]; then \
+        python -m venv /opt/katakana/runtime-tensorflow \
+        && /opt/katakana/runtime-tensorflow/bin/pip install --no-deps -r /tmp/runtime-tensorflow-requirements.txt \
+        && /opt/katakana/runtime-tensorflow/bin/pip check; \
+    fi
 
 WORKDIR /app
 COPY . /app

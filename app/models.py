@@ -29,10 +29,14 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
 )
+from sqlalchemy import text as sa_text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from app.folding import search_key
+from scorer.runtime import RuntimeName
+
+ALL_RUNTIMES = tuple(name.value for name in RuntimeName)  # what a new cohort allows
 
 
 def utcnow() -> dt.datetime:
@@ -153,6 +157,11 @@ class Cohort(Base):
     upload_deadline: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     leaderboard_visible: Mapped[bool] = mapped_column(Boolean, default=False)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The runtimes its submissions may run in (scorer.runtime.RuntimeName values): "numpy" always,
+    # "tensorflow" where Keras is allowed. New cohorts allow both; see migration 0012 for older ones.
+    runtimes: Mapped[list[str]] = mapped_column(
+        JSON, default=lambda: list(ALL_RUNTIMES), server_default=sa_text("'[\"numpy\"]'")
+    )
 
     enrollments: Mapped[list[Enrollment]] = relationship(back_populates="cohort", cascade="all, delete-orphan")
 

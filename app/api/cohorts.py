@@ -82,10 +82,11 @@ def read_cohort(cohort_id: PathId, db: SessionDep, principal: ApiPrincipal) -> C
 
 @router.patch("/{cohort_id}", summary="Update a cohort", response_model=CohortOut)
 def update_cohort(cohort_id: PathId, body: CohortUpdate, db: SessionDep, principal: AdminPrincipal) -> CohortOut:
-    """Only the fields sent change. ``name``, ``daily_limit``, ``timezone`` and the flags cannot be null."""
+    """Only the fields sent change. ``name``, ``daily_limit``, ``timezone``, ``runtimes`` and the flags
+    cannot be null. ``runtimes`` applies to the pre-flights that start after the change."""
     cohort = cohort_or_404(db, principal, cohort_id)
     changes = body.model_dump(exclude_unset=True)
-    required = {"name", "title", "daily_limit", "timezone", "leaderboard_visible", "archived"}
+    required = {"name", "title", "daily_limit", "timezone", "leaderboard_visible", "archived", "runtimes"}
     nulls = sorted(k for k in required if k in changes and changes[k] is None)
     if nulls:
         raise ApiError(

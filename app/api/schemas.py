@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from app.models import Language, Role, SubmissionStatus, TokenScope
+from app.models import ALL_RUNTIMES, Language, Role, SubmissionStatus, TokenScope
+from scorer.runtime import RuntimeName
 
 _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+$")
 COHORT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -43,6 +44,25 @@ Title = Annotated[str, Field(max_length=200), AfterValidator(check_text)]
 CohortName = Annotated[str, Field(pattern=COHORT_NAME_PATTERN, examples=["dl_tokyo_2"])]
 Threshold = Annotated[float, Field(ge=0.0, le=1.0, description="best accuracy needed to pass, 0–1")]
 DailyLimit = Annotated[int, Field(ge=0, le=100, description="uploads per trainee per local day")]
+
+
+def check_runtimes(value: list[RuntimeName]) -> list[RuntimeName]:
+    """The reference NumPy runtime is always allowed; the list is kept in RuntimeName order."""
+    if RuntimeName.NUMPY not in value:
+        raise ValueError('"numpy" must be allowed: the NumPy runtime is the reference every cohort offers')
+    return [name for name in RuntimeName if name in value]
+
+
+Runtimes = Annotated[
+    list[RuntimeName],
+    Field(
+        min_length=1,
+        description='the runtimes its submissions may run in: "numpy" (always) and "tensorflow" (TensorFlow + Keras, '
+        "chosen for code that imports tensorflow or keras)",
+        examples=[list(ALL_RUNTIMES)],
+    ),
+    AfterValidator(check_runtimes),
+]
 MAX_ID = 2**31 - 1  # PostgreSQL INTEGER; larger ids cannot exist and must not reach the driver
 
 
@@ -71,6 +91,7 @@ class CohortCreate(_CohortFields):
     pass_threshold: Threshold | None = None
     upload_deadline: AwareDatetime | None = Field(None, description="uploads close after this instant")
     leaderboard_visible: bool = Field(False, description="trainees see an anonymised leaderboard")
+    runtimes: Runtimes = Field(default_factory=lambda: list(RuntimeName))
 
 
 class CohortUpdate(_CohortFields):
@@ -88,6 +109,7 @@ class CohortUpdate(_CohortFields):
     upload_deadline: AwareDatetime | None = None
     leaderboard_visible: bool | None = None
     archived: bool | None = None
+    runtimes: Runtimes | None = None
 
 
 class CohortOut(ApiModel):
@@ -102,6 +124,7 @@ class CohortOut(ApiModel):
     upload_deadline: dt.datetime | None
     leaderboard_visible: bool
     archived: bool
+    runtimes: list[str]
 
 
 class UserCreate(BaseModel):

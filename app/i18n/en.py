@@ -132,6 +132,12 @@ TEXT: dict[str, str] = {
     "contract_no_network": "network access",
     "contract_no_pip": "pip install",
     "contract_numpy_only": "Write inference with NumPy and the libraries above.",
+    "contract_keras": "TensorFlow + Keras",
+    "contract_keras_text": "Code that imports tensorflow or keras (in the entry or your own modules) is scored "
+    "in the TensorFlow runtime, which also has every library above.",
+    "contract_keras_not_allowed": "This cohort allows NumPy only: such a submission is refused at the check, "
+    "without using an upload.",
+    "contract_keras_missing": "Not installed on this server: write inference with NumPy.",
     "contract_check": "Check locally",
     "contract_check_text": "runs this site's pre-flight before you upload (it costs no upload).",
     "limit_minutes": "{m} min",
@@ -315,6 +321,7 @@ TEXT: dict[str, str] = {
     "log_doc_duration": "Scoring time",
     "log_doc_memory": "Peak memory",
     "log_doc_runtime": "Runtime",
+    "result_runtime": "Runtime",
     "log_doc_error": "Error",
     "log_doc_output": "Output of the submission",
     "log_doc_no_output": "(The submission printed nothing. Scoring finished normally, as shown above.)",
@@ -345,6 +352,9 @@ TEXT: dict[str, str] = {
     "today. Upload again in {minutes} min (at {time}).",
     "body_timeout": "The upload stalled, so it was dropped. No upload was counted. Check your connection and upload "
     "again.",
+    "upload_error_storage_budget": 'Your submissions still being checked or waiting for your "submit anyway" answer '
+    "hold {held} of your {limit} of storage, so this one does not fit. No upload was counted today. Answer the "
+    "waiting ones, or upload again after {time}.",
     "nav_similarity": "Similarity",
     "sim_title": "Similar work: {name}",
     "sim_caution": "Similarity is a reason to talk with the trainees, not proof of copying. Models trained on the same course material can resemble each other; ask each trainee how their model was made before concluding anything.",

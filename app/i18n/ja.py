@@ -125,6 +125,12 @@ TEXT: dict[str, str] = {
     "contract_no_network": "ネットワーク",
     "contract_no_pip": "pip install",
     "contract_numpy_only": "推論は NumPy などで書いてください。",
+    "contract_keras": "TensorFlow + Keras",
+    "contract_keras_text": "tensorflow か keras を import するコード（submit_katakana でも自作モジュールでも）は "
+    "TensorFlow の採点環境で採点します。上のライブラリもすべて使えます。",
+    "contract_keras_not_allowed": "このコースでは NumPy だけが使えます。そのような提出はチェックで受け付けず、"
+    "アップロード回数には数えません。",
+    "contract_keras_missing": "このサーバーにはインストールされていません。推論は NumPy で書いてください。",
     "contract_check": "手元で確認",
     "contract_check_text": "で、このサイトと同じ事前チェックを提出前に実行できます（提出回数は減りません）。",
     "limit_minutes": "{m} 分",
@@ -307,6 +313,7 @@ TEXT: dict[str, str] = {
     "log_doc_duration": "採点時間",
     "log_doc_memory": "最大メモリ",
     "log_doc_runtime": "採点環境",
+    "result_runtime": "採点環境",
     "log_doc_error": "エラー",
     "log_doc_output": "提出物の出力",
     "log_doc_no_output": "（提出物は何も出力しませんでした。採点は上の通り正常に終わっています。）",
@@ -337,6 +344,9 @@ TEXT: dict[str, str] = {
     "{minutes}分後（{time}）にもう一度提出してください。",
     "body_timeout": "アップロードが途中で止まったため、受け付けを打ち切りました。提出回数は減っていません。"
     "通信環境を確認して、もう一度提出してください。",
+    "upload_error_storage_budget": "確認中の提出物と「このまま提出する」の回答待ちの提出物が、あなたの保管枠 {limit} のうち "
+    "{held} を使っているため、この提出物を置けません。今日の提出回数は減っていません。"
+    "回答待ちのものに回答するか、{time} 以降にもう一度提出してください。",
     "nav_similarity": "類似度",
     "sim_title": "似ている提出: {name}",
     "sim_caution": "似ていることは受講生と話をするきっかけであり、写した証拠ではありません。同じ教材で学習したモデルは似ることがあります。結論を出す前に、それぞれのモデルをどう作ったかを受講生に尋ねてください。",

@@ -67,12 +67,14 @@ def create_queued(
 ) -> Submission:
     """Spend a slot and insert the ``queued`` submission, or raise :class:`SubmissionRefused`.
 
-    Commits before returning: the caller enqueues the scoring task only after this.
+    The received zip enters the store in the same transaction (refused: it never does). Commits
+    before returning: the caller enqueues the scoring task only after this.
     """
     with write_lock(factory) as db:
         submission = spend_slot(
             db, user_id=user_id, cohort_id=cohort_id, upload=upload, validation_accuracy=validation_accuracy, now=now
         )
+        upload.keep()
     return submission
 
 

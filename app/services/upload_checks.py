@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import write_lock
-from app.models import PreflightLease, SmokeConfirmation, Submission, UploadCheck
+from app.models import Cohort, PreflightLease, SmokeConfirmation, Submission, UploadCheck
 from app.services import storage
 from app.services.preflight import Checker, PreflightVerdict, cached_preflight
 from app.services.preflight_gate import Lease
@@ -95,7 +95,8 @@ def start(
     lease: Lease,
     now: dt.datetime,
 ) -> int:
-    """Insert the ``checking`` row; the caller sends the check only after this commits."""
+    """Insert the ``checking`` row, the received zip entering the store in the same transaction;
+    the caller sends the check only after this commits."""
     with write_lock(factory) as db:
         row = UploadCheck(
             user_id=user_id, cohort_id=cohort_id, state=CHECKING, storage_key=upload.storage_key,
@@ -105,6 +106,7 @@ def start(
         )  # fmt: skip
         db.add(row)
         db.flush()
+        upload.keep()
         return row.id
 
 
@@ -148,6 +150,32 @@ def _accept(db: Session, row: UploadCheck, now: dt.datetime) -> int | None:
     return submission.id
 
 
+def allowed_runtimes(factory: sessionmaker[Session], check_id: int) -> list[str] | None:
+    """The runtimes the check's cohort allows (None: the check is gone; every runtime is then fine,
+    as it will not be settled)."""
+    with factory() as db:
+        return db.scalar(
+            select(Cohort.runtimes)
+            .join(UploadCheck, UploadCheck.cohort_id == Cohort.id)
+            .where(UploadCheck.id == check_id)
+        )
+
+
+def _runtime_refusal(verdict: PreflightVerdict, allowed: Collection[str]) -> dict[str, Any] | None:
+    """The error for an accepted verdict whose runtime the cohort does not allow (now): the
+    verdict may come from the cache, filled for another cohort or before an admin's change."""
+    runtime = verdict.report.get("runtime")
+    found = verdict.report.get("framework_import")
+    if not runtime or runtime in allowed or not isinstance(found, dict):
+        return None
+    from scorer.runtime_choice import FrameworkImport, not_offered
+
+    try:
+        return not_offered(FrameworkImport(**found), "not_allowed").to_json()
+    except TypeError:  # a verdict of another engine version: refuse without the details
+        return None
+
+
 def settle(
     factory: sessionmaker[Session],
     check_id: int,
@@ -167,6 +195,12 @@ def settle(
         if verdict.server_fault:
             _end(row, FAILED, now, "upload_error_preflight_internal")
             return None
+        if verdict.ok:
+            cohort = db.get(Cohort, row.cohort_id)
+            refusal = _runtime_refusal(verdict, cohort.runtimes if cohort is not None else ())
+            if refusal is not None:
+                verdict = PreflightVerdict(ok=False, error=refusal, notices=verdict.notices, report=verdict.report)
+                row.verdict = verdict.to_json()
         if not verdict.ok:
             _end(row, REFUSED, now, "upload_error_preflight")
             return None
@@ -259,6 +293,15 @@ def expire_unconfirmed(
     return ids
 
 
+def check_marks(factory: sessionmaker[Session], ids: list[int]) -> dict[int, Hashable]:
+    """For the long-poll watcher (``app.web.long_poll``): each check's state, in one query."""
+    with factory() as db:
+        return {
+            row.id: row.state
+            for row in db.execute(select(UploadCheck.id, UploadCheck.state).where(UploadCheck.id.in_(ids)))
+        }
+
+
 def referenced_keys(factory: sessionmaker[Session], keys: Collection[str]) -> set[str]:
     """Which of these stored zips something will still read: a submission (scoring, rescoring,
     downloads) or a check under way or awaiting "upload it anyway"."""
@@ -273,7 +316,16 @@ def give_up(
     factory: sessionmaker[Session], check_id: int, now: dt.datetime, older_than: dt.datetime | None = None
 ) -> None:
     """End a ``checking`` check (created before ``older_than``, if given) as unanswered and free the
-    trainee's turn: the check could not be sent, or no worker settled it in time."""
+    trainee's turn: the check could not be sent, or no worker settled it in time.
+
+    A plain read decides first whether there is anything to end: the check page's live feed asks on
+    every look, and must not take the write lock for a check that is simply still being checked."""
+    due = select(UploadCheck.id).where(UploadCheck.id == check_id, UploadCheck.state == CHECKING)
+    if older_than is not None:
+        due = due.where(UploadCheck.created_at <= older_than)
+    with factory() as db:
+        if db.scalar(due) is None:
+            return
     with write_lock(factory) as db:
         row = _locked(db, check_id)
         if row is None or row.state != CHECKING:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.i18n import Translator
 from app.models import Role, Submission, SubmissionStatus, User
 from app.services import storage
-from app.services.progress import Progress, progress
+from app.services.progress import Progress, progress, progress_marks
 from app.services.rescoring import earlier_results
 from app.services.submissions import accuracy_history, active_cohort, get_visible, own_submissions, queue_position
 from app.settings import Settings
@@ -32,10 +32,11 @@ from app.web.deps import (
     TranslatorDep,
     UploaderDep,
 )
-from app.web.long_poll import long_poll
+from app.web.long_poll import Watcher, long_poll
 from app.web.templating import local_time, local_time_tz, percent, render
 from app.web.upload_page import quota_view, standing
 from scorer.disclosure import cap_visible
+from scorer.runtime import runtime_summary
 
 router = APIRouter(dependencies=[Depends(verify_csrf)])
 LOG_TAIL_LINES = 40
@@ -130,6 +131,7 @@ def submission_result(
     threshold = submission.cohort.pass_threshold
     context = {
         "s": submission,
+        "runtime": runtime_summary(submission.runtime),
         "position": queue_position(db, submission),
         "error_message": error_message(submission, lang),
         "log_tail": log_tail(shown_log),
@@ -157,7 +159,13 @@ def _notices(submission: Submission, t: Translator) -> list[str]:
     return [n for n in out if n]
 
 
-LONG_POLL_TICK_S = 0.1  # how often a waiting request looks again: the page learns of a result within this
+# How often the watcher looks at the watched submissions: a page learns of a result within this.
+# One query per tick per web process, however many pages wait (``app.web.long_poll``).
+LONG_POLL_TICK_S = 0.1
+
+
+def submission_watcher(factory: Any) -> Watcher:
+    return Watcher("submission", lambda ids: progress_marks(factory, ids), LONG_POLL_TICK_S)
 
 
 def _progress_now(factory: Any, user_id: int, submission_id: int) -> Progress | None:
@@ -179,14 +187,16 @@ async def submission_status(
     """The result page's live feed (:func:`app.web.long_poll.long_poll`): ``known`` is the
     ``fingerprint`` the page shows."""
     factory = request.app.state.sessionmaker
-    state = await long_poll(
+    polled = await long_poll(
         request,
+        request.app.state.submission_watcher,
+        submission_id,
+        viewer.id,
         lambda: _progress_now(factory, viewer.id, submission_id),
         lambda state: known is None or state.fingerprint != known or state.final,
         wait,
-        LONG_POLL_TICK_S,
     )
-    return JSONResponse(state.to_json(clock()), headers={"Cache-Control": "no-store"})
+    return JSONResponse(polled.state.to_json(clock()), headers=polled.headers)
 
 
 def log_document(submission: Submission, t: Translator, output: str) -> str:
@@ -214,9 +224,8 @@ def log_document(submission: Submission, t: Translator, output: str) -> str:
         facts.append((t("log_doc_duration"), f"{submission.duration_s:.2f} s"))
     if submission.peak_memory_mb is not None:
         facts.append((t("log_doc_memory"), f"{submission.peak_memory_mb:.0f} MB"))
-    if isinstance(submission.runtime, dict) and submission.runtime:
-        versions = sorted(submission.runtime.items())
-        runtime = ", ".join(f"{k} {v}" for k, v in versions if isinstance(v, str | int | float))
+    runtime = runtime_summary(submission.runtime, complete=True)
+    if runtime:
         facts.append((t("log_doc_runtime"), runtime))
     lines += [f"{label}: {value}" for label, value in facts]
     lines += ["", f"--- {t('log_doc_output')} ---"]

@@ -12,7 +12,7 @@ import psutil
 import pytest
 from sqlalchemy import select
 
-from app.cli import CommandError, create_admin, demo, import_testset_files, main
+from app.cli import CommandError, build_parser, cohort_runtimes, create_admin, demo, import_testset_files, main
 from app.db import make_engine, make_sessionmaker
 from app.models import Cohort, Enrollment, Role, TestSet, User
 from app.security.passwords import verify_password
@@ -154,3 +154,27 @@ def test_serve_runs_the_embedded_service_and_stops_it_all_on_ctrl_c(tmp_path: Pa
     assert serve.exit_code == 0, output
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], output
     assert "Warm shutdown" in output
+
+
+def test_cohort_runtimes_shows_and_sets_what_a_cohort_allows(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run(*argv: str) -> str:
+        args = build_parser().parse_args(["cohort-runtimes", *argv])
+        assert args.handler(args, settings) == 0
+        return capsys.readouterr().out.strip()
+
+    with pytest.raises(CommandError, match="no cohort"):  # (and the database is migrated to head)
+        cohort_runtimes(settings, "dl_tokyo_5")
+    with make_sessionmaker(make_engine(settings.database_url)).begin() as session:
+        session.add(Cohort(name="dl_tokyo_5"))
+    assert run("DL_TOKYO_5") == "DL_TOKYO_5: numpy tensorflow"  # a new cohort's default
+    assert run("dl_tokyo_5", "numpy") == "dl_tokyo_5: numpy"
+    with make_sessionmaker(make_engine(settings.database_url))() as session:
+        cohort = session.scalar(select(Cohort).where(Cohort.name == "dl_tokyo_5"))
+        assert cohort is not None and cohort.runtimes == ["numpy"]
+    with pytest.raises(CommandError, match="numpy"):  # the reference is always allowed
+        cohort_runtimes(settings, "dl_tokyo_5", ["tensorflow"])
+    with pytest.raises(CommandError, match="torch"):
+        cohort_runtimes(settings, "dl_tokyo_5", ["numpy", "torch"])
+    assert cohort_runtimes(settings, "dl_tokyo_5") == ["numpy"]

@@ -136,3 +136,29 @@ def test_the_leaderboard_versions_migration_gives_each_cohort_already_there_its_
         assert after[1] != tokens[1] and after[2] == tokens[2]  # the enrolment changed cohort 1's board only
     finally:
         engine.dispose()
+
+
+def test_cohorts_already_there_keep_numpy_only_and_their_leaderboard_trigger(empty_url: str) -> None:
+    """The runtimes column: cohorts from before it stay NumPy only; a new cohort (through the model)
+    allows both; adding the column leaves the cohorts table's insert trigger in place."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from app.models import Cohort
+
+    config = alembic_config(empty_url)
+    command.upgrade(config, "leaderboard_versions")
+    engine = create_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO cohorts (id, name, title, daily_limit, timezone, leaderboard_visible,"
+                              " archived) VALUES (1, 'dl_1', '', 3, 'Asia/Tokyo', false, false)"))  # fmt: skip
+        command.upgrade(config, "head")
+        with Session(engine) as session, session.begin():
+            session.add(Cohort(id=2, name="dl_2"))
+        with Session(engine) as session:
+            assert {c.id: c.runtimes for c in session.query(Cohort)} == {1: ["numpy"], 2: ["numpy", "tensorflow"]}
+            versions = session.execute(text("SELECT cohort_id FROM leaderboard_versions")).scalars().all()
+        assert sorted(versions) == [1, 2]  # cohort 2's token came from the insert trigger
+    finally:
+        engine.dispose()

@@ -28,6 +28,7 @@ from app.services.storage import key_for, path_for
 from app.services.testset_import import sha256_of_testset
 from app.settings import Settings
 from scorer.classes import IMAGE_SHAPE, NUM_CLASSES
+from worker.similarity import forget_kept_cohorts
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -162,3 +163,12 @@ def world(worker_env: dict[str, str], database_url: str) -> Iterator[World]:
         ids = (trainee.id, cohort.id)
     yield World(settings, sessions, ids[0], ids[1], testset_id)
     engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_cohorts() -> Iterator[None]:
+    """Each test's databases start their ids afresh: a cohort this process kept for another test
+    (``worker.similarity``) must not stand in for this one's."""
+    forget_kept_cohorts()
+    yield
+    forget_kept_cohorts()

@@ -49,6 +49,7 @@ class ResultFacts:
     slot_returned: bool = False
     error_message: str | None = None
     log: str | None = None
+    runtime: str = ""  # the runtime that ran it, with its main versions (scorer.runtime.runtime_summary)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ def _rows(facts: ResultFacts, t: dict[str, str]) -> list[tuple[str, str]]:
         (t["filename"], facts.filename),
         (t["submitted_at"], _local_time(facts)),
     ]
+    if facts.runtime:
+        rows.append((t["runtime"], facts.runtime))
     if facts.succeeded:
         accuracy = percent(facts.accuracy)
         if facts.correct is not None and facts.total is not None:

@@ -150,6 +150,32 @@ def test_a_hidden_set_log_is_the_excerpt_for_the_trainee_and_the_staff_log_for_i
     assert "\nSTAFF-ONLY" in staff and len(staff) > 50_000
 
 
+def test_the_page_and_the_log_name_the_runtime_that_ran_it(client: TestClient, people: People, db: Session) -> None:
+    sid = _submit(client, people)
+    _succeed(db, sid, 0.93)
+    row = db.get(Submission, sid)
+    assert row is not None
+    row.runtime = {
+        "name": "tensorflow",
+        "python": "3.11.2",
+        "numpy": "2.3.5",
+        "tensorflow": "2.21.0",
+        "keras": "3.15.1",
+    }
+    db.commit()
+    page = client.get(f"/submissions/{sid}").text
+    named = "TensorFlow + Keras (Python 3.11.2, TensorFlow 2.21.0, Keras 3.15.1, NumPy 2.3.5)"
+    assert f'<dt>採点環境</dt><dd data-testid="result-runtime">{named}</dd>' in page
+    assert f"採点環境: {named}" in client.get(f"/submissions/{sid}/log").text
+    row.runtime = {"python": "3.11.2", "numpy": "2.3.5", "scipy": "1.16.3"}  # scored before there were two
+    db.commit()
+    assert (
+        '<dd data-testid="result-runtime">NumPy (Python 3.11.2, NumPy 2.3.5)</dd>'
+        in client.get(f"/submissions/{sid}").text
+    )
+    assert "採点環境: NumPy (Python 3.11.2, NumPy 2.3.5, scipy 1.16.3)" in client.get(f"/submissions/{sid}/log").text
+
+
 def test_long_poll_answers_at_once_when_the_page_is_behind_and_waits_when_it_is_not(
     client: TestClient, people: People, db: Session
 ) -> None:

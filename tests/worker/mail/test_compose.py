@@ -96,3 +96,12 @@ def test_japanese_success_is_japanese_only() -> None:
     text = mail.text
     assert "テスト正解率: 95.12%" in text and "テスト損失: 0.1823" in text
     assert "Test accuracy" not in text and "Test loss" not in text
+
+
+def test_the_runtime_that_scored_it_is_named_in_both_languages() -> None:
+    runtime = "TensorFlow + Keras (Python 3.11.2, TensorFlow 2.21.0, Keras 3.15.1, NumPy 2.3.5)"
+    english = compose_result(facts(runtime=runtime))
+    assert f"Runtime: {runtime}" in english.text and runtime in english.html
+    japanese = compose_result(facts(language="ja", succeeded=False, accuracy=None, runtime=runtime))
+    assert f"採点環境: {runtime}" in japanese.text
+    assert "Runtime" not in compose_result(facts()).text  # not recorded: no row
