@@ -242,12 +242,16 @@ def test_a_warm_sandbox_for_other_limits_or_images_is_not_used(
     assert (slot.served, slot.missed, slot.discarded) == (0, 2, 2)
 
 
+@pytest.mark.parametrize("runtime", [RuntimeName.NUMPY, pytest.param(RuntimeName.TENSORFLOW, marks=pytest.mark.slow)])
 def test_images_readable_only_by_the_worker_reach_the_run_and_no_host_path_does(
-    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig, slot: WarmSlot
+    runtime: RuntimeName, tmp_path: Path, synthetic_set: DataSet, request: pytest.FixtureRequest, slot: WarmSlot
 ) -> None:
     """The hidden set lives in a folder the sandbox's uid cannot read: the run still gets the images
     (through a descriptor read before any trainee code), but neither the descriptor, a mapping nor
-    a mount shows the host folder, and the labels are nowhere."""
+    a mount shows the host folder, and the labels are nowhere. In either runtime: TensorFlow's
+    sandbox gets its harness as a data file and its images and job over the job channel too."""
+    both = runtime is RuntimeName.TENSORFLOW
+    config: ScoringConfig = request.getfixturevalue("both" if both else "config")
     private = tmp_path / "hidden"
     private.mkdir(mode=0o700)
     images, labels = private / "test_data.npy", private / "test_label.npy"
@@ -255,13 +259,16 @@ def test_images_readable_only_by_the_worker_reach_the_run_and_no_host_path_does(
     shutil.copyfile(synthetic_set.small_label, labels)
     images.chmod(0o600)
     labels.chmod(0o600)
-    archive = make_zip(tmp_path / "look.zip", LOOK)
+    archive = make_zip(tmp_path / "look.zip", f"import keras\n{LOOK}" if both else LOOK)  # keras: its runtime
     full = dataclasses.replace(config, disclosure=dataclasses.replace(config.disclosure, excerpt_bytes=None))
+    chosen = full.runtimes.get(runtime)
+    assert chosen is not None
     for warm in (False, True):
         if warm:
-            assert slot.warm(scoring_spec(full, images))
+            assert slot.warm(scoring_spec(full.using(chosen), images))
         report = score_submission(archive, test_data=images, test_labels=labels, config=full, warm=slot)
         assert report.status == "succeeded", report.to_json()
+        assert report.runtime["name"] == runtime.value
         assert report.facts.predict_seconds is not None
         assert str(private) not in report.log
         assert "test_label" not in report.log and "test_data" not in report.log

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 
-import psutil
 from sqlalchemy import func, select
 
 from app.models import EmailStatus, PreflightCheck, PreflightLease, Submission, SubmissionStatus
@@ -18,7 +17,7 @@ from app.queue import CHECK_UPLOAD_TASK, SCORE_TASK, enqueue_scoring, enqueue_up
 from scorer.errors import ErrorCode
 from tests.fixtures.db import ON_BOTH_DATABASES
 from tests.fixtures.services import SmtpServer, WorkerProcess, wait_for
-from tests.worker.conftest import PREDICT_ZEROS, World
+from tests.worker.conftest import PREDICT_ZEROS, World, pool_process
 from tests.worker.test_scoring import wait_finished
 from tests.worker.test_upload_checks import _check, _count, _state
 
@@ -37,14 +36,7 @@ def predict(test_data):
 
 def kill_pool_process(worker: WorkerProcess) -> None:
     """SIGKILL the worker's one pool process (concurrency 1), the one running the task."""
-    assert worker.process is not None
-    main = psutil.Process(worker.process.pid)
-
-    def pool() -> psutil.Process | None:
-        alive = [p for p in main.children() if p.status() != psutil.STATUS_ZOMBIE]
-        return alive[0] if len(alive) == 1 else None
-
-    process: psutil.Process = wait_for(pool, "the worker's pool process")
+    process = pool_process(worker)
     process.kill()
     process.wait(timeout=60)
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import email
 import email.policy
 
+import pytest
+
 from app.models import EmailStatus, SubmissionStatus
 from app.queue import enqueue_email, enqueue_scoring
 from scorer.errors import ErrorCode
 from tests.fixtures.db import ON_BOTH_DATABASES
 from tests.fixtures.services import SmtpServer, WorkerFactory, WorkerProcess, wait_for
-from tests.worker.conftest import PREDICT_RAISES, World
+from tests.worker.conftest import PREDICT_RAISES, World, compile_bomb, peak_rss_bytes, pool_process, zip_with
 
 FINISHED = (SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED)
 
@@ -140,3 +142,27 @@ def test_the_worker_runs_its_next_submission_in_a_sandbox_warmed_after_the_previ
     rows = [world.submission(first), world.submission(second)]
     assert [row.status for row in rows] == [SubmissionStatus.SUCCEEDED] * 2, [row.result for row in rows]
     assert rows[0].correct == rows[1].correct == 1
+
+
+# The scoring worker's process grew by less than this while it refused a compile bomb (the
+# scoring worker compiled accepted zips again, outside any bound, before the entry was read in a
+# bounded child).
+WORKER_GROWTH_BOUND = 128 * 1024 * 1024
+
+
+@pytest.mark.parametrize("entry", ["submit_katakana.py", "submit_katakana.ipynb"])
+def test_a_100_kb_compile_bomb_fails_as_the_submissions_and_the_scoring_worker_stays_small(
+    entry: str, world: World, celery_worker: WorkerProcess, smtp_server: SmtpServer
+) -> None:
+    assert len(zip_with(compile_bomb(entry), entry)) <= 120 * 1024
+    pool = pool_process(celery_worker)
+    before = peak_rss_bytes(pool.pid)
+    submission_id = world.submit(compile_bomb(entry), entry=entry, filename="bomb.zip")
+    assert enqueue_scoring(submission_id, world.settings)
+    wait_finished(world, submission_id)
+    row = world.submission(submission_id)
+    assert row.status == SubmissionStatus.FAILED, row.result
+    assert (row.error_code, row.error_blame) == (ErrorCode.ENTRY_TOO_LARGE.value, "submission")
+    assert row.counts_toward_limit and row.attempts == 1  # one attempt, the slot spent
+    assert pool_process(celery_worker).pid == pool.pid  # the same process ran it, and lived
+    assert peak_rss_bytes(pool.pid) - before < WORKER_GROWTH_BOUND
