@@ -17,6 +17,14 @@
   }
   if (errorBox && !errorBox.hidden) reveal();
   if (!form) return;
+  if (form.dataset.blocked === "true") {
+    // Today's uploads are used up: the controls are disabled in the page itself. A file dropped
+    // on the zone anyway must not make the browser navigate away to it.
+    ["dragover", "drop"].forEach(function (type) {
+      form.addEventListener(type, function (e) { e.preventDefault(); });
+    });
+    return;
+  }
 
   const input = document.getElementById("file");
   const zone = document.getElementById("dropzone");

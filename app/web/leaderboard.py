@@ -12,7 +12,7 @@ import csv
 import io
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -40,6 +40,7 @@ from app.services.submissions import accuracy_history
 from app.web import charts
 from app.web.csrf import verify_csrf
 from app.web.deps import CurrentUser, LangDep, NotFound, PathId, SessionDep, SettingsDep, TranslatorDep
+from app.web.downloads import attachment
 from app.web.submissions import error_message
 from app.web.templating import local_time, local_time_tz, percent, render
 
@@ -209,12 +210,8 @@ def leaderboard_csv(
     return StreamingResponse(
         leaderboard_csv_chunks(entries, cohort, t),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": _attachment(filename)},
+        headers={"Content-Disposition": attachment(filename)},
     )
-
-
-def _attachment(filename: str) -> str:
-    return f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
 
 
 @router.get("/cohorts/{cohort_id}/submissions.zip", name="cohort_submissions_zip")
@@ -238,7 +235,7 @@ def cohort_submissions_zip(
     return StreamingResponse(
         bulk_zip.stream_zip(entries, index),
         media_type="application/zip",
-        headers={"Content-Disposition": _attachment(filename), "Cache-Control": "no-store"},
+        headers={"Content-Disposition": attachment(filename), "Cache-Control": "no-store"},
     )
 
 

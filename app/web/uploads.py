@@ -72,10 +72,11 @@ def _page_context(
     db: Session, user: User, cohort: Cohort | None, settings: Settings, now: Any, t: Translator
 ) -> dict[str, Any]:
     versions = runtime_versions(runtime_key(settings))
+    trainee = user.role == Role.TRAINEE  # staff get the contract, never a standing of their own
     return {
         "cohort": cohort,
-        "quota": quota_view(db, user, cohort, now, t) if cohort else None,
-        "standing": standing(db, user.id, cohort) if cohort else None,
+        "quota": quota_view(db, user, cohort, now, t) if cohort and trainee else None,
+        "standing": standing(db, user.id, cohort) if cohort and trainee else None,
         "versions": versions,
         "runtime": runtime_view(runtime_key(settings)),
         "limits": limits_view(t, settings),

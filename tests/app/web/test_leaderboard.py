@@ -180,8 +180,12 @@ def test_trainee_sees_anonymised_board_only_when_allowed(client: TestClient, boa
 
 def test_instructors_find_the_leaderboard_in_the_navigation(client: TestClient, board: People) -> None:
     login(client, board.instructor.email)
-    assert 'data-testid="nav-leaderboard"' in client.get("/submissions").text
-    assert client.get("/cohorts").status_code == 200
+    page = client.get("/cohorts").text
+    assert 'href="/cohorts" data-testid="nav-cohorts"' in page
+    # Staff cannot submit: no upload links, and no standing of their own anywhere.
+    assert 'data-testid="nav-upload"' not in page and 'data-testid="nav-submissions"' not in page
+    assert 'data-testid="standing"' not in client.get("/upload").text
+    assert 'data-testid="standing"' not in client.get("/submissions").text
     client.cookies.clear()
     login(client, board.trainee.email)
     assert 'data-testid="nav-leaderboard"' not in client.get("/submissions").text

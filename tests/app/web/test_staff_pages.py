@@ -110,9 +110,16 @@ def test_log_download_of_a_quiet_success_states_the_facts(
     quiet.result = {"status": "succeeded", "testset": {"id": 1, "version": "2026-11", "sha256": "x"}}
     db.commit()
     login(client, people.trainee.email)
-    text = client.get(f"/submissions/{quiet.id}/log").text
-    assert text.strip() and "96.15% (13942 / 14500)" in text and "2026-11" in text and "4.20 s" in text
-    assert "何も出力しませんでした" in text and "(Asia/Tokyo)" in text
+    response = client.get(f"/submissions/{quiet.id}/log")
+    text = response.text
+    # Durations in the page's words (秒, not "s"), times with the zone as pages write it (JST).
+    assert text.strip() and "96.15% (13942 / 14500)" in text and "2026-11" in text and "4.2 秒" in text
+    assert "何も出力しませんでした" in text and " JST" in text and "(Asia/Tokyo)" not in text
+    # Whose log it is, in the file and in its name.
+    trainee = f"{people.trainee.name} <{people.trainee.email}>"
+    assert f"受講生: {trainee}" in text
+    disposition = response.headers["content-disposition"]
+    assert f"filename*=UTF-8''submission-{quiet.id}-{people.trainee.name}.log" in disposition
     loud = add_submission(db, people.trainee, cohort, accuracy=0.5, at=T0 + 4 * H, log="epoch 1 done\n")
     db.commit()
     assert "epoch 1 done" in client.get(f"/submissions/{loud.id}/log").text
