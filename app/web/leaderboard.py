@@ -54,6 +54,9 @@ SortParam = Annotated[SortKey, Query()]
 OrderParam = Annotated[Literal["asc", "desc"], Query()]
 SearchParam = Annotated[str | None, Query(max_length=200)]
 PageParam = Annotated[int, Query(ge=1)]
+# The page's columns: who and whether they passed first, so a phone shows both beside the name
+# before any sideways scroll (the name links to the trainee's history).
+COLUMNS = [SortKey.RANK, SortKey.NAME, SortKey.PASSED, SortKey.BEST, SortKey.LATEST, SortKey.SUBMISSIONS, SortKey.LAST]
 
 
 def _followed_cohort(db: Session, user: User, cohort_id: int) -> Cohort:
@@ -113,7 +116,7 @@ def leaderboard_page(
         "sort": sort,
         "order": order,
         "q": q,
-        "columns": list(SortKey),
+        "columns": COLUMNS,
         "standings": list(Standing),
         "link": lambda **kw: _query(
             kw.get("standing", standing), kw.get("sort", sort), kw.get("order", order), kw.get("page"), kw.get("q", q)
@@ -160,8 +163,8 @@ def leaderboard_csv_chunks(entries: list[Entry], cohort: Cohort, t: Translator) 
     writer = csv.writer(out, lineterminator="\r\n")
     out.write("\ufeff")  # the BOM makes Excel read UTF-8, so Japanese names survive
     writer.writerow(
-        [t("lb_rank"), t("lb_trainee"), t("lb_email"), t("lb_best"), t("lb_latest"), t("lb_submissions"),
-         t("lb_last"), t("lb_pass")]
+        [t("lb_rank"), t("lb_trainee"), t("lb_reading"), t("lb_email"), t("lb_best"), t("lb_latest"),
+         t("lb_submissions"), t("lb_last"), t("lb_pass")]
     )  # fmt: skip
     labels = {
         Standing.NEVER: t("lb_never"),
@@ -174,6 +177,7 @@ def leaderboard_csv_chunks(entries: list[Entry], cohort: Cohort, t: Translator) 
             [
                 e.rank or "",
                 _csv_cell(e.name),
+                e.reading,  # kana only (app.folding.normalize_reading): never a formula
                 _csv_cell(e.email),
                 percent(e.best_accuracy),
                 percent(e.latest_accuracy),
@@ -233,7 +237,7 @@ def cohort_submissions_zip(
     index = bulk_zip.index_csv(entries, cohort.timezone, percent, local_time)
     filename = f"submissions-{which.value}-{cohort.name}.zip"
     return StreamingResponse(
-        bulk_zip.stream_zip(entries, index),
+        bulk_zip.stream_zip(entries, index, cohort.timezone),
         media_type="application/zip",
         headers={"Content-Disposition": attachment(filename), "Cache-Control": "no-store"},
     )

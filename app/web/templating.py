@@ -35,6 +35,13 @@ def local_time_tz(value: dt.datetime | None, timezone: str = "Asia/Tokyo") -> st
     return f"{local:%Y-%m-%d %H:%M} {local.tzname() or timezone}"
 
 
+def zone_label(timezone: str, at: dt.datetime | None = None) -> str:
+    """The zone as pages write it beside a time ("JST"): its abbreviation at ``at`` (now by
+    default), the IANA name only when the zone has none."""
+    local = (at or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(timezone))
+    return local.tzname() or timezone
+
+
 def percent(value: float | None, digits: int = 2) -> str:
     return "" if value is None else f"{value * 100:.{digits}f}%"
 
@@ -48,6 +55,7 @@ def human_size(n: int) -> str:
 templates.env.filters["local_time"] = local_time_tz  # pages: always with the zone (CSV cells stay bare)
 templates.env.filters["percent"] = percent
 templates.env.filters["human_size"] = human_size
+templates.env.filters["zone_label"] = zone_label
 templates.env.globals["charts"] = charts
 templates.env.globals["CSRF_FIELD"] = CSRF_FIELD
 templates.env.globals["KATAKANA"] = KATAKANA

@@ -147,10 +147,13 @@ def test_bulk_zip_holds_each_trainees_best_or_latest(
     assert member.startswith(f"hanako_{people.trainee.id}/{best}_")
     assert archive.read(member) == f"zip of submission {best}".encode()
     index = list(csv.reader(io.StringIO(archive.read("index.csv").decode("utf-8-sig"))))
-    assert index[0][:5] == ["user_id", "name", "email", "submission_id", "accuracy"]
+    assert index[0][:6] == ["user_id", "name", "reading", "email", "submission_id", "accuracy"]
     by_name = {row[1]: row for row in index[1:]}
-    assert by_name["hanako"][4] == "96.00%" and by_name["hanako"][6] == member
-    assert by_name["未提出 花子"][3] == "" and by_name["taro"][3] == ""
+    assert by_name["hanako"][5] == "96.00%" and by_name["hanako"][7] == member
+    assert by_name["未提出 花子"][4] == "" and by_name["taro"][4] == ""
+    # The member is dated on the cohort's clock, as index.csv writes the time (a zip has no zone).
+    stored = archive.getinfo(member).date_time
+    assert f"{stored[0]:04d}-{stored[1]:02d}-{stored[2]:02d} {stored[3]:02d}:{stored[4]:02d}" == by_name["hanako"][6]
     archive = _zip(client, cohort.id, "latest")
     assert archive.read(archive.namelist()[1]) == f"zip of submission {latest}".encode()
     assert first not in (best, latest)
