@@ -243,6 +243,7 @@ class SubmissionOut(ApiModel):
     original_filename: str
     zip_size: int
     validation_accuracy: float | None
+    change_note: str = Field(description="what the trainee wrote they changed, at upload")
     accuracy: float | None
     error_code: str | None
     testset_id: int | None

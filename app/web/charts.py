@@ -185,6 +185,7 @@ class HistoryPoint:
     date: str = ""  # full local date and time with the zone, for the data table
     file: str = ""
     submission_id: int | None = None
+    note: str = ""  # what the trainee changed, as they wrote it at upload
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ class Point:
     date: str = ""
     file: str = ""
     submission_id: int | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ def line_chart(
             x, y_of(h.value), h.value, h.label, h.current,
             show_label=edge or h.current or i % every == 0,
             show_value=edge or h.current or i % value_every == 0,
-            date=h.date, file=h.file, submission_id=h.submission_id,
+            date=h.date, file=h.file, submission_id=h.submission_id, note=h.note,
         )  # fmt: skip
         points.append(point)
     n_ticks = round((high - low) / step) + 1

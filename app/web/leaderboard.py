@@ -281,6 +281,7 @@ def trainee_history(
             date=local_time_tz(s.created_at, cohort.timezone),
             file=s.original_filename,
             submission_id=s.id,
+            note=s.change_note,
         )
         for s in accuracy_history(db, user_id, cohort.id)
     ]

@@ -93,6 +93,7 @@ def history_points(db: Session, submission: Submission) -> list[charts.HistoryPo
             date=local_time_tz(row.created_at, timezone),
             file=row.original_filename,
             submission_id=row.id,
+            note=row.change_note,
         )
         for row in rows
     ]
@@ -149,6 +150,7 @@ def submission_result(
         "staff_view": staff_view,
         "owner": submission.user if staff_view else None,
         "owner_history_url": _history_url(db, submission) if staff_view else None,
+        "history_base": _history_base(db, submission, staff_view),
     }
     return render(request, "result.html", context)
 
@@ -159,6 +161,14 @@ def _history_url(db: Session, submission: Submission) -> str | None:
     if enrollment is None or enrollment.role != Role.TRAINEE:
         return None
     return f"/cohorts/{submission.cohort_id}/trainees/{submission.user_id}"
+
+
+def _history_base(db: Session, submission: Submission, staff_view: bool) -> str | None:
+    """Where this submission's history downloads are (app/web/history.py), for this viewer."""
+    if not staff_view:
+        return "/submissions/history"
+    url = _history_url(db, submission)
+    return f"{url}/history" if url else None
 
 
 def _notices(submission: Submission, t: Translator) -> list[str]:

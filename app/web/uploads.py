@@ -141,6 +141,17 @@ def parse_validation_accuracy(raw: str | None) -> float | None:
     return value / 100 if value > 1 else value
 
 
+CHANGE_NOTE_MAX = 200  # characters: a line on the history, not a report
+
+
+def parse_change_note(raw: str | None) -> str:
+    """What the trainee changed since their last submission, on one line; empty means not said."""
+    text = " ".join((raw or "").split())
+    if len(text) > CHANGE_NOTE_MAX:
+        raise Refusal(422, "upload_error_change_note", limit=CHANGE_NOTE_MAX)
+    return text
+
+
 @router.post("/upload", name="upload")
 async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clock: ClockDep) -> Response:
     lang = user.lang
@@ -177,9 +188,12 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
         ):
             raise CSRFRejected
         validation = parse_validation_accuracy(received.fields.get("validation_accuracy"))
+        note = parse_change_note(received.fields.get("change_note"))
         if settings.preflight:
             confirmed = confirmed_in_form(received.fields.get(CONFIRM_FIELD))
-            check = await _start_check(request, user, cohort_id, received, validation, confirmed, settings, clock)
+            check = await _start_check(
+                request, user, cohort_id, received, validation, confirmed, settings, clock, change_note=note
+            )
             return await _answer_check(request, check, user, settings, clock)
         now = clock()
         try:
@@ -191,6 +205,7 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
                     upload=received,
                     validation_accuracy=validation,
                     now=now,
+                    change_note=note,
                 )
             )
         except SubmissionRefused as exc:
@@ -261,6 +276,8 @@ async def _start_check(
     confirmed: bool,
     settings: Settings,
     clock: Any,
+    *,
+    change_note: str = "",
 ) -> upload_checks.CheckView:
     """Take the trainee's pre-flight turn, record the check and send it; then wait at most
     ``preflight_inline_wait_s`` for the verdict. The turn is held until the verdict is stored (the
@@ -282,6 +299,7 @@ async def _start_check(
                 confirmed=confirmed,
                 lease=lease,
                 now=clock(),
+                change_note=change_note,
             )
         )
     except BaseException:
