@@ -91,6 +91,20 @@ def test_failed_submission_shows_the_message_in_the_users_language_and_the_log_t
     assert "An error occurred inside predict (ZeroDivisionError: division by zero)" in page
 
 
+def test_a_code_example_in_a_message_is_a_monospace_block(client: TestClient, people: People, db: Session) -> None:
+    sid = _submit(client, people)
+    row = db.get(Submission, sid)
+    assert row is not None
+    row.status, row.error_code, row.error_blame = SubmissionStatus.FAILED, "legacy_func_predict", "submission"
+    row.result = {"error": {"params": {"file": "submit_katakana.py"}}}
+    db.commit()
+    page = client.get(f"/submissions/{sid}").text
+    prose = page.split('data-testid="result-error-message">', 1)[1].split("</p>", 1)[0]
+    assert "func_predict" in prose and prose.rstrip().endswith("例:") and "return y.argmax" not in prose
+    code = page.split('data-testid="result-error-code"><code>', 1)[1].split("</code>", 1)[0]
+    assert code.startswith("def predict(test_data):\n    x = test_data / 255")
+
+
 def test_server_fault_says_the_slot_was_given_back(client: TestClient, people: People, db: Session) -> None:
     sid = _submit(client, people)
     row = db.get(Submission, sid)
