@@ -96,7 +96,7 @@ TEXT: dict[str, str] = {
     "images correctly (guessing gets about 7 %). If your model scored well in training, predict most likely "
     "preprocesses differently: check that it applies the same preprocessing as makedataset()/training did (e.g. "
     "test_data / 255) and that the class order (0 ア, 1 イ, ... 14 ソ) is the one it was trained with. No upload "
-    "was counted yet. To submit it as it is, tick the confirmation below and submit again.",
+    'was counted yet. To submit it as it is, press "Submit this zip anyway" below (no need to upload it again).',
     "upload_error_confirmation_expired": "The time to confirm this submission despite its low accuracy has passed, so it "
     "can no longer be confirmed. No upload was used for it. To submit it, upload the zip again.",
     "upload_confirm_near_chance": "I have seen the low accuracy and want to submit this zip anyway (uses one upload)",

@@ -62,6 +62,7 @@
       const pre = document.createElement("pre");
       summary.textContent = form.dataset.logLabel;
       pre.className = "log";
+      pre.tabIndex = 0;  // it may scroll: keyboard users reach it too
       pre.dataset.testid = "preflight-log";
       pre.textContent = logText;
       details.append(summary, pre);
