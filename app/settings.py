@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scorer.sandbox.types import Limits
@@ -124,7 +124,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr = SecretStr("")
     smtp_starttls: bool = False
     mail_from: str = "katakana-scorer <noreply@localhost>"
-    base_url: str = "http://127.0.0.1:8000"
+    # The site's public address, for the links in mail. Empty: production refuses to start; elsewhere
+    # http://127.0.0.1:<port>, and `serve` gives its children the address it serves on.
+    base_url: str = ""
     port: int = Field(default=8000, ge=1, le=65535)  # `python -m app serve`'s default --port
     # "kv": key=value lines for people; "json": one object per line for log shippers that parse it.
     log_format: Literal["kv", "json"] = "kv"
@@ -160,11 +162,12 @@ class Settings(BaseSettings):
     # See scorer/disclosure.py: more is a channel for the hidden images.
     hidden_run_excerpt_bytes: int = Field(default=2048, ge=0, le=64 * 1024)
     hidden_run_stored_log_bytes: int = Field(default=64 * 1024, ge=0, le=MIB)
-    # The instructors' similarity page lists pairs of trainees whose shared mistakes agree at least
-    # this much (docs/benchmarks.md, "Similarity": independent models stay well below, copies well above), given
-    # at least this many shared mistakes; identical files are listed whatever the figures.
-    similarity_threshold: float = Field(default=0.9, ge=0.0, le=1.0)
-    similarity_min_shared_mistakes: int = Field(default=20, ge=1)
+    # The instructors' similarity page lists a pair of trainees when independence would give its copy
+    # index at most this often (per pair: docs/instructors.md, "Similarity"), or when they handed in
+    # an identical file that at most this many trainees of the cohort hand in (a file more share is
+    # the course's, not evidence about a pair).
+    similarity_false_alarm_rate: float = Field(default=0.001, gt=0.0, le=0.05)
+    similarity_rare_file_max_trainees: int = Field(default=2, ge=2)
     # With the public set imported, a smoke accuracy below this asks the trainee to confirm the upload.
     preflight_near_chance_below: float = Field(default=0.30, ge=0.0, le=1.0)
     # How long an upload waits for a worker's pre-flight verdict before it is refused as the
@@ -207,6 +210,9 @@ class Settings(BaseSettings):
     invite_token_ttl_days: int = Field(default=7, ge=1, le=90)
 
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    # Whether KATAKANA_BASE_URL was set (base_url itself is then never empty): `serve` tells its
+    # children the address it serves on only when the operator named none.
+    _base_url_given: bool = PrivateAttr(default=False)
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Self:
@@ -216,7 +222,8 @@ class Settings(BaseSettings):
         self.testset_dir = self.testset_dir or self.data_dir / "testsets"
         self.public_set_dir = self.public_set_dir or self.data_dir / "public"
         self.mail_dir = self.mail_dir or self.data_dir / "mail"
-        self.base_url = self.base_url.rstrip("/")
+        self._base_url_given = bool(self.base_url)
+        self.base_url = self.base_url.rstrip("/") or f"http://127.0.0.1:{self.port}"
         try:
             ZoneInfo(self.default_timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -240,6 +247,11 @@ class Settings(BaseSettings):
             )
         if not self.preflight:
             problems.append("KATAKANA_PREFLIGHT is off: broken zips would spend trainees' daily uploads")
+        if not self._base_url_given:
+            problems.append(
+                "KATAKANA_BASE_URL is not set: the links in mail would point at this machine's loopback; "
+                "set the address trainees open the site at (https://scorer.example.ac.jp)"
+            )
         if not self.worker.selftest or self.worker.selftest_force_fail:
             problems.append(
                 "KATAKANA_WORKER_SELFTEST is off (or KATAKANA_WORKER_SELFTEST_FORCE_FAIL on): "
@@ -247,6 +259,10 @@ class Settings(BaseSettings):
             )
         if problems:
             raise UnsafeSettingsError("unsafe production settings: " + "; ".join(problems))
+
+    @property
+    def base_url_given(self) -> bool:
+        return self._base_url_given
 
     @property
     def is_production(self) -> bool:

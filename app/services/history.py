@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Cohort, Submission, SubmissionStatus, User
+from app.services.csv_cells import csv_cell
 
 # Stable column names, for ``pandas.read_csv`` in a notebook; accuracies in percent (96.15).
 CSV_COLUMNS = (
@@ -88,17 +89,16 @@ def history_csv(found: History) -> bytes:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in found.rows:
-        note = row.change_note
         writer.writerow(
             [
                 row.submission_id,
                 row.submitted_at.isoformat(timespec="minutes"),
-                row.file,
+                csv_cell(row.file),
                 row.status.value,
                 _percent(row.test_accuracy),
                 _percent(row.validation_accuracy),
                 _percent(found.pass_line),
-                "'" + note if note.startswith(("=", "+", "-", "@")) else note,  # text, not a formula, in a sheet
+                csv_cell(row.change_note),  # the trainee's own text: never a formula in a spreadsheet
             ]
         )
     return out.getvalue().encode("utf-8")

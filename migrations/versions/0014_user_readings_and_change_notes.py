@@ -11,7 +11,7 @@ adding a column in batch mode may rebuild ``users``, which drops its triggers: b
 of their text (migration ``leaderboard_versions`` has the rest of the scheme).
 
 Revision ID: user_readings_and_change_notes
-Revises: leaderboard_versions
+Revises: similarity_copy_index
 Create Date: 2026-12-06 02:30:00
 """
 
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "user_readings_and_change_notes"
-down_revision: str | None = "leaderboard_versions"
+down_revision: str | None = "similarity_copy_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
