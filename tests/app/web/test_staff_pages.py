@@ -89,7 +89,7 @@ def test_cohort_list_shows_the_figures(client: TestClient, people: People, cohor
     assert '<td class="num" data-testid="cohort-submitted">2</td>' in row
     assert '<td class="num" data-testid="cohort-passed">1</td>' in row
     assert "96.00% / 96.00%" in row  # best / median of the trainees' best scores
-    assert "2026-12-24 23:59" in row and "Asia/Tokyo" in row  # the deadline, in the cohort's time zone
+    assert "2026-12-24 23:59 JST" in row  # the deadline, on the cohort's clock with its zone as pages write it
 
 
 def test_never_submitted_is_a_neutral_state_of_its_own(client: TestClient, people: People, cohort: Cohort) -> None:
