@@ -5,37 +5,28 @@ The site answers the upload at once and follows the check live; this task runs t
 (``app.services.upload_checks.settle``): it spends the slot and sends the submission for scoring, or
 records the refusal. Nobody needs to be watching, so a trainee who closes the tab is still scored.
 
-``acks_late``: a worker restarted between receiving a check and settling it leaves the message for
-another, so an accepted upload is not lost. A delivery that comes twice settles once (the row's
-state is decided under the write lock). A pool process killed by its check is not retried (Celery
-does not redeliver on a lost worker process unless told to): a zip that kills its worker must not be
-handed to the next one; the check then ends as unanswered after ``preflight_wait_s``.
+A delivery that comes twice settles once (the row's state is decided under the write lock). What
+happens when the process running a check is lost is the pre-flight queue's entry in
+worker/celery_app.py: a lost pool process is not redelivered (a zip that kills its worker must not
+be handed to the next one); the worker's main process refuses the check as the submission's
+(worker/lost.py). A lost host leaves the check to end as unanswered after ``preflight_wait_s``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from app.queue import CHECK_UPLOAD_TASK, PREFLIGHT_QUEUE, enqueue_scoring
+from app.queue import CHECK_UPLOAD_TASK, enqueue_scoring
 from app.services.preflight import PreflightVerdict
 from app.services.upload_checks import check_and_settle
 from app.settings import get_settings
-from worker.celery_app import app
+from worker.celery_app import DELIVERIES, app
 from worker.db import sessions, utcnow
 from worker.tasks.preflight import next_spec, run_check
 from worker.warm import warm_next, warm_slot
 
-_config = get_settings().worker
 
-
-@app.task(
-    name=CHECK_UPLOAD_TASK,
-    queue=PREFLIGHT_QUEUE,
-    acks_late=True,
-    ignore_result=True,
-    soft_time_limit=_config.preflight_soft_time_limit_s,
-    time_limit=_config.preflight_time_limit_s,
-)
+@app.task(name=CHECK_UPLOAD_TASK, **DELIVERIES[CHECK_UPLOAD_TASK].options)
 def check_upload(check_id: int) -> None:
     settings = get_settings()
 
