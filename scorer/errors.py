@@ -194,9 +194,9 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         ErrorCode.OUTPUT_TOO_LARGE: "画面への出力が多すぎるため停止しました（{limit} を超えました）。"
         "ループの中の print を減らしてください。",
         ErrorCode.SANDBOX_UNAVAILABLE: "採点環境を準備できませんでした。あなたの提出の問題ではありません。"
-        "この提出は今日のアップロード回数に数えません。少し待ってからもう一度提出してください。",
+        "この提出は今日の提出回数に数えません。少し待ってからもう一度提出してください。",
         ErrorCode.INTERNAL_ERROR: "サーバー側のエラーで採点できませんでした。あなたの提出の問題ではありません。"
-        "この提出は今日のアップロード回数に数えません。講師に連絡するか、少し待ってから再提出してください。",
+        "この提出は今日の提出回数に数えません。講師に連絡するか、少し待ってから再提出してください。",
     },
     "en": {
         ErrorCode.NOT_A_ZIP: "The uploaded file cannot be read as a zip. Compress your submission folder "
