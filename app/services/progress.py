@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Submission, SubmissionStatus
 from app.services.submissions import queue_position
@@ -82,3 +83,26 @@ def progress(db: Session, submission: Submission) -> Progress:
         started_at=submission.started_at,
         estimate_s=None if final else recent_run_seconds(db),
     )
+
+
+def progress_marks(factory: sessionmaker[Session], ids: list[int]) -> dict[int, Hashable]:
+    """For the long-poll watcher (``app.web.long_poll``): per submission, a mark that changes
+    whenever its :attr:`Progress.fingerprint` may have. That is its status and, while it is queued,
+    the make-up of the queue its position is counted in: how many submissions are queued and
+    running, and the sum of their ids (a new upload has a larger id than any before it, so a
+    submission leaving and another arriving still change the sum). Two queries for every watched
+    submission together, the second only when one of them is queued."""
+    with factory() as db:
+        rows = db.execute(select(Submission.id, Submission.status).where(Submission.id.in_(ids))).all()
+        statuses = {row.id: SubmissionStatus(row.status).value for row in rows}
+        queue: tuple[tuple[str, int, int], ...] | None = None
+        if SubmissionStatus.QUEUED.value in statuses.values():
+            groups = db.execute(
+                select(Submission.status, func.count(), func.coalesce(func.sum(Submission.id), 0))
+                .where(Submission.status.in_((SubmissionStatus.QUEUED, SubmissionStatus.RUNNING)))
+                .group_by(Submission.status)
+            ).all()
+            queue = tuple(sorted((SubmissionStatus(s).value, int(n), int(total)) for s, n, total in groups))
+    return {
+        sid: (status, queue if status == SubmissionStatus.QUEUED.value else None) for sid, status in statuses.items()
+    }

@@ -23,7 +23,7 @@ from app.scoring_config import scoring_config
 from app.services.storage import path_for
 from app.settings import get_settings
 from scorer.errors import ErrorCode
-from scorer.pipeline import score_submission, scoring_spec
+from scorer.pipeline import score_submission, scoring_specs
 from scorer.report import ScoreReport
 from scorer.warm import WarmSlot
 from worker.celery_app import DELIVERIES, app
@@ -92,7 +92,7 @@ def run_scoring(submission_id: int, *, task_id: str | None = None, hostname: str
         refresh_after_result(submission_id, settings)  # after the email: instructors' view, never the trainee's
     if scored.testset is not None:  # off the trainee's clock: the result is stored and the email queued
         data_path = scored.testset.data_path
-        warm_next(slot, lambda: scoring_spec(scoring_config(settings), data_path))
+        warm_next(slot, lambda: scoring_specs(scoring_config(settings), data_path))
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from app.queue import CHECK_UPLOAD_TASK, enqueue_scoring
 from app.services.preflight import PreflightVerdict
-from app.services.upload_checks import check_and_settle
+from app.services.upload_checks import allowed_runtimes, check_and_settle
 from app.settings import get_settings
 from worker.celery_app import DELIVERIES, app
 from worker.db import sessions, utcnow
-from worker.tasks.preflight import next_spec, run_check
+from worker.tasks.preflight import next_specs, run_check
 from worker.warm import warm_next, warm_slot
 
 
@@ -30,10 +30,12 @@ from worker.warm import warm_next, warm_slot
 def check_upload(check_id: int) -> None:
     settings = get_settings()
 
+    runtimes = allowed_runtimes(sessions(), check_id)
+
     def checker(zip_path: Path) -> PreflightVerdict:
-        return PreflightVerdict.from_json(run_check(settings, zip_path))
+        return PreflightVerdict.from_json(run_check(settings, zip_path, runtimes))
 
     try:
         check_and_settle(sessions(), settings, check_id, checker, lambda sid: enqueue_scoring(sid, settings), utcnow)
     finally:  # the verdict is stored (or the task failed): warm this process's next pre-flight sandbox
-        warm_next(warm_slot(settings), lambda: next_spec(settings))
+        warm_next(warm_slot(settings), lambda: next_specs(settings))
