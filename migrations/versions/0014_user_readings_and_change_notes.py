@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "user_readings_and_change_notes"
-down_revision: str | None = "similarity_copy_index"
+down_revision: str | None = "cohort_runtimes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
