@@ -37,7 +37,18 @@ from app.services.preflight import Checker
 from app.services.testset_import import TestSetImporter, worker_importer
 from app.services.upload_checks import check_and_settle
 from app.settings import Settings, get_settings
-from app.web import admin, auth, health, leaderboard, similarity, storage_full, submissions, uploads
+from app.web import (
+    admin,
+    auth,
+    health,
+    history,
+    leaderboard,
+    profile,
+    similarity,
+    storage_full,
+    submissions,
+    uploads,
+)
 from app.web.auth import landing_page
 from app.web.body_timeout import BodyTimeoutMiddleware
 from app.web.csrf import CSRFCookieMiddleware, CSRFRejected
@@ -200,8 +211,10 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)  # outermost: the access line sees every response
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(auth.router)
+    app.include_router(profile.router)  # /profile: the reading (フリガナ) of one's name
     app.include_router(uploads.page_router)
     app.include_router(uploads.router)
+    app.include_router(history.router)  # before /submissions/{id}: /submissions/history.csv
     app.include_router(submissions.router)
     app.include_router(admin.router)
     app.include_router(api.router)  # /api/v1, /openapi.json, /docs

@@ -132,6 +132,9 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Name and e-mail folded for search (app.folding), written with them (see _keep_search_key).
     search_key: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # How the name is read (フリガナ, katakana; "" when not given): lists of people sort by it in
+    # 五十音 order and the search matches it (app.folding).
+    reading: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
     enrollments: Mapped[list[Enrollment]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
@@ -139,8 +142,8 @@ class User(Base):
 @event.listens_for(User, "before_insert")
 @event.listens_for(User, "before_update")
 def _keep_search_key(_mapper: Any, _connection: Any, user: User) -> None:
-    """Whenever a user is written through the ORM, its search key follows its name and e-mail."""
-    user.search_key = search_key(user.name or "", user.email or "")
+    """Whenever a user is written through the ORM, its search key follows its name, e-mail and reading."""
+    user.search_key = search_key(user.name or "", user.email or "", user.reading or "")
 
 
 class Cohort(Base):
@@ -216,6 +219,7 @@ class Submission(Base):
     zip_size: Mapped[int] = mapped_column(Integer)
     storage_key: Mapped[str] = mapped_column(String(200))  # relative to settings.storage_dir
     validation_accuracy: Mapped[float | None] = mapped_column(Float)  # what the trainee measured
+    change_note: Mapped[str] = mapped_column(String(200), default="", server_default="")  # what they changed
 
     task_id: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -326,6 +330,7 @@ class UploadCheck(Base):
     zip_size: Mapped[int] = mapped_column(Integer)
     original_filename: Mapped[str] = mapped_column(String(500))
     validation_accuracy: Mapped[float | None] = mapped_column(Float)
+    change_note: Mapped[str] = mapped_column(String(200), default="", server_default="")
     confirmed: Mapped[bool] = mapped_column(Boolean, default=False)  # "upload it anyway" sent with the zip
     lease_token: Mapped[str] = mapped_column(String(32), default="")  # the pre-flight turn it holds
     verdict: Mapped[Any | None] = mapped_column(JSON)  # PreflightVerdict.to_json()

@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     upload_storage_budget_bytes: int = Field(default=500 * MIB, gt=0)
     default_daily_limit: int = Field(default=3, ge=0)
     default_timezone: str = "Asia/Tokyo"
+    # A font with Japanese glyphs for the history chart download (PNG); empty: the usual
+    # Debian/Ubuntu ones are looked for (fonts-ipafont-gothic, fonts-noto-cjk), else it is in English.
+    chart_font: Path | None = None
 
     runtime_python: Path | None = None
     # The TensorFlow + Keras runtime (KATAKANA_TENSORFLOW_RUNTIME_PYTHON); empty: where setup.sh

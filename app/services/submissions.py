@@ -64,6 +64,7 @@ def create_queued(
     upload: ReceivedUpload,
     validation_accuracy: float | None,
     now: dt.datetime,
+    change_note: str = "",
 ) -> Submission:
     """Spend a slot and insert the ``queued`` submission, or raise :class:`SubmissionRefused`.
 
@@ -72,8 +73,9 @@ def create_queued(
     """
     with write_lock(factory) as db:
         submission = spend_slot(
-            db, user_id=user_id, cohort_id=cohort_id, upload=upload, validation_accuracy=validation_accuracy, now=now
-        )
+            db, user_id=user_id, cohort_id=cohort_id, upload=upload, validation_accuracy=validation_accuracy, now=now,
+            change_note=change_note,
+        )  # fmt: skip
         upload.keep()
     return submission
 
@@ -86,6 +88,7 @@ def spend_slot(
     upload: ReceivedUpload,
     validation_accuracy: float | None,
     now: dt.datetime,
+    change_note: str = "",
 ) -> Submission:
     """:func:`create_queued`'s work inside the caller's write-locked transaction (``write_lock``), for
     a caller that must record something else atomically with the slot (an upload check's outcome)."""
@@ -104,6 +107,7 @@ def spend_slot(
         zip_size=upload.size,
         storage_key=upload.storage_key,
         validation_accuracy=validation_accuracy,
+        change_note=change_note,
     )
     db.add(submission)
     db.flush()

@@ -94,6 +94,7 @@ def start(
     confirmed: bool,
     lease: Lease,
     now: dt.datetime,
+    change_note: str = "",
 ) -> int:
     """Insert the ``checking`` row, the received zip entering the store in the same transaction;
     the caller sends the check only after this commits."""
@@ -101,7 +102,8 @@ def start(
         row = UploadCheck(
             user_id=user_id, cohort_id=cohort_id, state=CHECKING, storage_key=upload.storage_key,
             zip_sha256=upload.sha256, zip_size=upload.size, original_filename=upload.original_filename,
-            validation_accuracy=validation_accuracy, confirmed=confirmed, lease_token=lease.token,
+            validation_accuracy=validation_accuracy, change_note=change_note, confirmed=confirmed,
+            lease_token=lease.token,
             created_at=now, updated_at=now,
         )  # fmt: skip
         db.add(row)
@@ -141,7 +143,7 @@ def _accept(db: Session, row: UploadCheck, now: dt.datetime) -> int | None:
     try:  # refuses before it writes anything, so the check's new state still commits
         submission = spend_slot(
             db, user_id=row.user_id, cohort_id=row.cohort_id, upload=upload,
-            validation_accuracy=row.validation_accuracy, now=now,
+            validation_accuracy=row.validation_accuracy, now=now, change_note=row.change_note,
         )  # fmt: skip
     except SubmissionRefused as exc:
         _end(row, REFUSED, now, f"upload_error_{exc.reason}", reason=exc.reason)

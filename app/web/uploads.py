@@ -78,10 +78,11 @@ def _page_context(
     db: Session, user: User, cohort: Cohort | None, settings: Settings, now: Any, t: Translator
 ) -> dict[str, Any]:
     versions = runtime_versions(runtime_key(settings))
+    trainee = user.role == Role.TRAINEE  # staff get the contract, never a standing of their own
     return {
         "cohort": cohort,
-        "quota": quota_view(db, user, cohort, now, t) if cohort else None,
-        "standing": standing(db, user.id, cohort) if cohort else None,
+        "quota": quota_view(db, user, cohort, now, t) if cohort and trainee else None,
+        "standing": standing(db, user.id, cohort) if cohort and trainee else None,
         "versions": versions,
         "runtime": runtime_view(runtime_key(settings), tensorflow_runtime_key(settings)),
         "limits": limits_view(t, settings),
@@ -146,6 +147,17 @@ def parse_validation_accuracy(raw: str | None) -> float | None:
     return value / 100 if value > 1 else value
 
 
+CHANGE_NOTE_MAX = 200  # characters: a line on the history, not a report
+
+
+def parse_change_note(raw: str | None) -> str:
+    """What the trainee changed since their last submission, on one line; empty means not said."""
+    text = " ".join((raw or "").split())
+    if len(text) > CHANGE_NOTE_MAX:
+        raise Refusal(422, "upload_error_change_note", limit=CHANGE_NOTE_MAX)
+    return text
+
+
 @router.post("/upload", name="upload")
 async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clock: ClockDep) -> Response:
     lang = user.lang
@@ -184,10 +196,13 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
         ):
             raise CSRFRejected
         validation = parse_validation_accuracy(received.fields.get("validation_accuracy"))
+        note = parse_change_note(received.fields.get("change_note"))
         await anyio.to_thread.run_sync(_make_room, factory, user, received, settings, clock(), started)
         if settings.preflight:
             confirmed = confirmed_in_form(received.fields.get(CONFIRM_FIELD))
-            check = await _start_check(request, user, cohort_id, received, validation, confirmed, settings, clock)
+            check = await _start_check(
+                request, user, cohort_id, received, validation, confirmed, settings, clock, change_note=note
+            )
             return await _answer_check(request, check, user, settings, clock)
         now = clock()
         upload = received  # as the lambda below sees it: never None
@@ -200,6 +215,7 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
                     upload=upload,
                     validation_accuracy=validation,
                     now=now,
+                    change_note=note,
                 )
             )
         except SubmissionRefused as exc:
@@ -309,6 +325,8 @@ async def _start_check(
     confirmed: bool,
     settings: Settings,
     clock: Any,
+    *,
+    change_note: str = "",
 ) -> upload_checks.CheckView:
     """Take the trainee's pre-flight turn, record the check and send it; then wait at most
     ``preflight_inline_wait_s`` for the verdict. The turn is held until the verdict is stored (the
@@ -330,6 +348,7 @@ async def _start_check(
                 confirmed=confirmed,
                 lease=lease,
                 now=clock(),
+                change_note=change_note,
             )
         )
     except BaseException:

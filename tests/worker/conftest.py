@@ -163,7 +163,7 @@ class World:
         row = self.submission(submission_id)
         mail = next(m for m in self.outbox() if m.submission_id == submission_id)
         same_day = quota_day(mail.created_at, "Asia/Tokyo") == row.quota_day
-        return f"今日の残りアップロード回数: {limit - spent if same_day else limit} / {limit}"
+        return f"今日の残り提出回数: {limit - spent if same_day else limit} / {limit} 回"
 
 
 def install_testset(folder: Path, sessions: sessionmaker[Session]) -> int:
