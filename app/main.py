@@ -9,6 +9,7 @@ of patching imports.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gc
 import logging
 import threading
@@ -33,6 +34,7 @@ from app.observability import redaction
 from app.observability.http import RequestContextMiddleware, metrics_router
 from app.observability.structured_logs import configure_logging
 from app.services.preflight import Checker
+from app.services.scoring_queue import QueueWatch, live_scoring_slots
 from app.services.testset_import import TestSetImporter, worker_importer
 from app.services.upload_checks import check_and_settle
 from app.settings import Settings, get_settings
@@ -173,6 +175,8 @@ def create_app(
     )
     app.state.deliver_email = deliver_email or worker_deliver(settings)
     app.state.testset_importer = testset_importer or worker_importer(settings)
+    # The scoring queue's fair order and live workers, for the pages that show a place and a wait.
+    app.state.scoring_queue = QueueWatch(functools.partial(live_scoring_slots, settings))
 
     configure_logging("web", settings.log_format)
     redaction.install()  # uvicorn's access lines carry query strings: /password/set?token=…

@@ -1,42 +1,24 @@
-"""How far a submission has got, for the result page while it waits: its state, how long it has
-been at it, and how long recent runs took.
+"""How far a submission has got, for the result page and its live feed while it waits: its state,
+its place in the fair order, how long it has been at it, and how long it will likely wait.
 
-The estimate is the median duration of the most recent finished runs (any trainee's): scoring time
-depends on the model far more than on the trainee, and a median is not thrown by one runaway run.
+The figures come from :mod:`app.services.scoring_queue`: the place is the submission's in the order
+the workers claim, the typical run is the median of recent runs, and the wait lays the runs ahead
+on the live scoring workers (runs ahead × typical run ÷ workers, in a steady queue).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import statistics
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Submission, SubmissionStatus
-from app.services.submissions import queue_position
+from app.services.scoring_queue import QueueSnapshot, QueueWatch, read_snapshot, typical_run_seconds
 
-RECENT_RUNS = 20
 FINAL = (SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED)
-
-
-def recent_run_seconds(db: Session, limit: int = RECENT_RUNS) -> float | None:
-    """Median wall time of the last ``limit`` finished runs (None before the first one)."""
-    rows = db.execute(
-        select(Submission.started_at, Submission.finished_at, Submission.duration_s)
-        .where(Submission.status.in_(FINAL), Submission.started_at.is_not(None), Submission.finished_at.is_not(None))
-        .order_by(Submission.id.desc())  # the primary key: stops after ``limit`` rows, no new index
-        .limit(limit)
-    ).all()
-    # Start to finish, not the sandbox's own duration: the page counts from when the run started.
-    durations = [
-        max(0.0, (finished - started).total_seconds())
-        for started, finished, _ in rows
-        if started is not None and finished is not None
-    ]
-    return statistics.median(durations) if durations else None
 
 
 @dataclass(frozen=True)
@@ -48,7 +30,10 @@ class Progress:
     accuracy: float | None
     created_at: dt.datetime
     started_at: dt.datetime | None
-    estimate_s: float | None
+    estimate_s: float | None  # what a run takes these days (the median of recent runs)
+    runs_ahead: int | None = None  # runs before this one: waiting ahead of it in the fair order, and running
+    wait_s: float | None = None  # seconds until its result is expected, from when it was read
+    scoring_workers: int | None = None  # live scoring workers' slots (None: Redis could not say)
 
     @property
     def fingerprint(self) -> str:
@@ -67,18 +52,61 @@ class Progress:
             # Seconds, measured on the server's clock, so a client with a wrong clock still counts right.
             "elapsed_s": None if self.final or since is None else max(0.0, (now - since).total_seconds()),
             "estimate_s": self.estimate_s,
+            "runs_ahead": self.runs_ahead,
+            "wait_s": self.wait_s,
+            "scoring_workers": self.scoring_workers,
         }
 
 
-def progress(db: Session, submission: Submission) -> Progress:
+def progress(
+    db: Session,
+    submission: Submission,
+    queue: QueueWatch | None = None,
+    now: dt.datetime | None = None,
+    *,
+    refreshed: bool = False,
+) -> Progress:
+    """Where ``submission`` stands. ``queue`` is the process's :class:`QueueWatch` (without one, the
+    queue is read afresh and the live workers are not known)."""
     final = submission.status in FINAL
-    return Progress(
+    base = Progress(
         id=submission.id,
         status=submission.status.value,
-        queue_position=queue_position(db, submission),
+        queue_position=None,
         final=final,
         accuracy=submission.accuracy,
         created_at=submission.created_at,
         started_at=submission.started_at,
-        estimate_s=None if final else recent_run_seconds(db),
+        estimate_s=None,
     )
+    if final:
+        return base
+    run_s = typical_run_seconds(db)
+    slots = queue.slots() if queue is not None else None
+    if submission.status != SubmissionStatus.QUEUED:
+        return replace(base, estimate_s=run_s, scoring_workers=slots)
+    snapshot: QueueSnapshot = queue.snapshot(db) if queue is not None else read_snapshot(db)
+    if snapshot.position(submission.id) is None and not refreshed:
+        # Claimed (or scored) between reading the row and reading the queue: read the row again.
+        db.refresh(submission)
+        return progress(db, submission, queue, now, refreshed=True)
+    return replace(
+        base,
+        queue_position=snapshot.position(submission.id),
+        estimate_s=run_s,
+        runs_ahead=snapshot.runs_ahead(submission.id),
+        wait_s=expected_wait(snapshot, submission.id, run_s, slots, now or dt.datetime.now(dt.UTC)),
+        scoring_workers=slots,
+    )
+
+
+def expected_wait(
+    snapshot: QueueSnapshot, submission_id: int, run_s: float | None, slots: int | None, now: dt.datetime
+) -> float | None:
+    """Seconds until a waiting submission's result: until its run starts, plus a typical run; whole
+    seconds, rounded up. None without a typical run yet, or with no live scoring worker (nobody would
+    score it; it waits, safe, until one is back). Workers not known (Redis unreadable): one assumed."""
+    if run_s is None or slots == 0 or snapshot.position(submission_id) is None:
+        return None
+    start = snapshot.starts_in(run_s, slots or 1, now)[submission_id]
+    return float(math.ceil(start + run_s))

@@ -1,0 +1,48 @@
+"""fair queues: when a submission entered the scoring queue, and when a pre-flight worker took a check
+
+Workers no longer take the submission or the check their message names: they claim the next one in
+a fair order (app.services.scoring_queue, app.services.upload_checks). That order needs
+
+- ``submissions.queued_at``: when the row last entered the queue (its upload, or a rescoring), so a
+  rescored submission waits from its rescoring, not from an upload weeks ago; filled here from
+  ``created_at``;
+- ``ix_submissions_started_at``: the runs each trainee got since the oldest wait began are read by
+  start time;
+- ``upload_checks.started_at``: when a pre-flight worker claimed the check (None while it waits),
+  so a check is claimed once and a trainee's pre-flight time in the last hour can be counted.
+
+Revision ID: fair_queues
+Revises: leaderboard_versions
+Create Date: 2026-11-30 09:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "fair_queues"
+down_revision: str | None = "leaderboard_versions"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # Added, filled, then made NOT NULL: adding a NOT NULL column needs a default for existing rows,
+    # and no constant is right. No triggers live on ``submissions`` (SQLite's batch mode rebuilds it).
+    with op.batch_alter_table("submissions") as batch:
+        batch.add_column(sa.Column("queued_at", sa.DateTime(timezone=True), nullable=True))
+    op.execute("UPDATE submissions SET queued_at = created_at")
+    with op.batch_alter_table("submissions") as batch:
+        batch.alter_column("queued_at", existing_type=sa.DateTime(timezone=True), nullable=False)
+        batch.create_index("ix_submissions_started_at", ["started_at"])
+    with op.batch_alter_table("upload_checks") as batch:
+        batch.add_column(sa.Column("started_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("upload_checks") as batch:
+        batch.drop_column("started_at")
+    with op.batch_alter_table("submissions") as batch:
+        batch.drop_index("ix_submissions_started_at")
+        batch.drop_column("queued_at")
