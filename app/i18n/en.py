@@ -139,6 +139,8 @@ TEXT: dict[str, str] = {
     "elapsed": "{elapsed} elapsed",
     "estimate": "recent runs took about {estimate}",
     "estimate_none": "no estimate yet",
+    "wait_estimate": "Your result is expected in about {wait} ({ahead} ahead × about {run} each ÷ {workers} scoring worker(s)).",
+    "wait_no_worker": "No scoring worker is running right now, so the wait cannot be estimated. Your upload is saved and will be scored as soon as one is back.",
     "live_updates_off": "Live updates stopped. Reload the page.",
     "chart_table": "Show as a table",
     "chart_heat_hint": "The map scrolls sideways; the same numbers are in the table below (“Show as a table”).",

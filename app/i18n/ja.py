@@ -132,6 +132,8 @@ TEXT: dict[str, str] = {
     "elapsed": "経過 {elapsed}",
     "estimate": "最近の採点はおよそ {estimate} かかっています",
     "estimate_none": "採点時間の目安はまだありません",
+    "wait_estimate": "結果はおよそ {wait} 後の見込みです（前に {ahead} 件 × 1 件およそ {run} ÷ 採点ワーカー {workers}）。",
+    "wait_no_worker": "いま採点ワーカーが動いていないため、待ち時間の見込みは出せません。提出は保存されていて、ワーカーが戻りしだい採点されます。",
     "live_updates_off": "自動更新が止まりました。ページを再読み込みしてください。",
     "chart_table": "表で見る",
     "chart_heat_hint": "図は横にスクロールできます。同じ数値は下の「表で見る」にもあります。",
