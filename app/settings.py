@@ -158,7 +158,7 @@ class Settings(BaseSettings):
     hidden_run_excerpt_bytes: int = Field(default=2048, ge=0, le=64 * 1024)
     hidden_run_stored_log_bytes: int = Field(default=64 * 1024, ge=0, le=MIB)
     # The instructors' similarity page lists pairs of trainees whose shared mistakes agree at least
-    # this much (README, "Similarity": independent models stay well below, copies well above), given
+    # this much (docs/benchmarks.md, "Similarity": independent models stay well below, copies well above), given
     # at least this many shared mistakes; identical files are listed whatever the figures.
     similarity_threshold: float = Field(default=0.9, ge=0.0, le=1.0)
     similarity_min_shared_mistakes: int = Field(default=20, ge=1)

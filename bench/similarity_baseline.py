@@ -9,7 +9,7 @@ so the figures follow any change to the data or the examples), and every pair is
 wrong class), the counts behind it, and the overall agreement. The similarity threshold's default
 (``KATAKANA_SIMILARITY_THRESHOLD``) is chosen between the two groups these figures show.
 
-    .venv/bin/python bench/similarity_baseline.py                 # full training (README figures)
+    .venv/bin/python bench/similarity_baseline.py                 # full training (the figures in docs/benchmarks.md)
     .venv/bin/python bench/similarity_baseline.py --epochs 2      # the test suite's quick size
 """
 

@@ -10,7 +10,7 @@ Accuracies are measured through the built folder's own ``predict``, imported the
 it (module ``submit_katakana``, the folder as working directory and first on sys.path, chunks of 500), so
 the figures printed are the ones the scorer would report.
 
-    python examples/build_examples.py --out examples/build            # full training (README figures)
+    python examples/build_examples.py --out examples/build            # full training (docs/benchmarks.md figures)
     python examples/build_examples.py --out /tmp/ex --quick            # 2 epochs each, for tests
     python examples/build_examples.py --out DIR --data DIR_WITH_NPY    # train_data.npy, train_label.npy
                                                                        # (+ test_data.npy, test_label.npy)
@@ -52,7 +52,7 @@ REPORT_FILE = "build_report.json"
 BATCH_SIZE = 100  # the course's mini-batch size
 CHUNK = 500  # the service calls predict on at most this many images at a time
 QUICK_EPOCHS = 2  # --quick: enough to beat chance clearly, fast enough for the test suite
-FULL_EPOCHS = {"mlp": 60, "cnn": 15}  # the README figures
+FULL_EPOCHS = {"mlp": 60, "cnn": 15}  # the figures in docs/benchmarks.md
 SHIFT = 2  # data augmentation: each training image moved by up to this many pixels, anew every epoch
 
 # Files a trainee's zip should not carry; left out of the copies and the zips.

@@ -184,7 +184,7 @@ def _enable_v2_controllers(directory: Path) -> None:
     """Let ``directory``'s children use memory, pids (and cpu if offered); its parent must offer them.
 
     Fails with EBUSY when the parent holds processes itself (the "no internal processes" rule): the
-    worker has to run in a leaf of its delegated subtree, see the README.
+    worker has to run in a leaf of its delegated subtree, see docs/operations.md.
     """
     offered = set((directory.parent / "cgroup.controllers").read_text().split())
     wanted = [c for c in (*V2_CONTROLLERS, "cpu") if c in offered]

@@ -1,7 +1,7 @@
 """The example submissions: what the build writes, and that their predict honours the service's contract.
 
 The examples are quick-trained (examples.build_examples.QUICK_EPOCHS), so accuracy thresholds here only
-say "clearly learned something"; the README's figures come from the full build.
+say "clearly learned something"; the figures in docs/benchmarks.md come from the full build.
 """
 
 from __future__ import annotations
