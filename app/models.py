@@ -196,8 +196,8 @@ class Submission(Base):
     __table_args__ = (
         Index("ix_submissions_user_day", "user_id", "quota_day"),
         Index("ix_submissions_status_created", "status", "created_at"),
-        # The fair order counts the runs each trainee got since the oldest wait began.
-        Index("ix_submissions_started_at", "started_at"),
+        # The fair order counts the runs each trainee had while the oldest waiting upload waited.
+        Index("ix_submissions_finished_at", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

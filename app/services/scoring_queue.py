@@ -3,15 +3,16 @@
 **The fair order.** A scoring worker takes the waiting submission of the trainee with the fewest runs
 ahead of theirs: a trainee's second and third uploads wait behind other trainees' first ones, so
 uploads A A A B C are scored A B C A A. "Runs ahead of theirs" are the trainee's runs going on now
-and those started since the oldest wait began (the oldest ``queued_at`` among the waiting): the
-service they already had while others waited. Between trainees with as many runs, cohorts take
-turns (the cohort with fewer runs in that time first), so one cohort's rush does not hold another's
-trainees back; then the longer wait goes first. :func:`fair_order` is that rule, applied run after
-run to project the whole queue; the first of the projection is what a worker claims
-(``worker.tasks.scoring``), and a trainee's place in it is what their result page shows.
+and those that ended since the oldest wait began (the oldest ``queued_at`` among the waiting): the
+service they had while others waited, even from a run that started just before. Between trainees
+with as many runs, cohorts take turns (the cohort with fewer runs in that time first), so one
+cohort's rush does not hold another's trainees back; then the longer wait goes first.
+:func:`fair_order` is that rule, applied run after run to project the whole queue; the first of the
+projection is what a worker claims (``worker.tasks.scoring``), and a trainee's place in it is what
+their result page shows.
 
 Nothing is stored for the order: it is computed from the submissions themselves (waiting rows, running
-rows and the runs started since the oldest wait), so it survives restarts, needs no clean-up, and
+rows and the runs ended since the oldest wait began), so it survives restarts, needs no clean-up, and
 every web process and worker computes the same one.
 
 **The wait.** Runs take about the median of recent runs (:func:`typical_run_seconds`). Each waiting
@@ -164,7 +165,7 @@ def read_snapshot(db: Session) -> QueueSnapshot:
         since = min(item.queued_at for item in waiting)
         finished_since = db.execute(
             select(Submission.user_id, Submission.cohort_id).where(
-                Submission.started_at >= since, Submission.status.in_(FINAL)
+                Submission.finished_at >= since, Submission.status.in_(FINAL)
             )
         ).all()
         user_runs.update(row.user_id for row in finished_since)

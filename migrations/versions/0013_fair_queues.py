@@ -6,8 +6,8 @@ a fair order (app.services.scoring_queue, app.services.upload_checks). That orde
 - ``submissions.queued_at``: when the row last entered the queue (its upload, or a rescoring), so a
   rescored submission waits from its rescoring, not from an upload weeks ago; filled here from
   ``created_at``;
-- ``ix_submissions_started_at``: the runs each trainee got since the oldest wait began are read by
-  start time;
+- ``ix_submissions_finished_at``: the runs each trainee had while the oldest waiting upload waited
+  are those that ended since it was queued (or still run);
 - ``upload_checks.started_at``: when a pre-flight worker claimed the check (None while it waits),
   so a check is claimed once and a trainee's pre-flight time in the last hour can be counted.
 
@@ -35,7 +35,7 @@ def upgrade() -> None:
     op.execute("UPDATE submissions SET queued_at = created_at")
     with op.batch_alter_table("submissions") as batch:
         batch.alter_column("queued_at", existing_type=sa.DateTime(timezone=True), nullable=False)
-        batch.create_index("ix_submissions_started_at", ["started_at"])
+        batch.create_index("ix_submissions_finished_at", ["finished_at"])
     with op.batch_alter_table("upload_checks") as batch:
         batch.add_column(sa.Column("started_at", sa.DateTime(timezone=True), nullable=True))
 
@@ -44,5 +44,5 @@ def downgrade() -> None:
     with op.batch_alter_table("upload_checks") as batch:
         batch.drop_column("started_at")
     with op.batch_alter_table("submissions") as batch:
-        batch.drop_index("ix_submissions_started_at")
+        batch.drop_index("ix_submissions_finished_at")
         batch.drop_column("queued_at")

@@ -49,8 +49,8 @@ _config = get_settings().worker
 def claim(*, task_id: str | None, hostname: str | None) -> tuple[int, int, str] | None:
     """Take the first waiting submission of the fair order: (id, attempt number, storage key), or
     None when nothing waits."""
-    now = utcnow()
     with write_lock(sessions()) as session:
+        now = utcnow()  # under the lock: claims' start times come in the order they were made
         won = claim_next(
             session,
             {
