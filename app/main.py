@@ -33,6 +33,7 @@ from app.models import utcnow
 from app.observability import redaction
 from app.observability.http import RequestContextMiddleware, metrics_router
 from app.observability.structured_logs import configure_logging
+from app.services import upload_checks
 from app.services.preflight import Checker
 from app.services.scoring_queue import QueueWatch, live_scoring_slots
 from app.services.testset_import import TestSetImporter, worker_importer
@@ -100,6 +101,7 @@ def in_process_checks(app: FastAPI, checker: Checker) -> StartCheck:
 
         def run() -> None:
             try:
+                upload_checks.claim(app.state.sessionmaker, check_id, app.state.clock())
                 check_and_settle(
                     app.state.sessionmaker, app.state.settings, check_id, checker, app.state.enqueue, app.state.clock
                 )

@@ -343,8 +343,8 @@ TEXT: dict[str, str] = {
     "Try again in {minutes} min; if it persists, contact your instructor.",
     "upload_error_preflight_busy": "Your previous submission is still being checked; each trainee gets one check at a "
     "time. No upload was counted today. Upload again once its result is shown (usually within a minute).",
-    "upload_error_preflight_rate": "Submissions can be checked at most {limit} times an hour. No upload was counted "
-    "today. Upload again in {minutes} min (at {time}).",
+    "upload_error_preflight_rate": "Submissions can be checked at most {limit} times an hour (a check that ran into "
+    "the time limit counts as {weight}). No upload was counted today. Upload again in {minutes} min (at {time}).",
     "body_timeout": "The upload stalled, so it was dropped. No upload was counted. Check your connection and upload "
     "again.",
     "nav_similarity": "Similarity",

@@ -253,7 +253,7 @@ def _gate_refusal(exc: preflight_gate.PreflightRefused, settings: Settings) -> R
     extra = {"retry_after": exc.retry_after_s, "retry_at": exc.retry_at.isoformat()}
     minutes = max(1, (exc.retry_after_s + 59) // 60)
     return Refusal(429, f"upload_error_preflight_{exc.reason}", extra=extra, limit=exc.limit, minutes=minutes,
-                   time=local.strftime("%H:%M"))  # fmt: skip
+                   time=local.strftime("%H:%M"), weight=settings.preflight_timeout_weight)  # fmt: skip
 
 
 def _quota_params(exc: SubmissionRefused, now: Any, lang: str) -> dict[str, Any]:
