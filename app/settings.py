@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scorer.sandbox.types import Limits
@@ -125,7 +125,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr = SecretStr("")
     smtp_starttls: bool = False
     mail_from: str = "katakana-scorer <noreply@localhost>"
-    base_url: str = "http://127.0.0.1:8000"
+    # The site's public address, for the links in mail. Empty: production refuses to start; elsewhere
+    # http://127.0.0.1:<port>, and `serve` gives its children the address it serves on.
+    base_url: str = ""
     port: int = Field(default=8000, ge=1, le=65535)  # `python -m app serve`'s default --port
     # "kv": key=value lines for people; "json": one object per line for log shippers that parse it.
     log_format: Literal["kv", "json"] = "kv"
@@ -213,6 +215,9 @@ class Settings(BaseSettings):
     invite_token_ttl_days: int = Field(default=7, ge=1, le=90)
 
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    # Whether KATAKANA_BASE_URL was set (base_url itself is then never empty): `serve` tells its
+    # children the address it serves on only when the operator named none.
+    _base_url_given: bool = PrivateAttr(default=False)
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Self:
@@ -222,7 +227,8 @@ class Settings(BaseSettings):
         self.testset_dir = self.testset_dir or self.data_dir / "testsets"
         self.public_set_dir = self.public_set_dir or self.data_dir / "public"
         self.mail_dir = self.mail_dir or self.data_dir / "mail"
-        self.base_url = self.base_url.rstrip("/")
+        self._base_url_given = bool(self.base_url)
+        self.base_url = self.base_url.rstrip("/") or f"http://127.0.0.1:{self.port}"
         try:
             ZoneInfo(self.default_timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -249,6 +255,11 @@ class Settings(BaseSettings):
             )
         if not self.preflight:
             problems.append("KATAKANA_PREFLIGHT is off: broken zips would spend trainees' daily uploads")
+        if not self._base_url_given:
+            problems.append(
+                "KATAKANA_BASE_URL is not set: the links in mail would point at this machine's loopback; "
+                "set the address trainees open the site at (https://scorer.example.ac.jp)"
+            )
         if not self.worker.selftest or self.worker.selftest_force_fail:
             problems.append(
                 "KATAKANA_WORKER_SELFTEST is off (or KATAKANA_WORKER_SELFTEST_FORCE_FAIL on): "
@@ -256,6 +267,10 @@ class Settings(BaseSettings):
             )
         if problems:
             raise UnsafeSettingsError("unsafe production settings: " + "; ".join(problems))
+
+    @property
+    def base_url_given(self) -> bool:
+        return self._base_url_given
 
     @property
     def is_production(self) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -102,6 +103,14 @@ def celery(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "worker.celery_app", *args]
 
 
+def served_url(host: str, port: int) -> str:
+    """The address the site serves on, as a link: a wildcard bind (``0.0.0.0``, ``::``) is reached
+    by the machine's name, an IPv6 address in brackets."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - recognising a wildcard bind, not binding one
+        host = socket.getfqdn()
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 @dataclass
 class Supervisor:
     settings: Settings
@@ -120,6 +129,9 @@ class Supervisor:
         for name in ("storage_dir", "testset_dir", "mail_dir"):
             value = getattr(self.settings, name)
             env[f"KATAKANA_{name.upper()}"] = str(Path(value).resolve())
+        # Links in mail lead where the site really answers, unless the operator named an address.
+        given = self.settings.base_url_given
+        env["KATAKANA_BASE_URL"] = self.settings.base_url if given else served_url(self.host, self.port)
         return env
 
     def plan(self) -> list[Child]:

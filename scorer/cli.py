@@ -106,7 +106,7 @@ def _cached_smoke_sample() -> Path | None:
         import numpy as np
 
         from scorer.dataset import sample_images
-        from scorer.pipeline import SMOKE_PER_CLASS
+        from scorer.smoke import SMOKE_PER_CLASS
 
         images, _ = sample_images(per_class=SMOKE_PER_CLASS)
         path.parent.mkdir(parents=True, exist_ok=True)

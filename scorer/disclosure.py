@@ -1,4 +1,4 @@
-"""What a run on the hidden test set may reveal: the score, or a stable code plus a short excerpt.
+r"""What a run on the hidden test set may reveal: the score, or a stable code plus a short excerpt.
 
 Everything a submission emits during a run — its output, its exception text and traceback, any
 parameter it gets into a report — is data the trainee chose, and the hidden images are in its
@@ -10,14 +10,27 @@ shown: the free pre-flight (public images only) and ``python -m scorer run`` on 
 
 Instructors and admins get more (``stored_bytes``), still bounded, so a stored row stays small.
 
-The cap is applied where a report leaves the scorer (the pipeline), and again by whoever stores or
-shows a log (``cap_visible``), which is idempotent on text the pipeline already capped.
+The same bytes must also be *storable*: a NUL (``print("A\x00B")``) is refused by PostgreSQL's text
+columns, a lone surrogate (``"\ud800"`` in an exception sent as JSON) cannot be encoded as UTF-8 for
+SQLite, and control characters rewrite what a terminal or a page shows. A result the database
+refuses cannot be recorded, and a run nobody records is neither the trainee's score nor their
+failure. So every string of a report, whatever its field, is made storable here too
+(:func:`storable_text`).
+
+Both happen in :func:`disclose`, where a report leaves the scorer (the run skeleton in
+scorer/pipeline.py calls it last, for the pre-flight and for scoring alike); the cap is applied
+again by whoever stores or shows a log (``cap_visible``), which is idempotent on text already capped.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
+
+from scorer.errors import Blame
+from scorer.report import Report, ScoreReport
 
 KIB = 1024
 
@@ -119,3 +132,92 @@ def _safe_str(value: object) -> str:
         return str(value)
     except Exception:
         return f"<{type(value).__name__}>"
+
+
+# Characters no column should receive: C0 controls but tab, newline and carriage return (progress
+# bars rewrite a line with it); DEL and the C1 controls; and lone surrogates (never valid UTF-8; a
+# well-formed pair of escapes in JSON arrives as one character and is kept).
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def storable_text(text: str) -> str:
+    r"""``text`` as every database and page can hold it: each unstorable character as a visible
+    escape, the way Python's repr shows it (``A\x00B``), so a trainee still sees what was printed."""
+    if _UNSTORABLE.search(text) is None:
+        return text
+    return _UNSTORABLE.sub(_escaped, text)
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with every string in it (dict keys, list items, dataclass fields) made storable.
+
+    Generic on purpose: a field added to a report later is covered without anyone remembering it.
+    Mutable dataclasses are changed in place, frozen ones replaced; anything else (numbers, arrays,
+    enums whose text is ours) is returned as it is.
+    """
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_storable(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changed = {}
+        for f in dataclasses.fields(value):
+            old = getattr(value, f.name)
+            new = _storable(old)
+            if new is not old:
+                changed[f.name] = new
+        if not changed:
+            return value
+        if type(value).__dataclass_params__.frozen:  # type: ignore[attr-defined]
+            return dataclasses.replace(value, **changed)
+        for name, new in changed.items():
+            setattr(value, name, new)
+    return value
+
+
+def disclose(report: Report, disclosure: Disclosure | None) -> Report:
+    """The report as it may leave the scorer: every string storable and, for a run on the hidden set
+    (``disclosure`` given), its trainee-controlled output bounded.
+
+    ``disclosure`` None: a run on public images (the pre-flight) keeps its whole log; nothing of the
+    hidden set is in its memory. On the hidden set, a run blamed on the server (its upload given
+    back) keeps no trainee output at all. Otherwise the trainee-visible log, traceback included,
+    and the error's parameters share ``excerpt_bytes``; ``staff_log`` keeps up to ``stored_bytes``
+    of the same text for instructors and admins.
+    """
+    report = _storable(report)
+    if disclosure is not None and isinstance(report, ScoreReport):
+        _bound(report, disclosure)
+    return report
+
+
+def _bound(report: ScoreReport, disclosure: Disclosure) -> None:
+    error = report.error
+    text = report.facts.log
+    if error is not None and error.code.blame is Blame.SERVER:
+        report.facts.log = ""
+        report.staff_log = ""
+        error.params = {}
+        return
+    report.staff_log = excerpt(text, disclosure.stored_bytes)
+    if error is not None and report.facts.run_id:
+        error.detail = ""  # a run's traceback is in the log (see the pipeline's run facts)
+    budget = disclosure.excerpt_bytes
+    if budget is None:  # python -m scorer run --full-log
+        report.facts.log = text
+        return
+    if error is not None:
+        error.params = cap_params(error.params)
+        if params_bytes(error.params) > budget // 2:
+            error.params = cap_params(error.params, value_bytes=max(16, budget // (4 * max(1, len(error.params)))))
+        budget -= params_bytes(error.params)
+    report.facts.log = excerpt(text, max(0, budget))

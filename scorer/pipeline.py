@@ -1,54 +1,71 @@
-"""Check and score a submission: zip intake → static check → sandboxed harness → validation → metrics.
+"""Check and score a submission: zip intake → static check → sandboxed harness → validation → verdict.
+
+One skeleton, :func:`run_submission`, runs trainee code for the pre-flight (:func:`check_submission`)
+and for scoring (:func:`score_submission`) alike. A :class:`Purpose` holds all they do differently:
+the limits, the images and their labels, what the parent makes of validated predictions (the
+metrics, or the smoke accuracy) and what the report may reveal. So one rule decides who is to blame,
+for both (:func:`_blamed`):
+
+- Until trainee code may have run, a failure the parent sees is the service's (no sandbox or runtime,
+  a missing zip, a broken test set, a harness that did not start): ``Blame.SERVER``, and the service
+  gives the upload back. A refusal of the zip's contents (intake, static check) is the submission's.
+- From the harness's ``importing`` line on (scorer/verdict.py), everything is the submission's: how
+  the run ended, and any exception of ours while handling its result, because the trainee's code
+  chose what reached us and a server fault would give the upload back (a free run on the hidden set).
 
 The labels never enter the sandbox: the run directory that the sandbox sees holds the extracted
-submission, the images and the harness, nothing else; the parent reads the labels only after the
-sandbox has ended, to compare them with the predictions it received.
+submission, the images and the harness, nothing else; the parent compares the labels with the
+predictions it received only after the sandbox has ended.
 
 Every way this can go wrong ends in a report with a stable error code, never an exception, except
-for programming errors in this file. Faults of the service (no sandbox, a corrupt test set, a
-harness that did not start) carry codes with ``Blame.SERVER`` so the service gives the slot back.
+for programming errors in this file. The report leaves through ``disclose`` (scorer/disclosure.py),
+which makes every string in it storable and bounds what a hidden-set run reveals.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import io
 import json
 import logging
-import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic
 
 import numpy as np
 
-from scorer.classes import IMAGE_SHAPE
-from scorer.disclosure import Disclosure, cap_params, excerpt, params_bytes
+from scorer.disclosure import Disclosure, disclose
 from scorer.errors import Blame, ErrorCode, ScoringError
+from scorer.images import Images, Inputs, hidden_set, smoke_sample
 from scorer.intake import ExtractedSubmission, IntakeLimits, extract_submission
-from scorer.metrics import Predictions, compute_metrics, labels_to_ids, validate_predictions
+from scorer.metrics import IntArray, Predictions, compute_metrics, validate_predictions
 from scorer.notebook import notebook_to_source
 from scorer.notices import Notice
-from scorer.report import CheckReport, RunFacts, ScoreReport
+from scorer.report import CheckReport, Report, RunFacts, ScoreReport
 from scorer.runtime import Runtime, RuntimeUnavailable
 from scorer.sandbox import SandboxConfig, SandboxUnavailable
 from scorer.sandbox.types import Limits, SandboxOutcome
 from scorer.similarity import FileHash, file_hashes
+from scorer.smoke import smoke_accuracy
 from scorer.static_check import check_entry_source
 from scorer.verdict import HarnessChannel, classify_run, parse_channel
-from scorer.warm import HarnessBox, HarnessSpec, Images, WarmSlot
+from scorer.warm import HarnessBox, HarnessSpec, WarmSlot
 
 log = logging.getLogger(__name__)
 
-SMOKE_PER_CLASS = 2
 RUNTIME_MARK = "<runtime>"
 
 
 @dataclass(frozen=True)
 class ScoringConfig:
+    """The engine's configuration, as a value (the engine reads no environment).
+
+    ``runtime`` is the interpreter runs of this configuration use; a service with several runtimes
+    hands each run the configuration of the runtime it picked (``dataclasses.replace``)."""
+
     runtime: Runtime
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     limits: Limits = field(default_factory=Limits)
@@ -62,13 +79,39 @@ class ScoringConfig:
     def limits_json(self, limits: Limits) -> dict[str, Any]:
         return {**dataclasses.asdict(limits), "chunk_size": self.chunk_size}
 
+    def harness_spec(self, limits: Limits, images: Images) -> HarnessSpec:
+        """What a run's sandbox is started with under this configuration (to pre-warm one too)."""
+        return HarnessSpec(self.runtime, self.sandbox, limits, images, self.work_root)
+
 
 @dataclass
-class _Prepared:
+class Prepared:
+    """A submission after intake and the static checks, ready to be handed to the harness."""
+
     extracted: ExtractedSubmission
     job: dict[str, object]  # what the harness is handed on stdin: which entry, where
     notices: list[Notice]
     entry_display: str
+
+
+@dataclass(frozen=True)
+class Purpose(Generic[Report]):
+    """What a run of trainee code is for: everything the pre-flight and scoring do differently.
+
+    The skeleton calls, in order: ``new_report`` (a failed report: what stays if nothing succeeds),
+    ``inputs`` (before anything runs: a ScoringError here keeps its own blame, anything else is the
+    service's), ``prepared`` (after intake and the static checks: what the purpose records of the
+    submission), ``judge`` (with the validated predictions and the class ids the parent holds: the
+    verdict) and finally ``disclose`` with ``disclosure`` (None: a run on public images, shown whole).
+    """
+
+    name: str  # in the logs: "scoring", "pre-flight"
+    limits: Limits
+    inputs: Callable[[], Inputs]
+    new_report: Callable[[], Report]
+    prepared: Callable[[Report, Prepared, Path], None]
+    judge: Callable[[Report, Predictions, IntArray | None], None]
+    disclosure: Disclosure | None
 
 
 @dataclass
@@ -92,12 +135,19 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def _zip_sha256(path: Path) -> str:
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        raise ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"submission file unreadable: {exc}") from exc
+
+
 def _write_readable(path: Path, data: bytes) -> None:
     path.write_bytes(data)
     path.chmod(0o644)
 
 
-def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> _Prepared:
+def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> Prepared:
     """Extract and statically check the entry; raises ScoringError before any trainee code runs.
 
     ``run_dir``'s ``sub`` and ``input`` folders (made by scorer.warm) may already be bound into a
@@ -130,10 +180,10 @@ def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> _Prepared:
         "cellmap": cellmap,
         "chunk": config.chunk_size,
     }
-    return _Prepared(extracted, job, notices, rel_entry)
+    return Prepared(extracted, job, notices, rel_entry)
 
 
-def _file_hashes(prepared: _Prepared, run_dir: Path, zip_sha256: str) -> list[FileHash]:
+def _file_hashes(prepared: Prepared, run_dir: Path, zip_sha256: str) -> list[FileHash]:
     """Digests for the similarity view; a failure here must never cost the trainee a result."""
     try:
         converted = run_dir / "input" / "submit_katakana.py"  # a notebook's code cells, as run
@@ -144,7 +194,7 @@ def _file_hashes(prepared: _Prepared, run_dir: Path, zip_sha256: str) -> list[Fi
         return [FileHash("zip", "", zip_sha256)] if zip_sha256 else []
 
 
-def _run_harness(prepared: _Prepared, box: HarnessBox) -> _HarnessRun:
+def _run_harness(prepared: Prepared, box: HarnessBox) -> _HarnessRun:
     log.info("sandbox run %s: %s (%s)", box.run_id, prepared.entry_display, "warm" if box.started else "cold")
     outcome = box.run(prepared.job)
     log.info("sandbox run %s ended: %s in %.2f s", box.run_id, outcome.termination, outcome.duration_s)
@@ -167,30 +217,28 @@ def _box(spec: HarnessSpec, warm: WarmSlot | None) -> HarnessBox:
     return taken if taken is not None else HarnessBox(spec)
 
 
-def _classify(run: _HarnessRun, limits: Limits, config: ScoringConfig, entry_name: str) -> ScoringError | None:
+def _classify(run: _HarnessRun, spec: HarnessSpec, entry_name: str) -> ScoringError | None:
     """Decide what the run means (scorer/verdict.py). None: predictions arrived (still to be validated)."""
-    error = classify_run(run.outcome, run.channel, limits)
+    error = classify_run(run.outcome, run.channel, spec.limits)
     if error is None or error.code.blame is Blame.SERVER:
         return error
     if error.code is ErrorCode.MODULE_NOT_FOUND:
         try:
-            error.params["offered"] = config.runtime.info().offered_libraries()
+            error.params["offered"] = spec.runtime.info().offered_libraries()
         except RuntimeUnavailable:  # the list is a courtesy: it must not turn the trainee's error into ours
             error.params["offered"] = "?"
     error.params.setdefault("file", entry_name)
     return error
 
 
-def _neutral_log(text: str, config: ScoringConfig, run_dir: Path) -> str:
+def _neutral_log(text: str, runtime: Runtime, run_dir: Path) -> str:
     """Host paths out of the log: the runtime's folders and the run folder get neutral names."""
-    for bind in config.runtime.binds():
+    for bind in runtime.binds():
         text = text.replace(bind.dest, RUNTIME_MARK)
     return text.replace(str(run_dir), "")
 
 
-def _facts(
-    run: _HarnessRun, started: float, config: ScoringConfig, run_dir: Path, error: ScoringError | None
-) -> RunFacts:
+def _facts(run: _HarnessRun, started: float, box: HarnessBox, error: ScoringError | None) -> RunFacts:
     outcome = run.outcome
     log_text = outcome.log
     if error is not None and error.detail and error.code.blame is Blame.SUBMISSION:
@@ -201,7 +249,7 @@ def _facts(
     else:
         peak_bytes = outcome.peak_memory_bytes  # killed before reporting: an upper bound
     return RunFacts(
-        log=_neutral_log(log_text, config, run_dir),
+        log=_neutral_log(log_text, box.spec.runtime, box.run_dir),
         duration_s=time.monotonic() - started,
         sandbox_seconds=outcome.duration_s,
         predict_seconds=channel.predict_seconds,
@@ -211,137 +259,12 @@ def _facts(
     )
 
 
-def _load_images(path: Path) -> int:
-    """The number of images, after checking the file is what the harness expects (once per
-    process and file version)."""
-    try:
-        shape = _images_shape(_file_key(path))
-    except (OSError, ValueError) as exc:
-        raise ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"test images unreadable: {exc}") from exc
-    if len(shape) != 4 or tuple(shape[1:]) != IMAGE_SHAPE:
-        raise ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"test images have shape {shape}")
-    return int(shape[0])
-
-
-@functools.lru_cache(maxsize=4)
-def _images_shape(key: tuple[str, int, int, int, int]) -> tuple[int, ...]:
-    return tuple(np.load(key[0], mmap_mode="r", allow_pickle=False).shape)
-
-
-def _file_key(path: Path) -> tuple[str, int, int, int, int]:
-    """Changes whenever the file may have: a replaced or rewritten file is read again."""
-    st = os.stat(path)
-    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=4)
-def _labels_of(key: tuple[str, int, int, int, int]) -> np.ndarray:
-    ids = labels_to_ids(np.load(key[0], allow_pickle=False))
-    ids.flags.writeable = False  # shared by every run of this process
-    return ids
-
-
-def _load_labels(path: Path, expected: int) -> np.ndarray:
-    """The class ids of the test set, read once per process and file version."""
-    try:
-        ids = _labels_of(_file_key(path))
-    except (OSError, ValueError) as exc:
-        raise ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"test labels unreadable: {exc}") from exc
-    if len(ids) != expected:
-        raise ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"{len(ids)} labels for {expected} images")
-    return ids
-
-
 def _decode_predictions(payload: bytes) -> np.ndarray:
     try:
         predictions: np.ndarray = np.load(io.BytesIO(payload), allow_pickle=False)
         return predictions
     except Exception as exc:  # whatever the trainee's bytes make np.load raise
         raise ScoringError(ErrorCode.PREDICTION_SHAPE, {"got": "unreadable predictions"}) from exc
-
-
-def _runtime_versions(config: ScoringConfig) -> dict[str, str]:
-    try:
-        return config.runtime.info().versions()
-    except RuntimeUnavailable:
-        return {}
-
-
-def scoring_spec(config: ScoringConfig, test_data: Path) -> HarnessSpec:
-    """What a hidden-set run's sandbox is started with (to pre-warm one: WarmSlot.warm)."""
-    return HarnessSpec(config, config.limits, Images.from_file(test_data))
-
-
-def check_spec(
-    config: ScoringConfig, sample_data: Path | None = None, sample_labels: Path | None = None
-) -> HarnessSpec:
-    """What a pre-flight's sandbox is started with (to pre-warm one: WarmSlot.warm)."""
-    return HarnessSpec(config, config.smoke_limits, _smoke_sample(sample_data, sample_labels)[0])
-
-
-def score_submission(
-    zip_path: Path, *, test_data: Path, test_labels: Path, config: ScoringConfig, warm: WarmSlot | None = None
-) -> ScoreReport:
-    """Score one zip against a labelled test set. Never raises for anything the zip or sandbox does.
-
-    With ``warm``, the run takes the slot's pre-warmed sandbox when it fits (see scorer.warm); the
-    caller warms the next one afterwards, from the same thread.
-    """
-    started = time.monotonic()
-    limits = config.limits
-    report = ScoreReport(
-        status="failed",
-        error=None,
-        metrics=None,
-        facts=RunFacts(),
-        runtime=_runtime_versions(config),
-        limits=config.limits_json(limits),
-    )
-    try:
-        report.zip_sha256 = sha256_file(zip_path)
-    except OSError as exc:
-        report.error = ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"submission file unreadable: {exc}")
-        return report
-    run: _HarnessRun | None = None
-    box: HarnessBox | None = None
-    try:
-        try:
-            n_images = _load_images(test_data)
-            labels = _load_labels(test_labels, n_images)  # fail before running anything if the set is broken
-            box = _box(scoring_spec(config, test_data), warm)
-            prepared = _prepare(zip_path, box.run_dir, config)
-            report.notices, report.entry = prepared.notices, prepared.entry_display
-            report.file_hashes = _file_hashes(prepared, box.run_dir, report.zip_sha256)
-            run = _run_harness(prepared, box)
-            error = _classify(run, limits, config, prepared.extracted.entry.name)
-            report.facts = _facts(run, started, config, box.run_dir, error)
-            if error is not None:
-                raise error
-            assert run.payload is not None
-            predictions = _validated(run.payload, n_images)
-            report.metrics = compute_metrics(predictions, labels)
-            report.predictions = predictions.ids
-            report.status = "succeeded"
-        except ScoringError as exc:
-            report.error = exc
-        except (SandboxUnavailable, RuntimeUnavailable) as exc:
-            report.error = ScoringError(ErrorCode.SANDBOX_UNAVAILABLE, detail=str(exc))
-        except Exception as exc:
-            log.exception("scoring %s failed internally", zip_path)
-            report.error = _unexpected(exc, run)
-    finally:
-        _done_with(box, warm)
-    report.facts.duration_s = time.monotonic() - started
-    return disclose(report, config.disclosure)
-
-
-def _unexpected(exc: Exception, run: _HarnessRun | None) -> ScoringError:
-    """A failure no branch foresaw. Before trainee code ran it is a bug of ours; after, the trainee's
-    code may have provoked it (it controls what reached us), and a server fault would give the upload
-    back: then it is the submission's, and the log above (for admins) has the exception."""
-    if run is not None and run.trainee_ran:
-        return ScoringError(ErrorCode.HARNESS_DISRUPTED, {"reason": "the run's result could not be processed"})
-    return ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"{type(exc).__name__}: {exc}")
 
 
 def _validated(payload: bytes, n_images: int) -> Predictions:
@@ -354,75 +277,146 @@ def _validated(payload: bytes, n_images: int) -> Predictions:
         raise ScoringError(ErrorCode.PREDICTION_SHAPE, {"got": "unreadable predictions"}) from exc
 
 
-def disclose(report: ScoreReport, disclosure: Disclosure) -> ScoreReport:
-    """Bound what a hidden-set run reveals, where the report leaves the scorer (scorer/disclosure.py).
+def _blamed(exc: Exception, run: _HarnessRun | None) -> ScoringError:
+    """The error a run ends with, by the one rule of the module docstring.
 
-    A run blamed on the server (its upload given back) keeps no trainee output at all. Otherwise the
-    trainee-visible log, traceback included, and the error's parameters share ``excerpt_bytes``;
-    ``staff_log`` keeps up to ``stored_bytes`` of the same text for instructors and admins.
+    Before trainee code may have run, a ScoringError keeps its blame and anything unforeseen is a
+    bug or an outage of ours. After, nothing is the server's: an unforeseen failure (the log above,
+    for admins, has the exception) and even a server-blamed code become HARNESS_DISRUPTED.
     """
-    error = report.error
-    text = report.facts.log
-    if error is not None and error.code.blame is Blame.SERVER:
-        report.facts.log = ""
-        report.staff_log = ""
-        error.params = {}
-        return report
-    report.staff_log = excerpt(text, disclosure.stored_bytes)
-    if error is not None and report.facts.run_id:
-        error.detail = ""  # a run's traceback is in the log (see _facts)
-    budget = disclosure.excerpt_bytes
-    if budget is None:  # python -m scorer run --full-log
-        report.facts.log = text
-        return report
-    if error is not None:
-        error.params = cap_params(error.params)
-        if params_bytes(error.params) > budget // 2:
-            error.params = cap_params(error.params, value_bytes=max(16, budget // (4 * max(1, len(error.params)))))
-        budget -= params_bytes(error.params)
-    report.facts.log = excerpt(text, max(0, budget))
-    return report
+    trainee_ran = run is not None and run.trainee_ran
+    if isinstance(exc, ScoringError) and not (trainee_ran and exc.code.blame is Blame.SERVER):
+        return exc
+    if trainee_ran:
+        return ScoringError(ErrorCode.HARNESS_DISRUPTED, {"reason": "the run's result could not be processed"})
+    if isinstance(exc, SandboxUnavailable | RuntimeUnavailable):
+        return ScoringError(ErrorCode.SANDBOX_UNAVAILABLE, detail=str(exc))
+    return ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"{type(exc).__name__}: {exc}")
 
 
-def _smoke_sample(sample_data: Path | None, sample_labels: Path | None) -> tuple[Images, np.ndarray | None, int]:
-    """The smoke run's images (as a small .npy in memory), their class ids when known, their number;
-    chosen once per process and version of the public files."""
-    data_key = _file_key(sample_data) if sample_data is not None else None
-    labels_key = _file_key(sample_labels) if sample_labels is not None else None
-    return _smoke_sample_of(data_key, labels_key)
+def run_submission(
+    zip_path: Path, config: ScoringConfig, purpose: Purpose[Report], warm: WarmSlot | None = None
+) -> Report:
+    """Run one zip's trainee code for ``purpose``. Never raises for anything the zip or sandbox does.
 
-
-@functools.lru_cache(maxsize=4)
-def _smoke_sample_of(
-    data_key: tuple[str, int, int, int, int] | None, labels_key: tuple[str, int, int, int, int] | None
-) -> tuple[Images, np.ndarray | None, int]:
-    """A handful of public images for the smoke run, and their class ids when the labels are known.
-
-    With labels (the course's public training set), 2 per class chosen by :mod:`scorer.smoke`; the
-    ids stay in this process. Without, 30 spread over the file, or 2 per class of the synthetic set.
+    With ``warm``, the run takes the slot's pre-warmed sandbox when it fits (see scorer.warm); the
+    caller warms the next one afterwards, from the same thread.
     """
-    ids: np.ndarray | None = None
-    if data_key is not None and labels_key is not None:
-        from scorer.smoke import select_smoke_sample
+    started = time.monotonic()
+    report = purpose.new_report()
+    box: HarnessBox | None = None
+    run: _HarnessRun | None = None
+    try:
+        try:
+            report.zip_sha256 = _zip_sha256(zip_path)
+            inputs = purpose.inputs()
+            box = _box(config.harness_spec(purpose.limits, inputs.images), warm)
+            prepared = _prepare(zip_path, box.run_dir, config)
+            report.notices, report.entry = prepared.notices, prepared.entry_display
+            purpose.prepared(report, prepared, box.run_dir)
+            run = _run_harness(prepared, box)
+            error = _classify(run, box.spec, prepared.extracted.entry.name)
+            report.facts = _facts(run, started, box, error)
+            if error is not None:
+                raise error
+            assert run.payload is not None
+            purpose.judge(report, _validated(run.payload, inputs.count), inputs.class_ids)
+        except ScoringError as exc:
+            report.error = _blamed(exc, run)
+        except Exception as exc:
+            log.exception("%s of %s failed internally", purpose.name, zip_path)
+            report.error = _blamed(exc, run)
+    finally:
+        _done_with(box, warm)
+    report.facts.duration_s = time.monotonic() - started
+    return disclose(report, purpose.disclosure)
 
-        images, ids = select_smoke_sample(
-            np.load(data_key[0], allow_pickle=False), np.load(labels_key[0], allow_pickle=False)
+
+def _runtime_versions(runtime: Runtime) -> dict[str, str]:
+    try:
+        return runtime.info().versions()
+    except RuntimeUnavailable:
+        return {}
+
+
+def scoring_purpose(config: ScoringConfig, test_data: Path, test_labels: Path) -> Purpose[ScoreReport]:
+    """Scoring on the labelled hidden set: the metrics, and only an excerpt of the output."""
+
+    def new_report() -> ScoreReport:
+        return ScoreReport(
+            status="failed",
+            error=None,
+            metrics=None,
+            facts=RunFacts(),
+            runtime=_runtime_versions(config.runtime),
+            limits=config.limits_json(config.limits),
         )
-    elif data_key is not None:
-        images = np.load(data_key[0], allow_pickle=False)
-        if images.ndim != 4 or len(images) == 0:
-            raise ValueError(f"{data_key[0]}: expected images shaped (N, 1, 28, 28)")
-        step = max(1, len(images) // 30)
-        images = images[::step][:30]
-    else:
-        from scorer.dataset import sample_images
 
-        images, _ = sample_images(per_class=SMOKE_PER_CLASS)
-    if ids is not None:
-        ids.flags.writeable = False
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(images), allow_pickle=False)
-    return Images.from_bytes(buffer.getvalue()), ids, len(images)
+    def prepared(report: ScoreReport, prepared: Prepared, run_dir: Path) -> None:
+        report.file_hashes = _file_hashes(prepared, run_dir, report.zip_sha256)
+
+    return Purpose(
+        name="scoring",
+        limits=config.limits,
+        # The set is checked before anything runs: a broken one is the service's fault, not a run's.
+        inputs=lambda: hidden_set(test_data, test_labels),
+        new_report=new_report,
+        prepared=prepared,
+        judge=_score,
+        disclosure=config.disclosure,
+    )
+
+
+def _score(report: ScoreReport, predictions: Predictions, class_ids: IntArray | None) -> None:
+    assert class_ids is not None  # the hidden set is always labelled
+    report.metrics = compute_metrics(predictions, class_ids)
+    report.predictions = predictions.ids
+    report.status = "succeeded"
+
+
+def check_purpose(
+    config: ScoringConfig, sample_data: Path | None = None, sample_labels: Path | None = None
+) -> Purpose[CheckReport]:
+    """The pre-flight's smoke run on a few public images: accepted or not, with the smoke accuracy
+    when their labels are known; its log is shown whole (nothing hidden was in its memory)."""
+
+    def prepared(report: CheckReport, prepared: Prepared, run_dir: Path) -> None:
+        report.stage = "smoke"
+
+    return Purpose(
+        name="pre-flight",
+        limits=config.smoke_limits,
+        inputs=lambda: smoke_sample(sample_data, sample_labels),
+        new_report=lambda: CheckReport(ok=False, stage="static", error=None, facts=RunFacts()),
+        prepared=prepared,
+        judge=_accept,
+        disclosure=None,
+    )
+
+
+def _accept(report: CheckReport, predictions: Predictions, class_ids: IntArray | None) -> None:
+    if class_ids is not None:
+        report.smoke = smoke_accuracy(predictions, class_ids)
+    report.ok = True
+
+
+def scoring_spec(config: ScoringConfig, test_data: Path) -> HarnessSpec:
+    """What a hidden-set run's sandbox is started with (to pre-warm one: WarmSlot.warm)."""
+    return config.harness_spec(config.limits, Images.from_file(test_data))
+
+
+def check_spec(
+    config: ScoringConfig, sample_data: Path | None = None, sample_labels: Path | None = None
+) -> HarnessSpec:
+    """What a pre-flight's sandbox is started with (to pre-warm one: WarmSlot.warm)."""
+    return config.harness_spec(config.smoke_limits, smoke_sample(sample_data, sample_labels).images)
+
+
+def score_submission(
+    zip_path: Path, *, test_data: Path, test_labels: Path, config: ScoringConfig, warm: WarmSlot | None = None
+) -> ScoreReport:
+    """Score one zip against a labelled test set (see :func:`run_submission`)."""
+    return run_submission(zip_path, config, scoring_purpose(config, test_data, test_labels), warm)
 
 
 def check_submission(
@@ -438,38 +432,4 @@ def check_submission(
     With ``sample_labels`` (the public training set's, given with ``sample_data``), the parent also
     scores the smoke run after it has ended (``report.smoke``); the labels never enter the sandbox.
     """
-    started = time.monotonic()
-    report = CheckReport(ok=False, stage="static", error=None, facts=RunFacts())
-    box: HarnessBox | None = None
-    try:
-        try:
-            report.zip_sha256 = sha256_file(zip_path)
-            images, smoke_ids, n_images = _smoke_sample(sample_data, sample_labels)
-            limits = config.smoke_limits
-            box = _box(HarnessSpec(config, limits, images), warm)
-            prepared = _prepare(zip_path, box.run_dir, config)
-            report.notices, report.entry = prepared.notices, prepared.entry_display
-            report.stage = "smoke"
-            run = _run_harness(prepared, box)
-            error = _classify(run, limits, config, prepared.extracted.entry.name)
-            report.facts = _facts(run, started, config, box.run_dir, error)
-            if error is not None:
-                raise error
-            assert run.payload is not None
-            smoke_predictions = validate_predictions(_decode_predictions(run.payload), n_images)
-            if smoke_ids is not None:
-                from scorer.smoke import smoke_accuracy
-
-                report.smoke = smoke_accuracy(smoke_predictions, smoke_ids)
-            report.ok = True
-        except ScoringError as exc:
-            report.error = exc
-        except (SandboxUnavailable, RuntimeUnavailable) as exc:
-            report.error = ScoringError(ErrorCode.SANDBOX_UNAVAILABLE, detail=str(exc))
-        except Exception as exc:
-            log.exception("checking %s failed internally", zip_path)
-            report.error = ScoringError(ErrorCode.INTERNAL_ERROR, detail=f"{type(exc).__name__}: {exc}")
-    finally:
-        _done_with(box, warm)
-    report.facts.duration_s = time.monotonic() - started
-    return report
+    return run_submission(zip_path, config, check_purpose(config, sample_data, sample_labels), warm)

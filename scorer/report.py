@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -153,3 +153,7 @@ class CheckReport:
             "entry": self.entry,
             "zip_sha256": self.zip_sha256,
         }
+
+
+# Either report: the run skeleton (scorer/pipeline.py) and ``disclose`` handle both alike.
+Report = TypeVar("Report", ScoreReport, CheckReport)

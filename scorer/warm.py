@@ -24,7 +24,6 @@ the main thread, at the end of the previous task.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -34,10 +33,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from scorer.images import Images
+from scorer.runtime import Runtime
 from scorer.sandbox import (
     Isolation,
+    SandboxConfig,
     SandboxOutcome,
     SandboxRequest,
     StartedRun,
@@ -45,11 +46,7 @@ from scorer.sandbox import (
     run_sandboxed,
     start_sandboxed,
 )
-from scorer.sandbox.spawn import high_fd
 from scorer.sandbox.types import Bind, Limits
-
-if TYPE_CHECKING:
-    from scorer.pipeline import ScoringConfig
 
 log = logging.getLogger(__name__)
 
@@ -66,46 +63,17 @@ DEFAULT_IDLE_SECONDS = 900.0
 
 
 @dataclass(frozen=True)
-class Images:
-    """The images a harness run predicts on: a file on the host, or a small .npy held in memory
-    (the pre-flight's public sample). ``identity`` changes whenever the content may have."""
-
-    identity: tuple[object, ...]
-    path: Path | None = None
-    npy: bytes | None = None
-
-    @classmethod
-    def from_file(cls, path: Path) -> Images:
-        st = os.stat(path)
-        return cls((str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), path=path)
-
-    @classmethod
-    def from_bytes(cls, npy: bytes) -> Images:
-        return cls(("npy", hashlib.sha256(npy).hexdigest()), npy=npy)
-
-    def open_fd(self) -> int:
-        """A fresh descriptor (own file offset) above the fd floor, close-on-exec in the parent."""
-        if self.path is not None:
-            return high_fd(os.open(self.path, os.O_RDONLY | os.O_CLOEXEC))
-        assert self.npy is not None
-        fd = os.memfd_create("images.npy", os.MFD_CLOEXEC)
-        try:
-            view = memoryview(self.npy)
-            while view:
-                view = view[os.write(fd, view) :]
-        except BaseException:
-            os.close(fd)
-            raise
-        return high_fd(fd)
-
-
-@dataclass(frozen=True)
 class HarnessSpec:
-    """What a harness sandbox is started with, before the submission is known."""
+    """What a harness sandbox is started with, before the submission is known.
 
-    config: ScoringConfig
+    The runtime is part of it: a warm sandbox serves only a run of the same runtime, so a worker
+    that runs several keeps its slot for the one it ran last."""
+
+    runtime: Runtime
+    sandbox: SandboxConfig
     limits: Limits
     images: Images
+    work_root: Path | None = None  # parent of the run folders; must be reachable by the sandbox uid
 
 
 def runtime_stamp(python: Path) -> tuple[int, int] | None:
@@ -144,10 +112,10 @@ def _readable_dir(path: Path) -> Path:
     return path
 
 
-def new_run_dir(config: ScoringConfig) -> Path:
+def new_run_dir(work_root: Path | None) -> Path:
     """A run folder the sandbox uid can read (0755): the harness, and the empty ``sub`` and ``input``
     folders bound into the sandbox before the submission is extracted into them."""
-    root = config.work_root or Path(tempfile.gettempdir())
+    root = work_root or Path(tempfile.gettempdir())
     root.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix="katakana-run-", dir=root))
     try:
@@ -170,18 +138,18 @@ class HarnessBox:
     def __init__(self, spec: HarnessSpec, *, idle_seconds: float = 0.0) -> None:
         self.spec = spec
         self.run_id = uuid.uuid4().hex  # in the sandbox's environment: tests prove nothing of it survives
-        self.run_dir = new_run_dir(spec.config)
+        self.run_dir = new_run_dir(spec.work_root)
         self.idle_seconds = idle_seconds
         self.started: StartedRun | None = None
-        self.runtime = runtime_stamp(spec.config.runtime.python)
+        self.runtime = runtime_stamp(spec.runtime.python)
         self.used = False
 
     def request(self, data_fd: int, job: bytes = b"") -> SandboxRequest:
-        config, limits = self.spec.config, self.spec.limits
-        argv = [str(config.runtime.python), "-s", "-B", f"{HARNESS}/runner.py", "--data-fd", str(data_fd)]
+        runtime, limits = self.spec.runtime, self.spec.limits
+        argv = [str(runtime.python), "-s", "-B", f"{HARNESS}/runner.py", "--data-fd", str(data_fd)]
         argv += ["--submission", SUBMISSION_RO, "--work", WORK, "--input", INPUT]
         binds = [
-            *config.runtime.binds(),
+            *runtime.binds(),
             Bind(self.run_dir / "sub", SUBMISSION_RO),
             Bind(self.run_dir / "harness", HARNESS),
             Bind(self.run_dir / "input", INPUT),
@@ -202,7 +170,7 @@ class HarnessBox:
         """Start the sandbox now (it then waits for ``run``); False if it could not be started."""
         data_fd = self.spec.images.open_fd()
         try:
-            started = start_sandboxed(self.request(data_fd), self.spec.config.sandbox)
+            started = start_sandboxed(self.request(data_fd), self.spec.sandbox)
         finally:
             os.close(data_fd)  # the sandbox holds its own copy
         if isinstance(started, SandboxOutcome):
@@ -223,7 +191,7 @@ class HarnessBox:
             return self.started.hand_over(data, sweep_later=True)
         data_fd = self.spec.images.open_fd()
         try:
-            return run_sandboxed(self.request(data_fd, data), self.spec.config.sandbox)
+            return run_sandboxed(self.request(data_fd, data), self.spec.sandbox)
         finally:
             os.close(data_fd)
 
@@ -231,7 +199,7 @@ class HarnessBox:
         """Whether this warm sandbox may serve a job of ``spec`` now."""
         if self.started is None or self.used or spec != self.spec:
             return False
-        if runtime_stamp(spec.config.runtime.python) != self.runtime:
+        if runtime_stamp(spec.runtime.python) != self.runtime:
             return False
         if time.monotonic() - self.started.created > max_idle_seconds:
             return False
@@ -291,7 +259,7 @@ class WarmSlot:
         self._flush()
         self.discard()
         try:
-            if detect_isolation(spec.config.sandbox) is not Isolation.BWRAP:
+            if detect_isolation(spec.sandbox) is not Isolation.BWRAP:
                 return False
             box = HarnessBox(spec, idle_seconds=self.max_idle_seconds)
         except Exception as exc:  # warming is an optimisation: the next job goes cold instead

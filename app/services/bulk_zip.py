@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Cohort, Enrollment, Role, Submission, TraineeScore, User
 from app.services import storage
+from app.services.csv_cells import csv_cell
 
 CHUNK = 1024 * 1024
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
@@ -113,12 +114,12 @@ def index_csv(
         writer.writerow(
             [
                 m.user_id,
-                m.name,
-                m.email,
+                csv_cell(m.name),  # the trainee's own text: never a formula in the instructor's spreadsheet
+                csv_cell(m.email),
                 s.id if s else "",
                 percent(s.accuracy) if s else "",
                 local_time(s.created_at, cohort_timezone) if s else "",
-                m.arcname,
+                csv_cell(m.arcname),  # starts with the name
             ]
         )
     return ("\ufeff" + out.getvalue()).encode("utf-8")

@@ -18,9 +18,9 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.models import SimilarityPair, TestSet, User
+from app.services.csv_cells import csv_cell
 
 FILE_KINDS = ("zip", "weights", "code")
-CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -113,12 +113,6 @@ def flagged_pairs(db: Session, cohort_id: int, *, threshold: float, min_shared_m
     return pairs
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A name such as "=HYPERLINK(...)" must stay text when a spreadsheet opens the file.
-    return "'" + text if text.startswith(CSV_FORMULA_START) else text
-
-
 CSV_HEADER = [
     "trainee_a", "email_a", "submission_a", "trainee_b", "email_b", "submission_b",
     "error_agreement", "both_wrong", "same_wrong", "agreement", "above_threshold", "testset", "shared_files",
@@ -134,14 +128,14 @@ def pairs_csv(pairs: list[FlaggedPair]) -> str:
         files = "; ".join(f"{f.kind}:{f.name_a or '(zip)'}={f.name_b or '(zip)'}" for f in p.shared_files)
         writer.writerow(
             [
-                _cell(p.name_a), _cell(p.email_a), p.submission_a_id or "",
-                _cell(p.name_b), _cell(p.email_b), p.submission_b_id or "",
+                csv_cell(p.name_a), csv_cell(p.email_a), p.submission_a_id or "",
+                csv_cell(p.name_b), csv_cell(p.email_b), p.submission_b_id or "",
                 "" if p.error_agreement is None else f"{p.error_agreement:.4f}",
                 "" if p.both_wrong is None else p.both_wrong,
                 "" if p.same_wrong is None else p.same_wrong,
                 "" if p.agreement is None else f"{p.agreement:.4f}",
                 "yes" if p.above_threshold else "no",
-                _cell(p.testset_version), _cell(files),
+                csv_cell(p.testset_version), csv_cell(files),
             ]
         )  # fmt: skip
     return "\ufeff" + out.getvalue()

@@ -10,6 +10,10 @@
 
 Uploads are still accepted while not ready (the row is committed and the sweeper sends it once Redis
 or a worker is back); readiness is for load balancers, dashboards and the operator.
+
+Anyone may ask, so the answer says only ``ready`` or ``unready`` (and the status code). Which checks
+failed, why, and the live workers' host names and queues are the service's layout: they come only
+with the access ``/metrics`` asks for (the metrics token as a Bearer token, or an admin's session).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.observability.http import broker_url
+from app.observability.http import broker_url, metrics_allowed
 from app.observability.redis_client import redis_for
 from app.observability.worker_presence import live_workers
 from app.queue import PREFLIGHT_QUEUE, SCORING_QUEUE
@@ -87,11 +91,9 @@ def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> Response:
     checks = await anyio.to_thread.run_sync(readiness, request.app)
     failed = [name for name, check in checks.items() if not check.ok]
-    body = {
-        "status": "unready" if failed else "ready",
-        "failed": failed,
-        "checks": {name: check.to_json() for name, check in checks.items()},
-    }
+    body: dict[str, Any] = {"status": "unready" if failed else "ready"}
+    if await anyio.to_thread.run_sync(metrics_allowed, request):
+        body.update(failed=failed, checks={name: check.to_json() for name, check in checks.items()})
     if failed:
         log.warning("not ready: %s", ", ".join(f"{n} ({checks[n].detail})" for n in failed))
-    return JSONResponse(body, status_code=503 if failed else 200)
+    return JSONResponse(body, status_code=503 if failed else 200, headers={"Cache-Control": "no-store"})

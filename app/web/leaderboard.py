@@ -24,6 +24,7 @@ from app.i18n import Translator
 from app.models import Cohort, Enrollment, Role, Submission, User
 from app.services import bulk_zip
 from app.services.cohort_access import trainee_cohort, viewable_cohort, viewable_cohorts
+from app.services.csv_cells import csv_cell
 from app.services.leaderboard import (
     HISTOGRAM_EDGES,
     PER_PAGE,
@@ -46,7 +47,6 @@ from app.web.templating import local_time, local_time_tz, percent, render
 router = APIRouter(dependencies=[Depends(verify_csrf)])
 CSV_CHUNK_ROWS = 1000  # rows per chunk of the CSV download (~100 kB): each chunk crosses a thread, so few
 CSV_TIME = "%Y-%m-%d %H:%M"  # the cohort's local time, bare (the note above the table names the zone)
-CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 StandingParam = Annotated[Standing | None, Query()]
 SortParam = Annotated[SortKey, Query()]
@@ -145,12 +145,6 @@ def _anonymous_leaderboard(request: Request, db: Session, user: User, cohort_id:
     return render(request, "leaderboard_anonymous.html", context)
 
 
-def _csv_cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A name such as "=HYPERLINK(...)" must stay text when Excel opens the file.
-    return "'" + text if text.startswith(CSV_FORMULA_START) else text
-
-
 def leaderboard_csv_chunks(entries: list[Entry], cohort: Cohort, t: Translator) -> Iterator[bytes]:
     """The table as the page shows it: accuracies as percentages with two decimals ("96.15%"),
     times in the cohort's time zone, the standing in words. Sent a few hundred rows at a time, so
@@ -172,8 +166,8 @@ def leaderboard_csv_chunks(entries: list[Entry], cohort: Cohort, t: Translator) 
         writer.writerows(
             [
                 e.rank or "",
-                _csv_cell(e.name),
-                _csv_cell(e.email),
+                csv_cell(e.name),
+                csv_cell(e.email),
                 percent(e.best_accuracy),
                 percent(e.latest_accuracy),
                 e.submissions,

@@ -81,7 +81,10 @@ class Channel:
     def send(self, event: str, payload: bytes = b"", **fields: Any) -> None:
         if event in ("result", "error"):
             fields["peak_rss_kib"] = peak_rss_kib()
-        data = memoryview(_dumps({"event": event, **fields}, ensure_ascii=False).encode("utf-8") + b"\n" + payload)
+        # A lone surrogate (an exception message "\ud800") cannot be UTF-8: written as its JSON escape
+        # instead, the report still arrives, and the parent makes the text storable.
+        line = _dumps({"event": event, **fields}, ensure_ascii=False).encode("utf-8", "backslashreplace")
+        data = memoryview(line + b"\n" + payload)
         while data:  # a write to a pipe interrupted by a signal may be partial
             data = data[_write(self._fd, data) :]
 

@@ -10,6 +10,7 @@ import pytest
 from app.settings import PLACEHOLDER_SECRET, Settings, UnsafeSettingsError, WorkerSettings
 
 STRONG = "s" * 48
+SITE = "https://scorer.example.ac.jp"
 
 
 def environment_variables() -> dict[str, str]:
@@ -56,16 +57,23 @@ def test_environment_variables_use_the_katakana_prefix(monkeypatch: pytest.Monke
         ({"secret_key": STRONG, "preflight": False}, "KATAKANA_PREFLIGHT"),
         ({"secret_key": STRONG, "worker": {"selftest": False}}, "KATAKANA_WORKER_SELFTEST is off"),
         ({"secret_key": STRONG, "worker": {"selftest_force_fail": True}}, "KATAKANA_WORKER_SELFTEST_FORCE_FAIL"),
+        ({"secret_key": STRONG, "base_url": ""}, "KATAKANA_BASE_URL is not set"),
     ],
 )
 def test_production_refuses_unsafe_settings(values: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):  # pydantic wraps UnsafeSettingsError
-        _settings(environment="production", **values)
+        _settings(environment="production", **{"base_url": SITE, **values})
 
 
 def test_production_with_safe_settings_starts() -> None:
-    settings = _settings(environment="production", secret_key=STRONG, sandbox_mode="bwrap")
-    assert settings.is_production
+    settings = _settings(environment="production", secret_key=STRONG, sandbox_mode="bwrap", base_url=SITE + "/")
+    assert settings.is_production and settings.base_url == SITE
+
+
+def test_without_a_base_url_links_point_at_the_configured_port_outside_production() -> None:
+    assert _settings().base_url == "http://127.0.0.1:8000"
+    assert _settings(port=8123).base_url == "http://127.0.0.1:8123"
+    assert not _settings(port=8123).base_url_given and _settings(base_url=SITE).base_url_given
 
 
 def test_an_unknown_time_zone_is_refused() -> None:
@@ -74,17 +82,18 @@ def test_an_unknown_time_zone_is_refused() -> None:
 
 
 def test_each_unsafe_setting_is_refused_on_its_own_and_allowed_while_developing() -> None:
-    safe = {"secret_key": STRONG}
+    safe = {"secret_key": STRONG, "base_url": SITE}
     for unsafe in (
         {"sandbox_mode": "unsandboxed"},
         {"allow_unsandboxed": True},
         {"preflight": False},
         {"worker": {"selftest": False}},
         {"worker": {"selftest_force_fail": True}},
+        {"base_url": ""},
     ):
-        assert not _settings(**safe, **unsafe).is_production  # a laptop may do all of these
+        assert not _settings(**{**safe, **unsafe}).is_production  # a laptop may do all of these
         with pytest.raises(ValueError, match="unsafe production settings") as caught:
-            _settings(environment="production", **safe, **unsafe)
+            _settings(environment="production", **{**safe, **unsafe})
         assert isinstance(caught.value.errors()[0]["ctx"]["error"], UnsafeSettingsError)  # type: ignore[attr-defined]
 
 

@@ -14,7 +14,8 @@ SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 def readyz(service: Service) -> httpx.Response:
-    return httpx.get(f"{service.url}/readyz", timeout=30)
+    """The detailed answer (the metrics token); without it, only the status (see the first test)."""
+    return httpx.get(f"{service.url}/readyz", headers=SCRAPE, timeout=30)
 
 
 def wait_ready_status(service: Service, status: int, what: str) -> httpx.Response:
@@ -27,6 +28,9 @@ def test_readyz_reports_redis_down_and_no_live_worker(service: Service) -> None:
     body = ready.json()
     assert body["status"] == "ready" and body["failed"] == []
     assert [w["hostname"] for w in body["checks"]["workers"]["alive"]] == [service.worker.name]
+    public = httpx.get(f"{service.url}/readyz", timeout=30)
+    assert public.status_code == 200 and public.json() == {"status": "ready"}  # no host names, no queues
+    assert service.worker.name not in public.text
 
     service.redis.stop()
     down = wait_ready_status(service, 503, "readyz to notice Redis is down")

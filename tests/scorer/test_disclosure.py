@@ -1,9 +1,11 @@
-"""What a hidden-set run may reveal: the excerpt's bounds, its notice, and its idempotent re-capping."""
+"""What a report may carry out of the scorer: the excerpt's bounds, its notice, its idempotent
+re-capping, and strings every database can store."""
 
 from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -11,13 +13,20 @@ from scorer.disclosure import (
     MIDDLE_MARK,
     RESERVED_BYTES,
     WITHHELD_EN,
+    Disclosure,
     cap_params,
     cap_visible,
+    disclose,
     excerpt,
     head_and_tail,
     params_bytes,
+    storable_text,
     withheld_notice,
 )
+from scorer.errors import ErrorCode, ScoringError
+from scorer.notices import Notice
+from scorer.report import CheckReport, RunFacts, ScoreReport
+from scorer.similarity import FileHash
 
 
 def test_short_text_is_left_whole() -> None:
@@ -85,3 +94,57 @@ def test_parameters_are_short_strings_whatever_they_were() -> None:
     assert params["odd"] == "<Raising>"
     assert len(params) <= 12
     assert params_bytes(params) <= 12 * (40 + 200)
+
+
+def test_unstorable_characters_become_visible_escapes_and_text_stays_whole() -> None:
+    assert storable_text("A\x00B") == "A\\x00B"
+    assert storable_text("boom \ud800 \udfff") == "boom \\ud800 \\udfff"
+    assert storable_text("\x1b[31mred\x7f\x85") == "\\x1b[31mred\\x7f\\x85"
+    kept = "tabs\tnew\nlines\r\nカタカナ 😀 \u00e9"  # text, including a real pair outside the BMP
+    assert storable_text(kept) is kept
+
+
+def _dirty_report(kind: type[ScoreReport] | type[CheckReport], text: str) -> ScoreReport | CheckReport:
+    error = ScoringError(ErrorCode.PREDICT_EXCEPTION, {text: text, "n": 3}, detail=text)
+    facts = RunFacts(log=text, run_id="r1")
+    notices = [Notice("both_entries", text, text)]
+    if kind is CheckReport:
+        return CheckReport(ok=False, stage="smoke", error=error, facts=facts, notices=notices, entry=text)
+    return ScoreReport(
+        status="failed", error=error, metrics=None, facts=facts, runtime={}, limits={}, notices=notices, entry=text,
+        staff_log=text, file_hashes=[FileHash("code", text, "0" * 64)],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", [ScoreReport, CheckReport])
+@pytest.mark.parametrize("disclosure", [Disclosure(), None], ids=["hidden set", "public images"])
+def test_every_string_of_a_report_leaves_storable(
+    kind: type[ScoreReport] | type[CheckReport], disclosure: Disclosure | None
+) -> None:
+    """Whatever field a trainee's bytes reach (log, traceback, parameters and their keys, notices,
+    entry name, file names), the report that leaves holds only storable text."""
+    report = disclose(_dirty_report(kind, "A\x00B\ud800"), disclosure)
+    fields = [
+        report.to_json(),
+        getattr(report, "staff_log", ""),
+        [h.to_json() for h in getattr(report, "file_hashes", [])],
+    ]
+    texts = list(_strings(fields))
+    assert len(texts) > 10
+    for text in texts:
+        text.encode("utf-8")  # raises on a lone surrogate
+        assert "\x00" not in text
+    assert "A\\x00B\\ud800" in report.log  # what was printed, as visible escapes
+    assert report.error is not None and report.error.params["n"] in (3, "3")  # not text: untouched
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)

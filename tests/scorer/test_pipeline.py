@@ -1,24 +1,40 @@
-"""The scoring pipeline end to end, with the real sandbox: contract, error codes, exact accuracy."""
+"""The scoring pipeline end to end, with the real sandbox: contract, error codes, exact accuracy.
+
+Scoring and the pre-flight run trainee code through one skeleton (``run_submission``); the tests of
+who is blamed for what run both paths (``BOTH``) with the same assertions.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
 import json
+import logging
 import os
 import pickle
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from scorer.classes import TEST_COUNTS
 from scorer.disclosure import RESERVED_BYTES, Disclosure
-from scorer.errors import Blame, ErrorCode
-from scorer.pipeline import ScoringConfig, check_submission, score_submission
-from scorer.runtime import find_runtime
+from scorer.errors import Blame, ErrorCode, ScoringError
+from scorer.pipeline import (
+    Purpose,
+    ScoringConfig,
+    check_purpose,
+    check_submission,
+    run_submission,
+    score_submission,
+    scoring_purpose,
+)
+from scorer.report import CheckReport, ScoreReport
+from scorer.runtime import Runtime, find_runtime
 from scorer.sandbox.types import Limits, MiB
 from tests.fixtures.artifacts import DataSet, Examples
 
@@ -43,6 +59,30 @@ def score_small(tmp_path: Path, data: DataSet, config: ScoringConfig, files: dic
 
 
 ZEROS = "import numpy as np\n\ndef predict(test_data):\n    return np.zeros(len(test_data), dtype=int)\n"
+
+PurposeOf = Callable[..., Purpose[Any]]
+
+
+def scoring(config: ScoringConfig, data: DataSet, images: Path | None = None) -> Purpose[ScoreReport]:
+    """Scoring on the small hidden set (or on ``images`` with its labels)."""
+    return scoring_purpose(config, images or data.small_data, data.small_label)
+
+
+def preflight(config: ScoringConfig, data: DataSet, images: Path | None = None) -> Purpose[CheckReport]:
+    """The pre-flight on the labelled public set (or on unlabelled ``images``)."""
+    return check_purpose(config, images or data.train_data, None if images else data.train_label)
+
+
+# The blame rules are the skeleton's: every test marked so runs both paths with the same assertions.
+BOTH = pytest.mark.parametrize("purpose_of", [scoring, preflight], ids=["scoring", "pre-flight"])
+
+
+def succeeded(report: ScoreReport | CheckReport) -> bool:
+    return report.ok if isinstance(report, CheckReport) else report.status == "succeeded"
+
+
+def run_both(tmp_path: Path, purpose: Purpose[Any], config: ScoringConfig, files: dict[str, str | bytes]) -> Any:
+    return run_submission(make_zip(tmp_path / "s.zip", files), config, purpose)
 
 
 def in_process_correct(zip_path: Path, tmp_path: Path, data: Path, labels: Path) -> int:
@@ -190,6 +230,12 @@ def test_both_entries_use_the_py_and_say_so(tmp_path: Path, synthetic_set: DataS
     assert report.notices, "the choice of the .py must be reported"
 
 
+FORGED_SERVER_FAULT = (
+    'import os\nos.write(3, b\'{"event": "error", "code": "internal_error"}\\n\')\n'
+    "def predict(d):\n    return [0] * len(d)\n"
+)
+
+
 @pytest.mark.parametrize(
     ("source", "code", "in_message"),
     [
@@ -229,18 +275,22 @@ def test_both_entries_use_the_py_and_say_so(tmp_path: Path, synthetic_set: DataS
         ),
         ("def predict(d):\n    return 'ア'\n", ErrorCode.PREDICTION_SHAPE, "(N, 15)"),
         ("import sys\ndef predict(d):\n    sys.exit(1)\n", ErrorCode.SUBMISSION_EXITED, "sys.exit"),
+        # A forged server fault on the result channel after the import is the submission's.
+        (FORGED_SERVER_FAULT, ErrorCode.HARNESS_DISRUPTED, "descriptor 3"),
     ],
 )
+@BOTH
 def test_failures_have_stable_codes_and_bilingual_messages(
     source: str,
     code: ErrorCode,
     in_message: str,
+    purpose_of: PurposeOf,
     tmp_path: Path,
     synthetic_set: DataSet,
     config: ScoringConfig,
 ) -> None:
-    report = score_small(tmp_path, synthetic_set, config, {"submit_katakana.py": source})
-    assert report.status == "failed"
+    report = run_both(tmp_path, purpose_of(config, synthetic_set), config, {"submit_katakana.py": source})
+    assert not succeeded(report)
     assert report.error is not None and report.error.code is code, report.to_json()
     assert report.error.code.blame is Blame.SUBMISSION
     assert in_message in report.error.message("en") + report.error.message("ja") + report.log
@@ -263,23 +313,102 @@ def test_traceback_shows_the_trainees_frames_and_no_host_paths(
     assert str(tmp_path) not in report.log
 
 
-def test_a_broken_test_set_is_the_services_fault(tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig) -> None:
+@BOTH
+def test_broken_images_are_the_services_fault(
+    purpose_of: PurposeOf, tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
     broken = tmp_path / "broken.npy"
     broken.write_bytes(b"not a numpy file")
     archive = make_zip(tmp_path / "s.zip", {"submit_katakana.py": ZEROS})
-    report = score_submission(archive, test_data=broken, test_labels=synthetic_set.small_label, config=config)
+    report = run_submission(archive, config, purpose_of(config, synthetic_set, broken))
     assert report.error is not None and report.error.code is ErrorCode.INTERNAL_ERROR
     assert report.error.code.blame is Blame.SERVER
 
 
-def test_a_missing_zip_is_the_services_fault(tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig) -> None:
-    report = score_submission(
-        tmp_path / "gone.zip",
-        test_data=synthetic_set.small_data,
-        test_labels=synthetic_set.small_label,
-        config=config,
-    )
+@BOTH
+def test_a_missing_zip_is_the_services_fault(
+    purpose_of: PurposeOf, tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    report = run_submission(tmp_path / "gone.zip", config, purpose_of(config, synthetic_set))
     assert report.error is not None and report.error.code.blame is Blame.SERVER
+
+
+@BOTH
+def test_a_runtime_that_does_not_start_is_the_services_fault(
+    purpose_of: PurposeOf, tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    broken = dataclasses.replace(config, runtime=Runtime(tmp_path / "no-such-runtime" / "bin" / "python"))
+    report = run_both(tmp_path, purpose_of(broken, synthetic_set), broken, {"submit_katakana.py": ZEROS})
+    assert report.error is not None and report.error.code is ErrorCode.SANDBOX_UNAVAILABLE
+    assert report.error.code.blame is Blame.SERVER
+
+
+def _raises(*_: object) -> None:
+    raise RuntimeError("a fault of ours nobody foresaw")
+
+
+@BOTH
+def test_an_unforeseen_failure_before_trainee_code_runs_is_the_services_and_after_it_the_submissions(
+    purpose_of: PurposeOf,
+    tmp_path: Path,
+    synthetic_set: DataSet,
+    config: ScoringConfig,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The one rule for exceptions no branch foresaw: until the harness says it imports the entry,
+    they are a bug or an outage of ours (the upload is given back); after, the trainee's code chose
+    what reached us, so they are the submission's. Both logged in full for admins."""
+    purpose = purpose_of(config, synthetic_set)
+    files: dict[str, str | bytes] = {"submit_katakana.py": "print('TRAINEE-OUTPUT')\n" + ZEROS}
+    with caplog.at_level(logging.ERROR, logger="scorer.pipeline"):
+        before = run_both(tmp_path, dataclasses.replace(purpose, inputs=_raises), config, files)
+        after = run_both(tmp_path, dataclasses.replace(purpose, judge=_raises), config, files)
+    assert before.error is not None and before.error.code is ErrorCode.INTERNAL_ERROR
+    assert before.error.code.blame is Blame.SERVER and "TRAINEE-OUTPUT" not in before.log
+    assert after.error is not None and after.error.code is ErrorCode.HARNESS_DISRUPTED
+    assert after.error.code.blame is Blame.SUBMISSION
+    assert "could not be processed" in after.error.message("en") and "TRAINEE-OUTPUT" in after.log
+    assert not succeeded(before) and not succeeded(after)
+    logged = [r for r in caplog.records if r.exc_info and "nobody foresaw" in str(r.exc_info[1])]
+    assert len(logged) == 2
+
+
+@BOTH
+def test_a_server_code_raised_after_trainee_code_ran_is_the_submissions(
+    purpose_of: PurposeOf, tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    def server_fault(*_: object) -> None:
+        raise ScoringError(ErrorCode.INTERNAL_ERROR, detail="raised while handling the result")
+
+    purpose = dataclasses.replace(purpose_of(config, synthetic_set), judge=server_fault)
+    report = run_both(tmp_path, purpose, config, {"submit_katakana.py": ZEROS})
+    assert report.error is not None and report.error.code is ErrorCode.HARNESS_DISRUPTED
+    assert report.error.code.blame is Blame.SUBMISSION
+
+
+UNSTORABLE = """import numpy as np
+
+def predict(test_data):
+    print("A\\x00B", "bell\\x07", "esc\\x1b[31m", "tab\\tok", flush=True)
+    raise ValueError("boom \\ud800 and \\udfff")
+"""
+
+
+@BOTH
+def test_every_string_a_run_reports_is_storable(
+    purpose_of: PurposeOf, tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    """NUL (refused by PostgreSQL), lone surrogates (not UTF-8, refused by SQLite's driver) and other
+    control characters leave the scorer as visible escapes, in every field of the report."""
+    report = run_both(tmp_path, purpose_of(config, synthetic_set), config, {"submit_katakana.py": UNSTORABLE})
+    assert report.error is not None and report.error.code is ErrorCode.PREDICT_EXCEPTION
+    text = json.dumps(report.to_json(), ensure_ascii=False) + getattr(report, "staff_log", "")
+    text.encode("utf-8")  # no lone surrogate anywhere: this would raise
+    for bad in ("\x00", "\x07", "\x1b"):
+        assert bad not in text
+    assert "A\\x00B" in report.log and "bell\\x07" in report.log and "esc\\x1b[31m" in report.log
+    assert "tab\tok" in report.log  # tabs and newlines are text
+    assert "boom \\ud800 and \\udfff" in report.log
 
 
 def test_check_accepts_a_good_zip_and_refuses_broken_ones_with_the_stage(

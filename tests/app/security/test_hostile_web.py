@@ -78,6 +78,7 @@ def test_hsts_is_sent_in_production(tmp_path: Path, db_url: str, clock: Clock) -
         database_url=db_url,
         data_dir=tmp_path,
         sandbox_mode="bwrap",
+        base_url="https://scorer.example.test",
     )
     with TestClient(app_with(settings, clock, Checker())) as client:
         hsts = client.get("/login").headers["strict-transport-security"]
@@ -113,6 +114,23 @@ def test_metrics_need_the_token_or_an_admin(settings: Settings, clock: Clock, pe
         assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
     with TestClient(app_with(settings, clock, Checker(), metrics_public=True)) as client:
         assert client.get("/metrics").status_code == 200
+
+
+def test_readiness_shows_its_details_only_with_the_metrics_access(
+    settings: Settings, clock: Clock, people: People
+) -> None:
+    """Anyone may ask /readyz, so it answers the status alone; which checks failed and the live
+    workers' host names and queues need what /metrics needs."""
+    with TestClient(app_with(settings, clock, Checker(), metrics_token="scrape-me")) as client:
+        assert client.get("/readyz").json() == {"status": "unready"}  # no Redis, no worker here
+        login(client, people.trainee.email)
+        assert client.get("/readyz").json() == {"status": "unready"}  # a trainee is not an admin
+        client.cookies.clear()
+        login(client, people.admin.email)
+        assert client.get("/readyz").json()["failed"] == ["redis", "workers"]
+        client.cookies.clear()
+        detailed = client.get("/readyz", headers={"Authorization": "Bearer scrape-me"}).json()
+        assert detailed["checks"]["database"]["ok"] is True and "workers" in detailed["failed"]
 
 
 # --- CSRF ------------------------------------------------------------------------------------------

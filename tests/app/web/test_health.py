@@ -33,7 +33,11 @@ def _check_readyz_with_nothing_there(tmp_path: Path, db_port: int, redis_port: i
     )
     with TestClient(create_app(settings, enqueue=lambda _id: None)) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
-        response = client.get("/readyz")
+        public = client.get("/readyz")
+        assert public.status_code == 503
+        assert public.json() == {"status": "unready"}  # anyone may ask; the layout is not for anyone
+        assert client.get("/readyz", headers={"Authorization": "Bearer wrong"}).json() == {"status": "unready"}
+        response = client.get("/readyz", headers={"Authorization": "Bearer scrape-token"})
         assert response.status_code == 503
         body = response.json()
         assert body["status"] == "unready"

@@ -198,3 +198,18 @@ def test_user_names_cannot_escape_the_zip_folder(
     [member] = [m for m in bulk_zip.members(db, cohort, bulk_zip.Which.BEST, settings.storage_dir) if m.path]
     folder, _name = member.arcname.split("/")
     assert folder == f"_.._etc_passwd_{user.id}"
+
+
+def test_the_index_keeps_a_formula_name_as_text(
+    client: TestClient, people: People, cohort: Cohort, db: Session
+) -> None:
+    user = db.get(User, people.trainee.id)
+    assert user is not None
+    user.name = '=HYPERLINK("http://evil.example","open")'
+    db.commit()
+    login(client, people.instructor.email)
+    index = list(csv.reader(io.StringIO(_zip(client, cohort.id).read("index.csv").decode("utf-8-sig"))))
+    [row] = [row for row in index if row[0] == str(user.id)]
+    assert row[1] == "'" + user.name  # a spreadsheet shows it as text
+    assert row[6].startswith("'=HYPERLINK") and row[6].endswith(".zip")  # the file's folder starts with the name
+    assert all(not cell.startswith(("=", "+", "-", "@")) for line in index for cell in line)
