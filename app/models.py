@@ -333,6 +333,7 @@ class UploadCheck(Base):
     # When a pre-flight worker took it (None: waiting for one): the fair order of the pre-flight
     # queue claims it once, and a trainee's pre-flight time in the last hour is counted from here.
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    task_id: Mapped[str | None] = mapped_column(String(200))  # the delivery that claimed it (its Celery task)
     verdict: Mapped[Any | None] = mapped_column(JSON)  # PreflightVerdict.to_json()
     refusal: Mapped[Any | None] = mapped_column(JSON)  # {"key", "status", "params"} when refused/failed
     submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))

@@ -293,9 +293,12 @@ def give_up(
         _end(row, FAILED, now, "upload_error_preflight_unanswered")
 
 
-def claim_next(factory: sessionmaker[Session], settings: Settings, now: dt.datetime) -> int | None:
+def claim_next(
+    factory: sessionmaker[Session], settings: Settings, now: dt.datetime, task_id: str | None = None
+) -> int | None:
     """Claim the waiting check that comes first in the pre-flight's fair order (see the module's
-    docstring); its id, or None when none waits. Exactly once on both databases (``app.services.claims``)."""
+    docstring) for the delivery ``task_id``; its id, or None when none waits. Exactly once on both
+    databases (``app.services.claims``)."""
     fresh = now - dt.timedelta(seconds=settings.preflight_wait_s)
     unclaimed = (UploadCheck.state == CHECKING) & UploadCheck.started_at.is_(None) & (UploadCheck.created_at > fresh)
     with write_lock(factory) as db:
@@ -304,7 +307,8 @@ def claim_next(factory: sessionmaker[Session], settings: Settings, now: dt.datet
             return None
         used = preflight_seconds(db, {row.user_id for row in waiting}, now)
         order = sorted(waiting, key=lambda row: (used.get(row.user_id, 0.0), row.created_at, row.id))
-        return claim_first(db, UploadCheck, (row.id for row in order), unclaimed, {"started_at": now})
+        values = {"started_at": now, "task_id": task_id}
+        return claim_first(db, UploadCheck, (row.id for row in order), unclaimed, values)
 
 
 def claim(factory: sessionmaker[Session], check_id: int, now: dt.datetime) -> bool:

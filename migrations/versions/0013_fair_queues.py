@@ -8,8 +8,9 @@ a fair order (app.services.scoring_queue, app.services.upload_checks). That orde
   ``created_at``;
 - ``ix_submissions_finished_at``: the runs each trainee had while the oldest waiting upload waited
   are those that ended since it was queued (or still run);
-- ``upload_checks.started_at``: when a pre-flight worker claimed the check (None while it waits),
-  so a check is claimed once and a trainee's pre-flight time in the last hour can be counted.
+- ``upload_checks.started_at`` and ``task_id``: when a pre-flight worker claimed the check (None
+  while it waits) and which delivery did, so a check is claimed once, a trainee's pre-flight time in
+  the last hour can be counted, and a worker process lost mid-check is matched to its check.
 
 Revision ID: fair_queues
 Revises: leaderboard_versions
@@ -38,10 +39,12 @@ def upgrade() -> None:
         batch.create_index("ix_submissions_finished_at", ["finished_at"])
     with op.batch_alter_table("upload_checks") as batch:
         batch.add_column(sa.Column("started_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("task_id", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("upload_checks") as batch:
+        batch.drop_column("task_id")
         batch.drop_column("started_at")
     with op.batch_alter_table("submissions") as batch:
         batch.drop_index("ix_submissions_finished_at")

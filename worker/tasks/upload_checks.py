@@ -20,6 +20,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from celery import Task
+
 from app.observability.structured_logs import bound
 from app.queue import CHECK_UPLOAD_TASK, PREFLIGHT_QUEUE, enqueue_scoring
 from app.services.preflight import PreflightVerdict
@@ -35,6 +37,7 @@ _config = get_settings().worker
 
 
 @app.task(
+    bind=True,
     name=CHECK_UPLOAD_TASK,
     queue=PREFLIGHT_QUEUE,
     acks_late=True,
@@ -42,13 +45,13 @@ _config = get_settings().worker
     soft_time_limit=_config.preflight_soft_time_limit_s,
     time_limit=_config.preflight_time_limit_s,
 )
-def check_upload(check_id: int) -> None:
+def check_upload(self: Task, check_id: int) -> None:
     settings = get_settings()
 
     def checker(zip_path: Path) -> PreflightVerdict:
         return PreflightVerdict.from_json(run_check(settings, zip_path))
 
-    claimed = claim_next(sessions(), settings, utcnow())
+    claimed = claim_next(sessions(), settings, utcnow(), task_id=self.request.id)
     if claimed is None:  # a duplicate delivery, or every check was taken by a quicker wake-up
         log.info("woken by upload check %s, but no check waits", check_id)
         return
