@@ -16,7 +16,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.models import Submission, SubmissionStatus
-from app.services.scoring_queue import QueueSnapshot, QueueWatch, read_snapshot, typical_run_seconds
+from app.services.scoring_queue import (
+    QueueSnapshot,
+    QueueWatch,
+    RunTimes,
+    read_snapshot,
+    runtime_name,
+    typical_run_seconds,
+)
 
 FINAL = (SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED)
 
@@ -81,7 +88,8 @@ def progress(
     )
     if final:
         return base
-    run_s = typical_run_seconds(db)
+    times = typical_run_seconds(db)
+    run_s = times.of(runtime_name(submission.runtime))
     slots = queue.slots() if queue is not None else None
     if submission.status != SubmissionStatus.QUEUED:
         return replace(base, estimate_s=run_s, scoring_workers=slots)
@@ -95,18 +103,21 @@ def progress(
         queue_position=snapshot.position(submission.id),
         estimate_s=run_s,
         runs_ahead=snapshot.runs_ahead(submission.id),
-        wait_s=expected_wait(snapshot, submission.id, run_s, slots, now or dt.datetime.now(dt.UTC)),
+        wait_s=expected_wait(snapshot, submission.id, times, slots, now or dt.datetime.now(dt.UTC)),
         scoring_workers=slots,
     )
 
 
 def expected_wait(
-    snapshot: QueueSnapshot, submission_id: int, run_s: float | None, slots: int | None, now: dt.datetime
+    snapshot: QueueSnapshot, submission_id: int, times: RunTimes, slots: int | None, now: dt.datetime
 ) -> float | None:
-    """Seconds until a waiting submission's result: until its run starts, plus a typical run; whole
-    seconds, rounded up. None without a typical run yet, or with no live scoring worker (nobody would
-    score it; it waits, safe, until one is back). Workers not known (Redis unreadable): one assumed."""
-    if run_s is None or slots == 0 or snapshot.position(submission_id) is None:
+    """Seconds until a waiting submission's result: until its run starts, plus a typical run of its
+    runtime; whole seconds, rounded up. None before any run has finished, or with no live scoring
+    worker (nobody would score it; it waits, safe, until one is back). Workers not known (Redis
+    unreadable): one assumed."""
+    place = snapshot.position(submission_id)
+    if place is None or slots == 0:
         return None
-    start = snapshot.starts_in(run_s, slots or 1, now)[submission_id]
-    return float(math.ceil(start + run_s))
+    start = snapshot.starts_in(times, slots or 1, now).get(submission_id)
+    run_s = times.of(snapshot.order[place - 1].runtime)
+    return None if start is None or run_s is None else float(math.ceil(start + run_s))

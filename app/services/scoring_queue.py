@@ -50,24 +50,47 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 FINAL = (SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED)
-RECENT_RUNS = 20  # the typical run is the median of this many recent runs
+RECENT_RUNS = 20  # the typical run is the median of this many recent runs (of its runtime)
+RECENT_RUNS_SCANNED = 10  # ... found among this many times as many recent runs of any runtime
+DEFAULT_RUNTIME = "numpy"  # the reference runtime (scorer.runtime): what a record without a name ran in
 MIN_RUN_S = 1.0  # an estimate is never "0 s": a run takes at least a second of the worker's time
+
+
+def runtime_name(recorded: object) -> str:
+    """The runtime a submission's ``runtime`` record names; without a name (a record made before there
+    were several runtimes, or none yet), the reference runtime's."""
+    name = recorded.get("name") if isinstance(recorded, dict) else None
+    return str(name) if name else DEFAULT_RUNTIME
 
 
 @dataclass(frozen=True)
 class Waiting:
-    """A submission in the queue, with what the fair order looks at."""
+    """A submission in the queue, with what the fair order and the wait look at."""
 
     id: int
     user_id: int
     cohort_id: int
     queued_at: dt.datetime
+    runtime: str = DEFAULT_RUNTIME
 
 
 @dataclass(frozen=True)
 class Running:
     id: int
     started_at: dt.datetime | None
+    runtime: str = DEFAULT_RUNTIME
+
+
+@dataclass(frozen=True)
+class RunTimes:
+    """What a run takes, per runtime: the median of that runtime's recent runs; a runtime without
+    runs of its own yet is taken to take what recent runs of any runtime took (None: no run yet)."""
+
+    by_runtime: Mapping[str, float]
+    overall: float | None
+
+    def of(self, runtime: str) -> float | None:
+        return self.by_runtime.get(runtime, self.overall)
 
 
 def fair_order(
@@ -128,11 +151,16 @@ class QueueSnapshot:
         place = self.position(submission_id)
         return None if place is None else place - 1 + len(self.running)
 
-    def starts_in(self, run_s: float, slots: int, now: dt.datetime) -> dict[int, float]:
+    def starts_in(self, times: RunTimes, slots: int, now: dt.datetime) -> dict[int, float]:
         """Seconds from ``now`` until each waiting run is expected to start, with ``slots`` live
-        scoring workers and runs of ``run_s`` each (see the module's docstring)."""
-        elapsed = [(now - r.started_at).total_seconds() if r.started_at else 0.0 for r in self.running]
-        free = [max(0.0, run_s - e) for e in elapsed]
+        scoring workers and runs taking their runtime's typical time (see the module's docstring);
+        empty before any run has finished."""
+        if times.overall is None:
+            return {}
+        free = []
+        for run in self.running:
+            elapsed = (now - run.started_at).total_seconds() if run.started_at else 0.0
+            free.append(max(0.0, (times.of(run.runtime) or times.overall) - elapsed))
         # More runs going on than workers seen: a worker's presence lapsed, not its run.
         free += [0.0] * max(0, slots - len(free))
         heapq.heapify(free)
@@ -140,24 +168,21 @@ class QueueSnapshot:
         for item in self.order:
             start = heapq.heappop(free)
             starts[item.id] = start
-            heapq.heappush(free, start + run_s)
+            heapq.heappush(free, start + (times.of(item.runtime) or times.overall))
         return starts
 
 
 def read_snapshot(db: Session) -> QueueSnapshot:
     """The queue as the database has it now, in fair order."""
+    columns = (Submission.id, Submission.user_id, Submission.cohort_id, Submission.runtime)
     waiting = [
-        Waiting(*row)
+        Waiting(row.id, row.user_id, row.cohort_id, row.queued_at, runtime_name(row.runtime))
         for row in db.execute(
-            select(Submission.id, Submission.user_id, Submission.cohort_id, Submission.queued_at).where(
-                Submission.status == SubmissionStatus.QUEUED
-            )
+            select(*columns, Submission.queued_at).where(Submission.status == SubmissionStatus.QUEUED)
         )
     ]
     running = db.execute(
-        select(Submission.id, Submission.user_id, Submission.cohort_id, Submission.started_at).where(
-            Submission.status == SubmissionStatus.RUNNING
-        )
+        select(*columns, Submission.started_at).where(Submission.status == SubmissionStatus.RUNNING)
     ).all()
     user_runs: Counter[int] = Counter(row.user_id for row in running)
     cohort_runs: Counter[int] = Counter(row.cohort_id for row in running)
@@ -171,7 +196,9 @@ def read_snapshot(db: Session) -> QueueSnapshot:
         user_runs.update(row.user_id for row in finished_since)
         cohort_runs.update(row.cohort_id for row in finished_since)
     order = fair_order(waiting, user_runs, cohort_runs)
-    return QueueSnapshot(tuple(order), tuple(Running(row.id, row.started_at) for row in running))
+    return QueueSnapshot(
+        tuple(order), tuple(Running(row.id, row.started_at, runtime_name(row.runtime)) for row in running)
+    )
 
 
 def claim_next(db: Session, values: Mapping[str, Any]) -> int | None:
@@ -184,25 +211,39 @@ def claim_next(db: Session, values: Mapping[str, Any]) -> int | None:
     )
 
 
-def typical_run_seconds(db: Session, limit: int = RECENT_RUNS) -> float | None:
-    """How long a run takes: the median wall time, start to finish, of the last ``limit`` runs
-    (None before the first one). A median is not thrown by one runaway run; runs the service
-    itself failed (the sweeper giving up on a lost worker, a missing zip) are no measure of a run.
-    Rounded up to whole seconds, at least :data:`MIN_RUN_S`: the page says "about 4 s", never "0 s"."""
+def typical_run_seconds(db: Session, limit: int = RECENT_RUNS) -> RunTimes:
+    """How long a run takes, per runtime: the median wall time, start to finish, of each runtime's
+    last ``limit`` runs (among the last few hundred of all). A median is not thrown by one runaway
+    run; runs the service itself failed (the sweeper giving up on a lost host, a missing zip) are no
+    measure of a run. Rounded up to whole seconds, at least :data:`MIN_RUN_S`: the page says
+    "about 4 s", never "0 s"."""
     rows = db.execute(
-        select(Submission.started_at, Submission.finished_at)
+        select(Submission.started_at, Submission.finished_at, Submission.runtime)
         .where(
             Submission.status.in_(FINAL),
             Submission.started_at.is_not(None),
             Submission.finished_at.is_not(None),
             or_(Submission.error_blame.is_(None), Submission.error_blame != "server"),
         )
-        .order_by(Submission.id.desc())  # the primary key: stops after ``limit`` rows, no new index
-        .limit(limit)
+        .order_by(Submission.id.desc())  # the primary key: stops after the limit, no new index
+        .limit(limit * RECENT_RUNS_SCANNED)
     ).all()
-    durations = [(finished - started).total_seconds() for started, finished in rows if started and finished]
-    if not durations:
-        return None
+    every: list[float] = []
+    per_runtime: dict[str, list[float]] = {}
+    for started, finished, recorded in rows:
+        if started is None or finished is None:
+            continue
+        seconds = (finished - started).total_seconds()
+        if len(every) < limit:
+            every.append(seconds)
+        runtime = per_runtime.setdefault(runtime_name(recorded), [])
+        if len(runtime) < limit:
+            runtime.append(seconds)
+    return RunTimes({name: _typical(durations) for name, durations in per_runtime.items()},
+                    _typical(every) if every else None)  # fmt: skip
+
+
+def _typical(durations: list[float]) -> float:
     return float(max(MIN_RUN_S, math.ceil(statistics.median(durations))))
 
 

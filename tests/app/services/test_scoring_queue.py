@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import make_engine, make_sessionmaker, write_lock
 from app.models import Cohort, Enrollment, Role, Submission, SubmissionStatus, User
 from app.services.progress import progress
-from app.services.scoring_queue import QueueWatch, Waiting, claim_next, fair_order, read_snapshot
+from app.services.scoring_queue import (
+    QueueWatch,
+    RunTimes,
+    Waiting,
+    claim_next,
+    fair_order,
+    read_snapshot,
+    typical_run_seconds,
+)
 from app.settings import Settings
 
 T0 = dt.datetime(2026, 11, 24, 3, 0, tzinfo=dt.UTC)
@@ -142,7 +150,7 @@ def test_the_place_shown_is_the_place_in_the_order_claims_follow(
         snapshot = read_snapshot(db)
     assert [snapshot.position(sid) for sid in (a1, a2, a3, b1, c1)] == [1, 4, 5, 2, 3]
     # Two workers, runs of 40 s: A1 and B1 start now, C1 and A2 when those end, A3 after that.
-    assert snapshot.starts_in(40.0, 2, at(10)) == {a1: 0.0, b1: 0.0, c1: 40.0, a2: 40.0, a3: 80.0}
+    assert snapshot.starts_in(RunTimes({}, 40.0), 2, at(10)) == {a1: 0.0, b1: 0.0, c1: 40.0, a2: 40.0, a3: 80.0}
     first = _claim(factory, "w1", at(10))
     assert first == a1
     with factory() as db:
@@ -150,7 +158,7 @@ def test_the_place_shown_is_the_place_in_the_order_claims_follow(
     assert [snapshot.position(sid) for sid in (a2, a3, b1, c1)] == [3, 4, 1, 2]
     assert snapshot.runs_ahead(a2) == 3  # B1 and C1 wait before it, and A1 runs
     # One worker: A1 has run 10 of its 40 s; B1 starts in 30 s, C1 in 70, A2 in 110.
-    starts = snapshot.starts_in(40.0, 1, at(20))
+    starts = snapshot.starts_in(RunTimes({}, 40.0), 1, at(20))
     assert (starts[b1], starts[c1], starts[a2]) == (30.0, 70.0, 110.0)
 
 
@@ -227,3 +235,33 @@ def test_the_wait_shown_is_runs_ahead_times_the_typical_run_over_live_workers(
         assert row is not None
         alone = progress(db, row, QueueWatch(lambda: 0), at(10))
     assert alone.wait_s is None  # no live scoring worker: no promise, the submission just waits
+
+
+def test_each_runtime_is_timed_by_its_own_recent_runs(factory: sessionmaker[Session]) -> None:
+    """A TensorFlow run takes longer than a NumPy one: a waiting run counts its own runtime's median;
+    a runtime with no runs yet counts what recent runs of any runtime took."""
+    cohort_id, users = _trainees(factory, "A", "B")
+    with factory.begin() as db:
+        for seconds, name in ((30, None), (32, "numpy"), (90, "tensorflow"), (95, "tensorflow"), (88, "tensorflow")):
+            recorded = {"name": name} if name else {"python": "3.11"}  # no name: made before there were two
+            db.add(Submission(
+                user_id=users["B"], cohort_id=cohort_id, status=SubmissionStatus.SUCCEEDED, created_at=at(-900),
+                quota_day=T0.date(), original_filename="old.zip", zip_sha256="1" * 64, zip_size=1, storage_key="k",
+                started_at=at(-800), finished_at=at(-800 + seconds), runtime=recorded,
+            ))  # fmt: skip
+    keras = _upload(factory, cohort_id, users["A"], at(0))
+    numpy = _upload(factory, cohort_id, users["B"], at(1))
+    with factory.begin() as db:
+        row = db.get(Submission, keras)
+        assert row is not None
+        row.runtime = {"name": "tensorflow"}  # the pre-flight's choice, recorded before the run
+    with factory() as db:
+        times = typical_run_seconds(db)
+        assert (times.of("numpy"), times.of("tensorflow"), times.of("jax")) == (31.0, 90.0, 88.0)
+        snapshot = read_snapshot(db)
+        waiting = db.get(Submission, numpy)
+        assert waiting is not None
+        state = progress(db, waiting, QueueWatch(lambda: 1), at(10))
+    # One worker: the Keras run first (90 s), then this NumPy one (31 s).
+    assert snapshot.starts_in(times, 1, at(10)) == {keras: 0.0, numpy: 90.0}
+    assert (state.estimate_s, state.wait_s) == (31.0, 121.0)
