@@ -120,7 +120,8 @@ def _score(submission_id: int, storage_key: str, slot: WarmSlot | None) -> tuple
         return server_failure_values(ErrorCode.INTERNAL_ERROR, detail, utcnow()), None
     try:
         with sessions()() as session:
-            testset: ActiveTestSet = active_testset(session)
+            assert settings.testset_dir is not None  # derived by Settings
+            testset: ActiveTestSet = active_testset(session, settings.testset_dir)
             expected_sha = session.scalar(select(Submission.zip_sha256).where(Submission.id == submission_id))
     except TestSetProblem as exc:
         log.error("submission %s: %s", submission_id, exc)
