@@ -79,6 +79,7 @@ class Running:
     id: int
     started_at: dt.datetime | None
     runtime: str = DEFAULT_RUNTIME
+    cohort_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,42 @@ class QueueSnapshot:
         return starts
 
 
+@dataclass(frozen=True)
+class CohortQueue:
+    """A cohort's uploads in the queue, for its instructors during a deadline."""
+
+    waiting: int  # the cohort's uploads waiting to be scored
+    running: int  # ... and being scored now
+    all_waiting: int  # every cohort's, for scale
+    oldest_wait_s: float | None  # how long its oldest waiting upload has waited
+    drain_s: float | None  # until the last of them is expected to have its result (None: not known)
+
+
+def cohort_queue(
+    snapshot: QueueSnapshot, cohort_id: int, times: RunTimes, slots: int | None, now: dt.datetime
+) -> CohortQueue:
+    """Where a cohort's uploads stand in the queue. Live workers not known: one assumed; none: no
+    time to drain is promised."""
+    mine = [item for item in snapshot.order if item.cohort_id == cohort_id]
+    running = [run for run in snapshot.running if run.cohort_id == cohort_id]
+    drain: float | None = None
+    if slots != 0 and times.overall is not None and (mine or running):
+        starts = snapshot.starts_in(times, slots or 1, now)
+        ends = [starts[item.id] + (times.of(item.runtime) or times.overall) for item in mine]
+        for run in running:
+            elapsed = (now - run.started_at).total_seconds() if run.started_at else 0.0
+            ends.append(max(0.0, (times.of(run.runtime) or times.overall) - elapsed))
+        drain = float(math.ceil(max(ends)))
+    oldest = min((item.queued_at for item in mine), default=None)
+    return CohortQueue(
+        waiting=len(mine),
+        running=len(running),
+        all_waiting=len(snapshot.order),
+        oldest_wait_s=None if oldest is None else max(0.0, (now - oldest).total_seconds()),
+        drain_s=drain,
+    )
+
+
 def read_snapshot(db: Session) -> QueueSnapshot:
     """The queue as the database has it now, in fair order."""
     columns = (Submission.id, Submission.user_id, Submission.cohort_id, Submission.runtime)
@@ -197,7 +234,8 @@ def read_snapshot(db: Session) -> QueueSnapshot:
         cohort_runs.update(row.cohort_id for row in finished_since)
     order = fair_order(waiting, user_runs, cohort_runs)
     return QueueSnapshot(
-        tuple(order), tuple(Running(row.id, row.started_at, runtime_name(row.runtime)) for row in running)
+        tuple(order),
+        tuple(Running(row.id, row.started_at, runtime_name(row.runtime), row.cohort_id) for row in running),
     )
 
 
