@@ -484,7 +484,8 @@ class SimilarityPair(Base):
     """Two trainees of a cohort and the strongest evidence that their work is shared.
 
     Kept up to date after every result (``worker.similarity``): the pair of their submissions
-    whose mistakes agree most (on ``testset_id``), and the files both handed in identically.
+    that is the strongest evidence of copying (the greatest copy index, on ``testset_id``), and the files
+    both handed in identically.
     Instructors of the cohort and admins read it; trainees never do.
     """
 
@@ -506,6 +507,14 @@ class SimilarityPair(Base):
     same_wrong: Mapped[int | None] = mapped_column(Integer)
     error_agreement: Mapped[float | None] = mapped_column(Float)  # same_wrong / both_wrong
     agreement: Mapped[float | None] = mapped_column(Float)  # same prediction, right or wrong
+    # The copy index (scorer.similarity.Reference): identical wrong answers expected under
+    # independence, the lift of the observed over them and its standard error (NULL: not judged),
+    # those on images most of the cohort gets right, and the other trainees the expectation rests on.
+    expected_same_wrong: Mapped[float | None] = mapped_column(Float)
+    lift: Mapped[float | None] = mapped_column(Float)
+    lift_se: Mapped[float | None] = mapped_column(Float)
+    same_wrong_easy: Mapped[int | None] = mapped_column(Integer)
+    reference_trainees: Mapped[int | None] = mapped_column(Integer)
     shared_files: Mapped[Any] = mapped_column(JSON, default=list)  # [{kind, name_a, name_b, sha256, ...}]
     shared_count: Mapped[int] = mapped_column(Integer, default=0)  # len(shared_files), for the query
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -160,11 +160,12 @@ class Settings(BaseSettings):
     # See scorer/disclosure.py: more is a channel for the hidden images.
     hidden_run_excerpt_bytes: int = Field(default=2048, ge=0, le=64 * 1024)
     hidden_run_stored_log_bytes: int = Field(default=64 * 1024, ge=0, le=MIB)
-    # The instructors' similarity page lists pairs of trainees whose shared mistakes agree at least
-    # this much (docs/benchmarks.md, "Similarity": independent models stay well below, copies well above), given
-    # at least this many shared mistakes; identical files are listed whatever the figures.
-    similarity_threshold: float = Field(default=0.9, ge=0.0, le=1.0)
-    similarity_min_shared_mistakes: int = Field(default=20, ge=1)
+    # The instructors' similarity page lists a pair of trainees when independence would give its copy
+    # index at most this often (per pair: docs/instructors.md, "Similarity"), or when they handed in
+    # an identical file that at most this many trainees of the cohort hand in (a file more share is
+    # the course's, not evidence about a pair).
+    similarity_false_alarm_rate: float = Field(default=0.001, gt=0.0, le=0.05)
+    similarity_rare_file_max_trainees: int = Field(default=2, ge=2)
     # With the public set imported, a smoke accuracy below this asks the trainee to confirm the upload.
     preflight_near_chance_below: float = Field(default=0.30, ge=0.0, le=1.0)
     # The smoke run's time limit: long enough for a cold start of the heaviest runtime (a cold

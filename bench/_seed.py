@@ -1,13 +1,14 @@
 """What the database benchmarks share: a private PostgreSQL, the schema migrated by Alembic as in
 production, and bulk inserts (Core ``insert()`` with lists of rows, no ORM objects) of a cohort and
-its trainees. ``bench/leaderboard.py`` and ``bench/similarity.py`` seed their own submissions on
-top of this; the helpers here are what they used to repeat.
+its trainees and their submissions. ``bench/leaderboard.py`` and ``bench/similarity.py`` seed on top
+of this; the helpers here are what they used to repeat.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import glob
+import itertools
 import math
 import os
 import shutil
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from alembic.config import Config  # noqa: E402
 from sqlalchemy import Connection, Engine, Table, insert, text  # noqa: E402
 
 from app.folding import search_key  # noqa: E402
-from app.models import Base, Cohort, Enrollment, Role, User  # noqa: E402
+from app.models import Base, Cohort, Enrollment, Role, SubmissionStatus, User  # noqa: E402
 
 T0 = dt.datetime(2026, 10, 1, 0, 0, tzinfo=dt.UTC)
 
@@ -77,6 +78,27 @@ def insert_users(
     if enrol_in is not None:
         conn.execute(insert(table(Enrollment)), [{"user_id": i, "cohort_id": enrol_in, "role": role} for i in ids])
     return ids
+
+
+def submission_row(user_id: int, cohort_id: int, at: dt.datetime, zip_sha256: str, **fields: Any) -> dict[str, Any]:
+    """A scored submission's columns as a finished upload leaves them (the zip itself is not stored:
+    nothing in a bench reads it); ``fields`` add columns or override these.
+
+    A batch is inserted with the columns of its first row, so every row names the columns that
+    differ between a success and a failure, even when they are empty.
+    """
+    return {"user_id": user_id, "cohort_id": cohort_id, "created_at": at, "quota_day": at.date(),
+            "status": SubmissionStatus.SUCCEEDED, "counts_toward_limit": True, "original_filename": "submit.zip",
+            "zip_sha256": zip_sha256, "zip_size": 1000, "storage_key": "zips/none.zip", "attempts": 1,
+            "accuracy": None, "error_code": None, **fields}  # fmt: skip
+
+
+def insert_in_batches(conn: Connection, target: Table, rows: Iterable[dict[str, Any]], batch: int) -> None:
+    """Insert ``rows`` into ``target`` ``batch`` at a time: one statement per batch, so a seed of
+    200,000 submissions never holds them all in memory."""
+    remaining = iter(rows)
+    while chunk := list(itertools.islice(remaining, batch)):
+        conn.execute(insert(target), chunk)
 
 
 def analyze(engine: Engine) -> None:

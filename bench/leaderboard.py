@@ -49,9 +49,23 @@ import re
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from _seed import T0, analyze, cpu_calibration_ms, insert_cohort, insert_users, migrate, percentile, postgres, table
+from _seed import (
+    T0,
+    analyze,
+    cpu_calibration_ms,
+    insert_cohort,
+    insert_in_batches,
+    insert_users,
+    migrate,
+    percentile,
+    postgres,
+    submission_row,
+    table,
+)
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Connection, create_engine, insert, select
@@ -67,7 +81,6 @@ from app.settings import Settings
 PASSWORD = "bench-password-123"
 BATCH = 20_000
 TARGET_P95_MS = 50.0
-SUBMISSION = table(Submission)
 SURNAMES = ["山田", "佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "中村", "小林", "加藤"]
 GIVEN = ["花子", "太郎", "次郎", "愛", "翔", "陽菜", "蓮", "結衣", "大輝", "美咲"]
 
@@ -99,27 +112,20 @@ def seed(url: str, trainees: int, per_trainee: int, other_cohorts: int) -> int:
         ids = insert_users(
             conn, trainees, name=lambda i: f"{SURNAMES[i % 10]} {GIVEN[(i // 10) % 10]} {i}", enrol_in=cohort_id
         )
-        rows: list[dict[str, object]] = []
-        for i, user_id in enumerate(ids):
-            skill = rng.uniform(0.80, 0.985)
-            for k in range(per_trainee):
-                at = T0 + dt.timedelta(days=k * 60 // per_trainee, minutes=rng.randrange(0, 1440))
-                failed = k % 10 == 9
-                accuracy = (
-                    None if failed else round(min(1.0, skill - 0.1 * (1 - k / per_trainee) + rng.gauss(0, 0.01)), 4)
-                )
-                rows.append({
-                    "user_id": user_id, "cohort_id": cohort_id, "created_at": at, "quota_day": at.date(),
-                    "status": SubmissionStatus.FAILED if failed else SubmissionStatus.SUCCEEDED,
-                    "counts_toward_limit": True, "original_filename": "submit.zip", "zip_sha256": f"{i:032x}{k:032x}",
-                    "zip_size": 1000, "storage_key": "zips/none.zip", "attempts": 1, "accuracy": accuracy,
-                    "error_code": "predict_missing" if failed else None,
-                })  # fmt: skip
-                if len(rows) == BATCH:
-                    conn.execute(insert(SUBMISSION), rows)
-                    rows = []
-        if rows:
-            conn.execute(insert(SUBMISSION), rows)
+
+        def submissions() -> Iterator[dict[str, Any]]:
+            for i, user_id in enumerate(ids):
+                skill = rng.uniform(0.80, 0.985)
+                for k in range(per_trainee):
+                    at = T0 + dt.timedelta(days=k * 60 // per_trainee, minutes=rng.randrange(0, 1440))
+                    if k % 10 == 9:  # a failed run
+                        yield submission_row(user_id, cohort_id, at, f"{i:032x}{k:032x}",
+                                             status=SubmissionStatus.FAILED, error_code="predict_missing")  # fmt: skip
+                        continue
+                    accuracy = round(min(1.0, skill - 0.1 * (1 - k / per_trainee) + rng.gauss(0, 0.01)), 4)
+                    yield submission_row(user_id, cohort_id, at, f"{i:032x}{k:032x}", accuracy=accuracy)
+
+        insert_in_batches(conn, table(Submission), submissions(), BATCH)
     with engine.begin() as conn:
         trainee_scores.rebuild_cohort(conn, cohort_id)
         for k in range(other_cohorts):

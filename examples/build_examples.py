@@ -231,25 +231,50 @@ def random_shift(batch: np.ndarray, max_shift: int, rng: np.random.Generator) ->
     return windows[np.arange(n), :, dy, dx]  # (n, C, h, w), a copy
 
 
-def _make_network(name: str, seed: int) -> tuple[Any, Any]:
+@dataclass(frozen=True)
+class Recipe:
+    """The choices a trainee varies when training one of the examples; the defaults build the examples.
+
+    ``hidden`` is the MLP's hidden layer sizes, or the CNN's single hidden Affine size (one entry);
+    ``channels`` the CNN's two convolutions. ``optimizer`` is "adam" or "sgd" from the example's
+    ``common/optimizer.py``; ``shift`` the random shift's reach in pixels (0: no augmentation).
+    """
+
+    hidden: tuple[int, ...] = (100, 100)
+    channels: tuple[int, int] = (16, 32)
+    optimizer: str = "adam"
+    lr: float = 0.001
+    shift: int = SHIFT
+    batch_size: int = BATCH_SIZE
+
+
+DEFAULT_RECIPES = {"mlp": Recipe(), "cnn": Recipe(hidden=(100,))}
+
+
+def _make_network(name: str, seed: int, recipe: Recipe | None = None) -> tuple[Any, Any]:
     """Build the network and optimizer from the example's own ``common`` (must be importable now)."""
+    recipe = recipe or DEFAULT_RECIPES[name]
     optimizer_module = importlib.import_module("common.optimizer")
     if name == "mlp":
         net_module = importlib.import_module("common.multi_layer_net")
-        network = net_module.MultiLayerNet(input_size=784, hidden_size_list=[100, 100], output_size=15, seed=seed)
+        network = net_module.MultiLayerNet(
+            input_size=784, hidden_size_list=list(recipe.hidden), output_size=15, seed=seed
+        )
     elif name == "cnn":
         net_module = importlib.import_module("common.conv_net")
         network = net_module.ConvNet(
             input_dim=(1, 28, 28),
-            conv_channels=(16, 32),
+            conv_channels=recipe.channels,
             filter_size=3,
-            hidden_size=100,
+            hidden_size=recipe.hidden[0],
             output_size=15,
             seed=seed,
         )
     else:
         raise ValueError(f"unknown example {name!r}")
-    return network, optimizer_module.Adam(lr=0.001)
+    if recipe.optimizer == "sgd":
+        return network, optimizer_module.SGD(lr=recipe.lr)
+    return network, optimizer_module.Adam(lr=recipe.lr)
 
 
 def train(
@@ -259,25 +284,33 @@ def train(
     epochs: int,
     seed: int,
     log: Callable[[str], None] | None = None,
+    recipe: Recipe | None = None,
+    start: dict[str, np.ndarray] | None = None,
+    after_epoch: Callable[[int, dict[str, np.ndarray]], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Train example ``name`` with its own common/ code and return its parameter dict (arrays only).
 
-    Plain mini-batch Adam over shuffled epochs, as in the textbook's Trainer, with each batch randomly
-    shifted (``random_shift``). Every random choice comes from ``seed``, so the same seed on the same
-    machine gives the same parameters.
+    Plain mini-batch training over shuffled epochs, as in the textbook's Trainer, with each batch
+    randomly shifted (``random_shift``). Every random choice comes from ``seed``, so the same seed on
+    the same machine gives the same parameters. ``recipe`` changes what a trainee would change (the
+    default builds the examples); ``start`` continues from given parameters (fine-tuning a copy);
+    ``after_epoch(epoch, params)`` sees a copy of the parameters after each epoch (snapshots).
     """
+    recipe = recipe or DEFAULT_RECIPES[name]
     init_seed, shuffle_seed = np.random.SeedSequence([seed, EXAMPLE_NAMES.index(name)]).generate_state(2)
     rng = np.random.default_rng(int(shuffle_seed))
     images = data.data.astype(np.float32) / 255.0  # (N, 1, 28, 28): shift first, then flatten for the MLP
     t = data.labels
     with submission_context(EXAMPLES_DIR / name, chdir=False):
-        network, optimizer = _make_network(name, int(init_seed))
+        network, optimizer = _make_network(name, int(init_seed), recipe)
+        if start is not None:
+            network.load_params({key: value.copy() for key, value in start.items()})
         for epoch in range(1, epochs + 1):
             order = rng.permutation(len(images))
             losses = []
-            for start in range(0, len(images), BATCH_SIZE):
-                batch = order[start : start + BATCH_SIZE]
-                x = random_shift(images[batch], SHIFT, rng)
+            for first in range(0, len(images), recipe.batch_size):
+                batch = order[first : first + recipe.batch_size]
+                x = random_shift(images[batch], recipe.shift, rng)
                 if name == "mlp":
                     x = x.reshape(len(x), -1)
                 grads = network.gradient(x, t[batch])
@@ -285,7 +318,27 @@ def train(
                 losses.append(network.last_layer.loss)
             if log:
                 log(f"  {name} epoch {epoch}/{epochs}: mean batch loss {np.mean(losses):.4f}")
+            if after_epoch:
+                after_epoch(epoch, {key: value.copy() for key, value in network.params.items()})
         return {key: np.ascontiguousarray(value) for key, value in network.params.items()}
+
+
+def predict_params(
+    name: str, params: dict[str, np.ndarray], images: np.ndarray, recipe: Recipe | None = None
+) -> np.ndarray:
+    """Class ids from ``params`` through the example's own network code, with its submission's
+    preprocessing (0–255 → 0–1, flattened for the MLP), in the service's chunks of 500: what the
+    example's ``predict`` returns, for networks of any recipe (the submission file fixes the sizes)."""
+    recipe = recipe or DEFAULT_RECIPES[name]
+    with submission_context(EXAMPLES_DIR / name, chdir=False):
+        network, _ = _make_network(name, 0, recipe)
+        network.load_params({key: value.copy() for key, value in params.items()})
+
+        def predict(chunk: np.ndarray) -> np.ndarray:
+            x = np.asarray(chunk, dtype=np.float32) / 255.0
+            return np.asarray(network.predict(x.reshape(len(x), -1) if name == "mlp" else x))
+
+        return predict_in_chunks(predict, images)
 
 
 # --------------------------------------------------------------------------------------------------------

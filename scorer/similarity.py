@@ -20,10 +20,12 @@ import functools
 import hashlib
 import io
 import logging
+import math
 import os
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -33,10 +35,12 @@ from scorer.classes import NUM_CLASSES
 
 PredArray = npt.NDArray[np.uint8]
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 # Files that hold trained parameters in the course's world (pickle, NumPy, Keras/HDF5, joblib, torch).
 WEIGHT_SUFFIXES = frozenset({".pkl", ".pickle", ".npy", ".npz", ".h5", ".hdf5", ".joblib", ".pt", ".pth"})
 TEMPLATES = Path(__file__).parent / "templates"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"  # beside the package in the repository and image
 
 log = logging.getLogger(__name__)
 
@@ -101,22 +105,381 @@ def compare(new: npt.NDArray[Any], others: npt.NDArray[Any], labels: npt.NDArray
     return Agreement(both_wrong, same_wrong, agree, int(new.shape[0]))
 
 
-def strongest_per_group(groups: npt.NDArray[Any], agreement: Agreement, min_both_wrong: int) -> dict[int, int]:
-    """For each group (trainee), the index of its submission that agrees most in its errors.
+# --------------------------------------------------------------------------------------------------
+# The copy index: identical wrong answers against what independence predicts
 
-    Ranked by error agreement, then by the number of shared mistakes (more evidence wins a tie).
-    A pair with fewer than ``min_both_wrong`` shared mistakes ranks below every pair with enough:
-    two near-perfect models sharing 3 mistakes, 3 of them alike, prove nothing.
+
+@dataclass(frozen=True)
+class Prior:
+    """What is assumed before a cohort's own answers are counted; fitted on independently trained
+    models of the course-format synthetic set (``bench/similarity_baseline.py --fit-prior``).
+
+    Per image, the chance of a wrong answer is Beta(``wrong``, ``right``) and a wrong answer's class a
+    Dirichlet with ``spread`` shared evenly by the 14 wrong classes: pseudo-answers added to the
+    cohort's real ones. ``center`` and ``scale`` are where the lift of independent pairs lies and how
+    far it strays (see ``CopyNull``); they count as ``pairs`` pairs of the cohort's own.
     """
-    groups = np.asarray(groups)
-    if groups.size == 0:
-        return {}
-    rate = np.nan_to_num(agreement.error_agreement(), nan=-1.0)
-    rate = np.where(agreement.both_wrong >= min_both_wrong, rate, rate - 3.0)
-    order = np.lexsort((agreement.both_wrong, rate, groups))  # last key sorts first: by group, then rate
-    sorted_groups = groups[order]
-    last_of_group = np.flatnonzero(np.r_[sorted_groups[1:] != sorted_groups[:-1], True])
-    return {int(sorted_groups[i]): int(order[i]) for i in last_of_group}
+
+    wrong: float
+    right: float
+    spread: float
+    center: float
+    scale: float
+    pairs: int
+
+
+# bench/similarity_baseline.py --fit-prior on the twelve-trainee cohorts gave MLP (wrong 0.033, right
+# 0.63, spread 0.24, centre 0.16, scale 0.41) and CNN (0.040, 1.13, 0.32, 0.04, 0.36): of each value
+# the one that expects more matches or a wider null, the scale rounded up, for cohorts too small to say.
+PRIOR = Prior(wrong=0.04, right=0.63, spread=0.24, center=0.16, scale=0.45, pairs=45)
+# Below this many trainees (15 pairs), the copy index rests mostly on the prior and often misses a
+# copy (bench/similarity_baseline.py, small cohorts); the page says so. It never flags more there.
+SMALL_COHORT = 6
+FALSE_ALARM_RATE = 0.001  # per pair of trainees under independence
+LIFT_BOUND = 12.0  # a lift is capped here: identical predictions reach it
+MIN_SCALE = 0.1
+MIN_REFERENCE_ACCURACY = 0.5
+SHORTLIST = 2  # submissions per other trainee the copy index is computed for (see compare_strongest)
+_NORMAL = NormalDist()
+
+
+def z_needed(compared_pairs: int, false_alarm_rate: float = FALSE_ALARM_RATE) -> float:
+    """The z a pair's strongest pair of submissions must reach: the rate is shared out over every
+    pair of submissions that was compared (Bonferroni), so that taking the strongest of many still
+    flags independent trainees at most at ``false_alarm_rate`` (3.09 for one pair of submissions)."""
+    return -_NORMAL.inv_cdf(false_alarm_rate / max(1, compared_pairs))
+
+
+@dataclass(frozen=True)
+class CopyNull:
+    """Where the lifts of a cohort's independent pairs lie: their centre and spread.
+
+    Independent models are not alike in one way only: trainees who train the same way (the same
+    architecture, no augmentation) share more mistakes than the per-image answer distribution says,
+    by a lift that varies from pair to pair far more than chance on 14,500 images would. So centre and
+    spread are measured on the cohort itself, as Efron's empirical null (2004): the median of all its
+    pairs' lifts and their median absolute deviation (copies are few and do not move them), less the
+    part that is each lift's own sampling error, shrunk towards the prior's as if the prior were
+    ``Prior.pairs`` more pairs.
+    """
+
+    center: float
+    scale: float
+    pairs: int  # the cohort's own pairs it was measured on
+
+    @classmethod
+    def of(cls, lifts: npt.ArrayLike, errors: npt.ArrayLike, prior: Prior = PRIOR) -> CopyNull:
+        values, se = np.asarray(lifts, dtype=np.float64), np.asarray(errors, dtype=np.float64)
+        keep = np.isfinite(values) & np.isfinite(se)
+        values, se = values[keep], se[keep]
+        n = len(values)
+        if n == 0:
+            return cls(prior.center, prior.scale, 0)
+        median = float(np.median(values))
+        # The spread above the centre: that is the side copies would be on, and below it lie pairs
+        # that differ by design (augmented against not), which would widen the spread for nothing.
+        above = values[values > median] - median
+        mad = 1.4826 * float(np.median(above)) if len(above) else 0.0
+        spread2 = max(mad**2 - float(np.median(se**2)), MIN_SCALE**2)
+        weight = n / (n + prior.pairs)
+        center = weight * median + (1 - weight) * prior.center
+        return cls(center, math.sqrt(weight * spread2 + (1 - weight) * prior.scale**2), n)
+
+    def z(self, lift: npt.ArrayLike, lift_se: npt.ArrayLike) -> FloatArray:
+        """The copy index: how many spreads a pair's lift lies above the centre, its own sampling
+        error counted in (a pair that shares few mistakes has a lift that says less)."""
+        se = np.asarray(lift_se, dtype=np.float64)
+        return np.asarray((np.asarray(lift, dtype=np.float64) - self.center) / np.sqrt(self.scale**2 + se**2))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One submission against chosen rows of a :class:`Reference` (arrays of the rows' length)."""
+
+    rows: IntArray
+    agreement: Agreement  # the counts behind error agreement, kept for continuity
+    expected: npt.NDArray[np.float64]  # identical wrong answers expected under independence
+    lift: npt.NDArray[np.float64]  # log-odds shift of a match beyond independence (0: independent)
+    lift_se: npt.NDArray[np.float64]  # its standard error (large when the pair shares few mistakes)
+    same_wrong_easy: IntArray  # identical wrong answers on images most of the other trainees get right
+    reference_trainees: IntArray  # trainees whose answers the expectations use (the pair left out)
+
+
+def _logit(p: FloatArray) -> FloatArray:
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.asarray(np.log(p / (1.0 - p)))
+
+
+_BIN = 0.25  # width of the log-odds bins the lift is fitted on (a match's log-odds spans about -16..6)
+_LOW, _BINS = -16.0, 88
+
+
+def _solve_shift(histograms: FloatArray, logits: FloatArray, target: FloatArray, bound: float) -> FloatArray:
+    """Per row, the shift θ with sum_v h[v] σ(logit[v] + θ) = target (Newton, steps bounded)."""
+    n = histograms.sum(axis=1)
+    share = np.clip(target / np.maximum(n, 1), 0.5 / np.maximum(n, 1), 1 - 0.5 / np.maximum(n, 1))
+    base = (histograms * _sigmoid(logits)).sum(axis=1) / np.maximum(n, 1)
+    theta = np.clip(_logit(share) - _logit(np.clip(base, 1e-9, 1 - 1e-9)), -bound, bound)
+    for _ in range(60):
+        s = _sigmoid(logits + theta[:, None])
+        f = (histograms * s).sum(axis=1) - target
+        slope = (histograms * s * (1 - s)).sum(axis=1)
+        step = np.clip(f / np.maximum(slope, 1e-12), -2.0, 2.0)
+        theta = np.clip(theta - step, -bound, bound)
+        if np.all(np.abs(step) < 1e-6):
+            break
+    return theta
+
+
+def _fit_lift(logits: FloatArray, group: IntArray, groups: int, observed: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The lift λ of each group (a pair of submissions) and its standard error.
+
+    ``logits`` are the log-odds of each target image being matched under independence; λ is the one
+    shift of all of them that makes the expected matches equal the ``observed`` ones (the maximum
+    likelihood estimate), so λ = 0 is independence and a copy's λ is large. Fitted on a histogram of
+    the log-odds (bins of a quarter), which is exact enough and keeps the cost per pair fixed.
+    """
+    bins = np.clip(np.round((logits - _LOW) / _BIN), 0, _BINS - 1).astype(np.int64)
+    hist = np.bincount(group * _BINS + bins, minlength=groups * _BINS).reshape(groups, _BINS).astype(np.float64)
+    centres = np.broadcast_to(_LOW + _BIN * np.arange(_BINS), hist.shape)
+    lift = _solve_shift(hist, centres, observed, LIFT_BOUND)
+    s = _sigmoid(centres + lift[:, None])
+    information = (hist * s * (1 - s)).sum(axis=1)
+    return lift, 1.0 / np.sqrt(np.maximum(information, 0.25))
+
+
+def _sigmoid(x: FloatArray) -> FloatArray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+class Reference:
+    """A cohort's answers on one test set, against which one submission's matches are judged.
+
+    The copy index of a pair of submissions is Wollack's ω (1997) turned to this task: the images are
+    the items, the 15 classes the options, and only identical *wrong* answers count (identical right
+    answers are what any two good models share). For each image the rest of the cohort supplies the
+    answer distribution (one submission per trainee, the pair's two trainees left out, the other
+    submission of the pair counted in, plus ``Prior``'s pseudo-answers); each model's own error rate
+    (a Rasch-type shift ``θ`` of every image's chance of a wrong answer) and its preference for some
+    wrong classes (a factor per class, from its confusion matrix against the cohort's) make that
+    distribution its own. Matching the source's wrong answers is then a sum of independent Bernoulli
+    trials (van der Linden & Sotaridona, 2006): z compares the observed count with its mean, and
+    identical wrong answers on images the cohort gets right, being improbable, weigh most. Each pair
+    is judged both ways (either may be the source) and keeps the smaller z.
+
+    ``stack`` holds every comparable submission of the cohort except the new one's trainee, with
+    ``groups`` naming each row's trainee; the last row of a trainee represents them in the answer
+    distributions (the worker orders rows by submission, so it is their latest).
+    """
+
+    def __init__(
+        self, labels: npt.NDArray[Any], stack: npt.NDArray[Any], groups: npt.NDArray[Any], prior: Prior = PRIOR
+    ) -> None:
+        self.labels = np.asarray(labels).astype(np.int64)
+        self.stack = np.ascontiguousarray(stack, dtype=np.uint8)
+        n_images = self.labels.shape[0]
+        if self.stack.ndim != 2 or self.stack.shape[1] != n_images or len(groups) != self.stack.shape[0]:
+            raise ValueError(f"shapes do not match: stack {self.stack.shape}, labels {self.labels.shape}")
+        self.prior = prior
+        trainees, self.group_index = np.unique(np.asarray(groups), return_inverse=True)
+        self.groups = np.asarray(groups)
+        self.trainees = len(trainees)
+        self.n_wrong_rows = np.count_nonzero(self.stack != self.labels, axis=1)
+        # A model that gets most images wrong says nothing about which images are hard: only rows
+        # right at least MIN_REFERENCE_ACCURACY of the time represent their trainee.
+        usable = np.flatnonzero(self.n_wrong_rows <= (1 - MIN_REFERENCE_ACCURACY) * n_images)
+        last = np.full(self.trainees, -1, dtype=np.int64)
+        last[self.group_index[usable]] = usable  # the last usable row of each trainee wins
+        self.in_reference = last >= 0
+        self.answerers = int(np.count_nonzero(self.in_reference))
+        reps = np.where(self.in_reference[:, None], self.stack[np.maximum(last, 0)], self.labels[None, :])
+        reps = reps.astype(np.int64)
+        self.rep_wrong = reps != self.labels  # (T, N)
+        self.rep_answer = reps
+        self.n_wrong = self.rep_wrong.sum(axis=0).astype(np.float64)  # (N,)
+        t_idx, i_idx = np.nonzero(self.rep_wrong)
+        self.counts = (
+            np.bincount(i_idx * NUM_CLASSES + reps[t_idx, i_idx], minlength=n_images * NUM_CLASSES)
+            .reshape(n_images, NUM_CLASSES)
+            .astype(np.float64)
+        )  # wrong answers per image and class
+        # The cohort's pooled confusion between classes, for each model's class preferences.
+        pooled = (
+            np.bincount(self.labels[i_idx] * NUM_CLASSES + reps[t_idx, i_idx], minlength=NUM_CLASSES * NUM_CLASSES)
+            .reshape(NUM_CLASSES, NUM_CLASSES)
+            .astype(np.float64)
+            + 1.0
+            - np.eye(NUM_CLASSES)
+        )
+        np.fill_diagonal(pooled, 0.0)
+        self.confusion = pooled / pooled.sum(axis=1, keepdims=True)
+        self._theta: dict[int, float] = {}  # row → θ, measured when first compared
+
+    # -- each model's own tendencies ------------------------------------------------------------
+
+    def _preference_of(self, observed: FloatArray, by_true: FloatArray) -> FloatArray:
+        """How much more often than the cohort's confusions predict a model's wrong answers fall in
+        each class, (1 + observed) / (1 + expected), from its wrong answers per class (``observed``)
+        and per true class (``by_true``): a model that has collapsed onto one class makes that class
+        its wrong answer everywhere, and two such models are not copies."""
+        return np.asarray((1.0 + observed) / (1.0 + by_true @ self.confusion))
+
+    def _preferences(self, answers: npt.NDArray[Any]) -> FloatArray:
+        answers = np.asarray(answers).astype(np.int64)
+        wrong = answers != self.labels
+        observed = np.bincount(answers[wrong], minlength=NUM_CLASSES).astype(np.float64)
+        by_true = np.bincount(self.labels[wrong], minlength=NUM_CLASSES).astype(np.float64)
+        return np.asarray(self._preference_of(observed[None, :], by_true[None, :])[0], dtype=np.float64)
+
+    def _logit_wrong(self, wrong_counts: npt.NDArray[Any], answerers: npt.NDArray[Any] | int) -> FloatArray:
+        p = self.prior
+        return _logit((wrong_counts + p.wrong) / (answerers + p.wrong + p.right))
+
+    def _abilities(self, rows: IntArray) -> FloatArray:
+        """θ of each of ``rows``, against the cohort without that row's trainee."""
+        missing = [int(r) for r in rows if int(r) not in self._theta]
+        if missing:
+            t = self.trainees
+            levels = np.arange(t + 1, dtype=np.float64)  # other trainees wrong on an image
+            overall = np.bincount(self.n_wrong.astype(np.int64), minlength=t + 1).astype(np.float64)
+            trainees = np.unique(self.group_index[missing])
+            hist = np.empty((len(trainees), t + 1))
+            for j, g in enumerate(trainees):
+                own = self.n_wrong[self.rep_wrong[g]].astype(np.int64)
+                hist[j] = overall - np.bincount(own, minlength=t + 1) + np.bincount(own - 1, minlength=t + 1)[: t + 1]
+            others = self.answerers - self.in_reference[trainees].astype(np.float64)  # the reference without them
+            logits = self._logit_wrong(levels[None, :], others[:, None])
+            at = np.searchsorted(trainees, self.group_index[missing])
+            theta = _solve_shift(hist[at], logits[at], self.n_wrong_rows[missing].astype(np.float64), 30.0)
+            self._theta.update(zip(missing, theta.tolist(), strict=True))
+        return np.array([self._theta[int(r)] for r in rows], dtype=np.float64)
+
+    def ability(self, answers: npt.NDArray[Any]) -> float:
+        """θ of a submission outside the stack, against the whole cohort."""
+        t = self.trainees
+        wrong = float(np.count_nonzero(np.asarray(answers) != self.labels))
+        hist = np.bincount(self.n_wrong.astype(np.int64), minlength=t + 1).astype(np.float64)[None, :]
+        logits = self._logit_wrong(np.arange(t + 1, dtype=np.float64), self.answerers)[None, :]
+        return float(_solve_shift(hist, logits, np.array([wrong]), 30.0)[0])
+
+    # -- the comparison ---------------------------------------------------------------------------
+
+    def _odds_and_counts(
+        self, images: IntArray, answer: IntArray, trainee: IntArray
+    ) -> tuple[FloatArray, FloatArray, IntArray, npt.NDArray[np.bool_]]:
+        """For each target (an image the source got wrong, with its answer), what the cohort without
+        ``trainee`` plus the source says, whoever the copier: the odds of a wrong answer there for an
+        average model, the count of the source's answer among them with its pseudo-count, and the
+        left-out trainee's wrong answer there (``rep_wrong``: whether they had one).
+
+        The source counts as one more answerer; the other trainee's representative is taken out."""
+        p = self.prior
+        at = trainee * len(self.labels) + images  # flat indices: much quicker than pairs of index arrays
+        rep_wrong = self.rep_wrong.ravel()[at]
+        rep_answer = self.rep_answer.ravel()[at]
+        m_wrong = self.n_wrong[images] - rep_wrong + 1.0
+        answerers = self.answerers - self.in_reference[trainee] + 1.0
+        q = (m_wrong + p.wrong) / (answerers + p.wrong + p.right)
+        counted = self.counts.ravel()[images * NUM_CLASSES + answer]
+        answer_count = counted - (rep_answer == answer) + 1.0 + p.spread / (NUM_CLASSES - 1)
+        return q / (1.0 - q), answer_count, rep_answer, rep_wrong
+
+    def compare_strongest(self, new: npt.NDArray[Any], per_trainee: int = SHORTLIST) -> Comparison:
+        """The copy index against each other trainee's ``per_trainee`` submissions that share the
+        largest part of their mistakes with the new one (identical wrong answers over the larger of
+        the two's mistakes, one quick pass over every row): where a pair's strongest evidence lies,
+        at a fraction of comparing every row."""
+        new = np.asarray(new).astype(np.int64)
+        if len(self.stack) == 0:
+            return self.compare(new)
+        quick = compare(new, self.stack, self.labels)
+        share = quick.same_wrong / np.maximum(np.maximum(self.n_wrong_rows, np.count_nonzero(new != self.labels)), 1)
+        order = np.lexsort((-share, self.group_index))  # by trainee, the largest share first
+        sorted_groups = self.group_index[order]
+        first = np.r_[0, np.flatnonzero(sorted_groups[1:] != sorted_groups[:-1]) + 1]
+        rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+        return self.compare(new, np.sort(order[rank < per_trainee]))
+
+    def compare(self, new: npt.NDArray[Any], rows: npt.NDArray[Any] | None = None) -> Comparison:
+        """The new submission (of a trainee not in the stack) against ``rows`` (default: all)."""
+        new = np.asarray(new).astype(np.int64)
+        if new.shape != self.labels.shape:
+            raise ValueError(f"shapes do not match: new {new.shape}, labels {self.labels.shape}")
+        chosen = np.arange(len(self.stack)) if rows is None else np.asarray(rows, dtype=np.int64)
+        agreement = compare(new, self.stack[chosen], self.labels)
+        if len(chosen) == 0:
+            empty = np.zeros(0)
+            nothing = np.zeros(0, dtype=np.int64)
+            return Comparison(chosen, agreement, empty, empty, empty, nothing, nothing)
+        other = self.group_index[chosen]
+        spread = self.prior.spread / (NUM_CLASSES - 1)
+
+        # The new one as the copier: its answers are the trials, each row's wrong answers the targets.
+        theta_new, beta_new = self.ability(new), self._preferences(new)
+        sub = self.stack[chosen]
+        at, image = np.nonzero(sub != self.labels)  # every wrong answer of the chosen rows: the targets
+        answer = sub[at, image].astype(np.int64)
+        odds, count, rep_class, rep_wrong = self._odds_and_counts(image, answer, other[at])
+        # Each chosen row's own tendencies: its preferences from its wrong answers, its θ.
+        beta = self._preference_of(
+            np.bincount(at * NUM_CLASSES + answer, minlength=len(chosen) * NUM_CLASSES)
+            .reshape(len(chosen), NUM_CLASSES)
+            .astype(np.float64),
+            np.bincount(at * NUM_CLASSES + self.labels[image], minlength=len(chosen) * NUM_CLASSES)
+            .reshape(len(chosen), NUM_CLASSES)
+            .astype(np.float64),
+        )
+        theta = self._abilities(chosen)
+        odds = odds * math.exp(theta_new)
+        b_answer = beta_new[answer]
+        denominator = (
+            (self.counts @ beta_new)[image]
+            - beta_new[rep_class] * rep_wrong
+            + b_answer
+            + spread * (beta_new.sum() - beta_new[self.labels[image]])
+        )
+        pi = odds / (1.0 + odds) * b_answer * count / denominator
+        forward = np.bincount(at, weights=pi, minlength=len(chosen))
+
+        # Each row as the copier: its answers are the trials, the new one's wrong answers the targets.
+        targets = np.flatnonzero(new != self.labels)
+        k = len(targets)
+        trainees = np.arange(self.trainees)
+        odds_t, count_t, rep_class_t, rep_wrong_t = self._odds_and_counts(
+            np.broadcast_to(targets, (self.trainees, k)),
+            np.broadcast_to(new[targets], (self.trainees, k)),
+            np.broadcast_to(trainees[:, None], (self.trainees, k)),
+        )
+        odds_r = odds_t[other] * np.exp(theta)[:, None]
+        b_answer_r = beta[:, new[targets]]
+        denominator_r = (
+            beta @ self.counts[targets].T
+            - np.take_along_axis(beta, rep_class_t[other], axis=1) * rep_wrong_t[other]
+            + b_answer_r
+            + spread * (beta.sum(axis=1)[:, None] - beta[:, self.labels[targets]])
+        )
+        pi_r = odds_r / (1.0 + odds_r) * b_answer_r * count_t[other] / denominator_r
+        reverse = pi_r.sum(axis=1)
+
+        expected = np.maximum(forward, reverse)  # whichever way makes the match least surprising
+        observed = agreement.same_wrong.astype(np.float64)
+        lift_f, se_f = _fit_lift(_logit(pi), at, len(chosen), observed)
+        by_row = np.broadcast_to(np.arange(len(chosen))[:, None], pi_r.shape).reshape(-1)
+        lift_r, se_r = _fit_lift(_logit(pi_r.reshape(-1)), by_row, len(chosen), observed)
+        use_forward = lift_f <= lift_r  # the direction in which the matches are least surprising
+        # A model right on fewer than half the images (one that collapsed onto a class, say) is
+        # not judged: two such models agree on almost everything, copied or not.
+        limit = (1 - MIN_REFERENCE_ACCURACY) * len(self.labels)
+        judged = (self.n_wrong_rows[chosen] <= limit) & (k <= limit)
+        lift = np.where(judged, np.where(use_forward, lift_f, lift_r), np.nan)
+        lift_se = np.where(judged, np.where(use_forward, se_f, se_r), np.nan)
+
+        # Identical wrong answers on images more than half of the other trainees get right.
+        others_wrong = self.n_wrong[targets][None, :] - self.rep_wrong[other[:, None], targets[None, :]]
+        same = self.stack[np.ix_(chosen, targets)] == new[targets]
+        reference = self.answerers - self.in_reference[other].astype(np.int64)
+        easy = np.count_nonzero(same & (2 * others_wrong < reference[:, None]), axis=1).astype(np.int64)
+        return Comparison(chosen, agreement, expected, lift, lift_se, easy, reference)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -162,11 +525,14 @@ def code_hash(source: bytes | str) -> str:
 
 @functools.cache
 def template_code_hashes() -> frozenset[str]:
-    """The downloadable templates' own code: every trainee starts from it, so sharing it means nothing."""
+    """The course's own entry code: the downloadable templates (the course's template with the
+    migration to ``predict`` applied) and the worked examples' (``examples/*/``, shown to trainees).
+    Every trainee may start from them, so handing one in unchanged says nothing about a pair."""
     from scorer.notebook import notebook_to_source
 
     hashes = set()
-    for path in sorted(TEMPLATES.glob("submit_katakana.*")):
+    paths = [*TEMPLATES.glob("submit_katakana.*"), *EXAMPLES.glob("*/submit_katakana.py")]
+    for path in sorted(paths):
         try:
             raw = path.read_bytes()
             source = notebook_to_source(raw, path.name).source if path.suffix == ".ipynb" else raw

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a clean machine: installs what it needs, lints, type-checks, runs pytest.
-# Extra arguments go to pytest (e.g. scripts/test.sh tests/scorer -k sandbox).
+# Extra arguments go to pytest (e.g. scripts/test.sh tests/scorer -k sandbox). The inner loop is
+# scripts/test.sh --fast: the same checks, then only the tests that need no sandbox, browser,
+# PostgreSQL or live service (tests/fixtures/markers.py). CI runs it with no arguments: everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test

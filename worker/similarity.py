@@ -1,10 +1,14 @@
 """Keeping a cohort's similarity pairs up to date, one new result at a time.
 
-After a submission's result is stored, it is compared with every other trainee's scored
-submissions in the same cohort (``scorer.similarity``): the strongest pair of submissions per pair
-of trainees can only grow when a submission is added, so the stored best is updated in place and
-nothing else is recomputed. Errors are compared only between predictions on the same test set;
-when a rescore brings a new test set, the first comparison on it replaces the pair's old figures.
+After a submission's result is stored, it is compared with every other trainee's scored submissions
+in the same cohort, the rest of the cohort as the reference (``scorer.similarity.Reference``): for
+each other trainee the strongest pair of submissions is kept. The pair stored before competes with
+the new ones, measured again against today's cohort once its reference has changed by more than
+``REMEASURE``, so the pairs of whoever hands in stay current; a row is written only when its figures
+change. The pairs of other trainees keep the figures of the cohort as it was at their own last
+result; the reference changes little once a cohort has a few dozen trainees. Errors are compared
+only between predictions on the same test set; when a rescore brings a new test set, the first
+comparison on it replaces the pair's old figures.
 
 Updates of one cohort are serialised (SQLite's write lock, a PostgreSQL advisory lock per cohort).
 Identical files are found through the other submissions' rows in ``submission_files``, which each
@@ -21,6 +25,7 @@ import datetime as dt
 import functools
 import hashlib
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,11 +39,15 @@ from app.db import transaction
 from app.models import Role, SimilarityPair, Submission, SubmissionFile, SubmissionStatus, TestSet, User, utcnow
 from app.settings import Settings, get_settings
 from scorer.metrics import labels_to_ids
-from scorer.similarity import Agreement, compare, predictions_from_bytes, strongest_per_group
+from scorer.similarity import PRIOR, Comparison, CopyNull, Reference, predictions_from_bytes
 from worker.db import sessions
 
 log = logging.getLogger(__name__)
 
+PRIOR_NULL = CopyNull(PRIOR.center, PRIOR.scale, 0)  # ranks a pair's pairs of submissions when storing
+# A stored strongest pair is measured again when the reference it was measured on has changed by more
+# than this share of its trainees; until then its figures stand (and its row is not rewritten).
+REMEASURE = 0.1
 MAX_SHARED_FILES = 20  # per pair: enough to name what is shared, bounded whatever a zip holds
 # First half of PostgreSQL's two-key advisory lock (the cohort id is the second): set apart from the
 # other advisory locks of the service by its own name.
@@ -87,10 +96,6 @@ def _hash_list(value: Any) -> list[dict[str, str]]:
     if not isinstance(value, list):
         return []
     return [h for h in value if isinstance(h, dict) and h.get("sha256") and h.get("kind")]
-
-
-def _strength(both_wrong: int | None, rate: float | None, min_both_wrong: int) -> tuple[bool, float, int]:
-    return ((both_wrong or 0) >= min_both_wrong, -1.0 if rate is None else rate, both_wrong or 0)
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,123 @@ def _identical_files(
     return found
 
 
+@dataclass(frozen=True)
+class _Figures:
+    """The copy index's figures for one pair of submissions (this trainee's first)."""
+
+    mine: int
+    theirs: int
+    strength: float  # the z against the prior's null: ranks one pair of trainees' pairs of submissions
+    both_wrong: int
+    same_wrong: int
+    agreement: float | None  # same prediction, right or wrong
+    expected: float
+    lift: float | None
+    lift_se: float | None
+    easy: int
+    reference: int
+
+
+def _figures(result: Comparison, i: int, mine: int, theirs: int) -> _Figures:
+    lift, se = float(result.lift[i]), float(result.lift_se[i])
+    judged = math.isfinite(lift) and math.isfinite(se)
+    strength = float(PRIOR_NULL.z(lift, se)) if judged else -math.inf
+    total = result.agreement.total
+    return _Figures(
+        mine, theirs, strength, int(result.agreement.both_wrong[i]), int(result.agreement.same_wrong[i]),
+        int(result.agreement.agree[i]) / total if total else None, float(result.expected[i]),
+        lift if judged else None, se if judged else None, int(result.same_wrong_easy[i]),
+        int(result.reference_trainees[i]),
+    )  # fmt: skip
+
+
+def _stored(pair: SimilarityPair, mine: int, theirs: int) -> _Figures:
+    """A pair's stored strongest pair of submissions, as figures to weigh against new ones."""
+    lift, se = pair.lift, pair.lift_se
+    strength = float(PRIOR_NULL.z(lift, se)) if lift is not None and se is not None else -math.inf
+    return _Figures(
+        mine, theirs, strength, pair.both_wrong or 0, pair.same_wrong or 0, pair.agreement,
+        pair.expected_same_wrong or 0.0, pair.lift, pair.lift_se, pair.same_wrong_easy or 0,
+        pair.reference_trainees or 0,
+    )  # fmt: skip
+
+
+def _compare_cohort(
+    session: Session, row: Any, trainees: set[int], existing: dict[tuple[int, int], SimilarityPair]
+) -> dict[int, _Figures]:
+    """This submission against every other trainee's on the same test set, the rest of the cohort as
+    the reference; and this trainee's stored strongest pairs measured again against today's cohort
+    (once the reference has grown or shrunk by more than ``REMEASURE``). Returns each partner's
+    strongest pair of submissions."""
+    testset = session.get(TestSet, row.testset_id) if row.testset_id is not None else None
+    if row.predictions is None or testset is None:
+        return {}
+    new = predictions_from_bytes(row.predictions)
+    labels = _labels(testset.labels_path, testset.sha256)
+    # Only predictions on the same test set compare; bytes, not ORM objects: 3,000 × 14.5 kB. In
+    # submission order, so each trainee's last row (their latest) represents them in the reference.
+    candidates = (
+        select(Submission.id, Submission.user_id, Submission.predictions)
+        .where(
+            Submission.cohort_id == row.cohort_id,
+            Submission.status == SubmissionStatus.SUCCEEDED,
+            Submission.testset_id == row.testset_id,
+            Submission.predictions.is_not(None),
+        )
+        .order_by(Submission.id)
+    )
+    comparable, own = [], {}
+    for r in session.execute(candidates):
+        if r.user_id not in trainees or len(r.predictions) != len(new):
+            continue
+        if r.user_id == row.user_id:
+            own[r.id] = r.predictions
+        else:
+            comparable.append(_Other(r.id, r.user_id, r.predictions))
+    if not comparable or len(labels) != len(new):
+        return {}
+    stack = np.frombuffer(b"".join(o.predictions for o in comparable), dtype=np.uint8)
+    groups = np.array([o.user_id for o in comparable], dtype=np.int64)
+    reference = Reference(labels, stack.reshape(len(comparable), len(new)), groups)
+    result = reference.compare_strongest(new)
+    best: dict[int, _Figures] = {}
+    for j, i in enumerate(result.rows):
+        o = comparable[int(i)]
+        f = _figures(result, j, row.id, o.submission_id)
+        if o.user_id not in best or f.strength > best[o.user_id].strength:
+            best[o.user_id] = f
+
+    index = {o.submission_id: i for i, o in enumerate(comparable)}
+    again: dict[int, list[int]] = {}  # my earlier submission → rows of the partners' submissions it paired
+    for (a, _b), pair in existing.items():
+        if pair.testset_id != row.testset_id:
+            continue
+        mine, theirs = (
+            (pair.submission_a_id, pair.submission_b_id)
+            if a == row.user_id
+            else (pair.submission_b_id, pair.submission_a_id)
+        )
+        if mine is None or theirs is None or mine not in own or mine == row.id or theirs not in index:
+            continue
+        i = index[theirs]
+        reference_now = reference.answerers - int(reference.in_reference[reference.group_index[i]])
+        measured = pair.reference_trainees
+        if pair.lift is None or measured is None or abs(reference_now - measured) > REMEASURE * max(reference_now, 1):
+            again.setdefault(mine, []).append(i)
+        else:  # the cohort has hardly changed since: the stored figures stand
+            f = _stored(pair, mine, theirs)
+            if f.strength > best[comparable[i].user_id].strength:
+                best[comparable[i].user_id] = f
+    for mine, rows in again.items():
+        earlier = reference.compare(predictions_from_bytes(own[mine]), np.array(sorted(rows)))
+        for j, i in enumerate(earlier.rows):
+            f = _figures(earlier, j, mine, comparable[int(i)].submission_id)
+            partner = comparable[int(i)].user_id
+            if f.strength > best[partner].strength:
+                best[partner] = f
+    return best
+
+
 def update_for_submission(session: Session, submission_id: int, settings: Settings, now: dt.datetime) -> int:
     """Fold one scored submission into its cohort's pairs; returns the number of pairs written.
 
@@ -168,40 +290,6 @@ def update_for_submission(session: Session, submission_id: int, settings: Settin
         return 0
     mine = _hash_list(row.file_hashes)
     _index_files(session, row.id, row.cohort_id, row.user_id, mine)
-
-    best: dict[int, tuple[int, int, int, int, int]] = {}  # user → (submission, both, same, agree, total)
-    testset = session.get(TestSet, row.testset_id) if row.testset_id is not None else None
-    if row.predictions is not None and testset is not None:
-        new = predictions_from_bytes(row.predictions)
-        labels = _labels(testset.labels_path, testset.sha256)
-        # Only predictions on the same test set compare; bytes, not ORM objects: 3,000 × 14.5 kB.
-        candidates = select(Submission.id, Submission.user_id, Submission.predictions).where(
-            Submission.cohort_id == row.cohort_id,
-            Submission.status == SubmissionStatus.SUCCEEDED,
-            Submission.user_id != row.user_id,
-            Submission.testset_id == row.testset_id,
-            Submission.predictions.is_not(None),
-        )
-        comparable = [
-            _Other(r.id, r.user_id, r.predictions)
-            for r in session.execute(candidates)
-            if r.user_id in trainees and len(r.predictions) == len(new)
-        ]
-        if comparable and len(labels) == len(new):
-            stack = np.frombuffer(b"".join(o.predictions for o in comparable), dtype=np.uint8)
-            result: Agreement = compare(new, stack.reshape(len(comparable), len(new)), labels)
-            groups = np.array([o.user_id for o in comparable], dtype=np.int64)
-            for user_id, i in strongest_per_group(groups, result, settings.similarity_min_shared_mistakes).items():
-                best[user_id] = (
-                    comparable[i].submission_id, int(result.both_wrong[i]), int(result.same_wrong[i]),
-                    int(result.agree[i]), result.total,
-                )  # fmt: skip
-
-    shared = _identical_files(session, row.cohort_id, row.user_id, mine, trainees) if mine else {}
-
-    partners = set(best) | set(shared)
-    if not partners:
-        return 0
     existing = {
         (p.user_a_id, p.user_b_id): p
         for p in session.scalars(
@@ -211,6 +299,10 @@ def update_for_submission(session: Session, submission_id: int, settings: Settin
             )
         )
     }
+    best = _compare_cohort(session, row, trainees, existing)
+    shared = _identical_files(session, row.cohort_id, row.user_id, mine, trainees) if mine else {}
+
+    partners = set(best) | set(shared)
     written = 0
     for partner in sorted(partners):
         a, b = sorted((row.user_id, partner))
@@ -221,18 +313,26 @@ def update_for_submission(session: Session, submission_id: int, settings: Settin
             session.add(pair)
         changed = False
         if partner in best:
-            other_id, both, same, agree, total = best[partner]
-            rate = same / both if both else None
-            new_strength = _strength(both, rate, settings.similarity_min_shared_mistakes)
-            old_strength = _strength(pair.both_wrong, pair.error_agreement, settings.similarity_min_shared_mistakes)
-            if pair.testset_id != row.testset_id or pair.agreement is None or new_strength > old_strength:
-                pair.testset_id = row.testset_id
-                pair.submission_a_id = row.id if i_am_a else other_id
-                pair.submission_b_id = other_id if i_am_a else row.id
-                pair.both_wrong, pair.same_wrong = both, same
-                pair.error_agreement = rate
-                pair.agreement = agree / total if total else None
-                changed = True
+            # The strongest pair of submissions, the stored one measured again among the candidates.
+            f = best[partner]
+            figures = {
+                "testset_id": row.testset_id,
+                "submission_a_id": f.mine if i_am_a else f.theirs,
+                "submission_b_id": f.theirs if i_am_a else f.mine,
+                "both_wrong": f.both_wrong,
+                "same_wrong": f.same_wrong,
+                "error_agreement": f.same_wrong / f.both_wrong if f.both_wrong else None,
+                "agreement": f.agreement,
+                "expected_same_wrong": f.expected,
+                "lift": f.lift,
+                "lift_se": f.lift_se,
+                "same_wrong_easy": f.easy,
+                "reference_trainees": f.reference,
+            }
+            for name, value in figures.items():  # written only when they change: most stored pairs stand
+                if getattr(pair, name) != value:
+                    setattr(pair, name, value)
+                    changed = True
         if partner in shared:
             files = list(pair.shared_files or [])
             known = {(f.get("kind"), f.get("sha256")) for f in files}

@@ -265,19 +265,20 @@ def cohort_similarity(
     settings: SettingsDep,
     principal: AdminPrincipal,
     page: PageDep,
-    threshold: Annotated[
-        float | None, Query(ge=0.0, le=1.0, description="error agreement to list (default: the service's setting)")
+    false_alarm_rate: Annotated[
+        float | None,
+        Query(gt=0.0, le=0.05, description="per pair under independence (default: the service's setting)"),
     ] = None,
 ) -> Page[SimilarityPairOut]:
-    """Admins only. Pairs whose strongest pair of submissions agrees in its mistakes at least as
-    much as ``threshold``, or who handed in identical files; identical files first, then by error
-    agreement. Similarity is a reason to talk with the trainees, not proof."""
+    """Admins only. Pairs whose copy index independence would produce at most ``false_alarm_rate``
+    of the time, or who handed in an identical file few others in the cohort hand in; rare identical
+    weights first, then by copy index. Similarity is a reason to talk with the trainees, not proof."""
     cohort = cohort_or_404(db, principal, cohort_id)
     pairs = flagged_pairs(
         db,
         cohort.id,
-        threshold=settings.similarity_threshold if threshold is None else threshold,
-        min_shared_mistakes=settings.similarity_min_shared_mistakes,
-    )
+        false_alarm_rate=settings.similarity_false_alarm_rate if false_alarm_rate is None else false_alarm_rate,
+        rare_max=settings.similarity_rare_file_max_trainees,
+    ).pairs
     chosen = pairs[page.offset : page.offset + page.per_page]
     return make_page([SimilarityPairOut.model_validate(p) for p in chosen], len(pairs), page)

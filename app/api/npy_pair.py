@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import UploadFile
@@ -34,29 +35,36 @@ def _save(upload: UploadFile, target: Path, too_large: str) -> None:
             out.write(chunk)
 
 
+@dataclass(frozen=True)
+class NpyPair:
+    """One kind of two-file import: its scratch folder's prefix, the names the two files are saved
+    under, and the message key for a part over the limit (it names that import's own CLI command)."""
+
+    prefix: str
+    names: tuple[str, str]
+    too_large: str
+
+
+TESTSET_FILES = NpyPair("testset-upload-", ("test_data.npy", "test_label.npy"), "api_testset_too_large")
+PUBLIC_SET_FILES = NpyPair("public-upload-", ("train_data.npy", "train_label.npy"), "api_public_set_too_large")
+
+
 @contextmanager
 def received_pair(
-    settings: Settings,
-    prefix: str,
-    data: UploadFile,
-    labels: UploadFile,
-    names: tuple[str, str],
-    *,
-    too_large: str,
+    settings: Settings, pair: NpyPair, data: UploadFile, labels: UploadFile
 ) -> Iterator[tuple[Path, Path]]:
-    """The two uploaded parts as files named ``names`` in a fresh scratch folder, for the block;
-    ``too_large`` is the message key of a part over the limit (it names the right CLI command).
+    """The two uploaded parts as files named ``pair.names`` in a fresh scratch folder, for the block.
 
     The folder is under the data folder because a scoring worker may be the one to read it (the
     test-set import runs there, where the hidden set's folder is mounted), and it is opened to other
     users for the same reason: the worker may run as another user than the site.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=settings.data_dir))
+    scratch = Path(tempfile.mkdtemp(prefix=pair.prefix, dir=settings.data_dir))
     try:
-        data_path, labels_path = scratch / names[0], scratch / names[1]
-        _save(data, data_path, too_large)
-        _save(labels, labels_path, too_large)
+        data_path, labels_path = scratch / pair.names[0], scratch / pair.names[1]
+        _save(data, data_path, pair.too_large)
+        _save(labels, labels_path, pair.too_large)
         scratch.chmod(0o755)
         yield data_path, labels_path
     finally:

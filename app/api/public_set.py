@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from app.api.auth import AdminPrincipal
 from app.api.errors import COMMON_RESPONSES, ApiError, ApiRoute
-from app.api.npy_pair import received_pair
+from app.api.npy_pair import PUBLIC_SET_FILES, received_pair
 from app.services.public_set import PublicSet, PublicSetRejected, import_public_set, public_set
 from app.web.deps import SettingsDep
 
@@ -46,10 +46,7 @@ def put_public_set(
     labels: Annotated[UploadFile, File(description="train_label.npy: one-hot (N, 15)")],
 ) -> PublicSetOut:
     try:
-        names = ("train_data.npy", "train_label.npy")
-        with received_pair(
-            settings, "public-upload-", data, labels, names, too_large="api_public_set_too_large"
-        ) as paths:
+        with received_pair(settings, PUBLIC_SET_FILES, data, labels) as paths:
             imported = import_public_set(settings, *paths)
     except PublicSetRejected as exc:
         raise ApiError(422, "api_public_set_rejected", problem=str(exc)) from None

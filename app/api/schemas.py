@@ -326,6 +326,8 @@ class SharedFileOut(ApiModel):
     name_b: str
     submission_a_id: int | None
     submission_b_id: int | None
+    trainees: int = Field(description="trainees of the cohort who handed in this very file")
+    counts: bool = Field(description="few enough share it for it to be evidence about this pair")
 
 
 class SimilarityPairOut(ApiModel):
@@ -337,13 +339,19 @@ class SimilarityPairOut(ApiModel):
     user_b_id: int
     name_b: str
     email_b: str
-    submission_a_id: int | None = Field(description="A's submission in the pair whose mistakes agree most")
+    submission_a_id: int | None = Field(description="A's submission in the pair that is the strongest evidence")
     submission_b_id: int | None
+    z: float | None = Field(description="the copy index against the cohort's independent pairs (null: not judged)")
+    z_needed: float = Field(description="what z must reach: rises with the pairs of submissions compared")
+    same_wrong: int | None = Field(description="hidden-set images both got wrong with the same wrong class")
+    expected_same_wrong: float | None = Field(description="... expected if the two worked independently")
+    same_wrong_easy: int | None = Field(description="... of the observed, on images most of the cohort gets right")
+    reference_trainees: int | None = Field(description="other trainees whose answers the expectation rests on")
+    compared_pairs: int = Field(description="pairs of their submissions compared")
     error_agreement: float | None = Field(description="same_wrong / both_wrong")
     both_wrong: int | None = Field(description="hidden-set images both submissions got wrong")
-    same_wrong: int | None = Field(description="... of which both predicted the same wrong class")
     agreement: float | None = Field(description="share of all images with the same prediction")
     testset_version: str | None
-    above_threshold: bool
+    above_threshold: bool = Field(description="z ≥ z_needed")
     shared_files: list[SharedFileOut]
     updated_at: dt.datetime

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from app.api.auth import AdminPrincipal
 from app.api.errors import COMMON_RESPONSES, ApiError, ApiRoute, not_found
 from app.api.ids import PathId
-from app.api.npy_pair import received_pair
+from app.api.npy_pair import TESTSET_FILES, received_pair
 from app.api.pagination import Page, PageDep, make_page, paginate
 from app.api.schemas import TestSetOut
 from app.models import TestSet
@@ -47,10 +47,7 @@ def import_testset_version(
 
     try:
         # Under the data folder, which the scoring workers share: the import runs there (see Importing).
-        names = ("test_data.npy", "test_label.npy")
-        with received_pair(
-            settings, "testset-upload-", data, labels, names, too_large="api_testset_too_large"
-        ) as paths:
+        with received_pair(settings, TESTSET_FILES, data, labels) as paths:
             # The importer writes in its own transaction: end this request's first, so it holds no
             # lock the importer would wait on, and so the new row is visible to it afterwards.
             db.commit()

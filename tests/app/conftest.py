@@ -4,6 +4,7 @@ a client, and people to log in as."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import zipfile
 from collections.abc import Iterator
@@ -160,11 +161,18 @@ class People:
     admin: User
 
 
+@functools.cache
+def password_hash() -> str:
+    """``PASSWORD``'s Argon2 hash, made once per test process: each hash costs 0.2 s of CPU on
+    purpose, and the people fixture adds four users to most tests. Logging in still verifies it."""
+    return hash_password(PASSWORD)
+
+
 def add_user(db: Session, email: str, role: Role = Role.TRAINEE, language: Language = Language.JA) -> User:
     user = User(
         email=email,
         name=email.split("@")[0],
-        password_hash=hash_password(PASSWORD),
+        password_hash=password_hash(),
         role=role,
         language=language,
     )

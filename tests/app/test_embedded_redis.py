@@ -5,7 +5,11 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+
 from app.embedded_redis import RedisServer, embedded_url
+
+pytestmark = pytest.mark.live  # a real redis-server
 
 
 def test_embedded_redis_listens_privately_and_keeps_queued_messages(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ def scorer(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     )  # fmt: skip
 
 
+@pytest.mark.sandbox
 def test_run_json_has_the_documented_fields(example_zips: Examples, synthetic_set: DataSet) -> None:
     proc = scorer(
         "run", str(example_zips.cnn_zip),
@@ -57,6 +58,7 @@ def test_run_human_output_and_failure_exit_code(tmp_path: Path, synthetic_set: D
     assert json.loads(en.stdout)["error"]["code"] == "legacy_func_predict"
 
 
+@pytest.mark.sandbox
 def test_check_exit_codes(example_zips: Examples, tmp_path: Path) -> None:
     ok = scorer("--lang", "en", "check", str(example_zips.mlp_zip))
     assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -68,6 +70,7 @@ def test_check_exit_codes(example_zips: Examples, tmp_path: Path) -> None:
     assert json.loads(refused.stdout)["error"]["code"] == "not_a_zip"
 
 
+@pytest.mark.sandbox
 def test_check_with_own_sample_images(example_zips: Examples, synthetic_set: DataSet) -> None:
     proc = scorer("check", str(example_zips.mlp_zip), "--sample", str(synthetic_set.train_data), "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -92,6 +95,7 @@ def test_dataset_writes_the_other_polarity_and_uint8_on_request(tmp_path: Path) 
     assert train.dtype == np.uint8 and np.median(train) == 0
 
 
+@pytest.mark.sandbox
 def test_selftest_passes_on_this_machine() -> None:
     proc = scorer("selftest")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -109,6 +113,7 @@ def test_usage_error_exits_2() -> None:
     assert scorer("run").returncode == 2
 
 
+@pytest.mark.sandbox
 def test_run_shows_what_the_server_shows_unless_full_log(tmp_path: Path, synthetic_set: DataSet) -> None:
     archive = tmp_path / "raises.zip"
     # " MID " is assembled at run time: the traceback shows the source line itself.

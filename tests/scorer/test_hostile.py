@@ -31,6 +31,8 @@ from tests.fixtures.artifacts import DataSet
 from tests.scorer.conftest import LoopbackServer
 from tests.scorer.procs import processes_with_environ
 
+pytestmark = pytest.mark.sandbox  # the corpus runs in the real sandbox
+
 HOSTILE = Path(__file__).parent / "hostile"
 CASES = sorted(p.name for p in HOSTILE.iterdir() if (p / "case.json").exists())
 CANARY_ENV = "KATAKANA_TEST_SECRET"

@@ -38,6 +38,8 @@ from scorer.runtime import Runtime, find_runtime
 from scorer.sandbox.types import Limits, MiB
 from tests.fixtures.artifacts import DataSet, Examples
 
+pytestmark = pytest.mark.sandbox  # the engine's runs, in the real sandbox
+
 LIMITS = Limits(wall_seconds=60.0, memory_bytes=2048 * MiB)
 
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from scorer.pipeline import ScoringConfig, score_submission
 from scorer.runtime import find_runtime
 from scorer.sandbox.types import GiB, Limits, MiB
 from tests.fixtures.artifacts import DataSet
+
+pytestmark = pytest.mark.sandbox  # limits enforced by the real sandbox
 
 CHILDREN = """
 import os, time

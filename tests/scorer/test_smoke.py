@@ -92,6 +92,7 @@ def _submission(tmp_path: Path, model: bytes, scale: str, name: str) -> Path:
     return zip_folder(tmp_path / f"{name}.zip", "課題提出", files, "windows")
 
 
+@pytest.mark.sandbox
 def test_a_model_fed_as_in_training_scores_well_on_the_public_images(
     tmp_path: Path, synthetic_set: DataSet, trainee_model: bytes, config: ScoringConfig
 ) -> None:
@@ -105,6 +106,7 @@ def test_a_model_fed_as_in_training_scores_well_on_the_public_images(
     assert report.to_json()["smoke"]["correct"] == report.smoke.correct
 
 
+@pytest.mark.sandbox
 def test_a_missing_division_by_255_comes_out_near_chance(
     tmp_path: Path, synthetic_set: DataSet, trainee_model: bytes, config: ScoringConfig
 ) -> None:
@@ -117,6 +119,7 @@ def test_a_missing_division_by_255_comes_out_near_chance(
     assert report.smoke.near_chance(), report.smoke
 
 
+@pytest.mark.sandbox
 def test_without_labels_no_accuracy_is_claimed(
     tmp_path: Path, synthetic_set: DataSet, trainee_model: bytes, config: ScoringConfig
 ) -> None:
@@ -125,6 +128,7 @@ def test_without_labels_no_accuracy_is_claimed(
     assert check_submission(archive, config=config, sample_data=synthetic_set.train_data).smoke is None
 
 
+@pytest.mark.sandbox
 def test_the_labels_never_enter_the_sandbox(tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig) -> None:
     probe = (
         "import os\n"
@@ -152,6 +156,7 @@ def test_the_labels_never_enter_the_sandbox(tmp_path: Path, synthetic_set: DataS
     assert report.smoke == SmokeAccuracy(correct=2, total=30)
 
 
+@pytest.mark.sandbox
 def test_the_local_checker_prints_the_smoke_accuracy(
     tmp_path: Path, synthetic_set: DataSet, trainee_model: bytes
 ) -> None:

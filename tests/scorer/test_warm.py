@@ -21,6 +21,8 @@ from scorer.warm import WORK, WarmSlot
 from tests.fixtures.artifacts import DataSet
 from tests.scorer.procs import processes_with_environ
 
+pytestmark = pytest.mark.sandbox  # pre-warmed sandboxes, really started
+
 LIMITS = Limits(wall_seconds=60.0, memory_bytes=1024 * MiB)
 
 ZEROS = "import numpy as np\n\ndef predict(test_data):\n    return np.zeros(len(test_data), dtype=int)\n"

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from app.scoring_config import scoring_config
 from tests.fixtures.engine import engine_settings, trivial_zip
 from worker.tasks.preflight import run_check
+
+pytestmark = pytest.mark.sandbox  # the worker's pre-flight runs the real sandbox
 
 
 def test_the_workers_preflight_uses_the_settings(tmp_path: Path) -> None:

@@ -30,6 +30,8 @@ from tests.fixtures.browser import csp_violations, watch_csp
 from tests.fixtures.live_service import log_in
 from tests.fixtures.services import UvicornSite, start_uvicorn, wait_for
 
+pytestmark = pytest.mark.live  # uvicorn started as production starts it
+
 PASSWORD = "live-password-日本語-ok"
 TRAINEE = "hanako@example.test"
 

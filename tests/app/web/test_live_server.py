@@ -22,6 +22,8 @@ from tests.app.conftest import PASSWORD, People, add_user, make_zip
 from tests.fixtures.live_service import log_in
 from tests.fixtures.services import start_uvicorn
 
+pytestmark = pytest.mark.live  # a live uvicorn process
+
 MIB = 1024 * 1024
 
 

@@ -19,6 +19,9 @@ from scorer.dataset import (
     writers_for,
 )
 
+# One xdist worker runs the module, so the dataset below is built once per run, not once per worker.
+pytestmark = pytest.mark.xdist_group("dataset-generate")
+
 
 @pytest.fixture(scope="module")
 def dataset() -> KatakanaSet:

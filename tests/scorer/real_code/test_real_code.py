@@ -35,6 +35,7 @@ def config() -> ScoringConfig:
 
 
 @pytest.mark.parametrize("folder", _cases())
+@pytest.mark.sandbox
 def test_case(
     folder: Path, tmp_path: Path, synthetic_set: DataSet, trainee_model: bytes, config: ScoringConfig
 ) -> None:
