@@ -19,7 +19,12 @@ Reported:
 - the scoring queue's peak length, and the drain rate: submissions scored per minute, per scoring
   worker (each worker is one core: concurrency 1, the sandbox's BLAS on 1 thread);
 - sandboxed scoring time (the worker's measured duration, median) against the example's bare
-  predict time on the same images (``bench/sandbox_overhead.py``'s measurement).
+  predict time on the same images (``bench/sandbox_overhead.py``'s measurement);
+- the wait each trainee was told against the wait they had: the upload's answer (or, for uploads
+  answered before any run had finished, their result page's live feed once the first result is in)
+  says when the result is expected; the error is (told − had) / had, its median and 95th percentile
+  (target: the median within ±30 %);
+- the load average the run went under (the machine may be shared).
 
     .venv/bin/python bench/deadline_rush.py                      # 300 trainees in 5 minutes
     .venv/bin/python bench/deadline_rush.py --trainees 60 --window 60   # the quick run
@@ -259,6 +264,27 @@ class Outcome:
     verdict_s: float = 0.0  # request to the check settled (the same when the verdict came inline)
     status: int = 0
     error: str = ""
+    submission_id: int | None = None
+    told_wait_s: float | None = None  # when the service said the result would come ...
+    told_at: float = 0.0  # ... as of this time (time.time())
+
+
+def note_wait(out: Outcome, answer: dict[str, object]) -> None:
+    """Keep the wait the service told (the upload's answer, or the result page's live feed)."""
+    wait = answer.get("wait_s")
+    if out.told_wait_s is None and isinstance(wait, int | float):
+        out.told_wait_s, out.told_at = float(wait), time.time()
+
+
+def wait_errors(outcomes: list[Outcome], finished: dict[int, float]) -> list[float]:
+    """(told − had) / had for every told wait whose result came: had = finished − told_at."""
+    errors = []
+    for out in outcomes:
+        end = finished.get(out.submission_id or -1)
+        if out.told_wait_s is not None and end is not None and end > out.told_at:
+            had = end - out.told_at
+            errors.append((out.told_wait_s - had) / had)
+    return errors
 
 
 async def log_in(client: httpx.AsyncClient, email: str, start_at: float, out: Outcome) -> None:
@@ -299,6 +325,9 @@ async def upload(client: httpx.AsyncClient, body: bytes, start_at: float, out: O
             response = await client.get(url, headers={"Accept": "application/json"})
         out.verdict_s = time.monotonic() - began
         out.status = response.status_code
+        if response.status_code == 201:
+            out.submission_id = int(response.json()["id"])
+            note_wait(out, response.json())
         if response.status_code != 201:
             try:
                 error = response.json()["error"]
@@ -321,6 +350,28 @@ def tree_cpu_s(pid: int) -> float:
         except psutil.Error:  # ended between the listing and the reading
             continue
     return total
+
+
+async def ask_waits(clients: list[httpx.AsyncClient], outcomes: list[Outcome], database_url: str) -> None:
+    """Uploads answered before any run had finished were told no wait (nothing to time a run by):
+    once the first result is in, read the wait their result pages show, as their trainees would."""
+    untold = [(c, o) for c, o in zip(clients, outcomes, strict=True) if o.submission_id and o.told_wait_s is None]
+    if not untold:
+        return
+    engine = make_engine(database_url)
+    try:
+        while True:
+            with make_sessionmaker(engine)() as session:
+                if session.scalar(select(func.count()).where(Submission.status.in_(FINAL))):
+                    break
+            await asyncio.sleep(0.5)
+    finally:
+        engine.dispose()
+
+    async def ask(client: httpx.AsyncClient, out: Outcome) -> None:
+        note_wait(out, (await client.get(f"/submissions/{out.submission_id}/status")).json())
+
+    await asyncio.gather(*(ask(client, out) for client, out in untold))
 
 
 class Sampler(threading.Thread):
@@ -420,6 +471,7 @@ def main() -> None:
                 after = web.cpu_times()
                 web_cpu["uploads"] = (after.user + after.system) - (cpu.user + cpu.system)
                 web_cpu["preflight"] = tree_cpu_s(preflight_pid) - preflight_before
+                await ask_waits(clients, outcomes, stack.env["KATAKANA_DATABASE_URL"])
             finally:
                 for client in clients:
                     await client.aclose()
@@ -445,7 +497,7 @@ def main() -> None:
         with sessions() as session:
             rows = session.execute(
                 select(Submission.status, Submission.error_code, Submission.started_at, Submission.finished_at,
-                       Submission.duration_s, Submission.attempts)
+                       Submission.duration_s, Submission.attempts, Submission.id)
             ).all()  # fmt: skip
         engine.dispose()
 
@@ -500,7 +552,18 @@ def main() -> None:
         }
         if durations:
             figures["sandbox_ratio"] = round(statistics.median(durations) / bare, 2)
+        errors = wait_errors(outcomes, {r.id: r.finished_at.timestamp() for r in scored if r.finished_at})
+        figures["waits_told"] = len(errors)
+        if errors:
+            figures["wait_error_median_pct"] = round(100 * statistics.median(errors), 1)
+            figures["wait_error_p95_abs_pct"] = round(100 * percentile([abs(e) for e in errors], 0.95), 1)
+        figures["load_average_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
         print(json.dumps(figures, indent=2))
+        if errors:
+            median, p95 = figures["wait_error_median_pct"], figures["wait_error_p95_abs_pct"]
+            load = figures["load_average_1_5_15"]
+            print(f"wait told vs wait had, {len(errors)} uploads: median error {median:+.1f} % (target within "
+                  f"±30 %), 95th percentile of |error| {p95:.1f} %; load average {load}")  # fmt: skip
         for outcome in (server_errors + refused)[:5]:
             print(f"  not accepted: {outcome.status} {outcome.error}")
         if args.json:
