@@ -72,6 +72,7 @@ from scorer.pipeline import ScoringConfig  # noqa: E402
 from scorer.runtime import find_runtime  # noqa: E402
 
 PASSWORD = "deadline-rush-password"
+METRICS_TOKEN = "deadline-rush-metrics-token"
 CACHE = REPO / ".cache" / "test-artifacts"
 FINAL = (SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED)
 
@@ -197,6 +198,7 @@ def start_stack(root: Path, args: argparse.Namespace, data: Path, labels: Path) 
         "KATAKANA_DATABASE_URL": database_url,
         "KATAKANA_REDIS_URL": redis_server.url,
         "KATAKANA_BASE_URL": "http://rush.example.test",
+        "KATAKANA_METRICS_TOKEN": METRICS_TOKEN,  # /readyz names the live workers only to its holder
     }
     config = Config(str(REPO / "alembic.ini"))
     config.set_main_option("script_location", str(REPO / "migrations"))
@@ -227,7 +229,8 @@ def start_stack(root: Path, args: argparse.Namespace, data: Path, labels: Path) 
     deadline = time.monotonic() + 180
     while True:  # ready = site, Redis, database and every scoring worker (its sandbox self-test passed)
         try:
-            body = httpx.get(f"{stack.url}/readyz", timeout=5).json()
+            auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+            body = httpx.get(f"{stack.url}/readyz", headers=auth, timeout=5).json()
             scoring = [w for w in body["checks"]["workers"].get("alive", []) if "scoring" in w["queues"]]
             if body["status"] == "ready" and len(scoring) >= args.workers:
                 return stack
