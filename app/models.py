@@ -335,7 +335,9 @@ class UploadCheck(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     task_id: Mapped[str | None] = mapped_column(String(200))  # the delivery that claimed it (its Celery task)
     verdict: Mapped[Any | None] = mapped_column(JSON)  # PreflightVerdict.to_json()
-    refusal: Mapped[Any | None] = mapped_column(JSON)  # {"key", "status", "params"} when refused/failed
+    # Why it ended without a submission: {"key": the message's i18n key} and, when a slot could not be
+    # spent, "reason" (SubmissionRefused's); None while checking, accepted or confirmed.
+    refusal: Mapped[Any | None] = mapped_column(JSON)
     submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

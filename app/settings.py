@@ -49,8 +49,10 @@ class WorkerSettings(BaseModel):
     stale_after_s: float = Field(default=120.0, gt=0)
     # A queued row this old whose message the broker may have lost is sent again (safe: idempotent).
     requeue_after_s: float = Field(default=300.0, ge=0)
-    # Deliveries a submission gets before it is failed as the server's fault.
-    max_attempts: int = Field(default=3, ge=1)
+    # Attempts a submission gets when a run is lost mid-way: a lost one is run again until this many
+    # have been made; then a lost host fails it as the server's fault (slot back), a lost worker
+    # process as its own (see worker/celery_app.py). 2: every lost run is run again once.
+    max_attempts: int = Field(default=2, ge=1)
     sweep_interval_s: float = Field(default=60.0, gt=0)
     # How long a silent worker still counts as alive: its presence key in Redis, rewritten every
     # third of this, expires after it, and /readyz and /metrics stop counting the worker.

@@ -162,26 +162,42 @@ def _storable(value: Any) -> Any:
     """
     if isinstance(value, str):
         return storable_text(value)
+    if value is None or isinstance(value, int | float):
+        return value
     if isinstance(value, dict):
         return {_storable(k): _storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_storable(v) for v in value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changed = {}
-        for f in dataclasses.fields(value):
-            old = getattr(value, f.name)
-            new = _storable(old)
-            if new is not old:
-                changed[f.name] = new
-        if not changed:
+    if isinstance(value, list | tuple):
+        if all(isinstance(v, int | float) for v in value):  # a row of numbers (a confusion matrix's)
             return value
-        if type(value).__dataclass_params__.frozen:  # type: ignore[attr-defined]
-            return dataclasses.replace(value, **changed)
-        for name, new in changed.items():
-            setattr(value, name, new)
+        items = [_storable(v) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    shape = _SHAPES.get(type(value)) or _dataclass_shape(type(value))
+    if shape is None:
+        return value
+    names, frozen = shape
+    changed = {}
+    for name in names:
+        old = getattr(value, name)
+        new = _storable(old)
+        if new is not old:
+            changed[name] = new
+    if changed and frozen:
+        return dataclasses.replace(value, **changed)
+    for name, new in changed.items():
+        setattr(value, name, new)
     return value
+
+
+_SHAPES: dict[type, tuple[tuple[str, ...], bool]] = {}
+
+
+def _dataclass_shape(cls: type) -> tuple[tuple[str, ...], bool] | None:
+    """A dataclass's field names and whether it is frozen (None: not a dataclass); kept per class."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    shape = tuple(f.name for f in dataclasses.fields(cls)), bool(cls.__dataclass_params__.frozen)  # type: ignore[attr-defined]
+    _SHAPES[cls] = shape
+    return shape
 
 
 def disclose(report: Report, disclosure: Disclosure | None) -> Report:

@@ -45,6 +45,9 @@ class ErrorCode(StrEnum):
     PREDICT_EXCEPTION = "predict_exception"
     SUBMISSION_EXITED = "submission_exited"
     HARNESS_DISRUPTED = "harness_disrupted"
+    # The run's process stopped around it, or its result could not be recorded: still the submission's
+    WORKER_PROCESS_LOST = "worker_process_lost"
+    RESULT_NOT_STORED = "result_not_stored"
     # Checking what predict returned
     PREDICTION_COUNT = "prediction_count"
     PREDICTION_SHAPE = "prediction_shape"
@@ -138,6 +141,13 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         ErrorCode.HARNESS_DISRUPTED: "提出されたコードが採点用のプログラムの動作を妨げたため、結果を受け取れませんでした（{reason}）。"
         "ファイル記述子 3 に書き込んだり、NumPy などのライブラリの関数を置き換えたりしないでください。"
         "アップロード時の無料の事前チェックや、手元の python -m scorer run で全文のログを確認できます。",
+        ErrorCode.WORKER_PROCESS_LOST: "あなたのコードを実行している間に、採点を担当するプロセスそのものが止まりました（試したすべての回で）。"
+        "そのため結果はありません。サーバー側のプロセスのメモリや時間を使い切らせる提出で起こります"
+        "（たとえば、重みをコードに直接書き込んだ巨大なソースやノートブック、大量の出力）。"
+        "重みはファイルから読み込むようにして zip を小さくし、手元の python -m scorer check で確かめてください。",
+        ErrorCode.RESULT_NOT_STORED: "実行は終わりましたが、その結果（出力や、あなたのコードが出したエラーの内容）を保存できませんでした。"
+        "出力やエラーのメッセージに特殊な文字（NUL など）を含めないでください。"
+        "アップロード時の無料の事前チェックや、手元の python -m scorer run で全文のログを確認できます。",
         ErrorCode.PREDICTION_COUNT: "predict が返した予測の数が違います（画像 {expected} 枚に対して {got} 個）。"
         "渡された画像 1 枚につき 1 つの予測を返してください。",
         ErrorCode.PREDICTION_SHAPE: "predict の戻り値の形が使えません（{got}）。"
@@ -200,6 +210,14 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         "sys.exit(), exit() or os._exit().",
         ErrorCode.HARNESS_DISRUPTED: "Your code interfered with the scoring harness, so no valid result came "
         "back ({reason}). Do not write to file descriptor 3 or replace functions of NumPy or other libraries. "
+        "The free pre-flight at upload and python -m scorer run on your own data show the full log.",
+        ErrorCode.WORKER_PROCESS_LOST: "The process running your code stopped before the run could end (on "
+        "every attempt), so there is no result. This happens when a submission makes the server's own process "
+        "run out of memory or time, for example an enormous source file or notebook with weights pasted into "
+        "the code, or a flood of output. Load weights from a file to keep the zip small, and try it with "
+        "python -m scorer check on your own computer.",
+        ErrorCode.RESULT_NOT_STORED: "The run ended, but its result (the output, or the error your code raised) "
+        "could not be stored. Keep unusual characters (such as NUL) out of what your code prints or raises. "
         "The free pre-flight at upload and python -m scorer run on your own data show the full log.",
         ErrorCode.PREDICTION_COUNT: "predict returned the wrong number of predictions ({got} for {expected} "
         "images). Return one prediction per image it is given.",

@@ -11,4 +11,9 @@ echo "[test] ruff"; ruff check .; ruff format --check .
 echo "[test] mypy"; mypy
 echo "[test] import layers"; lint-imports
 echo "[test] pytest"
-exec python -m pytest -n "${PYTEST_WORKERS:-4}" --dist loadgroup "$@"
+# Four workers for the whole suite, more than CI's 2 cores: much of it waits on real processes (the
+# sandbox, the live service). The fast part hardly waits: one worker per core, as each extra worker
+# only adds its own start-up (imports, collection).
+workers="${PYTEST_WORKERS:-4}"
+for arg in "$@"; do [[ "$arg" == --fast ]] && workers="${PYTEST_WORKERS:-$(nproc)}"; done
+exec python -m pytest -n "$workers" --dist loadgroup "$@"

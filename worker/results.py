@@ -4,6 +4,11 @@ Every final write is a conditional UPDATE fenced by status ``running`` and the a
 writer claimed: if the sweeper meanwhile handed the submission to another attempt (it thought this
 worker dead), the late writer changes nothing. The outbox row is added in the same transaction, so
 a stored result always has its email coming, and an unstored one never does.
+
+A run's outcome that cannot be recorded is still the submission's (:func:`store_report`): the
+scorer hands over only storable text (scorer/disclosure.py), so a result the database refuses
+anyway ends as RESULT_NOT_STORED, the slot spent, rather than staying ``running`` to be run again
+and finally given back as the server's fault — a free run on the hidden set.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import logging
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DataError, DBAPIError, StatementError
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Submission, SubmissionStatus
 from app.services import trainee_scores
@@ -81,6 +87,21 @@ def report_values(
     return values
 
 
+def submission_failure_values(code: ErrorCode, now: dt.datetime) -> dict[str, Any]:
+    """The row's columns when a run's outcome, the submission's, could not be recorded as it was:
+    its failure ``code``, in our words only (none of the trainee's output), the slot spent."""
+    assert code.blame == Blame.SUBMISSION
+    error = ScoringError(code)
+    return {
+        "status": SubmissionStatus.FAILED,
+        "finished_at": now,
+        "error_code": code.value,
+        "error_blame": code.blame.value,
+        "log": None,
+        "result": {"status": "failed", "error": error.to_json()},
+    }
+
+
 def server_failure_values(code: ErrorCode, detail: str, now: dt.datetime) -> dict[str, Any]:
     """The row's columns when the service itself failed before or around the scoring run.
 
@@ -137,8 +158,78 @@ def finish(
     return outbox.id if outbox else None
 
 
+def requeue(session: Session, submission_id: int, attempt: int, *conditions: Any) -> bool:
+    """Put a ``running`` submission back to ``queued`` if ``attempt`` (and ``conditions``) still hold;
+    True when this call did. The caller commits, then sends it for scoring."""
+    changed = session.execute(
+        update(Submission)
+        .where(
+            Submission.id == submission_id,
+            Submission.status == SubmissionStatus.RUNNING,
+            Submission.attempts == attempt,
+            *conditions,
+        )
+        .values(status=SubmissionStatus.QUEUED, heartbeat_at=None, worker_hostname=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(changed.rowcount)  # type: ignore[attr-defined]
+
+
 def finish_and_commit(
-    submission_id: int, values: dict[str, Any], settings: Settings, now: dt.datetime, *, attempt: int
+    submission_id: int,
+    values: dict[str, Any],
+    settings: Settings,
+    now: dt.datetime,
+    *,
+    attempt: int,
+    factory: sessionmaker[Session] | None = None,
 ) -> int | None:
-    with sessions()() as session, session.begin():
+    with (factory or sessions())() as session, session.begin():
         return finish(session, submission_id, values, settings, now, attempt=attempt)
+
+
+def refused_for_content(exc: BaseException) -> bool:
+    """Whether storing failed because of what was stored (a value no column takes, values that
+    cannot be built) rather than because the database could not be reached or was busy.
+
+    A driver error is the database's own verdict: DataError for a value the column refuses
+    (PostgreSQL's NUL in text), any other (connection lost, lock timeout) an outage. An error raised
+    while binding the values (SQLite's driver encoding a lone surrogate) or building them is about
+    the content.
+    """
+    if isinstance(exc, DataError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return False
+    return isinstance(exc, StatementError | ValueError | TypeError)
+
+
+def store_report(
+    submission_id: int,
+    report: ScoreReport,
+    testset: ActiveTestSet | None,
+    settings: Settings,
+    now: dt.datetime,
+    *,
+    attempt: int,
+    factory: sessionmaker[Session] | None = None,
+) -> tuple[dict[str, Any], int | None]:
+    """Store a scoring run's report (the columns stored, and the new outbox id, as ``finish``).
+
+    When the report is the submission's outcome (scored, or failed by its own fault) and turning it
+    into columns or storing them fails because of what it holds, its failure RESULT_NOT_STORED is
+    stored instead, the slot spent. Anything else (an outage, a report blamed on the server, which
+    holds none of the trainee's output) raises: the row stays ``running`` and the sweeper re-runs it.
+    """
+    try:
+        values = report_values(report, testset, now, settings)
+        return values, finish_and_commit(submission_id, values, settings, now, attempt=attempt, factory=factory)
+    except Exception as exc:
+        server_fault = report.error is not None and report.error.code.blame == Blame.SERVER
+        if server_fault or not refused_for_content(exc):
+            raise
+        log.exception("submission %s: the run's result could not be stored; stored as its failure", submission_id)
+        values = submission_failure_values(ErrorCode.RESULT_NOT_STORED, now)
+        if testset is not None:
+            values["testset_id"] = testset.id
+        return values, finish_and_commit(submission_id, values, settings, now, attempt=attempt, factory=factory)

@@ -158,13 +158,3 @@ def on_worker_ready(sender: Any, **_: Any) -> None:
         log.log(level, message)
     queues = sorted(sender.app.amqp.queues.consume_from)
     log.info("katakana worker ready; consuming queues: %s", ", ".join(queues))
-
-
-def connect() -> None:
-    from celery.signals import worker_init, worker_ready
-
-    worker_init.connect(on_worker_init, weak=False)
-    worker_ready.connect(on_worker_ready, weak=False)
-
-
-connect()

@@ -14,8 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from celery.signals import worker_process_shutdown
-
 from app.settings import Settings
 from scorer.warm import HarnessSpec, WarmSlot
 
@@ -44,9 +42,7 @@ def warm_next(slot: WarmSlot | None, spec: Callable[[], HarnessSpec]) -> None:
         log.warning("pre-warming the next sandbox failed; the next task runs cold", exc_info=True)
 
 
-def _close_slot(**_: Any) -> None:
+def close_slot(**_: Any) -> None:
+    """``worker_process_shutdown``: end this process's warm sandbox with the process."""
     if _slot is not None:
         _slot.close()
-
-
-worker_process_shutdown.connect(_close_slot, weak=False)

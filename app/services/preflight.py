@@ -25,7 +25,7 @@ from app.models import PreflightCheck
 
 @dataclass(frozen=True)
 class PreflightVerdict:
-    """``scorer.pipeline.CheckReport.to_json()`` as the site reads it; every other field the report
+    """``scorer.report.CheckReport.to_json()`` as the site reads it; every other field the report
     carries is kept in ``report`` and written back by ``to_json``, so the cache and the refusal pass
     the whole report on."""
 

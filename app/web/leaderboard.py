@@ -95,8 +95,9 @@ def leaderboard_page(
     q: SearchParam = None,
     page: PageParam = 1,
 ) -> Response:
-    """One page of 100 rows, ranked, filtered and sorted by the database; the search (name or
-    e-mail) finds one trainee among thousands without paging."""
+    """One page of 100 rows, ranked, filtered and sorted from the board kept in memory
+    (app.services.leaderboard); the search (name or e-mail) finds one trainee among thousands
+    without paging."""
     cohort = viewable_cohort(db, user, cohort_id)
     if cohort is None:
         return _anonymous_leaderboard(request, db, user, cohort_id, page)

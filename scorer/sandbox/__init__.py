@@ -4,8 +4,8 @@ The sandbox is generic: it shows the command only the request's read-only binds 
 tmpfs dirs, no network, an empty environment plus what the request sets, a seccomp filter, rlimits
 on every process, a control group per run (memory and processes of the run as a whole, see cgroup),
 and one unprivileged uid per concurrent run when the worker is root. It knows
-nothing of submissions; the pipeline interprets the outcome. The team's sandbox notes (SANDBOX.md) have the
-measurements behind each choice.
+nothing of submissions; the pipeline interprets the outcome. Each module's docstring says what its
+choice defends against.
 """
 
 from scorer.sandbox.config import SandboxConfig, SandboxUnavailable

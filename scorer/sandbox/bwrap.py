@@ -12,8 +12,10 @@ temp files. Binds should use neutral destinations (/submission, /data): /proc/se
 the *source* paths.
 
 The command runs as PID 1 of the new pid namespace (``--as-pid-1``) through ``timeout -s KILL``:
-whatever happens to the worker, PID 1 dies after wall+grace and takes the whole namespace with it
-(``--die-with-parent`` alone lost a race with bwrap's startup, see SANDBOX.md).
+whatever happens to the worker, PID 1 dies after wall+grace and takes the whole namespace with it.
+``--die-with-parent`` alone loses a race with bwrap's startup: when the parent dies within
+milliseconds of starting bwrap, a daemonised child (fork, setsid, fork) outlives the sandbox
+(bubblewrap issue 633).
 """
 
 from __future__ import annotations

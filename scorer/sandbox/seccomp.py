@@ -1,7 +1,7 @@
 """The seccomp filter installed (by bwrap, right before exec) on every sandboxed process.
 
 Namespaces alone leave the kernel's attack surface and a few in-sandbox tricks open: the code could
-PTRACE_ATTACH the sandbox's PID 1 and hang the run until the wall limit (measured, see SANDBOX.md),
+PTRACE_ATTACH the sandbox's PID 1 and hang the run until the wall limit (it did, before this filter),
 open io_uring/bpf/perf/userfaultfd (frequent kernel-exploit entry points), create nested namespaces,
 or push characters into a terminal with TIOCSTI. The filter answers those with EPERM (so Python
 raises a clean OSError) and allows everything else: NumPy, SciPy, matplotlib and fork keep working.

@@ -135,6 +135,7 @@ def test_main_reports_user_errors_without_a_traceback(
 
 
 @pytest.mark.slow
+@pytest.mark.live
 def test_serve_runs_the_embedded_service_and_stops_it_all_on_ctrl_c(tmp_path: Path, synthetic_set: DataSet) -> None:
     with embedded_serve(tmp_path, synthetic_set.dir) as serve:
 

@@ -22,6 +22,7 @@ is one more ``Attack`` in ``ATTACKS``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import os
@@ -30,6 +31,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -42,7 +44,7 @@ from app.security.passwords import hash_password
 from app.services.api_tokens import TokenScope, create_token
 from scorer.disclosure import DEFAULT_EXCERPT_BYTES, DEFAULT_STORED_BYTES, RESERVED_BYTES
 from tests.fixtures.artifacts import DataSet
-from tests.fixtures.db import migrate
+from tests.fixtures.db import migrate, migrated_database
 from tests.fixtures.live_service import (
     PASSWORD,
     SECRET,
@@ -81,7 +83,35 @@ class Attack:
     name: str
     body: str  # the rest of predict, indented by 4 (LEAK holds the images)
     code: str | None  # the expected error code; None: scored (and still no more than the excerpt shown)
+    shows: str = ""  # text the stored log must hold (what the output became when it was made storable)
 
+
+# Output no database column takes as it is: a NUL (PostgreSQL refuses it), a lone surrogate (SQLite's
+# driver cannot encode it). Once such a result was never stored: re-run, then given back as the
+# server's fault. Run on both databases (test_unstorable_output_on_postgresql below, too).
+UNSTORABLE = [
+    Attack(
+        "nul_in_output",
+        '    print("A\\x00B", LEAK[:64], flush=True)\n    return numpy.zeros(len(test_data), dtype=numpy.int64)\n',
+        None,
+        shows="A\\x00B",
+    ),
+    Attack(
+        "fd3_lone_surrogate_traceback",
+        "    print(LEAK)\n"
+        '    os.write(3, b\'{"event": "error", "code": "predict_exception", \'\n'
+        '             b\'"params": {"reason": "boom \\\\ud800"}, "traceback": "boom \\\\ud800 \\\\u0000"}\\n\')\n'
+        "    os._exit(0)\n",
+        "predict_exception",
+        shows="boom \\ud800 \\x00",
+    ),
+    Attack(
+        "lone_surrogate_exception",
+        '    print(LEAK[:64])\n    raise ValueError(LEAK + " boom \\udfff")\n',
+        "predict_exception",
+        shows="boom \\udfff",
+    ),
+]
 
 ATTACKS = [
     Attack("huge_exception_message", "    raise ValueError(LEAK * 8)\n", "predict_exception"),
@@ -147,6 +177,7 @@ ATTACKS = [
         "    return numpy.zeros(len(test_data), dtype=numpy.int64)\n",
         "memory_limit",
     ),
+    *UNSTORABLE,
 ]
 
 
@@ -172,11 +203,9 @@ class Stack:
     hidden_b64: str  # the hidden images as the submissions encode them
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, synthetic_set: DataSet) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("hostile-live")
-    database_url = f"sqlite:///{root / 'katakana.sqlite3'}"
-    migrate(database_url)
+@contextlib.contextmanager
+def live_stack(root: Path, database_url: str, synthetic_set: DataSet) -> Iterator[Stack]:
+    """Redis, SMTP, a worker and the site on a migrated ``database_url``, with staff accounts."""
     redis = TestRedis(directory=root / "redis", port=free_port())
     redis.start()
     smtp = SmtpServer(port=free_port())
@@ -229,6 +258,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory, synthetic_set: DataSet) -> I
         redis.stop()
         redis.port_hold.release()
         engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, synthetic_set: DataSet) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("hostile-live")
+    database_url = f"sqlite:///{root / 'katakana.sqlite3'}"
+    migrate(database_url)
+    with live_stack(root, database_url, synthetic_set) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def postgres_stack(
+    tmp_path_factory: pytest.TempPathFactory, synthetic_set: DataSet, postgres_server: str
+) -> Iterator[Stack]:
+    database_url = migrated_database(postgres_server, "katakana_hostile_live")
+    with live_stack(tmp_path_factory.mktemp("hostile-live-pg"), database_url, synthetic_set) as started:
+        yield started
 
 
 # --- measuring what leaks -------------------------------------------------------------------------
@@ -296,6 +343,17 @@ def email_text(service: Service, filename: str) -> str:
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
 def test_a_hostile_submission_is_counted_blamed_and_reveals_at_most_the_excerpt(stack: Stack, attack: Attack) -> None:
+    attack_through_every_surface(stack, attack)
+
+
+@pytest.mark.parametrize("attack", UNSTORABLE, ids=[a.name for a in UNSTORABLE])
+def test_unstorable_output_on_postgresql_is_stored_counted_and_blamed(postgres_stack: Stack, attack: Attack) -> None:
+    """PostgreSQL refuses a NUL where SQLite takes it: the same attacks, on the other database."""
+    attack_through_every_surface(postgres_stack, attack)
+
+
+def attack_through_every_surface(stack: Stack, attack: Attack) -> None:
+    """Upload ``attack``, wait for its final result (never left running), then check every surface."""
     service = stack.service
     client = service.login(TRAINEE_EMAIL)
     before = uploads_left(client)
@@ -321,6 +379,7 @@ def test_a_hostile_submission_is_counted_blamed_and_reveals_at_most_the_excerpt(
         assert row.error_blame == "submission"
     assert row.counts_toward_limit
     assert uploads_left(client) == before - 1
+    assert attack.shows in (row.log or ""), row.log  # stored, the unstorable as visible escapes
 
     # At most the excerpt of the hidden images on every surface the trainee has.
     secret = stack.hidden_b64

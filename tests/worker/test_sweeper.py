@@ -29,7 +29,7 @@ def test_sweep_resends_lost_queued_rows_and_reclaims_stale_running_ones(
     lost = world.submit(filename="lost_message.zip", created_at=LONG_AGO)
     # Its worker died during the first attempt: the heartbeat stopped an hour ago.
     orphan = world.submit(filename="orphan.zip", status=running, attempts=1, started_at=LONG_AGO, heartbeat_at=LONG_AGO)
-    # Killed its worker every time: given up on, as the server's fault.
+    # Its host was lost on its last attempt (no main process settled it): given up on, as the server's fault.
     hopeless = world.submit(
         filename="hopeless.zip", status=running, attempts=3, started_at=LONG_AGO, heartbeat_at=LONG_AGO
     )

@@ -19,9 +19,9 @@ from sqlalchemy import update
 
 from app.models import EmailOutbox, EmailStatus
 from app.observability.structured_logs import bound
-from app.queue import EMAIL_QUEUE, SEND_EMAIL_TASK
+from app.queue import SEND_EMAIL_TASK
 from app.settings import get_settings
-from worker.celery_app import app
+from worker.celery_app import DELIVERIES, app
 from worker.db import sessions, utcnow
 from worker.mail.transport import TRANSIENT_ERRORS, OutgoingMail, deliver
 
@@ -95,15 +95,7 @@ def backoff_s(retries: int) -> float:
     return float(min(_config.email_retry_base_s * 2**retries, _config.email_retry_max_s))
 
 
-@app.task(
-    bind=True,
-    name=SEND_EMAIL_TASK,
-    queue=EMAIL_QUEUE,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    max_retries=_config.email_max_retries,
-)
+@app.task(bind=True, name=SEND_EMAIL_TASK, **DELIVERIES[SEND_EMAIL_TASK].options)
 def send(self: Task, outbox_id: int) -> None:
     try:
         send_outbox(outbox_id)

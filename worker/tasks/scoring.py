@@ -10,13 +10,16 @@ many claims as uploads, whichever order they are served in; a message that finds
 
 The claim is a conditional UPDATE (``queued`` → ``running``) of the first waiting row of the order
 (``app.services.claims``: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite), so two
-workers never take the same submission. A worker that dies mid-run leaves the row ``running`` with a
-stale heartbeat, which the sweeper puts back in the queue (its ``queued_at`` kept: it is first again).
+workers never take the same submission; it records the delivery's task id. A pool process lost
+mid-run is settled by the worker's main process (worker/lost.py, which finds the submission by that
+task id); a lost host leaves the row ``running`` with a stale heartbeat, which the sweeper puts back
+in the queue (its ``queued_at`` kept: it is first again). worker/celery_app.py has both, per queue.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +29,19 @@ from sqlalchemy import select
 from app.db import write_lock
 from app.models import Submission, SubmissionStatus
 from app.observability.structured_logs import bound
-from app.queue import SCORE_TASK, SCORING_QUEUE, enqueue_email
+from app.queue import SCORE_TASK, enqueue_email
 from app.scoring_config import scoring_config
 from app.services.scoring_queue import claim_next
 from app.services.storage import path_for
 from app.settings import get_settings
 from scorer.errors import ErrorCode
 from scorer.pipeline import score_submission, scoring_spec
+from scorer.report import ScoreReport
 from scorer.warm import WarmSlot
-from worker.celery_app import app
+from worker.celery_app import DELIVERIES, app
 from worker.db import sessions, utcnow
 from worker.heartbeat import Heartbeat
-from worker.results import finish_and_commit, report_values, server_failure_values
+from worker.results import finish_and_commit, server_failure_values, store_report
 from worker.similarity import refresh_after_result
 from worker.testset import ActiveTestSet, TestSetProblem, active_testset
 from worker.warm import warm_next, warm_slot
@@ -90,23 +94,36 @@ def _run(submission_id: int, attempt: int, storage_key: str) -> None:
     settings = get_settings()
     log.info("scoring submission %s (attempt %s)", submission_id, attempt)
     slot = warm_slot(settings)
-    testset: ActiveTestSet | None = None
     with Heartbeat(submission_id, attempt, _config.heartbeat_interval_s):
-        values, testset = _score(submission_id, storage_key, slot)
-    outbox_id = finish_and_commit(submission_id, values, settings, utcnow(), attempt=attempt)
+        scored = _score(submission_id, storage_key, slot)
+    if isinstance(scored.outcome, ScoreReport):
+        values, outbox_id = store_report(
+            submission_id, scored.outcome, scored.testset, settings, utcnow(), attempt=attempt
+        )
+    else:
+        values = scored.outcome
+        outbox_id = finish_and_commit(submission_id, values, settings, utcnow(), attempt=attempt)
     log.info("submission %s finished: %s", submission_id, values["status"].value)
     if outbox_id is not None:
         enqueue_email(outbox_id)
     if values["status"] == SubmissionStatus.SUCCEEDED:
         refresh_after_result(submission_id, settings)  # after the email: instructors' view, never the trainee's
-    if testset is not None:  # off the trainee's clock: the result is stored and the email queued
-        data_path = testset.data_path
+    if scored.testset is not None:  # off the trainee's clock: the result is stored and the email queued
+        data_path = scored.testset.data_path
         warm_next(slot, lambda: scoring_spec(scoring_config(settings), data_path))
 
 
-def _score(submission_id: int, storage_key: str, slot: WarmSlot | None) -> tuple[dict[str, Any], ActiveTestSet | None]:
-    """The row's final columns, and the test set used; failures of the service become
-    server-blamed INTERNAL_ERRORs."""
+@dataclass(frozen=True)
+class _Scored:
+    """What a delivery ran: the engine's report, or the row's columns when the service failed around
+    it; and the test set it used, if it got that far."""
+
+    outcome: ScoreReport | dict[str, Any]
+    testset: ActiveTestSet | None
+
+
+def _score(submission_id: int, storage_key: str, slot: WarmSlot | None) -> _Scored:
+    """Run the engine; failures of the service around it become server-blamed INTERNAL_ERRORs."""
     settings = get_settings()
     assert settings.storage_dir is not None  # derived by Settings
     zip_path: Path | None
@@ -117,7 +134,7 @@ def _score(submission_id: int, storage_key: str, slot: WarmSlot | None) -> tuple
     if zip_path is None or not zip_path.is_file():
         log.error("submission %s: zip missing from storage (%s)", submission_id, storage_key)
         detail = "the uploaded zip is missing from storage"
-        return server_failure_values(ErrorCode.INTERNAL_ERROR, detail, utcnow()), None
+        return _Scored(server_failure_values(ErrorCode.INTERNAL_ERROR, detail, utcnow()), None)
     try:
         with sessions()() as session:
             assert settings.testset_dir is not None  # derived by Settings
@@ -125,7 +142,7 @@ def _score(submission_id: int, storage_key: str, slot: WarmSlot | None) -> tuple
             expected_sha = session.scalar(select(Submission.zip_sha256).where(Submission.id == submission_id))
     except TestSetProblem as exc:
         log.error("submission %s: %s", submission_id, exc)
-        return server_failure_values(ErrorCode.INTERNAL_ERROR, str(exc), utcnow()), None
+        return _Scored(server_failure_values(ErrorCode.INTERNAL_ERROR, str(exc), utcnow()), None)
     try:
         report = score_submission(
             zip_path,
@@ -136,23 +153,15 @@ def _score(submission_id: int, storage_key: str, slot: WarmSlot | None) -> tuple
         )
     except Exception as exc:  # the engine promises not to raise; if it does, it is our bug
         log.exception("submission %s: the scoring engine raised", submission_id)
-        return server_failure_values(ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", utcnow()), testset
+        detail = f"{type(exc).__name__}: {exc}"
+        return _Scored(server_failure_values(ErrorCode.INTERNAL_ERROR, detail, utcnow()), testset)
     if report.zip_sha256 and expected_sha and report.zip_sha256 != expected_sha:
         detail = f"stored zip's sha256 {report.zip_sha256} differs from the uploaded {expected_sha}"
         log.error("submission %s: %s", submission_id, detail)
-        return server_failure_values(ErrorCode.INTERNAL_ERROR, detail, utcnow()), testset
-    return report_values(report, testset, utcnow(), settings), testset
+        return _Scored(server_failure_values(ErrorCode.INTERNAL_ERROR, detail, utcnow()), testset)
+    return _Scored(report, testset)
 
 
-@app.task(
-    bind=True,
-    name=SCORE_TASK,
-    queue=SCORING_QUEUE,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    soft_time_limit=_config.scoring_soft_time_limit_s,
-    time_limit=_config.scoring_time_limit_s,
-)
+@app.task(bind=True, name=SCORE_TASK, **DELIVERIES[SCORE_TASK].options)
 def score(self: Task, submission_id: int) -> None:
     run_scoring(submission_id, task_id=self.request.id, hostname=self.request.hostname)

@@ -4,9 +4,14 @@
   restarted without its data, the site could not reach it after committing). A message only wakes a
   worker, so as many are sent again as such rows outnumber the scoring messages waiting in Redis — a
   message that was not lost just makes a harmless extra wake-up.
-- ``running`` rows whose heartbeat is older than ``stale_after_s``: their worker died. Queue them
-  again, or after ``max_attempts`` fail them as INTERNAL_ERROR with the slot given back (a
-  submission that kills its worker every time must not loop forever).
+- ``running`` rows whose heartbeat is older than ``stale_after_s``: the host running them was lost
+  (a machine, container or worker main process gone; a pool process lost while its main process
+  lives is settled at once by that main process, worker/lost.py, and never reaches the sweeper).
+  Queue them again while attempts remain. The last-attempt rule: when the host is lost on a
+  submission's ``max_attempts``-th attempt, it fails as INTERNAL_ERROR with the slot given back —
+  a lost host is a fault the service proves its own — and it does not loop; a run that keeps
+  killing its *worker process* is failed by the main process instead, as the submission's
+  (WORKER_PROCESS_LOST, the slot spent).
 - Housekeeping: expired sessions and login attempts that no longer count are deleted, and so are
   interrupted upload parts and stored zips no submission names (see ``storage.purge_stale_uploads``).
 - Near-chance upload checks nobody confirmed within ``upload_check_confirm_ttl_h`` end as
@@ -30,7 +35,7 @@ from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus
 from app.observability.metrics import queue_length
 from app.observability.redis_client import redis_for
 from app.observability.structured_logs import bound
-from app.queue import MAINTENANCE_QUEUE, SCORING_QUEUE, SWEEP_TASK, broker_url, enqueue_email, enqueue_scoring
+from app.queue import SCORING_QUEUE, SWEEP_TASK, broker_url, enqueue_email, enqueue_scoring
 from app.security.sessions import purge_expired_sessions
 from app.security.throttle import purge_old_attempts
 from app.services import upload_checks
@@ -38,9 +43,9 @@ from app.services.preflight_gate import purge_old_runs
 from app.services.storage import purge_stale_uploads
 from app.settings import WorkerSettings, get_settings
 from scorer.errors import ErrorCode
-from worker.celery_app import app
+from worker.celery_app import DELIVERIES, app
 from worker.db import sessions, utcnow
-from worker.results import finish, server_failure_values
+from worker.results import finish, requeue, server_failure_values
 
 log = logging.getLogger(__name__)
 
@@ -131,25 +136,20 @@ def _reclaim_one(
     config: WorkerSettings,
     report: SweepReport,
 ) -> None:
-    if attempts >= config.max_attempts:
-        detail = f"the worker scoring this submission stopped responding ({attempts} attempts)"
+    if attempts >= config.max_attempts:  # the last-attempt rule (module docstring): the host's fault
+        detail = f"the host scoring this submission was lost ({attempts} attempts)"
         values = server_failure_values(ErrorCode.INTERNAL_ERROR, detail, now)
         with sessions()() as session, session.begin():
             outbox_id = finish(
                 session, submission_id, values, get_settings(), now, attempt=attempts, extra_conditions=stale
             )
-        log.error("submission %s failed after %s attempts: worker lost", submission_id, attempts)
+        log.error("submission %s failed after %s attempts: worker host lost", submission_id, attempts)
         report.failed.append(submission_id)
         if outbox_id is not None:
             enqueue_email(outbox_id)
         return
     with sessions()() as session, session.begin():
-        won = session.execute(
-            update(Submission)
-            .where(Submission.id == submission_id, Submission.attempts == attempts, *stale)
-            .values(status=SubmissionStatus.QUEUED, heartbeat_at=None, worker_hostname=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
+        won = requeue(session, submission_id, attempts, *stale)
     if won:
         log.warning("submission %s: worker lost during attempt %s; queued again", submission_id, attempts)
         report.requeued.append(submission_id)
@@ -201,6 +201,6 @@ def run_sweep(now: dt.datetime | None = None, config: WorkerSettings | None = No
     return report
 
 
-@app.task(name=SWEEP_TASK, queue=MAINTENANCE_QUEUE, ignore_result=True, acks_late=True)
+@app.task(name=SWEEP_TASK, **DELIVERIES[SWEEP_TASK].options)
 def sweep() -> None:
     run_sweep()

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from app.queue import IMPORT_TESTSET_TASK, TESTSETS_QUEUE, broker_url, send_reply
+from app.queue import IMPORT_TESTSET_TASK, broker_url, send_reply
 from app.services.testset_import import TestSetRejected, import_and_commit
 from app.settings import get_settings
-from worker.celery_app import app
+from worker.celery_app import DELIVERIES, app
 from worker.db import sessions
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def _inside(base: Path, key: str) -> Path:
     return path
 
 
-@app.task(name=IMPORT_TESTSET_TASK, queue=TESTSETS_QUEUE, acks_late=False, ignore_result=True)
+@app.task(name=IMPORT_TESTSET_TASK, **DELIVERIES[IMPORT_TESTSET_TASK].options)
 def import_testset(data_key: str, labels_key: str, version: str, activate: bool, reply: str) -> None:
     settings = get_settings()
     assert settings.testset_dir is not None

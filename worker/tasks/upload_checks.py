@@ -8,11 +8,12 @@ hour), one claim per message, then runs the pre-flight of ``worker.tasks.preflig
 (``app.services.upload_checks.settle``): it spends the slot and sends the submission for scoring, or
 records the refusal. Nobody needs to be watching, so a trainee who closes the tab is still scored.
 
-``acks_late``: a message whose worker stopped before claiming leaves it for another, so a waiting
-check is not forgotten. A check is claimed once (``started_at``): a delivery that comes again, or a
-message redelivered after its worker process was killed, claims the next waiting check, never the
-claimed one again. So a zip that kills its worker is not handed to the next one; its check ends as
-unanswered after ``preflight_wait_s`` (the server's fault: nothing spent, the trainee may upload again).
+A check is claimed once (``started_at``, ``task_id``): a delivery that comes again claims the next
+waiting check, never the claimed one. What happens when the process running a check is lost is the
+pre-flight queue's entry in worker/celery_app.py: a lost pool process is not redelivered (a zip that
+kills its worker must not be handed to the next one); the worker's main process refuses the check
+that delivery claimed as the submission's (worker/lost.py, which finds it by the task's id). A lost
+host leaves the check to end as unanswered after ``preflight_wait_s``.
 """
 
 from __future__ import annotations
@@ -23,28 +24,19 @@ from pathlib import Path
 from celery import Task
 
 from app.observability.structured_logs import bound
-from app.queue import CHECK_UPLOAD_TASK, PREFLIGHT_QUEUE, enqueue_scoring
+from app.queue import CHECK_UPLOAD_TASK, enqueue_scoring
 from app.services.preflight import PreflightVerdict
 from app.services.upload_checks import check_and_settle, claim_next
 from app.settings import get_settings
-from worker.celery_app import app
+from worker.celery_app import DELIVERIES, app
 from worker.db import sessions, utcnow
 from worker.tasks.preflight import next_spec, run_check
 from worker.warm import warm_next, warm_slot
 
 log = logging.getLogger(__name__)
-_config = get_settings().worker
 
 
-@app.task(
-    bind=True,
-    name=CHECK_UPLOAD_TASK,
-    queue=PREFLIGHT_QUEUE,
-    acks_late=True,
-    ignore_result=True,
-    soft_time_limit=_config.preflight_soft_time_limit_s,
-    time_limit=_config.preflight_time_limit_s,
-)
+@app.task(bind=True, name=CHECK_UPLOAD_TASK, **DELIVERIES[CHECK_UPLOAD_TASK].options)
 def check_upload(self: Task, check_id: int) -> None:
     settings = get_settings()
 
@@ -56,7 +48,7 @@ def check_upload(self: Task, check_id: int) -> None:
         log.info("woken by upload check %s, but no check waits", check_id)
         return
     try:
-        with bound(upload_check_id=claimed):
+        with bound(check_id=claimed):
             log.info("pre-flight of upload check %s (woken by %s)", claimed, check_id)
             check_and_settle(sessions(), settings, claimed, checker, lambda sid: enqueue_scoring(sid, settings), utcnow)
     finally:  # the verdict is stored (or the task failed): warm this process's next pre-flight sandbox

@@ -76,6 +76,7 @@ def _submissions(db: Session) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.sandbox
 def test_near_chance_asks_once_per_trainee_and_zip_before_spending(
     real_client: TestClient, people: People, db: Session, trainee_model: bytes, tmp_path: Path, enqueued: list[int]
 ) -> None:
@@ -114,6 +115,7 @@ def test_near_chance_asks_once_per_trainee_and_zip_before_spending(
 
 
 @pytest.mark.slow
+@pytest.mark.sandbox
 def test_a_sound_model_is_not_asked(
     real_client: TestClient, people: People, db: Session, trainee_model: bytes, tmp_path: Path
 ) -> None:
