@@ -6,6 +6,9 @@
 #   /opt/katakana/app      the service (FastAPI, Celery, SQLAlchemy, ...)
 #   /opt/katakana/runtime  the pinned reference runtime trainee code runs in, inside bubblewrap;
 #                          scorer.runtime finds it there by default (KATAKANA_RUNTIME_PYTHON).
+# and a third, optional one:
+#   /opt/katakana/runtime-tensorflow  the same libraries plus TensorFlow (CPU) and Keras, for
+#                          submissions that import them (about 1.9 GB); found there by default.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -13,16 +16,28 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# bubblewrap: the sandbox. libseccomp2: the sandbox's syscall filter (pyseccomp). fonts-noto-cjk is
-# not needed: charts are drawn in the browser.
+# bubblewrap: the sandbox. libseccomp2: the sandbox's syscall filter (pyseccomp). fonts-ipafont-gothic:
+# Japanese glyphs for the one chart drawn on the server, the history PNG (app/web/history_png.py; the
+# pages' charts are SVG drawn by the browser); a few MB, where fonts-noto-cjk is a hundred.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends bubblewrap libseccomp2 ca-certificates \
+    && apt-get install -y --no-install-recommends bubblewrap libseccomp2 ca-certificates fonts-ipafont-gothic \
     && rm -rf /var/lib/apt/lists/*
 
 # The reference runtime first: it changes rarely, so this layer stays cached.
 COPY runtime/requirements.txt /tmp/runtime-requirements.txt
 RUN python -m venv /opt/katakana/runtime \
     && /opt/katakana/runtime/bin/pip install -r /tmp/runtime-requirements.txt
+
+# The TensorFlow runtime (docker compose build --build-arg WITH_TENSORFLOW=0 leaves it out: Keras
+# submissions are then refused at the pre-flight, and the upload page says it is not installed).
+# Every dependency is pinned in the file, as scripts/setup.sh installs it.
+ARG WITH_TENSORFLOW=1
+COPY runtime/requirements-tensorflow.txt /tmp/runtime-tensorflow-requirements.txt
+RUN if [ "$WITH_TENSORFLOW" = 1 ]; then \
+        python -m venv /opt/katakana/runtime-tensorflow \
+        && /opt/katakana/runtime-tensorflow/bin/pip install --no-deps -r /tmp/runtime-tensorflow-requirements.txt \
+        && /opt/katakana/runtime-tensorflow/bin/pip check; \
+    fi
 
 WORKDIR /app
 COPY . /app

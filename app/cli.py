@@ -5,6 +5,7 @@
 - ``import-public DATA LABELS``: the course's public training set, for the pre-flight's smoke run;
 - ``demo``: the synthetic test set and demo accounts (admin, instructor, trainee), printed;
 - ``create-token EMAIL [--scope admin|instructor]``: an API token, printed once;
+- ``cohort-runtimes COHORT [RUNTIME ...]``: show or set the runtimes a cohort allows (numpy, tensorflow);
 - ``serve``: the embedded service — Redis, migrations, workers, beat, the site — until Ctrl-C.
 
 Settings come from ``KATAKANA_*`` variables as everywhere else; every command that touches the
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import make_engine, make_sessionmaker
@@ -164,13 +165,22 @@ def _demo_dataset(settings: Settings, dataset: Path | None) -> Path:
 
 
 def demo(settings: Settings, dataset: Path | None = None) -> list[DemoAccount]:
-    """Idempotent: the synthetic set is imported once; the accounts get fresh passwords each time."""
+    """Idempotent: the synthetic set is imported once; the accounts get fresh passwords each time.
+
+    The synthetic training set is stored as the public set too (unless one is stored already), so
+    the pre-flight's near-chance guard is on in the demo: without a public set a model that
+    predicts one class for everything is scored, and spends an upload, without a question."""
+    from app.services.public_set import import_public_set, public_set
+
     sessions = _sessions(settings)
     with sessions() as session:
         have_set = session.scalar(select(TestSet.id).where(TestSet.version == DEMO_TESTSET_VERSION))
     if have_set is None:
         folder = _demo_dataset(settings, dataset)
         import_testset_files(settings, folder / "test_data.npy", folder / "test_label.npy", DEMO_TESTSET_VERSION)
+    if public_set(settings) is None:
+        folder = _demo_dataset(settings, dataset)
+        import_public_set(settings, folder / "train_data.npy", folder / "train_label.npy")
     accounts: list[DemoAccount] = []
     with sessions.begin() as session:
         cohort = session.scalar(select(Cohort).where(Cohort.name == DEMO_COHORT))
@@ -194,7 +204,10 @@ def demo(settings: Settings, dataset: Path | None = None) -> list[DemoAccount]:
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from app.supervisor import public_set_line
+
     accounts = demo(settings, args.dataset)
+    print(public_set_line(settings))
     print("demo accounts (new passwords on every `demo`):")
     for account in accounts:
         print(f"  {account.role:<10} {account.email:<26} {account.password}")
@@ -232,6 +245,36 @@ def _cmd_create_token(args: argparse.Namespace, settings: Settings) -> int:
     secret = create_api_token(settings, args.email, args.scope, args.name)
     print(f"{args.scope} token for {args.email.lower()} (shown once; store it now):")
     print(secret)
+    return 0
+
+
+# --- cohort-runtimes ------------------------------------------------------------------------------
+
+
+def cohort_runtimes(settings: Settings, name: str, runtimes: Sequence[str] | None = None) -> list[str]:
+    """The runtimes cohort ``name`` allows, after setting them to ``runtimes`` when given (the same
+    rule as the API's: names of scorer.runtime.RuntimeName, "numpy" always among them)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from app.api.schemas import Runtimes
+
+    with _sessions(settings).begin() as session:
+        cohort = session.scalar(select(Cohort).where(func.lower(Cohort.name) == name.lower()))
+        if cohort is None:
+            raise CommandError(f"no cohort {name}")
+        if runtimes is not None:
+            try:
+                chosen = TypeAdapter(Runtimes).validate_python(list(runtimes))
+            except ValidationError as exc:
+                problems = "; ".join(str(e["msg"]) for e in exc.errors())
+                raise CommandError(f"runtimes {' '.join(runtimes)}: {problems}") from None
+            cohort.runtimes = [runtime.value for runtime in chosen]
+        return list(cohort.runtimes)
+
+
+def _cmd_cohort_runtimes(args: argparse.Namespace, settings: Settings) -> int:
+    allowed = cohort_runtimes(settings, args.cohort, args.runtimes or None)
+    print(f"{args.cohort}: {' '.join(allowed)}")
     return 0
 
 
@@ -276,6 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
     token_cmd.add_argument("--scope", choices=["admin", "instructor"], default="admin")
     token_cmd.add_argument("--name", default="cli", help="a label to recognise the token by")
     token_cmd.set_defaults(handler=_cmd_create_token)
+
+    runtimes_cmd = commands.add_parser(
+        "cohort-runtimes",
+        help="show or set the runtimes a cohort's submissions may run in",
+        description="With no RUNTIME, print the cohort's runtimes; with some, allow exactly those. "
+        '"numpy" (the reference) is always allowed; "tensorflow" runs code that imports tensorflow or keras.',
+    )
+    runtimes_cmd.add_argument("cohort", help="the cohort's name")
+    runtimes_cmd.add_argument("runtimes", nargs="*", metavar="RUNTIME", help="numpy, tensorflow")
+    runtimes_cmd.set_defaults(handler=_cmd_cohort_runtimes)
     return parser
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -39,11 +40,23 @@ from app.services.scoring_queue import QueueWatch, live_scoring_slots
 from app.services.testset_import import TestSetImporter, worker_importer
 from app.services.upload_checks import check_and_settle
 from app.settings import Settings, get_settings
-from app.web import admin, auth, health, leaderboard, similarity, storage_full, submissions, uploads
+from app.web import (
+    admin,
+    auth,
+    health,
+    history,
+    leaderboard,
+    profile,
+    similarity,
+    storage_full,
+    submissions,
+    uploads,
+)
 from app.web.auth import landing_page
 from app.web.body_timeout import BodyTimeoutMiddleware
 from app.web.csrf import CSRFCookieMiddleware, CSRFRejected
 from app.web.deps import LoginRequired, NotFound, OptionalUser, path_error, wants_json
+from app.web.long_poll import HeldPolls
 from app.web.security_headers import SecurityHeadersMiddleware
 from app.web.templating import render, templates
 from app.web.upload_page import runtime_key, runtime_versions
@@ -157,12 +170,20 @@ def create_app(
         engine = make_engine(settings.database_url)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        # The live pages' long polls: one watcher per kind for the whole process (app.web.long_poll).
+        app.state.held_polls = HeldPolls(settings.long_poll_per_user)
+        app.state.submission_watcher = submissions.submission_watcher(app.state.sessionmaker, app.state.scoring_queue)
+        app.state.check_watcher = uploads.check_watcher(app.state.sessionmaker)
         # Ask the scoring runtime for its versions now, not on the first upload page.
         threading.Thread(target=runtime_versions, args=(runtime_key(settings),), daemon=True).start()
         _prepare_routes(app)
         _freeze_startup_heap()
         try:
-            yield
+            async with anyio.create_task_group() as background:
+                background.start_soon(app.state.submission_watcher.run)
+                background.start_soon(app.state.check_watcher.run)
+                yield
+                background.cancel_scope.cancel()
         finally:
             engine.dispose()
 
@@ -196,8 +217,10 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)  # outermost: the access line sees every response
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(auth.router)
+    app.include_router(profile.router)  # /profile: the reading (フリガナ) of one's name
     app.include_router(uploads.page_router)
     app.include_router(uploads.router)
+    app.include_router(history.router)  # before /submissions/{id}: /submissions/history.csv
     app.include_router(submissions.router)
     app.include_router(admin.router)
     app.include_router(api.router)  # /api/v1, /openapi.json, /docs

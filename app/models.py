@@ -29,10 +29,14 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
 )
+from sqlalchemy import text as sa_text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from app.folding import search_key
+from scorer.runtime import RuntimeName
+
+ALL_RUNTIMES = tuple(name.value for name in RuntimeName)  # what a new cohort allows
 
 
 def utcnow() -> dt.datetime:
@@ -128,6 +132,9 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Name and e-mail folded for search (app.folding), written with them (see _keep_search_key).
     search_key: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # How the name is read (フリガナ, katakana; "" when not given): lists of people sort by it in
+    # 五十音 order and the search matches it (app.folding).
+    reading: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
     enrollments: Mapped[list[Enrollment]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
@@ -135,8 +142,8 @@ class User(Base):
 @event.listens_for(User, "before_insert")
 @event.listens_for(User, "before_update")
 def _keep_search_key(_mapper: Any, _connection: Any, user: User) -> None:
-    """Whenever a user is written through the ORM, its search key follows its name and e-mail."""
-    user.search_key = search_key(user.name or "", user.email or "")
+    """Whenever a user is written through the ORM, its search key follows its name, e-mail and reading."""
+    user.search_key = search_key(user.name or "", user.email or "", user.reading or "")
 
 
 class Cohort(Base):
@@ -153,6 +160,11 @@ class Cohort(Base):
     upload_deadline: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     leaderboard_visible: Mapped[bool] = mapped_column(Boolean, default=False)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The runtimes its submissions may run in (scorer.runtime.RuntimeName values): "numpy" always,
+    # "tensorflow" where Keras is allowed. New cohorts allow both; see migration 0012 for older ones.
+    runtimes: Mapped[list[str]] = mapped_column(
+        JSON, default=lambda: list(ALL_RUNTIMES), server_default=sa_text("'[\"numpy\"]'")
+    )
 
     enrollments: Mapped[list[Enrollment]] = relationship(back_populates="cohort", cascade="all, delete-orphan")
 
@@ -218,6 +230,7 @@ class Submission(Base):
     zip_size: Mapped[int] = mapped_column(Integer)
     storage_key: Mapped[str] = mapped_column(String(200))  # relative to settings.storage_dir
     validation_accuracy: Mapped[float | None] = mapped_column(Float)  # what the trainee measured
+    change_note: Mapped[str] = mapped_column(String(200), default="", server_default="")  # what they changed
 
     task_id: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -328,6 +341,7 @@ class UploadCheck(Base):
     zip_size: Mapped[int] = mapped_column(Integer)
     original_filename: Mapped[str] = mapped_column(String(500))
     validation_accuracy: Mapped[float | None] = mapped_column(Float)
+    change_note: Mapped[str] = mapped_column(String(200), default="", server_default="")
     confirmed: Mapped[bool] = mapped_column(Boolean, default=False)  # "upload it anyway" sent with the zip
     lease_token: Mapped[str] = mapped_column(String(32), default="")  # the pre-flight turn it holds
     # When a pre-flight worker took it (None: waiting for one): the fair order of the pre-flight

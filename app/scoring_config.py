@@ -11,7 +11,7 @@ from __future__ import annotations
 from app.settings import Settings
 from scorer.disclosure import Disclosure
 from scorer.pipeline import ScoringConfig
-from scorer.runtime import find_runtime
+from scorer.runtime import find_runtime, find_tensorflow_runtime
 from scorer.sandbox import SandboxConfig
 from scorer.sandbox.types import Limits
 
@@ -25,6 +25,7 @@ def scoring_config(settings: Settings) -> ScoringConfig:
     limits = run_limits(settings)
     return ScoringConfig(
         runtime=find_runtime(settings.runtime_python),
+        tensorflow_runtime=find_tensorflow_runtime(settings.tensorflow_runtime_python),
         sandbox=SandboxConfig(
             mode=settings.sandbox_mode,
             allow_unsandboxed=settings.allow_unsandboxed,

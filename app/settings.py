@@ -135,10 +135,19 @@ class Settings(BaseSettings):
     log_format: Literal["kv", "json"] = "kv"
 
     upload_max_bytes: int = Field(default=100 * MIB, gt=0)
+    # What a trainee's zips may hold in the store before a submission names them (checks under way,
+    # near-chance questions, refused zips kept for support): see app/services/upload_budget.py.
+    upload_storage_budget_bytes: int = Field(default=500 * MIB, gt=0)
     default_daily_limit: int = Field(default=3, ge=0)
     default_timezone: str = "Asia/Tokyo"
+    # A font with Japanese glyphs for the history chart download (PNG); empty: the usual
+    # Debian/Ubuntu ones are looked for (fonts-ipafont-gothic, fonts-noto-cjk), else it is in English.
+    chart_font: Path | None = None
 
     runtime_python: Path | None = None
+    # The TensorFlow + Keras runtime (KATAKANA_TENSORFLOW_RUNTIME_PYTHON); empty: where setup.sh
+    # builds it, and none (Keras submissions refused at the pre-flight) when it is not there.
+    tensorflow_runtime_python: Path | None = None
     # The scoring run's limits (KATAKANA_WALL_SECONDS, _MEMORY_MB, _CPUS); empty: the course's defaults.
     wall_seconds: float | None = Field(default=None, gt=0)
     memory_mb: int | None = Field(default=None, gt=0)
@@ -152,6 +161,9 @@ class Settings(BaseSettings):
     # sandbox idle longer than this is replaced (its own PID-1 backstop covers idle + wall time).
     sandbox_prewarm: bool = True
     sandbox_prewarm_idle_seconds: float = Field(default=900.0, gt=0)
+    # Keep a warm TensorFlow sandbox too (when that runtime is installed): about 0.7 GB resident per
+    # worker process while idle; false: a Keras job waits for TensorFlow's import (off its clock).
+    sandbox_prewarm_tensorflow: bool = True
     preflight: bool = True
     # Smoke runs the embedded pre-flight worker runs at once; more uploads wait their turn (their
     # time limit starts when they run). Unbounded, a deadline burst would share the CPUs so thinly
@@ -207,6 +219,9 @@ class Settings(BaseSettings):
     preflight_timeout_weight: int = Field(default=5, ge=1)
     preflight_lease_s: int = Field(default=15 * 60, gt=0)  # a crashed process's slot frees after this
     refused_upload_retention_s: int = Field(default=24 * 3600, ge=0)  # refused zips kept for support
+    # Long polls (a result or check page following its state) one user may hold at once in each web
+    # process; more are answered at once, with Retry-After (see app/web/long_poll.py).
+    long_poll_per_user: int = Field(default=4, ge=1)
     # A request body that sends nothing for this long, or takes longer than the total, is dropped.
     body_idle_timeout_s: float = Field(default=30.0, gt=0)
     body_total_timeout_s: float = Field(default=15 * 60.0, gt=0)
@@ -232,6 +247,10 @@ class Settings(BaseSettings):
         self.mail_dir = self.mail_dir or self.data_dir / "mail"
         self._base_url_given = bool(self.base_url)
         self.base_url = self.base_url.rstrip("/") or f"http://127.0.0.1:{self.port}"
+        if self.upload_storage_budget_bytes < self.upload_max_bytes:
+            raise ValueError(
+                "KATAKANA_UPLOAD_STORAGE_BUDGET_BYTES must hold at least one upload (KATAKANA_UPLOAD_MAX_BYTES)"
+            )
         try:
             ZoneInfo(self.default_timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -3,10 +3,13 @@
 Seeds one cohort (bulk inserts, schema migrated by Alembic as in production) with 3,000 scored
 submissions, each with 14,500 kept predictions and three file digests, and every pair of trainees in
 ``similarity_pairs``, then times what the worker does after each new result
-(``worker.similarity.update_for_submission`` in its own transaction, committed): load the cohort's
-other predictions, build the cohort's reference (each image's answers, each model's error rate and
-class preferences), compare (the copy index both ways), measure this trainee's stored strongest pairs
-again, pick each other trainee's strongest pair, write the pairs.
+(``worker.similarity.update_for_submission`` in its own transaction, committed): list the cohort's
+scored submissions, read the predictions the process does not keep yet (the new one), count them into
+the cohort's kept answers, leave the new one's trainee out (the reference: each image's answers, each
+model's error rate and class preferences), compare (the copy index both ways), measure this trainee's
+stored strongest pairs again, pick each other trainee's strongest pair, write the pairs. The first
+update of a process (or of a cohort it no longer keeps) reads every prediction: timed apart, the kept
+cohorts forgotten before each (``--cold``).
 
 The predictions imitate real models: each image has a difficulty shared by every model and a class
 it is most often mistaken for, so independent "models" agree on part of their mistakes as real ones
@@ -15,12 +18,13 @@ its strongest pair of submissions stored with copy-index figures measured on the
 a live cohort between deadlines: the update weighs them against the new ones without measuring
 them again, and rewrites only the pairs whose figures change.
 
-The process is pinned to one CPU. Figures: the pure comparison (numpy only), and the whole update
-(database included), medians and maxima of --repeat new results, as wall time and as this
+The process is pinned to one CPU. Figures: the pure comparison (numpy only: from the kept answers, and
+counting the cohort from scratch), and the whole update (database included), medians and maxima of
+--repeat new results, as wall time and as this
 process's CPU time (what one free core needs, whatever else the machine is doing; with PostgreSQL
 the server's own CPU is not in it, its share shows in the wall time).
 
-    .venv/bin/python bench/similarity.py [--trainees 100] [--per-trainee 10] [--repeat 11]
+    .venv/bin/python bench/similarity.py [--trainees 100] [--per-trainee 10] [--repeat 11] [--cold 3]
                                          [--only sqlite|postgresql]
 """
 
@@ -38,24 +42,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # as the worker sets them (worker/__init__.py), before numpy loads
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np
-from _seed import T0, insert_cohort, insert_in_batches, insert_users, migrate, postgres, submission_row, table
-from sqlalchemy import create_engine, insert, select
-from sqlalchemy.orm import Session
+import numpy as np  # noqa: E402
+from _seed import T0, insert_cohort, insert_in_batches, insert_users, migrate, postgres, submission_row, table  # noqa: E402
+from sqlalchemy import create_engine, insert, select  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 
-from app.models import (
+from app.models import (  # noqa: E402
     SimilarityPair,
     Submission,
     SubmissionFile,
     SubmissionStatus,
     TestSet,
 )
-from app.settings import Settings
-from scorer.classes import NUM_CLASSES, TEST_COUNTS
-from scorer.similarity import Reference
-from worker.similarity import update_for_submission
+from app.settings import Settings  # noqa: E402
+from scorer.classes import NUM_CLASSES, TEST_COUNTS  # noqa: E402
+from scorer.similarity import Answers, Reference  # noqa: E402
+from worker.similarity import forget_kept_cohorts, update_for_submission  # noqa: E402
 
 BATCH = 500
 
@@ -142,49 +149,86 @@ def seed(url: str, labels_path: Path, models: Models, trainees: int, per_trainee
     return int(cohort_id), user_ids
 
 
-def measure(url: str, cohort_id: int, user_ids: list[int], models: Models, repeat: int) -> dict[str, list[float]]:
+def _new_result(
+    session: Session, user_id: int, cohort_id: int, testset_id: int | None, predictions: np.ndarray, key: object
+) -> int:
+    with session.begin():
+        row = Submission(
+            user_id=user_id, cohort_id=cohort_id, created_at=T0, quota_day=T0.date(),
+            status=SubmissionStatus.SUCCEEDED, original_filename="new.zip", zip_sha256=_sha("new", key),
+            zip_size=1, storage_key="zips/none.zip", testset_id=testset_id, predictions=predictions.tobytes(),
+            file_hashes=[{"kind": "zip", "name": "", "sha256": _sha("new", key)}],
+        )  # fmt: skip
+        session.add(row)
+        session.flush()
+        new_id = row.id
+    session.expunge_all()
+    return int(new_id)
+
+
+def _timed_update(session: Session, new_id: int, settings: Settings) -> tuple[float, float]:
+    started, cpu = time.perf_counter(), time.process_time()
+    with session.begin():
+        update_for_submission(session, new_id, settings, dt.datetime.now(dt.UTC))
+    return (time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000
+
+
+def measure(
+    url: str, cohort_id: int, user_ids: list[int], models: Models, args: argparse.Namespace
+) -> dict[str, list[float]]:
     engine = create_engine(url)
     settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
-    times: dict[str, list[float]] = {"compare": [], "update": [], "compare_cpu": [], "update_cpu": []}
+    times: dict[str, list[float]] = {
+        name: [] for kind in ("kept", "scratch", "update", "cold") for name in (kind, f"{kind}_cpu")
+    }
+    forget_kept_cohorts()  # as a fresh process: the first update reads the whole cohort
     with Session(engine) as session:
         testset_id = session.scalar(select(TestSet.id).where(TestSet.version == "bench"))
         session.rollback()  # end the read's implicit transaction: each step below has its own
-        for r in range(repeat + 1):  # the first run warms the caches and is not counted
+        news = []
+        for r in range(args.repeat + 1):  # the first run warms the caches and is not counted
             user_id = user_ids[r % len(user_ids)]
             predictions = models.predictions(0.08)
-            with session.begin():
-                row = Submission(
-                    user_id=user_id, cohort_id=cohort_id, created_at=T0, quota_day=T0.date(),
-                    status=SubmissionStatus.SUCCEEDED, original_filename="new.zip", zip_sha256=_sha("new", r),
-                    zip_size=1, storage_key="zips/none.zip", testset_id=testset_id,
-                    predictions=predictions.tobytes(),
-                    file_hashes=[{"kind": "zip", "name": "", "sha256": _sha("new", r)}],
-                )  # fmt: skip
-                session.add(row)
-                session.flush()
-                new_id = row.id
-            session.expunge_all()
-            started, cpu = time.perf_counter(), time.process_time()
-            with session.begin():
-                update_for_submission(session, new_id, settings, dt.datetime.now(dt.UTC))
-            update, update_cpu = time.perf_counter() - started, time.process_time() - cpu
-
-            others = session.execute(
-                select(Submission.user_id, Submission.predictions).where(
-                    Submission.cohort_id == cohort_id, Submission.user_id != user_id
-                )
-            ).all()
-            session.rollback()
-            stack = np.frombuffer(b"".join(o.predictions for o in others), dtype=np.uint8).reshape(len(others), -1)
-            groups = np.array([o.user_id for o in others])
-            started, cpu = time.perf_counter(), time.process_time()
-            Reference(models.labels, stack, groups).compare_strongest(predictions)
-            pure, pure_cpu = time.perf_counter() - started, time.process_time() - cpu
+            new_id = _new_result(session, user_id, cohort_id, testset_id, predictions, r)
+            update, update_cpu = _timed_update(session, new_id, settings)
+            news.append((user_id, predictions))
             if r:
-                times["update"].append(update * 1000)
-                times["compare"].append(pure * 1000)
-                times["update_cpu"].append(update_cpu * 1000)
-                times["compare_cpu"].append(pure_cpu * 1000)
+                times["update"].append(update)
+                times["update_cpu"].append(update_cpu)
+        rows = session.execute(
+            select(Submission.user_id, Submission.predictions)
+            .where(Submission.cohort_id == cohort_id)
+            .order_by(Submission.id)
+        ).all()
+        session.rollback()
+        rows = rows[: len(rows) - len(news)]  # the cohort as seeded; the new results are added one by one
+        # The pure comparison's own copy of the cohort, kept up to date as the worker's is.
+        kept = Answers(models.labels)
+        stack = np.frombuffer(b"".join(r.predictions for r in rows), dtype=np.uint8).reshape(len(rows), -1)
+        kept.add(stack, np.array([r.user_id for r in rows]), np.arange(len(rows)))
+        # The same comparisons again, numpy alone (apart: counting a cohort from scratch allocates
+        # and frees hundreds of megabytes, which would slow what is timed after it).
+        for r, (user_id, predictions) in enumerate(news):
+            kept.add(predictions[None, :], np.array([user_id]), np.array([len(rows) + r]))
+            started, cpu = time.perf_counter(), time.process_time()
+            Reference.leaving_out(kept, user_id).compare_strongest(predictions)
+            if r:
+                times["kept"].append((time.perf_counter() - started) * 1000)
+                times["kept_cpu"].append((time.process_time() - cpu) * 1000)
+        for r, (user_id, predictions) in enumerate(news):
+            others = kept.groups != user_id
+            started, cpu = time.perf_counter(), time.process_time()
+            Reference(models.labels, kept.stack[others], kept.groups[others]).compare_strongest(predictions)
+            if r:
+                times["scratch"].append((time.perf_counter() - started) * 1000)
+                times["scratch_cpu"].append((time.process_time() - cpu) * 1000)
+        for r in range(args.cold):  # a process that does not keep the cohort (yet): every prediction read
+            forget_kept_cohorts()
+            user_id = user_ids[(args.repeat + 1 + r) % len(user_ids)]
+            new_id = _new_result(session, user_id, cohort_id, testset_id, models.predictions(0.08), ("cold", r))
+            cold, cold_cpu = _timed_update(session, new_id, settings)
+            times["cold"].append(cold)
+            times["cold_cpu"].append(cold_cpu)
     engine.dispose()
     return times
 
@@ -199,10 +243,17 @@ def run(name: str, url: str, tmp: Path, args: argparse.Namespace) -> None:
     cohort_id, user_ids = seed(url, labels_path, models, args.trainees, args.per_trainee)
     print(f"\n{name}: {args.trainees} trainees × {args.per_trainee} submissions "
           f"({len(labels):,} predictions each) seeded in {time.perf_counter() - started:.1f} s")  # fmt: skip
-    times = measure(url, cohort_id, user_ids, models, args.repeat)
-    for label, key in (("reference + comparison (numpy)", "compare"), ("whole update, committed", "update")):
+    times = measure(url, cohort_id, user_ids, models, args)
+    for label, key in (
+        ("numpy, from the kept answers", "kept"),
+        ("numpy, counted from scratch", "scratch"),
+        ("whole update, committed", "update"),
+        ("first update of a process", "cold"),
+    ):
         wall, cpu = times[key], times[f"{key}_cpu"]
-        print(f"  {label:<26} wall median {statistics.median(wall):7.1f} ms  max {max(wall):7.1f} ms   "
+        if not wall:
+            continue
+        print(f"  {label:<30} wall median {statistics.median(wall):7.1f} ms  max {max(wall):7.1f} ms   "
               f"this process's CPU median {statistics.median(cpu):7.1f} ms  max {max(cpu):7.1f} ms")  # fmt: skip
     print(
         f"  load average during the run: {os.getloadavg()[0]:.1f} (the CPU time is what one free core needs; "
@@ -215,6 +266,7 @@ def main() -> None:
     parser.add_argument("--trainees", type=int, default=100)
     parser.add_argument("--per-trainee", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=11)
+    parser.add_argument("--cold", type=int, default=3, help="updates timed in a process that keeps no cohort")
     parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):

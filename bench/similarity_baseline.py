@@ -29,6 +29,7 @@ recomputes the statistics.
     .venv/bin/python bench/similarity_baseline.py --cache .cache/similarity-baseline  # docs/benchmarks.md
     .venv/bin/python bench/similarity_baseline.py --models mlp --trainees 6 --quick   # a smoke run
     .venv/bin/python bench/similarity_baseline.py --cache DIR --fit-prior             # scorer's PRIOR
+    .venv/bin/python bench/similarity_baseline.py --cache DIR --other-measures        # what else was tried
 """
 
 from __future__ import annotations
@@ -493,6 +494,64 @@ def fit_prior(cohorts: dict[str, list[Submission]], labels: np.ndarray) -> None:
         )
 
 
+def _matching_error_rate(p: np.ndarray, wrong: int) -> np.ndarray:
+    """Per image, the chance of a wrong answer for a model with ``wrong`` mistakes: the images' rates
+    ``p`` shifted in log-odds (by bisection) until their sum is ``wrong``."""
+    logits, low, high = np.log(p / (1 - p)), -20.0, 20.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (low, mid) if (1 / (1 + np.exp(-(logits + mid)))).sum() > wrong else (mid, high)
+    return np.asarray(1 / (1 + np.exp(-(logits + (low + high) / 2))))
+
+
+def _pair_measures(answers: np.ndarray, labels: np.ndarray, a: int, b: int) -> tuple[float, float, float, float]:
+    """Other evidence a pair's predictions offer, each against independence given each image's
+    difficulty in the rest of the cohort and each model's error rate: the excess of images both got
+    wrong (z), the correlation of their residual correctness, all identical answers right or wrong
+    (Wollack's full ω, z) and identical right answers on hard images (most of the rest wrong; z)."""
+    wrong = answers != labels
+    rest = [k for k in range(len(answers)) if k not in (a, b)]
+    p = (wrong[rest].sum(axis=0) + PRIOR.wrong) / (len(rest) + PRIOR.wrong + PRIOR.right)
+    pa, pb = _matching_error_rate(p, int(wrong[a].sum())), _matching_error_rate(p, int(wrong[b].sum()))
+    both = pa * pb
+    z_both = (float((wrong[a] & wrong[b]).sum()) - both.sum()) / math.sqrt(float((both * (1 - both)).sum()))
+    correlation = float(np.mean((wrong[a] - pa) / np.sqrt(pa * (1 - pa)) * (wrong[b] - pb) / np.sqrt(pb * (1 - pb))))
+    counts = np.zeros((len(labels), 15))
+    for k in rest:
+        counts[np.arange(len(labels)), answers[k]] += 1
+    same = ((counts + 0.1) / (len(rest) + 1.5))[np.arange(len(labels)), answers[a]]
+    z_full = (float((answers[a] == answers[b]).sum()) - same.sum()) / math.sqrt(float((same * (1 - same)).sum()))
+    hard = p > 0.3
+    right = (1 - pa) * (1 - pb) * hard
+    z_hard = (float((~wrong[a] & ~wrong[b] & hard).sum()) - right.sum()) / math.sqrt(float((right * (1 - right)).sum()))
+    return z_both, correlation, z_full, z_hard
+
+
+def other_measures(cohorts: dict[str, list[Submission]], labels: np.ndarray) -> None:
+    """Whether any other statistic of the predictions separates a copy from the independent pairs:
+    each copy handed in alone beside the usable independent trainees' final models; a measure
+    catches a copy only if the copy's pair with its source scores above every independent pair."""
+    titles = ("shared mistakes z", "residual correlation", "full ω z", "right on hard images z")
+    for name, submissions in cohorts.items():
+        finals = {s.trainee: s for s in _independents(submissions)}  # the last of each is the final model
+        usable = [n for n, s in finals.items() if s.accuracy >= MIN_REFERENCE_ACCURACY]
+        print(f"\n### {name.upper()}: other measures ({len(usable)} usable independent trainees)\n")
+        print(f"| pair | {' | '.join(titles)} |\n| --- | --- | --- | --- | --- |")
+        largest: list[tuple[float, str]] = [(-math.inf, "")] * len(titles)
+        for copy in _copies_of(submissions):
+            answers = np.stack([finals[n].predictions for n in usable] + [copy.predictions]).astype(np.int64)
+            names = [*usable, copy.trainee]
+            for a in range(len(names)):
+                for b in range(a + 1, len(names)):
+                    values = _pair_measures(answers, labels, a, b)
+                    if (names[a], names[b]) == ("t00", copy.trainee):
+                        print(f"| t00 – {copy.trainee} | {' | '.join(f'{v:.2f}' for v in values)} |")
+                        continue
+                    for m, v in enumerate(values):
+                        largest[m] = max(largest[m], (v, f"{names[a]} – {names[b]}"))
+        print(f"| largest independent pair | {' | '.join(f'{v:.2f} ({pair})' for v, pair in largest)} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--models", nargs="+", default=list(ex.EXAMPLE_NAMES), choices=ex.EXAMPLE_NAMES)
@@ -501,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help="folder keeping trained predictions between runs")
     parser.add_argument("--train-only", action="store_true", help="fill the cache and stop")
     parser.add_argument("--fit-prior", action="store_true", help="print the prior fitted on these cohorts")
+    parser.add_argument("--other-measures", action="store_true", help="other statistics of the copies' predictions")
     args = parser.parse_args(argv)
 
     data = ex.synthetic_data()
@@ -514,6 +574,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.fit_prior:
         fit_prior(cohorts, data.test.labels)
+        return 0
+    if args.other_measures:
+        other_measures(cohorts, data.test.labels)
         return 0
     report(cohorts, data.test.labels)
     return 0

@@ -3,17 +3,25 @@
     dataset  --out DIR [--seed N] [--polarity P] [--dtype D]
                                            write the synthetic katakana set (four .npy files); by
                                            default in the course's format: dark on light, float32
-    check    ZIP [--sample F] [--json]     pre-flight, exactly as the site runs it before an upload
-    run      ZIP --test-data F --test-labels F [--json] [--full-log]
+    check    ZIP [--sample F] [--json] [--runtime R]
+                                           pre-flight, exactly as the site runs it before an upload
+    run      ZIP --test-data F --test-labels F [--json] [--full-log] [--runtime R]
                                            full sandboxed scoring, exactly as the worker runs it:
                                            the log is cut to the excerpt the site shows unless
                                            --full-log
-    selftest                               hostile probes against the sandbox; non-zero if any gets through
-    runtime  [--json]                      the reference runtime's Python and library versions
+    selftest [--runtime R]                 hostile probes against the sandbox, in each installed runtime
+                                           (TensorFlow's with its libraries loaded); non-zero if any
+                                           gets through
+    runtime  [--json]                      the runtimes (NumPy; TensorFlow + Keras if installed) with
+                                           their Python and library versions
+
+``check`` and ``run`` choose the runtime as the service does, from what the code imports (tensorflow
+or keras: the TensorFlow runtime); ``--runtime numpy|tensorflow`` forces one.
 
 Options before the command: ``--lang ja|en`` (default: the terminal's locale, LC_ALL / LC_MESSAGES /
-LANG, read by :func:`main` only), ``--runtime-python``, ``--sandbox-mode``, ``--wall-seconds``,
-``--memory-mb``, ``--cpus``: the engine is configured from these values and reads no environment.
+LANG, read by :func:`main` only), ``--runtime-python``, ``--tensorflow-runtime-python``,
+``--sandbox-mode``, ``--wall-seconds``, ``--memory-mb``, ``--cpus``: the engine is configured from
+these values and reads no environment.
 
 A trainee without the hidden set runs ``run`` against their own train files and sees what the
 server will do. Exit status: 0 accepted/succeeded, 1 refused/failed, 2 bad usage.
@@ -79,15 +87,33 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> Any:
     """The engine's configuration from the command line, as a value: the engine reads no environment."""
     from scorer.pipeline import ScoringConfig
-    from scorer.runtime import find_runtime
     from scorer.sandbox import SandboxConfig
     from scorer.sandbox.types import Limits
 
     limits = Limits().overridden(wall_seconds=args.wall_seconds, memory_mb=args.memory_mb, cpus=args.cpus)
     # A laptop without bubblewrap falls back to a plain subprocess, loudly; the service never does.
     sandbox = SandboxConfig(mode=args.sandbox_mode, allow_unsandboxed=True)
-    runtime = find_runtime(args.runtime_python, cache_dir=_cache_dir())
-    return ScoringConfig(runtime=runtime, sandbox=sandbox, limits=limits)
+    runtimes = _runtimes(args)
+    return ScoringConfig(runtime=runtimes.numpy, tensorflow_runtime=runtimes.tensorflow, sandbox=sandbox, limits=limits)
+
+
+def _runtimes(args: argparse.Namespace) -> Any:
+    """Both runtimes as set up (scripts/setup.sh) or named; a trainee's own interpreter stands in for
+    either when it has the libraries."""
+    from scorer.runtime import Runtimes, find_runtime, find_tensorflow_runtime
+
+    numpy = find_runtime(args.runtime_python, cache_dir=_cache_dir())
+    tensorflow = find_tensorflow_runtime(args.tensorflow_runtime_python, cache_dir=_cache_dir(), own_interpreter=True)
+    return Runtimes(numpy, tensorflow)
+
+
+def _runtime_choice(args: argparse.Namespace, *, refuse_missing: bool) -> Any:
+    """As the service chooses (from the imports; for ``check``, a missing runtime is a refusal), or
+    the runtime ``--runtime`` names."""
+    from scorer.runtime import RuntimeName
+    from scorer.runtime_choice import RuntimeChoice
+
+    return RuntimeChoice(refuse_missing=refuse_missing, forced=RuntimeName(args.runtime) if args.runtime else None)
 
 
 def _cached_smoke_sample() -> Path | None:
@@ -135,6 +161,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         config=_config(args),
         sample_data=Path(args.sample) if args.sample else _cached_smoke_sample(),
         sample_labels=args.sample_labels and Path(args.sample_labels),
+        runtime=_runtime_choice(args, refuse_missing=True),
     )
     if args.json:
         _print_json(report.to_json())
@@ -147,6 +174,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 from scorer.smoke import near_chance_text
 
                 print(f"note: {near_chance_text(args.lang, s)}")
+        if report.runtime:
+            print(f"runtime: {report.runtime}")
         if report.ok:
             print("OK: 提出できます / ready to submit" + (f" ({report.entry})" if report.entry else ""))
         else:
@@ -164,7 +193,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.full_log:  # local debugging on one's own data: nothing hidden to protect
         config = dataclasses.replace(config, disclosure=dataclasses.replace(config.disclosure, excerpt_bytes=None))
     report = score_submission(
-        Path(args.zip), test_data=Path(args.test_data), test_labels=Path(args.test_labels), config=config
+        Path(args.zip),
+        test_data=Path(args.test_data),
+        test_labels=Path(args.test_labels),
+        config=config,
+        runtime=_runtime_choice(args, refuse_missing=False),
     )
     if args.json:
         _print_json(report.to_json())
@@ -179,6 +212,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for c in m.per_class:
             acc = "-" if c.accuracy is None else f"{c.accuracy:.4f}"
             print(f"  {c.class_id:2d} {c.label}  {acc}  ({c.correct}/{c.total})")
+        print(f"runtime: {report.runtime.get('name', '?')}")
         print(f"duration: {report.duration_s:.2f} s, peak memory: {report.peak_memory_mb} MiB")
         return 0
     print("FAILED: 採点できませんでした / scoring failed")
@@ -188,25 +222,50 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_selftest(args: argparse.Namespace) -> int:
     from scorer.pipeline import ScoringConfig
+    from scorer.runtime import RuntimeName
     from scorer.sandbox.selftest import format_report, run_selftest
 
     config: ScoringConfig = _config(args)
-    report = run_selftest(config.sandbox, config.runtime)
-    print(format_report(report))
-    return 0 if report.ok else 1
+    runtimes = config.runtimes.installed()
+    if args.runtime:
+        runtimes = tuple(r for r in runtimes if r.name is RuntimeName(args.runtime))
+        if not runtimes:
+            print(f"the {RuntimeName(args.runtime).label} runtime is not installed (scripts/setup.sh builds it)")
+            return 1
+    ok = True
+    for runtime in runtimes:  # the same probes in each runtime a submission may run in
+        print(f"--- {runtime.name.value} ({runtime.name.label}): {runtime.python}")
+        report = run_selftest(config.sandbox, runtime)
+        print(format_report(report))
+        ok = ok and report.ok
+    return 0 if ok else 1
 
 
 def _cmd_runtime(args: argparse.Namespace) -> int:
-    from scorer.runtime import find_runtime
+    from scorer.runtime import RuntimeName
 
-    runtime = find_runtime(args.runtime_python, cache_dir=_cache_dir())
-    info = runtime.info()
+    runtimes = _runtimes(args)
+    listed: dict[str, Any] = {}
+    for name in RuntimeName:
+        runtime = runtimes.get(name)
+        if runtime is None:
+            listed[name.value] = None
+            continue
+        listed[name.value] = {"python_path": str(runtime.python), **runtime.info().versions()}
     if args.json:
-        _print_json({"python_path": str(runtime.python), **info.versions()})
-    else:
-        print(f"runtime: {runtime.python}")
-        for name, version in info.versions().items():
-            print(f"  {name} {version}")
+        # The NumPy runtime's versions stay at the top level, as before there were two runtimes.
+        _print_json({**(listed["numpy"] or {}), "runtimes": listed})
+        return 0
+    for key, entry in listed.items():
+        label = RuntimeName(key).label
+        if entry is None:
+            print(f"{key} ({label}): not installed (scripts/setup.sh builds it)")
+            continue
+        default = " — the reference, used unless the code imports tensorflow or keras" if key == "numpy" else ""
+        print(f"{key} ({label}): {entry['python_path']}{default}")
+        for library, version in entry.items():
+            if library != "python_path":
+                print(f"  {library} {version}")
     return 0
 
 
@@ -218,6 +277,10 @@ def build_parser(default_lang: Lang = "en") -> argparse.ArgumentParser:
         "--lang", choices=["ja", "en"], default=default_lang, help="language of messages (default: from the locale)"
     )
     parser.add_argument("--runtime-python", help="the Python that runs submissions (default: the reference runtime)")
+    parser.add_argument(
+        "--tensorflow-runtime-python",
+        help="the Python that runs submissions importing tensorflow or keras (default: the TensorFlow runtime)",
+    )
     parser.add_argument("--sandbox-mode", choices=["auto", "bwrap", "unsandboxed"], default="auto")
     parser.add_argument("--wall-seconds", type=float, help="time limit of a run (default: 600)")
     parser.add_argument("--memory-mb", type=int, help="memory limit of a run (default: 4096)")
@@ -249,6 +312,7 @@ def build_parser(default_lang: Lang = "en") -> argparse.ArgumentParser:
         help="their one-hot labels (train_label.npy): 2 images per class are run and scored outside the sandbox",
     )
     p.add_argument("--json", action="store_true")
+    p.add_argument("--runtime", choices=["numpy", "tensorflow"], help="run in this runtime (default: from the imports)")
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("run", help="score a submission zip in the sandbox")
@@ -261,12 +325,14 @@ def build_parser(default_lang: Lang = "en") -> argparse.ArgumentParser:
         action="store_true",
         help="show the whole log; by default it is cut to the excerpt the site shows for the hidden set",
     )
+    p.add_argument("--runtime", choices=["numpy", "tensorflow"], help="run in this runtime (default: from the imports)")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("selftest", help="probe the sandbox with hostile code")
+    p = sub.add_parser("selftest", help="probe the sandbox with hostile code, in each installed runtime")
+    p.add_argument("--runtime", choices=["numpy", "tensorflow"], help="probe in this runtime only")
     p.set_defaults(func=_cmd_selftest)
 
-    p = sub.add_parser("runtime", help="show the reference runtime's versions")
+    p = sub.add_parser("runtime", help="show the runtimes and their versions")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_runtime)
     return parser

@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     SYNTAX_ERROR = "syntax_error"
     PREDICT_MISSING = "predict_missing"
     LEGACY_FUNC_PREDICT = "legacy_func_predict"
+    RUNTIME_NOT_OFFERED = "runtime_not_offered"
     # Running the entry
     MODULE_NOT_FOUND = "module_not_found"
     OWN_MODULE_MISSING = "own_module_missing"
@@ -45,6 +46,13 @@ class ErrorCode(StrEnum):
     PREDICT_EXCEPTION = "predict_exception"
     SUBMISSION_EXITED = "submission_exited"
     HARNESS_DISRUPTED = "harness_disrupted"
+    # What Keras and TensorFlow trainees get wrong (the TensorFlow runtime)
+    TENSORFLOW_1_CODE = "tensorflow_1_code"
+    KERAS_REMOVED_API = "keras_removed_api"
+    KERAS_SAVEDMODEL = "keras_savedmodel"
+    KERAS_CUSTOM_OBJECT = "keras_custom_object"
+    CHANNELS_FIRST_INPUT = "channels_first_input"
+    TRAINING_TIME_LIMIT = "training_time_limit"
     # The run's process stopped around it, or its result could not be recorded: still the submission's
     WORKER_PROCESS_LOST = "worker_process_lost"
     RESULT_NOT_STORED = "result_not_stored"
@@ -123,6 +131,28 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         "テンプレートのとおり、画像の配列を受け取って予測したクラス番号を返す predict を定義してください。",
         ErrorCode.LEGACY_FUNC_PREDICT: "{file} には旧形式の func_predict(test_data, test_label) しかありません。"
         "新しい形式では正解ラベルは渡されず、採点はサーバーが行います。次のように直してください:\n" + _LEGACY_FIX_JA,
+        ErrorCode.RUNTIME_NOT_OFFERED: "{file}（{where}）で {module} を import しています。TensorFlow / Keras を使う提出は "
+        "TensorFlow の採点環境で動かしますが、{reason}。この提出は今日のアップロード回数に数えていません。"
+        "predict を NumPy だけで書き直すか、講師に相談してください。",
+        ErrorCode.TENSORFLOW_1_CODE: "TensorFlow 1.x の書き方（{name}）が使われています。採点環境の TensorFlow 2 には"
+        "ありません。{name} を使わない TensorFlow 2 / Keras の書き方（モデルは keras.models.load_model で読み込み、"
+        "model.predict で予測）に直してください。どうしても 1.x のコードを使うなら tf.compat.v1.{short} と書けます。",
+        ErrorCode.KERAS_REMOVED_API: "{name} は今の Keras にはありません（{since}）。{fix}",
+        ErrorCode.KERAS_SAVEDMODEL: "keras.models.load_model では SavedModel のフォルダ（{path}）を読み込めません"
+        '（Keras 3 からの変更です）。model = keras.layers.TFSMLayer("{path}", call_endpoint="serving_default") '
+        'で読み込むか、学習したノートブックで model.save("katakana_model.keras") として保存し直し、'
+        "その .keras ファイルを zip に入れてください。",
+        ErrorCode.KERAS_CUSTOM_OBJECT: "保存したモデルに自作の層・損失関数など（{name}）が含まれていますが、"
+        "読み込むときにその定義が見つかりません。{name} を定義したコードを submit_katakana か zip 内の自作モジュールに入れ、"
+        'keras.models.load_model(パス, custom_objects={{"{name}": {name}}}) のように渡してください。'
+        "損失関数や評価関数だけなら load_model(パス, compile=False) でも読み込めます（予測には不要です）。",
+        ErrorCode.CHANNELS_FIRST_INPUT: "モデルは (N, 28, 28, 1) の画像（チャンネルが最後）を受け取りますが、"
+        "採点で渡す test_data は (N, 1, 28, 28) です（{got}）。predict の中で "
+        "x = test_data.transpose(0, 2, 3, 1) / 255 のように並べ替えてから（学習のときと同じ前処理も行って）"
+        "model.predict(x) を呼んでください。",
+        ErrorCode.TRAINING_TIME_LIMIT: "制限時間（{limit}）を超えたため停止しました。読み込みのときにモデルを学習しています"
+        "（{where} の {call}）。採点ではすべてのセルが実行されるため、学習のセルも毎回実行されます。"
+        '学習のセルを削除するか if __name__ == "__main__": の中に入れ、保存したモデルを読み込むだけにしてください。',
         ErrorCode.MODULE_NOT_FOUND: "モジュール「{module}」を import できません。"
         "自作のモジュールなら、そのファイルも zip に入れてください。採点環境で使えるライブラリ: {offered}",
         ErrorCode.OWN_MODULE_MISSING: "自作のパッケージ {package} は zip に入っていますが、{missing} がありません"
@@ -164,9 +194,9 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         ErrorCode.OUTPUT_TOO_LARGE: "画面への出力が多すぎるため停止しました（{limit} を超えました）。"
         "ループの中の print を減らしてください。",
         ErrorCode.SANDBOX_UNAVAILABLE: "採点環境を準備できませんでした。あなたの提出の問題ではありません。"
-        "この提出は今日のアップロード回数に数えません。少し待ってからもう一度提出してください。",
+        "この提出は今日の提出回数に数えません。少し待ってからもう一度提出してください。",
         ErrorCode.INTERNAL_ERROR: "サーバー側のエラーで採点できませんでした。あなたの提出の問題ではありません。"
-        "この提出は今日のアップロード回数に数えません。講師に連絡するか、少し待ってから再提出してください。",
+        "この提出は今日の提出回数に数えません。講師に連絡するか、少し待ってから再提出してください。",
     },
     "en": {
         ErrorCode.NOT_A_ZIP: "The uploaded file cannot be read as a zip. Compress your submission folder "
@@ -193,6 +223,29 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         "define predict so that it takes the image array and returns the predicted class ids.",
         ErrorCode.LEGACY_FUNC_PREDICT: "{file} only has the old func_predict(test_data, test_label). The new "
         "contract passes no labels: the server computes the score. Change it like this:\n" + _LEGACY_FIX_EN,
+        ErrorCode.RUNTIME_NOT_OFFERED: "{file} imports {module} ({where}). Submissions that use TensorFlow or Keras "
+        "run in the TensorFlow runtime, but {reason}. This upload does not count against today's uploads. Write "
+        "predict with NumPy only, or ask your instructor.",
+        ErrorCode.TENSORFLOW_1_CODE: "Your code uses TensorFlow 1.x ({name}), which the scoring runtime's "
+        "TensorFlow 2 does not have. Rewrite it the TensorFlow 2 / Keras way (load the model with "
+        "keras.models.load_model, predict with model.predict); if you must keep 1.x code, it is "
+        "tf.compat.v1.{short}.",
+        ErrorCode.KERAS_REMOVED_API: "{name} no longer exists in Keras ({since}). {fix}",
+        ErrorCode.KERAS_SAVEDMODEL: "keras.models.load_model cannot read a SavedModel folder ({path}) since Keras 3. "
+        'Load it with model = keras.layers.TFSMLayer("{path}", call_endpoint="serving_default"), or save the '
+        'model again in your training notebook with model.save("katakana_model.keras") and put that .keras file '
+        "in the zip.",
+        ErrorCode.KERAS_CUSTOM_OBJECT: "Your saved model uses a custom layer, loss or other object ({name}) whose "
+        "definition is not found when it is loaded. Put the code that defines {name} in submit_katakana or one "
+        'of your modules in the zip and pass it: keras.models.load_model(path, custom_objects={{"{name}": '
+        "{name}}}). If it is only a loss or metric, load_model(path, compile=False) also works (predict does "
+        "not need them).",
+        ErrorCode.CHANNELS_FIRST_INPUT: "Your model takes images shaped (N, 28, 28, 1) (channels last), but the "
+        "test_data it is given is (N, 1, 28, 28) ({got}). In predict, reorder it first, with the same "
+        "preprocessing as in training: x = test_data.transpose(0, 2, 3, 1) / 255, then model.predict(x).",
+        ErrorCode.TRAINING_TIME_LIMIT: "Stopped: the time limit ({limit}) was exceeded while your code trains a "
+        "model as it is loaded ({call}, {where}). Scoring runs every cell, so training cells run every time. "
+        'Delete the training cells or put them under if __name__ == "__main__":, and only load the saved model.',
         ErrorCode.MODULE_NOT_FOUND: "The module '{module}' cannot be imported. If it is your own module, put "
         "its file in the zip too. Libraries the scoring runtime offers: {offered}",
         ErrorCode.OWN_MODULE_MISSING: "Your own package {package} is in the zip, but {missing} is not (import "

@@ -13,6 +13,11 @@ for both (:func:`_blamed`):
   the run ended, and any exception of ours while handling its result, because the trainee's code
   chose what reached us and a server fault would give the upload back (a free run on the hidden set).
 
+Which runtime runs the code (NumPy, or TensorFlow + Keras) is decided after intake and the static
+checks, before anything runs, from what the code imports (scorer/runtime_choice.py); the purpose's
+:class:`RuntimeChoice` says what the cohort allows. So the zip is extracted into a fresh run folder
+first, and the sandbox of the chosen runtime (a warm one adopts that folder) is picked after.
+
 The labels never enter the sandbox: the run directory that the sandbox sees holds the extracted
 submission, the images and the harness, nothing else; the parent compares the labels with the
 predictions it received only after the sandbox has ended.
@@ -29,6 +34,7 @@ import hashlib
 import io
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,14 +51,15 @@ from scorer.metrics import IntArray, Predictions, compute_metrics, validate_pred
 from scorer.notebook import notebook_to_source
 from scorer.notices import Notice
 from scorer.report import CheckReport, Report, RunFacts, ScoreReport
-from scorer.runtime import Runtime, RuntimeUnavailable
+from scorer.runtime import Runtime, Runtimes, RuntimeUnavailable
+from scorer.runtime_choice import FrameworkImport, RuntimeChoice, framework_imports
 from scorer.sandbox import SandboxConfig, SandboxUnavailable
 from scorer.sandbox.types import Limits, SandboxOutcome
 from scorer.similarity import FileHash, file_hashes
 from scorer.smoke import smoke_accuracy
-from scorer.static_check import check_entry_source
+from scorer.static_check import TrainingCall, check_entry_source, training_call
 from scorer.verdict import HarnessChannel, classify_run, parse_channel
-from scorer.warm import HarnessBox, HarnessSpec, WarmSlot
+from scorer.warm import STARTUP_SECONDS, HarnessBox, HarnessSpec, WarmSlot, new_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +70,8 @@ RUNTIME_MARK = "<runtime>"
 class ScoringConfig:
     """The engine's configuration, as a value (the engine reads no environment).
 
-    ``runtime`` is the interpreter runs of this configuration use; a service with several runtimes
-    hands each run the configuration of the runtime it picked (``dataclasses.replace``)."""
+    ``runtime`` is the interpreter runs of this configuration use: the NumPy reference, and for each
+    run the one its code needs out of :attr:`runtimes` (:meth:`using`)."""
 
     runtime: Runtime
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
@@ -75,13 +82,25 @@ class ScoringConfig:
     work_root: Path | None = None  # parent of the per-run folders; must be reachable by the sandbox uid
     # What a run on the hidden set shows of its trainee-controlled output (see scorer/disclosure.py).
     disclosure: Disclosure = field(default_factory=Disclosure)
+    # The TensorFlow + Keras runtime, when installed (None: Keras submissions are refused).
+    tensorflow_runtime: Runtime | None = None
+    # How long a harness may take to start (its runtime's import), off the run's clock (scorer.warm).
+    startup_seconds: float = STARTUP_SECONDS
+
+    @property
+    def runtimes(self) -> Runtimes:
+        return Runtimes(self.runtime, self.tensorflow_runtime)
+
+    def using(self, runtime: Runtime) -> ScoringConfig:
+        """This configuration with ``runtime`` running the code."""
+        return self if runtime == self.runtime else dataclasses.replace(self, runtime=runtime)
 
     def limits_json(self, limits: Limits) -> dict[str, Any]:
         return {**dataclasses.asdict(limits), "chunk_size": self.chunk_size}
 
     def harness_spec(self, limits: Limits, images: Images) -> HarnessSpec:
         """What a run's sandbox is started with under this configuration (to pre-warm one too)."""
-        return HarnessSpec(self.runtime, self.sandbox, limits, images, self.work_root)
+        return HarnessSpec(self.runtime, self.sandbox, limits, images, self.work_root, self.startup_seconds)
 
 
 @dataclass
@@ -92,6 +111,8 @@ class Prepared:
     job: dict[str, object]  # what the harness is handed on stdin: which entry, where
     notices: list[Notice]
     entry_display: str
+    frameworks: list[FrameworkImport] = field(default_factory=list)  # imports that need TensorFlow
+    training: TrainingCall | None = None  # a model trained as the entry loads (a notebook's cells)
 
 
 @dataclass(frozen=True)
@@ -100,16 +121,18 @@ class Purpose(Generic[Report]):
 
     The skeleton calls, in order: ``new_report`` (a failed report: what stays if nothing succeeds),
     ``inputs`` (before anything runs: a ScoringError here keeps its own blame, anything else is the
-    service's), ``prepared`` (after intake and the static checks: what the purpose records of the
-    submission), ``judge`` (with the validated predictions and the class ids the parent holds: the
-    verdict) and finally ``disclose`` with ``disclosure`` (None: a run on public images, shown whole).
+    service's), ``runtime.choose`` (after intake and the static checks: which runtime runs the code,
+    or a refusal), ``prepared`` (what the purpose records of the submission and its runtime),
+    ``judge`` (with the validated predictions and the class ids the parent holds: the verdict) and
+    finally ``disclose`` with ``disclosure`` (None: a run on public images, shown whole).
     """
 
     name: str  # in the logs: "scoring", "pre-flight"
     limits: Limits
     inputs: Callable[[], Inputs]
+    runtime: RuntimeChoice
     new_report: Callable[[], Report]
-    prepared: Callable[[Report, Prepared, Path], None]
+    prepared: Callable[[Report, Prepared, Path, Runtime], None]
     judge: Callable[[Report, Predictions, IntArray | None], None]
     disclosure: Disclosure | None
 
@@ -150,8 +173,8 @@ def _write_readable(path: Path, data: bytes) -> None:
 def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> Prepared:
     """Extract and statically check the entry; raises ScoringError before any trainee code runs.
 
-    ``run_dir``'s ``sub`` and ``input`` folders (made by scorer.warm) may already be bound into a
-    waiting sandbox: what is written there is what the harness will see."""
+    ``run_dir`` is a run folder (scorer.warm.new_run_dir): what is written to its ``sub`` and
+    ``input`` folders is what the harness will see."""
     extracted = extract_submission(zip_path, run_dir / "sub", config.intake)
     notices = list(extracted.notices)
     rel_entry = extracted.entry.relative_to(extracted.root).as_posix()
@@ -162,6 +185,8 @@ def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> Prepared:
         nb = notebook_to_source(raw, display)
         notices += nb.notices
         notices += check_entry_source(nb.source, display, nb.locate)
+        frameworks = framework_imports(nb.source, display, extracted.entry_dir, nb.locate)
+        training = training_call(nb.source, nb.locate)
         _write_readable(run_dir / "input" / "submit_katakana.py", nb.source.encode("utf-8"))
         _write_readable(run_dir / "input" / "cellmap.json", json.dumps(nb.line_map).encode("utf-8"))
         source = ["input", "submit_katakana.py"]
@@ -169,6 +194,8 @@ def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> Prepared:
     else:
         # Bytes, so coding cookies and BOMs are honoured exactly as the import inside will.
         notices += check_entry_source(raw, display, None)
+        frameworks = framework_imports(raw, display, extracted.entry_dir)
+        training = training_call(raw)
         source = ["work", rel_entry]
         cellmap = None
     # Paths relative to the folders the harness was started with (its --work and --input): the
@@ -180,7 +207,18 @@ def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> Prepared:
         "cellmap": cellmap,
         "chunk": config.chunk_size,
     }
-    return Prepared(extracted, job, notices, rel_entry)
+    return Prepared(extracted, job, notices, rel_entry, frameworks, training)
+
+
+def _staged(zip_path: Path, config: ScoringConfig) -> tuple[Path, Prepared]:
+    """A fresh run folder with the submission extracted and checked (see _prepare), before the
+    runtime and so the sandbox are chosen; removed again if that fails."""
+    staging = new_run_dir(config.work_root)
+    try:
+        return staging, _prepare(zip_path, staging, config)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _file_hashes(prepared: Prepared, run_dir: Path, zip_sha256: str) -> list[FileHash]:
@@ -211,23 +249,35 @@ def _done_with(box: HarnessBox | None, warm: WarmSlot | None) -> None:
         box.close()
 
 
-def _box(spec: HarnessSpec, warm: WarmSlot | None) -> HarnessBox:
-    """The slot's warm sandbox when it fits this run, else a cold one (started at the hand-over)."""
+def _box(spec: HarnessSpec, warm: WarmSlot | None, staging: Path) -> HarnessBox:
+    """The slot's warm sandbox when it fits this run (it adopts the staged folder's contents), else a
+    cold one over the staged folder (started at the hand-over)."""
     taken = warm.take(spec) if warm is not None else None
-    return taken if taken is not None else HarnessBox(spec)
+    if taken is None:
+        return HarnessBox(spec, run_dir=staging)
+    try:
+        taken.adopt(staging)
+    except BaseException:
+        taken.close()
+        raise
+    return taken
 
 
-def _classify(run: _HarnessRun, spec: HarnessSpec, entry_name: str) -> ScoringError | None:
+def _classify(run: _HarnessRun, spec: HarnessSpec, prepared: Prepared) -> ScoringError | None:
     """Decide what the run means (scorer/verdict.py). None: predictions arrived (still to be validated)."""
     error = classify_run(run.outcome, run.channel, spec.limits)
     if error is None or error.code.blame is Blame.SERVER:
         return error
+    if error.code is ErrorCode.TIME_LIMIT and prepared.training is not None:
+        training = prepared.training
+        params = {"call": training.call, "where": training.where, "where_ja": training.where_ja}
+        error = ScoringError(ErrorCode.TRAINING_TIME_LIMIT, {**error.params, **params}, error.detail)
     if error.code is ErrorCode.MODULE_NOT_FOUND:
         try:
             error.params["offered"] = spec.runtime.info().offered_libraries()
         except RuntimeUnavailable:  # the list is a courtesy: it must not turn the trainee's error into ours
             error.params["offered"] = "?"
-    error.params.setdefault("file", entry_name)
+    error.params.setdefault("file", prepared.extracted.entry.name)
     return error
 
 
@@ -299,23 +349,26 @@ def run_submission(
 ) -> Report:
     """Run one zip's trainee code for ``purpose``. Never raises for anything the zip or sandbox does.
 
-    With ``warm``, the run takes the slot's pre-warmed sandbox when it fits (see scorer.warm); the
-    caller warms the next one afterwards, from the same thread.
+    With ``warm``, the run takes the slot's pre-warmed sandbox of its runtime when it fits (see
+    scorer.warm); the caller warms the next ones afterwards, from the same thread.
     """
     started = time.monotonic()
     report = purpose.new_report()
     box: HarnessBox | None = None
+    staging: Path | None = None
     run: _HarnessRun | None = None
     try:
         try:
             report.zip_sha256 = _zip_sha256(zip_path)
             inputs = purpose.inputs()
-            box = _box(config.harness_spec(purpose.limits, inputs.images), warm)
-            prepared = _prepare(zip_path, box.run_dir, config)
+            staging, prepared = _staged(zip_path, config)
             report.notices, report.entry = prepared.notices, prepared.entry_display
-            purpose.prepared(report, prepared, box.run_dir)
+            runtime = purpose.runtime.choose(prepared.frameworks, config.runtimes)
+            purpose.prepared(report, prepared, staging, runtime)
+            spec = config.using(runtime).harness_spec(purpose.limits, inputs.images)
+            box, staging = _box(spec, warm, staging), None
             run = _run_harness(prepared, box)
-            error = _classify(run, box.spec, prepared.extracted.entry.name)
+            error = _classify(run, box.spec, prepared)
             report.facts = _facts(run, started, box, error)
             if error is not None:
                 raise error
@@ -328,19 +381,27 @@ def run_submission(
             report.error = _blamed(exc, run)
     finally:
         _done_with(box, warm)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     report.facts.duration_s = time.monotonic() - started
     return disclose(report, purpose.disclosure)
 
 
 def _runtime_versions(runtime: Runtime) -> dict[str, str]:
+    """The run's runtime as the report keeps it: its name ("numpy", "tensorflow") and versions."""
     try:
-        return runtime.info().versions()
+        return {"name": runtime.name.value, **runtime.info().versions()}
     except RuntimeUnavailable:
-        return {}
+        return {"name": runtime.name.value}
 
 
-def scoring_purpose(config: ScoringConfig, test_data: Path, test_labels: Path) -> Purpose[ScoreReport]:
-    """Scoring on the labelled hidden set: the metrics, and only an excerpt of the output."""
+def scoring_purpose(
+    config: ScoringConfig, test_data: Path, test_labels: Path, runtime: RuntimeChoice | None = None
+) -> Purpose[ScoreReport]:
+    """Scoring on the labelled hidden set: the metrics, and only an excerpt of the output.
+
+    The runtime is the one the code needs among those installed (the cohort's choice was applied by
+    the pre-flight that accepted the upload: a runtime missing now is the service's fault)."""
 
     def new_report() -> ScoreReport:
         return ScoreReport(
@@ -348,18 +409,20 @@ def scoring_purpose(config: ScoringConfig, test_data: Path, test_labels: Path) -
             error=None,
             metrics=None,
             facts=RunFacts(),
-            runtime=_runtime_versions(config.runtime),
+            runtime={},  # the chosen runtime's, once the code has been read (prepared)
             limits=config.limits_json(config.limits),
         )
 
-    def prepared(report: ScoreReport, prepared: Prepared, run_dir: Path) -> None:
+    def prepared(report: ScoreReport, prepared: Prepared, run_dir: Path, runtime: Runtime) -> None:
         report.file_hashes = _file_hashes(prepared, run_dir, report.zip_sha256)
+        report.runtime = _runtime_versions(runtime)
 
     return Purpose(
         name="scoring",
         limits=config.limits,
         # The set is checked before anything runs: a broken one is the service's fault, not a run's.
         inputs=lambda: hidden_set(test_data, test_labels),
+        runtime=runtime or RuntimeChoice(),
         new_report=new_report,
         prepared=prepared,
         judge=_score,
@@ -375,18 +438,27 @@ def _score(report: ScoreReport, predictions: Predictions, class_ids: IntArray | 
 
 
 def check_purpose(
-    config: ScoringConfig, sample_data: Path | None = None, sample_labels: Path | None = None
+    config: ScoringConfig,
+    sample_data: Path | None = None,
+    sample_labels: Path | None = None,
+    runtime: RuntimeChoice | None = None,
 ) -> Purpose[CheckReport]:
     """The pre-flight's smoke run on a few public images: accepted or not, with the smoke accuracy
-    when their labels are known; its log is shown whole (nothing hidden was in its memory)."""
+    when their labels are known; its log is shown whole (nothing hidden was in its memory).
 
-    def prepared(report: CheckReport, prepared: Prepared, run_dir: Path) -> None:
+    ``runtime``: by default every installed runtime is allowed; a code that needs one that is not
+    (by the cohort, or not installed here) is refused before anything runs, nothing spent."""
+
+    def prepared(report: CheckReport, prepared: Prepared, run_dir: Path, runtime: Runtime) -> None:
         report.stage = "smoke"
+        report.runtime = runtime.name.value
+        report.framework_import = prepared.frameworks[0] if prepared.frameworks else None
 
     return Purpose(
         name="pre-flight",
         limits=config.smoke_limits,
         inputs=lambda: smoke_sample(sample_data, sample_labels),
+        runtime=runtime or RuntimeChoice(refuse_missing=True),
         new_report=lambda: CheckReport(ok=False, stage="static", error=None, facts=RunFacts()),
         prepared=prepared,
         judge=_accept,
@@ -401,22 +473,42 @@ def _accept(report: CheckReport, predictions: Predictions, class_ids: IntArray |
 
 
 def scoring_spec(config: ScoringConfig, test_data: Path) -> HarnessSpec:
-    """What a hidden-set run's sandbox is started with (to pre-warm one: WarmSlot.warm)."""
+    """What a hidden-set run's sandbox in ``config.runtime`` is started with (to pre-warm one:
+    WarmSlot.warm)."""
     return config.harness_spec(config.limits, Images.from_file(test_data))
+
+
+def scoring_specs(config: ScoringConfig, test_data: Path) -> list[HarnessSpec]:
+    """:func:`scoring_spec` for every installed runtime: what a worker keeps warm, one of each."""
+    return [scoring_spec(config.using(runtime), test_data) for runtime in config.runtimes.installed()]
 
 
 def check_spec(
     config: ScoringConfig, sample_data: Path | None = None, sample_labels: Path | None = None
 ) -> HarnessSpec:
-    """What a pre-flight's sandbox is started with (to pre-warm one: WarmSlot.warm)."""
+    """What a pre-flight's sandbox in ``config.runtime`` is started with (to pre-warm one:
+    WarmSlot.warm)."""
     return config.harness_spec(config.smoke_limits, smoke_sample(sample_data, sample_labels).images)
 
 
+def check_specs(
+    config: ScoringConfig, sample_data: Path | None = None, sample_labels: Path | None = None
+) -> list[HarnessSpec]:
+    """:func:`check_spec` for every installed runtime: what a pre-flight worker keeps warm."""
+    return [check_spec(config.using(r), sample_data, sample_labels) for r in config.runtimes.installed()]
+
+
 def score_submission(
-    zip_path: Path, *, test_data: Path, test_labels: Path, config: ScoringConfig, warm: WarmSlot | None = None
+    zip_path: Path,
+    *,
+    test_data: Path,
+    test_labels: Path,
+    config: ScoringConfig,
+    warm: WarmSlot | None = None,
+    runtime: RuntimeChoice | None = None,
 ) -> ScoreReport:
     """Score one zip against a labelled test set (see :func:`run_submission`)."""
-    return run_submission(zip_path, config, scoring_purpose(config, test_data, test_labels), warm)
+    return run_submission(zip_path, config, scoring_purpose(config, test_data, test_labels, runtime), warm)
 
 
 def check_submission(
@@ -426,10 +518,11 @@ def check_submission(
     sample_data: Path | None = None,
     sample_labels: Path | None = None,
     warm: WarmSlot | None = None,
+    runtime: RuntimeChoice | None = None,
 ) -> CheckReport:
     """Pre-flight: static checks, then a short sandboxed run on a few public images.
 
     With ``sample_labels`` (the public training set's, given with ``sample_data``), the parent also
     scores the smoke run after it has ended (``report.smoke``); the labels never enter the sandbox.
     """
-    return run_submission(zip_path, config, check_purpose(config, sample_data, sample_labels), warm)
+    return run_submission(zip_path, config, check_purpose(config, sample_data, sample_labels, runtime), warm)

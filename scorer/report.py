@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -11,6 +12,7 @@ import numpy.typing as npt
 from scorer.errors import ScoringError
 from scorer.metrics import Metrics
 from scorer.notices import Notice
+from scorer.runtime_choice import FrameworkImport
 from scorer.similarity import FileHash, predictions_to_bytes
 from scorer.smoke import SmokeAccuracy
 
@@ -131,6 +133,8 @@ class CheckReport:
     entry: str | None = None
     zip_sha256: str = ""
     smoke: SmokeAccuracy | None = None  # only when the smoke images' labels were known (public set)
+    runtime: str = ""  # the runtime it ran in ("numpy", "tensorflow"); "" when refused before choosing
+    framework_import: FrameworkImport | None = None  # its first import of TensorFlow or Keras, if any
 
     @property
     def log(self) -> str:
@@ -145,6 +149,8 @@ class CheckReport:
             "ok": self.ok,
             "stage": self.stage,
             "smoke": self.smoke.to_json() if self.smoke is not None else None,
+            "runtime": self.runtime,
+            "framework_import": dataclasses.asdict(self.framework_import) if self.framework_import else None,
             "error": self.error.to_json() if self.error else None,
             "log": self.facts.log,
             "duration_s": round(self.facts.duration_s, 3),

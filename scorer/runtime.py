@@ -1,8 +1,16 @@
-"""The reference runtime: the Python interpreter (with its pinned libraries) that trainee code runs in.
+"""The runtimes: the Python interpreters (with their pinned libraries) that trainee code runs in.
 
-A runtime is only an interpreter path, so an admin can add another one later (say, with TensorFlow).
-Everything else is asked of the interpreter itself, once: its versions, which libraries it offers,
-and which host folders must be shown (read-only) inside the sandbox for it to start.
+There are two, each built by scripts/setup.sh from its pinned requirements (runtime/):
+
+- ``numpy``: the reference and the default. NumPy, SciPy, pandas, matplotlib, scikit-learn, Pillow.
+- ``tensorflow``: the same libraries at the same versions plus TensorFlow (CPU) and Keras, for the
+  trainees who build their model with Keras, as the course allows. Optional: a service set up
+  without it refuses Keras submissions at the pre-flight, saying so.
+
+Which one a submission gets is decided before it runs, from what its code imports
+(:mod:`scorer.runtime_choice`). A runtime is only a name and an interpreter path; everything else is
+asked of the interpreter itself, once: its versions, which libraries it offers, and which host
+folders must be shown (read-only) inside the sandbox for it to start.
 """
 
 from __future__ import annotations
@@ -16,24 +24,86 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from scorer.sandbox.types import Bind
 
-# Libraries a course notebook typically imports at the top; reported with their versions.
-REPORTED_PACKAGES = ("numpy", "scipy", "pandas", "matplotlib", "sklearn", "PIL")
 
-DEFAULT_LOCATIONS = (
-    Path("/opt/katakana/runtime/bin/python"),
-    Path.home() / ".local/share/katakana-scorer/runtime/bin/python",
-)
+class RuntimeName(StrEnum):
+    NUMPY = "numpy"
+    TENSORFLOW = "tensorflow"
+
+    @property
+    def label(self) -> str:
+        """How pages and messages name it."""
+        return _LABELS[self]
+
+
+_LABELS = {RuntimeName.NUMPY: "NumPy", RuntimeName.TENSORFLOW: "TensorFlow + Keras"}
+
+# Libraries a course notebook typically imports at the top; reported with their versions.
+REPORTED_PACKAGES = ("numpy", "scipy", "pandas", "matplotlib", "sklearn", "PIL", "tensorflow", "keras")
+# Reported from the installed distribution's metadata instead of being imported: importing
+# TensorFlow takes seconds, and the probe runs in every process that needs the runtime's folders.
+_NOT_IMPORTED = ("tensorflow", "keras")
+
+# What the harness imports before it says hello, so a pre-warmed sandbox has it loaded off the clock.
+PRELOAD: dict[RuntimeName, tuple[str, ...]] = {
+    RuntimeName.NUMPY: (),
+    RuntimeName.TENSORFLOW: ("tensorflow", "keras"),
+}
+
+# How pages, emails and logs name the libraries whose versions a runtime's summary shows.
+_SHOWN = {"python": "Python", "tensorflow": "TensorFlow", "keras": "Keras", "numpy": "NumPy"}
+
+
+def runtime_summary(recorded: Mapping[str, object] | None, *, complete: bool = False) -> str:
+    """The runtime a report's ``runtime`` field records (its name and versions), as pages, emails
+    and logs show it: "TensorFlow + Keras (Python 3.11.2, TensorFlow 2.21.0, Keras 3.15.1, NumPy
+    2.3.5)". ``complete`` adds every other library's version (the log). A record without a name
+    was made before there were two runtimes: NumPy's. "" when nothing is recorded."""
+    if not isinstance(recorded, Mapping) or not recorded:
+        return ""
+    name = recorded.get("name")
+    if name is None:
+        label = RuntimeName.NUMPY.label
+    else:  # a name this engine does not know is shown as recorded
+        label = RuntimeName(str(name)).label if name in set(RuntimeName) else str(name)
+    versions = {k: str(v) for k, v in recorded.items() if k != "name" and isinstance(v, str | int | float)}
+    shown = [f"{_SHOWN[k]} {versions[k]}" for k in _SHOWN if k in versions]
+    if complete:
+        shown += [f"{k} {v}" for k, v in sorted(versions.items()) if k not in _SHOWN]
+    return f"{label} ({', '.join(shown)})" if shown else label
+
+
+# Where scripts/setup.sh builds each runtime: /opt/katakana as root, else the user's data folder.
+_FOLDERS = {RuntimeName.NUMPY: "runtime", RuntimeName.TENSORFLOW: "runtime-tensorflow"}
+
+
+def default_locations(name: RuntimeName) -> tuple[Path, ...]:
+    folder = _FOLDERS[name]
+    return (
+        Path("/opt/katakana") / folder / "bin/python",
+        Path.home() / ".local/share/katakana-scorer" / folder / "bin/python",
+    )
+
+
+DEFAULT_LOCATIONS = default_locations(RuntimeName.NUMPY)
 
 _PROBE = r"""
-import importlib, json, os, pkgutil, sys
+import importlib, importlib.metadata, importlib.util, json, os, pkgutil, sys
 versions = {}
 for name in %(packages)r:
     try:
+        if name in %(not_imported)r:
+            if importlib.util.find_spec(name) is None:
+                continue
+            dists = importlib.metadata.packages_distributions().get(name) or [name]
+            versions[name] = importlib.metadata.version(dists[0])
+            continue
         module = importlib.import_module(name)
         versions[name] = getattr(module, "__version__", "?")
     except Exception:
@@ -71,6 +141,10 @@ class RuntimeInfo:
         """A short list for error messages: the notable third-party libraries, with versions."""
         return ", ".join(f"{name} {version}" for name, version in self.packages.items())
 
+    def offers(self, module: str) -> bool:
+        """Whether ``module`` (its top-level package) can be imported in this runtime."""
+        return module.split(".")[0] in self.modules
+
 
 class RuntimeUnavailable(RuntimeError):
     pass
@@ -82,6 +156,12 @@ class Runtime:
     # Where the probe's answer may be kept between processes (the command line's: starting the
     # runtime to import every library costs over a second); None: once per process only.
     cache_dir: Path | None = field(default=None, compare=False)
+    name: RuntimeName = RuntimeName.NUMPY
+
+    @property
+    def preload(self) -> tuple[str, ...]:
+        """Modules the harness imports before any trainee code (see PRELOAD)."""
+        return PRELOAD[self.name]
 
     def info(self) -> RuntimeInfo:
         if self.cache_dir is None:
@@ -128,7 +208,7 @@ def _binds(runtime: Runtime) -> tuple[Bind, ...]:
 
 @functools.lru_cache(maxsize=8)
 def _probe(python: str) -> RuntimeInfo:
-    code = _PROBE % {"packages": REPORTED_PACKAGES}
+    code = _PROBE % {"packages": REPORTED_PACKAGES, "not_imported": _NOT_IMPORTED}
     try:
         proc = subprocess.run(
             [python, "-I", "-c", code],
@@ -146,7 +226,7 @@ def _probe(python: str) -> RuntimeInfo:
     return RuntimeInfo(**data)
 
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: TensorFlow and Keras reported
 
 
 def _stamp(path: str) -> list[int] | None:
@@ -188,16 +268,56 @@ def _cached_probe(python: str, cache_dir: Path) -> RuntimeInfo:
     return info
 
 
-def find_runtime(explicit: str | os.PathLike[str] | None = None, *, cache_dir: Path | None = None) -> Runtime:
-    """The runtime to use: an explicit path (the service's KATAKANA_RUNTIME_PYTHON, the command
+def find_runtime(
+    explicit: str | os.PathLike[str] | None = None,
+    *,
+    cache_dir: Path | None = None,
+    name: RuntimeName = RuntimeName.NUMPY,
+) -> Runtime:
+    """The NumPy runtime to use: an explicit path (the service's KATAKANA_RUNTIME_PYTHON, the command
     line's --runtime-python), else the set-up default.
 
     A trainee running the local checker without the reference runtime gets their own interpreter,
     which behaves the same apart from library versions.
     """
     if explicit:
-        return Runtime(Path(os.path.abspath(explicit)), cache_dir)
-    for candidate in DEFAULT_LOCATIONS:
+        return Runtime(Path(os.path.abspath(explicit)), cache_dir, name)
+    for candidate in default_locations(name):
         if candidate.exists():
-            return Runtime(candidate, cache_dir)
-    return Runtime(Path(sys.executable), cache_dir)
+            return Runtime(candidate, cache_dir, name)
+    return Runtime(Path(sys.executable), cache_dir, name)
+
+
+def find_tensorflow_runtime(
+    explicit: str | os.PathLike[str] | None = None, *, cache_dir: Path | None = None, own_interpreter: bool = False
+) -> Runtime | None:
+    """The TensorFlow runtime: an explicit path, else the set-up default; None when not installed.
+
+    ``own_interpreter`` (the trainee's local checker): without the set-up runtime, this interpreter
+    serves when it can import TensorFlow, as the NumPy runtime falls back to it.
+    """
+    if explicit:
+        return Runtime(Path(os.path.abspath(explicit)), cache_dir, RuntimeName.TENSORFLOW)
+    for candidate in default_locations(RuntimeName.TENSORFLOW):
+        if candidate.exists():
+            return Runtime(candidate, cache_dir, RuntimeName.TENSORFLOW)
+    if own_interpreter:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorflow") is not None:
+            return Runtime(Path(sys.executable), cache_dir, RuntimeName.TENSORFLOW)
+    return None
+
+
+@dataclass(frozen=True)
+class Runtimes:
+    """The runtimes a service or command line has: the NumPy reference, and TensorFlow if installed."""
+
+    numpy: Runtime
+    tensorflow: Runtime | None = None
+
+    def get(self, name: RuntimeName) -> Runtime | None:
+        return self.numpy if name is RuntimeName.NUMPY else self.tensorflow
+
+    def installed(self) -> tuple[Runtime, ...]:
+        return (self.numpy,) if self.tensorflow is None else (self.numpy, self.tensorflow)

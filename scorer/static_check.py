@@ -15,6 +15,7 @@ import ast
 import re
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 from scorer.errors import ErrorCode, ScoringError
@@ -240,3 +241,37 @@ _GET_IPYTHON_NOTICE: Final = Notice(
     "get_ipython() exists only inside Jupyter (it is left behind when a notebook is exported to .py); "
     "it raises NameError when scored. Delete those lines.",
 )
+
+
+# Calls that train a model. Run at module level they train on every import, as scoring imports the
+# entry: a notebook whose training cells were left in.
+_TRAINING_METHODS: Final = frozenset({"fit", "fit_generator", "train_on_batch"})
+
+
+@dataclass(frozen=True)
+class TrainingCall:
+    call: str  # "model.fit"
+    where: str  # "line 12", or "cell 4, line 2"
+    where_ja: str
+
+
+def training_call(source: str | bytes, locate: Locate | None = None) -> TrainingCall | None:
+    """The first ``x.fit(...)``-like call outside any function or class, if the source parses."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop(0)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _TRAINING_METHODS:
+            owner = ast.unparse(node.func.value) if len(ast.unparse(node.func.value)) <= 40 else "…"
+            return TrainingCall(
+                f"{owner}.{node.func.attr}", _where(node.lineno, locate), _where_ja(node.lineno, locate)
+            )
+        pending[0:0] = list(ast.iter_child_nodes(node))
+    return None

@@ -1,18 +1,32 @@
 """Harness sandboxes, cold or pre-warmed: a run folder plus the sandbox that runs the harness over it.
 
 A harness sandbox is started from what is known before the submission is: the runtime, the limits
-and the images. The harness then reads the images from an inherited descriptor, imports NumPy,
-says hello and blocks on stdin until it is handed its job (which entry to import). So the sandbox
-can be started ahead of the job (*warm*) and the job only fills the run folder, whose ``sub`` and
-``input`` folders are already bound into the sandbox (a bind mount is a live view of a folder), and
-writes one JSON line. The *cold* path starts the very same sandbox after the folder is filled and
-hands the job over at once: same harness, same binds, same checks, just the start-up on the clock.
+and the images. The harness then reads the images from an inherited descriptor, imports NumPy (and
+TensorFlow and Keras in that runtime), says hello and blocks on stdin until it is handed its job
+(which entry to import). So the sandbox can be started ahead of the job (*warm*) and the job only
+fills the run folder, whose ``sub`` and ``input`` folders are already bound into the sandbox (a bind
+mount is a live view of a folder), and writes one JSON line. The *cold* path starts the very same
+sandbox after the folder is filled and hands the job over as soon as the harness says hello: same
+harness, same binds, same checks, just the start-up while the run waits.
+
+Either way the run's wall clock starts at the hand-over, after hello: the start-up (the interpreter,
+and TensorFlow's import, which takes seconds and more under load) has its own bound, counted from
+the sandbox's start (:data:`STARTUP_SECONDS` by default). So an honest run never fails, nor is given
+back as the service's fault, because its runtime started slowly; a harness that does not say hello
+within that bound is the service's fault (nothing of the trainee's has run).
 
 Each sandbox serves exactly one run and is then torn down (namespaces, tmpfs, cgroup, pool uid);
-the next one is a fresh sandbox. A :class:`WarmSlot` keeps at most one warm sandbox per process (a
-worker process runs one job at a time) and hands it out only when it still fits: same
-configuration, limits, images and runtime (executable's mtime and size), still alive and not older
-than its idle bound. Anything else is discarded and the job takes the cold path: correct, slower.
+the next one is a fresh sandbox. A :class:`WarmSlot` keeps at most one warm sandbox per runtime per
+process (a worker process runs one job at a time, and which runtime its next job needs is known only
+once that job's zip has been read): the NumPy one, and the TensorFlow one where it is installed, so
+neither kind of job waits for its runtime's start (TensorFlow's import takes seconds). It hands a
+sandbox out only when it still fits: same configuration, limits, images and runtime (executable's
+mtime and size), still alive and not older than its idle bound. Anything else is discarded and the
+job takes the cold path: correct, slower.
+
+The runtime is chosen from the submission's code (scorer/runtime_choice.py), so the zip is extracted
+into a fresh run folder first; a warm sandbox then *adopts* that folder's contents (moved into its
+own bound ``sub`` and ``input`` folders, a rename each), and a cold one is started over the folder.
 
 The images are never copied per run: the parent opens the file (which may be readable by the
 worker only) and each sandbox inherits its own descriptor; the harness reads it whole before any
@@ -35,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scorer.images import Images
-from scorer.runtime import Runtime
+from scorer.runtime import Runtime, RuntimeName
 from scorer.sandbox import (
     Isolation,
     SandboxConfig,
@@ -61,19 +75,24 @@ INPUT = "/input"
 # How long a warm sandbox may wait for a job before it is replaced (and its PID-1 backstop covers).
 DEFAULT_IDLE_SECONDS = 900.0
 
+# How long the harness may take from the sandbox's start to its hello, off the run's clock. TensorFlow's
+# import took 4.5-9 s on a 2-core machine at load 7-8, and more at load 18: minutes mean a broken host.
+STARTUP_SECONDS = 180.0
+
 
 @dataclass(frozen=True)
 class HarnessSpec:
     """What a harness sandbox is started with, before the submission is known.
 
     The runtime is part of it: a warm sandbox serves only a run of the same runtime, so a worker
-    that runs several keeps its slot for the one it ran last."""
+    keeps one per runtime (see WarmSlot)."""
 
     runtime: Runtime
     sandbox: SandboxConfig
     limits: Limits
     images: Images
     work_root: Path | None = None  # parent of the run folders; must be reachable by the sandbox uid
+    startup_seconds: float = STARTUP_SECONDS  # from the sandbox's start to the harness's hello
 
 
 def runtime_stamp(python: Path) -> tuple[int, int] | None:
@@ -85,6 +104,9 @@ def runtime_stamp(python: Path) -> tuple[int, int] | None:
 
 
 def _sandbox_env(limits: Limits) -> dict[str, str]:
+    # Thread pools are sized from the run's CPU budget, not from the cores the host shows: a 64-core
+    # worker must not start 64 threads per pool in each run (threads count against the pids limit,
+    # and each reserves stack address space under RLIMIT_AS).
     threads = str(max(1, limits.cpus))
     return {
         "PATH": "/usr/bin:/bin",
@@ -103,6 +125,12 @@ def _sandbox_env(limits: Limits) -> dict[str, str]:
         "MKL_NUM_THREADS": threads,
         "NUMEXPR_NUM_THREADS": threads,
         "VECLIB_MAXIMUM_THREADS": threads,
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": threads,
+        # TensorFlow's C++ notices and warnings (oneDNN, CPU features) are not the trainee's
+        # output; its errors still show.
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KERAS_HOME": "/tmp/keras",
     }
 
 
@@ -135,10 +163,10 @@ class HarnessBox:
     """One run: its folder, and (when warm) its already started sandbox. Single use; ``close``
     always, which removes the folder and ends a sandbox that was never handed its job."""
 
-    def __init__(self, spec: HarnessSpec, *, idle_seconds: float = 0.0) -> None:
+    def __init__(self, spec: HarnessSpec, *, idle_seconds: float = 0.0, run_dir: Path | None = None) -> None:
         self.spec = spec
         self.run_id = uuid.uuid4().hex  # in the sandbox's environment: tests prove nothing of it survives
-        self.run_dir = new_run_dir(spec.work_root)
+        self.run_dir = run_dir if run_dir is not None else new_run_dir(spec.work_root)
         self.idle_seconds = idle_seconds
         self.started: StartedRun | None = None
         self.runtime = runtime_stamp(spec.runtime.python)
@@ -148,6 +176,7 @@ class HarnessBox:
         runtime, limits = self.spec.runtime, self.spec.limits
         argv = [str(runtime.python), "-s", "-B", f"{HARNESS}/runner.py", "--data-fd", str(data_fd)]
         argv += ["--submission", SUBMISSION_RO, "--work", WORK, "--input", INPUT]
+        argv += [f"--preload={module}" for module in runtime.preload]
         binds = [
             *runtime.binds(),
             Bind(self.run_dir / "sub", SUBMISSION_RO),
@@ -164,7 +193,18 @@ class HarnessBox:
             stdin=job,
             pass_fds=(data_fd,),
             idle_seconds=self.idle_seconds,
+            startup_seconds=self.spec.startup_seconds,
         )
+
+    def adopt(self, staged: Path) -> None:
+        """Take over a run folder filled before this box was chosen: its ``sub`` and ``input``
+        contents move into this box's (bound) folders, one rename each, and the folder goes."""
+        try:
+            for name in ("sub", "input"):
+                for child in (staged / name).iterdir():
+                    os.rename(child, self.run_dir / name / child.name)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
 
     def warm_up(self) -> bool:
         """Start the sandbox now (it then waits for ``run``); False if it could not be started."""
@@ -215,19 +255,27 @@ class HarnessBox:
 
 
 class WarmSlot:
-    """At most one pre-warmed harness sandbox for this process; see the module docstring.
+    """At most one pre-warmed harness sandbox per runtime for this process; see the module docstring.
 
     ``take`` before a run (None: use a cold box), ``warm`` after it, ``close`` when the process
     ends. Counters let tests and the bench see which path a run took.
     """
 
-    def __init__(self, max_idle_seconds: float = DEFAULT_IDLE_SECONDS) -> None:
+    def __init__(
+        self, max_idle_seconds: float = DEFAULT_IDLE_SECONDS, *, runtimes: frozenset[RuntimeName] | None = None
+    ) -> None:
         self.max_idle_seconds = max_idle_seconds
-        self.box: HarnessBox | None = None
+        self.runtimes = runtimes  # the runtimes it keeps warm; None: every one
+        self.boxes: dict[RuntimeName, HarnessBox] = {}
         self.served = 0  # runs that got a warm sandbox
         self.missed = 0  # runs that asked and had to go cold
         self.discarded = 0  # warm sandboxes thrown away unused (stale, dead, another spec)
         self.retired: HarnessBox | None = None  # a used box whose clean-up waits for the next warm
+
+    @property
+    def box(self) -> HarnessBox | None:
+        """The warm sandbox of the NumPy runtime, else of any runtime (the one most processes hold)."""
+        return self.boxes.get(RuntimeName.NUMPY) or next(iter(self.boxes.values()), None)
 
     def retire(self, box: HarnessBox) -> None:
         """Clean ``box`` up later (at the next ``warm``, ``take`` or ``close``): its run is over and
@@ -242,7 +290,7 @@ class WarmSlot:
 
     def take(self, spec: HarnessSpec) -> HarnessBox | None:
         self._flush()
-        box, self.box = self.box, None
+        box = self.boxes.pop(spec.runtime.name, None)
         if box is not None and box.fits(spec, self.max_idle_seconds):
             self.served += 1
             return box
@@ -253,11 +301,23 @@ class WarmSlot:
         self.missed += 1
         return None
 
+    def keeps(self, spec: HarnessSpec) -> bool:
+        """Whether this slot keeps a sandbox of ``spec``'s runtime warm (see ``runtimes``)."""
+        return self.runtimes is None or spec.runtime.name in self.runtimes
+
+    def holds(self, spec: HarnessSpec) -> bool:
+        """Whether a warm sandbox that would serve a job of ``spec`` is waiting."""
+        box = self.boxes.get(spec.runtime.name)
+        return box is not None and box.fits(spec, self.max_idle_seconds)
+
     def warm(self, spec: HarnessSpec) -> bool:
-        """Start a sandbox for the next job of ``spec`` (replacing any other); False when it cannot
-        be warmed here (no bubblewrap: the unsandboxed fallback is always cold) or failed to start."""
+        """Start a sandbox for the next job of ``spec`` (replacing any other of its runtime); False
+        when it cannot be warmed here (no bubblewrap: the unsandboxed fallback is always cold) or
+        failed to start, or its runtime is not one this slot keeps warm."""
         self._flush()
-        self.discard()
+        self.discard(spec.runtime.name)
+        if not self.keeps(spec):
+            return False
         try:
             if detect_isolation(spec.sandbox) is not Isolation.BWRAP:
                 return False
@@ -267,18 +327,20 @@ class WarmSlot:
             return False
         try:
             if box.warm_up():
-                self.box = box
+                self.boxes[spec.runtime.name] = box
                 return True
         except Exception as exc:
             log.warning("cannot pre-warm a sandbox: %s", exc)
         box.close()
         return False
 
-    def discard(self) -> None:
-        box, self.box = self.box, None
-        if box is not None:
-            self.discarded += 1
-            box.close()
+    def discard(self, runtime: RuntimeName | None = None) -> None:
+        """End the warm sandbox of ``runtime`` (None: of every runtime)."""
+        for name in list(self.boxes) if runtime is None else [runtime]:
+            box = self.boxes.pop(name, None)
+            if box is not None:
+                self.discarded += 1
+                box.close()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

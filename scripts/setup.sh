@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
 # Installs what katakana-scorer needs on a Debian/Ubuntu machine; safe to run again (it skips what is done).
-#   scripts/setup.sh          the service: bubblewrap, Redis, the app's venv (.venv), the reference runtime
-#   scripts/setup.sh --test   also what the full test suite needs: PostgreSQL, Chromium, a Japanese font
-#                             (browser screenshots), npm and axe-core (the browser tests' accessibility check)
+#   scripts/setup.sh          the service: bubblewrap, Redis, a Japanese font (the history chart's PNG),
+#                             the app's venv (.venv), the two runtimes that trainee code runs in
+#                             (NumPy, the reference; TensorFlow + Keras, ~1.6 GB)
+#   scripts/setup.sh --test   also what the full test suite needs: PostgreSQL, Chromium (its screenshots
+#                             use the same font), npm and axe-core (the browser tests' accessibility check)
+#   --without-tensorflow      skip the TensorFlow runtime (the site then says it is not installed and
+#                             refuses Keras submissions at the pre-flight); not with --test
 # System packages are installed when we are root or have password-less sudo; otherwise this says
 # exactly what to install and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_tensorflow=1
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test=1 ;;
+    --without-tensorflow) want_tensorflow=0 ;;
+    *) echo "usage: scripts/setup.sh [--test] [--without-tensorflow]" >&2; exit 2 ;;
+  esac
+done
+# The tests run Keras submissions in the real TensorFlow runtime: a test machine always builds it.
+[ "$want_test" = 1 ] && want_tensorflow=1
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # --- 1. system packages -------------------------------------------------------------------------
-packages=(bubblewrap redis-server python3-venv libseccomp2)
-[ "$want_test" = 1 ] && packages+=(postgresql chromium fonts-ipafont-gothic)
+packages=(bubblewrap redis-server python3-venv libseccomp2 fonts-ipafont-gothic)
+[ "$want_test" = 1 ] && packages+=(postgresql chromium)
 # Debian's npm conflicts with a Node.js that ships its own npm (e.g. NodeSource's): only when absent.
 [ "$want_test" = 1 ] && ! command -v npm >/dev/null && packages+=(npm)
 missing=()
@@ -48,22 +61,33 @@ if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stam
   touch "$stamp"
 fi
 
-# --- 3. the reference runtime that trainee code runs in -----------------------------------------
-# It must be readable by the sandbox's unprivileged uid, so it lives outside any home folder when
-# we are root, and is built from the system's Python (under /usr, which the sandbox shows).
-if [ "$(id -u)" = 0 ]; then default_runtime=/opt/katakana/runtime; else default_runtime="$HOME/.local/share/katakana-scorer/runtime"; fi
-runtime=${KATAKANA_RUNTIME_DIR:-$default_runtime}
+# --- 3. the runtimes that trainee code runs in ----------------------------------------------------
+# They must be readable by the sandbox's unprivileged uid, so they live outside any home folder when
+# we are root (and are then shared by every checkout on the machine), and are built from the
+# system's Python (under /usr, which the sandbox shows). Each is rebuilt only when its pinned
+# requirements change.
+if [ "$(id -u)" = 0 ]; then runtimes_home=/opt/katakana; else runtimes_home="$HOME/.local/share/katakana-scorer"; fi
 runtime_python=/usr/bin/python3
 [ -x "$runtime_python" ] || runtime_python=$python
-rstamp="$runtime/.katakana-requirements"
-if [ ! -x "$runtime/bin/python" ] || ! cmp -s runtime/requirements.txt "$rstamp"; then
-  say "building the reference runtime in $runtime"
-  mkdir -p "$(dirname "$runtime")"
-  "$runtime_python" -m venv --clear "$runtime"
-  "$runtime/bin/pip" install -q --upgrade pip
-  "$runtime/bin/pip" install -q -r runtime/requirements.txt
-  cp runtime/requirements.txt "$rstamp"
-  chmod -R a+rX "$runtime"
+
+build_runtime() {  # build_runtime WHAT FOLDER REQUIREMENTS
+  local what=$1 dir=$2 requirements=$3 stamp="$2/.katakana-requirements"
+  if [ -x "$dir/bin/python" ] && cmp -s "$requirements" "$stamp"; then return; fi
+  say "building the $what runtime in $dir"
+  mkdir -p "$(dirname "$dir")"
+  "$runtime_python" -m venv --clear "$dir"
+  "$dir/bin/pip" install -q --upgrade pip
+  "$dir/bin/pip" install -q --no-deps -r "$requirements"  # every dependency is pinned in the file
+  "$dir/bin/pip" check >/dev/null || { "$dir/bin/pip" check; say "$requirements is inconsistent"; exit 1; }
+  cp "$requirements" "$stamp"
+  chmod -R a+rX "$dir"
+}
+
+runtime=${KATAKANA_RUNTIME_DIR:-$runtimes_home/runtime}
+build_runtime NumPy "$runtime" runtime/requirements.txt
+tensorflow_runtime=${KATAKANA_TENSORFLOW_RUNTIME_DIR:-$runtimes_home/runtime-tensorflow}
+if [ "$want_tensorflow" = 1 ]; then
+  build_runtime TensorFlow "$tensorflow_runtime" runtime/requirements-tensorflow.txt
 fi
 # --- 4. axe-core for the browser tests' accessibility check -------------------------------------
 # Installed from npm into .cache/ (ignored by git) and injected into pages by Playwright, so no test
@@ -77,4 +101,9 @@ if [ "$want_test" = 1 ]; then
     npm install --silent --no-audit --no-fund --no-save --prefix "$axe_dir" "axe-core@$axe_version" >/dev/null
   fi
 fi
-say "ready: runtime $runtime/bin/python"
+say "ready: NumPy runtime $runtime/bin/python"
+if [ -x "$tensorflow_runtime/bin/python" ]; then
+  say "ready: TensorFlow runtime $tensorflow_runtime/bin/python"
+else
+  say "no TensorFlow runtime (--without-tensorflow): Keras submissions are refused at the pre-flight"
+fi

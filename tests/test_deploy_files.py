@@ -19,6 +19,7 @@ import yaml
 
 from app.queue import QUEUES, SANDBOXED_QUEUES, SCORING_QUEUE, TESTSETS_QUEUE
 from app.settings import Settings
+from scorer.runtime import RuntimeName, default_locations
 from tests.app.test_settings import environment_variables
 
 REPO = Path(__file__).resolve().parents[1]
@@ -181,6 +182,12 @@ def test_the_dockerfile_provides_what_compose_expects(services: Services, docker
     assert f"python -m venv {runtime_venv}" in dockerfile
     assert (REPO / "runtime" / "requirements.txt").is_file() and "runtime/requirements.txt" in dockerfile
     assert "bubblewrap" in dockerfile
+    # The TensorFlow runtime where scorer.runtime looks for it, from its pinned requirements (optional).
+    tensorflow_venv = default_locations(RuntimeName.TENSORFLOW)[0].parents[1]
+    assert f"python -m venv {tensorflow_venv}" in dockerfile
+    assert "-r /tmp/runtime-tensorflow-requirements.txt" in dockerfile
+    assert "COPY runtime/requirements-tensorflow.txt /tmp/runtime-tensorflow-requirements.txt" in dockerfile
+    assert "ARG WITH_TENSORFLOW=1" in dockerfile
     for name in OURS:
         user = services[name].get("user")
         if user and user != "root":

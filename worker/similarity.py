@@ -10,6 +10,12 @@ result; the reference changes little once a cohort has a few dozen trainees. Err
 only between predictions on the same test set; when a rescore brings a new test set, the first
 comparison on it replaces the pair's old figures.
 
+Each worker process keeps the predictions of the cohorts it updated last (``KEPT_COHORTS``) with
+their per-image answer counts (``scorer.similarity.Answers``): an update lists the cohort's scored
+submissions (ids and finish times, no predictions), reads the predictions of the ones it does not
+hold yet (usually the new one alone) and counts them in. A submission it holds that is gone or was
+scored again since makes it rebuild the cohort's counts, from memory for the rows that stand.
+
 Updates of one cohort are serialised (SQLite's write lock, a PostgreSQL advisory lock per cohort).
 Identical files are found through the other submissions' rows in ``submission_files``, which each
 update writes in its own transaction: two updates running side by side would each miss the other's
@@ -26,12 +32,27 @@ import functools
 import hashlib
 import logging
 import math
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import delete, or_, select, text
+from sqlalchemy import (
+    Connection,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,7 +60,7 @@ from app.db import transaction
 from app.models import Role, SimilarityPair, Submission, SubmissionFile, SubmissionStatus, TestSet, User, utcnow
 from app.settings import Settings, get_settings
 from scorer.metrics import labels_to_ids
-from scorer.similarity import PRIOR, Comparison, CopyNull, Reference, predictions_from_bytes
+from scorer.similarity import PRIOR, Answers, Comparison, CopyNull, Reference, predictions_from_bytes
 from worker.db import sessions
 
 log = logging.getLogger(__name__)
@@ -48,6 +69,9 @@ PRIOR_NULL = CopyNull(PRIOR.center, PRIOR.scale, 0)  # ranks a pair's pairs of s
 # A stored strongest pair is measured again when the reference it was measured on has changed by more
 # than this share of its trainees; until then its figures stand (and its row is not rewritten).
 REMEASURE = 0.1
+# Cohorts whose predictions a worker process keeps between updates, the most recently updated: 1,000
+# submissions hold about 15 MB (and 100 trainees' representatives about 3 MB more).
+KEPT_COHORTS = 4
 MAX_SHARED_FILES = 20  # per pair: enough to name what is shared, bounded whatever a zip holds
 # First half of PostgreSQL's two-key advisory lock (the cohort id is the second): set apart from the
 # other advisory locks of the service by its own name.
@@ -60,11 +84,80 @@ def _labels(path: str, sha256: str) -> np.ndarray:
     return labels_to_ids(np.load(Path(path), allow_pickle=False))
 
 
-@dataclass(frozen=True)
-class _Other:
-    submission_id: int
-    user_id: int
-    predictions: bytes
+@dataclass
+class _Kept:
+    """One cohort's predictions on one test set as this process last read them."""
+
+    labels_sha256: str
+    answers: Answers
+    finished: dict[int, Any] = field(default_factory=dict)  # submission id → finished_at when read
+    row: dict[int, int] = field(default_factory=dict)  # submission id → row of ``answers``
+
+
+_kept: OrderedDict[tuple[int, int], _Kept] = OrderedDict()
+_kept_lock = threading.RLock()  # one update at a time uses a process's kept answers
+
+
+def forget_kept_cohorts() -> None:
+    """Drop every cohort this process keeps (tests; a test set re-imported under the same id)."""
+    with _kept_lock:
+        _kept.clear()
+
+
+def _read_predictions(session: Session, cohort_id: int, testset_id: int, ids: list[int]) -> dict[int, bytes]:
+    query = select(Submission.id, Submission.predictions).where(
+        Submission.cohort_id == cohort_id, Submission.testset_id == testset_id
+    )
+    if len(ids) <= 500:  # the usual case, a new result or two; else the cohort's rows, skipping known ones
+        query = query.where(Submission.id.in_(ids))
+    wanted = set(ids)
+    return {r.id: r.predictions for r in _core(session).execute(query) if r.id in wanted and r.predictions is not None}
+
+
+def _cohort_answers(
+    session: Session,
+    cohort_id: int,
+    testset: TestSet,
+    labels: np.ndarray,
+    listed: dict[int, tuple[int, Any]],
+    known: dict[int, bytes],
+) -> _Kept:
+    """The cohort's answers for exactly the ``listed`` submissions (id → (trainee, finished_at)),
+    from what this process keeps, reading only the predictions it does not hold (nor finds in
+    ``known``: the new result's own, read already). The caller holds ``_kept_lock`` while it uses them."""
+    key = (cohort_id, testset.id)
+    kept = _kept.pop(key, None)
+    if kept is not None and kept.labels_sha256 != testset.sha256:
+        kept = None  # another test set under the same id: nothing kept is comparable
+    if kept is not None and any(listed.get(i, (None, None))[1] != at for i, at in kept.finished.items()):
+        # A submission it holds is gone or was scored again: counted anew, the rows that stand from memory.
+        standing = [i for i in sorted(listed) if i in kept.finished and kept.finished[i] == listed[i][1]]
+        rebuilt = _Kept(testset.sha256, Answers(labels))
+        if standing:
+            _add(rebuilt, standing, kept.answers.stack[[kept.row[i] for i in standing]], listed)
+        kept = rebuilt
+    kept = kept or _Kept(testset.sha256, Answers(labels))
+    missing = sorted(i for i in listed if i not in kept.row)
+    if missing:
+        found = {i: known[i] for i in missing if i in known}
+        if len(found) < len(missing):
+            found |= _read_predictions(session, cohort_id, testset.id, [i for i in missing if i not in known])
+        ids = [i for i in missing if len(found.get(i) or b"") == len(labels)]
+        if ids:
+            stack = np.frombuffer(b"".join(found[i] for i in ids), dtype=np.uint8).reshape(len(ids), len(labels))
+            _add(kept, ids, stack, listed)
+    _kept[key] = kept  # the most recently used last
+    while len(_kept) > KEPT_COHORTS:
+        _kept.popitem(last=False)
+    return kept
+
+
+def _add(kept: _Kept, ids: list[int], stack: np.ndarray, listed: dict[int, tuple[int, Any]]) -> None:
+    first = kept.answers.size
+    kept.answers.add(stack, np.array([listed[i][0] for i in ids]), np.array(ids))
+    for j, i in enumerate(ids):
+        kept.row[i] = first + j
+        kept.finished[i] = listed[i][1]
 
 
 def lock_cohort(session: Session, cohort_id: int) -> None:
@@ -90,6 +183,21 @@ def _trainee_ids(session: Session, cohort_id: int) -> set[int]:
     keeps the submissions made here)."""
     submitters = select(Submission.user_id).where(Submission.cohort_id == cohort_id).distinct()
     return set(session.scalars(select(User.id).where(User.role == Role.TRAINEE, User.id.in_(submitters))))
+
+
+_PAIRS = cast(Table, SimilarityPair.__table__)
+# The columns of a stored pair's strongest pair of submissions.
+_FIGURES = (
+    "testset_id", "submission_a_id", "submission_b_id", "both_wrong", "same_wrong", "error_agreement", "agreement",
+    "expected_same_wrong", "lift", "lift_se", "same_wrong_easy", "reference_trainees",
+)  # fmt: skip
+
+
+def _core(session: Session) -> Connection:
+    """The session's connection, in its transaction, flushed first: the update reads and writes plain
+    columns, never entities, and the ORM's handling of a thousand rows cost more than the numbers."""
+    session.flush()
+    return session.connection()
 
 
 def _hash_list(value: Any) -> list[dict[str, str]]:
@@ -170,23 +278,47 @@ class _Figures:
     reference: int
 
 
-def _figures(result: Comparison, i: int, mine: int, theirs: int) -> _Figures:
-    lift, se = float(result.lift[i]), float(result.lift_se[i])
-    judged = math.isfinite(lift) and math.isfinite(se)
-    strength = float(PRIOR_NULL.z(lift, se)) if judged else -math.inf
+def _strength(lift: float | None, se: float | None) -> float:
+    """``PRIOR_NULL.z`` of one pair of submissions (the same arithmetic in plain floats); -inf when
+    the pair was not judged."""
+    if lift is None or se is None or not (math.isfinite(lift) and math.isfinite(se)):
+        return -math.inf
+    return (lift - PRIOR_NULL.center) / math.sqrt(PRIOR_NULL.scale**2 + se**2)
+
+
+def _figures(result: Comparison, mine: int, theirs: list[int]) -> list[_Figures]:
+    """The figures of each row of ``result`` (``theirs``: the rows' submission ids), as plain numbers."""
     total = result.agreement.total
-    return _Figures(
-        mine, theirs, strength, int(result.agreement.both_wrong[i]), int(result.agreement.same_wrong[i]),
-        int(result.agreement.agree[i]) / total if total else None, float(result.expected[i]),
-        lift if judged else None, se if judged else None, int(result.same_wrong_easy[i]),
-        int(result.reference_trainees[i]),
-    )  # fmt: skip
+    out = []
+    for other, both, same, agree, expected, lift, se, easy, reference in zip(
+        theirs, result.agreement.both_wrong.tolist(), result.agreement.same_wrong.tolist(),
+        result.agreement.agree.tolist(), result.expected.tolist(), result.lift.tolist(), result.lift_se.tolist(),
+        result.same_wrong_easy.tolist(), result.reference_trainees.tolist(), strict=True,
+    ):  # fmt: skip
+        strength = _strength(lift, se)
+        judged = strength > -math.inf
+        out.append(
+            _Figures(
+                mine=mine,
+                theirs=other,
+                strength=strength,
+                both_wrong=both,
+                same_wrong=same,
+                agreement=agree / total if total else None,
+                expected=expected,
+                lift=lift if judged else None,
+                lift_se=se if judged else None,
+                easy=easy,
+                reference=reference,
+            )
+        )
+    return out
 
 
-def _stored(pair: SimilarityPair, mine: int, theirs: int) -> _Figures:
+def _stored(pair: Any, mine: int, theirs: int) -> _Figures:
     """A pair's stored strongest pair of submissions, as figures to weigh against new ones."""
     lift, se = pair.lift, pair.lift_se
-    strength = float(PRIOR_NULL.z(lift, se)) if lift is not None and se is not None else -math.inf
+    strength = _strength(lift, se)
     return _Figures(
         mine, theirs, strength, pair.both_wrong or 0, pair.same_wrong or 0, pair.agreement,
         pair.expected_same_wrong or 0.0, pair.lift, pair.lift_se, pair.same_wrong_easy or 0,
@@ -195,7 +327,7 @@ def _stored(pair: SimilarityPair, mine: int, theirs: int) -> _Figures:
 
 
 def _compare_cohort(
-    session: Session, row: Any, trainees: set[int], existing: dict[tuple[int, int], SimilarityPair]
+    session: Session, row: Any, trainees: set[int], existing: dict[tuple[int, int], Any]
 ) -> dict[int, _Figures]:
     """This submission against every other trainee's on the same test set, the rest of the cohort as
     the reference; and this trainee's stored strongest pairs measured again against today's cohort
@@ -206,40 +338,41 @@ def _compare_cohort(
         return {}
     new = predictions_from_bytes(row.predictions)
     labels = _labels(testset.labels_path, testset.sha256)
-    # Only predictions on the same test set compare; bytes, not ORM objects: 3,000 × 14.5 kB. In
-    # submission order, so each trainee's last row (their latest) represents them in the reference.
-    candidates = (
-        select(Submission.id, Submission.user_id, Submission.predictions)
-        .where(
-            Submission.cohort_id == row.cohort_id,
-            Submission.status == SubmissionStatus.SUCCEEDED,
-            Submission.testset_id == row.testset_id,
-            Submission.predictions.is_not(None),
-        )
-        .order_by(Submission.id)
-    )
-    comparable, own = [], {}
-    for r in session.execute(candidates):
-        if r.user_id not in trainees or len(r.predictions) != len(new):
-            continue
-        if r.user_id == row.user_id:
-            own[r.id] = r.predictions
-        else:
-            comparable.append(_Other(r.id, r.user_id, r.predictions))
-    if not comparable or len(labels) != len(new):
+    if len(labels) != len(new):
         return {}
-    stack = np.frombuffer(b"".join(o.predictions for o in comparable), dtype=np.uint8)
-    groups = np.array([o.user_id for o in comparable], dtype=np.int64)
-    reference = Reference(labels, stack.reshape(len(comparable), len(new)), groups)
+    # Only predictions on the same test set compare. Listed without their bytes (3,000 × 14.5 kB):
+    # the predictions come from what this process keeps, read from the database only when new.
+    listing = select(
+        Submission.id,
+        Submission.user_id,
+        type_coerce(Submission.finished_at, String).label("finished"),  # a token: compared, never parsed
+    ).where(
+        Submission.cohort_id == row.cohort_id,
+        Submission.status == SubmissionStatus.SUCCEEDED,
+        Submission.testset_id == row.testset_id,
+        func.length(Submission.predictions) == len(new),
+    )
+    listed = {r.id: (r.user_id, r.finished) for r in _core(session).execute(listing) if r.user_id in trainees}
+    with _kept_lock:
+        kept = _cohort_answers(session, row.cohort_id, testset, labels, listed, {row.id: row.predictions})
+        return _compare_kept(kept, row, new, existing)
+
+
+def _compare_kept(kept: _Kept, row: Any, new: np.ndarray, existing: dict[tuple[int, int], Any]) -> dict[int, _Figures]:
+    """``_compare_cohort`` on the cohort's kept answers, the new submission's trainee left out."""
+    answers = kept.answers
+    if not np.any(answers.groups != row.user_id):
+        return {}
+    submission_ids, users = answers.keys, answers.groups
+    reference = Reference.leaving_out(answers, row.user_id)
     result = reference.compare_strongest(new)
     best: dict[int, _Figures] = {}
-    for j, i in enumerate(result.rows):
-        o = comparable[int(i)]
-        f = _figures(result, j, row.id, o.submission_id)
-        if o.user_id not in best or f.strength > best[o.user_id].strength:
-            best[o.user_id] = f
+    figures = _figures(result, row.id, submission_ids[result.rows].tolist())
+    for partner, f in zip(users[result.rows].tolist(), figures, strict=True):
+        if partner not in best or f.strength > best[partner].strength:
+            best[partner] = f
 
-    index = {o.submission_id: i for i, o in enumerate(comparable)}
+    own = {int(submission_ids[r]): int(r) for r in np.flatnonzero(users == row.user_id)}
     again: dict[int, list[int]] = {}  # my earlier submission → rows of the partners' submissions it paired
     for (a, _b), pair in existing.items():
         if pair.testset_id != row.testset_id:
@@ -249,22 +382,25 @@ def _compare_cohort(
             if a == row.user_id
             else (pair.submission_b_id, pair.submission_a_id)
         )
-        if mine is None or theirs is None or mine not in own or mine == row.id or theirs not in index:
+        if mine is None or theirs is None or mine not in own or mine == row.id or theirs not in kept.row:
             continue
-        i = index[theirs]
+        i = kept.row[theirs]
+        if int(users[i]) == row.user_id:
+            continue
         reference_now = reference.answerers - int(reference.in_reference[reference.group_index[i]])
         measured = pair.reference_trainees
         if pair.lift is None or measured is None or abs(reference_now - measured) > REMEASURE * max(reference_now, 1):
             again.setdefault(mine, []).append(i)
         else:  # the cohort has hardly changed since: the stored figures stand
             f = _stored(pair, mine, theirs)
-            if f.strength > best[comparable[i].user_id].strength:
-                best[comparable[i].user_id] = f
+            if f.strength > best[int(users[i])].strength:
+                best[int(users[i])] = f
     for mine, rows in again.items():
-        earlier = reference.compare(predictions_from_bytes(own[mine]), np.array(sorted(rows)))
-        for j, i in enumerate(earlier.rows):
-            f = _figures(earlier, j, mine, comparable[int(i)].submission_id)
-            partner = comparable[int(i)].user_id
+        # In submission order, as the rows were first compared: the first of equally strong pairs wins.
+        ordered = np.array(sorted(rows, key=lambda i: int(submission_ids[i])), dtype=np.int64)
+        earlier = reference.compare(answers.stack[own[mine]], ordered)
+        theirs = submission_ids[earlier.rows].tolist()
+        for partner, f in zip(users[earlier.rows].tolist(), _figures(earlier, mine, theirs), strict=True):
             if f.strength > best[partner].strength:
                 best[partner] = f
     return best
@@ -290,28 +426,26 @@ def update_for_submission(session: Session, submission_id: int, settings: Settin
         return 0
     mine = _hash_list(row.file_hashes)
     _index_files(session, row.id, row.cohort_id, row.user_id, mine)
+    pairs = _PAIRS
     existing = {
         (p.user_a_id, p.user_b_id): p
-        for p in session.scalars(
-            select(SimilarityPair).where(
-                SimilarityPair.cohort_id == row.cohort_id,
-                or_(SimilarityPair.user_a_id == row.user_id, SimilarityPair.user_b_id == row.user_id),
-            )
+        for p in _core(session).execute(
+            select(pairs.c.id, pairs.c.user_a_id, pairs.c.user_b_id, pairs.c.shared_files,
+                   *(pairs.c[name] for name in _FIGURES))
+            .where(pairs.c.cohort_id == row.cohort_id,
+                   or_(pairs.c.user_a_id == row.user_id, pairs.c.user_b_id == row.user_id))
         )
-    }
+    }  # fmt: skip
     best = _compare_cohort(session, row, trainees, existing)
     shared = _identical_files(session, row.cohort_id, row.user_id, mine, trainees) if mine else {}
 
-    partners = set(best) | set(shared)
-    written = 0
-    for partner in sorted(partners):
+    inserts: list[dict[str, Any]] = []
+    updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # by the columns they change
+    for partner in sorted(set(best) | set(shared)):
         a, b = sorted((row.user_id, partner))
         i_am_a = row.user_id == a
         pair = existing.get((a, b))
-        if pair is None:
-            pair = SimilarityPair(cohort_id=row.cohort_id, user_a_id=a, user_b_id=b, shared_files=[], shared_count=0)
-            session.add(pair)
-        changed = False
+        values: dict[str, Any] = {}
         if partner in best:
             # The strongest pair of submissions, the stored one measured again among the candidates.
             f = best[partner]
@@ -329,12 +463,11 @@ def update_for_submission(session: Session, submission_id: int, settings: Settin
                 "same_wrong_easy": f.easy,
                 "reference_trainees": f.reference,
             }
-            for name, value in figures.items():  # written only when they change: most stored pairs stand
-                if getattr(pair, name) != value:
-                    setattr(pair, name, value)
-                    changed = True
+            # Written only when they change: most stored pairs stand.
+            values.update((name, v) for name, v in figures.items() if pair is None or getattr(pair, name) != v)
         if partner in shared:
-            files = list(pair.shared_files or [])
+            before = list(pair.shared_files or []) if pair is not None else []
+            files = list(before)
             known = {(f.get("kind"), f.get("sha256")) for f in files}
             for m in shared[partner]:
                 if (m.kind, m.sha256) in known or len(files) >= MAX_SHARED_FILES:
@@ -350,14 +483,29 @@ def update_for_submission(session: Session, submission_id: int, settings: Settin
                         "submission_b_id": m.their_submission_id if i_am_a else row.id,
                     }
                 )
-            if len(files) != len(pair.shared_files or []):
-                pair.shared_files = files  # a new list: JSON columns notice assignment, not mutation
-                pair.shared_count = len(files)
-                changed = True
-        if changed:
-            pair.updated_at = now
-            written += 1
-    return written
+            if len(files) != len(before):
+                values.update(shared_files=files, shared_count=len(files))
+        if pair is None:
+            inserts.append(
+                {name: None for name in _FIGURES}
+                | {"shared_files": [], "shared_count": 0}
+                | values
+                | {"cohort_id": row.cohort_id, "user_a_id": a, "user_b_id": b, "updated_at": now}
+            )
+        elif values:
+            updates.setdefault(tuple(sorted(values)), []).append(values | {"pair_id": pair.id, "updated_at": now})
+    # Plain statements, each run once for all its rows: the ORM's unit of work cost more than the rest.
+    connection = _core(session)
+    if inserts:
+        connection.execute(insert(pairs), inserts)
+    for names, rows in updates.items():
+        statement = (
+            update(pairs)
+            .where(pairs.c.id == bindparam("pair_id"))
+            .values({name: bindparam(name) for name in (*names, "updated_at")})
+        )
+        connection.execute(statement, rows)
+    return len(inserts) + sum(len(rows) for rows in updates.values())
 
 
 def refresh_after_result(

@@ -1,4 +1,4 @@
-"""This worker process's pre-warmed sandbox (see scorer/warm.py): one per process, warmed after a task.
+"""This worker process's pre-warmed sandboxes (see scorer/warm.py): one per runtime, warmed after a task.
 
 A Celery prefork child runs one task at a time in its main thread; that long-lived thread starts the
 next task's sandbox at the end of the current task (``--die-with-parent`` follows the thread that
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.settings import Settings
+from scorer.runtime import RuntimeName
 from scorer.warm import HarnessSpec, WarmSlot
 
 log = logging.getLogger(__name__)
@@ -28,16 +29,21 @@ def warm_slot(settings: Settings) -> WarmSlot | None:
     if not settings.sandbox_prewarm:
         return None
     if _slot is None:
-        _slot = WarmSlot(settings.sandbox_prewarm_idle_seconds)
+        runtimes = set(RuntimeName) if settings.sandbox_prewarm_tensorflow else {RuntimeName.NUMPY}
+        _slot = WarmSlot(settings.sandbox_prewarm_idle_seconds, runtimes=frozenset(runtimes))
     return _slot
 
 
-def warm_next(slot: WarmSlot | None, spec: Callable[[], HarnessSpec]) -> None:
-    """Start the sandbox for this process's next task; never fails the task that just ended."""
+def warm_next(slot: WarmSlot | None, specs: Callable[[], list[HarnessSpec]]) -> None:
+    """Start the sandboxes for this process's next task, one per installed runtime the slot keeps
+    warm (which one the next task needs is known only once its zip is read); a runtime whose warm
+    sandbox still fits keeps it. Never fails the task that just ended."""
     if slot is None:
         return
     try:
-        slot.warm(spec())
+        for spec in specs():
+            if slot.keeps(spec) and not slot.holds(spec):
+                slot.warm(spec)
     except Exception:
         log.warning("pre-warming the next sandbox failed; the next task runs cold", exc_info=True)
 

@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from app.models import Language, Role, SubmissionStatus, TokenScope
+from app.folding import normalize_reading
+from app.models import ALL_RUNTIMES, Language, Role, SubmissionStatus, TokenScope
+from scorer.runtime import RuntimeName
 
 _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+$")
 COHORT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -40,9 +42,34 @@ Email = Annotated[str, Field(min_length=3, max_length=320), AfterValidator(check
 TimeZone = Annotated[str, Field(min_length=1, max_length=64, examples=["Asia/Tokyo"]), AfterValidator(check_timezone)]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_text)]
 Title = Annotated[str, Field(max_length=200), AfterValidator(check_text)]
+Reading = Annotated[
+    str,
+    Field(max_length=200, description="the name's reading (フリガナ) in kana; lists sort by it in 五十音 order",
+          examples=["ヤマダ ハナコ"]),
+    AfterValidator(normalize_reading),
+]  # fmt: skip
 CohortName = Annotated[str, Field(pattern=COHORT_NAME_PATTERN, examples=["dl_tokyo_2"])]
 Threshold = Annotated[float, Field(ge=0.0, le=1.0, description="best accuracy needed to pass, 0–1")]
 DailyLimit = Annotated[int, Field(ge=0, le=100, description="uploads per trainee per local day")]
+
+
+def check_runtimes(value: list[RuntimeName]) -> list[RuntimeName]:
+    """The reference NumPy runtime is always allowed; the list is kept in RuntimeName order."""
+    if RuntimeName.NUMPY not in value:
+        raise ValueError('"numpy" must be allowed: the NumPy runtime is the reference every cohort offers')
+    return [name for name in RuntimeName if name in value]
+
+
+Runtimes = Annotated[
+    list[RuntimeName],
+    Field(
+        min_length=1,
+        description='the runtimes its submissions may run in: "numpy" (always) and "tensorflow" (TensorFlow + Keras, '
+        "chosen for code that imports tensorflow or keras)",
+        examples=[list(ALL_RUNTIMES)],
+    ),
+    AfterValidator(check_runtimes),
+]
 MAX_ID = 2**31 - 1  # PostgreSQL INTEGER; larger ids cannot exist and must not reach the driver
 
 
@@ -71,6 +98,7 @@ class CohortCreate(_CohortFields):
     pass_threshold: Threshold | None = None
     upload_deadline: AwareDatetime | None = Field(None, description="uploads close after this instant")
     leaderboard_visible: bool = Field(False, description="trainees see an anonymised leaderboard")
+    runtimes: Runtimes = Field(default_factory=lambda: list(RuntimeName))
 
 
 class CohortUpdate(_CohortFields):
@@ -88,6 +116,7 @@ class CohortUpdate(_CohortFields):
     upload_deadline: AwareDatetime | None = None
     leaderboard_visible: bool | None = None
     archived: bool | None = None
+    runtimes: Runtimes | None = None
 
 
 class CohortOut(ApiModel):
@@ -102,6 +131,7 @@ class CohortOut(ApiModel):
     upload_deadline: dt.datetime | None
     leaderboard_visible: bool
     archived: bool
+    runtimes: list[str]
 
 
 class UserCreate(BaseModel):
@@ -109,6 +139,7 @@ class UserCreate(BaseModel):
 
     email: Email
     name: Name
+    reading: Reading = ""
     role: Role = Role.TRAINEE
     language: Language = Language.JA
     send_invite: bool = Field(True, description="email a link to set the password (the site's invitation)")
@@ -118,6 +149,7 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
+    reading: Reading | None = None
     role: Role | None = None
     language: Language | None = None
     is_active: bool | None = None
@@ -127,6 +159,7 @@ class UserOut(ApiModel):
     id: int
     email: str
     name: str
+    reading: str
     role: Role
     language: Language
     is_active: bool
@@ -146,6 +179,7 @@ class EnrollmentOut(ApiModel):
     user_id: int
     role: Role
     name: str
+    reading: str
     email: str
     is_active: bool
 
@@ -155,8 +189,9 @@ class BulkEnrolRequest(BaseModel):
 
     csv: str = Field(
         max_length=1_000_000,
-        description="UTF-8 CSV with the header name,email,role (role: trainee or instructor; empty = trainee)",
-        examples=["name,email,role\n山田 花子,hanako@example.com,trainee\n"],
+        description="UTF-8 CSV with the header name,email and, optionally, role and reading (role: trainee or"
+        " instructor, empty = trainee; reading: the name's furigana in kana)",
+        examples=["name,email,role,reading\n山田 花子,hanako@example.com,trainee,ヤマダ ハナコ\n"],
     )
     send_invites: bool = Field(True, description="email new accounts a link to set their password")
 
@@ -231,6 +266,7 @@ class SubmissionOut(ApiModel):
     original_filename: str
     zip_size: int
     validation_accuracy: float | None
+    change_note: str = Field(description="what the trainee wrote they changed, at upload")
     accuracy: float | None
     error_code: str | None
     testset_id: int | None
@@ -316,6 +352,7 @@ class LeaderboardEntryOut(ApiModel):
     rank: int | None
     user_id: int
     name: str
+    reading: str
     email: str
     best_accuracy: float | None
     best_reached_at: dt.datetime | None

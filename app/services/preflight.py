@@ -62,6 +62,12 @@ class PreflightVerdict:
         return self.ok and smoke is not None and smoke.near_chance(threshold)
 
     @property
+    def depends_on_cohort(self) -> bool:
+        """Refused for needing a runtime the check was not offered: that depends on the cohort (and
+        the server), not on the zip alone, so it is not cached. It costs no sandbox to find again."""
+        return bool(self.error and self.error.get("code") == "runtime_not_offered")
+
+    @property
     def server_fault(self) -> bool:
         """The check could not run (sandbox unavailable, internal error): not the zip's fault."""
         return bool(self.error and self.error.get("blame") == "server")
@@ -109,7 +115,7 @@ def cached_preflight(
             if row is not None:
                 return PreflightVerdict.from_json(row.report)
         verdict = checker(zip_path)
-        if verdict.server_fault:  # the next upload should try again
+        if verdict.server_fault or verdict.depends_on_cohort:  # the next upload should check again
             return verdict
         with factory() as db:
             db.add(

@@ -64,6 +64,27 @@ class Lease:
     token: str
 
 
+def _refusal(db: Session, user_id: int, settings: Settings, now: dt.datetime) -> PreflightRefused | None:
+    """Why the trainee may not start a pre-flight now; None when they may."""
+    held = db.get(PreflightLease, user_id)
+    if held is not None and held.expires_at > now:
+        return PreflightRefused("busy", min(held.expires_at, now + dt.timedelta(minutes=1)), now, 1)
+    retry_at = _rate_reached(db, user_id, settings, now)
+    if retry_at is not None:
+        return PreflightRefused("rate", retry_at, now, settings.preflight_per_hour)
+    return None
+
+
+def peek(factory: sessionmaker[Session], user_id: int, settings: Settings, now: dt.datetime) -> None:
+    """Raise :class:`PreflightRefused` when :func:`acquire` would refuse now. A plain read, taking
+    nothing: the upload asks before it reads the body, so a busy or rate-limited trainee's 100 MB is
+    never received; only :func:`acquire` decides."""
+    with factory() as db:
+        refusal = _refusal(db, user_id, settings, now)
+    if refusal is not None:
+        raise refusal
+
+
 def acquire(factory: sessionmaker[Session], user_id: int, settings: Settings, now: dt.datetime) -> Lease:
     """Take the trainee's pre-flight turn, or raise :class:`PreflightRefused` (blocking: run in a thread)."""
     token = secrets.token_hex(16)
@@ -71,12 +92,9 @@ def acquire(factory: sessionmaker[Session], user_id: int, settings: Settings, no
         with transaction(factory, write_lock=True) as db:
             expired = (PreflightLease.user_id == user_id, PreflightLease.expires_at <= now)
             db.execute(delete(PreflightLease).where(*expired))
-            held = db.get(PreflightLease, user_id)
-            if held is not None:
-                raise PreflightRefused("busy", min(held.expires_at, now + dt.timedelta(minutes=1)), now, 1)
-            retry_at = _rate_reached(db, user_id, settings, now)
-            if retry_at is not None:
-                raise PreflightRefused("rate", retry_at, now, settings.preflight_per_hour)
+            refusal = _refusal(db, user_id, settings, now)
+            if refusal is not None:
+                raise refusal
             expires = now + dt.timedelta(seconds=settings.preflight_lease_s)
             db.add(PreflightLease(user_id=user_id, token=token, started_at=now, expires_at=expires))
             db.add(PreflightRun(user_id=user_id, created_at=now))

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Submission, SubmissionStatus
 from app.services.scoring_queue import (
     QueueSnapshot,
     QueueWatch,
     RunTimes,
+    queue_state,
     read_snapshot,
     runtime_name,
     typical_run_seconds,
@@ -93,9 +96,10 @@ def progress(
     slots = queue.slots() if queue is not None else None
     if submission.status != SubmissionStatus.QUEUED:
         return replace(base, estimate_s=run_s, scoring_workers=slots)
-    snapshot: QueueSnapshot = queue.snapshot(db) if queue is not None else read_snapshot(db)
+    snapshot: QueueSnapshot = queue.snapshot(db, fresh=refreshed) if queue is not None else read_snapshot(db)
     if snapshot.position(submission.id) is None and not refreshed:
-        # Claimed (or scored) between reading the row and reading the queue: read the row again.
+        # Claimed (or scored) between reading the row and reading the queue, or queued after the
+        # watcher last saw the queue: read the row, and the queue, again.
         db.refresh(submission)
         return progress(db, submission, queue, now, refreshed=True)
     return replace(
@@ -121,3 +125,29 @@ def expected_wait(
     start = snapshot.starts_in(times, slots or 1, now).get(submission_id)
     run_s = times.of(snapshot.order[place - 1].runtime)
     return None if start is None or run_s is None else float(math.ceil(start + run_s))
+
+
+def progress_marks(
+    factory: sessionmaker[Session], ids: list[int], queue: QueueWatch | None = None
+) -> dict[int, Hashable]:
+    """For the long-poll watcher (``app.web.long_poll``): per submission, a mark that changes
+    whenever its :attr:`Progress.fingerprint` may have. That is its status and, while it is queued,
+    the make-up of the queue (:func:`~app.services.scoring_queue.queue_state`), which moves with
+    every upload, claim, result and rescoring, and so with everything the fair order is computed
+    from. Two queries for every watched submission together, the second only when one of them is
+    queued.
+
+    The make-up read here is handed to ``queue`` (the process's :class:`QueueWatch`): the waiting
+    pages this read wakes are given their place and wait from the order computed for it, once in
+    this process, instead of each reading the queue again."""
+    with factory() as db:
+        rows = db.execute(select(Submission.id, Submission.status).where(Submission.id.in_(ids))).all()
+        statuses = {row.id: SubmissionStatus(row.status).value for row in rows}
+        made_up: tuple[tuple[str, int, int], ...] | None = None
+        if SubmissionStatus.QUEUED.value in statuses.values():
+            made_up = queue_state(db)
+            if queue is not None:
+                queue.saw(db, made_up)
+    return {
+        sid: (status, made_up if status == SubmissionStatus.QUEUED.value else None) for sid, status in statuses.items()
+    }

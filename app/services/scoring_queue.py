@@ -298,25 +298,51 @@ def live_scoring_slots(settings: Settings) -> int | None:
     return sum(worker.slots for worker in workers if SCORING_QUEUE in worker.queues)
 
 
-class QueueWatch:
-    """A process's view of the scoring queue for pages that poll it.
+QueueState = tuple[tuple[str, int, int], ...]
 
-    The fair order is computed again only when the queue changed: each look reads one line per
-    status (how many rows wait or run, and the sum of their ids), which moves with every upload,
-    claim, result and rescoring, and costs what the old position count cost. The live workers are
+
+class QueueWatch:
+    """A process's view of the scoring queue for pages that show a place and a wait.
+
+    The fair order is computed again only when the queue changed, judged by its make-up
+    (:func:`queue_state`: one line per status, how many rows wait or run and the sum of their ids),
+    which moves with every upload, claim, result and rescoring. While pages wait on their result, the
+    long-poll watcher reads that make-up on every tick anyway (``app.services.progress.progress_marks``)
+    and hands it here (:meth:`saw`): a look within ``seen_max_age_s`` of that reading uses it and
+    reads nothing of the queue itself, so the pages a change wakes cost no query of the queue each.
+    Without a recent reading (nobody waits), a look reads the make-up itself. The live workers are
     read from Redis at most every ``slots_max_age_s``.
     """
 
-    def __init__(self, slots: Callable[[], int | None], *, slots_max_age_s: float = 5.0) -> None:
+    def __init__(
+        self, slots: Callable[[], int | None], *, slots_max_age_s: float = 5.0, seen_max_age_s: float = 1.0
+    ) -> None:
         self._slots_reader = slots
         self._slots_max_age_s = slots_max_age_s
+        self._seen_max_age_s = seen_max_age_s
         self._lock = threading.Lock()
-        self._snapshot: tuple[tuple[tuple[str, int, int], ...], QueueSnapshot] | None = None
+        self._snapshot: tuple[QueueState, QueueSnapshot] | None = None
+        self._seen: tuple[float, QueueState] | None = None  # the watcher's last reading, and when
         self._slots: tuple[float, int | None] | None = None
+        self.orders = 0  # how many times the fair order was computed (for tests)
 
-    def snapshot(self, db: Session) -> QueueSnapshot:
-        """The queue as it stands (its order computed at most once per change)."""
-        state = _queue_state(db)
+    def saw(self, db: Session, state: QueueState) -> None:
+        """The watcher read the queue's make-up ``state`` (with ``db``) just now: keep it, and
+        compute the order for it now if it changed, before the pages it wakes look."""
+        with self._lock:
+            self._seen = (time.monotonic(), state)
+        self._snapshot_of(db, state)
+
+    def snapshot(self, db: Session, *, fresh: bool = False) -> QueueSnapshot:
+        """The queue as it stands (its order computed at most once per change); ``fresh``: as it
+        stands now, not as the watcher last saw it."""
+        with self._lock:
+            seen = self._seen
+        if not fresh and seen is not None and time.monotonic() - seen[0] < self._seen_max_age_s:
+            return self._snapshot_of(db, seen[1])
+        return self._snapshot_of(db, queue_state(db))
+
+    def _snapshot_of(self, db: Session, state: QueueState) -> QueueSnapshot:
         with self._lock:
             cached = self._snapshot
         if cached is not None and cached[0] == state:
@@ -324,6 +350,7 @@ class QueueWatch:
         snapshot = read_snapshot(db)
         with self._lock:
             self._snapshot = (state, snapshot)
+            self.orders += 1
         return snapshot
 
     def slots(self) -> int | None:
@@ -338,10 +365,13 @@ class QueueWatch:
         return slots
 
 
-def _queue_state(db: Session) -> tuple[tuple[str, int, int], ...]:
+def queue_state(db: Session) -> QueueState:
+    """The queue's make-up: per status (queued, running), how many rows and the sum of their ids. A
+    new upload has a larger id than any before it, so one submission leaving and another arriving
+    still change the sum."""
     rows = db.execute(
         select(Submission.status, func.count(), func.coalesce(func.sum(Submission.id), 0))
         .where(Submission.status.in_((SubmissionStatus.QUEUED, SubmissionStatus.RUNNING)))
         .group_by(Submission.status)
     ).all()
-    return tuple(sorted((str(status), int(count), int(total)) for status, count, total in rows))
+    return tuple(sorted((SubmissionStatus(status).value, int(count), int(total)) for status, count, total in rows))

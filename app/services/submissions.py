@@ -64,15 +64,19 @@ def create_queued(
     upload: ReceivedUpload,
     validation_accuracy: float | None,
     now: dt.datetime,
+    change_note: str = "",
 ) -> Submission:
     """Spend a slot and insert the ``queued`` submission, or raise :class:`SubmissionRefused`.
 
-    Commits before returning: the caller enqueues the scoring task only after this.
+    The received zip enters the store in the same transaction (refused: it never does). Commits
+    before returning: the caller enqueues the scoring task only after this.
     """
     with write_lock(factory) as db:
         submission = spend_slot(
-            db, user_id=user_id, cohort_id=cohort_id, upload=upload, validation_accuracy=validation_accuracy, now=now
-        )
+            db, user_id=user_id, cohort_id=cohort_id, upload=upload, validation_accuracy=validation_accuracy, now=now,
+            change_note=change_note,
+        )  # fmt: skip
+        upload.keep()
     return submission
 
 
@@ -84,6 +88,7 @@ def spend_slot(
     upload: ReceivedUpload,
     validation_accuracy: float | None,
     now: dt.datetime,
+    change_note: str = "",
 ) -> Submission:
     """:func:`create_queued`'s work inside the caller's write-locked transaction (``write_lock``), for
     a caller that must record something else atomically with the slot (an upload check's outcome)."""
@@ -102,6 +107,7 @@ def spend_slot(
         zip_size=upload.size,
         storage_key=upload.storage_key,
         validation_accuracy=validation_accuracy,
+        change_note=change_note,
     )
     db.add(submission)
     db.flush()

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import write_lock
-from app.models import PreflightLease, SmokeConfirmation, Submission, UploadCheck
+from app.models import Cohort, PreflightLease, SmokeConfirmation, Submission, UploadCheck
 from app.services import storage
 from app.services.claims import claim_first
 from app.services.preflight import Checker, PreflightVerdict, cached_preflight
@@ -103,17 +103,21 @@ def start(
     confirmed: bool,
     lease: Lease,
     now: dt.datetime,
+    change_note: str = "",
 ) -> int:
-    """Insert the ``checking`` row; the caller sends the check only after this commits."""
+    """Insert the ``checking`` row, the received zip entering the store in the same transaction;
+    the caller sends the check only after this commits."""
     with write_lock(factory) as db:
         row = UploadCheck(
             user_id=user_id, cohort_id=cohort_id, state=CHECKING, storage_key=upload.storage_key,
             zip_sha256=upload.sha256, zip_size=upload.size, original_filename=upload.original_filename,
-            validation_accuracy=validation_accuracy, confirmed=confirmed, lease_token=lease.token,
+            validation_accuracy=validation_accuracy, change_note=change_note, confirmed=confirmed,
+            lease_token=lease.token,
             created_at=now, updated_at=now,
         )  # fmt: skip
         db.add(row)
         db.flush()
+        upload.keep()
         return row.id
 
 
@@ -148,13 +152,39 @@ def _accept(db: Session, row: UploadCheck, now: dt.datetime) -> int | None:
     try:  # refuses before it writes anything, so the check's new state still commits
         submission = spend_slot(
             db, user_id=row.user_id, cohort_id=row.cohort_id, upload=upload,
-            validation_accuracy=row.validation_accuracy, now=now,
+            validation_accuracy=row.validation_accuracy, now=now, change_note=row.change_note,
         )  # fmt: skip
     except SubmissionRefused as exc:
         _end(row, REFUSED, now, f"upload_error_{exc.reason}", reason=exc.reason)
         return None
     row.state, row.updated_at, row.submission_id = ACCEPTED, now, submission.id
     return submission.id
+
+
+def allowed_runtimes(factory: sessionmaker[Session], check_id: int) -> list[str] | None:
+    """The runtimes the check's cohort allows (None: the check is gone; every runtime is then fine,
+    as it will not be settled)."""
+    with factory() as db:
+        return db.scalar(
+            select(Cohort.runtimes)
+            .join(UploadCheck, UploadCheck.cohort_id == Cohort.id)
+            .where(UploadCheck.id == check_id)
+        )
+
+
+def _runtime_refusal(verdict: PreflightVerdict, allowed: Collection[str]) -> dict[str, Any] | None:
+    """The error for an accepted verdict whose runtime the cohort does not allow (now): the
+    verdict may come from the cache, filled for another cohort or before an admin's change."""
+    runtime = verdict.report.get("runtime")
+    found = verdict.report.get("framework_import")
+    if not runtime or runtime in allowed or not isinstance(found, dict):
+        return None
+    from scorer.runtime_choice import FrameworkImport, not_offered
+
+    try:
+        return not_offered(FrameworkImport(**found), "not_allowed").to_json()
+    except TypeError:  # a verdict of another engine version: refuse without the details
+        return None
 
 
 def settle(
@@ -176,6 +206,12 @@ def settle(
         if verdict.server_fault:
             _end(row, FAILED, now, "upload_error_preflight_internal")
             return None
+        if verdict.ok:
+            cohort = db.get(Cohort, row.cohort_id)
+            refusal = _runtime_refusal(verdict, cohort.runtimes if cohort is not None else ())
+            if refusal is not None:
+                verdict = PreflightVerdict(ok=False, error=refusal, notices=verdict.notices, report=verdict.report)
+                row.verdict = verdict.to_json()
         if not verdict.ok:
             _end(row, REFUSED, now, "upload_error_preflight")
             return None
@@ -268,6 +304,15 @@ def expire_unconfirmed(
     return ids
 
 
+def check_marks(factory: sessionmaker[Session], ids: list[int]) -> dict[int, Hashable]:
+    """For the long-poll watcher (``app.web.long_poll``): each check's state, in one query."""
+    with factory() as db:
+        return {
+            row.id: row.state
+            for row in db.execute(select(UploadCheck.id, UploadCheck.state).where(UploadCheck.id.in_(ids)))
+        }
+
+
 def referenced_keys(factory: sessionmaker[Session], keys: Collection[str]) -> set[str]:
     """Which of these stored zips something will still read: a submission (scoring, rescoring,
     downloads) or a check under way or awaiting "upload it anyway"."""
@@ -282,7 +327,16 @@ def give_up(
     factory: sessionmaker[Session], check_id: int, now: dt.datetime, older_than: dt.datetime | None = None
 ) -> None:
     """End a ``checking`` check (created before ``older_than``, if given) as unanswered and free the
-    trainee's turn: the check could not be sent, or no worker settled it in time."""
+    trainee's turn: the check could not be sent, or no worker settled it in time.
+
+    A plain read decides first whether there is anything to end: the check page's live feed asks on
+    every look, and must not take the write lock for a check that is simply still being checked."""
+    due = select(UploadCheck.id).where(UploadCheck.id == check_id, UploadCheck.state == CHECKING)
+    if older_than is not None:
+        due = due.where(UploadCheck.created_at <= older_than)
+    with factory() as db:
+        if db.scalar(due) is None:
+            return
     with write_lock(factory) as db:
         row = _locked(db, check_id)
         if row is None or row.state != CHECKING:

@@ -2,8 +2,13 @@
 
 Nothing holds the whole file in memory, whatever its size: each chunk is hashed, counted and written,
 and the upload is refused as soon as it passes the cap (at once, from ``Content-Length``, when the
-client declares a body that is already too large). The finished file is moved to its content-hash
-place in the store.
+client declares a body that is already too large).
+
+The body goes to a part file under ``incoming/``, not into the store: the upload may still be
+refused after its body (the CSRF token is a form field, the pre-flight turn is taken, the trainee's
+storage budget is weighed). :meth:`ReceivedUpload.keep` moves it to its content-hash place only in
+the transaction that records the row naming it; a refused upload's part file is removed
+(:meth:`ReceivedUpload.discard`), so a refusal leaves nothing on disk.
 """
 
 from __future__ import annotations
@@ -45,6 +50,28 @@ class ReceivedUpload:
     sha256: str = ""
     size: int = 0
     storage_key: str = ""
+    part: Path | None = None  # the received body, outside the store until kept
+    destination: Path | None = None  # its place in the store (``storage_key`` under the storage folder)
+
+    def keep(self) -> None:
+        """Move the received file to its place in the store; nothing to do for an upload already
+        there. Called inside the transaction that inserts the row naming ``storage_key``, so the
+        zip is in the store exactly when something will read it (a failed commit leaves it to the
+        store's purge). The file is then marked written now: a clean-up that spares zips stored
+        since a moment (``storage.discard``) spares this one, whenever its bytes arrived."""
+        if self.part is None:
+            return
+        assert self.destination is not None
+        self.destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.part, self.destination)  # same content, same name: replacing an identical file is harmless
+        os.utime(self.destination)
+        self.part = None
+
+    def discard(self) -> None:
+        """Remove the received file unless it was kept (a refused upload leaves nothing behind)."""
+        if self.part is not None:
+            self.part.unlink(missing_ok=True)
+            self.part = None
 
 
 @dataclass
@@ -103,10 +130,11 @@ async def receive_upload(
     storage_dir: Path,
     max_bytes: int,
 ) -> ReceivedUpload:
-    """Parse a ``multipart/form-data`` body with one file part named ``file``.
+    """Parse a ``multipart/form-data`` body with one file part named ``file`` into a part file.
 
     Raises :class:`UploadRejected` (``too_large``, ``bad_request``, ``no_file``); the partial file is
-    always removed then. Small text fields are returned in ``fields``.
+    always removed then. Small text fields are returned in ``fields``. The caller keeps or discards
+    the file (:class:`ReceivedUpload`) however it goes on.
     """
     if content_length is not None and content_length > max_bytes + MULTIPART_SLACK:
         raise UploadRejected("too_large", size=content_length)
@@ -202,11 +230,11 @@ async def receive_upload(
         sink.close()
         result.sha256 = digest.hexdigest()
         result.storage_key = storage.key_for(result.sha256)
-        final = storage.path_for(storage_dir, result.storage_key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(incoming, final)  # same content, same name: replacing an identical file is harmless
+        result.destination = storage.path_for(storage_dir, result.storage_key)
+        result.part = incoming
         return result
     finally:
         if sink is not None and not sink.closed:
             sink.close()
-        incoming.unlink(missing_ok=True)
+        if result.part is None:
+            incoming.unlink(missing_ok=True)

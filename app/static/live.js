@@ -2,9 +2,11 @@
 // the elapsed-time counter and the long-poll loop with its fallback.
 //
 // The status endpoints long-poll: they answer as soon as the state differs from the one the page
-// shows, else after LONG_WAIT_S, and we ask again. If long polling fails twice in a row (a proxy
-// that cuts held requests, a network blip), plain polling every 2 s takes over with a growing delay
-// after failures; after six failures in a row the page says live updates are off.
+// shows, else after LONG_WAIT_S, and we ask again. An answer with Retry-After (this user already
+// holds as many waiting requests as the site allows: several tabs) is followed after that many
+// seconds, not at once. If long polling fails twice in a row (a proxy that cuts held requests, a
+// network blip), plain polling every 2 s takes over with a growing delay after failures; after six
+// failures in a row the page says live updates are off.
 window.KatakanaLive = (function () {
   "use strict";
   const LONG_WAIT_S = 25;
@@ -42,10 +44,16 @@ window.KatakanaLive = (function () {
     let failures = 0;
     function poll() {
       const longPoll = failures < 2;
+      let pause = longPoll ? 0 : 2000;
       fetch(statusUrl(longPoll ? LONG_WAIT_S : 0), { headers: { Accept: "application/json" }, cache: "no-store" })
-        .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.json(); })
+        .then(function (r) {
+          if (!r.ok) throw new Error(String(r.status));
+          const retryAfter = Number(r.headers.get("Retry-After"));
+          if (retryAfter > 0) pause = Math.max(pause, retryAfter * 1000);
+          return r.json();
+        })
         .then(function (s) { failures = 0; return onStatus(s); })
-        .then(function (stop) { if (!stop) window.setTimeout(poll, longPoll ? 0 : 2000); })
+        .then(function (stop) { if (!stop) window.setTimeout(poll, pause); })
         .catch(function () {
           failures += 1;
           if (failures >= 6) {

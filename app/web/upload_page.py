@@ -98,11 +98,16 @@ PACKAGE_NAMES = {"numpy": "NumPy", "scipy": "SciPy", "pandas": "pandas", "matplo
 @dataclass(frozen=True)
 class RuntimeView:
     versions: dict[str, str]  # display name -> version, Python first
-    unavailable: tuple[str, ...]
+    unavailable: tuple[str, ...]  # frameworks no installed runtime offers
+    keras: dict[str, str] | None = None  # the TensorFlow runtime's TensorFlow and Keras versions; None: not installed
 
 
 def runtime_key(settings: Settings) -> str | None:
     return str(settings.runtime_python) if settings.runtime_python else None
+
+
+def tensorflow_runtime_key(settings: Settings) -> str | None:
+    return str(settings.tensorflow_runtime_python) if settings.tensorflow_runtime_python else None
 
 
 @functools.lru_cache(maxsize=4)
@@ -118,19 +123,29 @@ def runtime_versions(runtime_python: str | None) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=4)
-def runtime_view(runtime_python: str | None) -> RuntimeView | None:
-    """The libraries trainees may import, and the frameworks they may not (None: probe failed)."""
-    try:
-        from scorer.runtime import find_runtime
+def runtime_view(runtime_python: str | None, tensorflow_python: str | None = None) -> RuntimeView | None:
+    """The libraries trainees may import (the NumPy runtime's; TensorFlow and Keras from the
+    TensorFlow runtime when installed), and the frameworks they may not (None: probe failed)."""
+    from scorer.runtime import find_runtime, find_tensorflow_runtime
 
+    try:
         info = find_runtime(runtime_python).info()
     except Exception:
         log.exception("cannot probe the scoring runtime")
         return None
+    try:  # a TensorFlow runtime that cannot be asked is shown as not installed (and logged)
+        tensorflow = find_tensorflow_runtime(tensorflow_python)
+        tf_info = tensorflow.info() if tensorflow is not None else None
+    except Exception:
+        log.exception("cannot probe the TensorFlow runtime")
+        tf_info = None
     versions = {"Python": info.python}
     versions.update({PACKAGE_NAMES.get(k, k): v for k, v in info.packages.items()})
-    modules = set(info.modules)
-    return RuntimeView(versions, tuple(label for name, label in FRAMEWORKS if name not in modules))
+    modules = set(info.modules) | set(tf_info.modules if tf_info is not None else ())
+    keras = None
+    if tf_info is not None:
+        keras = {label: tf_info.packages[name] for name, label in FRAMEWORKS if name in tf_info.packages}
+    return RuntimeView(versions, tuple(label for name, label in FRAMEWORKS if name not in modules), keras)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,17 @@
 """The upload page and the streamed upload itself.
 
-Order matters and is the point of this module: receive the file to disk (capped) → check CSRF →
-take the trainee's pre-flight turn → record the upload check and send it → wait briefly
-(``preflight_inline_wait_s``) for its verdict. Whoever runs the check acts on the verdict
-(``app.services.upload_checks``): a refused zip spends nothing; an accepted one spends a slot and
-inserts the ``queued`` row in one locked transaction, then is sent for scoring. A verdict within the
-budget is answered as such; otherwise the answer is the check's page (``/uploads/checks/{id}``),
-which follows the check live. Browsers get pages; our XHR and API clients get JSON (202 with the
-check's URL while it runs), with HTTP 429 when the daily limit is used up.
+Order matters and is the point of this module: every refusal that needs no body answers before the
+body is read (session, a CSRF header, the cohort and daily limit, the pre-flight's one-at-a-time and
+hourly rate, the storage budget from the declared length: :func:`_before_body`) → receive the file
+to a part file (capped) → check the form's CSRF token → make room in the trainee's storage budget →
+take the trainee's pre-flight turn → record the upload check, the zip entering the store in that
+transaction, and send it → wait briefly (``preflight_inline_wait_s``) for its verdict. A refusal on
+the way removes the part file: a refused upload leaves nothing on disk. Whoever runs the check acts
+on the verdict (``app.services.upload_checks``): a refused zip spends nothing; an accepted one spends
+a slot and inserts the ``queued`` row in one locked transaction, then is sent for scoring. A verdict
+within the budget is answered as such; otherwise the answer is the check's page
+(``/uploads/checks/{id}``), which follows the check live. Browsers get pages; our XHR and API clients
+get JSON (202 with the check's URL while it runs), with HTTP 429 when the daily limit is used up.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,13 +34,13 @@ from app.observability.structured_logs import bind as bind_log_fields
 from app.queue import NoWorkerAnswered
 from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
 from app.security.sessions import SESSION_COOKIE
-from app.services import preflight_gate, upload_checks
+from app.services import preflight_gate, upload_budget, upload_checks
 from app.services.preflight import PreflightVerdict
 from app.services.progress import progress
 from app.services.quota import quota_status
 from app.services.smoke_confirm import CONFIRM_FIELD, confirmed_in_form
 from app.services.submissions import SubmissionRefused, active_cohort, check_can_submit, create_queued
-from app.services.uploads import ReceivedUpload, UploadRejected, receive_upload
+from app.services.uploads import MULTIPART_SLACK, ReceivedUpload, UploadRejected, receive_upload
 from app.settings import Settings
 from app.web import storage_full
 from app.web.csrf import CSRFRejected, verify_csrf
@@ -51,7 +56,7 @@ from app.web.deps import (
     UploaderDep,
     wants_json,
 )
-from app.web.long_poll import long_poll
+from app.web.long_poll import Watcher, long_poll
 from app.web.templating import human_size, render
 from app.web.upload_page import (
     SCORER_TEMPLATES,
@@ -62,6 +67,7 @@ from app.web.upload_page import (
     runtime_view,
     standing,
     template_files,
+    tensorflow_runtime_key,
 )
 
 log = logging.getLogger(__name__)
@@ -73,12 +79,13 @@ def _page_context(
     db: Session, user: User, cohort: Cohort | None, settings: Settings, now: Any, t: Translator
 ) -> dict[str, Any]:
     versions = runtime_versions(runtime_key(settings))
+    trainee = user.role == Role.TRAINEE  # staff get the contract, never a standing of their own
     return {
         "cohort": cohort,
-        "quota": quota_view(db, user, cohort, now, t) if cohort else None,
-        "standing": standing(db, user.id, cohort) if cohort else None,
+        "quota": quota_view(db, user, cohort, now, t) if cohort and trainee else None,
+        "standing": standing(db, user.id, cohort) if cohort and trainee else None,
         "versions": versions,
-        "runtime": runtime_view(runtime_key(settings)),
+        "runtime": runtime_view(runtime_key(settings), tensorflow_runtime_key(settings)),
         "limits": limits_view(t, settings),
         "templates": template_files(),
         "max_bytes": settings.upload_max_bytes,
@@ -141,11 +148,23 @@ def parse_validation_accuracy(raw: str | None) -> float | None:
     return value / 100 if value > 1 else value
 
 
+CHANGE_NOTE_MAX = 200  # characters: a line on the history, not a report
+
+
+def parse_change_note(raw: str | None) -> str:
+    """What the trainee changed since their last submission, on one line; empty means not said."""
+    text = " ".join((raw or "").split())
+    if len(text) > CHANGE_NOTE_MAX:
+        raise Refusal(422, "upload_error_change_note", limit=CHANGE_NOTE_MAX)
+    return text
+
+
 @router.post("/upload", name="upload")
 async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clock: ClockDep) -> Response:
     lang = user.lang
     factory = request.app.state.sessionmaker
     received: ReceivedUpload | None = None
+    started = time.time()  # a support copy stored again from now on is not ours to delete
     header_token = request.headers.get(CSRF_HEADER)
     is_form = request.headers.get("content-type", "").startswith("multipart/form-data")
     session_cookie = request.cookies.get(SESSION_COOKIE)
@@ -154,12 +173,13 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
     ):
         raise CSRFRejected  # refused before a byte of the body is read
     try:
-        cohort_id = await anyio.to_thread.run_sync(_uploadable_cohort_id, factory, user, clock())
         length = request.headers.get("content-length")
+        declared = int(length) if length and length.isdigit() else None
+        cohort_id = await anyio.to_thread.run_sync(_before_body, factory, user, declared, settings, clock())
         try:
             received = await receive_upload(
                 request.headers.get("content-type", ""),
-                int(length) if length and length.isdigit() else None,
+                declared,
                 request.stream(),
                 storage_dir=settings.storage_dir,  # type: ignore[arg-type]
                 max_bytes=settings.upload_max_bytes,
@@ -177,26 +197,35 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
         ):
             raise CSRFRejected
         validation = parse_validation_accuracy(received.fields.get("validation_accuracy"))
+        note = parse_change_note(received.fields.get("change_note"))
+        await anyio.to_thread.run_sync(_make_room, factory, user, received, settings, clock(), started)
         if settings.preflight:
             confirmed = confirmed_in_form(received.fields.get(CONFIRM_FIELD))
-            check = await _start_check(request, user, cohort_id, received, validation, confirmed, settings, clock)
+            check = await _start_check(
+                request, user, cohort_id, received, validation, confirmed, settings, clock, change_note=note
+            )
             return await _answer_check(request, check, user, settings, clock)
         now = clock()
+        upload = received  # as the lambda below sees it: never None
         try:
             submission = await anyio.to_thread.run_sync(
                 lambda: create_queued(
                     factory,
                     user_id=user.id,
                     cohort_id=cohort_id,
-                    upload=received,
+                    upload=upload,
                     validation_accuracy=validation,
                     now=now,
+                    change_note=note,
                 )
             )
         except SubmissionRefused as exc:
             raise _refusal_for(exc, now) from exc
     except Refusal as refusal:
         return await _refused(request, refusal, received, user, settings, clock, lang)
+    finally:
+        if received is not None:  # refused (or failed) before its row was recorded: nothing stays
+            received.discard()
     bind_log_fields(submission_id=submission.id)  # every later line of this request names it
     log.info("upload accepted as submission %s (%s bytes)", submission.id, received.size if received else 0)
     await anyio.to_thread.run_sync(_enqueue, request.app.state.enqueue, submission.id)
@@ -220,6 +249,42 @@ async def _queued(request: Request, submission_id: int, clock: Any) -> Response:
         return {"id": submission_id, "status": state["status"], "url": url, **{k: state[k] for k in keys}}
 
     return JSONResponse(await anyio.to_thread.run_sync(where), status_code=201)
+
+
+def _before_body(factory: Any, user: Uploader, declared: int | None, settings: Settings, now: dt.datetime) -> int:
+    """Every refusal that does not need the body, before it is read: the cohort and the daily limit,
+    the pre-flight's one-at-a-time and hourly rate, and (from the declared length) the storage
+    budget. Plain reads: the decisions are taken again, under their locks, once the body is in."""
+    cohort_id = _uploadable_cohort_id(factory, user, now)
+    if settings.preflight:
+        try:
+            preflight_gate.peek(factory, user.id, settings, now)
+        except preflight_gate.PreflightRefused as exc:
+            raise _gate_refusal(exc, settings) from exc
+    if declared is not None:
+        try:
+            upload_budget.peek(factory, user.id, max(0, declared - MULTIPART_SLACK), settings, now)
+        except upload_budget.OverBudget as exc:
+            raise _budget_refusal(exc, settings) from exc
+    return cohort_id
+
+
+def _make_room(
+    factory: Any, user: Uploader, received: ReceivedUpload, settings: Settings, now: dt.datetime, started: float
+) -> None:
+    try:
+        upload_budget.make_room(
+            factory, user.id, received.storage_key, received.size, settings, now, written_before=started
+        )
+    except upload_budget.OverBudget as exc:
+        raise _budget_refusal(exc, settings) from exc
+
+
+def _budget_refusal(exc: upload_budget.OverBudget, settings: Settings) -> Refusal:
+    local = exc.retry_at.astimezone(ZoneInfo(settings.default_timezone))
+    extra = {"retry_after": exc.retry_after_s, "retry_at": exc.retry_at.isoformat()}
+    return Refusal(429, "upload_error_storage_budget", extra=extra, held=human_size(exc.held),
+                   limit=human_size(exc.limit), time=local.strftime("%H:%M"))  # fmt: skip
 
 
 def _uploadable_cohort_id(factory: Any, user: Uploader, now: dt.datetime) -> int:
@@ -277,6 +342,8 @@ async def _start_check(
     confirmed: bool,
     settings: Settings,
     clock: Any,
+    *,
+    change_note: str = "",
 ) -> upload_checks.CheckView:
     """Take the trainee's pre-flight turn, record the check and send it; then wait at most
     ``preflight_inline_wait_s`` for the verdict. The turn is held until the verdict is stored (the
@@ -298,6 +365,7 @@ async def _start_check(
                 confirmed=confirmed,
                 lease=lease,
                 now=clock(),
+                change_note=change_note,
             )
         )
     except BaseException:
@@ -327,9 +395,13 @@ async def _start_check(
 
 
 INLINE_TICK_S = 0.1  # how often the upload request looks for its verdict within its short budget
-# How often a check page's long poll looks at the row: a verdict takes seconds, and twenty pages
-# waiting at once must not take the CPU the uploads behind them need.
+# How often the watcher looks at the checks pages wait on: a verdict takes seconds. One query per
+# tick per web process, however many pages wait (``app.web.long_poll``).
 CHECK_TICK_S = 0.25
+
+
+def check_watcher(factory: Any) -> Watcher:
+    return Watcher("upload check", lambda ids: upload_checks.check_marks(factory, ids), CHECK_TICK_S)
 
 
 def _check_url(check_id: int) -> str:
@@ -434,13 +506,23 @@ async def upload_check_status(
     factory = request.app.state.sessionmaker
 
     def look() -> upload_checks.CheckView | None:
-        upload_checks.expire_if_stale(factory, check_id, settings, clock())
+        upload_checks.expire_if_stale(factory, check_id, settings, clock())  # writes only when it is due
         return upload_checks.get_own(factory, user.id, check_id)
 
-    check = await long_poll(
-        request, look, lambda check: known is None or check.state != known or check.settled, wait, CHECK_TICK_S
+    def due_in(check: upload_checks.CheckView) -> float:  # unsettled by then, the look gives it up
+        return (check.created_at - clock()).total_seconds() + settings.preflight_wait_s
+
+    polled = await long_poll(
+        request,
+        request.app.state.check_watcher,
+        check_id,
+        user.id,
+        look,
+        lambda check: known is None or check.state != known or check.settled,
+        wait,
+        due_in,
     )
-    return JSONResponse(_check_json(check, clock()), headers={"Cache-Control": "no-store"})
+    return JSONResponse(_check_json(polled.state, clock()), headers=polled.headers)
 
 
 @page_router.post("/uploads/checks/{check_id}/confirm", name="upload_check_confirm")
@@ -480,8 +562,9 @@ async def _refused(
     lang: str,
     check_id: int | None = None,
 ) -> Response:
-    # What was received stays in the store for support, until the sweep removes refused zips
-    # past ``refused_upload_retention_s`` (see ``app.services.storage.purge_stale_uploads``).
+    # Refused before its check: the received file is already gone (``upload``). Refused by the
+    # pre-flight: the zip stays in the store for support until the sweep removes it past
+    # ``refused_upload_retention_s``, or the trainee's storage budget needs its room.
     body: dict[str, Any] = {
         "error": {
             "code": refusal.key.removeprefix("upload_error_"),

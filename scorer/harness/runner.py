@@ -1,8 +1,9 @@
 """The trusted harness that runs *inside* the sandbox: import the trainee's entry, call predict, report.
 
-It runs under the reference runtime's interpreter, so it may use only the standard library and NumPy,
-and it must not import the ``scorer`` package (which is not mounted). It never sees labels: it gets
-the images (an inherited descriptor, see read_images), says hello, then reads its job from stdin
+It runs under a runtime's interpreter, so it may use only the standard library and NumPy, and it
+must not import the ``scorer`` package (which is not mounted). It never sees labels: it gets the
+images (an inherited descriptor, see read_images), imports what its runtime preloads (TensorFlow and
+Keras in the TensorFlow runtime, see preload), says hello, then reads its job from stdin
 (one JSON object: entry, source, workdir, ...; a pre-warmed sandbox blocks there until the worker
 hands the job over), calls ``predict`` on chunks, and writes events to fd 3, one JSON object per line:
 
@@ -29,9 +30,12 @@ from __future__ import annotations
 import argparse
 import builtins
 import errno
+import importlib
 import io
 import json
+import logging
 import os
+import re
 import resource
 import shutil
 import sys
@@ -39,6 +43,7 @@ import time
 import traceback
 import types
 import typing
+import warnings
 from typing import Any
 
 import numpy as np
@@ -157,8 +162,97 @@ def reason(exc: BaseException) -> str:
             raise TypeError("__str__ returned a non-string")
     except Exception:
         return f"{type_name(exc)} (its message could not be printed)"
-    text = f"{type_name(exc)}: {message[:400]}"
+    text = f"{type_name(exc)}: {_ANSI.sub('', message[:400])}"
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+# What Keras and TensorFlow trainees get wrong, recognised by the exception TensorFlow or Keras
+# raises (TensorFlow 2.21, Keras 3). Each gets its own code and message with what to change.
+TF1_NAMES = frozenset({
+    "Session", "InteractiveSession", "placeholder", "set_random_seed", "global_variables_initializer",
+    "get_variable", "variable_scope", "ConfigProto", "reset_default_graph", "get_default_graph", "contrib",
+    "AdamOptimizer", "GradientDescentOptimizer", "Saver", "logging", "layers",
+})  # fmt: skip
+_TF_MODULE_ATTR = re.compile(r"^module '(tensorflow[\w.]*)' has no attribute '(\w+)'")
+_REMOVED_METHOD = re.compile(
+    r"object has no attribute '(predict_classes|predict_proba|fit_generator|predict_generator|evaluate_generator)'"
+)
+_IMAGE_DATA_GENERATOR = re.compile(
+    r"'ImageDataGenerator'.*'keras\.preprocessing(\.image)?'|'keras\.preprocessing(\.image)?'.*'ImageDataGenerator'"
+)
+_SAVEDMODEL = re.compile(r"File format not supported: filepath=(.*?)\. Keras 3 only supports", re.S)
+_CUSTOM_OBJECT = re.compile(
+    r"Could not locate (?:class|function) '([\w.]+)'"
+    r"|Unknown (?:layer|loss|metric|activation|optimizer|regularizer|initializer|constraint|object)[\w ]*: '?([\w.]+)"
+)
+_CHANNELS_FIRST = re.compile(r"\((?:\d+|None), 1, 28, 28\)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+_REMOVED = {
+    "predict_classes": (
+        "removed in TensorFlow 2.6", "TensorFlow 2.6 で削除",
+        "Return np.argmax(model.predict(x), axis=1), or model.predict(x) itself: (N, 15) scores are accepted.",
+        "np.argmax(model.predict(x), axis=1) を返すか、model.predict(x) をそのまま返してください"
+        "（(N, 15) のスコアも受け付けます）。",
+    ),
+    "predict_proba": (
+        "removed in TensorFlow 2.6", "TensorFlow 2.6 で削除",
+        "Use model.predict(x): it returns the probabilities, and (N, 15) scores are accepted.",
+        "model.predict(x) を使ってください（確率が返り、(N, 15) のスコアはそのまま受け付けます）。",
+    ),
+    "fit_generator": (
+        "removed in Keras 3", "Keras 3 で削除",
+        "Training does not belong in the submission: delete it and load the saved model.",
+        "提出物で学習する必要はありません。その行を削除し、保存したモデルを読み込んでください。",
+    ),
+    "predict_generator": (
+        "removed in Keras 3", "Keras 3 で削除",
+        "Use model.predict(x).", "model.predict(x) を使ってください。",
+    ),
+    "evaluate_generator": (
+        "removed in Keras 3", "Keras 3 で削除",
+        "Delete it: the server computes the score.", "その行を削除してください（採点はサーバーが行います）。",
+    ),
+    "ImageDataGenerator": (
+        "removed from keras.preprocessing.image in Keras 3", "Keras 3 で keras.preprocessing.image から削除",
+        "Delete the import (predict does not need it), or import it from tensorflow.keras.preprocessing.image.",
+        "その import を削除するか（predict には不要です）、"
+        "tensorflow.keras.preprocessing.image から import してください。",
+    ),
+}  # fmt: skip
+
+
+def framework_failure(exc: BaseException, tb: str) -> Failure | None:
+    """The Keras / TensorFlow mistake ``exc`` shows, if it is one of those with their own message."""
+    message = _ANSI.sub("", str(exc))
+    if isinstance(exc, AttributeError):
+        match = _TF_MODULE_ATTR.match(message)
+        if match and match.group(2) in TF1_NAMES:
+            module = match.group(1).replace("._api.v2", "").replace("tensorflow", "tf", 1)
+            short = f"{module[3:]}.{match.group(2)}" if module != "tf" else match.group(2)
+            return Failure("tensorflow_1_code", {"name": f"tf.{short}", "short": short}, tb)
+    if isinstance(exc, AttributeError | ImportError):
+        match = _REMOVED_METHOD.search(message)
+        name = match.group(1) if match else "ImageDataGenerator" if _IMAGE_DATA_GENERATOR.search(message) else None
+        if name is not None:
+            since, since_ja, fix, fix_ja = _REMOVED[name]
+            params = {"name": name, "since": since, "since_ja": since_ja, "fix": fix, "fix_ja": fix_ja}
+            return Failure("keras_removed_api", params, tb)
+    if isinstance(exc, ValueError):
+        match = _SAVEDMODEL.search(message)
+        if match and "SavedModel" in message:
+            return Failure("keras_savedmodel", {"path": match.group(1)}, tb)
+        if "incompatible with the layer" in message:
+            match = _CHANNELS_FIRST.search(message)
+            if match:
+                return Failure("channels_first_input", {"got": f"shape {match.group(0)}"}, tb)
+    if isinstance(exc, ValueError | TypeError):
+        match = _CUSTOM_OBJECT.search(message)
+        if match:
+            return Failure("keras_custom_object", {"name": match.group(1) or match.group(2)}, tb)
+        if any(f.name == "compile_args_from_training_config" for f in traceback.extract_tb(exc.__traceback__)):
+            return Failure("keras_custom_object", {"name": "loss"}, tb)  # a custom loss in a legacy .h5
+    return None
 
 
 def classify(exc: BaseException, stage: str, cells: CellMap, workdir: str) -> Failure:
@@ -178,6 +272,9 @@ def _classify(exc: BaseException, stage: str, tb: str, cells: CellMap, workdir: 
         return Failure("memory_limit", {}, tb)
     if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
         return Failure("disk_limit", {}, tb)
+    framework = framework_failure(exc, tb)
+    if framework is not None:
+        return framework
     if stage == "import" and isinstance(exc, ModuleNotFoundError) and exc.name:
         top = exc.name.split(".")[0]
         if not os.path.exists(os.path.join(workdir, top)) and not os.path.exists(os.path.join(workdir, top + ".py")):
@@ -355,6 +452,77 @@ def read_images(fd: int) -> np.ndarray:
         os.close(fd)
 
 
+def preload(modules: list[str]) -> None:
+    """Import the runtime's heavy libraries (TensorFlow, Keras) before any trainee code, so a warm
+    sandbox has them loaded off the clock. Their start-up notices on fd 2 (oneDNN, CPU features)
+    are discarded: they are not the trainee's output. Keras's own notices while loading a model
+    (absl's "Compiled the loaded model, but ...", UserWarnings about optimizer variables) would
+    fill the log excerpt a hidden-set run may show and read like errors: only errors are kept."""
+    if not modules:
+        return
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        for name in modules:
+            importlib.import_module(name)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    if "keras" in modules:
+        keras2_sequential_shapes()
+    for library in modules:
+        warnings.filterwarnings("ignore", module=rf"{re.escape(library)}(\.|$)")
+
+
+def keras2_sequential_shapes() -> None:
+    """Let Keras 3 read the Sequential models the Keras 2 of the course's era saved to .h5.
+
+    Keras 2 kept a Sequential model's input shape on its first layer as ``batch_input_shape``
+    (batch dimension included); Keras 3's legacy loader hands it on as ``input_shape``, which has
+    no batch dimension, so the model is built for (None, None, 28, 28, 1) and loading fails with
+    "Kernel shape must have the same length as input". Here the batch dimension is dropped before
+    the layer is made, as Keras 2 did. And Keras 2.2 saved its optimizer's settings as ``lr`` and
+    ``decay``, which Keras 3's optimizers refuse: they are renamed (``learning_rate``) or left out
+    (a decay only matters for training). Applied before any trainee code; a Keras without these
+    functions is left alone.
+    """
+    try:
+        from keras.src.legacy.saving import saving_utils  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    original = getattr(saving_utils, "model_from_config", None)
+    if original is None:
+        return
+
+    def model_from_config(config: Any, custom_objects: Any = None) -> Any:
+        inner = config.get("config") if isinstance(config, dict) else None
+        if isinstance(inner, dict) and config.get("class_name") != "InputLayer":
+            shape = inner.get("batch_input_shape")
+            if isinstance(shape, list | tuple) and len(shape) > 1:
+                inner.pop("batch_input_shape")
+                inner["input_shape"] = list(shape[1:])
+        return original(config, custom_objects=custom_objects)
+
+    saving_utils.model_from_config = model_from_config
+    original_compile_args = getattr(saving_utils, "compile_args_from_training_config", None)
+    if original_compile_args is None:
+        return
+
+    def compile_args_from_training_config(training_config: Any, custom_objects: Any = None) -> Any:
+        optimizer = training_config.get("optimizer_config") if isinstance(training_config, dict) else None
+        settings = optimizer.get("config") if isinstance(optimizer, dict) else None
+        if isinstance(settings, dict):
+            if "lr" in settings:
+                settings.setdefault("learning_rate", settings.pop("lr"))
+            settings.pop("decay", None)
+        return original_compile_args(training_config, custom_objects=custom_objects)
+
+    saving_utils.compile_args_from_training_config = compile_args_from_training_config
+
+
 def read_job(stream: typing.IO[bytes], roots: argparse.Namespace) -> argparse.Namespace:
     """The job, one JSON object on stdin: which entry to import and where, relative to the folders
     given on the command line (the submission's read-only copy, the writable work folder, the
@@ -379,13 +547,15 @@ def main() -> int:
     parser.add_argument("--submission", required=True, help="the extracted submission (read-only)")
     parser.add_argument("--work", required=True, help="the writable folder it is copied to and run in")
     parser.add_argument("--input", required=True, help="generated input (a notebook's code and cell map)")
+    parser.add_argument("--preload", action="append", default=[], help="a library to import before hello")
     args = parser.parse_args()
 
     channel = Channel(RESULT_FD)
     state = State()
     try:
         data = read_images(args.data_fd)
-        # Ready: a pre-warmed sandbox waits here, interpreter and NumPy loaded, until its job comes.
+        preload(args.preload)
+        # Ready: a pre-warmed sandbox waits here, interpreter and libraries loaded, until its job comes.
         channel.send("hello", python=sys.version.split()[0], numpy=np.__version__)
         run(read_job(sys.stdin.buffer, args), data, channel, state)
     except Failure as failure:

@@ -45,7 +45,14 @@ PASSWD = (
 GROUP = f"root:x:0:\n{SANDBOX_USER}:x:{SANDBOX_UID}:\nnogroup:x:65534:\n"
 
 # BLAS/OpenMP pools size themselves to the host's cores; every thread's stack counts in RLIMIT_AS.
-THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
 
 # The sandbox's PID 1 kills the command this long after the wall limit, as a backstop for the
 # worker's own (earlier) kill.
@@ -85,8 +92,8 @@ def sandbox_env(request: SandboxRequest) -> dict[str, str]:
 
 
 def timeout_argv(request: SandboxRequest, timeout_path: str) -> list[str]:
-    """``timeout -s KILL <idle+wall+grace> -- argv``: the sandbox's PID 1."""
-    seconds = request.idle_seconds + request.limits.wall_seconds + WALL_GRACE_SECONDS
+    """``timeout -s KILL <idle+startup+wall+grace> -- argv``: the sandbox's PID 1."""
+    seconds = request.idle_seconds + request.startup_seconds + request.limits.wall_seconds + WALL_GRACE_SECONDS
     return [timeout_path, "-s", "KILL", "--", f"{seconds:.3f}", *request.argv]
 
 

@@ -232,10 +232,11 @@ class StartedRun:
     """A sandbox already up, its command started, waiting for ``hand_over`` (or ``discard``).
 
     Used to pre-warm: the command can do its slow start-up (interpreter, imports) before the job is
-    known, and block reading its stdin; ``hand_over`` writes ``request.stdin`` (or the given bytes),
-    closes it, and supervises from then on: the wall clock starts at the hand-over, and the PID-1
-    backstop covers ``request.idle_seconds`` of waiting on top. The cgroup and the pool uid are the
-    run's from the start, so the warm-up counts to the run's memory and processes.
+    known, and block reading its stdin; ``hand_over`` waits until the command is ready (within
+    ``request.startup_seconds`` of its start), writes ``request.stdin`` (or the given bytes), closes
+    it, and supervises from then on: the wall clock starts at the hand-over, and the PID-1 backstop
+    covers ``request.idle_seconds`` and ``request.startup_seconds`` of waiting on top. The cgroup and
+    the pool uid are the run's from the start, so the warm-up counts to the run's memory and processes.
     Single use: after ``hand_over`` or ``discard`` everything of the run is gone.
     """
 
@@ -288,10 +289,13 @@ class StartedRun:
         """
         if self.done:
             raise RuntimeError("this sandbox already served its run")
-        self.done = True
         data = self.request.stdin if stdin is None else stdin
         if len(data) > STDIN_MAX:
             raise ValueError(f"stdin of {len(data)} bytes: at most {STDIN_MAX}")
+        if not self._started_up():
+            self.discard()
+            return _not_ready(Isolation.BWRAP, self.request.startup_seconds)
+        self.done = True
         limits = self.request.limits
         finished = False
         try:
@@ -314,6 +318,14 @@ class StartedRun:
             if not (finished and sweep_later):
                 self.release()
         return _accounted(_bwrap_outcome(sup, limits), accounted)
+
+    def _started_up(self) -> bool:
+        """Whether the command got ready (or ended: supervise then tells how) within its start-up
+        bound, counted from the sandbox's start; at once without a bound."""
+        startup = self.request.startup_seconds
+        if startup <= 0:
+            return True
+        return self.ready(max(0.0, self.created + startup - time.monotonic()))
 
     def release(self) -> None:
         """After the run: sweep the pool uid and give it back (idempotent)."""
@@ -360,6 +372,10 @@ class StartedRun:
     def _kill_leftovers(self) -> None:
         if self.uid is not None:
             uidpool.kill_processes_of(self.uid, "still alive after the run's sandbox ended")
+
+
+def _not_ready(isolation: Isolation, startup_seconds: float) -> SandboxOutcome:
+    return _setup_failed(isolation, f"the command was not ready within {startup_seconds:.0f} s of its start")
 
 
 def _tmpfs_views(pid1: int | None, paths: list[str]) -> list[str]:
@@ -432,11 +448,21 @@ def _run_unsandboxed(request: SandboxRequest, config: SandboxConfig) -> SandboxO
             return _setup_failed(Isolation.UNSANDBOXED, f"cannot start {command.argv[0]!r}: {exc}")
         finally:
             os.close(stdin_r)
+        stopper = GroupStopper(spawned.pid)
+        if request.startup_seconds > 0:  # as StartedRun.hand_over: the clock starts once it is ready
+            ready, _, _ = select.select([spawned.result_r], [], [], request.startup_seconds)
+            if not ready:
+                stopper.stop()
+                os.waitpid(spawned.pid, 0)
+                spawned.close()
+                os.close(stdin_w)
+                limiter.finish()
+                return _not_ready(Isolation.UNSANDBOXED, request.startup_seconds)
+            spawned.started = time.monotonic()
         with contextlib.suppress(BrokenPipeError):
             os.write(stdin_w, request.stdin)
         os.close(stdin_w)
         try:
-            stopper = GroupStopper(spawned.pid)
             limiter.start(spawned.pid, list)  # its writable dirs are host folders, not tmpfs
             # Kill what the command left in its process group while the leader's zombie pins the id.
             try:

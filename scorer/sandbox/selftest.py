@@ -2,9 +2,15 @@
 
 The worker runs this at start (and admins via ``python -m scorer selftest``): a host update, a
 Docker profile or a kernel setting can silently weaken bubblewrap, and we would rather refuse to
-score than run hostile code in a leaky box. Each probe runs real code with the reference runtime
+score than run hostile code in a leaky box. Each probe runs real code with a runtime's interpreter
 inside the real sandbox; a probe passes only if the attack demonstrably failed *and* the probe
 itself ran (a sandbox that cannot start anything would otherwise "block" everything).
+
+In a runtime that preloads libraries (TensorFlow and Keras), the probes where they matter run with
+them loaded and their thread pools started, as a submission would: the libraries probe (an operation
+runs under the run's thread caps), the fork bomb (the pools' threads count against the pids limit
+too) and the memory probe (TensorFlow's own memory is part of the run's). Their start-up, which
+takes seconds, is off the wall clock as for a harness (the request's start-up bound).
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ from scorer.sandbox.seccomp import compiled_filter
 from scorer.sandbox.types import Isolation, Limits, MiB, SandboxOutcome, SandboxRequest, Termination
 
 PROBE_LIMITS = Limits(wall_seconds=20, memory_bytes=1024 * MiB, processes=32, writable_bytes=16 * MiB)
+# With TensorFlow loaded a process maps about 1.5 GB of address space (RLIMIT_AS counts it).
+PRELOADED_MEMORY_BYTES = 2048 * MiB
+# How long a probe's preloaded libraries may take to import (TensorFlow: tens of seconds under load).
+PRELOAD_STARTUP_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,7 @@ def run_selftest(config: SandboxConfig, runtime: Runtime) -> SelftestReport:
     probes = _Probes(config, runtime)
     checks: list[tuple[str, Callable[[], tuple[bool, str]]]] = [
         ("numpy", probes.numpy),
+        *([("libraries", probes.libraries)] if runtime.preload else []),
         ("network", probes.network),
         ("environment", probes.environment),
         ("host files", probes.host_files),
@@ -131,20 +142,53 @@ def _summary(outcome: SandboxOutcome) -> str:
     return f"{outcome.termination} (exit {outcome.exit_code}): {text.strip()[-500:]}"
 
 
+def _prelude(preload: tuple[str, ...]) -> str:
+    """Code that loads the runtime's libraries as a submission would, starts TensorFlow's thread pools
+    (an operation), then says it is ready on fd 3 (the start-up bound ends there)."""
+    code = "".join(f"import {module}\n" for module in preload)
+    if "tensorflow" in preload:
+        code += "import tensorflow as _tf\n_tf.reduce_sum(_tf.ones((64, 64)) @ _tf.ones((64, 64))).numpy()\n"
+    return code + "import os as _os\n_os.write(3, b'ready')\n" if code else ""
+
+
 class _Probes:
     def __init__(self, config: SandboxConfig, runtime: Runtime) -> None:
         self.config = config
         self.python = str(runtime.python)
         self.binds = runtime.binds()
+        self.preload = runtime.preload
+        self.prelude = _prelude(runtime.preload)
+        # The limits of a probe that loads the libraries: room for their address space.
+        self.loaded_limits = PROBE_LIMITS
+        if self.prelude:
+            self.loaded_limits = dataclasses.replace(PROBE_LIMITS, memory_bytes=PRELOADED_MEMORY_BYTES)
 
-    def run(self, code: str, limits: Limits = PROBE_LIMITS) -> SandboxOutcome:
+    def run(self, code: str, limits: Limits = PROBE_LIMITS, *, loaded: bool = False) -> SandboxOutcome:
+        """Run ``code``; ``loaded``: after the runtime's libraries (see _prelude)."""
+        preloading = loaded and bool(self.prelude)
         request = SandboxRequest(
-            argv=[self.python, "-I", "-c", code],
+            argv=[self.python, "-I", "-c", (self.prelude if preloading else "") + code],
             binds=self.binds,
-            env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"},
+            env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "2"},
             limits=limits,
+            startup_seconds=PRELOAD_STARTUP_SECONDS if preloading else 0.0,
         )
         return run_sandboxed(request, self.config)
+
+    def libraries(self) -> tuple[bool, str]:
+        """The preloaded libraries work in the sandbox, their thread pools sized by the run's CPUs."""
+        code = (
+            "status = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
+            "print('THREADS', int(status['Threads']))\n"
+        )
+        outcome = self.run(code, self.loaded_limits, loaded=True)
+        ran = outcome.termination is Termination.EXITED and outcome.exit_code == 0 and "THREADS" in outcome.log
+        if not ran:
+            return False, _summary(outcome)
+        threads = int(outcome.log.split("THREADS", 1)[1].split()[0])
+        limit = self.loaded_limits.processes
+        ok = threads < limit
+        return ok, f"{', '.join(self.preload)} loaded and ran with {threads} threads (pids limit {limit})"
 
     def numpy(self) -> tuple[bool, str]:
         code = (
@@ -291,7 +335,18 @@ class _Probes:
             "print('ALL HELD')\n"
         )
         limits = dataclasses.replace(PROBE_LIMITS, memory_bytes=192 * MiB)
-        outcome = self.run(code, limits)
+        if self.prelude:
+            # Over the libraries' own memory: three fresh interpreters of 640 MiB each fit RLIMIT_AS
+            # alone (a fork would inherit TensorFlow's address space), not the run's memory together.
+            code = (
+                "import subprocess, sys\n"
+                "hold = 'import time; block = bytearray(640 * 1024 * 1024); time.sleep(60)'\n"
+                "children = [subprocess.Popen([sys.executable, '-I', '-c', hold]) for _ in range(3)]\n"
+                "for child in children: child.wait()\n"
+                "print('ALL HELD')\n"
+            )
+            limits = self.loaded_limits
+        outcome = self.run(code, limits, loaded=True)
         ok = outcome.termination is Termination.MEMORY_LIMIT and "ALL HELD" not in outcome.log
         return ok, f"stopped as memory_limit by the {outcome.accounting}" if ok else _summary(outcome)
 
@@ -310,7 +365,7 @@ class _Probes:
             "else:\n"
             "    print('UNBOUNDED', n)\n"
         )
-        outcome = self.run(code)
+        outcome = self.run(code, self.loaded_limits, loaded=True)  # the pools' threads count too
         limit = PROBE_LIMITS.processes
         survivors = _alive_with_marker(marker)
         bounded = "STOPPED" in outcome.log and outcome.termination is Termination.EXITED

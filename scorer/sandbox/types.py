@@ -77,6 +77,10 @@ class SandboxRequest:
     # How long a pre-started command may wait for its hand-over (see start_sandboxed) before the
     # wall clock starts; the sandbox's PID-1 backstop covers this idle time plus the wall limit.
     idle_seconds: float = 0.0
+    # How long the command may take from its start to being ready (its first write to the result
+    # channel) before the hand-over, off the wall clock; 0: hand over at once. A command that is not
+    # ready in time ends as SETUP_FAILED. The PID-1 backstop covers this too.
+    startup_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if len(self.stdin) > STDIN_MAX:

@@ -97,8 +97,10 @@ def test_dataset_writes_the_other_polarity_and_uint8_on_request(tmp_path: Path) 
 
 @pytest.mark.sandbox
 def test_selftest_passes_on_this_machine() -> None:
-    proc = scorer("selftest")
+    """In the NumPy runtime (the TensorFlow runtime's probes: tests/scorer/sandbox/test_selftest.py)."""
+    proc = scorer("selftest", "--runtime", "numpy")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("--- numpy (NumPy): ") and "sandbox selftest passed" in proc.stdout
 
 
 def test_runtime_reports_versions() -> None:
@@ -107,6 +109,11 @@ def test_runtime_reports_versions() -> None:
     versions = json.loads(proc.stdout)
     for name in ("python", "numpy", "scipy", "pandas", "matplotlib", "sklearn", "PIL"):
         assert versions.get(name), name
+    # Both runtimes, each with its versions: TensorFlow's also TensorFlow and Keras.
+    runtimes = versions["runtimes"]
+    assert runtimes["numpy"]["numpy"] == versions["numpy"] and "tensorflow" not in runtimes["numpy"]
+    assert runtimes["tensorflow"]["tensorflow"].startswith("2.") and runtimes["tensorflow"]["keras"].startswith("3.")
+    assert runtimes["tensorflow"]["numpy"] == versions["numpy"]  # the same pins
 
 
 def test_usage_error_exits_2() -> None:

@@ -120,8 +120,12 @@ def test_example_accuracy_is_exact(
     example: str, example_zips: Examples, synthetic_set: DataSet, config: ScoringConfig, tmp_path: Path
 ) -> None:
     archive = getattr(example_zips, f"{example}_zip")
+    # The production wall limit: this test is about exactness, not speed. The NumPy CNN's predict on
+    # the 14,500 images took 27 s at load 20 and 35 s beside two Keras trainings (the Keras suite's
+    # models), so the 60 s of the other tests failed it on a loaded machine.
+    full_set = dataclasses.replace(config, limits=dataclasses.replace(LIMITS, wall_seconds=600.0))
     report = score_submission(
-        archive, test_data=synthetic_set.test_data, test_labels=synthetic_set.test_label, config=config
+        archive, test_data=synthetic_set.test_data, test_labels=synthetic_set.test_label, config=full_set
     )
     assert report.status == "succeeded", report.to_json()
     assert report.total == sum(TEST_COUNTS) == 14_500
@@ -249,7 +253,7 @@ FORGED_SERVER_FAULT = (
         ("import numpy as np\nx = 1\n", ErrorCode.PREDICT_MISSING, "predict"),
         ("def predict(test_data)\n    return 0\n", ErrorCode.SYNTAX_ERROR, "line 1"),
         (
-            "import tensorflow as tf\ndef predict(d):\n    return [0] * len(d)\n",
+            "import torch  # not offered by any runtime\ndef predict(d):\n    return [0] * len(d)\n",
             ErrorCode.MODULE_NOT_FOUND,
             "numpy",
         ),

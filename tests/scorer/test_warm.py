@@ -8,14 +8,17 @@ import dataclasses
 import os
 import shutil
 import signal
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from scorer.pipeline import ScoringConfig, check_spec, check_submission, score_submission, scoring_spec
-from scorer.runtime import find_runtime
+from scorer.errors import Blame, ErrorCode
+from scorer.pipeline import ScoringConfig, check_spec, check_submission, score_submission, scoring_spec, scoring_specs
+from scorer.runtime import Runtime, RuntimeName, find_runtime, find_tensorflow_runtime
 from scorer.sandbox.types import Limits, MiB
 from scorer.warm import WORK, WarmSlot
 from tests.fixtures.artifacts import DataSet
@@ -251,3 +254,109 @@ def test_without_bubblewrap_nothing_is_warmed(tmp_path: Path, synthetic_set: Dat
     assert report.status == "succeeded", report.to_json()
     assert report.facts.isolation == "unsandboxed"
     assert os.path.exists(synthetic_set.small_data)
+
+
+# Longer than the wall limit below: a run whose start-up counted against its wall clock would fail.
+SLOW_START_SECONDS = 6
+SHORT_WALL = dataclasses.replace(LIMITS, wall_seconds=4.0)
+
+
+@pytest.fixture
+def slow_runtime() -> Iterator[Runtime]:
+    """The reference runtime behind a start that takes SLOW_START_SECONDS in the sandbox, as
+    TensorFlow's import does on a loaded machine (the probe outside the sandbox is not slowed)."""
+    folder = Path(tempfile.mkdtemp(prefix="katakana-slow-runtime-"))
+    try:
+        folder.chmod(0o755)  # the sandbox's pool uid runs it
+        (folder / "bin").mkdir(mode=0o755)
+        python = folder / "bin" / "python"
+        real = find_runtime().python
+        python.write_text(f'#!/bin/sh\n[ -n "$KATAKANA_RUN_ID" ] && sleep {SLOW_START_SECONDS}\nexec {real} "$@"\n')
+        python.chmod(0o755)
+        yield Runtime(python)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_a_slow_runtime_start_is_not_on_the_runs_clock(
+    warm: bool, tmp_path: Path, synthetic_set: DataSet, slow_runtime: Runtime, slot: WarmSlot
+) -> None:
+    """Cold, or a warm sandbox taken while its runtime is still starting: the wall clock starts when
+    the harness says hello, so the run is scored, not timed out or given back as the server's fault."""
+    config = ScoringConfig(runtime=slow_runtime, limits=SHORT_WALL, smoke_limits=SHORT_WALL)
+    if warm:
+        assert slot.warm(check_spec(config, synthetic_set.train_data, synthetic_set.train_label))
+    report = check_submission(
+        make_zip(tmp_path / "z.zip", ZEROS),
+        config=config,
+        sample_data=synthetic_set.train_data,
+        sample_labels=synthetic_set.train_label,
+        warm=slot,
+    )
+    assert report.ok, report.to_json()
+    assert slot.served == int(warm)
+    assert report.facts.sandbox_seconds < SHORT_WALL.wall_seconds
+    if not warm:  # the start-up was waited for, outside the run's wall clock
+        assert report.facts.duration_s >= SLOW_START_SECONDS
+
+
+def test_a_harness_that_does_not_start_within_its_bound_is_the_services_fault(
+    tmp_path: Path, synthetic_set: DataSet, slow_runtime: Runtime
+) -> None:
+    """Nothing of the trainee's ran: the upload is given back, and the log names the start-up."""
+    config = ScoringConfig(runtime=slow_runtime, limits=SHORT_WALL, startup_seconds=1.0)
+    report = score(make_zip(tmp_path / "z.zip", ZEROS), synthetic_set, config, None)
+    assert report.error is not None, report.to_json()
+    assert report.error.code is ErrorCode.SANDBOX_UNAVAILABLE
+    assert report.error.code.blame is Blame.SERVER
+    assert "not ready within 1 s" in report.error.detail
+
+
+KERAS_ZEROS = """import numpy as np
+import keras
+
+layers = [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(15, kernel_initializer="zeros")]
+model = keras.Sequential(layers)
+
+
+def predict(test_data):
+    return np.argmax(model.predict(test_data.transpose(0, 2, 3, 1) / 255, verbose=0), axis=1)
+"""
+
+
+@pytest.fixture(scope="module")
+def both() -> ScoringConfig:
+    tensorflow = find_tensorflow_runtime()
+    assert tensorflow is not None, "the TensorFlow runtime is not installed: run scripts/setup.sh --test"
+    limits = dataclasses.replace(LIMITS, memory_bytes=2048 * MiB)  # TensorFlow maps about 1.5 GB
+    return ScoringConfig(runtime=find_runtime(), tensorflow_runtime=tensorflow, limits=limits, smoke_limits=limits)
+
+
+@pytest.mark.slow
+def test_a_slot_keeps_one_warm_sandbox_per_runtime_and_each_job_takes_its_own(
+    tmp_path: Path, synthetic_set: DataSet, both: ScoringConfig, slot: WarmSlot
+) -> None:
+    """Which runtime a job needs is known once its zip is read: the slot has both waiting."""
+    for spec in scoring_specs(both, synthetic_set.small_data):
+        assert slot.warm(spec)
+    warm_ids = {name: box.run_id for name, box in slot.boxes.items()}
+    assert set(warm_ids) == {RuntimeName.NUMPY, RuntimeName.TENSORFLOW}
+    keras = score(make_zip(tmp_path / "keras.zip", KERAS_ZEROS), synthetic_set, both, slot)
+    assert keras.status == "succeeded", keras.to_json()
+    assert keras.runtime["name"] == "tensorflow" and keras.facts.run_id == warm_ids[RuntimeName.TENSORFLOW]
+    numpy = score(make_zip(tmp_path / "numpy.zip", ZEROS), synthetic_set, both, slot)
+    assert numpy.status == "succeeded", numpy.to_json()
+    assert numpy.runtime["name"] == "numpy" and numpy.facts.run_id == warm_ids[RuntimeName.NUMPY]
+    assert (slot.served, slot.missed, slot.discarded) == (2, 0, 0)
+    slot.close()
+
+
+def test_a_slot_keeps_warm_only_the_runtimes_it_is_given(synthetic_set: DataSet, both: ScoringConfig) -> None:
+    slot = WarmSlot(runtimes=frozenset({RuntimeName.NUMPY}))
+    numpy_spec, tensorflow_spec = scoring_specs(both, synthetic_set.small_data)
+    assert not slot.keeps(tensorflow_spec) and not slot.warm(tensorflow_spec)
+    assert slot.boxes == {}  # nothing was started for it
+    assert slot.keeps(numpy_spec) and slot.warm(numpy_spec)
+    assert set(slot.boxes) == {RuntimeName.NUMPY}
+    slot.close()

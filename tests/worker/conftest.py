@@ -28,6 +28,7 @@ from app.services.storage import key_for, path_for
 from app.services.testset_import import sha256_of_testset
 from app.settings import Settings
 from scorer.classes import IMAGE_SHAPE, NUM_CLASSES
+from worker.similarity import forget_kept_cohorts
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,7 +123,7 @@ class World:
         row = self.submission(submission_id)
         mail = next(m for m in self.outbox() if m.submission_id == submission_id)
         same_day = quota_day(mail.created_at, "Asia/Tokyo") == row.quota_day
-        return f"今日の残りアップロード回数: {limit - spent if same_day else limit} / {limit}"
+        return f"今日の残り提出回数: {limit - spent if same_day else limit} / {limit} 回"
 
 
 def install_testset(folder: Path, sessions: sessionmaker[Session]) -> int:
@@ -162,3 +163,12 @@ def world(worker_env: dict[str, str], database_url: str) -> Iterator[World]:
         ids = (trainee.id, cohort.id)
     yield World(settings, sessions, ids[0], ids[1], testset_id)
     engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_cohorts() -> Iterator[None]:
+    """Each test's databases start their ids afresh: a cohort this process kept for another test
+    (``worker.similarity``) must not stand in for this one's."""
+    forget_kept_cohorts()
+    yield
+    forget_kept_cohorts()

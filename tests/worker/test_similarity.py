@@ -346,3 +346,56 @@ def test_the_worker_stores_predictions_and_updates_pairs_after_each_result(
         assert "類似" not in text and "similar" not in text.lower()
         if message.submission_id == first:  # hanako's email names neither taro nor his file
             assert "田中" not in text and "also_mine.zip" not in text
+
+
+# A Keras model built in code, whose every answer is class 0 (all weights zero): a Keras submission.
+KERAS_ZEROS = """import numpy as np
+import keras
+
+layers = [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(15, kernel_initializer="zeros")]
+model = keras.Sequential(layers)
+
+
+def predict(test_data):
+    return np.argmax(model.predict(test_data.transpose(0, 2, 3, 1) / 255, verbose=0), axis=1)
+"""
+
+
+@pytest.mark.slow
+def test_a_keras_submission_is_scored_in_the_tensorflow_runtime_and_compared_like_any_other(
+    world: World, celery_worker: WorkerProcess
+) -> None:
+    """Predictions stored, a pair with a NumPy submission that answers the same, the runtime named."""
+    with world.sessions.begin() as session:
+        other = User(email="taro@example.test", name="田中 太郎", role=Role.TRAINEE, language=Language.JA)
+        session.add(other)
+        session.flush()
+        other_id = other.id
+    keras_id = world.submit(KERAS_ZEROS, filename="keras.zip")
+    numpy_id = world.submit(filename="numpy.zip")  # PREDICT_ZEROS: the same answers, written with NumPy
+    with world.sessions.begin() as session:
+        row = session.get(Submission, numpy_id)
+        assert row is not None
+        row.user_id = other_id
+    for submission_id in (keras_id, numpy_id):
+        assert enqueue_scoring(submission_id, world.settings)
+
+    def pair() -> SimilarityPair | None:
+        with world.sessions() as session:
+            return session.scalar(select(SimilarityPair).where(SimilarityPair.cohort_id == world.cohort_id))
+
+    wait_for(lambda: pair() is not None and len(world.outbox()) == 2, "both results and their pair", timeout=600)
+    scored = world.submission(keras_id)
+    assert scored.status is SubmissionStatus.SUCCEEDED, scored.error_code
+    assert scored.runtime["name"] == "tensorflow" and scored.runtime["keras"]
+    assert world.submission(numpy_id).runtime["name"] == "numpy"
+    with world.sessions() as session:
+        assert session.scalar(select(Submission.predictions).where(Submission.id == keras_id)) == bytes(15)
+    found = pair()
+    assert found is not None
+    assert {found.user_a_id, found.user_b_id} == {world.trainee_id, other_id}
+    # The same 14 mistakes, made alike; no file in common (other code, no model file).
+    assert (found.both_wrong, found.same_wrong, found.agreement) == (14, 14, 1.0)
+    assert found.shared_count == 0
+    mail = next(m for m in world.outbox() if m.submission_id == keras_id)
+    assert "採点環境: TensorFlow + Keras (Python " in mail.body_text

@@ -49,6 +49,7 @@ class ResultFacts:
     slot_returned: bool = False
     error_message: str | None = None
     log: str | None = None
+    runtime: str = ""  # the runtime that ran it, with its main versions (scorer.runtime.runtime_summary)
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,13 @@ def log_tail(log: str | None, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def _local_time(facts: ResultFacts) -> str:
+    """The cohort's clock with its zone as the pages write it ("2026-11-25 00:30 JST")."""
     local = facts.submitted_at.astimezone(ZoneInfo(facts.timezone))
-    return f"{local:%Y-%m-%d %H:%M} ({facts.timezone})"
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or facts.timezone}"
+
+
+def _zone(facts: ResultFacts) -> str:
+    return facts.submitted_at.astimezone(ZoneInfo(facts.timezone)).tzname() or facts.timezone
 
 
 def _rows(facts: ResultFacts, t: dict[str, str]) -> list[tuple[str, str]]:
@@ -79,6 +85,8 @@ def _rows(facts: ResultFacts, t: dict[str, str]) -> list[tuple[str, str]]:
         (t["filename"], facts.filename),
         (t["submitted_at"], _local_time(facts)),
     ]
+    if facts.runtime:
+        rows.append((t["runtime"], facts.runtime))
     if facts.succeeded:
         accuracy = percent(facts.accuracy)
         if facts.correct is not None and facts.total is not None:
@@ -99,7 +107,7 @@ def _verdict(facts: ResultFacts, t: dict[str, str]) -> str | None:
 def _uploads_left(facts: ResultFacts, t: dict[str, str]) -> str | None:
     if facts.uploads_left is None or facts.daily_limit is None:
         return None
-    return t["uploads_left"].format(left=facts.uploads_left, limit=facts.daily_limit, tz=facts.timezone)
+    return t["uploads_left"].format(left=facts.uploads_left, limit=facts.daily_limit, tz=_zone(facts))
 
 
 def compose_result(facts: ResultFacts) -> ComposedMail:
@@ -179,8 +187,9 @@ _TEXT = _text_env.from_string(
 
 _HTML = _env.from_string(
     """<!doctype html>
-<html lang="{{ facts.language }}"><head><meta charset="utf-8"><title>{{ intro }}</title></head>
-<body style="font-family: sans-serif; line-height: 1.5">
+<html lang="{{ facts.language }}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{{ intro }}</title></head>
+<body style="font-family: sans-serif; line-height: 1.5; margin: 0; padding: 12px; overflow-wrap: anywhere">
 <p>{{ greeting }}</p>
 <p>{{ intro }}</p>
 <table cellpadding="4" style="border-collapse: collapse">
@@ -198,7 +207,8 @@ _HTML = _env.from_string(
 {% if not facts.succeeded %}
 <h3>{{ t.reason }}</h3>
 <p style="white-space: pre-wrap">{{ facts.error_message or "" }}</p>
-{% if log_tail %}<h3>{{ t.log_tail }}</h3><pre>{{ log_tail }}</pre>{% endif %}
+{% if log_tail %}<h3>{{ t.log_tail }}</h3>
+<pre style="white-space: pre-wrap; overflow-wrap: anywhere">{{ log_tail }}</pre>{% endif %}
 {% endif %}
 {% if facts.slot_returned %}<p>{{ t.slot_returned }}</p>{% endif %}
 {% if uploads_left %}<p>{{ uploads_left }}</p>{% endif %}

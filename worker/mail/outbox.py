@@ -16,6 +16,7 @@ from app.services.quota import quota_status
 from app.settings import Settings
 from scorer.disclosure import cap_visible
 from scorer.errors import ErrorCode, Lang, ScoringError
+from scorer.runtime import runtime_summary
 from worker.mail.compose import ClassLine, ResultFacts, compose_result
 
 
@@ -74,6 +75,7 @@ def result_facts(session: Session, submission: Submission, settings: Settings, n
         error_message=None if succeeded else error_message(submission, lang),
         # Bounded again: the email is one more way out for a hidden-set run's output.
         log=_shown_log(submission, settings),
+        runtime=runtime_summary(submission.runtime),
     )
 
 

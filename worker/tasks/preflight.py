@@ -9,6 +9,7 @@ therefore runs only here, in the same sandbox as scoring, never in the web proce
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,20 @@ from app.scoring_config import scoring_config
 from app.services.public_set import public_set
 from app.settings import Settings
 from scorer.errors import ErrorCode, ScoringError
-from scorer.pipeline import check_spec, check_submission
+from scorer.pipeline import check_specs, check_submission
 from scorer.report import CheckReport, RunFacts
+from scorer.runtime import RuntimeName
+from scorer.runtime_choice import RuntimeChoice
 from scorer.warm import HarnessSpec
 from worker.warm import warm_slot
 
 log = logging.getLogger(__name__)
 
 
-def run_check(settings: Settings, zip_path: Path) -> dict[str, Any]:
-    """``check_submission`` with the service's engine configuration, as JSON; never raises."""
+def run_check(settings: Settings, zip_path: Path, runtimes: Sequence[str] | None = None) -> dict[str, Any]:
+    """``check_submission`` with the service's engine configuration, as JSON; never raises.
+
+    ``runtimes``: what the upload's cohort allows (None: every installed runtime)."""
     try:
         public = public_set(settings)  # None: synthetic smoke images, no accuracy
         report = check_submission(
@@ -34,6 +39,7 @@ def run_check(settings: Settings, zip_path: Path) -> dict[str, Any]:
             sample_data=public.data if public else None,
             sample_labels=public.labels if public else None,
             warm=warm_slot(settings),
+            runtime=RuntimeChoice(allowed=_runtime_names(runtimes), refuse_missing=True),
         )
     except Exception as exc:  # a fault of ours: the site refuses as the server's fault, nothing spent
         log.exception("pre-flight of %s failed internally", zip_path.name)
@@ -42,7 +48,13 @@ def run_check(settings: Settings, zip_path: Path) -> dict[str, Any]:
     return report.to_json()
 
 
-def next_spec(settings: Settings) -> HarnessSpec:
-    """What the next pre-flight's sandbox is warmed for: the engine's settings and the public set."""
+def _runtime_names(runtimes: Sequence[str] | None) -> list[RuntimeName] | None:
+    """The cohort's runtimes as the engine names them (a name this engine does not know is left out)."""
+    return None if runtimes is None else [RuntimeName(r) for r in runtimes if r in set(RuntimeName)]
+
+
+def next_specs(settings: Settings) -> list[HarnessSpec]:
+    """What the next pre-flight's sandboxes are warmed for: the engine's settings and the public set,
+    one per installed runtime."""
     public = public_set(settings)
-    return check_spec(scoring_config(settings), public.data if public else None, public.labels if public else None)
+    return check_specs(scoring_config(settings), public.data if public else None, public.labels if public else None)

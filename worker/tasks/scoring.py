@@ -35,7 +35,7 @@ from app.services.scoring_queue import claim_next
 from app.services.storage import path_for
 from app.settings import get_settings
 from scorer.errors import ErrorCode
-from scorer.pipeline import score_submission, scoring_spec
+from scorer.pipeline import score_submission, scoring_specs
 from scorer.report import ScoreReport
 from scorer.warm import WarmSlot
 from worker.celery_app import DELIVERIES, app
@@ -110,7 +110,7 @@ def _run(submission_id: int, attempt: int, storage_key: str) -> None:
         refresh_after_result(submission_id, settings)  # after the email: instructors' view, never the trainee's
     if scored.testset is not None:  # off the trainee's clock: the result is stored and the email queued
         data_path = scored.testset.data_path
-        warm_next(slot, lambda: scoring_spec(scoring_config(settings), data_path))
+        warm_next(slot, lambda: scoring_specs(scoring_config(settings), data_path))
 
 
 @dataclass(frozen=True)

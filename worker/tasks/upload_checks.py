@@ -26,11 +26,11 @@ from celery import Task
 from app.observability.structured_logs import bound
 from app.queue import CHECK_UPLOAD_TASK, enqueue_scoring
 from app.services.preflight import PreflightVerdict
-from app.services.upload_checks import check_and_settle, claim_next
+from app.services.upload_checks import allowed_runtimes, check_and_settle, claim_next
 from app.settings import get_settings
 from worker.celery_app import DELIVERIES, app
 from worker.db import sessions, utcnow
-from worker.tasks.preflight import next_spec, run_check
+from worker.tasks.preflight import next_specs, run_check
 from worker.warm import warm_next, warm_slot
 
 log = logging.getLogger(__name__)
@@ -40,16 +40,19 @@ log = logging.getLogger(__name__)
 def check_upload(self: Task, check_id: int) -> None:
     settings = get_settings()
 
-    def checker(zip_path: Path) -> PreflightVerdict:
-        return PreflightVerdict.from_json(run_check(settings, zip_path))
-
     claimed = claim_next(sessions(), settings, utcnow(), task_id=self.request.id)
     if claimed is None:  # a duplicate delivery, or every check was taken by a quicker wake-up
         log.info("woken by upload check %s, but no check waits", check_id)
         return
     try:
+        # The runtimes of the claimed check's cohort, not of the one that woke this task: they may differ.
+        runtimes = allowed_runtimes(sessions(), claimed)
+
+        def checker(zip_path: Path) -> PreflightVerdict:
+            return PreflightVerdict.from_json(run_check(settings, zip_path, runtimes))
+
         with bound(check_id=claimed):
             log.info("pre-flight of upload check %s (woken by %s)", claimed, check_id)
             check_and_settle(sessions(), settings, claimed, checker, lambda sid: enqueue_scoring(sid, settings), utcnow)
     finally:  # the verdict is stored (or the task failed): warm this process's next pre-flight sandbox
-        warm_next(warm_slot(settings), lambda: next_spec(settings))
+        warm_next(warm_slot(settings), lambda: next_specs(settings))

@@ -99,3 +99,36 @@ def test_archive_and_filter(client: TestClient, world: World) -> None:
     current = call(client, "GET", "/cohorts?archived=false", world.admin_token).json()
     assert [c["name"] for c in current["items"]] == ["dl_tokyo_2"]
     assert_error(call(client, "POST", "/cohorts/999/archive", world.admin_token), 404, "api_not_found")
+
+
+def test_a_new_cohort_allows_both_runtimes_and_an_admin_limits_it_to_numpy(
+    client: TestClient, world: World, db: Session
+) -> None:
+    created = call(client, "POST", "/cohorts", world.admin_token, json={"name": "dl_keras_1"}).json()
+    assert created["runtimes"] == ["numpy", "tensorflow"]
+    cohort_id = created["id"]
+    limited = call(client, "PATCH", f"/cohorts/{cohort_id}", world.admin_token, json={"runtimes": ["numpy"]})
+    assert limited.status_code == 200, limited.text
+    assert limited.json()["runtimes"] == ["numpy"]
+    stored = db.get(Cohort, cohort_id)
+    assert stored is not None
+    db.refresh(stored)
+    assert stored.runtimes == ["numpy"]
+    # Order and repeats do not matter; the list is stored in one order.
+    both = call(client, "PATCH", f"/cohorts/{cohort_id}", world.admin_token, json={"runtimes": ["tensorflow", "numpy"]})
+    assert both.json()["runtimes"] == ["numpy", "tensorflow"]
+
+
+def test_runtimes_must_name_known_runtimes_and_keep_numpy(client: TestClient, world: World) -> None:
+    cohort_id = world.people.cohort.id
+    for bad in (["tensorflow"], ["numpy", "pytorch"], [], None):
+        response = call(client, "PATCH", f"/cohorts/{cohort_id}", world.admin_token, json={"runtimes": bad})
+        assert_error(response, 422, "api_invalid_request")
+    error = assert_error(
+        call(client, "POST", "/cohorts", world.admin_token, json={"name": "x1", "runtimes": ["tensorflow"]}),
+        422,
+        "api_invalid_request",
+    )
+    assert "numpy" in str(error["details"])
+    instructor = call(client, "PATCH", f"/cohorts/{cohort_id}", world.instructor_token, json={"runtimes": ["numpy"]})
+    assert_error(instructor, 403, "api_admin_only")

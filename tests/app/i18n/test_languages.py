@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import string
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.i18n import TEXT
 from app.models import Language, User
+from app.settings import Settings
 from tests.app.conftest import People, csrf, login
 
 
@@ -55,6 +57,23 @@ def test_upload_page_shows_the_runtime_versions(client: TestClient, people: Peop
     assert "Python 3." in page
 
 
+def test_upload_page_shows_what_the_tensorflow_runtime_offers_and_whether_the_cohort_allows_it(
+    client: TestClient, people: People, db: Session, settings: Settings, tmp_path: Path
+) -> None:
+    login(client, people.trainee.email)
+    keras = client.get("/upload").text.split('data-testid="runtime-keras">', 1)[1].split("</dd>", 1)[0]
+    assert "TensorFlow 2." in keras and "Keras 3." in keras and "TensorFlow の採点環境" in keras
+    assert "このコースでは" not in keras
+    people.cohort.runtimes = ["numpy"]
+    db.commit()
+    keras = client.get("/upload").text.split('data-testid="runtime-keras">', 1)[1].split("</dd>", 1)[0]
+    assert "TensorFlow 2." in keras and "NumPy" in keras and "回数" in keras  # refused at the check, nothing spent
+    # A server set up without it (or whose TensorFlow runtime cannot be asked) says it is not there.
+    settings.tensorflow_runtime_python = tmp_path / "no-tensorflow" / "bin" / "python"
+    keras = client.get("/upload").text.split('data-testid="runtime-keras">', 1)[1].split("</dd>", 1)[0]
+    assert "TensorFlow 2." not in keras and "インストールされていません" in keras
+
+
 def test_each_language_is_written_in_that_language_only() -> None:
     """No English sentence fragments in Japanese text (「Test accuracy（正解率）」) and no Japanese or
     full-width brackets in English text: code names, file names and units are the only exceptions."""
@@ -63,8 +82,9 @@ def test_each_language_is_written_in_that_language_only() -> None:
     code_words = {
         "Python", "NumPy", "submit_katakana", "ipynb", "train_data", "npy", "pip", "install", "zip", "SHA",
         "JST", "English", "docs", "predict", "test_data", "func_predict", "test_label", "scorer", "katakana",
-        "MiB", "GiB", "CSV", "API", "URL", "makedataset",
-        "name", "email", "role", "trainee", "instructor",  # the enrolment CSV's header and values
+        "MiB", "GiB", "CSV", "API", "URL", "makedataset", "PNG", "pandas", "read_csv",
+        "TensorFlow", "Keras", "tensorflow", "keras", "import",  # the second runtime and the code that picks it
+        "name", "email", "role", "reading", "trainee", "instructor",  # the enrolment CSV's header and values
     }  # fmt: skip
     for key, text in TEXT["ja"].items():
         if key.startswith(("api_", "docs_")) or key == "switch_language":

@@ -8,6 +8,7 @@ scored), against a migrated database.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -24,8 +25,10 @@ from sqlalchemy import select as sql_select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import make_engine, make_sessionmaker
+from app.embedded_redis import RedisServer
 from app.models import Cohort, Enrollment, LoginAttempt, Role, User
 from app.security.passwords import hash_password
+from tests.app.conftest import make_zip
 from tests.fixtures.browser import csp_violations, watch_csp
 from tests.fixtures.live_service import log_in
 from tests.fixtures.services import UvicornSite, start_uvicorn, wait_for
@@ -34,6 +37,7 @@ pytestmark = pytest.mark.live  # uvicorn started as production starts it
 
 PASSWORD = "live-password-日本語-ok"
 TRAINEE = "hanako@example.test"
+MIB = 1024 * 1024
 
 
 @dataclass
@@ -241,6 +245,65 @@ def test_a_trickling_upload_is_dropped_at_the_total_limit(live_site: SiteFactory
     assert list((site.storage_dir / "incoming").iterdir()) == []
     # The site still serves everyone else.
     assert httpx.get(f"{site.url}/healthz", timeout=60).status_code == 200
+
+
+def _folder_bytes(folder: Path) -> int:
+    """What the folder holds on disk, every file below it counted (as ``du --apparent-size``)."""
+    total = 0
+    for path in folder.rglob("*"):
+        with contextlib.suppress(FileNotFoundError):  # a part file removed while we walk
+            total += path.stat().st_size if path.is_file() else 0
+    return total
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_refused_uploads_leave_nothing_on_disk(live_site: SiteFactory, redis_server: RedisServer) -> None:
+    """A trainee whose check is under way (no pre-flight worker answers it here) sends ten 20 MiB
+    bodies: each is refused as busy before its body is read, and the storage folder does not grow by
+    a byte, not even for a moment. Two more from another trainee with a forged form token are read
+    (the token is in the body) into a part file that goes with the refusal."""
+    site = live_site(preflight="true", redis_url=redis_server.url, upload_max_bytes=str(32 * MIB))
+    client = site.login()
+    token = client.cookies["katakana_csrf"]
+    first = client.post(
+        "/upload", files={"file": ("first.zip", make_zip(), "application/zip")}, data={"csrf_token": token},
+        headers={"Accept": "application/json"},
+    )  # fmt: skip
+    assert first.status_code == 202, first.text  # sent for its check; nobody answers, so it holds the turn
+    before = _folder_bytes(site.storage_dir)
+    assert before > 0
+    body = b"PK" + os.urandom(20 * MIB - 2)
+    peak = [before]
+    sampling = threading.Event()
+
+    def sample() -> None:  # the folder as it is while the bodies arrive
+        while not sampling.is_set():
+            peak[0] = max(peak[0], _folder_bytes(site.storage_dir))
+            sampling.wait(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        for i in range(10):
+            refused = client.post(
+                "/upload", files={"file": (f"big{i}.zip", body, "application/zip")}, data={"csrf_token": token},
+                headers={"Accept": "application/json"},
+            )  # fmt: skip
+            assert refused.status_code == 429, refused.text
+            assert refused.json()["error"]["code"] == "preflight_busy"
+    finally:
+        sampling.set()
+        sampler.join()
+    assert _folder_bytes(site.storage_dir) == before and peak[0] == before
+    other = site.login("victim0@example.test")  # no check under way: the body is read for its token
+    for _ in range(2):
+        forged = other.post(
+            "/upload", files={"file": ("big.zip", body, "application/zip")}, data={"csrf_token": "forged"},
+            headers={"Accept": "application/json"},
+        )  # fmt: skip
+        assert forged.status_code == 403
+    assert _folder_bytes(site.storage_dir) == before
+    assert list((site.storage_dir / "incoming").iterdir()) == []
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

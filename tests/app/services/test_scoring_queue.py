@@ -21,6 +21,7 @@ from app.services.scoring_queue import (
     Waiting,
     claim_next,
     fair_order,
+    queue_state,
     read_snapshot,
     typical_run_seconds,
 )
@@ -160,6 +161,38 @@ def test_the_place_shown_is_the_place_in_the_order_claims_follow(
     # One worker: A1 has run 10 of its 40 s; B1 starts in 30 s, C1 in 70, A2 in 110.
     starts = snapshot.starts_in(RunTimes({}, 40.0), 1, at(20))
     assert (starts[b1], starts[c1], starts[a2]) == (30.0, 70.0, 110.0)
+
+
+def test_a_look_uses_the_watchers_reading_and_reads_again_for_an_upload_made_since(
+    factory: sessionmaker[Session], aaabc: tuple[dict[int, str], list[int]]
+) -> None:
+    _, (_a1, a2, _a3, _b1, c1) = aaabc
+    watch = QueueWatch(lambda: 1, seen_max_age_s=60.0)
+    with factory() as db:
+        watch.saw(db, queue_state(db))  # the long-poll watcher's reading: the order computed once
+        assert watch.orders == 1
+        row = db.get(Submission, a2)
+        assert row is not None
+        assert progress(db, row, watch, at(10)).queue_position == 4
+        assert watch.orders == 1  # the look took the order computed for that reading
+    # C uploads again after that reading: their page reads the queue afresh, not "no place".
+    later = _upload(factory, _cohort_of(factory, c1), _user_of(factory, c1), at(9))
+    with factory() as db:
+        row = db.get(Submission, later)
+        assert row is not None
+        state = progress(db, row, watch, at(10))
+    assert (state.queue_position, state.runs_ahead) == (5, 4)  # A1 B1 C1 A2, then C's second
+    assert watch.orders == 2
+
+
+def _cohort_of(factory: sessionmaker[Session], submission_id: int) -> int:
+    with factory() as db:
+        return int(db.scalars(select(Submission.cohort_id).where(Submission.id == submission_id)).one())
+
+
+def _user_of(factory: sessionmaker[Session], submission_id: int) -> int:
+    with factory() as db:
+        return int(db.scalars(select(Submission.user_id).where(Submission.id == submission_id)).one())
 
 
 def test_two_workers_claiming_at_once_take_each_submission_once_in_the_fair_order(

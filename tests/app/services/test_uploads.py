@@ -46,15 +46,26 @@ def _receive(tmp_path: Path, chunks: list[bytes], max_bytes: int = 10_000, lengt
     return anyio.run(go)
 
 
-def test_stores_by_hash_and_returns_fields(tmp_path: Path) -> None:
+def test_stores_by_hash_only_when_kept_and_returns_fields(tmp_path: Path) -> None:
     data = bytes(range(256)) * 20
     received = _receive(tmp_path, _body(b'filename="a.zip"', data, {"validation_accuracy": "0.9"}))
     digest = hashlib.sha256(data).hexdigest()
     assert received.sha256 == digest and received.size == len(data)
     assert received.fields == {"validation_accuracy": "0.9"}
-    assert (tmp_path / received.storage_key).read_bytes() == data
     assert received.storage_key == f"zips/{digest[:2]}/{digest}.zip"
+    assert not (tmp_path / "zips").exists()  # received, not stored: the upload may still be refused
+    assert [p.read_bytes() for p in (tmp_path / "incoming").iterdir()] == [data]
+    received.keep()
+    assert (tmp_path / received.storage_key).read_bytes() == data
     assert list((tmp_path / "incoming").iterdir()) == []
+    received.discard()  # kept: nothing to remove
+    assert (tmp_path / received.storage_key).exists()
+
+
+def test_a_discarded_upload_leaves_nothing(tmp_path: Path) -> None:
+    received = _receive(tmp_path, _body(b'filename="a.zip"', b"PK" * 500))
+    received.discard()
+    assert list((tmp_path / "incoming").iterdir()) == [] and not (tmp_path / "zips").exists()
 
 
 def test_refuses_past_the_cap_by_counting_and_keeps_nothing(tmp_path: Path) -> None:

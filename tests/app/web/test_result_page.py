@@ -80,12 +80,29 @@ def test_failed_submission_shows_the_message_in_the_users_language_and_the_log_t
     page = client.get(f"/submissions/{sid}").text
     assert "predict の実行中にエラーが起きました（ZeroDivisionError: division by zero）" in page
     assert "line 99" in page and "line 5\n" not in page
+    # The trainee's fault spends the upload, and the page says so (the email does too).
+    assert 'data-testid="slot-spent"' in page and 'data-testid="slot-returned"' not in page
+    assert "提出回数に数えています" in page
     user = db.get(User, people.trainee.id)
     assert user is not None
     user.language = Language.EN
     db.commit()
     page = client.get(f"/submissions/{sid}").text
     assert "An error occurred inside predict (ZeroDivisionError: division by zero)" in page
+
+
+def test_a_code_example_in_a_message_is_a_monospace_block(client: TestClient, people: People, db: Session) -> None:
+    sid = _submit(client, people)
+    row = db.get(Submission, sid)
+    assert row is not None
+    row.status, row.error_code, row.error_blame = SubmissionStatus.FAILED, "legacy_func_predict", "submission"
+    row.result = {"error": {"params": {"file": "submit_katakana.py"}}}
+    db.commit()
+    page = client.get(f"/submissions/{sid}").text
+    prose = page.split('data-testid="result-error-message">', 1)[1].split("</p>", 1)[0]
+    assert "func_predict" in prose and prose.rstrip().endswith("例:") and "return y.argmax" not in prose
+    code = page.split('data-testid="result-error-code"><code>', 1)[1].split("</code>", 1)[0]
+    assert code.startswith("def predict(test_data):\n    x = test_data / 255")
 
 
 def test_server_fault_says_the_slot_was_given_back(client: TestClient, people: People, db: Session) -> None:
@@ -100,8 +117,28 @@ def test_server_fault_says_the_slot_was_given_back(client: TestClient, people: P
     )
     db.commit()
     page = client.get(f"/submissions/{sid}").text
-    assert 'data-testid="slot-returned"' in page
+    assert 'data-testid="slot-returned"' in page and 'data-testid="slot-spent"' not in page
     assert "今日の残り提出回数: 3 / 3 回" in client.get("/upload").text
+
+
+def test_staff_see_whose_submission_it_is_and_the_way_back(client: TestClient, people: People, db: Session) -> None:
+    sid = _submit(client, people)
+    row = db.get(Submission, sid)
+    assert row is not None
+    row.status, row.error_code, row.error_blame = SubmissionStatus.FAILED, "predict_exception", "submission"
+    db.commit()
+    trainee_view = client.get(f"/submissions/{sid}").text
+    assert 'data-testid="result-owner"' not in trainee_view and 'data-testid="error-shown-to"' not in trainee_view
+    client.cookies.clear()
+    login(client, people.instructor.email)
+    page = client.get(f"/submissions/{sid}").text
+    name = people.trainee.name
+    assert f'data-testid="owner-name">{name}</strong>' in page and f"— {name} ·" in page  # page and tab title
+    cohort = people.cohort.id
+    assert f'href="/cohorts/{cohort}/trainees/{people.trainee.id}" data-testid="owner-history"' in page
+    assert f'href="/cohorts/{cohort}/leaderboard" data-testid="owner-leaderboard"' in page
+    # The message written to the trainee is introduced as theirs, not addressed to the instructor.
+    assert f"{name} さんには次のメッセージが表示されています" in page
 
 
 def test_a_rescored_submission_keeps_its_earlier_result_on_the_page(
@@ -148,6 +185,32 @@ def test_a_hidden_set_log_is_the_excerpt_for_the_trainee_and_the_staff_log_for_i
     login(client, people.instructor.email)
     staff = client.get(f"/submissions/{sid}/log").text
     assert "\nSTAFF-ONLY" in staff and len(staff) > 50_000
+
+
+def test_the_page_and_the_log_name_the_runtime_that_ran_it(client: TestClient, people: People, db: Session) -> None:
+    sid = _submit(client, people)
+    _succeed(db, sid, 0.93)
+    row = db.get(Submission, sid)
+    assert row is not None
+    row.runtime = {
+        "name": "tensorflow",
+        "python": "3.11.2",
+        "numpy": "2.3.5",
+        "tensorflow": "2.21.0",
+        "keras": "3.15.1",
+    }
+    db.commit()
+    page = client.get(f"/submissions/{sid}").text
+    named = "TensorFlow + Keras (Python 3.11.2, TensorFlow 2.21.0, Keras 3.15.1, NumPy 2.3.5)"
+    assert f'<dt>採点環境</dt><dd data-testid="result-runtime">{named}</dd>' in page
+    assert f"採点環境: {named}" in client.get(f"/submissions/{sid}/log").text
+    row.runtime = {"python": "3.11.2", "numpy": "2.3.5", "scipy": "1.16.3"}  # scored before there were two
+    db.commit()
+    assert (
+        '<dd data-testid="result-runtime">NumPy (Python 3.11.2, NumPy 2.3.5)</dd>'
+        in client.get(f"/submissions/{sid}").text
+    )
+    assert "採点環境: NumPy (Python 3.11.2, NumPy 2.3.5, scipy 1.16.3)" in client.get(f"/submissions/{sid}/log").text
 
 
 def test_long_poll_answers_at_once_when_the_page_is_behind_and_waits_when_it_is_not(

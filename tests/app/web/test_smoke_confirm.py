@@ -125,6 +125,38 @@ def test_a_sound_model_is_not_asked(
     assert _submissions(db) == 1
 
 
+KERAS_ENTRY = """import numpy as np
+import keras
+
+model = keras.models.load_model("katakana_model.keras")
+
+
+def predict(test_data):
+    return np.argmax(model.predict(test_data.transpose(0, 2, 3, 1), verbose=0), axis=1)  # the / 255 forgotten
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_a_keras_model_near_chance_is_asked_about_too(
+    real_client: TestClient, people: People, db: Session, keras_models: Path, tmp_path: Path, enqueued: list[int]
+) -> None:
+    """A batch-norm Keras model without its / 255 (tests/scorer/keras_code): the TensorFlow runtime
+    runs it, and the pre-flight asks before the upload is spent, as for a NumPy model."""
+    files = {
+        "submit_katakana.py": KERAS_ENTRY.encode(),
+        "katakana_model.keras": (keras_models / "batchnorm.keras").read_bytes(),
+    }
+    data = zip_folder(tmp_path / "keras.zip", "katakana", files, "plain").read_bytes()
+    login(real_client, people.trainee.email)
+    asked = _upload(real_client, data)
+    assert asked.status_code == 409, asked.text
+    error = asked.json()["error"]
+    assert error["code"] == "near_chance" and error["preflight"]["runtime"] == "tensorflow"
+    assert error["preflight"]["smoke"]["total"] == 30
+    assert _submissions(db) == 0 and enqueued == []
+
+
 def test_import_public_checks_and_stores_the_set(settings: Settings, synthetic_set: DataSet, tmp_path: Path) -> None:
     from app.cli import main
 

@@ -348,3 +348,55 @@ def test_a_confirm_racing_the_expiry_has_exactly_one_outcome(
         assert outcomes["sweep"] == []
         assert row.state == view.state == "accepted" and queued == row.submission_id is not None
         assert _count(db, Submission) == 1 and stored.exists()
+
+
+def _store(settings: Settings) -> list[tuple[str, int]]:
+    """Every file under the storage folder (zips and part files), with its size."""
+    assert settings.storage_dir is not None
+    files = sorted(p for p in settings.storage_dir.rglob("*") if p.is_file())
+    return [(p.relative_to(settings.storage_dir).as_posix(), p.stat().st_size) for p in files]
+
+
+def test_a_busy_refusal_stores_nothing(
+    live: TestClient, people: People, db: Session, gated: GatedChecker, settings: Settings
+) -> None:
+    login(live, people.trainee.email)
+    _pending(live, make_zip())
+    before = _store(settings)
+    for i in range(3):
+        busy = upload(live, make_zip(body=b"# another\n" * (100 + i)))
+        assert busy.status_code == 429 and busy.json()["error"]["code"] == "preflight_busy"
+    assert _store(settings) == before  # neither the store nor incoming/ kept a byte of them
+
+
+def test_over_the_storage_budget_the_upload_is_refused_in_both_languages_and_stores_nothing(
+    settings: Settings, clock: Clock, gated: GatedChecker, enqueued: list[int], people: People, db: Session
+) -> None:
+    """Three near-chance questions left unanswered fill a 5 KB budget; answering one makes room."""
+    small = settings.model_copy(
+        update={"preflight_inline_wait_s": 0.0, "upload_max_bytes": 2000, "upload_storage_budget_bytes": 5000}
+    )
+    app = create_app(small, clock=clock, preflight_checker=gated, enqueue=enqueued.append)
+    with TestClient(app, base_url="http://testserver") as client:
+        login(client, people.trainee.email)
+        questions = []
+        for i in range(3):
+            gated.go.clear()
+            url = _pending(client, make_zip("near.py", body=bytes([i]) * 1500))
+            gated.go.set()
+            assert _settled(client, url)["state"] == "needs_confirmation"
+            questions.append(url)
+        gated.go.clear()
+        before = _store(small)
+        refused = upload(client, make_zip(body=b"#" * 1500))
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+        error = refused.json()["error"]
+        assert error["code"] == "storage_budget"
+        assert "保管枠 4.9 KiB のうち 4.7 KiB" in error["message_ja"]
+        assert "hold 4.7 KiB of your 4.9 KiB of storage" in error["message_en"]
+        assert "Answer the waiting ones" in error["message_en"]
+        assert _store(small) == before and _count(db, UploadCheck) == 3  # nothing stored, no check begun
+        confirmed = client.post(f"{questions[0]}/confirm", data={"csrf_token": csrf(client)}, follow_redirects=False)
+        assert confirmed.status_code == 303  # now a submission's zip: no longer held against the budget
+        assert _pending(client, make_zip(body=b"#" * 1500)).startswith("/uploads/checks/")
+        gated.go.set()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from scorer.pipeline import ScoringConfig, check_submission
-from scorer.runtime import find_runtime
+from scorer.runtime import find_runtime, find_tensorflow_runtime
 from scorer.sandbox.types import Limits, MiB
 from tests.fixtures.artifacts import DataSet
 from tests.scorer.real_code.trainee import MODEL_FILE, common_files, zip_folder
@@ -31,7 +31,9 @@ def _cases() -> list[Any]:
 
 @pytest.fixture(scope="module")
 def config() -> ScoringConfig:
-    return ScoringConfig(runtime=find_runtime(), limits=LIMITS, smoke_limits=LIMITS)
+    tensorflow = find_tensorflow_runtime()
+    assert tensorflow is not None, "the TensorFlow runtime is not installed: run scripts/setup.sh --test"
+    return ScoringConfig(runtime=find_runtime(), tensorflow_runtime=tensorflow, limits=LIMITS, smoke_limits=LIMITS)
 
 
 @pytest.mark.parametrize("folder", _cases())

@@ -78,6 +78,8 @@ def test_the_environment_is_exactly_the_requested_one(runtime: Runtime, config: 
         "OPENBLAS_NUM_THREADS",
         "MKL_NUM_THREADS",
         "NUMEXPR_NUM_THREADS",
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
     }
     assert "ONLY=this" in outcome.log.splitlines()
 

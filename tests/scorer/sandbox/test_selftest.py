@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from scorer.runtime import Runtime
+import pytest
+
+from scorer.runtime import Runtime, find_tensorflow_runtime
 from scorer.sandbox import SandboxConfig
 from scorer.sandbox.selftest import ProbeResult, SelftestReport, format_report, run_selftest
 
@@ -17,6 +19,19 @@ def test_selftest_passes_on_this_host(config: SandboxConfig, runtime: Runtime) -
     assert {"accounting", "memory as a whole"} <= names
     accounting = next(probe for probe in report.probes if probe.name == "accounting")
     assert accounting.detail.split(":")[0] in ("cgroup-v2", "cgroup-v1", "supervisor")
+
+
+@pytest.mark.slow
+def test_selftest_passes_in_the_tensorflow_runtime_with_its_libraries_loaded(config: SandboxConfig) -> None:
+    """The same attacks, and TensorFlow's thread pools under the pids limit and its memory in the run's."""
+    tensorflow = find_tensorflow_runtime()
+    assert tensorflow is not None, "the TensorFlow runtime is not installed: run scripts/setup.sh --test"
+    report = run_selftest(config, tensorflow)
+    assert report.ok, format_report(report)
+    text = format_report(report)
+    assert "[ok  ] libraries: tensorflow, keras loaded and ran with" in text
+    for name in ("network", "environment", "host files", "ptrace", "daemon", "fork bomb", "memory as a whole"):
+        assert f"[ok  ] {name}: " in text
 
 
 def test_selftest_reports_a_forced_supervisor_and_it_holds(config: SandboxConfig, runtime: Runtime) -> None:

@@ -13,7 +13,7 @@ a fair order (app.services.scoring_queue, app.services.upload_checks). That orde
   the last hour can be counted, and a worker process lost mid-check is matched to its check.
 
 Revision ID: fair_queues
-Revises: similarity_copy_index
+Revises: user_readings_and_change_notes
 Create Date: 2026-11-30 09:00:00
 """
 
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "fair_queues"
-down_revision: str | None = "similarity_copy_index"
+down_revision: str | None = "user_readings_and_change_notes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
