@@ -132,7 +132,7 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         ErrorCode.LEGACY_FUNC_PREDICT: "{file} には旧形式の func_predict(test_data, test_label) しかありません。"
         "新しい形式では正解ラベルは渡されず、採点はサーバーが行います。次のように直してください:\n" + _LEGACY_FIX_JA,
         ErrorCode.RUNTIME_NOT_OFFERED: "{file}（{where}）で {module} を import しています。TensorFlow / Keras を使う提出は "
-        "TensorFlow の採点環境で動かしますが、{reason}。この提出は今日のアップロード回数に数えていません。"
+        "TensorFlow の採点環境で動かしますが、{reason}。この提出は今日の提出回数に数えていません。"
         "predict を NumPy だけで書き直すか、講師に相談してください。",
         ErrorCode.TENSORFLOW_1_CODE: "TensorFlow 1.x の書き方（{name}）が使われています。採点環境の TensorFlow 2 には"
         "ありません。{name} を使わない TensorFlow 2 / Keras の書き方（モデルは keras.models.load_model で読み込み、"

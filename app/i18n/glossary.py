@@ -1,7 +1,7 @@
 """One word for one thing: the word each concept has in each language, and the words it replaced.
 
-The message tables beside this module (``ja.py``, ``en.py``), the result email's table
-(``worker/mail/texts.py``), the scorer's error messages, the templates and the docs for trainees
+The message tables beside this module (``ja.py``, ``en.py``, the result email's words too), the
+scorer's error messages, the templates and the docs for trainees
 and instructors all write these words; ``tests/app/i18n/test_glossary.py`` finds the replaced ones
 wherever they are written, and the browser tests look for them on every page and in the mails.
 
@@ -49,7 +49,14 @@ GLOSSARY: tuple[Term, ...] = (
         "cohort",
         "コース",
         "cohort",
-        keys=("nav_cohorts", "lb_cohorts_title", "cl_cohort", "invite_mail_cohort", "docs_ex_cohort"),
+        keys=(
+            "nav_cohorts",
+            "lb_cohorts_title",
+            "cl_cohort",
+            "invite_mail_cohort",
+            "docs_ex_cohort",
+            "mail_result_cohort",
+        ),
         replaced_ja=(
             "コホート",
             r"(この|どの|その|各|担当)クラス",
@@ -62,7 +69,7 @@ GLOSSARY: tuple[Term, ...] = (
         "uploads left",
         "提出回数",
         "upload",
-        keys=("remaining_today", "quota_used_up", "upload_confirm_button"),
+        keys=("remaining_today", "quota_used_up", "upload_confirm_button", "mail_result_uploads_left"),
         replaced_ja=("アップロード回数",),
         replaced_en=("submissions left",),
     ),
@@ -84,7 +91,13 @@ GLOSSARY: tuple[Term, ...] = (
         "site",
         "カタカナ識別",
         "Katakana recognition",
-        keys=("site_title", "reset_mail_subject", "invite_mail_subject"),
+        keys=(
+            "site_title",
+            "reset_mail_subject",
+            "invite_mail_subject",
+            "mail_result_subject_ok",
+            "mail_result_subject_failed",
+        ),
         replaced_ja=("カタカナ認識", r"【採点結果】", "katakana-scorer から"),
         replaced_en=(r"\[Katakana\]", r"\[Result\]", "by katakana-scorer"),
     ),

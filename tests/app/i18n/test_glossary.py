@@ -12,7 +12,6 @@ import pytest
 from app.i18n import TEXT
 from app.i18n.glossary import GLOSSARY, replaced_words, term
 from scorer.errors import MESSAGES
-from worker.mail.texts import TEXTS
 
 REPO = Path(__file__).resolve().parents[3]
 LANGS = ("ja", "en")
@@ -21,8 +20,7 @@ LANGS = ("ja", "en")
 @pytest.mark.parametrize("lang", LANGS)
 def test_every_message_table_keeps_to_the_glossary(lang: str) -> None:
     tables = {
-        "app/i18n": TEXT[lang],  # the site and the API's messages
-        "worker/mail/texts.py": TEXTS[lang],  # the result email
+        "app/i18n": TEXT[lang],  # the site, the API's messages and the mails
         "scorer/errors.py": {code.value: text for code, text in MESSAGES[lang].items()},
     }
     found = {
