@@ -130,6 +130,10 @@ def test_checks_that_ran_into_the_time_limit_count_more_toward_the_hourly_rate(
     assert refused.value.reason == "rate"
     # When the first time-out leaves the hour, 15 remain counted: the trainee may check again.
     assert refused.value.retry_at == at(3600)
+    # The upload asks the same before it reads the body: the sleeper's next zip is never received.
+    with pytest.raises(preflight_gate.PreflightRefused) as peeked:
+        preflight_gate.peek(factory, sleeper, settings, at(400))
+    assert (peeked.value.reason, peeked.value.retry_at) == ("rate", at(3600))
     preflight_gate.release(factory, preflight_gate.acquire(factory, sleeper, settings, at(3601)))
     # The same four checks, ended by their verdict rather than the limit, leave 16 checks this hour.
     for i in range(4):
