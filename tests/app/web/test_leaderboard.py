@@ -246,6 +246,6 @@ def test_overview_shows_the_cohorts_uploads_waiting_during_a_deadline(
     db.commit()
     page = client.get(f"/cohorts/{board.cohort.id}/overview").text
     assert 'data-testid="ov-queue-waiting" data-value="3"' in page
-    assert "3 件、採点中 0 件（全コホートで待ち 4 件）" in page
+    assert "3 件、採点中 0 件（全コースで待ち 4 件）" in page
     assert 'data-testid="ov-queue-oldest" data-value="300.0"' in page and "5分00秒" in page
     assert 'data-testid="ov-queue-drain" data-value="240.0"' in page and "およそ 4分00秒 後" in page
