@@ -31,7 +31,13 @@ Reported:
 - the wait each trainee saw: from the upload's acceptance to its result, split into the time queued
   and the time scored (each trainee listed when there are at most 40, percentiles always);
 - sandboxed scoring time (the worker's measured duration, median) against the example's bare
-  predict time on the same images (``bench/sandbox_overhead.py``'s measurement; ``--bare-runs``).
+  predict time on the same images (``bench/sandbox_overhead.py``'s measurement; ``--bare-runs``);
+- the wait each trainee was told against the wait they had: every result page's live feed is read
+  every ``--wait-every`` seconds while its upload waits, as the page itself does, and each wait it
+  tells ("the result in about N s") is compared with when the result came; the error is
+  (told − had) / had, its median and the 95th percentile of its size, over every reading and over
+  the first reading of each upload (target: the median within ±30 %);
+- the load average the run went under (the machine may be shared).
 
     .venv/bin/python bench/deadline_rush.py                      # 300 trainees in 5 minutes
     .venv/bin/python bench/deadline_rush.py --trainees 60 --window 60   # the quick run
@@ -271,6 +277,19 @@ class Outcome:
     verdict_s: float = 0.0  # request to the check settled (the same when the verdict came inline)
     status: int = 0
     error: str = ""
+    submission_id: int | None = None
+    told: list[tuple[float, float]] = field(default_factory=list)  # (wait told, when: time.time())
+
+
+def wait_errors(outcomes: list[Outcome], finished: dict[int, float], *, first_only: bool = False) -> list[float]:
+    """(told − had) / had for the waits told: had is from the telling to the result."""
+    errors = []
+    for out in outcomes:
+        end = finished.get(out.submission_id or -1)
+        for told, at in out.told[:1] if first_only else out.told:
+            if end is not None and end > at:
+                errors.append((told - (end - at)) / (end - at))
+    return errors
 
 
 async def log_in(client: httpx.AsyncClient, email: str, start_at: float, out: Outcome) -> None:
@@ -311,6 +330,10 @@ async def upload(client: httpx.AsyncClient, body: bytes, start_at: float, out: O
             response = await client.get(url, headers={"Accept": "application/json"})
         out.verdict_s = time.monotonic() - began
         out.status = response.status_code
+        if response.status_code == 201:
+            out.submission_id = int(response.json()["id"])
+            if response.json().get("wait_s") is not None:
+                out.told.append((float(response.json()["wait_s"]), time.time()))
         if response.status_code != 201:
             try:
                 error = response.json()["error"]
@@ -333,6 +356,26 @@ def tree_cpu_s(pid: int) -> float:
         except psutil.Error:  # ended between the listing and the reading
             continue
     return total
+
+
+async def follow_waits(
+    clients: list[httpx.AsyncClient], outcomes: list[Outcome], every_s: float, timeout_s: float
+) -> None:
+    """Read every waiting upload's result-page feed every ``every_s`` seconds until all are final
+    (or ``timeout_s`` passed), keeping each wait it tells."""
+    deadline = time.monotonic() + timeout_s
+    pending = [(c, o) for c, o in zip(clients, outcomes, strict=True) if o.submission_id]
+
+    async def read(client: httpx.AsyncClient, out: Outcome) -> bool:
+        status = (await client.get(f"/submissions/{out.submission_id}/status")).json()
+        if status.get("wait_s") is not None:
+            out.told.append((float(status["wait_s"]), time.time()))
+        return bool(status["final"])
+
+    while pending and time.monotonic() < deadline:
+        done = await asyncio.gather(*(read(client, out) for client, out in pending))
+        pending = [item for item, final in zip(pending, done, strict=True) if not final]
+        await asyncio.sleep(every_s)
 
 
 @dataclass(frozen=True)
@@ -437,6 +480,7 @@ def main() -> None:
     parser.add_argument(
         "--bare-runs", type=int, default=1, help="bare predict runs to compare the sandbox with (0: none)"
     )
+    parser.add_argument("--wait-every", type=float, default=10.0, help="seconds between readings of the told wait")
     parser.add_argument("--database-url", default="", help="default: SQLite in the run's folder")
     parser.add_argument("--postgres", action="store_true", help="start a private PostgreSQL 15 and use it")
     parser.add_argument("--seed", type=int, default=0)
@@ -512,6 +556,7 @@ def main() -> None:
                 after = web.cpu_times()
                 web_cpu["uploads"] = (after.user + after.system) - (cpu.user + cpu.system)
                 web_cpu["preflight"] = tree_cpu_s(preflight_pid) - preflight_before
+                await follow_waits(clients, outcomes, args.wait_every, args.drain_timeout)
             finally:
                 for client in clients:
                     await client.aclose()
@@ -542,7 +587,7 @@ def main() -> None:
             rows = session.execute(
                 select(Submission.status, Submission.error_code, Submission.created_at, Submission.started_at,
                        Submission.finished_at, Submission.duration_s, Submission.attempts,
-                       Submission.peak_memory_mb, User.email)
+                       Submission.peak_memory_mb, User.email, Submission.id)
                 .join(User, User.id == Submission.user_id)
                 .order_by(Submission.created_at)
             ).all()  # fmt: skip
@@ -618,8 +663,25 @@ def main() -> None:
         }
         if durations:
             figures["sandbox_ratio"] = round(statistics.median(durations) / bare, 2)
+        finished = {r.id: r.finished_at.timestamp() for r in scored if r.finished_at}
+        errors = wait_errors(outcomes, finished)
+        first = wait_errors(outcomes, finished, first_only=True)
+        figures["waits_told"] = len(errors)
+        if errors:
+            figures["wait_error_median_pct"] = round(100 * statistics.median(errors), 1)
+            figures["wait_error_p95_abs_pct"] = round(100 * percentile([abs(e) for e in errors], 0.95), 1)
+            figures["first_wait_error_median_pct"] = round(100 * statistics.median(first), 1)
+            figures["first_wait_error_p95_abs_pct"] = round(100 * percentile([abs(e) for e in first], 0.95), 1)
+        figures["load_average_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
         print(json.dumps({k: v for k, v in figures.items() if k != "waits"}, indent=2))
         print_waits(waits)
+        if errors:
+            load = figures["load_average_1_5_15"]
+            print(f"wait told vs wait had, {len(errors)} readings of {len(first)} uploads' pages: median error "
+                  f"{figures['wait_error_median_pct']:+.1f} % (target within ±30 %), 95th percentile of |error| "
+                  f"{figures['wait_error_p95_abs_pct']:.1f} %; each upload's first: median "
+                  f"{figures['first_wait_error_median_pct']:+.1f} %, p95 |error| "
+                  f"{figures['first_wait_error_p95_abs_pct']:.1f} %; load average {load}")  # fmt: skip
         for outcome in (server_errors + refused)[:5]:
             print(f"  not accepted: {outcome.status} {outcome.error}")
         if args.json:

@@ -287,6 +287,13 @@ class SubmissionDetail(SubmissionOut):
     notices: Any
     result: Any
     rescores: list[RescoreOut]
+    queue_position: int | None = Field(
+        description="its place in the scoring queue's fair order (1: next); null unless queued"
+    )
+    wait_s: float | None = Field(
+        description="seconds until its result is expected (runs ahead x recent runs / live scoring workers); null when "
+        "not queued, before any run finished, or with no scoring worker alive"
+    )
 
 
 class RescoreRequest(BaseModel):

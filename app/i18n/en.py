@@ -150,6 +150,8 @@ TEXT: dict[str, str] = {
     "elapsed": "{elapsed} elapsed",
     "estimate": "recent runs took about {estimate}",
     "estimate_none": "no estimate yet",
+    "wait_estimate": "Your result is expected in about {wait} ({ahead} ahead × about {run} each ÷ {workers} scoring worker(s)).",
+    "wait_no_worker": "No scoring worker is running right now, so the wait cannot be estimated. Your upload is saved and will be scored as soon as one is back.",
     "live_updates_off": "Live updates stopped. Reload the page.",
     "chart_table": "Show as a table",
     "chart_heat_hint": "The map scrolls sideways; the same numbers are in the table below (“Show as a table”).",
@@ -389,6 +391,14 @@ TEXT: dict[str, str] = {
     "ov_day": "Day",
     "ov_never": "Not submitted yet",
     "ov_everyone_submitted": "Everyone has submitted.",
+    "ov_queue": "Waiting to be scored",
+    "ov_queue_waiting": "Uploads waiting",
+    "ov_queue_waiting_value": "{n}, {running} being scored ({total} waiting across all cohorts)",
+    "ov_queue_oldest": "Longest wait",
+    "ov_queue_drain": "All scored in",
+    "ov_queue_drain_value": "about {time}",
+    "ov_queue_workers": "Scoring workers",
+    "ov_queue_empty": "No upload of this cohort is waiting to be scored.",
     "th_title": "Submission history: {name}",
     "th_back": "Back to the leaderboard",
     "th_download_zip": "zip",
@@ -400,8 +410,8 @@ TEXT: dict[str, str] = {
     "Try again in {minutes} min; if it persists, contact your instructor.",
     "upload_error_preflight_busy": "Your previous submission is still being checked; each trainee gets one check at a "
     "time. No upload was counted today. Upload again once its result is shown (usually within a minute).",
-    "upload_error_preflight_rate": "Submissions can be checked at most {limit} times an hour. No upload was counted "
-    "today. Upload again in {minutes} min (at {time}).",
+    "upload_error_preflight_rate": "Submissions can be checked at most {limit} times an hour (a check that ran into "
+    "the time limit counts as {weight}). No upload was counted today. Upload again in {minutes} min (at {time}).",
     "body_timeout": "The upload stalled, so it was dropped. No upload was counted. Check your connection and upload "
     "again.",
     "upload_error_storage_budget": 'Your submissions still being checked or waiting for your "submit anyway" answer '

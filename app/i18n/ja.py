@@ -143,6 +143,8 @@ TEXT: dict[str, str] = {
     "elapsed": "経過 {elapsed}",
     "estimate": "最近の採点はおよそ {estimate} かかっています",
     "estimate_none": "採点時間の目安はまだありません",
+    "wait_estimate": "結果はおよそ {wait} 後の見込みです（前に {ahead} 件 × 1 件およそ {run} ÷ 採点ワーカー {workers}）。",
+    "wait_no_worker": "いま採点ワーカーが動いていないため、待ち時間の見込みは出せません。提出は保存されていて、ワーカーが戻りしだい採点されます。",
     "live_updates_off": "自動更新が止まりました。ページを再読み込みしてください。",
     "chart_table": "表で見る",
     "chart_heat_hint": "図は横にスクロールできます。同じ数値は下の「表で見る」にもあります。",
@@ -381,6 +383,14 @@ TEXT: dict[str, str] = {
     "ov_day": "日付",
     "ov_never": "まだ提出していない受講生",
     "ov_everyone_submitted": "全員が提出済みです。",
+    "ov_queue": "採点待ち",
+    "ov_queue_waiting": "待っている提出",
+    "ov_queue_waiting_value": "{n} 件、採点中 {running} 件（全コースで待ち {total} 件）",
+    "ov_queue_oldest": "いちばん長い待ち",
+    "ov_queue_drain": "すべて採点し終える見込み",
+    "ov_queue_drain_value": "およそ {time} 後",
+    "ov_queue_workers": "採点ワーカー",
+    "ov_queue_empty": "このコースの提出で、採点を待っているものはありません。",
     "th_title": "提出履歴: {name}",
     "th_back": "リーダーボードに戻る",
     "th_download_zip": "zip",
@@ -392,7 +402,8 @@ TEXT: dict[str, str] = {
     "{minutes}分後にもう一度試してください。続く場合は講師に連絡してください。",
     "upload_error_preflight_busy": "前の提出物の確認がまだ終わっていません。確認は一人につき一度に一つです。"
     "今日の提出回数は減っていません。結果が出てから（通常は1分以内）もう一度提出してください。",
-    "upload_error_preflight_rate": "提出物の確認は1時間に{limit}回までです。今日の提出回数は減っていません。"
+    "upload_error_preflight_rate": "提出物の確認は1時間に{limit}回までです（制限時間を超えた確認は{weight}回分と数えます）。"
+    "今日の提出回数は減っていません。"
     "{minutes}分後（{time}）にもう一度提出してください。",
     "body_timeout": "アップロードが途中で止まったため、受け付けを打ち切りました。提出回数は減っていません。"
     "通信環境を確認して、もう一度提出してください。",

@@ -1,4 +1,4 @@
-"""Submissions: spending a daily slot, who may see which submission, queue position and history.
+"""Submissions: spending a daily slot, who may see which submission, and history.
 
 :func:`create_queued` is the one place a slot is spent. It counts today's slots and inserts the
 ``queued`` row in one transaction that holds a lock for the user — ``BEGIN IMMEDIATE`` on SQLite,
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import write_lock
@@ -140,24 +140,6 @@ def own_submissions(db: Session, user: User, limit: int = 200) -> list[Submissio
             .limit(limit)
         )
     )
-
-
-def queue_position(db: Session, submission: Submission) -> int | None:
-    """1 for the next to be scored; None once it has left the queue."""
-    if submission.status != SubmissionStatus.QUEUED:
-        return None
-    ahead = db.scalar(
-        select(func.count())
-        .select_from(Submission)
-        .where(
-            Submission.status == SubmissionStatus.QUEUED,
-            or_(
-                Submission.created_at < submission.created_at,
-                and_(Submission.created_at == submission.created_at, Submission.id < submission.id),
-            ),
-        )
-    )
-    return (ahead or 0) + 1
 
 
 def accuracy_history(db: Session, user_id: int, cohort_id: int) -> list[Submission]:

@@ -37,10 +37,11 @@ from app.services.leaderboard import (
     overview,
     rank_of,
 )
+from app.services.scoring_queue import QueueWatch, cohort_queue, typical_run_seconds
 from app.services.submissions import accuracy_history
 from app.web import charts
 from app.web.csrf import verify_csrf
-from app.web.deps import CurrentUser, LangDep, NotFound, PathId, SessionDep, SettingsDep, TranslatorDep
+from app.web.deps import ClockDep, CurrentUser, LangDep, NotFound, PathId, SessionDep, SettingsDep, TranslatorDep
 from app.web.downloads import attachment
 from app.web.submissions import error_message
 from app.web.templating import local_time, local_time_tz, percent, render
@@ -239,13 +240,19 @@ def cohort_submissions_zip(
 
 
 @router.get("/cohorts/{cohort_id}/overview", name="cohort_overview")
-def cohort_overview(request: Request, cohort_id: PathId, db: SessionDep, user: CurrentUser, lang: LangDep) -> Response:
+def cohort_overview(
+    request: Request, cohort_id: PathId, db: SessionDep, user: CurrentUser, lang: LangDep, clock: ClockDep
+) -> Response:
     cohort = _followed_cohort(db, user, cohort_id)
     summary = overview(db, cohort)
     per_day = [(day.strftime("%m/%d"), n) for day, n in summary.per_day[-60:]]
+    watch: QueueWatch = request.app.state.scoring_queue
+    slots = watch.slots()
     context = {
         "cohort": cohort,
         "o": summary,
+        "queue": cohort_queue(watch.snapshot(db), cohort.id, typical_run_seconds(db), slots, clock()),
+        "scoring_workers": slots,
         "histogram": charts.count_rows(summary.histogram, HISTOGRAM_EDGES, cohort.pass_threshold),
         "per_day": charts.count_columns(per_day) if per_day else None,
     }

@@ -6,6 +6,7 @@ is answered exactly like one that does not exist (404), so ids reveal nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -17,7 +18,8 @@ from app.models import Enrollment, Role, Submission, SubmissionStatus, User
 from app.services import storage
 from app.services.progress import Progress, progress, progress_marks
 from app.services.rescoring import earlier_results
-from app.services.submissions import accuracy_history, active_cohort, get_visible, own_submissions, queue_position
+from app.services.scoring_queue import QueueWatch
+from app.services.submissions import accuracy_history, active_cohort, get_visible, own_submissions
 from app.settings import Settings
 from app.web import charts
 from app.web.csrf import verify_csrf
@@ -132,10 +134,12 @@ def submission_result(
     gap = charts.overfit_gap(submission.validation_accuracy, submission.accuracy)
     shown_log = cap_visible(submission.log, settings.hidden_run_excerpt_bytes)
     threshold = submission.cohort.pass_threshold
+    now = clock()
+    state = progress(db, submission, request.app.state.scoring_queue, now)
     context = {
         "s": submission,
         "runtime": runtime_summary(submission.runtime),
-        "position": queue_position(db, submission),
+        "position": state.queue_position,
         "error_message": error_message(submission, lang),
         "log_tail": log_tail(shown_log),
         "visible_log": shown_log,
@@ -147,7 +151,7 @@ def submission_result(
         "notices": _notices(submission, t),
         "timezone": submission.cohort.timezone,
         "earlier": earlier_results(db, submission.id),
-        "progress": progress(db, submission).to_json(clock()),
+        "progress": state.to_json(now),
         # Staff reach a submission from a history or the similarity page: whose it is, and the way back.
         "staff_view": staff_view,
         "owner": submission.user if staff_view else None,
@@ -188,15 +192,19 @@ def _notices(submission: Submission, t: Translator) -> list[str]:
 LONG_POLL_TICK_S = 0.1
 
 
-def submission_watcher(factory: Any) -> Watcher:
-    return Watcher("submission", lambda ids: progress_marks(factory, ids), LONG_POLL_TICK_S)
+def submission_watcher(factory: Any, queue: QueueWatch) -> Watcher:
+    """The process's one watcher of waiting result pages; each tick's reading of the queue also
+    serves ``queue``, so the pages it wakes get their place without reading the queue themselves."""
+    return Watcher("submission", lambda ids: progress_marks(factory, ids, queue), LONG_POLL_TICK_S)
 
 
-def _progress_now(factory: Any, user_id: int, submission_id: int) -> Progress | None:
+def _progress_now(
+    factory: Any, queue: QueueWatch, user_id: int, submission_id: int, now: dt.datetime
+) -> Progress | None:
     with factory() as db:
         user = db.get(User, user_id)
         submission = get_visible(db, user, submission_id) if user is not None else None
-        return progress(db, submission) if submission is not None else None
+        return progress(db, submission, queue, now) if submission is not None else None
 
 
 @router.get("/submissions/{submission_id}/status", name="submission_status")
@@ -210,13 +218,13 @@ async def submission_status(
 ) -> Response:
     """The result page's live feed (:func:`app.web.long_poll.long_poll`): ``known`` is the
     ``fingerprint`` the page shows."""
-    factory = request.app.state.sessionmaker
+    factory, queue = request.app.state.sessionmaker, request.app.state.scoring_queue
     polled = await long_poll(
         request,
         request.app.state.submission_watcher,
         submission_id,
         viewer.id,
-        lambda: _progress_now(factory, viewer.id, submission_id),
+        lambda: _progress_now(factory, queue, viewer.id, submission_id, clock()),
         lambda state: known is None or state.fingerprint != known or state.final,
         wait,
     )

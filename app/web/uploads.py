@@ -29,13 +29,14 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy.orm import Session
 
 from app.i18n import Translator, normalize_lang
-from app.models import Cohort, Role, User
+from app.models import Cohort, Role, Submission, User
 from app.observability.structured_logs import bind as bind_log_fields
 from app.queue import NoWorkerAnswered
 from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
 from app.security.sessions import SESSION_COOKIE
 from app.services import preflight_gate, upload_budget, upload_checks
 from app.services.preflight import PreflightVerdict
+from app.services.progress import progress
 from app.services.quota import quota_status
 from app.services.smoke_confirm import CONFIRM_FIELD, confirmed_in_form
 from app.services.submissions import SubmissionRefused, active_cohort, check_can_submit, create_queued
@@ -228,10 +229,26 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
     bind_log_fields(submission_id=submission.id)  # every later line of this request names it
     log.info("upload accepted as submission %s (%s bytes)", submission.id, received.size if received else 0)
     await anyio.to_thread.run_sync(_enqueue, request.app.state.enqueue, submission.id)
-    url = f"/submissions/{submission.id}"
-    if wants_json(request):
-        return JSONResponse({"id": submission.id, "status": submission.status.value, "url": url}, status_code=201)
-    return RedirectResponse(url, status_code=303)
+    return await _queued(request, submission.id, clock)
+
+
+async def _queued(request: Request, submission_id: int, clock: Any) -> Response:
+    """The answer for an upload that spent its slot: the result page, or (JSON) the submission with
+    its place in the fair order and the expected wait, as the result page's live feed gives them."""
+    url = f"/submissions/{submission_id}"
+    if not wants_json(request):
+        return RedirectResponse(url, status_code=303)
+    factory, queue, now = request.app.state.sessionmaker, request.app.state.scoring_queue, clock()
+
+    def where() -> dict[str, Any]:
+        with factory() as db:
+            row = db.get(Submission, submission_id)
+            assert row is not None
+            state = progress(db, row, queue, now).to_json(now)
+        keys = ("queue_position", "runs_ahead", "estimate_s", "wait_s", "scoring_workers")
+        return {"id": submission_id, "status": state["status"], "url": url, **{k: state[k] for k in keys}}
+
+    return JSONResponse(await anyio.to_thread.run_sync(where), status_code=201)
 
 
 def _before_body(factory: Any, user: Uploader, declared: int | None, settings: Settings, now: dt.datetime) -> int:
@@ -301,7 +318,7 @@ def _gate_refusal(exc: preflight_gate.PreflightRefused, settings: Settings) -> R
     extra = {"retry_after": exc.retry_after_s, "retry_at": exc.retry_at.isoformat()}
     minutes = max(1, (exc.retry_after_s + 59) // 60)
     return Refusal(429, f"upload_error_preflight_{exc.reason}", extra=extra, limit=exc.limit, minutes=minutes,
-                   time=local.strftime("%H:%M"))  # fmt: skip
+                   time=local.strftime("%H:%M"), weight=settings.preflight_timeout_weight)  # fmt: skip
 
 
 def _quota_params(exc: SubmissionRefused, now: Any, lang: str) -> dict[str, Any]:
@@ -398,10 +415,7 @@ async def _answer_check(
     page renders it, or (still checking) the check's page that follows it live."""
     if check.state == upload_checks.ACCEPTED and check.submission_id is not None:
         bind_log_fields(submission_id=check.submission_id)
-        url = f"/submissions/{check.submission_id}"
-        if wants_json(request):
-            return JSONResponse({"id": check.submission_id, "status": "queued", "url": url}, status_code=201)
-        return RedirectResponse(url, status_code=303)
+        return await _queued(request, check.submission_id, clock)
     if check.state == upload_checks.CHECKING:
         url = _check_url(check.id)
         if wants_json(request):

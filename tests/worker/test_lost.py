@@ -120,3 +120,25 @@ def test_a_check_that_kills_its_worker_process_is_refused_and_not_delivered_agai
     assert received(celery_worker, CHECK_UPLOAD_TASK) == 2  # each check once
     with world.sessions() as db:
         assert db.scalar(select(func.count()).select_from(Submission)) == 1
+
+
+def test_the_lost_run_settled_is_the_one_its_delivery_claimed_not_the_one_its_message_named(
+    world: World, celery_worker: WorkerProcess
+) -> None:
+    """A message only wakes a worker: woken by the later upload's message, the worker claims the
+    earlier one (first in the fair order). When that run kills its process, the main process settles
+    the submission the delivery claimed, found by its task id, and leaves the named one waiting."""
+    killer = world.submit(SLOW, filename="killer.zip")
+    named = world.submit(PREDICT_ZEROS, filename="named.zip")
+    assert enqueue_scoring(named, world.settings)
+    for attempt in (1, 2):  # the main process queues the killer again once, with a wake-up of its own
+        wait_for(lambda: world.submission(killer).attempts == attempt, f"the killer's attempt {attempt}")  # noqa: B023
+        wait_for(lambda: runs_started(celery_worker) == attempt, f"attempt {attempt}'s sandbox run")  # noqa: B023
+        kill_pool_process(celery_worker)
+    wait_finished(world, killer)
+    log = celery_worker.output()
+    assert f"submission {killer}: its worker process was lost during attempt 1" in log
+    assert f"submission {killer} failed: its worker process was lost on each of 2 attempts" in log
+    assert world.submission(killer).error_code == ErrorCode.WORKER_PROCESS_LOST.value
+    untouched = world.submission(named)
+    assert (untouched.status, untouched.attempts) == (SubmissionStatus.QUEUED, 0)  # its wake-up is the next one

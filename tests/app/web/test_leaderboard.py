@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.models import Cohort, Enrollment, Role, SubmissionStatus, User
 from app.services.leaderboard import SortKey, Standing, histogram, leaderboard, overview
 from tests.app.api.conftest import T0, add_submission
-from tests.app.conftest import People, add_user, login
+from tests.app.conftest import Clock, People, add_user, login
 from tests.app.web.leaderboard_reference import arrange
 from tests.fixtures.html import assert_self_contained, without_tokens
 
@@ -222,3 +222,30 @@ def test_trainees_find_their_anonymised_leaderboard_when_the_cohort_shows_it(
     link = f'href="/cohorts/{board.cohort.id}/leaderboard" data-testid="nav-leaderboard"'
     assert link in page
     assert client.get(f"/cohorts/{board.cohort.id}/leaderboard").status_code == 200
+
+
+def test_overview_shows_the_cohorts_uploads_waiting_during_a_deadline(
+    client: TestClient, board: People, db: Session, clock: Clock
+) -> None:
+    """Hanako waits with two uploads, Taro with one, another cohort's trainee with one; runs take
+    60 s. Fair order: Hanako's first, Taro's and the other's, then Hanako's second: the cohort's
+    last result is four runs away on the one worker assumed (none is seen: no Redis here)."""
+    login(client, board.instructor.email)
+    assert 'data-testid="ov-queue-empty"' in client.get(f"/cohorts/{board.cohort.id}/overview").text
+    now = clock.now
+    cohort = db.get(Cohort, board.cohort.id)
+    other_cohort = Cohort(name="dl_osaka_1", title="DL 大阪 1 期")
+    db.add(other_cohort)
+    db.flush()
+    elsewhere = add_user(db, "osaka@example.com")
+    done = add_submission(db, board.other_trainee, cohort, accuracy=0.9, at=now - 30 * H)
+    done.started_at, done.finished_at = now - 30 * H, now - 30 * H + dt.timedelta(seconds=60)
+    for user, target, minutes in ((board.trainee, cohort, 5), (board.other_trainee, cohort, 2),
+                                  (board.trainee, cohort, 1), (elsewhere, other_cohort, 3)):  # fmt: skip
+        add_submission(db, user, target, status=SubmissionStatus.QUEUED, at=now - dt.timedelta(minutes=minutes))
+    db.commit()
+    page = client.get(f"/cohorts/{board.cohort.id}/overview").text
+    assert 'data-testid="ov-queue-waiting" data-value="3"' in page
+    assert "3 件、採点中 0 件（全コースで待ち 4 件）" in page
+    assert 'data-testid="ov-queue-oldest" data-value="300.0"' in page and "5分00秒" in page
+    assert 'data-testid="ov-queue-drain" data-value="240.0"' in page and "およそ 4分00秒 後" in page

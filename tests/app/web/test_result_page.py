@@ -261,3 +261,42 @@ def test_estimate_is_the_median_of_recent_runs(client: TestClient, people: Peopl
     status = client.get(f"/submissions/{waiting}/status").json()
     assert status["estimate_s"] == 30  # the median: one runaway run does not drag it
     assert "30秒" in client.get(f"/submissions/{waiting}").text
+
+
+def test_the_wait_follows_the_fair_order_and_is_never_zero_seconds(
+    client: TestClient, people: People, db: Session
+) -> None:
+    """Hanako uploads twice, Taro once: Taro's first upload is scored before Hanako's second, and
+    the wait is the runs ahead × a run (a recent one took 0.3 s: "1 s", never "0 s")."""
+    import datetime as dt
+
+    first, second = _submit(client, people), _submit(client, people)
+    client.cookies.clear()
+    login(client, people.other_trainee.email)
+    answer = upload(client, make_zip(body=b"# taro\n")).json()
+    taro = int(answer["id"])
+    # The upload's answer already says where it stands: before Hanako's second upload.
+    assert (answer["status"], answer["queue_position"], answer["runs_ahead"]) == ("queued", 2, 1)
+    assert answer["wait_s"] is None  # no run has finished yet: nothing to measure a run by
+    quick = Submission(
+        user_id=people.other_trainee.id, cohort_id=people.cohort.id, status=SubmissionStatus.FAILED,
+        created_at=dt.datetime(2026, 11, 20, tzinfo=dt.UTC), quota_day=dt.date(2026, 11, 20),
+        original_filename="quick.zip", zip_sha256="0" * 64, zip_size=1, storage_key="k",
+        started_at=dt.datetime(2026, 11, 20, 1, tzinfo=dt.UTC),
+        finished_at=dt.datetime(2026, 11, 20, 1, 0, 0, 300_000, tzinfo=dt.UTC),
+    )  # fmt: skip
+    db.add(quick)
+    db.commit()
+    assert client.get(f"/submissions/{taro}/status").json()["queue_position"] == 2
+    client.cookies.clear()
+    login(client, people.trainee.email)
+    assert client.get(f"/submissions/{first}/status").json()["queue_position"] == 1
+    status = client.get(f"/submissions/{second}/status").json()
+    # No worker can be asked here (no Redis): one is assumed for the wait, and not claimed as seen.
+    assert {k: status[k] for k in ("queue_position", "runs_ahead", "estimate_s", "wait_s", "scoring_workers")} == {
+        "queue_position": 3, "runs_ahead": 2, "estimate_s": 1.0, "wait_s": 3.0, "scoring_workers": None,
+    }  # fmt: skip
+    page = client.get(f"/submissions/{second}").text
+    assert "採点待ちです（3 番目）" in page
+    assert "結果はおよそ 3秒 後の見込みです（前に 2 件 × 1 件およそ 1秒 ÷ 採点ワーカー 1）" in page
+    assert "0秒" not in page.replace("経過 0秒", "")  # only the elapsed time may start at 0
