@@ -9,9 +9,8 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from scorer.sandbox.types import Limits, MiB
 from scorer.warm import WORK, WarmSlot
 from tests.fixtures.artifacts import DataSet
 from tests.scorer.procs import processes_with_environ
+from tests.scorer.sandbox.conftest import wait_until
 
 pytestmark = pytest.mark.sandbox  # pre-warmed sandboxes, really started
 
@@ -209,16 +209,6 @@ def zombie_children() -> list[str]:
         if fields[0] == "Z" and int(fields[1]) == os.getpid():
             found.append(stat.split(")", 1)[0] + ")")
     return found
-
-
-def wait_until(condition: Callable[[], bool], safety_net_s: float = 60.0) -> bool:
-    """Poll ``condition``; the bound only keeps a broken slot from hanging the suite."""
-    deadline = time.monotonic() + safety_net_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_a_warm_sandbox_for_other_limits_or_images_is_not_used(
