@@ -16,10 +16,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# bubblewrap: the sandbox. libseccomp2: the sandbox's syscall filter (pyseccomp). fonts-noto-cjk is
-# not needed: charts are drawn in the browser.
+# bubblewrap: the sandbox. libseccomp2: the sandbox's syscall filter (pyseccomp). fonts-ipafont-gothic:
+# Japanese glyphs for the one chart drawn on the server, the history PNG (app/web/history_png.py; the
+# pages' charts are SVG drawn by the browser); a few MB, where fonts-noto-cjk is a hundred.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends bubblewrap libseccomp2 ca-certificates \
+    && apt-get install -y --no-install-recommends bubblewrap libseccomp2 ca-certificates fonts-ipafont-gothic \
     && rm -rf /var/lib/apt/lists/*
 
 # The reference runtime first: it changes rarely, so this layer stays cached.

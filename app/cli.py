@@ -165,13 +165,22 @@ def _demo_dataset(settings: Settings, dataset: Path | None) -> Path:
 
 
 def demo(settings: Settings, dataset: Path | None = None) -> list[DemoAccount]:
-    """Idempotent: the synthetic set is imported once; the accounts get fresh passwords each time."""
+    """Idempotent: the synthetic set is imported once; the accounts get fresh passwords each time.
+
+    The synthetic training set is stored as the public set too (unless one is stored already), so
+    the pre-flight's near-chance guard is on in the demo: without a public set a model that
+    predicts one class for everything is scored, and spends an upload, without a question."""
+    from app.services.public_set import import_public_set, public_set
+
     sessions = _sessions(settings)
     with sessions() as session:
         have_set = session.scalar(select(TestSet.id).where(TestSet.version == DEMO_TESTSET_VERSION))
     if have_set is None:
         folder = _demo_dataset(settings, dataset)
         import_testset_files(settings, folder / "test_data.npy", folder / "test_label.npy", DEMO_TESTSET_VERSION)
+    if public_set(settings) is None:
+        folder = _demo_dataset(settings, dataset)
+        import_public_set(settings, folder / "train_data.npy", folder / "train_label.npy")
     accounts: list[DemoAccount] = []
     with sessions.begin() as session:
         cohort = session.scalar(select(Cohort).where(Cohort.name == DEMO_COHORT))
@@ -195,7 +204,10 @@ def demo(settings: Settings, dataset: Path | None = None) -> list[DemoAccount]:
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from app.supervisor import public_set_line
+
     accounts = demo(settings, args.dataset)
+    print(public_set_line(settings))
     print("demo accounts (new passwords on every `demo`):")
     for account in accounts:
         print(f"  {account.role:<10} {account.email:<26} {account.password}")

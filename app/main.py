@@ -9,6 +9,7 @@ of patching imports.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gc
 import logging
 import threading
@@ -33,11 +34,24 @@ from app.models import utcnow
 from app.observability import redaction
 from app.observability.http import RequestContextMiddleware, metrics_router
 from app.observability.structured_logs import configure_logging
+from app.services import upload_checks
 from app.services.preflight import Checker
+from app.services.scoring_queue import QueueWatch, live_scoring_slots
 from app.services.testset_import import TestSetImporter, worker_importer
 from app.services.upload_checks import check_and_settle
 from app.settings import Settings, get_settings
-from app.web import admin, auth, health, leaderboard, similarity, storage_full, submissions, uploads
+from app.web import (
+    admin,
+    auth,
+    health,
+    history,
+    leaderboard,
+    profile,
+    similarity,
+    storage_full,
+    submissions,
+    uploads,
+)
 from app.web.auth import landing_page
 from app.web.body_timeout import BodyTimeoutMiddleware
 from app.web.csrf import CSRFCookieMiddleware, CSRFRejected
@@ -100,6 +114,7 @@ def in_process_checks(app: FastAPI, checker: Checker) -> StartCheck:
 
         def run() -> None:
             try:
+                upload_checks.claim(app.state.sessionmaker, check_id, app.state.clock())
                 check_and_settle(
                     app.state.sessionmaker, app.state.settings, check_id, checker, app.state.enqueue, app.state.clock
                 )
@@ -157,7 +172,7 @@ def create_app(
         app.state.sessionmaker = make_sessionmaker(engine)
         # The live pages' long polls: one watcher per kind for the whole process (app.web.long_poll).
         app.state.held_polls = HeldPolls(settings.long_poll_per_user)
-        app.state.submission_watcher = submissions.submission_watcher(app.state.sessionmaker)
+        app.state.submission_watcher = submissions.submission_watcher(app.state.sessionmaker, app.state.scoring_queue)
         app.state.check_watcher = uploads.check_watcher(app.state.sessionmaker)
         # Ask the scoring runtime for its versions now, not on the first upload page.
         threading.Thread(target=runtime_versions, args=(runtime_key(settings),), daemon=True).start()
@@ -183,6 +198,8 @@ def create_app(
     )
     app.state.deliver_email = deliver_email or worker_deliver(settings)
     app.state.testset_importer = testset_importer or worker_importer(settings)
+    # The scoring queue's fair order and live workers, for the pages that show a place and a wait.
+    app.state.scoring_queue = QueueWatch(functools.partial(live_scoring_slots, settings))
 
     configure_logging("web", settings.log_format)
     redaction.install()  # uvicorn's access lines carry query strings: /password/set?token=…
@@ -200,8 +217,10 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)  # outermost: the access line sees every response
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(auth.router)
+    app.include_router(profile.router)  # /profile: the reading (フリガナ) of one's name
     app.include_router(uploads.page_router)
     app.include_router(uploads.router)
+    app.include_router(history.router)  # before /submissions/{id}: /submissions/history.csv
     app.include_router(submissions.router)
     app.include_router(admin.router)
     app.include_router(api.router)  # /api/v1, /openapi.json, /docs

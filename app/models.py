@@ -132,6 +132,9 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Name and e-mail folded for search (app.folding), written with them (see _keep_search_key).
     search_key: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # How the name is read (フリガナ, katakana; "" when not given): lists of people sort by it in
+    # 五十音 order and the search matches it (app.folding).
+    reading: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
     enrollments: Mapped[list[Enrollment]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
@@ -139,8 +142,8 @@ class User(Base):
 @event.listens_for(User, "before_insert")
 @event.listens_for(User, "before_update")
 def _keep_search_key(_mapper: Any, _connection: Any, user: User) -> None:
-    """Whenever a user is written through the ORM, its search key follows its name and e-mail."""
-    user.search_key = search_key(user.name or "", user.email or "")
+    """Whenever a user is written through the ORM, its search key follows its name, e-mail and reading."""
+    user.search_key = search_key(user.name or "", user.email or "", user.reading or "")
 
 
 class Cohort(Base):
@@ -194,11 +197,19 @@ class TestSet(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+def _created_at(context: Any) -> dt.datetime:
+    """A new row's ``queued_at``, unless given: the moment it was created (the upload)."""
+    created = context.get_current_parameters().get("created_at")
+    return created if isinstance(created, dt.datetime) else utcnow()
+
+
 class Submission(Base):
     __tablename__ = "submissions"
     __table_args__ = (
         Index("ix_submissions_user_day", "user_id", "quota_day"),
         Index("ix_submissions_status_created", "status", "created_at"),
+        # The fair order counts the runs each trainee had while the oldest waiting upload waited.
+        Index("ix_submissions_finished_at", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -208,6 +219,9 @@ class Submission(Base):
         _enum(SubmissionStatus, "submission_status"), default=SubmissionStatus.QUEUED
     )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When it last entered the scoring queue: its upload, or a rescoring. The fair order
+    # (app.services.scoring_queue) and the queue's waits count from here, not from the upload.
+    queued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_created_at)
     quota_day: Mapped[dt.date] = mapped_column(Date)  # the day of the daily limit, cohort's time zone
     counts_toward_limit: Mapped[bool] = mapped_column(Boolean, default=True)  # False: slot given back
 
@@ -216,6 +230,7 @@ class Submission(Base):
     zip_size: Mapped[int] = mapped_column(Integer)
     storage_key: Mapped[str] = mapped_column(String(200))  # relative to settings.storage_dir
     validation_accuracy: Mapped[float | None] = mapped_column(Float)  # what the trainee measured
+    change_note: Mapped[str] = mapped_column(String(200), default="", server_default="")  # what they changed
 
     task_id: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -326,8 +341,13 @@ class UploadCheck(Base):
     zip_size: Mapped[int] = mapped_column(Integer)
     original_filename: Mapped[str] = mapped_column(String(500))
     validation_accuracy: Mapped[float | None] = mapped_column(Float)
+    change_note: Mapped[str] = mapped_column(String(200), default="", server_default="")
     confirmed: Mapped[bool] = mapped_column(Boolean, default=False)  # "upload it anyway" sent with the zip
     lease_token: Mapped[str] = mapped_column(String(32), default="")  # the pre-flight turn it holds
+    # When a pre-flight worker took it (None: waiting for one): the fair order of the pre-flight
+    # queue claims it once, and a trainee's pre-flight time in the last hour is counted from here.
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    task_id: Mapped[str | None] = mapped_column(String(200))  # the delivery that claimed it (its Celery task)
     verdict: Mapped[Any | None] = mapped_column(JSON)  # PreflightVerdict.to_json()
     # Why it ended without a submission: {"key": the message's i18n key} and, when a slot could not be
     # spent, "reason" (SubmissionRefused's); None while checking, accepted or confirmed.

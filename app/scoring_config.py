@@ -33,5 +33,6 @@ def scoring_config(settings: Settings) -> ScoringConfig:
             cgroup_parent=settings.sandbox_cgroup_parent,
         ),
         limits=limits,
+        smoke_limits=Limits(wall_seconds=settings.smoke_wall_seconds),
         disclosure=Disclosure(settings.hidden_run_excerpt_bytes, settings.hidden_run_stored_log_bytes),
     )

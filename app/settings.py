@@ -77,8 +77,9 @@ class WorkerSettings(BaseModel):
     scoring_soft_time_limit_s: float = Field(default=Limits().wall_seconds * 2 + 120, gt=0)
     scoring_time_limit_s: float = Field(default=Limits().wall_seconds * 2 + 180, gt=0)
 
-    # Celery's limits for the pre-flight task: above the smoke run's own 60 s wall limit, for the
-    # same reason; the site stops waiting after KATAKANA_PREFLIGHT_WAIT_S anyway.
+    # Celery's limits for the pre-flight task: above the smoke run's own wall limit
+    # (KATAKANA_SMOKE_WALL_SECONDS, 60 s), for the same reason; the site stops waiting after
+    # KATAKANA_PREFLIGHT_WAIT_S anyway.
     preflight_soft_time_limit_s: float = Field(default=90.0, gt=0)
     preflight_time_limit_s: float = Field(default=120.0, gt=0)
 
@@ -139,6 +140,9 @@ class Settings(BaseSettings):
     upload_storage_budget_bytes: int = Field(default=500 * MIB, gt=0)
     default_daily_limit: int = Field(default=3, ge=0)
     default_timezone: str = "Asia/Tokyo"
+    # A font with Japanese glyphs for the history chart download (PNG); empty: the usual
+    # Debian/Ubuntu ones are looked for (fonts-ipafont-gothic, fonts-noto-cjk), else it is in English.
+    chart_font: Path | None = None
 
     runtime_python: Path | None = None
     # The TensorFlow + Keras runtime (KATAKANA_TENSORFLOW_RUNTIME_PYTHON); empty: where setup.sh
@@ -178,8 +182,13 @@ class Settings(BaseSettings):
     similarity_rare_file_max_trainees: int = Field(default=2, ge=2)
     # With the public set imported, a smoke accuracy below this asks the trainee to confirm the upload.
     preflight_near_chance_below: float = Field(default=0.30, ge=0.0, le=1.0)
+    # The smoke run's time limit: long enough for a cold start of the heaviest runtime (a cold
+    # `import tensorflow` takes 4.5-9 s here) with its model's load and a few predictions, many times
+    # over on a loaded host. Checks claim the pre-flight fairly, so a trainee's check waits at most
+    # one such limit for a worker (the longest check running ahead of it) and then runs its own.
+    smoke_wall_seconds: float = Field(default=60.0, gt=0)
     # How long an upload waits for a worker's pre-flight verdict before it is refused as the
-    # server's fault (nothing spent; the zip stays stored). Above the smoke run's own 60 s limit.
+    # server's fault (nothing spent; the zip stays stored): a smoke limit's wait, plus its own run.
     preflight_wait_s: float = Field(default=120.0, gt=0)
     # How long the upload request itself waits for that verdict before it answers with the check's
     # page, which follows the check live: short, so a deadline rush is answered at once. A verdict
@@ -205,6 +214,9 @@ class Settings(BaseSettings):
 
     # Free pre-flights: one at a time per trainee, and at most this many an hour each.
     preflight_per_hour: int = Field(default=20, ge=1)
+    # A pre-flight that ran into the smoke time limit counts this many toward that hourly rate: a
+    # trainee whose checks keep timing out holds the shared pre-flight workers longest, so waits longer.
+    preflight_timeout_weight: int = Field(default=5, ge=1)
     preflight_lease_s: int = Field(default=15 * 60, gt=0)  # a crashed process's slot frees after this
     refused_upload_retention_s: int = Field(default=24 * 3600, ge=0)  # refused zips kept for support
     # Long polls (a result or check page following its state) one user may hold at once in each web
@@ -243,6 +255,9 @@ class Settings(BaseSettings):
             ZoneInfo(self.default_timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"KATAKANA_DEFAULT_TIMEZONE is not a known time zone: {exc}") from exc
+        if self.worker.preflight_soft_time_limit_s <= self.smoke_wall_seconds:
+            # Celery would kill slow checks as the server's fault before the smoke limit stops them.
+            raise ValueError("KATAKANA_WORKER_PREFLIGHT_SOFT_TIME_LIMIT_S must exceed KATAKANA_SMOKE_WALL_SECONDS")
         if self.environment == "production":
             self._refuse_unsafe_production()
         return self

@@ -165,6 +165,7 @@ class Supervisor:
             for child in self.children:
                 child.start(env)
             print(f"katakana-scorer is running at http://{self.host}:{self.port}  (Ctrl-C stops it)", flush=True)
+            print(public_set_line(self.settings), flush=True)
             return self._watch(env)
         except KeyboardInterrupt:
             return 0
@@ -225,6 +226,25 @@ class Supervisor:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+
+
+def public_set_line(settings: Settings) -> str:
+    """Whether the pre-flight's near-chance guard is on, for the start-up lines: it needs the
+    course's public set (``import-public``), and without one a model that predicts a single class
+    is scored and spends an upload without a question."""
+    from app.services.public_set import public_set
+
+    stored = public_set(settings)
+    if stored is None:
+        return (
+            "katakana-scorer: NO public set stored, so the pre-flight's near-chance guard is OFF; store the "
+            "course's training set with: python -m app.cli import-public train_data.npy train_label.npy"
+        )
+    return (
+        f"katakana-scorer: public set of {stored.n_images} images stored: the pre-flight's near-chance guard is on "
+        f"(below {settings.preflight_near_chance_below:.0%} right on its images, the trainee is asked before an"
+        " upload is spent)"
+    )
 
 
 def serve(settings: Settings, *, host: str, port: int) -> int:

@@ -1,5 +1,9 @@
 """Deadline rush: N trainees each log in and upload within a window, against the live service.
 
+The submission is the course-sized CNN example by default (``examples/course_cnn``: what trainees'
+networks cost a scoring worker, tens of seconds of one core and over 1 GB per run); ``--model cnn``
+or ``--model mlp`` takes the small examples instead.
+
 Everything real, on loopback: one uvicorn process (the site; it runs no trainee code), a pre-flight
 Celery worker as wide as the machine, K Celery scoring workers (concurrency 1 each, the sandbox in
 bubblewrap), one mail/maintenance worker, Redis, SQLite (or PostgreSQL with --database-url), mail
@@ -18,12 +22,27 @@ Reported:
 - the web process's RSS at start, peak and end (sampled every 0.5 s): memory must stay flat;
 - the scoring queue's peak length, and the drain rate: submissions scored per minute, per scoring
   worker (each worker is one core: concurrency 1, the sandbox's BLAS on 1 thread);
+- per-core throughput: the scoring workers' CPU seconds per scored submission (the workers, their
+  sandboxes and the sandbox pre-warmed for the next run, all counted) and what that makes per core
+  per hour. On a shared machine this is the figure to size by: the wall-clock rate above also
+  measures everyone else's load;
+- memory per run: the sandbox's peak (its cgroup, as stored with each result) and the peak resident
+  memory of one scoring worker with everything under it (Celery, the run, the pre-warmed sandbox);
+- the wait each trainee saw: from the upload's acceptance to its result, split into the time queued
+  and the time scored (each trainee listed when there are at most 40, percentiles always);
 - sandboxed scoring time (the worker's measured duration, median) against the example's bare
-  predict time on the same images (``bench/sandbox_overhead.py``'s measurement).
+  predict time on the same images (``bench/sandbox_overhead.py``'s measurement; ``--bare-runs``);
+- the wait each trainee was told against the wait they had: every result page's live feed is read
+  every ``--wait-every`` seconds while its upload waits, as the page itself does, and each wait it
+  tells ("the result in about N s") is compared with when the result came; the error is
+  (told − had) / had, its median and the 95th percentile of its size, over every reading and over
+  the first reading of each upload (target: the median within ±30 %);
+- the load average the run went under (the machine may be shared).
 
     .venv/bin/python bench/deadline_rush.py                      # 300 trainees in 5 minutes
     .venv/bin/python bench/deadline_rush.py --trainees 60 --window 60   # the quick run
     .venv/bin/python bench/deadline_rush.py --trainees 20 --window 3 --model mlp   # 20 uploads in 3 s
+    .venv/bin/python bench/deadline_rush.py --trainees 6 --window 3 --workers 2    # the capacity figures
 """
 
 from __future__ import annotations
@@ -44,8 +63,10 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -56,18 +77,20 @@ sys.path.insert(0, str(REPO))
 
 from alembic import command  # noqa: E402
 from alembic.config import Config  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import Row, func, select  # noqa: E402
 
 from app.db import make_engine, make_sessionmaker  # noqa: E402
 from app.embedded_redis import RedisServer  # noqa: E402
 from app.models import Cohort, Enrollment, Language, Role, Submission, SubmissionStatus, User  # noqa: E402
 from app.security.passwords import hash_password  # noqa: E402
 from bench.sandbox_overhead import bare_predict_seconds  # noqa: E402
+from examples.build_examples import ALL_NAMES, COURSE_CNN  # noqa: E402
 from scorer.pipeline import ScoringConfig  # noqa: E402
 from scorer.runtime import find_runtime  # noqa: E402
+from tests.fixtures.artifacts import course_cnn_dir, example_zips_dir, synthetic_set_dir  # noqa: E402
 
 PASSWORD = "deadline-rush-password"
-CACHE = REPO / ".cache" / "test-artifacts"
+METRICS_TOKEN = "deadline-rush-metrics-token"  # /readyz lists the live workers only to a scraper or an admin
 FINAL = (SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED)
 
 
@@ -82,22 +105,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-def artifacts(work: Path, model: str) -> tuple[Path, Path, Path]:
-    """(test images, test labels, example zip): the test suite's cache when built, else built here."""
-    datasets = sorted(CACHE.glob("dataset-*[!l]"), key=lambda p: p.stat().st_mtime)
-    data_dir = next((d for d in reversed(datasets) if (d / "test_data.npy").exists() and d.is_dir()), None)
-    if data_dir is None:
-        from scorer.dataset import write_dataset
-
-        data_dir = work / "dataset"
-        write_dataset(data_dir, seed=0)
-    examples = sorted(CACHE.glob("examples-*"), key=lambda p: p.stat().st_mtime)
-    example_dir = next((e for e in reversed(examples) if (e / f"{model}.zip").exists()), None)
-    if example_dir is None:
-        from examples.build_examples import build
-
-        example_dir = work / "examples"
-        build(example_dir, data_dir=data_dir, quick=True, seed=0)
+def artifacts(model: str) -> tuple[Path, Path, Path]:
+    """(test images, test labels, example zip) from the test suite's cache, keyed by the code that
+    makes them: built on first use (the course-sized CNN trains for minutes), never stale."""
+    data_dir = synthetic_set_dir()
+    example_dir = course_cnn_dir() if model == COURSE_CNN else example_zips_dir()
     return data_dir / "test_data.npy", data_dir / "test_label.npy", example_dir / f"{model}.zip"
 
 
@@ -156,6 +168,7 @@ class Stack:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     web: subprocess.Popen[bytes] | None = None
     preflight: subprocess.Popen[bytes] | None = None
+    scoring: list[subprocess.Popen[bytes]] = field(default_factory=list)
     url: str = ""
 
     def spawn(self, argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
@@ -192,6 +205,7 @@ def start_stack(root: Path, args: argparse.Namespace, data: Path, labels: Path) 
         "KATAKANA_DATABASE_URL": database_url,
         "KATAKANA_REDIS_URL": redis_server.url,
         "KATAKANA_BASE_URL": "http://rush.example.test",
+        "KATAKANA_METRICS_TOKEN": METRICS_TOKEN,
     }
     config = Config(str(REPO / "alembic.ini"))
     config.set_main_option("script_location", str(REPO / "migrations"))
@@ -207,7 +221,7 @@ def start_stack(root: Path, args: argparse.Namespace, data: Path, labels: Path) 
     celery = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--concurrency", "1",
               "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]  # fmt: skip
     for i in range(args.workers):
-        stack.spawn([*celery, "-Q", "scoring", "-n", f"scoring{i}@rush"], f"scoring{i}.log")
+        stack.scoring.append(stack.spawn([*celery, "-Q", "scoring", "-n", f"scoring{i}@rush"], f"scoring{i}.log"))
     # The pre-flights run on workers too (never in the site): a pool as wide as the machine.
     preflight = [*celery[:7], str(os.cpu_count() or 1), *celery[8:]]
     stack.preflight = stack.spawn([*preflight, "-Q", "preflight", "-n", "preflight@rush"], "preflight.log")
@@ -219,19 +233,23 @@ def start_stack(root: Path, args: argparse.Namespace, data: Path, labels: Path) 
         "web.log",
     )  # fmt: skip
     stack.url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:  # ready = site, Redis, database and every scoring worker (its sandbox self-test passed)
-        try:
-            body = httpx.get(f"{stack.url}/readyz", timeout=5).json()
-            scoring = [w for w in body["checks"]["workers"].get("alive", []) if "scoring" in w["queues"]]
-            if body["status"] == "ready" and len(scoring) >= args.workers:
-                return stack
-        except (httpx.TransportError, ValueError):
-            pass
-        if time.monotonic() > deadline or stack.web.poll() is not None:
-            stack.stop()
-            raise SystemExit(f"the stack did not become ready; see {root}")
-        time.sleep(0.5)
+    deadline = time.monotonic() + 300
+    headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    try:
+        while True:  # ready = site, Redis, database and every scoring worker (its sandbox self-test passed)
+            try:
+                body = httpx.get(f"{stack.url}/readyz", timeout=5, headers=headers).json()
+                scoring = [w for w in body["checks"]["workers"].get("alive", []) if "scoring" in w["queues"]]
+                if body["status"] == "ready" and len(scoring) >= args.workers:
+                    return stack
+            except (httpx.TransportError, ValueError):
+                pass
+            if time.monotonic() > deadline or stack.web.poll() is not None:
+                raise SystemExit(f"the stack did not become ready; see {root}")
+            time.sleep(0.5)
+    except BaseException:  # never leave the workers and Redis running behind a failed start
+        stack.stop()
+        raise
 
 
 def add_trainees(database_url: str, count: int) -> list[str]:
@@ -259,6 +277,19 @@ class Outcome:
     verdict_s: float = 0.0  # request to the check settled (the same when the verdict came inline)
     status: int = 0
     error: str = ""
+    submission_id: int | None = None
+    told: list[tuple[float, float]] = field(default_factory=list)  # (wait told, when: time.time())
+
+
+def wait_errors(outcomes: list[Outcome], finished: dict[int, float], *, first_only: bool = False) -> list[float]:
+    """(told − had) / had for the waits told: had is from the telling to the result."""
+    errors = []
+    for out in outcomes:
+        end = finished.get(out.submission_id or -1)
+        for told, at in out.told[:1] if first_only else out.told:
+            if end is not None and end > at:
+                errors.append((told - (end - at)) / (end - at))
+    return errors
 
 
 async def log_in(client: httpx.AsyncClient, email: str, start_at: float, out: Outcome) -> None:
@@ -299,6 +330,10 @@ async def upload(client: httpx.AsyncClient, body: bytes, start_at: float, out: O
             response = await client.get(url, headers={"Accept": "application/json"})
         out.verdict_s = time.monotonic() - began
         out.status = response.status_code
+        if response.status_code == 201:
+            out.submission_id = int(response.json()["id"])
+            if response.json().get("wait_s") is not None:
+                out.told.append((float(response.json()["wait_s"]), time.time()))
         if response.status_code != 201:
             try:
                 error = response.json()["error"]
@@ -323,15 +358,105 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
-class Sampler(threading.Thread):
-    """Samples the web process's RSS and the scoring queue's length every half second."""
+async def follow_waits(
+    clients: list[httpx.AsyncClient], outcomes: list[Outcome], every_s: float, timeout_s: float
+) -> None:
+    """Read every waiting upload's result-page feed every ``every_s`` seconds until all are final
+    (or ``timeout_s`` passed), keeping each wait it tells."""
+    deadline = time.monotonic() + timeout_s
+    pending = [(c, o) for c, o in zip(clients, outcomes, strict=True) if o.submission_id]
 
-    def __init__(self, pid: int, redis_server: RedisServer) -> None:
+    async def read(client: httpx.AsyncClient, out: Outcome) -> bool:
+        status = (await client.get(f"/submissions/{out.submission_id}/status")).json()
+        if status.get("wait_s") is not None:
+            out.told.append((float(status["wait_s"]), time.time()))
+        return bool(status["final"])
+
+    while pending and time.monotonic() < deadline:
+        done = await asyncio.gather(*(read(client, out) for client, out in pending))
+        pending = [item for item, final in zip(pending, done, strict=True) if not final]
+        await asyncio.sleep(every_s)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """What one trainee lived through: from the upload's acceptance (the row's creation, when the
+    upload was spent and queued) until its result was stored."""
+
+    trainee: str
+    accepted_s: float  # after the first accepted upload
+    queued_s: float  # until a worker started it
+    scoring_s: float  # until its result
+    status: str
+
+    @property
+    def total_s(self) -> float:
+        return self.queued_s + self.scoring_s
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "trainee": self.trainee,
+            "accepted_s": round(self.accepted_s, 1),
+            "queued_s": round(self.queued_s, 1),
+            "scoring_s": round(self.scoring_s, 1),
+            "wait_s": round(self.total_s, 1),
+            "status": self.status,
+        }
+
+
+def trainee_waits(rows: Sequence[Row[Any]]) -> list[Wait]:
+    """One Wait per finished submission, in the order the uploads were accepted."""
+    rows = sorted(rows, key=lambda r: r.created_at)
+    first = rows[0].created_at if rows else None
+    return [
+        Wait(
+            trainee=r.email.split("@", 1)[0],
+            accepted_s=(r.created_at - first).total_seconds(),
+            queued_s=(r.started_at - r.created_at).total_seconds(),
+            scoring_s=(r.finished_at - r.started_at).total_seconds(),
+            status=r.status.value,
+        )
+        for r in rows
+        if first is not None and r.started_at is not None and r.finished_at is not None
+    ]
+
+
+def print_waits(waits: list[Wait], limit: int = 40) -> None:
+    """Each trainee's wait (the first ``limit`` when there are more; all are in --json's file)."""
+    if not waits:
+        return
+    print(f"the wait each trainee saw ({min(len(waits), limit)} of {len(waits)}), in the order accepted:")
+    print("  trainee        accepted at   queued   scoring   wait    result")
+    for w in waits[:limit]:
+        print(f"  {w.trainee:<13} {w.accepted_s:9.1f} s {w.queued_s:7.1f} s {w.scoring_s:7.1f} s "
+              f"{w.total_s:7.1f} s  {w.status}")  # fmt: skip
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and every process under it (a scoring worker: Celery, its pool
+    process, the sandbox of the run and the one pre-warmed for the next)."""
+    total = 0
+    root = psutil.Process(pid)
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:  # ended between the listing and the reading
+            continue
+    return total
+
+
+class Sampler(threading.Thread):
+    """Samples the web process's RSS, each scoring worker's (with everything under it) and the
+    scoring queue's length every half second."""
+
+    def __init__(self, pid: int, redis_server: RedisServer, scoring_pids: list[int]) -> None:
         super().__init__(daemon=True)
         self.process = psutil.Process(pid)
         self.redis = redis_server.client()
+        self.scoring_pids = scoring_pids
         self.rss: list[int] = []
         self.queue: list[int] = []
+        self.worker_rss_peak = 0  # the largest one scoring worker reached
         self.stop_event = threading.Event()
 
     def run(self) -> None:
@@ -339,6 +464,8 @@ class Sampler(threading.Thread):
             try:
                 self.rss.append(self.process.memory_info().rss)
                 self.queue.append(int(self.redis.llen("scoring")))
+                for pid in self.scoring_pids:
+                    self.worker_rss_peak = max(self.worker_rss_peak, tree_rss(pid))
             except Exception:  # sampling must never end the run
                 continue
 
@@ -348,8 +475,12 @@ def main() -> None:
     parser.add_argument("--trainees", type=int, default=300)
     parser.add_argument("--window", type=float, default=300.0, help="seconds over which uploads start")
     parser.add_argument("--workers", type=int, default=1, help="scoring worker processes (one core each)")
-    parser.add_argument("--model", choices=("mlp", "cnn"), default="cnn")
-    parser.add_argument("--drain-timeout", type=float, default=1800.0)
+    parser.add_argument("--model", choices=ALL_NAMES, default=COURSE_CNN, help="the example every trainee uploads")
+    parser.add_argument("--drain-timeout", type=float, default=7200.0)
+    parser.add_argument(
+        "--bare-runs", type=int, default=1, help="bare predict runs to compare the sandbox with (0: none)"
+    )
+    parser.add_argument("--wait-every", type=float, default=10.0, help="seconds between readings of the told wait")
     parser.add_argument("--database-url", default="", help="default: SQLite in the run's folder")
     parser.add_argument("--postgres", action="store_true", help="start a private PostgreSQL 15 and use it")
     parser.add_argument("--seed", type=int, default=0)
@@ -357,15 +488,17 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, database)")
     args = parser.parse_args()
 
+    data, labels, example = artifacts(args.model)
     root = Path(tempfile.mkdtemp(prefix="katakana-rush-"))
-    data, labels, example = artifacts(root, args.model)
     postgres: subprocess.Popen[bytes] | None = None
     if args.postgres:
         args.database_url, postgres = start_postgres(root)
     n_images = int(np.load(data, mmap_mode="r").shape[0])
     database = "PostgreSQL" if "postgresql" in args.database_url else "SQLite"
+    load_before = os.getloadavg()
     print(f"{args.trainees} trainees within {args.window:.0f} s; {args.workers} scoring worker(s); "
-          f"{args.model} example on {n_images} images; {database}; run folder {root}", flush=True)  # fmt: skip
+          f"{args.model} example on {n_images} images; {database}; run folder {root}; "
+          f"load average {load_before[0]:.1f} on {os.cpu_count()} CPUs", flush=True)  # fmt: skip
     try:
         stack = start_stack(root, args, data, labels)
     except BaseException:
@@ -378,7 +511,8 @@ def main() -> None:
         example_bytes = example.read_bytes()
         bodies = [personal_zip(example_bytes, i) for i in range(args.trainees)]
         rng = random.Random(args.seed)
-        sampler = Sampler(stack.web.pid, stack.redis)
+        scoring_pids = [p.pid for p in stack.scoring]
+        sampler = Sampler(stack.web.pid, stack.redis, scoring_pids)
         sampler.start()
         time.sleep(1.5)
         rss_start = sampler.rss[-1]
@@ -388,6 +522,7 @@ def main() -> None:
         assert stack.preflight is not None
         preflight_pid = stack.preflight.pid
         web_cpu: dict[str, float] = {}
+        scoring_cpu_before: list[float] = []
         t0 = time.monotonic()
 
         async def rush() -> None:
@@ -410,6 +545,7 @@ def main() -> None:
                 await asyncio.sleep(2)  # let the web process settle
                 cpu = web.cpu_times()
                 preflight_before = tree_cpu_s(preflight_pid)
+                scoring_cpu_before.append(sum(tree_cpu_s(pid) for pid in scoring_pids))
                 t0 = time.monotonic()
                 await asyncio.gather(
                     *(
@@ -420,6 +556,7 @@ def main() -> None:
                 after = web.cpu_times()
                 web_cpu["uploads"] = (after.user + after.system) - (cpu.user + cpu.system)
                 web_cpu["preflight"] = tree_cpu_s(preflight_pid) - preflight_before
+                await follow_waits(clients, outcomes, args.wait_every, args.drain_timeout)
             finally:
                 for client in clients:
                     await client.aclose()
@@ -439,13 +576,20 @@ def main() -> None:
                 break
             time.sleep(1)
         drained = time.monotonic() - t0
+        # Every scoring run in this window, with the sandbox pre-warmed for the next (its start-up
+        # is part of what a run costs); the worker's idle wake-ups are noise next to a run.
+        scoring_cpu = sum(tree_cpu_s(pid) for pid in scoring_pids) - scoring_cpu_before[0]
+        load_after = os.getloadavg()
         time.sleep(2)
         sampler.stop_event.set()
         sampler.join()
         with sessions() as session:
             rows = session.execute(
-                select(Submission.status, Submission.error_code, Submission.started_at, Submission.finished_at,
-                       Submission.duration_s, Submission.attempts)
+                select(Submission.status, Submission.error_code, Submission.created_at, Submission.started_at,
+                       Submission.finished_at, Submission.duration_s, Submission.attempts,
+                       Submission.peak_memory_mb, User.email, Submission.id)
+                .join(User, User.id == Submission.user_id)
+                .order_by(Submission.created_at)
             ).all()  # fmt: skip
         engine.dispose()
 
@@ -455,15 +599,24 @@ def main() -> None:
         last_finish = max(r.finished_at for r in scored)
         busy_min = (last_finish - first_start).total_seconds() / 60
         durations = [r.duration_s for r in scored if r.duration_s]
+        peaks = [r.peak_memory_mb for r in scored if r.peak_memory_mb]
+        waits = trainee_waits(scored)
+        cpu_per_run = scoring_cpu / len(scored) if scored else float("nan")
         config = ScoringConfig(runtime=find_runtime(stack.env.get("KATAKANA_RUNTIME_PYTHON")))
         bare = statistics.median(
-            bare_predict_seconds(example, data, str(config.runtime.python), str(config.limits.cpus)) for _ in range(3)
+            [
+                bare_predict_seconds(example, data, str(config.runtime.python), str(config.limits.cpus))
+                for _ in range(args.bare_runs)
+            ]
+            or [float("nan")]
         )
         uploads = [o.upload_s for o in outcomes if o.status == 201]
         verdicts = [o.verdict_s for o in outcomes if o.status == 201]
         server_errors = [o for o in outcomes if o.status >= 500 or o.status == 0]
         refused = [o for o in outcomes if o.status not in (201,) and o not in server_errors]
-        figures = {
+        figures: dict[str, object] = {
+            "load_average_before_after": [round(load_before[0], 1), round(load_after[0], 1)],
+            "cpus": os.cpu_count(),
             "trainees": args.trainees,
             "window_s": args.window,
             "scoring_workers": args.workers,
@@ -495,12 +648,40 @@ def main() -> None:
             "uploads_done_s": round(uploads_done, 1),
             "drained_s": round(drained, 1),
             "scored_per_min_per_worker": round(len(scored) / busy_min / args.workers, 2) if busy_min else None,
+            # Per core, from CPU time: what the capacity table in docs/operations.md is sized by.
+            "scoring_cpu_s_per_run": round(cpu_per_run, 2),
+            "scored_per_core_hour": round(3600 / cpu_per_run, 1) if cpu_per_run > 0 else None,
+            "sandbox_peak_memory_mb_median": round(statistics.median(peaks), 1) if peaks else None,
+            "sandbox_peak_memory_mb_max": round(max(peaks), 1) if peaks else None,
+            "scoring_worker_rss_mb_peak": round(sampler.worker_rss_peak / 2**20, 1),
+            "wait_p50_s": round(percentile([w.total_s for w in waits], 0.50), 1),
+            "wait_p95_s": round(percentile([w.total_s for w in waits], 0.95), 1),
+            "wait_max_s": round(max((w.total_s for w in waits), default=float("nan")), 1),
             "sandboxed_scoring_median_s": round(statistics.median(durations), 3) if durations else None,
             "bare_predict_median_s": round(bare, 3),
+            "waits": [w.as_json() for w in waits],
         }
         if durations:
             figures["sandbox_ratio"] = round(statistics.median(durations) / bare, 2)
-        print(json.dumps(figures, indent=2))
+        finished = {r.id: r.finished_at.timestamp() for r in scored if r.finished_at}
+        errors = wait_errors(outcomes, finished)
+        first = wait_errors(outcomes, finished, first_only=True)
+        figures["waits_told"] = len(errors)
+        if errors:
+            figures["wait_error_median_pct"] = round(100 * statistics.median(errors), 1)
+            figures["wait_error_p95_abs_pct"] = round(100 * percentile([abs(e) for e in errors], 0.95), 1)
+            figures["first_wait_error_median_pct"] = round(100 * statistics.median(first), 1)
+            figures["first_wait_error_p95_abs_pct"] = round(100 * percentile([abs(e) for e in first], 0.95), 1)
+        figures["load_average_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
+        print(json.dumps({k: v for k, v in figures.items() if k != "waits"}, indent=2))
+        print_waits(waits)
+        if errors:
+            load = figures["load_average_1_5_15"]
+            print(f"wait told vs wait had, {len(errors)} readings of {len(first)} uploads' pages: median error "
+                  f"{figures['wait_error_median_pct']:+.1f} % (target within ±30 %), 95th percentile of |error| "
+                  f"{figures['wait_error_p95_abs_pct']:.1f} %; each upload's first: median "
+                  f"{figures['first_wait_error_median_pct']:+.1f} %, p95 |error| "
+                  f"{figures['first_wait_error_p95_abs_pct']:.1f} %; load average {load}")  # fmt: skip
         for outcome in (server_errors + refused)[:5]:
             print(f"  not accepted: {outcome.status} {outcome.error}")
         if args.json:

@@ -37,6 +37,8 @@ class ErrorCode(StrEnum):
     SYNTAX_ERROR = "syntax_error"
     PREDICT_MISSING = "predict_missing"
     LEGACY_FUNC_PREDICT = "legacy_func_predict"
+    ENTRY_TOO_LARGE = "entry_too_large"
+    CHECK_LIMIT = "check_limit"
     RUNTIME_NOT_OFFERED = "runtime_not_offered"
     # Running the entry
     MODULE_NOT_FOUND = "module_not_found"
@@ -127,12 +129,18 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         "Jupyter で開いて保存し直すか、コードを submit_katakana.py に書き出して提出してください。",
         ErrorCode.SYNTAX_ERROR: "{file}（{line}）に文法エラーがあります: {reason}。"
         "手元で実行してエラーが出ないことを確かめてから提出してください。",
+        ErrorCode.ENTRY_TOO_LARGE: "{file} のコードは {size} あり、上限（{limit}）を超えています。"
+        "学習済みの重みをコードに書き込まず、ファイル（np.save や pickle）にして zip に入れ、"
+        "predict の外で 1 回だけ読み込んでください。",
+        ErrorCode.CHECK_LIMIT: "実行前の確認が上限（{limit}）を超えたため、提出を確認できませんでした。"
+        "zip かコードが、提出に必要な大きさや複雑さを大きく超えています。"
+        "重みはコードではなくファイルに入れ、使わない大きなファイルは zip から除いてください。",
         ErrorCode.PREDICT_MISSING: "{file} に関数 predict(test_data) が定義されていません。"
         "テンプレートのとおり、画像の配列を受け取って予測したクラス番号を返す predict を定義してください。",
         ErrorCode.LEGACY_FUNC_PREDICT: "{file} には旧形式の func_predict(test_data, test_label) しかありません。"
         "新しい形式では正解ラベルは渡されず、採点はサーバーが行います。次のように直してください:\n" + _LEGACY_FIX_JA,
         ErrorCode.RUNTIME_NOT_OFFERED: "{file}（{where}）で {module} を import しています。TensorFlow / Keras を使う提出は "
-        "TensorFlow の採点環境で動かしますが、{reason}。この提出は今日のアップロード回数に数えていません。"
+        "TensorFlow の採点環境で動かしますが、{reason}。この提出は今日の提出回数に数えていません。"
         "predict を NumPy だけで書き直すか、講師に相談してください。",
         ErrorCode.TENSORFLOW_1_CODE: "TensorFlow 1.x の書き方（{name}）が使われています。採点環境の TensorFlow 2 には"
         "ありません。{name} を使わない TensorFlow 2 / Keras の書き方（モデルは keras.models.load_model で読み込み、"
@@ -194,9 +202,9 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         ErrorCode.OUTPUT_TOO_LARGE: "画面への出力が多すぎるため停止しました（{limit} を超えました）。"
         "ループの中の print を減らしてください。",
         ErrorCode.SANDBOX_UNAVAILABLE: "採点環境を準備できませんでした。あなたの提出の問題ではありません。"
-        "この提出は今日のアップロード回数に数えません。少し待ってからもう一度提出してください。",
+        "この提出は今日の提出回数に数えません。少し待ってからもう一度提出してください。",
         ErrorCode.INTERNAL_ERROR: "サーバー側のエラーで採点できませんでした。あなたの提出の問題ではありません。"
-        "この提出は今日のアップロード回数に数えません。講師に連絡するか、少し待ってから再提出してください。",
+        "この提出は今日の提出回数に数えません。講師に連絡するか、少し待ってから再提出してください。",
     },
     "en": {
         ErrorCode.NOT_A_ZIP: "The uploaded file cannot be read as a zip. Compress your submission folder "
@@ -219,6 +227,12 @@ MESSAGES: dict[Lang, dict[ErrorCode, str]] = {
         "in Jupyter, or export the code to submit_katakana.py and submit that.",
         ErrorCode.SYNTAX_ERROR: "Syntax error in {file} ({line}): {reason}. Run it locally without "
         "errors before submitting.",
+        ErrorCode.ENTRY_TOO_LARGE: "{file} is {size} of code, over the limit of {limit}. Do not write trained "
+        "weights into the code: save them to a file in the zip (np.save, pickle) and load it once, outside "
+        "predict.",
+        ErrorCode.CHECK_LIMIT: "Checking the submission before running it went over its limit ({limit}): the zip "
+        "or the code is far larger or more complex than a submission needs. Keep weights in files rather than "
+        "in code, and leave out large files the submission does not use.",
         ErrorCode.PREDICT_MISSING: "{file} does not define a function predict(test_data). As in the template, "
         "define predict so that it takes the image array and returns the predicted class ids.",
         ErrorCode.LEGACY_FUNC_PREDICT: "{file} only has the old func_predict(test_data, test_label). The new "
@@ -321,6 +335,10 @@ class ScoringError(Exception):
 
     def __post_init__(self) -> None:
         super().__init__(self.code.value)
+
+    def __reduce__(self) -> tuple[type[ScoringError], tuple[ErrorCode, dict[str, Any], str]]:
+        # Pickled whole: a check run in a bounded child (scorer.bounded) raises it in the parent.
+        return (ScoringError, (self.code, self.params, self.detail))
 
     def message(self, lang: Lang) -> str:
         return render(self.code, lang, self.params)

@@ -36,6 +36,7 @@ from typing import Any, Final
 
 from scorer.errors import ErrorCode, ScoringError
 from scorer.notices import Notice
+from scorer.static_check import check_source_size
 
 _PYTHON_CELL_MAGICS: Final = frozenset({"time", "timeit", "capture", "prun"})
 _CELL_MAGIC: Final = re.compile(r"%%(\w+)")
@@ -80,8 +81,11 @@ class NotebookSource:
 
 def notebook_to_source(raw: bytes, name: str) -> NotebookSource:
     """Parse ``raw`` (the .ipynb bytes) into :class:`NotebookSource`; NOTEBOOK_UNREADABLE if it is not
-    a version-4 notebook. ``name`` is only used in messages."""
+    a version-4 notebook, ENTRY_TOO_LARGE if its code cells hold more source than an entry may (they
+    are measured before they are converted: converting is linear but not cheap). ``name`` is only
+    used in messages."""
     cells = _code_cells(raw, name)
+    check_source_size(sum(len(text.encode("utf-8")) for _, text, _ in cells), name)
     lines: list[str] = []
     line_map: list[tuple[int, int]] = []
     counts: dict[int, int] = {}

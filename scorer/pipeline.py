@@ -43,6 +43,7 @@ from typing import Any, Generic
 
 import numpy as np
 
+from scorer.bounded import StaticLimits, run_bounded
 from scorer.disclosure import Disclosure, disclose
 from scorer.errors import Blame, ErrorCode, ScoringError
 from scorer.images import Images, Inputs, hidden_set, smoke_sample
@@ -57,7 +58,7 @@ from scorer.sandbox import SandboxConfig, SandboxUnavailable
 from scorer.sandbox.types import Limits, SandboxOutcome
 from scorer.similarity import FileHash, file_hashes
 from scorer.smoke import smoke_accuracy
-from scorer.static_check import TrainingCall, check_entry_source, training_call
+from scorer.static_check import TrainingCall, check_entry_source, check_source_size, training_call
 from scorer.verdict import HarnessChannel, classify_run, parse_channel
 from scorer.warm import STARTUP_SECONDS, HarnessBox, HarnessSpec, WarmSlot, new_run_dir
 
@@ -78,6 +79,7 @@ class ScoringConfig:
     limits: Limits = field(default_factory=Limits)
     smoke_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=60.0))
     intake: IntakeLimits = field(default_factory=IntakeLimits)
+    static: StaticLimits = field(default_factory=StaticLimits)  # reading the zip and entry (scorer.bounded)
     chunk_size: int = 500
     work_root: Path | None = None  # parent of the per-run folders; must be reachable by the sandbox uid
     # What a run on the hidden set shows of its trainee-controlled output (see scorer/disclosure.py).
@@ -173,13 +175,16 @@ def _write_readable(path: Path, data: bytes) -> None:
 def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> Prepared:
     """Extract and statically check the entry; raises ScoringError before any trainee code runs.
 
-    ``run_dir`` is a run folder (scorer.warm.new_run_dir): what is written to its ``sub`` and
-    ``input`` folders is what the harness will see."""
+    Runs in a bounded child (see _staged): everything here parses what the trainee sent. ``run_dir``
+    is a run folder (scorer.warm.new_run_dir): what is written to its ``sub`` and ``input`` folders
+    is what the harness will be sent."""
     extracted = extract_submission(zip_path, run_dir / "sub", config.intake)
     notices = list(extracted.notices)
     rel_entry = extracted.entry.relative_to(extracted.root).as_posix()
     rel_dir = extracted.entry_dir.relative_to(extracted.root).as_posix()
     display = extracted.entry.name
+    if extracted.entry_kind == "py":  # refused before it is read (a notebook's code is measured once made)
+        check_source_size(extracted.entry.stat().st_size, display)
     raw = extracted.entry.read_bytes()
     if extracted.entry_kind == "ipynb":
         nb = notebook_to_source(raw, display)
@@ -211,11 +216,12 @@ def _prepare(zip_path: Path, run_dir: Path, config: ScoringConfig) -> Prepared:
 
 
 def _staged(zip_path: Path, config: ScoringConfig) -> tuple[Path, Prepared]:
-    """A fresh run folder with the submission extracted and checked (see _prepare), before the
-    runtime and so the sandbox are chosen; removed again if that fails."""
+    """A fresh run folder with the submission extracted and checked (see _prepare, run in a child
+    under ``config.static``: scorer.bounded), before the runtime and so the sandbox are chosen;
+    removed again if that fails."""
     staging = new_run_dir(config.work_root)
     try:
-        return staging, _prepare(zip_path, staging, config)
+        return staging, run_bounded(_prepare, zip_path, staging, config, limits=config.static)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -4,6 +4,11 @@ This runs before the sandbox, so a trainee hears about a typo or the old ``func_
 with a precise message, instead of after queueing for a run. The source is compiled (which reports
 every syntax error Python would) and its AST inspected; nothing is ever executed.
 
+The source is refused above MAX_SOURCE_BYTES before anything parses it: compiling costs memory far
+out of proportion to the text (``"x=[1,2,3]\n"`` repeated over 2 MB took 1.2 GB), and honest code is
+a few tens of KB; what makes an entry larger is weights written into it, which belong in a file. The
+caller runs this in a bounded child all the same (scorer.bounded), for what is still expensive below.
+
 Only a missing ``predict`` is an error. A ``predict`` that looks odd (wrong number of arguments,
 ``async``) only yields a notice: the run itself is the judge, and a false alarm would block a valid
 submission.
@@ -18,12 +23,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from scorer.errors import ErrorCode, ScoringError
+from scorer.bounded import memory_exhausted
+from scorer.errors import ErrorCode, ScoringError, human_bytes
 from scorer.notices import Notice
 
 Locate = Callable[[int], tuple[int, int]]
 
 _DETECTED_AT: Final = re.compile(r"\(detected at line (\d+)\)")
+
+# The largest entry source accepted (a .py file, or a notebook's code cells). Expensive code at this
+# size compiles in about 150 MiB and 2.5 s; a 784x100 weight matrix written out as text is 600 KB.
+MAX_SOURCE_BYTES: Final = 256 * 1024
 
 
 def check_entry_source(source: str | bytes, filename: str, locate: Locate | None = None) -> list[Notice]:
@@ -32,8 +42,13 @@ def check_entry_source(source: str | bytes, filename: str, locate: Locate | None
     ``source`` may be the raw bytes of a .py file, so that encoding cookies and BOMs are honoured the
     way Python honours them at run time. ``locate`` maps a source line to (cell, line in cell) for
     notebooks, so the SYNTAX_ERROR ``line`` parameter reads ``cell 3, line 2``.
-    Raises SYNTAX_ERROR, LEGACY_FUNC_PREDICT or PREDICT_MISSING.
+    Raises ENTRY_TOO_LARGE, SYNTAX_ERROR, LEGACY_FUNC_PREDICT or PREDICT_MISSING.
     """
+    # A character is at least a byte: only text short enough to pass needs encoding to be measured.
+    if isinstance(source, str) and len(source) <= MAX_SOURCE_BYTES:
+        check_source_size(len(source.encode("utf-8")), filename)
+    else:
+        check_source_size(len(source), filename)
     tree = _compile(source, filename, locate)
     bindings = _ModuleBindings()
     bindings.visit(tree)
@@ -53,6 +68,15 @@ def check_entry_source(source: str | bytes, filename: str, locate: Locate | None
         notices.append(_star_notice(bindings.star_imports))
         return notices
     raise ScoringError(ErrorCode.PREDICT_MISSING, params={"file": filename})
+
+
+def check_source_size(size: int, filename: str) -> None:
+    """Raise ENTRY_TOO_LARGE for source of ``size`` bytes over MAX_SOURCE_BYTES (before reading it)."""
+    if size > MAX_SOURCE_BYTES:
+        raise ScoringError(
+            ErrorCode.ENTRY_TOO_LARGE,
+            params={"file": filename, "size": human_bytes(size), "limit": human_bytes(MAX_SOURCE_BYTES)},
+        )
 
 
 def _where(line: int | None, locate: Locate | None) -> str:
@@ -118,6 +142,8 @@ def _compile(source: str | bytes, filename: str, locate: Locate | None) -> ast.M
     except ValueError as exc:  # NUL bytes, on Python < 3.12
         raise ScoringError(ErrorCode.SYNTAX_ERROR, params={"file": filename, "line": "?", "reason": str(exc)}) from None
     except (RecursionError, MemoryError):
+        if memory_exhausted():
+            raise  # the bounded check's memory, not the parser's nesting limit: CHECK_LIMIT
         raise ScoringError(
             ErrorCode.SYNTAX_ERROR,
             params={"file": filename, "line": "?", "reason": "the code is nested too deeply"},

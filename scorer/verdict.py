@@ -194,10 +194,15 @@ def classify_run(outcome: SandboxOutcome, channel: HarnessChannel, limits: Limit
     if termination is Termination.MEMORY_LIMIT:
         # Observed by the parent (the run's cgroup or the memory supervisor), whatever the run said after.
         return failure(ErrorCode.MEMORY_LIMIT, limits)
+    if termination is Termination.DISK_LIMIT:
+        return failure(ErrorCode.DISK_LIMIT, limits)  # the parent saw the writable mounts' total
     if termination in (Termination.WALL_TIMEOUT, Termination.CPU_TIMEOUT):
         return failure(ErrorCode.TIME_LIMIT, limits)
-    if termination in (Termination.OUTPUT_LIMIT, Termination.RESULT_LIMIT):
+    if termination is Termination.OUTPUT_LIMIT:
         return failure(ErrorCode.OUTPUT_TOO_LARGE, limits)
+    if termination is Termination.RESULT_LIMIT:
+        # The result channel (fd 3) has its own, larger limit: the message states that one.
+        return failure(ErrorCode.OUTPUT_TOO_LARGE, limits, {"limit": human_bytes(limits.result_bytes)})
     if channel.error is not None:
         return _reported(channel.error, limits, trusted=False)
     if channel.result is not None and channel.payload is not None:

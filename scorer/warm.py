@@ -1,19 +1,27 @@
 """Harness sandboxes, cold or pre-warmed: a run folder plus the sandbox that runs the harness over it.
 
 A harness sandbox is started from what is known before the submission is: the runtime, the limits
-and the images. The harness then reads the images from an inherited descriptor, imports NumPy (and
-TensorFlow and Keras in that runtime), says hello and blocks on stdin until it is handed its job
-(which entry to import). So the sandbox can be started ahead of the job (*warm*) and the job only
-fills the run folder, whose ``sub`` and ``input`` folders are already bound into the sandbox (a bind
-mount is a live view of a folder), and writes one JSON line. The *cold* path starts the very same
-sandbox after the folder is filled and hands the job over as soon as the harness says hello: same
-harness, same binds, same checks, just the start-up while the run waits.
+and the images. The harness reads the images, imports NumPy (and TensorFlow and Keras in that
+runtime), says hello and waits for its job (which entry to import, and where the submission is). So
+the sandbox can be started ahead of the job (*warm*); the job then only fills the run folder and is
+sent. The *cold* path starts the very same sandbox after the folder is filled and sends the job with
+it, which the harness takes as soon as it has said hello: same harness, same view, same checks, just
+the start-up while the run waits.
 
 Either way the run's wall clock starts at the hand-over, after hello: the start-up (the interpreter,
 and TensorFlow's import, which takes seconds and more under load) has its own bound, counted from
 the sandbox's start (:data:`STARTUP_SECONDS` by default). So an honest run never fails, nor is given
 back as the service's fault, because its runtime started slowly; a harness that does not say hello
 within that bound is the service's fault (nothing of the trainee's has run).
+
+Nothing private to a run is bound into the sandbox: /proc/PID/mountinfo would name the host path of
+every bind (the run folder, the test set's folder and version). The harness comes as a data file;
+the images and the run folder's ``sub`` and ``input`` folders come as descriptors over the job
+channel, a unix socket (SOCK_SEQPACKET) of the box's own: first the images, then the job with the
+two folders. The harness reads or copies each and closes it before any trainee code runs, and only
+the harness ever holds them (the sandbox's PID 1 inherits only the socket), so no process's
+/proc/PID/fd shows a host path either. The images are never copied per run: the parent opens the
+file (which may be readable by the worker only) and sends that descriptor.
 
 Each sandbox serves exactly one run and is then torn down (namespaces, tmpfs, cgroup, pool uid);
 the next one is a fresh sandbox. A :class:`WarmSlot` keeps at most one warm sandbox per runtime per
@@ -26,13 +34,11 @@ job takes the cold path: correct, slower.
 
 The runtime is chosen from the submission's code (scorer/runtime_choice.py), so the zip is extracted
 into a fresh run folder first; a warm sandbox then *adopts* that folder's contents (moved into its
-own bound ``sub`` and ``input`` folders, a rename each), and a cold one is started over the folder.
+own ``sub`` and ``input`` folders, a rename each), and a cold one is started over the folder.
 
-The images are never copied per run: the parent opens the file (which may be readable by the
-worker only) and each sandbox inherits its own descriptor; the harness reads it whole before any
-trainee code runs and closes it. A sandbox must be started, handed over and discarded from the same
-long-lived thread (``--die-with-parent`` follows the parent thread): in a Celery prefork child,
-the main thread, at the end of the previous task.
+A sandbox must be started, handed over and discarded from the same long-lived thread
+(``--die-with-parent`` follows the parent thread): in a Celery prefork child, the main thread, at
+the end of the previous task.
 """
 
 from __future__ import annotations
@@ -41,8 +47,11 @@ import contextlib
 import json
 import logging
 import os
+import select
 import shutil
+import socket
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -51,6 +60,7 @@ from pathlib import Path
 from scorer.images import Images
 from scorer.runtime import Runtime, RuntimeName
 from scorer.sandbox import (
+    DataFile,
     Isolation,
     SandboxConfig,
     SandboxOutcome,
@@ -60,18 +70,17 @@ from scorer.sandbox import (
     run_sandboxed,
     start_sandboxed,
 )
-from scorer.sandbox.types import Bind, Limits
+from scorer.sandbox.spawn import high_fd
+from scorer.sandbox.types import Limits
 from scorer.verdict import channel_complete
 
 log = logging.getLogger(__name__)
 
 HARNESS_SOURCE = Path(__file__).parent / "harness" / "runner.py"
 
-# Where things are inside the sandbox: neutral names, so logs and /proc/self/mountinfo show no host path.
-SUBMISSION_RO = "/submission"
+# Where things are inside the sandbox: the harness (a data file) and the writable copy of the submission.
+HARNESS = "/harness/runner.py"
 WORK = "/work"
-HARNESS = "/harness"
-INPUT = "/input"
 
 # How long a warm sandbox may wait for a job before it is replaced (and its PID-1 backstop covers).
 DEFAULT_IDLE_SECONDS = 900.0
@@ -142,8 +151,8 @@ def _readable_dir(path: Path) -> Path:
 
 
 def new_run_dir(work_root: Path | None) -> Path:
-    """A run folder the sandbox uid can read (0755): the harness, and the empty ``sub`` and ``input``
-    folders bound into the sandbox before the submission is extracted into them."""
+    """A run folder with the empty ``sub`` and ``input`` folders the submission is extracted into,
+    readable by the sandbox's uid (0755: the harness reads them through descriptors as that uid)."""
     root = work_root or Path(tempfile.gettempdir())
     root.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix="katakana-run-", dir=root))
@@ -151,18 +160,19 @@ def new_run_dir(work_root: Path | None) -> Path:
         path.chmod(0o755)
         for name in ("sub", "input"):
             _readable_dir(path / name)
-        harness = _readable_dir(path / "harness") / "runner.py"
-        shutil.copyfile(HARNESS_SOURCE, harness)
-        harness.chmod(0o644)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
     return path
 
 
+# What the harness's peer may have done by the time a message is sent: ended (its outcome says how).
+_PEER_GONE = (BrokenPipeError, ConnectionResetError, ConnectionRefusedError)
+
+
 class HarnessBox:
-    """One run: its folder, and (when warm) its already started sandbox. Single use; ``close``
-    always, which removes the folder and ends a sandbox that was never handed its job."""
+    """One run: its folder, its job channel, and (when warm) its already started sandbox. Single use;
+    ``close`` always, which removes the folder and ends a sandbox that was never handed its job."""
 
     def __init__(self, spec: HarnessSpec, *, idle_seconds: float = 0.0, run_dir: Path | None = None) -> None:
         self.spec = spec
@@ -172,36 +182,65 @@ class HarnessBox:
         self.started: StartedRun | None = None
         self.runtime = runtime_stamp(spec.runtime.python)
         self.used = False
+        self.jobs: socket.socket | None = None  # our end of the job channel, once the sandbox starts
 
-    def request(self, data_fd: int, job: bytes = b"") -> SandboxRequest:
+    def request(self, channel_fd: int) -> SandboxRequest:
         runtime, limits = self.spec.runtime, self.spec.limits
-        argv = [str(runtime.python), "-s", "-B", f"{HARNESS}/runner.py", "--data-fd", str(data_fd)]
-        argv += ["--submission", SUBMISSION_RO, "--work", WORK, "--input", INPUT]
+        argv = [str(runtime.python), "-s", "-B", HARNESS, "--channel-fd", str(channel_fd), "--work", WORK]
         argv += [f"--preload={module}" for module in runtime.preload]
-        binds = [
-            *runtime.binds(),
-            Bind(self.run_dir / "sub", SUBMISSION_RO),
-            Bind(self.run_dir / "harness", HARNESS),
-            Bind(self.run_dir / "input", INPUT),
-        ]
         return SandboxRequest(
             argv=argv,
-            binds=binds,
+            binds=runtime.binds(),
+            files=[DataFile(HARNESS, HARNESS_SOURCE.read_bytes())],
             writable_dirs=["/tmp", WORK],
             env={**_sandbox_env(limits), "KATAKANA_RUN_ID": self.run_id},
             cwd=WORK,
             limits=limits,
-            stdin=job,
-            pass_fds=(data_fd,),
+            pass_fds=(channel_fd,),
             idle_seconds=self.idle_seconds,
             startup_seconds=self.spec.startup_seconds,
-            # The run ends at its final event once the channel is closed, not at its processes' exit.
+            # The run ends once its final event is whole on the channel, not at its processes' exit.
             result_complete=channel_complete,
         )
 
+    def _open_channel(self) -> int:
+        """Make the job channel and send the images; the harness's end (the caller closes it once
+        the sandbox is started: the sandbox holds its own copy)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.jobs = ours
+        child = high_fd(theirs.detach())
+        try:
+            images = self.spec.images.open_fd()
+            try:
+                self._send(b'{"images": true}', images)
+            finally:
+                os.close(images)
+        except BaseException:
+            os.close(child)
+            raise
+        return child
+
+    def _send_job(self, job: dict[str, object]) -> None:
+        """The job, with the submission's folder and the generated input's as descriptors."""
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        submission = os.open(self.run_dir / "sub", flags)
+        try:
+            generated = os.open(self.run_dir / "input", flags)
+            try:
+                self._send(json.dumps(job, ensure_ascii=False).encode("utf-8"), submission, generated)
+            finally:
+                os.close(generated)
+        finally:
+            os.close(submission)
+
+    def _send(self, message: bytes, *fds: int) -> None:
+        assert self.jobs is not None
+        with contextlib.suppress(*_PEER_GONE):
+            socket.send_fds(self.jobs, [message], list(fds))
+
     def adopt(self, staged: Path) -> None:
         """Take over a run folder filled before this box was chosen: its ``sub`` and ``input``
-        contents move into this box's (bound) folders, one rename each, and the folder goes."""
+        contents move into this box's folders, one rename each, and the folder goes."""
         try:
             for name in ("sub", "input"):
                 for child in (staged / name).iterdir():
@@ -211,11 +250,11 @@ class HarnessBox:
 
     def warm_up(self) -> bool:
         """Start the sandbox now (it then waits for ``run``); False if it could not be started."""
-        data_fd = self.spec.images.open_fd()
+        channel = self._open_channel()
         try:
-            started = start_sandboxed(self.request(data_fd), self.spec.sandbox)
+            started = start_sandboxed(self.request(channel), self.spec.sandbox)
         finally:
-            os.close(data_fd)  # the sandbox holds its own copy
+            os.close(channel)
         if isinstance(started, SandboxOutcome):
             log.warning("warm sandbox did not start: %s", started.setup_error)
             return False
@@ -229,14 +268,15 @@ class HarnessBox:
         if self.used:
             raise RuntimeError("a harness box serves one run")
         self.used = True
-        data = json.dumps(job, ensure_ascii=False).encode("utf-8")
         if self.started is not None:
-            return self.started.hand_over(data, sweep_later=True)
-        data_fd = self.spec.images.open_fd()
+            self._send_job(job)
+            return self.started.hand_over(b"", sweep_later=True)
+        channel = self._open_channel()
         try:
-            return run_sandboxed(self.request(data_fd, data), self.spec.sandbox)
+            self._send_job(job)  # waits in the channel until the harness asks for it
+            return run_sandboxed(self.request(channel), self.spec.sandbox)
         finally:
-            os.close(data_fd)
+            os.close(channel)
 
     def fits(self, spec: HarnessSpec, max_idle_seconds: float) -> bool:
         """Whether this warm sandbox may serve a job of ``spec`` now."""
@@ -254,6 +294,8 @@ class HarnessBox:
             if self.started is not None:
                 self.started.discard()  # after a run: only the sweep and the uid's release
         finally:
+            if self.jobs is not None:
+                self.jobs.close()
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
@@ -262,6 +304,12 @@ class WarmSlot:
 
     ``take`` before a run (None: use a cold box), ``warm`` after it, ``close`` when the process
     ends. Counters let tests and the bench see which path a run took.
+
+    While a sandbox waits, a watcher thread ends it as soon as it dies or has waited
+    ``max_idle_seconds``: an idle worker runs none of our code, and a sandbox whose PID-1 backstop
+    fired would otherwise stay a zombie (and keep its uid, cgroup and folder) until the next task.
+    The slot's methods are for the thread that warms it; a watcher only ever takes its sandbox out
+    of the slot under the lock, so each box is closed by exactly one thread.
     """
 
     def __init__(
@@ -274,6 +322,8 @@ class WarmSlot:
         self.missed = 0  # runs that asked and had to go cold
         self.discarded = 0  # warm sandboxes thrown away unused (stale, dead, another spec)
         self.retired: HarnessBox | None = None  # a used box whose clean-up waits for the next warm
+        self._lock = threading.Lock()
+        self._watches: dict[RuntimeName, _IdleWatch] = {}
 
     @property
     def box(self) -> HarnessBox | None:
@@ -291,9 +341,19 @@ class WarmSlot:
         if box is not None:
             box.close()
 
+    def _detach(self, runtime: RuntimeName) -> HarnessBox | None:
+        """Take the waiting sandbox of ``runtime`` out of the slot, its watcher stopped (the box is then
+        ours alone)."""
+        with self._lock:
+            box = self.boxes.pop(runtime, None)
+            watch = self._watches.pop(runtime, None)
+        if watch is not None:
+            watch.stop()
+        return box
+
     def take(self, spec: HarnessSpec) -> HarnessBox | None:
         self._flush()
-        box = self.boxes.pop(spec.runtime.name, None)
+        box = self._detach(spec.runtime.name)
         if box is not None and box.fits(spec, self.max_idle_seconds):
             self.served += 1
             return box
@@ -310,8 +370,9 @@ class WarmSlot:
 
     def holds(self, spec: HarnessSpec) -> bool:
         """Whether a warm sandbox that would serve a job of ``spec`` is waiting."""
-        box = self.boxes.get(spec.runtime.name)
-        return box is not None and box.fits(spec, self.max_idle_seconds)
+        with self._lock:  # its watcher may be ending it
+            box = self.boxes.get(spec.runtime.name)
+            return box is not None and box.fits(spec, self.max_idle_seconds)
 
     def warm(self, spec: HarnessSpec) -> bool:
         """Start a sandbox for the next job of ``spec`` (replacing any other of its runtime); False
@@ -330,7 +391,9 @@ class WarmSlot:
             return False
         try:
             if box.warm_up():
-                self.boxes[spec.runtime.name] = box
+                with self._lock:
+                    self.boxes[spec.runtime.name] = box
+                    self._watches[spec.runtime.name] = _IdleWatch(self, spec.runtime.name, box, self.max_idle_seconds)
                 return True
         except Exception as exc:
             log.warning("cannot pre-warm a sandbox: %s", exc)
@@ -339,8 +402,10 @@ class WarmSlot:
 
     def discard(self, runtime: RuntimeName | None = None) -> None:
         """End the warm sandbox of ``runtime`` (None: of every runtime)."""
-        for name in list(self.boxes) if runtime is None else [runtime]:
-            box = self.boxes.pop(name, None)
+        with self._lock:
+            names = list(self.boxes) if runtime is None else [runtime]
+        for name in names:
+            box = self._detach(name)
             if box is not None:
                 self.discarded += 1
                 box.close()
@@ -350,3 +415,47 @@ class WarmSlot:
             self._flush()
         with contextlib.suppress(Exception):
             self.discard()
+
+    def _expire(self, runtime: RuntimeName, box: HarnessBox) -> None:
+        """From the watcher: ``box`` died or waited too long; end it if it still waits in the slot."""
+        with self._lock:
+            if self.boxes.get(runtime) is not box:
+                return  # taken or replaced meanwhile: no longer ours to end
+            log.info("warm sandbox ended while idle (it died or waited %.0f s)", self.max_idle_seconds)
+            try:
+                box.close()
+            finally:
+                del self.boxes[runtime]
+                self._watches.pop(runtime, None)
+                self.discarded += 1
+
+
+class _IdleWatch:
+    """A thread that waits for a warm sandbox's end or its idle bound, whichever comes first."""
+
+    def __init__(self, slot: WarmSlot, runtime: RuntimeName, box: HarnessBox, max_idle_seconds: float) -> None:
+        assert box.started is not None
+        self.slot = slot
+        self.runtime = runtime
+        self.box = box
+        self.ended = box.started.spawned.pidfd  # readable once bwrap has exited
+        self.deadline = box.started.created + max_idle_seconds
+        self.wake_r, self.wake_w = os.pipe()
+        self.thread = threading.Thread(target=self._run, name="katakana-warm-watch", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            timeout = max(0.0, self.deadline - time.monotonic())
+            ready, _, _ = select.select([self.ended, self.wake_r], [], [], timeout)
+            if self.wake_r not in ready:
+                self.slot._expire(self.runtime, self.box)
+        except Exception:  # never lose the thread silently: the next task still cleans up
+            log.exception("watching a warm sandbox failed")
+
+    def stop(self) -> None:
+        """Make the thread return and wait for it (it never touches the box after ``_detach``)."""
+        os.write(self.wake_w, b"!")
+        self.thread.join()
+        os.close(self.wake_r)
+        os.close(self.wake_w)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what katakana-scorer needs on a Debian/Ubuntu machine; safe to run again (it skips what is done).
-#   scripts/setup.sh          the service: bubblewrap, Redis, the app's venv (.venv), the two runtimes that
-#                             trainee code runs in (NumPy, the reference; TensorFlow + Keras, ~1.6 GB)
-#   scripts/setup.sh --test   also what the full test suite needs: PostgreSQL, Chromium, a Japanese font
-#                             (browser screenshots), npm and axe-core (the browser tests' accessibility check)
+#   scripts/setup.sh          the service: bubblewrap, Redis, a Japanese font (the history chart's PNG),
+#                             the app's venv (.venv), the two runtimes that trainee code runs in
+#                             (NumPy, the reference; TensorFlow + Keras, ~1.6 GB)
+#   scripts/setup.sh --test   also what the full test suite needs: PostgreSQL, Chromium (its screenshots
+#                             use the same font), npm and axe-core (the browser tests' accessibility check)
 #   --without-tensorflow      skip the TensorFlow runtime (the site then says it is not installed and
 #                             refuses Keras submissions at the pre-flight); not with --test
 # System packages are installed when we are root or have password-less sudo; otherwise this says
@@ -26,8 +27,8 @@ done
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # --- 1. system packages -------------------------------------------------------------------------
-packages=(bubblewrap redis-server python3-venv libseccomp2)
-[ "$want_test" = 1 ] && packages+=(postgresql chromium fonts-ipafont-gothic)
+packages=(bubblewrap redis-server python3-venv libseccomp2 fonts-ipafont-gothic)
+[ "$want_test" = 1 ] && packages+=(postgresql chromium)
 # Debian's npm conflicts with a Node.js that ships its own npm (e.g. NodeSource's): only when absent.
 [ "$want_test" = 1 ] && ! command -v npm >/dev/null && packages+=(npm)
 missing=()

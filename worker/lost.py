@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine, make_sessionmaker
-from app.models import Submission, SubmissionStatus
+from app.models import Submission, SubmissionStatus, UploadCheck
 from app.observability.structured_logs import bound
 from app.queue import CHECK_UPLOAD_TASK, SCORE_TASK, enqueue_email, enqueue_scoring
 from app.services import upload_checks
@@ -63,16 +63,38 @@ def on_task_failure(
     engine = make_engine(settings.database_url, poolclass=NullPool)
     try:
         factory = make_sessionmaker(engine)
+        # The message only woke the process (its argument names the row that sent it): the row the
+        # process was running is the one its delivery claimed, found by the task's id.
         if name == SCORE_TASK:
-            with bound(submission_id=args[0]):
-                scoring_process_lost(factory, int(args[0]), task_id, settings, utcnow(), reason=str(exception))
+            submission_id = claimed_submission(factory, task_id)
+            if submission_id is not None:
+                with bound(submission_id=submission_id):
+                    scoring_process_lost(factory, submission_id, task_id, settings, utcnow(), reason=str(exception))
         else:
-            with bound(check_id=args[0]):
-                check_process_lost(factory, int(args[0]), settings, utcnow(), reason=str(exception))
+            check_id = claimed_check(factory, task_id)
+            if check_id is not None:
+                with bound(check_id=check_id):
+                    check_process_lost(factory, check_id, settings, utcnow(), reason=str(exception))
     except Exception:  # the row stays as it is: the sweeper, or the check's own deadline, ends it
         log.exception("could not settle %s[%s] after its worker process was lost", name, task_id)
     finally:
         engine.dispose()
+
+
+def claimed_submission(factory: sessionmaker[Session], task_id: str) -> int | None:
+    """The submission this delivery claimed and is still running; None if it claimed none."""
+    with factory() as session:
+        return session.scalar(
+            select(Submission.id).where(Submission.task_id == task_id, Submission.status == SubmissionStatus.RUNNING)
+        )
+
+
+def claimed_check(factory: sessionmaker[Session], task_id: str) -> int | None:
+    """The upload check this delivery claimed and has not settled; None if it claimed none."""
+    with factory() as session:
+        return session.scalar(
+            select(UploadCheck.id).where(UploadCheck.task_id == task_id, UploadCheck.state == upload_checks.CHECKING)
+        )
 
 
 def scoring_process_lost(

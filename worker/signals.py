@@ -6,10 +6,12 @@
 - Logging: Celery configures its own handlers after the app is imported; ``after_setup_logger`` and
   ``after_setup_task_logger`` give them the structured format and the context filter, so Celery's own
   lines ("Task … succeeded") and ours read the same way.
-- Context: ``task_prerun`` binds ``submission_id`` (scoring), ``check_id`` (pre-flight) or
-  ``outbox_id`` (email) for the whole task, so every line logged while the task runs — ours, the
-  scorer's, the sandbox's — carries it. Binding in a signal rather than inside each task keeps the
-  tasks free of logging plumbing.
+- Context: ``task_prerun`` binds ``outbox_id`` (email) for the whole task, so every line logged
+  while the task runs — ours, the scorer's, the sandbox's — carries it. A scoring or pre-flight
+  message only wakes a worker (the fair order decides which submission or check it runs): its id is
+  bound as ``woken_by``, and the task binds ``submission_id`` or ``check_id`` itself once it has
+  claimed one. Binding in a signal rather than inside each task keeps the tasks free of logging
+  plumbing.
 - Presence: ``worker_ready`` starts the thread that keeps this worker's key alive in Redis
   (see :mod:`app.observability.worker_presence`); ``worker_shutdown`` withdraws it.
 - A lost pool process: ``task_failure`` in the main process settles the task's row
@@ -36,7 +38,7 @@ from worker.warm import close_slot
 
 log = logging.getLogger(__name__)
 
-_ID_FIELD = {SCORE_TASK: "submission_id", CHECK_UPLOAD_TASK: "check_id", SEND_EMAIL_TASK: "outbox_id"}
+_ID_FIELD = {SCORE_TASK: "woken_by", CHECK_UPLOAD_TASK: "woken_by", SEND_EMAIL_TASK: "outbox_id"}
 
 _tokens: dict[str, contextvars.Token[dict[str, Any] | None]] = {}
 _presence: list[PresenceThread] = []
@@ -65,8 +67,10 @@ def on_task_postrun(task_id: str, **_: Any) -> None:
 def on_worker_ready(sender: Any, **_: Any) -> None:
     hostname = str(getattr(sender, "hostname", "") or "worker")
     queues = sorted(sender.app.amqp.queues.consume_from)
+    # The pool's size: a worker started with -c 4 scores four submissions at once.
+    slots = int(getattr(getattr(sender, "controller", None), "concurrency", None) or 1)
     thread = PresenceThread(
-        redis_for(str(sender.app.conf.broker_url)), hostname, queues, get_settings().worker.presence_ttl_s
+        redis_for(str(sender.app.conf.broker_url)), hostname, queues, get_settings().worker.presence_ttl_s, slots
     )
     thread.start()
     _presence.append(thread)

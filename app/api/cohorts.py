@@ -122,6 +122,7 @@ def _enrollment_out(enrollment: Enrollment, user: User) -> EnrollmentOut:
         user_id=user.id,
         role=enrollment.role,
         name=user.name,
+        reading=user.reading,
         email=user.email,
         is_active=user.is_active,
     )
@@ -179,9 +180,10 @@ def import_enrollments(
     settings: SettingsDep,
     principal: AdminPrincipal,
 ) -> BulkEnrolResult:
-    """``name,email,role`` rows. New accounts are created without a password and (by default)
-    invited by email with a one-time link; existing accounts are enrolled as they are. The whole
-    CSV is checked first: on any bad line nothing changes."""
+    """``name,email,role,reading`` rows (role and reading optional). New accounts are created
+    without a password and (by default) invited by email with a one-time link; existing accounts
+    are enrolled as they are, taking the reading when the line gives one. The whole CSV is checked
+    first: on any bad line nothing changes."""
     cohort = cohort_or_404(db, principal, cohort_id)
     try:
         rows = people.parse_people_csv(body.csv, check_email)
@@ -200,7 +202,9 @@ def import_enrollments(
         user = people.user_by_email(db, row.email)
         created = user is None
         if user is None:
-            user = people.create_user(db, email=row.email, name=row.name, role=row.role)
+            user = people.create_user(db, email=row.email, name=row.name, role=row.role, reading=row.reading)
+        elif row.reading:  # a reading given for someone already here: the CSV is how admins add them
+            user.reading = row.reading
         enrolled = people.enrol(db, user, cohort_id, row.role)
         invited = created and body.send_invites
         if invited:

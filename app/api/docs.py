@@ -36,10 +36,56 @@ DESCRIPTION = (
 
 
 def build_openapi(routes: list[Any], prefix: str) -> dict[str, Any]:
-    """The document for the routes under ``prefix`` only (the site's pages are not an API)."""
+    """The document for the routes under ``prefix`` only (the site's pages are not an API): their
+    paths, and the schemas those reach (not the site's login or profile forms), under names a
+    reader would give them (:func:`_readable_names`)."""
     doc = get_openapi(title=API_TITLE, version=API_VERSION, description=DESCRIPTION, routes=routes)
     doc["paths"] = {path: ops for path, ops in doc.get("paths", {}).items() if path.startswith(prefix)}
+    doc = _readable_names(doc)
+    schemas: dict[str, Any] = doc.get("components", {}).get("schemas", {})
+    if schemas:
+        doc["components"]["schemas"] = {name: schemas[name] for name in sorted(_reached(doc["paths"], schemas))}
     return doc
+
+
+_REF = re.compile(r'"#/components/schemas/([^"]+)"')
+
+
+def _reached(start: Any, schemas: dict[str, Any]) -> set[str]:
+    """The schemas ``start`` refers to, and those they refer to, and so on."""
+    seen: set[str] = set()
+    todo = set(_REF.findall(json.dumps(start)))
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in schemas:
+            continue
+        seen.add(name)
+        todo |= set(_REF.findall(json.dumps(schemas[name])))
+    return seen
+
+
+def _readable_names(doc: dict[str, Any]) -> dict[str, Any]:
+    """The schema names FastAPI and pydantic generate, as a reader would name them:
+    ``Body_import_testset_version_api_v1_testsets_post`` → ``ImportTestsetVersionForm`` (the
+    operation id is the function's name, then the path and the method) and ``Page_CohortOut_`` →
+    ``CohortOutPage``."""
+    names: dict[str, str] = {}
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            suffix = re.sub(r"\W", "_", path) + "_" + method
+            operation = op.get("operationId", "")
+            if operation.endswith(suffix):
+                words = operation.removesuffix(suffix).split("_")
+                names["Body_" + operation] = "".join(word.capitalize() for word in words) + "Form"
+    for name in doc.get("components", {}).get("schemas", {}):
+        if page := re.fullmatch(r"Page_(\w+)_", name):
+            names[name] = page.group(1) + "Page"
+    text = json.dumps(doc, ensure_ascii=False)
+    for old, new in names.items():
+        # The name as a key or title ("Body_…") and in references ("#/components/schemas/Body_…").
+        text = re.sub(rf'"(#/components/schemas/)?{re.escape(old)}"', rf'"\g<1>{new}"', text)
+    renamed: dict[str, Any] = json.loads(text)
+    return renamed
 
 
 def docs_router(prefix: str) -> APIRouter:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from app.folding import normalize_reading
 from app.models import ALL_RUNTIMES, Language, Role, SubmissionStatus, TokenScope
 from scorer.runtime import RuntimeName
 
@@ -41,6 +42,12 @@ Email = Annotated[str, Field(min_length=3, max_length=320), AfterValidator(check
 TimeZone = Annotated[str, Field(min_length=1, max_length=64, examples=["Asia/Tokyo"]), AfterValidator(check_timezone)]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_text)]
 Title = Annotated[str, Field(max_length=200), AfterValidator(check_text)]
+Reading = Annotated[
+    str,
+    Field(max_length=200, description="the name's reading (フリガナ) in kana; lists sort by it in 五十音 order",
+          examples=["ヤマダ ハナコ"]),
+    AfterValidator(normalize_reading),
+]  # fmt: skip
 CohortName = Annotated[str, Field(pattern=COHORT_NAME_PATTERN, examples=["dl_tokyo_2"])]
 Threshold = Annotated[float, Field(ge=0.0, le=1.0, description="best accuracy needed to pass, 0–1")]
 DailyLimit = Annotated[int, Field(ge=0, le=100, description="uploads per trainee per local day")]
@@ -132,6 +139,7 @@ class UserCreate(BaseModel):
 
     email: Email
     name: Name
+    reading: Reading = ""
     role: Role = Role.TRAINEE
     language: Language = Language.JA
     send_invite: bool = Field(True, description="email a link to set the password (the site's invitation)")
@@ -141,6 +149,7 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
+    reading: Reading | None = None
     role: Role | None = None
     language: Language | None = None
     is_active: bool | None = None
@@ -150,6 +159,7 @@ class UserOut(ApiModel):
     id: int
     email: str
     name: str
+    reading: str
     role: Role
     language: Language
     is_active: bool
@@ -169,6 +179,7 @@ class EnrollmentOut(ApiModel):
     user_id: int
     role: Role
     name: str
+    reading: str
     email: str
     is_active: bool
 
@@ -178,8 +189,9 @@ class BulkEnrolRequest(BaseModel):
 
     csv: str = Field(
         max_length=1_000_000,
-        description="UTF-8 CSV with the header name,email,role (role: trainee or instructor; empty = trainee)",
-        examples=["name,email,role\n山田 花子,hanako@example.com,trainee\n"],
+        description="UTF-8 CSV with the header name,email and, optionally, role and reading (role: trainee or"
+        " instructor, empty = trainee; reading: the name's furigana in kana)",
+        examples=["name,email,role,reading\n山田 花子,hanako@example.com,trainee,ヤマダ ハナコ\n"],
     )
     send_invites: bool = Field(True, description="email new accounts a link to set their password")
 
@@ -254,6 +266,7 @@ class SubmissionOut(ApiModel):
     original_filename: str
     zip_size: int
     validation_accuracy: float | None
+    change_note: str = Field(description="what the trainee wrote they changed, at upload")
     accuracy: float | None
     error_code: str | None
     testset_id: int | None
@@ -274,6 +287,13 @@ class SubmissionDetail(SubmissionOut):
     notices: Any
     result: Any
     rescores: list[RescoreOut]
+    queue_position: int | None = Field(
+        description="its place in the scoring queue's fair order (1: next); null unless queued"
+    )
+    wait_s: float | None = Field(
+        description="seconds until its result is expected (runs ahead x recent runs / live scoring workers); null when "
+        "not queued, before any run finished, or with no scoring worker alive"
+    )
 
 
 class RescoreRequest(BaseModel):
@@ -332,6 +352,7 @@ class LeaderboardEntryOut(ApiModel):
     rank: int | None
     user_id: int
     name: str
+    reading: str
     email: str
     best_accuracy: float | None
     best_reached_at: dt.datetime | None

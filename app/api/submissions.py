@@ -16,6 +16,7 @@ from app.api.pagination import Page, PageDep, make_page, paginate
 from app.api.schemas import RescoreOut, RescoreResult, SubmissionDetail, SubmissionOut
 from app.models import Submission, SubmissionRescore, SubmissionStatus, TestSet
 from app.services.cohort_access import taught_cohort_ids
+from app.services.progress import progress
 from app.services.rescoring import RescoreRefused, reset_for_rescore
 from app.web.deps import SessionDep
 
@@ -58,11 +59,15 @@ def list_submissions(
 
 
 @router.get("/{submission_id}", summary="Read a submission's result", response_model=SubmissionDetail)
-def read_submission(submission_id: PathId, db: SessionDep, principal: ApiPrincipal) -> SubmissionDetail:
-    """Everything the scorer reported, the log included, and every earlier result (``rescores``)."""
+def read_submission(
+    submission_id: PathId, request: Request, db: SessionDep, principal: ApiPrincipal
+) -> SubmissionDetail:
+    """Everything the scorer reported, the log included, and every earlier result (``rescores``);
+    while it waits, its place in the fair order and when its result is expected."""
     submission = db.scalar(visible(principal).where(Submission.id == submission_id))
     if submission is None:
         raise not_found()
+    state = progress(db, submission, request.app.state.scoring_queue, request.app.state.clock())
     history = db.scalars(
         select(SubmissionRescore).where(SubmissionRescore.submission_id == submission.id).order_by(SubmissionRescore.id)
     ).all()
@@ -82,6 +87,8 @@ def read_submission(submission_id: PathId, db: SessionDep, principal: ApiPrincip
         notices=submission.notices,
         result=submission.result,
         rescores=[RescoreOut.model_validate(h) for h in history],
+        queue_position=state.queue_position,
+        wait_s=state.wait_s,
     )
 
 

@@ -13,6 +13,7 @@ from app.api.errors import COMMON_RESPONSES, ApiError, ApiRoute, not_found
 from app.api.ids import PathId, QueryId
 from app.api.pagination import Page, PageDep, make_page, paginate
 from app.api.schemas import GrantCreate, GrantOut, GrantResult, Me, MoveRequest, UserCreate, UserOut, UserUpdate
+from app.folding import fold
 from app.models import Enrollment, Role, UploadGrant, User
 from app.security.sessions import end_all_sessions
 from app.services import people
@@ -29,6 +30,7 @@ def user_out(user: User) -> UserOut:
         id=user.id,
         email=user.email,
         name=user.name,
+        reading=user.reading,
         role=user.role,
         language=user.language,
         is_active=user.is_active,
@@ -57,7 +59,7 @@ def list_users(
     role: Role | None = None,
     cohort_id: Annotated[QueryId, Query(description="only people enrolled in this cohort")] = None,
     active: bool | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="part of the name or email")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="part of the name, email or reading")] = None,
 ) -> Page[UserOut]:
     query = select(User)
     if role is not None:
@@ -68,7 +70,14 @@ def list_users(
         query = query.where(User.id.in_(select(Enrollment.user_id).where(Enrollment.cohort_id == cohort_id)))
     if q:
         pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(or_(User.email.like(pattern, escape="\\"), User.name.ilike(pattern, escape="\\")))
+        key = "%" + fold(q).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(
+                User.email.like(pattern, escape="\\"),
+                User.name.ilike(pattern, escape="\\"),
+                User.search_key.like(key, escape="\\"),  # the reading too, kana of either kind
+            )
+        )
     rows, total = paginate(db, query.order_by(User.id), page)
     return make_page([user_out(u) for u in rows], total, page)
 
@@ -85,7 +94,9 @@ def create_user(
     """The account has no password; with ``send_invite`` it gets the site's invitation link by email."""
     if people.user_by_email(db, body.email) is not None:
         raise ApiError(409, "api_email_taken", email=body.email)
-    user = people.create_user(db, email=body.email, name=body.name, role=body.role, language=body.language)
+    user = people.create_user(
+        db, email=body.email, name=body.name, role=body.role, language=body.language, reading=body.reading
+    )
     if body.send_invite:
         deliver_mail_later(request, background, [people.invite(db, user, settings).id])
     return user_out(user)

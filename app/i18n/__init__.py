@@ -8,12 +8,12 @@ check that both tables have the same keys).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
 
 from app.i18n import en, ja
+from scorer.errors import LANGS, Lang
 
-Lang = Literal["ja", "en"]
-LANGS: tuple[Lang, ...] = ("ja", "en")
+__all__ = ["DEFAULT_LANG", "LANGS", "LANG_COOKIE", "TEXT", "Lang", "Translator", "normalize_lang"]
+
 DEFAULT_LANG: Lang = "ja"
 LANG_COOKIE = "katakana_lang"
 

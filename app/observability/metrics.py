@@ -11,8 +11,13 @@ delivered. The cost is a handful of aggregate queries per scrape (indexes on ``s
 negligible at a 15–60 s scrape interval.
 
 Exposed (all ``katakana_``):
-- ``queue_messages{queue}``: messages waiting in Redis per Celery queue;
+- ``queue_messages{queue}``: messages waiting in Redis per Celery queue (for the two queues that
+  run trainee code a message only wakes a worker: their length is ``queue_waiting``);
+- ``queue_waiting{queue}`` and ``queue_oldest_wait_seconds{queue}``: uploads waiting for a scoring
+  or pre-flight worker (from the database: submissions ``queued``, checks no worker claimed yet) and
+  how long the oldest has waited — the queue as a trainee lives it;
 - ``workers_alive{queue}``: workers whose presence key is fresh, per queue they consume;
+- ``queue_worker_slots{queue}``: runs those live workers can do at once (their pool sizes);
 - ``submissions{status}``: submissions by current status (queued/running/succeeded/failed);
 - ``oldest_queued_submission_age_seconds``: 0 when nothing waits; rising = workers missing or slow;
 - ``submission_results_total{status,error_code,blame}``: finished submissions;
@@ -36,8 +41,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import queue as queue_names
-from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus, utcnow
+from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus, UploadCheck, utcnow
 from app.observability.worker_presence import live_workers
+from app.services import upload_checks
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +97,40 @@ class ServiceCollector(Collector):
         for queue, length in lengths.items():
             queues.add_metric([queue], length)
         alive = GaugeMetricFamily("katakana_workers_alive", "Live workers per queue they consume", labels=["queue"])
+        slots = GaugeMetricFamily(
+            "katakana_queue_worker_slots", "Runs the live workers consuming a queue can do at once", labels=["queue"]
+        )
         for queue in QUEUES:
             alive.add_metric([queue], sum(queue in w.queues for w in workers))
+            slots.add_metric([queue], sum(w.slots for w in workers if queue in w.queues))
         yield queues
         yield alive
+        yield slots
 
     def _from_database(self) -> Iterator[Any]:
         with self._sessions()() as db:
-            metrics = list(self._submission_metrics(db)) + list(self._email_metrics(db))
+            metrics = [*self._submission_metrics(db), *self._email_metrics(db), *self._waiting_metrics(db)]
         yield from metrics
+
+    def _waiting_metrics(self, db: Session) -> Iterator[Any]:
+        now = utcnow()
+        waiting = GaugeMetricFamily(
+            "katakana_queue_waiting", "Uploads waiting for a worker of the queue (from the database)", labels=["queue"]
+        )
+        oldest = GaugeMetricFamily(
+            "katakana_queue_oldest_wait_seconds", "How long the oldest upload waiting in the queue has waited",
+            labels=["queue"],
+        )  # fmt: skip
+        unclaimed_check = (UploadCheck.state == upload_checks.CHECKING) & UploadCheck.started_at.is_(None)
+        for queue, since, where in (
+            (queue_names.SCORING_QUEUE, Submission.queued_at, Submission.status == SubmissionStatus.QUEUED),
+            (queue_names.PREFLIGHT_QUEUE, UploadCheck.created_at, unclaimed_check),
+        ):
+            count, first = db.execute(select(func.count(), func.min(since)).where(where)).one()
+            waiting.add_metric([queue], int(count or 0))
+            oldest.add_metric([queue], max(0.0, (now - first).total_seconds()) if first else 0.0)
+        yield waiting
+        yield oldest
 
     def _submission_metrics(self, db: Session) -> Iterator[Any]:
         by_status = dict(db.execute(select(Submission.status, func.count()).group_by(Submission.status)).all())

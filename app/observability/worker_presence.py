@@ -36,12 +36,14 @@ class WorkerPresence:
     pid: int
     machine: str
     seen_at: float
+    slots: int = 1  # runs it does at once (its pool's processes); keys written before it: 1
 
 
-def announce(client: redis.Redis, hostname: str, queues: Iterable[str], ttl_s: float) -> None:
+def announce(client: redis.Redis, hostname: str, queues: Iterable[str], ttl_s: float, slots: int = 1) -> None:
     value = {
         "hostname": hostname,
         "queues": sorted(queues),
+        "slots": slots,
         "pid": os.getpid(),
         "machine": socket.gethostname(),
         "seen_at": time.time(),
@@ -69,6 +71,7 @@ def live_workers(client: redis.Redis) -> list[WorkerPresence]:
                     pid=int(data["pid"]),
                     machine=str(data.get("machine", "")),
                     seen_at=float(data["seen_at"]),
+                    slots=max(1, int(data.get("slots", 1))),
                 )
             )
         except (ValueError, KeyError, TypeError):
@@ -79,11 +82,12 @@ def live_workers(client: redis.Redis) -> list[WorkerPresence]:
 class PresenceThread:
     """Re-announces the worker until stopped; withdraws the key on a clean stop."""
 
-    def __init__(self, client: redis.Redis, hostname: str, queues: Iterable[str], ttl_s: float) -> None:
+    def __init__(self, client: redis.Redis, hostname: str, queues: Iterable[str], ttl_s: float, slots: int = 1) -> None:
         self.client = client
         self.hostname = hostname
         self.queues = tuple(queues)
         self.ttl_s = ttl_s
+        self.slots = slots
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="katakana-presence", daemon=True)
 
@@ -100,7 +104,7 @@ class PresenceThread:
         failing = False
         while True:
             try:
-                announce(self.client, self.hostname, self.queues, self.ttl_s)
+                announce(self.client, self.hostname, self.queues, self.ttl_s, self.slots)
                 if failing:
                     log.info("worker presence in Redis restored")
                 failing = False

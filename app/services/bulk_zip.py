@@ -22,10 +22,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.folding import name_order
 from app.models import Cohort, Enrollment, Role, Submission, TraineeScore, User
 from app.services import storage
 from app.services.csv_cells import csv_cell
@@ -47,6 +49,7 @@ class Member:
     submission: Submission | None
     path: Path | None  # None: nothing to include (never scored, or the file is gone)
     arcname: str
+    reading: str = ""
 
 
 def _safe(text: str, limit: int = 80) -> str:
@@ -55,19 +58,19 @@ def _safe(text: str, limit: int = 80) -> str:
 
 
 def members(db: Session, cohort: Cohort, which: Which, storage_dir: Path) -> list[Member]:
-    """Every active trainee of the cohort, by name, with the chosen submission's file if any."""
+    """Every active trainee of the cohort, by name (by reading, as the leaderboard sorts them), with
+    the chosen submission's file if any."""
     column = TraineeScore.best_submission_id if which == Which.BEST else TraineeScore.latest_submission_id
     rows = db.execute(
-        select(User.id, User.name, User.email, Submission)
+        select(User.id, User.name, User.email, User.reading, Submission)
         .select_from(Enrollment)
         .join(User, User.id == Enrollment.user_id)
         .outerjoin(TraineeScore, (TraineeScore.cohort_id == cohort.id) & (TraineeScore.user_id == User.id))
         .outerjoin(Submission, Submission.id == column)
         .where(Enrollment.cohort_id == cohort.id, Enrollment.role == Role.TRAINEE, User.is_active.is_(True))
-        .order_by(User.name, User.id)
     ).all()
     out = []
-    for user_id, name, email, submission in rows:
+    for user_id, name, email, reading, submission in sorted(rows, key=lambda r: (name_order(r[1], r[3]), r[0])):
         path = None
         arcname = ""
         if submission is not None:
@@ -76,7 +79,7 @@ def members(db: Session, cohort: Cohort, which: Which, storage_dir: Path) -> lis
                 path = candidate
                 original = _safe(Path(submission.original_filename).name or "submission.zip")
                 arcname = f"{_safe(name)}_{user_id}/{submission.id}_{original}"
-        out.append(Member(user_id, name, email, submission, path, arcname))
+        out.append(Member(user_id, name, email, submission, path, arcname, reading))
     return out
 
 
@@ -108,13 +111,14 @@ def index_csv(
     """The archive's table of contents, values formatted as on the leaderboard page."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["user_id", "name", "email", "submission_id", "accuracy", "submitted_at", "file_in_zip"])
+    writer.writerow(["user_id", "name", "reading", "email", "submission_id", "accuracy", "submitted_at", "file_in_zip"])
     for m in entries:
         s = m.submission
         writer.writerow(
             [
                 m.user_id,
                 csv_cell(m.name),  # the trainee's own text: never a formula in the instructor's spreadsheet
+                m.reading,  # kana only (app.folding.normalize_reading): never a formula
                 csv_cell(m.email),
                 s.id if s else "",
                 percent(s.accuracy) if s else "",
@@ -125,8 +129,10 @@ def index_csv(
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-def stream_zip(entries: list[Member], index: bytes) -> Iterator[bytes]:
-    """The archive in pieces of about ``CHUNK`` bytes; only files are read here (no database)."""
+def stream_zip(entries: list[Member], index: bytes, timezone: str = "UTC") -> Iterator[bytes]:
+    """The archive in pieces of about ``CHUNK`` bytes; only files are read here (no database).
+    Members are dated on the cohort's clock (``timezone``), as ``index.csv`` writes the times: a
+    zip's dates carry no zone, and unzipping shows them as they are."""
     sink = _Buffer()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         archive.writestr("index.csv", index)
@@ -134,7 +140,7 @@ def stream_zip(entries: list[Member], index: bytes) -> Iterator[bytes]:
         for member in entries:
             if member.path is None:
                 continue
-            info = zipfile.ZipInfo(member.arcname, date_time=_zip_time(member.submission))
+            info = zipfile.ZipInfo(member.arcname, date_time=_zip_time(member.submission, timezone))
             with member.path.open("rb") as source, archive.open(info, "w", force_zip64=True) as target:
                 while block := source.read(CHUNK):
                     target.write(block)
@@ -143,8 +149,8 @@ def stream_zip(entries: list[Member], index: bytes) -> Iterator[bytes]:
     yield sink.take()  # the central directory
 
 
-def _zip_time(submission: Submission | None) -> tuple[int, int, int, int, int, int]:
+def _zip_time(submission: Submission | None, timezone: str) -> tuple[int, int, int, int, int, int]:
     if submission is None or submission.created_at.year < 1980:
         return (1980, 1, 1, 0, 0, 0)
-    t = submission.created_at
+    t = submission.created_at.astimezone(ZoneInfo(timezone))
     return (t.year, t.month, t.day, t.hour, t.minute, t.second)

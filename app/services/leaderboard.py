@@ -16,7 +16,8 @@ last page); after anything else, it reads the whole board.
 
 Sorting by another column keeps ties in rank order and empty values last in both directions, so
 the order is total and pages never overlap or skip a row. Every row's rank is its place in the
-ranked board, whichever view shows it.
+ranked board, whichever view shows it. Names sort by their reading in 五十音 order
+(:func:`app.folding.name_order`), never by the code points of kanji.
 
 Only ``succeeded`` submissions give an accuracy; failed ones still count as submissions.
 """
@@ -37,7 +38,7 @@ from typing import Any, Final, TypeVar
 from sqlalchemy import ColumnElement, Connection, DateTime, Select, func, select, type_coerce
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from app.folding import fold
+from app.folding import fold, name_order
 from app.models import Cohort, Enrollment, LeaderboardVersion, Role, Submission, TraineeScore, User
 
 
@@ -65,6 +66,7 @@ class Entry:
     user_id: int
     name: str
     email: str
+    reading: str  # フリガナ, "" when not given
     rank: int | None  # None until the trainee has a scored submission
     best_accuracy: float | None
     best_reached_at: dt.datetime | None
@@ -94,7 +96,7 @@ class BoardPage:
 # named tuple of every board kept in memory stays tracked, and full collections walking them made
 # one page in twenty take 30-45 ms longer. Nor the database's row: reading its fields by name cost
 # ten times more, and views read every row's. Timestamps as the driver gives them (see _plain).
-Summary = tuple[int, str, str, str, int, dt.datetime | None, float | None, dt.datetime | None, float | None]
+Summary = tuple[int, str, str, str, int, dt.datetime | None, float | None, dt.datetime | None, float | None, str]
 USER_ID: Final = 0
 NAME: Final = 1
 EMAIL: Final = 2
@@ -104,6 +106,7 @@ LAST_AT: Final = 5
 BEST: Final = 6
 BEST_AT: Final = 7
 LATEST: Final = 8
+READING: Final = 9
 
 
 View = tuple[SortKey, bool, Standing | None, bool, float | None]  # column, descending, filter, scored only, pass mark
@@ -161,17 +164,22 @@ def ranked_query(cohort_id: int) -> Select[*tuple[Any, ...]]:
         TraineeScore.best_accuracy.label("best"),
         _plain(TraineeScore.best_reached_at).label("best_at"),
         TraineeScore.latest_accuracy.label("latest"),
+        User.reading.label("reading"),
     )
     return _active_trainees(query, Enrollment.cohort_id == cohort_id)
 
 
 def rank_key(row: Summary) -> tuple[Any, ...]:
-    """Rank order: best accuracy first, ties to whoever reached it first, then name (code point
-    order), then id; no score: last, by name. Ranked here rather than by the database so that a
-    row re-read after a change lands where a full read would put it, whatever the database's
-    collation; the database sorting 2,000 rows cost as much as this does."""
+    """Rank order: best accuracy first, ties to whoever reached it first, then name (by reading,
+    :func:`app.folding.name_order`), then id; no score: last, by name. Ranked here rather than by
+    the database so that a row re-read after a change lands where a full read would put it,
+    whatever the database's collation; the database sorting 2,000 rows cost as much as this does."""
     best, at = row[BEST], row[BEST_AT]
-    return (best is None, -best if best is not None else 0.0, at is None, at, row[NAME], row[USER_ID])
+    return (best is None, -best if best is not None else 0.0, at is None, at, _name_key(row), row[USER_ID])
+
+
+def _name_key(row: Summary) -> tuple[int, str, str]:
+    return name_order(row[NAME], row[READING])
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +304,7 @@ def _standing(row: Summary, pass_mark: float | None) -> Standing:
 
 def _sort_value(sort: SortKey, pass_mark: float | None) -> Callable[[Summary], Any]:
     values: dict[SortKey, Callable[[Summary], Any]] = {
-        SortKey.NAME: lambda row: fold(row[NAME]),  # as the search compares: full-width letters with plain ones
+        SortKey.NAME: _name_key,  # 五十音 by reading; full-width letters with plain ones
         SortKey.BEST: itemgetter(BEST),
         SortKey.LATEST: itemgetter(LATEST),
         SortKey.SUBMISSIONS: itemgetter(SUBMISSIONS),
@@ -340,7 +348,7 @@ def _view(
         if scored_only:
             rows = [row for row in rows if row[BEST] is not None]
         board.views[key] = rows
-    if search:  # name or e-mail, folded alike (see app.folding): full-width letters find plain ones
+    if search:  # name, e-mail or reading, folded alike (app.folding): ｈａｎａ finds hana, やまだ ヤマダ
         needle = fold(search.strip()).replace("\n", " ")  # the key's one line break parts name and e-mail
         rows = [row for row in rows if needle in row[SEARCH_KEY]]
     return rows
@@ -349,13 +357,14 @@ def _view(
 def _entries(board: Ranked, rows: Sequence[Summary], pass_mark: float | None) -> list[Entry]:
     entries = []
     for row in rows:
-        user_id, name, email, _search_key, submissions, last_at, best, best_at, latest = row
+        user_id, name, email, _search_key, submissions, last_at, best, best_at, latest, reading = row
         standing = _standing(row, pass_mark)
         entries.append(
             Entry(
                 user_id=user_id,
                 name=name,
                 email=email,
+                reading=reading,
                 rank=board.ranks.get(user_id),
                 best_accuracy=best,
                 best_reached_at=_utc(best_at),

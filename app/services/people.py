@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app.folding import normalize_reading
 from app.i18n import Translator, normalize_lang
 from app.models import Cohort, EmailOutbox, Enrollment, Language, Role, TokenPurpose, User
 from app.security import password_links
@@ -23,6 +24,8 @@ from app.services.outbox import queue_email
 from app.settings import Settings
 
 CSV_ROLES = {"": Role.TRAINEE, "trainee": Role.TRAINEE, "instructor": Role.INSTRUCTOR}
+CSV_REQUIRED = ["name", "email"]
+CSV_OPTIONAL = ("role", "reading")  # after the two required columns, in any order
 
 
 @dataclass(frozen=True)
@@ -51,17 +54,21 @@ class CsvPerson:
     name: str
     email: str
     role: Role
+    reading: str = ""  # フリガナ, normalised (app.folding.normalize_reading); "" when not given
 
 
 def parse_people_csv(text: str, check_email: object) -> list[CsvPerson]:
-    """Rows of ``name,email,role``; raises :class:`CsvProblems` listing every bad line.
+    """Rows of ``name,email`` and, named in the header, ``role`` and ``reading`` (フリガナ);
+    raises :class:`CsvProblems` listing every bad line.
 
     A bad header stops there: without it, the columns of the other lines mean nothing.
     """
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip().lower() for h in next(reader, [])]
-    if header[:2] != ["name", "email"] or (len(header) > 2 and header[2] != "role"):
+    extra = header[2:]
+    if header[:2] != CSV_REQUIRED or any(h not in CSV_OPTIONAL for h in extra) or len(set(extra)) < len(extra):
         raise CsvProblems([CsvProblem(1, "header", {"found": ",".join(header)[:100]})])
+    column = {name: i for i, name in enumerate(header)}
     people: list[CsvPerson] = []
     problems: list[CsvProblem] = []
     first_line: dict[str, int] = {}
@@ -72,7 +79,8 @@ def parse_people_csv(text: str, check_email: object) -> list[CsvPerson]:
             problems.append(CsvProblem(number, "columns", {}))
             continue
         name, email = row[0].strip(), row[1].strip().lower()
-        role_text = row[2].strip().lower() if len(row) > 2 else ""
+        role_text = _cell(row, column.get("role")).lower()
+        reading = _cell(row, column.get("reading"))
         before = len(problems)
         if not name or len(name) > 200:
             problems.append(CsvProblem(number, "name", {}))
@@ -82,14 +90,22 @@ def parse_people_csv(text: str, check_email: object) -> list[CsvPerson]:
             problems.append(CsvProblem(number, "email", {"email": email[:100]}))
         if role_text not in CSV_ROLES:
             problems.append(CsvProblem(number, "role", {"role": role_text[:50]}))
+        try:
+            reading = normalize_reading(reading)
+        except ValueError:
+            problems.append(CsvProblem(number, "reading", {"reading": reading[:50]}))
         if email in first_line:
             problems.append(CsvProblem(number, "duplicate", {"email": email, "first": str(first_line[email])}))
         first_line.setdefault(email, number)
         if len(problems) == before:
-            people.append(CsvPerson(number, name, email, CSV_ROLES[role_text]))
+            people.append(CsvPerson(number, name, email, CSV_ROLES[role_text], reading))
     if problems:
         raise CsvProblems(problems)
     return people
+
+
+def _cell(row: list[str], index: int | None) -> str:
+    return row[index].strip() if index is not None and index < len(row) else ""
 
 
 def invite(db: Session, user: User, settings: Settings, cohort: Cohort | None = None) -> EmailOutbox:
@@ -115,8 +131,12 @@ def invite(db: Session, user: User, settings: Settings, cohort: Cohort | None = 
     return queue_email(db, key=key, to=user.email, subject=t("invite_mail_subject"), body_text=body)
 
 
-def create_user(db: Session, *, email: str, name: str, role: Role, language: Language = Language.JA) -> User:
-    user = User(email=email, name=name, role=role, language=language, password_hash=None, is_active=True)
+def create_user(
+    db: Session, *, email: str, name: str, role: Role, language: Language = Language.JA, reading: str = ""
+) -> User:
+    user = User(
+        email=email, name=name, reading=reading, role=role, language=language, password_hash=None, is_active=True
+    )
     db.add(user)
     db.flush()
     return user

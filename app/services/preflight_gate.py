@@ -11,7 +11,13 @@ a script could keep them busy for good. So:
   keeps them fair: however many uploads one trainee sends, the others' checks are never queued
   behind more than one of theirs.
 - **a rate**: at most ``preflight_per_hour`` checks per trainee in any hour (20 by default; a
-  trainee has 3 counted uploads a day, so this is generous for honest use).
+  trainee has 3 counted uploads a day, so this is generous for honest use). A check that ran into
+  the smoke time limit counts ``preflight_timeout_weight`` times (5): it held a shared pre-flight
+  worker for the whole limit, and a trainee whose checks keep timing out is throttled harder.
+
+Which waiting check a pre-flight worker runs next is decided by the fair order of
+``app.services.upload_checks`` (the least pre-flight time in the last hour first), so even many
+accounts keeping the workers busy cannot push another trainee's check back by more than one check.
 
 Both live in the database (``preflight_leases``, ``preflight_runs``), so they hold across every web
 process and worker. The lease is a row keyed by the trainee: inserting it is the atomic "is one
@@ -34,8 +40,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import transaction
-from app.models import PreflightLease, PreflightRun
+from app.models import PreflightLease, PreflightRun, UploadCheck
 from app.settings import Settings
+from scorer.errors import ErrorCode
 
 RATE_WINDOW = dt.timedelta(hours=1)
 
@@ -62,14 +69,9 @@ def _refusal(db: Session, user_id: int, settings: Settings, now: dt.datetime) ->
     held = db.get(PreflightLease, user_id)
     if held is not None and held.expires_at > now:
         return PreflightRefused("busy", min(held.expires_at, now + dt.timedelta(minutes=1)), now, 1)
-    recent = db.scalars(
-        select(PreflightRun.created_at)
-        .where(PreflightRun.user_id == user_id, PreflightRun.created_at > now - RATE_WINDOW)
-        .order_by(PreflightRun.created_at.desc())
-        .limit(settings.preflight_per_hour)
-    ).all()
-    if len(recent) >= settings.preflight_per_hour:
-        return PreflightRefused("rate", recent[-1] + RATE_WINDOW, now, settings.preflight_per_hour)
+    retry_at = _rate_reached(db, user_id, settings, now)
+    if retry_at is not None:
+        return PreflightRefused("rate", retry_at, now, settings.preflight_per_hour)
     return None
 
 
@@ -100,6 +102,39 @@ def acquire(factory: sessionmaker[Session], user_id: int, settings: Settings, no
     except IntegrityError:
         raise PreflightRefused("busy", now + dt.timedelta(minutes=1), now, 1) from None
     return Lease(user_id, token)
+
+
+def _rate_reached(db: Session, user_id: int, settings: Settings, now: dt.datetime) -> dt.datetime | None:
+    """When the trainee may start a check again, if their checks in the last hour reach the rate;
+    None when they may now. Each check counts 1, one that timed out ``preflight_timeout_weight``."""
+    since = now - RATE_WINDOW
+    counted = [
+        (at, 1)
+        for at in db.scalars(
+            select(PreflightRun.created_at).where(PreflightRun.user_id == user_id, PreflightRun.created_at > since)
+        )
+    ]
+    verdicts = db.execute(
+        select(UploadCheck.created_at, UploadCheck.verdict).where(
+            UploadCheck.user_id == user_id, UploadCheck.created_at > since, UploadCheck.verdict.is_not(None)
+        )
+    ).all()
+    extra = settings.preflight_timeout_weight - 1
+    counted += [(at, extra) for at, verdict in verdicts if extra and timed_out(verdict)]
+    total = sum(weight for _, weight in counted)
+    for at, weight in sorted(counted):  # the oldest leave the window first
+        if total < settings.preflight_per_hour:
+            break
+        total -= weight
+        if total < settings.preflight_per_hour:
+            return at + RATE_WINDOW
+    return None
+
+
+def timed_out(verdict: object) -> bool:
+    """A pre-flight verdict (``PreflightVerdict.to_json()``) of a check stopped by the smoke time limit."""
+    error = verdict.get("error") if isinstance(verdict, dict) else None
+    return isinstance(error, dict) and error.get("code") == ErrorCode.TIME_LIMIT.value
 
 
 def release(factory: sessionmaker[Session], lease: Lease) -> None:

@@ -58,6 +58,7 @@ def reset_for_rescore(
     for name in RESULT_COLUMNS:
         setattr(submission, name, None)
     submission.status = SubmissionStatus.QUEUED
+    submission.queued_at = now or utcnow()  # it waits from now, in the fair order too
     submission.attempts = 0  # the worker's retry budget starts again for the new run
     if flush:
         db.flush()

@@ -1,4 +1,4 @@
-"""Submissions: spending a daily slot, who may see which submission, queue position and history.
+"""Submissions: spending a daily slot, who may see which submission, and history.
 
 :func:`create_queued` is the one place a slot is spent. It counts today's slots and inserts the
 ``queued`` row in one transaction that holds a lock for the user — ``BEGIN IMMEDIATE`` on SQLite,
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import write_lock
@@ -64,6 +64,7 @@ def create_queued(
     upload: ReceivedUpload,
     validation_accuracy: float | None,
     now: dt.datetime,
+    change_note: str = "",
 ) -> Submission:
     """Spend a slot and insert the ``queued`` submission, or raise :class:`SubmissionRefused`.
 
@@ -72,8 +73,9 @@ def create_queued(
     """
     with write_lock(factory) as db:
         submission = spend_slot(
-            db, user_id=user_id, cohort_id=cohort_id, upload=upload, validation_accuracy=validation_accuracy, now=now
-        )
+            db, user_id=user_id, cohort_id=cohort_id, upload=upload, validation_accuracy=validation_accuracy, now=now,
+            change_note=change_note,
+        )  # fmt: skip
         upload.keep()
     return submission
 
@@ -86,6 +88,7 @@ def spend_slot(
     upload: ReceivedUpload,
     validation_accuracy: float | None,
     now: dt.datetime,
+    change_note: str = "",
 ) -> Submission:
     """:func:`create_queued`'s work inside the caller's write-locked transaction (``write_lock``), for
     a caller that must record something else atomically with the slot (an upload check's outcome)."""
@@ -104,6 +107,7 @@ def spend_slot(
         zip_size=upload.size,
         storage_key=upload.storage_key,
         validation_accuracy=validation_accuracy,
+        change_note=change_note,
     )
     db.add(submission)
     db.flush()
@@ -136,24 +140,6 @@ def own_submissions(db: Session, user: User, limit: int = 200) -> list[Submissio
             .limit(limit)
         )
     )
-
-
-def queue_position(db: Session, submission: Submission) -> int | None:
-    """1 for the next to be scored; None once it has left the queue."""
-    if submission.status != SubmissionStatus.QUEUED:
-        return None
-    ahead = db.scalar(
-        select(func.count())
-        .select_from(Submission)
-        .where(
-            Submission.status == SubmissionStatus.QUEUED,
-            or_(
-                Submission.created_at < submission.created_at,
-                and_(Submission.created_at == submission.created_at, Submission.id < submission.id),
-            ),
-        )
-    )
-    return (ahead or 0) + 1
 
 
 def accuracy_history(db: Session, user_id: int, cohort_id: int) -> list[Submission]:

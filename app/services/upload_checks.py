@@ -15,6 +15,13 @@ an accepted upload scored:
   marks the check ``accepted`` — or, with the day's uploads gone meanwhile, ``refused`` (nothing
   spent).
 
+**The pre-flight's fair order.** The check's message only wakes a pre-flight worker, which claims
+the waiting check of the trainee with the least pre-flight time in the last hour (:func:`claim_next`;
+``started_at`` marks a claimed check). With every trainee holding at most one check at a time (the
+gate), a trainee who has not been checked lately is next as soon as a worker frees: however many
+accounts keep slow checks going, another trainee's check waits for one check at most (the smoke
+time limit), then runs. A check nobody claimed within ``preflight_wait_s`` is not started any more.
+
 Every transition starts from ``checking`` (or ``needs_confirmation`` for a confirmation) under the
 write lock, so a task delivered twice, or two confirmations at once, give one submission. Each
 settling also frees the trainee's pre-flight turn; a check nobody settles (no worker, a crashed one)
@@ -36,6 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import write_lock
 from app.models import Cohort, PreflightLease, SmokeConfirmation, Submission, UploadCheck
 from app.services import storage
+from app.services.claims import claim_first
 from app.services.preflight import Checker, PreflightVerdict, cached_preflight
 from app.services.preflight_gate import Lease
 from app.services.public_set import public_set_identity
@@ -54,6 +62,7 @@ EXPIRED = "expired"  # needs_confirmation that nobody confirmed in time
 FINAL = frozenset({REFUSED, ACCEPTED, FAILED, EXPIRED})  # needs_confirmation waits for the trainee
 PENDING = (CHECKING, NEEDS_CONFIRMATION)  # states whose stored zip will still be read
 EXPIRED_KEY = "upload_error_confirmation_expired"
+PREFLIGHT_TIME_WINDOW = dt.timedelta(hours=1)  # the fair order weighs the pre-flight time of this window
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,7 @@ def start(
     confirmed: bool,
     lease: Lease,
     now: dt.datetime,
+    change_note: str = "",
 ) -> int:
     """Insert the ``checking`` row, the received zip entering the store in the same transaction;
     the caller sends the check only after this commits."""
@@ -101,7 +111,8 @@ def start(
         row = UploadCheck(
             user_id=user_id, cohort_id=cohort_id, state=CHECKING, storage_key=upload.storage_key,
             zip_sha256=upload.sha256, zip_size=upload.size, original_filename=upload.original_filename,
-            validation_accuracy=validation_accuracy, confirmed=confirmed, lease_token=lease.token,
+            validation_accuracy=validation_accuracy, change_note=change_note, confirmed=confirmed,
+            lease_token=lease.token,
             created_at=now, updated_at=now,
         )  # fmt: skip
         db.add(row)
@@ -141,7 +152,7 @@ def _accept(db: Session, row: UploadCheck, now: dt.datetime) -> int | None:
     try:  # refuses before it writes anything, so the check's new state still commits
         submission = spend_slot(
             db, user_id=row.user_id, cohort_id=row.cohort_id, upload=upload,
-            validation_accuracy=row.validation_accuracy, now=now,
+            validation_accuracy=row.validation_accuracy, now=now, change_note=row.change_note,
         )  # fmt: skip
     except SubmissionRefused as exc:
         _end(row, REFUSED, now, f"upload_error_{exc.reason}", reason=exc.reason)
@@ -334,6 +345,47 @@ def give_up(
             return
         _release_turn(db, row)
         _end(row, FAILED, now, "upload_error_preflight_unanswered")
+
+
+def claim_next(
+    factory: sessionmaker[Session], settings: Settings, now: dt.datetime, task_id: str | None = None
+) -> int | None:
+    """Claim the waiting check that comes first in the pre-flight's fair order (see the module's
+    docstring) for the delivery ``task_id``; its id, or None when none waits. Exactly once on both
+    databases (``app.services.claims``)."""
+    fresh = now - dt.timedelta(seconds=settings.preflight_wait_s)
+    unclaimed = (UploadCheck.state == CHECKING) & UploadCheck.started_at.is_(None) & (UploadCheck.created_at > fresh)
+    with write_lock(factory) as db:
+        waiting = db.execute(select(UploadCheck.id, UploadCheck.user_id, UploadCheck.created_at).where(unclaimed)).all()
+        if not waiting:
+            return None
+        used = preflight_seconds(db, {row.user_id for row in waiting}, now)
+        order = sorted(waiting, key=lambda row: (used.get(row.user_id, 0.0), row.created_at, row.id))
+        values = {"started_at": now, "task_id": task_id}
+        return claim_first(db, UploadCheck, (row.id for row in order), unclaimed, values)
+
+
+def claim(factory: sessionmaker[Session], check_id: int, now: dt.datetime) -> bool:
+    """Claim this very check (a process that checks its own uploads, without pre-flight workers)."""
+    with write_lock(factory) as db:
+        unclaimed = (UploadCheck.state == CHECKING) & UploadCheck.started_at.is_(None)
+        return claim_first(db, UploadCheck, [check_id], unclaimed, {"started_at": now}) is not None
+
+
+def preflight_seconds(db: Session, user_ids: Collection[int], now: dt.datetime) -> dict[int, float]:
+    """Pre-flight time each trainee used in the last hour: from when a worker took each check to
+    its verdict (or to now, for checks still running)."""
+    rows = db.execute(
+        select(UploadCheck.user_id, UploadCheck.state, UploadCheck.started_at, UploadCheck.updated_at).where(
+            UploadCheck.user_id.in_(user_ids), UploadCheck.started_at > now - PREFLIGHT_TIME_WINDOW
+        )
+    ).all()
+    used: dict[int, float] = {}
+    for row in rows:
+        assert row.started_at is not None
+        until = now if row.state == CHECKING else row.updated_at
+        used[row.user_id] = used.get(row.user_id, 0.0) + max(0.0, (until - row.started_at).total_seconds())
+    return used
 
 
 def check_and_settle(

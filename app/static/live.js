@@ -15,18 +15,22 @@ window.KatakanaLive = (function () {
     return template.replace(/\{(\w+)\}/g, function (_, k) { return values[k] !== undefined ? values[k] : ""; });
   }
 
+  // Seconds as "2分05秒" / "2 min 05 s", in the formats the element carries (data-format-ms/-s).
+  function clock(el, seconds) {
+    const total = Math.max(0, Math.floor(Number(seconds) || 0));
+    const m = Math.floor(total / 60);
+    const s = total % 60;
+    return m ? format(el.dataset.formatMs, { m: m, s: String(s).padStart(2, "0") })
+             : format(el.dataset.formatS, { s: s });
+  }
+
   // Count up every second from the server's figure, in the page's language; returns how to stop.
   function tick(el) {
     if (!el) return function () {};
     const base = Number(el.dataset.elapsed) || 0;
     const began = Date.now();
     function show() {
-      const total = Math.floor(base + (Date.now() - began) / 1000);
-      const m = Math.floor(total / 60);
-      const s = total % 60;
-      const text = m ? format(el.dataset.formatMs, { m: m, s: String(s).padStart(2, "0") })
-                     : format(el.dataset.formatS, { s: s });
-      el.textContent = format(el.dataset.template, { elapsed: text });
+      el.textContent = format(el.dataset.template, { elapsed: clock(el, base + (Date.now() - began) / 1000) });
     }
     show();
     const timer = window.setInterval(show, 1000);
@@ -62,5 +66,5 @@ window.KatakanaLive = (function () {
     poll();
   }
 
-  return { format: format, tick: tick, follow: follow };
+  return { format: format, clock: clock, tick: tick, follow: follow };
 })();

@@ -45,13 +45,34 @@
       });
   }
 
+  // The expected wait moves with the queue even while the place does not: shown from each answer.
+  function showWait(s) {
+    const el = result.querySelector("[data-testid=wait]");
+    if (!el) return;
+    const live = window.KatakanaLive;
+    if (s.wait_s !== null && s.wait_s !== undefined) {
+      el.textContent = live.format(el.dataset.template, {
+        wait: live.clock(el, s.wait_s), ahead: s.runs_ahead, run: live.clock(el, s.estimate_s),
+        workers: s.scoring_workers || 1,
+      });
+      el.hidden = false;
+    } else if (s.scoring_workers === 0) {
+      el.textContent = el.dataset.noWorker;
+      el.hidden = false;
+    }
+  }
+
   startTicker();
   window.KatakanaLive.follow(
     function (waitS) {
       const known = result.dataset.fingerprint || "";
       return "/submissions/" + id + "/status?known=" + encodeURIComponent(known) + (waitS ? "&wait=" + waitS : "");
     },
-    function (s) { return s.fingerprint !== (result.dataset.fingerprint || "") || s.final ? refresh() : false; },
+    function (s) {
+      if (s.fingerprint !== (result.dataset.fingerprint || "") || s.final) return refresh();
+      showWait(s);
+      return false;
+    },
     function () { return result.querySelector("[data-testid=live-off]"); }
   );
 })();

@@ -7,6 +7,7 @@
   const errorBox = document.getElementById("upload-error");
   const errorMessage = document.getElementById("upload-error-message");
   const errorDetail = document.getElementById("upload-error-detail");
+  const errorCode = document.getElementById("upload-error-code");
 
   // An error the server rendered (the no-JavaScript path, or a reload) is brought into view and
   // focused too, so a screen reader announces it and a phone shows it without scrolling.
@@ -17,6 +18,14 @@
   }
   if (errorBox && !errorBox.hidden) reveal();
   if (!form) return;
+  if (form.dataset.blocked === "true") {
+    // Today's uploads are used up: the controls are disabled in the page itself. A file dropped
+    // on the zone anyway must not make the browser navigate away to it.
+    ["dragover", "drop"].forEach(function (type) {
+      form.addEventListener(type, function (e) { e.preventDefault(); });
+    });
+    return;
+  }
 
   const input = document.getElementById("file");
   const zone = document.getElementById("dropzone");
@@ -35,10 +44,16 @@
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
     return (i ? n.toFixed(1) : n) + " " + units[i];
   }
+  // A message that shows code ends with it, after a line "例:" / "Example:" (as the server splits
+  // it, app/web/templating.py): the code goes in a monospace block that scrolls, not wraps.
   function showError(message, detail, logText) {
+    const parts = (detail || "").split(/\n(例|Example):\n/);
+    const prose = parts.length === 3 ? parts[0] + "\n" + parts[1] + ":" : (detail || "");
     errorMessage.textContent = message;
-    errorDetail.textContent = detail || "";
-    errorDetail.hidden = !detail;
+    errorDetail.textContent = prose;
+    errorDetail.hidden = !prose;
+    errorCode.firstChild.textContent = parts.length === 3 ? parts[2] : "";
+    errorCode.hidden = parts.length !== 3;
     const old = errorBox.querySelector("details");
     if (old) old.remove();  // a log from an earlier refusal would belong to another file
     if (logText) {  // the log is evidence, not the message: folded away, as on the server's page
@@ -47,6 +62,7 @@
       const pre = document.createElement("pre");
       summary.textContent = form.dataset.logLabel;
       pre.className = "log";
+      pre.tabIndex = 0;  // it may scroll: keyboard users reach it too
       pre.dataset.testid = "preflight-log";
       pre.textContent = logText;
       details.append(summary, pre);

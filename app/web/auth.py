@@ -23,6 +23,10 @@ from app.web.templating import render
 
 log = logging.getLogger(__name__)
 router = APIRouter(dependencies=[Depends(verify_csrf)])
+# The address whose password was just set, for the login form that follows: a cookie for that one
+# page, not the URL (addresses stay out of access logs and the browser's history).
+LOGIN_EMAIL_COOKIE = "katakana_login_email"
+LOGIN_EMAIL_MAX_AGE_S = 15 * 60
 
 
 def safe_next(target: str | None, default: str = "/upload") -> str:
@@ -46,7 +50,10 @@ def client_ip(request: Request) -> str:
 def login_form(request: Request, lang: LangDep, user: OptionalUser, next: str | None = None) -> Response:
     if user is not None:
         return RedirectResponse(safe_next(next, landing_page(user.role)), status_code=303)
-    return render(request, "login.html", {"next": safe_next(next, "")})
+    email = request.cookies.get(LOGIN_EMAIL_COOKIE) if request.query_params.get("password_set") else None
+    response = render(request, "login.html", {"next": safe_next(next, ""), "email": email})
+    response.delete_cookie(LOGIN_EMAIL_COOKIE, path="/login")
+    return response
 
 
 @router.post("/login", name="login")
@@ -193,6 +200,7 @@ def set_password_form(request: Request, db: SessionDep, lang: LangDep, token: st
 def set_password(
     request: Request,
     db: SessionDep,
+    settings: SettingsDep,
     lang: LangDep,
     t: TranslatorDep,
     token: Annotated[str, Form()],
@@ -212,4 +220,9 @@ def set_password(
     user = password_links.consume(db, token, password)
     if user is None:
         return render(request, "password_set.html", {**context, "usable": False}, 400)
-    return RedirectResponse("/login?password_set=1", status_code=303)
+    response = RedirectResponse("/login?password_set=1", status_code=303)
+    response.set_cookie(
+        LOGIN_EMAIL_COOKIE, user.email, max_age=LOGIN_EMAIL_MAX_AGE_S, path="/login", httponly=True,
+        samesite="strict", secure=settings.is_production,
+    )  # fmt: skip
+    return response

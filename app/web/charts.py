@@ -42,8 +42,9 @@ def per_class_accuracies(per_class: Any) -> list[float | None]:
 
 def nice_axis(values: list[float], *, max_ticks: int = 6, floor_margin: float = 0.02) -> tuple[float, float, float]:
     """(low, high, step) for an accuracy axis that fits the data: even steps of 1, 2, 5, 10, 20 or
-    25 points, the low end a little under the smallest value so the smallest bar still shows, the
-    high end at most 100 %. A 0-100 % axis flattens 75-98 % into bars that all look alike."""
+    25 points, the low end a little under the smallest value, the high end at most 100 %. For points
+    on a line (the history), where a 0-100 % axis flattens 95-99 % into one line; never for bars,
+    whose length must be their value (see :class:`ClassBars`). A chart drawn on it says so."""
     lo = max(0.0, min(values) - floor_margin)
     hi = min(1.0, max(values))
     for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25):
@@ -72,8 +73,12 @@ class ClassBar:
 
 @dataclass(frozen=True)
 class ClassBars:
-    """Per-class accuracy as horizontal bars: one row per character, the value printed at the bar's
-    end, so it reads on a phone and on touch screens (no hover needed)."""
+    """Per-class accuracy as horizontal bars: one row per character, the value printed in a column
+    right of the plot, so it reads on a phone and on touch screens (no hover needed).
+
+    Bars start at 0 %: a bar's length is its accuracy, so a class at 78 % looks about four fifths
+    of one at 98 %, not a tenth of it as on an axis cut at 75 %. The printed values carry the
+    small differences; the pass line ends at the plot's edge and never crosses them."""
 
     width: int
     height: int
@@ -88,17 +93,22 @@ class ClassBars:
     pass_text: str
     summary: str  # for the SVG's accessible name: lowest and highest class
 
+    def value_at(self, bar: ClassBar) -> float:
+        """Where a bar's value is printed: the column right of the plot, the same for every bar."""
+        return self.left + self.plot_w + 6
+
+
+CLASS_AXIS_STEP = 0.2  # 0, 20, ... 100 %
+
 
 def class_bars(per_class: Any, threshold: float | None = None, *, width: int = 420) -> ClassBars:
     top, left, right, bottom, row = 22, 34, 58, 26, 24.0
     values = per_class_accuracies(per_class)
     known = [v for v in values if v is not None]
-    low, high, step = nice_axis(known + ([threshold] if threshold is not None else []) or [0.0, 1.0])
     plot_w = width - left - right
-    span = (high - low) or 1.0
 
     def x_of(value: float) -> float:
-        return plot_w * (max(low, min(high, value)) - low) / span
+        return plot_w * max(0.0, min(1.0, value))
 
     bars = [
         ClassBar(
@@ -111,8 +121,8 @@ def class_bars(per_class: Any, threshold: float | None = None, *, width: int = 4
         )
         for i, (label, value) in enumerate(zip(KATAKANA, values, strict=True))
     ]
-    n_ticks = round((high - low) / step) + 1
-    ticks = [(left + x_of(low + k * step), axis_label(low + k * step, step)) for k in range(n_ticks)]
+    marks = [k * CLASS_AXIS_STEP for k in range(round(1 / CLASS_AXIS_STEP) + 1)]
+    ticks = [(left + x_of(mark), axis_label(mark, CLASS_AXIS_STEP)) for mark in marks]
     pass_x = left + x_of(threshold) if threshold is not None else None
     pass_text = f"{threshold * 100:.1f}%" if threshold is not None else ""
     if known:
@@ -175,6 +185,7 @@ class HistoryPoint:
     date: str = ""  # full local date and time with the zone, for the data table
     file: str = ""
     submission_id: int | None = None
+    note: str = ""  # what the trainee changed, as they wrote it at upload
 
 
 @dataclass(frozen=True)
@@ -189,6 +200,7 @@ class Point:
     date: str = ""
     file: str = ""
     submission_id: int | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -206,6 +218,12 @@ class LineChart:
     pass_y: float | None = None
     pass_text: str = ""
     x_label_y: float = 0.0
+    y_max: float = 1.0
+
+    @property
+    def zoomed(self) -> bool:
+        """The y axis starts above 0 %: the page says so beside the chart."""
+        return self.y_min > 0
 
 
 def line_chart(
@@ -244,7 +262,7 @@ def line_chart(
             x, y_of(h.value), h.value, h.label, h.current,
             show_label=edge or h.current or i % every == 0,
             show_value=edge or h.current or i % value_every == 0,
-            date=h.date, file=h.file, submission_id=h.submission_id,
+            date=h.date, file=h.file, submission_id=h.submission_id, note=h.note,
         )  # fmt: skip
         points.append(point)
     n_ticks = round((high - low) / step) + 1
@@ -253,8 +271,9 @@ def line_chart(
     pass_y = y_of(threshold) if threshold is not None else None
     pass_text = f"{threshold * 100:.1f}%" if threshold is not None else ""
     return LineChart(
-        width, height, left, top, plot_w, plot_h, points, polyline, ticks, low, pass_y, pass_text, top + plot_h + 16
-    )
+        width, height, left, top, plot_w, plot_h, points, polyline, ticks, low, pass_y, pass_text, top + plot_h + 16,
+        high,
+    )  # fmt: skip
 
 
 def overfit_gap(validation: float | None, test: float | None) -> float | None:
@@ -307,6 +326,10 @@ class CountRows:
     ticks: list[tuple[float, str]]  # (x, label)
     pass_y: float | None
     pass_text: str
+
+    def value_at(self, bar: CountBar) -> float:
+        """Where a bar's count is printed: just past its end (the pass line runs across, not along)."""
+        return self.left + bar.width + 4
 
 
 def count_rows(

@@ -12,7 +12,7 @@ import csv
 import io
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -37,10 +37,12 @@ from app.services.leaderboard import (
     overview,
     rank_of,
 )
+from app.services.scoring_queue import QueueWatch, cohort_queue, typical_run_seconds
 from app.services.submissions import accuracy_history
 from app.web import charts
 from app.web.csrf import verify_csrf
-from app.web.deps import CurrentUser, LangDep, NotFound, PathId, SessionDep, SettingsDep, TranslatorDep
+from app.web.deps import ClockDep, CurrentUser, LangDep, NotFound, PathId, SessionDep, SettingsDep, TranslatorDep
+from app.web.downloads import attachment
 from app.web.submissions import error_message
 from app.web.templating import local_time, local_time_tz, percent, render
 
@@ -53,6 +55,9 @@ SortParam = Annotated[SortKey, Query()]
 OrderParam = Annotated[Literal["asc", "desc"], Query()]
 SearchParam = Annotated[str | None, Query(max_length=200)]
 PageParam = Annotated[int, Query(ge=1)]
+# The page's columns: who and whether they passed first, so a phone shows both beside the name
+# before any sideways scroll (the name links to the trainee's history).
+COLUMNS = [SortKey.RANK, SortKey.NAME, SortKey.PASSED, SortKey.BEST, SortKey.LATEST, SortKey.SUBMISSIONS, SortKey.LAST]
 
 
 def _followed_cohort(db: Session, user: User, cohort_id: int) -> Cohort:
@@ -113,7 +118,7 @@ def leaderboard_page(
         "sort": sort,
         "order": order,
         "q": q,
-        "columns": list(SortKey),
+        "columns": COLUMNS,
         "standings": list(Standing),
         "link": lambda **kw: _query(
             kw.get("standing", standing), kw.get("sort", sort), kw.get("order", order), kw.get("page"), kw.get("q", q)
@@ -154,8 +159,8 @@ def leaderboard_csv_chunks(entries: list[Entry], cohort: Cohort, t: Translator) 
     writer = csv.writer(out, lineterminator="\r\n")
     out.write("\ufeff")  # the BOM makes Excel read UTF-8, so Japanese names survive
     writer.writerow(
-        [t("lb_rank"), t("lb_trainee"), t("lb_email"), t("lb_best"), t("lb_latest"), t("lb_submissions"),
-         t("lb_last"), t("lb_pass")]
+        [t("lb_rank"), t("lb_trainee"), t("lb_reading"), t("lb_email"), t("lb_best"), t("lb_latest"),
+         t("lb_submissions"), t("lb_last"), t("lb_pass")]
     )  # fmt: skip
     labels = {
         Standing.NEVER: t("lb_never"),
@@ -168,6 +173,7 @@ def leaderboard_csv_chunks(entries: list[Entry], cohort: Cohort, t: Translator) 
             [
                 e.rank or "",
                 csv_cell(e.name),
+                e.reading,  # kana only (app.folding.normalize_reading): never a formula
                 csv_cell(e.email),
                 percent(e.best_accuracy),
                 percent(e.latest_accuracy),
@@ -204,12 +210,8 @@ def leaderboard_csv(
     return StreamingResponse(
         leaderboard_csv_chunks(entries, cohort, t),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": _attachment(filename)},
+        headers={"Content-Disposition": attachment(filename)},
     )
-
-
-def _attachment(filename: str) -> str:
-    return f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
 
 
 @router.get("/cohorts/{cohort_id}/submissions.zip", name="cohort_submissions_zip")
@@ -231,20 +233,26 @@ def cohort_submissions_zip(
     index = bulk_zip.index_csv(entries, cohort.timezone, percent, local_time)
     filename = f"submissions-{which.value}-{cohort.name}.zip"
     return StreamingResponse(
-        bulk_zip.stream_zip(entries, index),
+        bulk_zip.stream_zip(entries, index, cohort.timezone),
         media_type="application/zip",
-        headers={"Content-Disposition": _attachment(filename), "Cache-Control": "no-store"},
+        headers={"Content-Disposition": attachment(filename), "Cache-Control": "no-store"},
     )
 
 
 @router.get("/cohorts/{cohort_id}/overview", name="cohort_overview")
-def cohort_overview(request: Request, cohort_id: PathId, db: SessionDep, user: CurrentUser, lang: LangDep) -> Response:
+def cohort_overview(
+    request: Request, cohort_id: PathId, db: SessionDep, user: CurrentUser, lang: LangDep, clock: ClockDep
+) -> Response:
     cohort = _followed_cohort(db, user, cohort_id)
     summary = overview(db, cohort)
     per_day = [(day.strftime("%m/%d"), n) for day, n in summary.per_day[-60:]]
+    watch: QueueWatch = request.app.state.scoring_queue
+    slots = watch.slots()
     context = {
         "cohort": cohort,
         "o": summary,
+        "queue": cohort_queue(watch.snapshot(db), cohort.id, typical_run_seconds(db), slots, clock()),
+        "scoring_workers": slots,
         "histogram": charts.count_rows(summary.histogram, HISTOGRAM_EDGES, cohort.pass_threshold),
         "per_day": charts.count_columns(per_day) if per_day else None,
     }
@@ -275,6 +283,7 @@ def trainee_history(
             date=local_time_tz(s.created_at, cohort.timezone),
             file=s.original_filename,
             submission_id=s.id,
+            note=s.change_note,
         )
         for s in accuracy_history(db, user_id, cohort.id)
     ]

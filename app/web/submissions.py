@@ -6,6 +6,7 @@ is answered exactly like one that does not exist (404), so ids reveal nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -13,11 +14,12 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from sqlalchemy.orm import Session
 
 from app.i18n import Translator
-from app.models import Role, Submission, SubmissionStatus, User
+from app.models import Enrollment, Role, Submission, SubmissionStatus, User
 from app.services import storage
 from app.services.progress import Progress, progress, progress_marks
 from app.services.rescoring import earlier_results
-from app.services.submissions import accuracy_history, active_cohort, get_visible, own_submissions, queue_position
+from app.services.scoring_queue import QueueWatch
+from app.services.submissions import accuracy_history, active_cohort, get_visible, own_submissions
 from app.settings import Settings
 from app.web import charts
 from app.web.csrf import verify_csrf
@@ -32,6 +34,7 @@ from app.web.deps import (
     TranslatorDep,
     UploaderDep,
 )
+from app.web.downloads import attachment
 from app.web.long_poll import Watcher, long_poll
 from app.web.templating import local_time, local_time_tz, percent, render
 from app.web.upload_page import quota_view, standing
@@ -93,6 +96,7 @@ def history_points(db: Session, submission: Submission) -> list[charts.HistoryPo
             date=local_time_tz(row.created_at, timezone),
             file=row.original_filename,
             submission_id=row.id,
+            note=row.change_note,
         )
         for row in rows
     ]
@@ -102,7 +106,7 @@ def history_points(db: Session, submission: Submission) -> list[charts.HistoryPo
 def submission_list(
     request: Request, db: SessionDep, user: CurrentUser, lang: LangDep, t: TranslatorDep, clock: ClockDep
 ) -> Response:
-    cohort = active_cohort(db, user.id)
+    cohort = active_cohort(db, user.id) if user.role == Role.TRAINEE else None
     return render(
         request,
         "submissions.html",
@@ -126,13 +130,16 @@ def submission_result(
     clock: ClockDep,
 ) -> Response:
     submission = _visible(db, user, submission_id)
+    staff_view = user.role in (Role.INSTRUCTOR, Role.ADMIN) and user.id != submission.user_id
     gap = charts.overfit_gap(submission.validation_accuracy, submission.accuracy)
     shown_log = cap_visible(submission.log, settings.hidden_run_excerpt_bytes)
     threshold = submission.cohort.pass_threshold
+    now = clock()
+    state = progress(db, submission, request.app.state.scoring_queue, now)
     context = {
         "s": submission,
         "runtime": runtime_summary(submission.runtime),
-        "position": queue_position(db, submission),
+        "position": state.queue_position,
         "error_message": error_message(submission, lang),
         "log_tail": log_tail(shown_log),
         "visible_log": shown_log,
@@ -144,9 +151,30 @@ def submission_result(
         "notices": _notices(submission, t),
         "timezone": submission.cohort.timezone,
         "earlier": earlier_results(db, submission.id),
-        "progress": progress(db, submission).to_json(clock()),
+        "progress": state.to_json(now),
+        # Staff reach a submission from a history or the similarity page: whose it is, and the way back.
+        "staff_view": staff_view,
+        "owner": submission.user if staff_view else None,
+        "owner_history_url": _history_url(db, submission) if staff_view else None,
+        "history_base": _history_base(db, submission, staff_view),
     }
     return render(request, "result.html", context)
+
+
+def _history_url(db: Session, submission: Submission) -> str | None:
+    """The staff page of the submission's trainee in its cohort, while they are enrolled there."""
+    enrollment = db.get(Enrollment, (submission.user_id, submission.cohort_id))
+    if enrollment is None or enrollment.role != Role.TRAINEE:
+        return None
+    return f"/cohorts/{submission.cohort_id}/trainees/{submission.user_id}"
+
+
+def _history_base(db: Session, submission: Submission, staff_view: bool) -> str | None:
+    """Where this submission's history downloads are (app/web/history.py), for this viewer."""
+    if not staff_view:
+        return "/submissions/history"
+    url = _history_url(db, submission)
+    return f"{url}/history" if url else None
 
 
 def _notices(submission: Submission, t: Translator) -> list[str]:
@@ -164,15 +192,19 @@ def _notices(submission: Submission, t: Translator) -> list[str]:
 LONG_POLL_TICK_S = 0.1
 
 
-def submission_watcher(factory: Any) -> Watcher:
-    return Watcher("submission", lambda ids: progress_marks(factory, ids), LONG_POLL_TICK_S)
+def submission_watcher(factory: Any, queue: QueueWatch) -> Watcher:
+    """The process's one watcher of waiting result pages; each tick's reading of the queue also
+    serves ``queue``, so the pages it wakes get their place without reading the queue themselves."""
+    return Watcher("submission", lambda ids: progress_marks(factory, ids, queue), LONG_POLL_TICK_S)
 
 
-def _progress_now(factory: Any, user_id: int, submission_id: int) -> Progress | None:
+def _progress_now(
+    factory: Any, queue: QueueWatch, user_id: int, submission_id: int, now: dt.datetime
+) -> Progress | None:
     with factory() as db:
         user = db.get(User, user_id)
         submission = get_visible(db, user, submission_id) if user is not None else None
-        return progress(db, submission) if submission is not None else None
+        return progress(db, submission, queue, now) if submission is not None else None
 
 
 @router.get("/submissions/{submission_id}/status", name="submission_status")
@@ -186,13 +218,13 @@ async def submission_status(
 ) -> Response:
     """The result page's live feed (:func:`app.web.long_poll.long_poll`): ``known`` is the
     ``fingerprint`` the page shows."""
-    factory = request.app.state.sessionmaker
+    factory, queue = request.app.state.sessionmaker, request.app.state.scoring_queue
     polled = await long_poll(
         request,
         request.app.state.submission_watcher,
         submission_id,
         viewer.id,
-        lambda: _progress_now(factory, viewer.id, submission_id),
+        lambda: _progress_now(factory, queue, viewer.id, submission_id, clock()),
         lambda state: known is None or state.fingerprint != known or state.final,
         wait,
     )
@@ -207,9 +239,11 @@ def log_document(submission: Submission, t: Translator, output: str) -> str:
     """
     tz = submission.cohort.timezone
     lines = [t("log_doc_header", id=submission.id), ""]
+    owner = submission.user
     facts: list[tuple[str, str]] = [
+        (t("log_doc_trainee"), f"{owner.name} <{owner.email}>"),
         (t("log_doc_file"), submission.original_filename),
-        (t("log_doc_submitted"), f"{local_time(submission.created_at, tz)} ({tz})"),
+        (t("log_doc_submitted"), local_time_tz(submission.created_at, tz)),
         (t("log_doc_status"), t(f"status_{submission.status.value}")),
     ]
     if submission.accuracy is not None:
@@ -221,7 +255,7 @@ def log_document(submission: Submission, t: Translator, output: str) -> str:
     if isinstance(testset, dict) and testset.get("version"):
         facts.append((t("log_doc_testset"), str(testset["version"])))
     if submission.duration_s is not None:
-        facts.append((t("log_doc_duration"), f"{submission.duration_s:.2f} s"))
+        facts.append((t("log_doc_duration"), t.seconds(submission.duration_s)))
     if submission.peak_memory_mb is not None:
         facts.append((t("log_doc_memory"), f"{submission.peak_memory_mb:.0f} MB"))
     runtime = runtime_summary(submission.runtime, complete=True)
@@ -245,9 +279,11 @@ def submission_log(
     submission_id: PathId, db: SessionDep, user: CurrentUser, settings: SettingsDep, t: TranslatorDep
 ) -> Response:
     submission = _visible(db, user, submission_id)
+    # Named after the trainee too: an instructor downloading several logs can tell them apart.
+    filename = f"submission-{submission.id}-{submission.user.name}.log"
     return PlainTextResponse(
         log_document(submission, t, visible_log(submission, user, settings)),
-        headers={"Content-Disposition": f'attachment; filename="submission-{submission.id}.log"'},
+        headers={"Content-Disposition": attachment(filename, fallback=f"submission-{submission.id}.log")},
     )
 
 

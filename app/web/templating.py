@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,6 +36,28 @@ def local_time_tz(value: dt.datetime | None, timezone: str = "Asia/Tokyo") -> st
     return f"{local:%Y-%m-%d %H:%M} {local.tzname() or timezone}"
 
 
+def zone_label(timezone: str, at: dt.datetime | None = None) -> str:
+    """The zone as pages write it beside a time ("JST"): its abbreviation at ``at`` (now by
+    default), the IANA name only when the zone has none."""
+    local = (at or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(timezone))
+    return local.tzname() or timezone
+
+
+# A message that shows code (the func_predict refusal's fix) ends with it, after a line of its own
+# saying so; static/upload.js splits the same way.
+_CODE_EXAMPLE = re.compile(r"\n(例|Example):\n")
+
+
+def prose_and_code(text: str | None) -> tuple[str, str]:
+    """A message as (prose, code example): the example is shown in a monospace block that scrolls
+    sideways on a phone instead of wrapping mid-line; "" when the message has none."""
+    parts = _CODE_EXAMPLE.split(text or "", maxsplit=1)
+    if len(parts) != 3:
+        return text or "", ""
+    prose, marker, code = parts
+    return f"{prose}\n{marker}:", code
+
+
 def percent(value: float | None, digits: int = 2) -> str:
     return "" if value is None else f"{value * 100:.{digits}f}%"
 
@@ -48,6 +71,8 @@ def human_size(n: int) -> str:
 templates.env.filters["local_time"] = local_time_tz  # pages: always with the zone (CSV cells stay bare)
 templates.env.filters["percent"] = percent
 templates.env.filters["human_size"] = human_size
+templates.env.filters["zone_label"] = zone_label
+templates.env.filters["prose_and_code"] = prose_and_code
 templates.env.globals["charts"] = charts
 templates.env.globals["CSRF_FIELD"] = CSRF_FIELD
 templates.env.globals["KATAKANA"] = KATAKANA

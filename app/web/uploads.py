@@ -29,13 +29,14 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy.orm import Session
 
 from app.i18n import Translator, normalize_lang
-from app.models import Cohort, Role, User
+from app.models import Cohort, Role, Submission, User
 from app.observability.structured_logs import bind as bind_log_fields
 from app.queue import NoWorkerAnswered
 from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
 from app.security.sessions import SESSION_COOKIE
 from app.services import preflight_gate, upload_budget, upload_checks
 from app.services.preflight import PreflightVerdict
+from app.services.progress import progress
 from app.services.quota import quota_status
 from app.services.smoke_confirm import CONFIRM_FIELD, confirmed_in_form
 from app.services.submissions import SubmissionRefused, active_cohort, check_can_submit, create_queued
@@ -78,10 +79,11 @@ def _page_context(
     db: Session, user: User, cohort: Cohort | None, settings: Settings, now: Any, t: Translator
 ) -> dict[str, Any]:
     versions = runtime_versions(runtime_key(settings))
+    trainee = user.role == Role.TRAINEE  # staff get the contract, never a standing of their own
     return {
         "cohort": cohort,
-        "quota": quota_view(db, user, cohort, now, t) if cohort else None,
-        "standing": standing(db, user.id, cohort) if cohort else None,
+        "quota": quota_view(db, user, cohort, now, t) if cohort and trainee else None,
+        "standing": standing(db, user.id, cohort) if cohort and trainee else None,
         "versions": versions,
         "runtime": runtime_view(runtime_key(settings), tensorflow_runtime_key(settings)),
         "limits": limits_view(t, settings),
@@ -146,6 +148,17 @@ def parse_validation_accuracy(raw: str | None) -> float | None:
     return value / 100 if value > 1 else value
 
 
+CHANGE_NOTE_MAX = 200  # characters: a line on the history, not a report
+
+
+def parse_change_note(raw: str | None) -> str:
+    """What the trainee changed since their last submission, on one line; empty means not said."""
+    text = " ".join((raw or "").split())
+    if len(text) > CHANGE_NOTE_MAX:
+        raise Refusal(422, "upload_error_change_note", limit=CHANGE_NOTE_MAX)
+    return text
+
+
 @router.post("/upload", name="upload")
 async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clock: ClockDep) -> Response:
     lang = user.lang
@@ -184,10 +197,13 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
         ):
             raise CSRFRejected
         validation = parse_validation_accuracy(received.fields.get("validation_accuracy"))
+        note = parse_change_note(received.fields.get("change_note"))
         await anyio.to_thread.run_sync(_make_room, factory, user, received, settings, clock(), started)
         if settings.preflight:
             confirmed = confirmed_in_form(received.fields.get(CONFIRM_FIELD))
-            check = await _start_check(request, user, cohort_id, received, validation, confirmed, settings, clock)
+            check = await _start_check(
+                request, user, cohort_id, received, validation, confirmed, settings, clock, change_note=note
+            )
             return await _answer_check(request, check, user, settings, clock)
         now = clock()
         upload = received  # as the lambda below sees it: never None
@@ -200,6 +216,7 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
                     upload=upload,
                     validation_accuracy=validation,
                     now=now,
+                    change_note=note,
                 )
             )
         except SubmissionRefused as exc:
@@ -212,10 +229,26 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
     bind_log_fields(submission_id=submission.id)  # every later line of this request names it
     log.info("upload accepted as submission %s (%s bytes)", submission.id, received.size if received else 0)
     await anyio.to_thread.run_sync(_enqueue, request.app.state.enqueue, submission.id)
-    url = f"/submissions/{submission.id}"
-    if wants_json(request):
-        return JSONResponse({"id": submission.id, "status": submission.status.value, "url": url}, status_code=201)
-    return RedirectResponse(url, status_code=303)
+    return await _queued(request, submission.id, clock)
+
+
+async def _queued(request: Request, submission_id: int, clock: Any) -> Response:
+    """The answer for an upload that spent its slot: the result page, or (JSON) the submission with
+    its place in the fair order and the expected wait, as the result page's live feed gives them."""
+    url = f"/submissions/{submission_id}"
+    if not wants_json(request):
+        return RedirectResponse(url, status_code=303)
+    factory, queue, now = request.app.state.sessionmaker, request.app.state.scoring_queue, clock()
+
+    def where() -> dict[str, Any]:
+        with factory() as db:
+            row = db.get(Submission, submission_id)
+            assert row is not None
+            state = progress(db, row, queue, now).to_json(now)
+        keys = ("queue_position", "runs_ahead", "estimate_s", "wait_s", "scoring_workers")
+        return {"id": submission_id, "status": state["status"], "url": url, **{k: state[k] for k in keys}}
+
+    return JSONResponse(await anyio.to_thread.run_sync(where), status_code=201)
 
 
 def _before_body(factory: Any, user: Uploader, declared: int | None, settings: Settings, now: dt.datetime) -> int:
@@ -285,7 +318,7 @@ def _gate_refusal(exc: preflight_gate.PreflightRefused, settings: Settings) -> R
     extra = {"retry_after": exc.retry_after_s, "retry_at": exc.retry_at.isoformat()}
     minutes = max(1, (exc.retry_after_s + 59) // 60)
     return Refusal(429, f"upload_error_preflight_{exc.reason}", extra=extra, limit=exc.limit, minutes=minutes,
-                   time=local.strftime("%H:%M"))  # fmt: skip
+                   time=local.strftime("%H:%M"), weight=settings.preflight_timeout_weight)  # fmt: skip
 
 
 def _quota_params(exc: SubmissionRefused, now: Any, lang: str) -> dict[str, Any]:
@@ -309,6 +342,8 @@ async def _start_check(
     confirmed: bool,
     settings: Settings,
     clock: Any,
+    *,
+    change_note: str = "",
 ) -> upload_checks.CheckView:
     """Take the trainee's pre-flight turn, record the check and send it; then wait at most
     ``preflight_inline_wait_s`` for the verdict. The turn is held until the verdict is stored (the
@@ -330,6 +365,7 @@ async def _start_check(
                 confirmed=confirmed,
                 lease=lease,
                 now=clock(),
+                change_note=change_note,
             )
         )
     except BaseException:
@@ -379,10 +415,7 @@ async def _answer_check(
     page renders it, or (still checking) the check's page that follows it live."""
     if check.state == upload_checks.ACCEPTED and check.submission_id is not None:
         bind_log_fields(submission_id=check.submission_id)
-        url = f"/submissions/{check.submission_id}"
-        if wants_json(request):
-            return JSONResponse({"id": check.submission_id, "status": "queued", "url": url}, status_code=201)
-        return RedirectResponse(url, status_code=303)
+        return await _queued(request, check.submission_id, clock)
     if check.state == upload_checks.CHECKING:
         url = _check_url(check.id)
         if wants_json(request):

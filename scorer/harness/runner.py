@@ -1,11 +1,12 @@
 """The trusted harness that runs *inside* the sandbox: import the trainee's entry, call predict, report.
 
 It runs under a runtime's interpreter, so it may use only the standard library and NumPy, and it
-must not import the ``scorer`` package (which is not mounted). It never sees labels: it gets the
-images (an inherited descriptor, see read_images), imports what its runtime preloads (TensorFlow and
-Keras in the TensorFlow runtime, see preload), says hello, then reads its job from stdin
-(one JSON object: entry, source, workdir, ...; a pre-warmed sandbox blocks there until the worker
-hands the job over), calls ``predict`` on chunks, and writes events to fd 3, one JSON object per line:
+must not import the ``scorer`` package (which is not mounted). It never sees labels. Over its job
+channel (a unix socket, ``--channel-fd``) it gets the images as a descriptor (see read_images),
+imports what its runtime preloads (TensorFlow and Keras in the TensorFlow runtime, see preload),
+says hello, then gets its job (one JSON object: entry, source, workdir, ...; a pre-warmed sandbox
+waits there until the worker sends it) with the submission's folder and the generated input's as
+descriptors; it calls ``predict`` on chunks, and writes events to fd 3, one JSON object per line:
 
     {"event": "hello"}                         ready: images read, no trainee code has run yet
     {"event": "importing"}                     the last line written before any trainee code runs
@@ -38,16 +39,17 @@ import errno
 import importlib
 import io
 import json
+import linecache
 import logging
 import os
 import re
 import resource
 import shutil
+import socket
 import sys
 import time
 import traceback
 import types
-import typing
 import warnings
 from typing import Any
 
@@ -57,6 +59,9 @@ RESULT_FD = 3
 HARNESS_FILE = os.path.abspath(__file__)
 DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 TRACEBACK_KEEP = 32 * 1024  # head and tail of a traceback sent to the parent (it caps again)
+MESSAGE_MAX = 1024 * 1024  # a job message is a few hundred bytes
+# The name a notebook's generated code runs under (tracebacks, linecache): a name, not a file here.
+GENERATED_SOURCE = "/input/submit_katakana.py"
 
 # Taken before any trainee code runs: the trainee may replace the module attributes, not these.
 _asarray = np.asarray
@@ -119,13 +124,10 @@ class Failure(Exception):
 class CellMap:
     """Maps lines of a notebook's generated source back to (cell, line) for tracebacks."""
 
-    def __init__(self, path: str | None, source_file: str, display: str) -> None:
+    def __init__(self, lines: list[list[int]], source_file: str, display: str) -> None:
         self.source_file = source_file
         self.display = display
-        self.lines: list[list[int]] = []
-        if path:
-            with open(path, encoding="utf-8") as f:
-                self.lines = json.load(f)
+        self.lines = lines
 
     def describe(self, filename: str, lineno: int | None) -> tuple[str, str]:
         if filename == self.source_file and self.lines and lineno and 0 < lineno <= len(self.lines):
@@ -341,9 +343,9 @@ class _IPythonStub:
         return lambda *args, **kwargs: None
 
 
-def import_entry(source_path: str, display: str, entry_path: str, notebook: bool) -> types.ModuleType:
-    with open(source_path, "rb") as f:
-        source = f.read()  # bytes: compile() honours a coding cookie and a BOM, as an import would
+def import_entry(source: bytes, source_path: str, entry_path: str, notebook: bool) -> types.ModuleType:
+    """Run the entry's ``source`` (bytes: compile() honours a coding cookie and a BOM, as an import
+    would) as the module ``submit_katakana``, its code named ``source_path``."""
     module = types.ModuleType("submit_katakana")
     module.__file__ = entry_path
     module.__dict__["__builtins__"] = builtins
@@ -387,20 +389,31 @@ class State:
     imported = False
 
 
-def run(args: argparse.Namespace, data: np.ndarray, channel: Channel, state: State) -> None:
+def run(job: Job, data: np.ndarray, channel: Channel, state: State) -> None:
     # A private, writable copy of the submission: trainee code may write next to its files.
-    shutil.copytree(args.copy_from, args.copy_to, dirs_exist_ok=True, symlinks=False)
-    workdir = args.workdir
+    shutil.copytree(job.submission, job.work, dirs_exist_ok=True, symlinks=False)
+    if job.generated:  # a notebook's code cells: read here, they are no file of the sandbox
+        source = job.read_generated("submit_katakana.py")
+        source_path = GENERATED_SOURCE
+        text = source.decode("utf-8")
+        linecache.cache[source_path] = (len(text), None, text.splitlines(keepends=True), source_path)
+        cells = CellMap(json.loads(job.read_generated(job.cellmap)) if job.cellmap else [], source_path, job.name)
+    else:
+        source_path = os.path.join(job.work, job.source)
+        with open(source_path, "rb") as f:
+            source = f.read()
+        cells = CellMap([], source_path, job.name)
+    job.close()  # no descriptor of the host's survives into trainee code
+    workdir = job.workdir
     os.chdir(workdir)
     sys.path.insert(0, workdir)
-    sys.argv = [args.entry]
-    cells = CellMap(args.cellmap, args.source, os.path.basename(args.entry))
+    sys.argv = [job.entry]
 
     channel.send("importing")  # the parent trusts nothing on this channel after this line
     state.imported = True
     started = _perf_counter()
     try:
-        module = import_entry(args.source, os.path.basename(args.entry), args.entry, args.cellmap is not None)
+        module = import_entry(source, source_path, job.entry, job.generated)
     except BaseException as exc:
         raise classify(exc, "import", cells, workdir) from exc
     channel.send("loaded", seconds=round(_perf_counter() - started, 3))
@@ -408,15 +421,15 @@ def run(args: argparse.Namespace, data: np.ndarray, channel: Channel, state: Sta
     predict = getattr(module, "predict", None)
     if not callable(predict):
         code = "legacy_func_predict" if callable(getattr(module, "func_predict", None)) else "predict_missing"
-        raise Failure(code, {"file": os.path.basename(args.entry)})
+        raise Failure(code, {"file": job.name})
 
     total = int(data.shape[0])
     parts: list[np.ndarray] = []
     predict_seconds = 0.0
-    for index, start in enumerate(range(0, total, args.chunk)):
+    for index, start in enumerate(range(0, total, job.chunk)):
         # A view, not a copy: the images are this single-use run's own, read before the trainee's
         # code, and each chunk is handed over once, so a predict that scales in place harms nothing.
-        chunk = data[start : start + args.chunk]
+        chunk = data[start : start + job.chunk]
         began = _perf_counter()
         try:
             raw = predict(chunk)
@@ -448,15 +461,15 @@ def _harness_failed(channel: Channel, state: State, exc: BaseException) -> None:
     channel.send("error", code="harness_disrupted", params={"reason": why}, traceback=trainee_traceback(exc, _NO_CELLS))
 
 
-_NO_CELLS = CellMap(None, "", "")
+_NO_CELLS = CellMap([], "", "")
 
 
 def read_images(fd: int) -> np.ndarray:
-    """The images from the descriptor the parent passed (a .npy file), read whole; the fd is closed.
+    """The images from the descriptor the parent sent (a .npy file), read whole; the fd is closed.
 
     The parent opens the file itself (it may be readable by the worker only) and each sandbox gets
     its own open, so the file is never copied per run. Read into memory before any trainee code
-    runs, so nothing of the run can later find the file's host path in /proc/self/fd or maps.
+    runs, so nothing of the run can later find the file's host path in /proc/*/fd or maps.
     """
     try:
         os.lseek(fd, 0, os.SEEK_SET)
@@ -537,41 +550,79 @@ def keras2_sequential_shapes() -> None:
     saving_utils.compile_args_from_training_config = compile_args_from_training_config
 
 
-def read_job(stream: typing.IO[bytes], roots: argparse.Namespace) -> argparse.Namespace:
-    """The job, one JSON object on stdin: which entry to import and where, relative to the folders
-    given on the command line (the submission's read-only copy, the writable work folder, the
-    generated input such as a notebook's code)."""
-    job = json.loads(stream.read().decode("utf-8"))
-    where = {"work": roots.work, "input": roots.input}
-    source_root, source_rel = job["source"]
-    return argparse.Namespace(
-        source=os.path.join(where[source_root], source_rel),
-        entry=os.path.join(roots.work, job["entry"]),
-        workdir=os.path.join(roots.work, job["workdir"]) if job["workdir"] else roots.work,
-        copy_from=roots.submission,
-        copy_to=roots.work,
-        cellmap=os.path.join(roots.input, job["cellmap"]) if job.get("cellmap") else None,
-        chunk=int(job.get("chunk", 500)),
-    )
+class JobChannel:
+    """The parent's messages, on the unix socket inherited as ``--channel-fd`` (SOCK_SEQPACKET): first
+    the images, then the job, each with its descriptors. Descriptors rather than binds, because the
+    sandbox's mountinfo names every bind's host path; the harness closes each before trainee code
+    runs, and the sandbox's PID 1, which inherited only the socket, never holds one."""
+
+    def __init__(self, fd: int) -> None:
+        self.sock = socket.socket(fileno=fd)
+
+    def receive(self, descriptors: int) -> tuple[bytes, list[int]]:
+        data, fds, flags, _ = socket.recv_fds(self.sock, MESSAGE_MAX, descriptors, socket.MSG_CMSG_CLOEXEC)
+        if len(fds) != descriptors or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or not data:
+            for fd in fds:
+                os.close(fd)
+            raise RuntimeError(f"the parent's message brought {len(fds)} descriptors, not {descriptors}")
+        return data, fds
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Job:
+    """What to run (the parent's JSON) and where from: the submission's folder and the folder of
+    generated input (a notebook's code and cell map), as descriptors until ``close``."""
+
+    def __init__(self, fields: dict[str, Any], submission_fd: int, generated_fd: int, work: str) -> None:
+        self.submission_fd = submission_fd
+        self.generated_fd = generated_fd
+        self.work = work
+        root, self.source = fields["source"]
+        self.generated = root == "input"
+        self.entry = os.path.join(work, fields["entry"])
+        self.name = os.path.basename(self.entry)
+        self.workdir = os.path.join(work, fields["workdir"]) if fields["workdir"] else work
+        self.cellmap: str | None = fields.get("cellmap")
+        self.chunk = int(fields.get("chunk", 500))
+
+    @property
+    def submission(self) -> str:
+        return f"/proc/self/fd/{self.submission_fd}"
+
+    def read_generated(self, name: str) -> bytes:
+        with open(f"/proc/self/fd/{self.generated_fd}/{name}", "rb") as f:
+            return f.read()
+
+    def close(self) -> None:
+        for fd in (self.submission_fd, self.generated_fd):
+            os.close(fd)
+
+
+def read_job(jobs: JobChannel, work: str) -> Job:
+    data, (submission_fd, generated_fd) = jobs.receive(2)
+    jobs.close()
+    return Job(json.loads(data.decode("utf-8")), submission_fd, generated_fd, work)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-fd", type=int, required=True, help="an inherited fd open on the images (.npy)")
-    parser.add_argument("--submission", required=True, help="the extracted submission (read-only)")
-    parser.add_argument("--work", required=True, help="the writable folder it is copied to and run in")
-    parser.add_argument("--input", required=True, help="generated input (a notebook's code and cell map)")
+    parser.add_argument("--channel-fd", type=int, required=True, help="the job channel (a unix socket)")
+    parser.add_argument("--work", required=True, help="the writable folder the submission is copied to and run in")
     parser.add_argument("--preload", action="append", default=[], help="a library to import before hello")
     args = parser.parse_args()
 
     channel = Channel(RESULT_FD)
     state = State()
     try:
-        data = read_images(args.data_fd)
+        jobs = JobChannel(args.channel_fd)
+        _, (images_fd,) = jobs.receive(1)
+        data = read_images(images_fd)
         preload(args.preload)
         # Ready: a pre-warmed sandbox waits here, interpreter and libraries loaded, until its job comes.
         channel.send("hello", python=sys.version.split()[0], numpy=np.__version__)
-        run(read_job(sys.stdin.buffer, args), data, channel, state)
+        run(read_job(jobs, args.work), data, channel, state)
     except Failure as failure:
         channel.send("error", code=failure.code, params=failure.params, traceback=failure.tb)
     except OSError as exc:

@@ -13,6 +13,7 @@ from scorer.sandbox.run import StartedRun, detect_accounting, detect_isolation, 
 from scorer.sandbox.spawn import RESULT_FD
 from scorer.sandbox.types import (
     Bind,
+    DataFile,
     Isolation,
     Limits,
     SandboxOutcome,
@@ -23,6 +24,7 @@ from scorer.sandbox.types import (
 __all__ = [
     "RESULT_FD",
     "Bind",
+    "DataFile",
     "Isolation",
     "Limits",
     "SandboxConfig",

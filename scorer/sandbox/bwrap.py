@@ -2,14 +2,19 @@
 
 The view is built from nothing (bwrap's empty root, remounted read-only at the end) plus:
 - /usr read-only, with /bin, /lib, /lib64, /sbin mirroring the host (symlinks on merged-/usr hosts);
-- a fresh /proc for the new pid namespace and a minimal /dev with a *sized* /dev/shm;
+- a fresh /proc for the new pid namespace;
+- a /dev made by hand inside the read-only root: the null, full, random and urandom devices, the
+  fd/stdin/stdout/stderr links and a *sized* tmpfs at /dev/shm. Not bwrap's ``--dev``: that is an
+  unsized, writable tmpfs (RAM that no limit counted), and it brings /dev/zero, whose shared
+  mappings are memory that can outlive every mapping of it unseen by a poller (see usage), and
+  terminals, which nothing here needs;
 - a minimal /etc: ld.so.cache (shared-library lookup) and a synthetic passwd/group naming the
   sandbox user, so ``getpass``/``pwd``/``Path.home()`` work without the host's account files;
 - each writable dir as a *sized* tmpfs (an unsized tmpfs is RAM that RLIMIT_AS does not count);
-- the request's binds, read-only.
+- the request's binds, read-only, and its data files (copied by bwrap into its root, read-only).
 Nothing else of the host is visible: not /etc, /home, /root, /sys, the repository or the worker's
-temp files. Binds should use neutral destinations (/submission, /data): /proc/self/mountinfo shows
-the *source* paths.
+temp files. /proc/self/mountinfo shows a bind's *source* path whatever its destination, so what is
+private to a run comes as a data file or through a descriptor, never as a bind.
 
 The command runs as PID 1 of the new pid namespace (``--as-pid-1``) through ``timeout -s KILL``:
 whatever happens to the worker, PID 1 dies after wall+grace and takes the whole namespace with it.
@@ -44,6 +49,15 @@ PASSWD = (
 )
 GROUP = f"root:x:0:\n{SANDBOX_USER}:x:{SANDBOX_UID}:\nnogroup:x:65534:\n"
 
+# The host's device nodes shown in /dev (bound: a user namespace may not create device nodes).
+DEVICES = ("null", "full", "random", "urandom")
+DEV_LINKS = (
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+)
+
 # BLAS/OpenMP pools size themselves to the host's cores; every thread's stack counts in RLIMIT_AS.
 THREAD_ENV = (
     "OMP_NUM_THREADS",
@@ -67,6 +81,7 @@ class BwrapFds:
     status: int  # bwrap writes JSON lines: child-pid, then exit-code if the command was executed
     etc_passwd: int  # pipes holding the synthetic files (read by bwrap with --ro-bind-data)
     etc_group: int
+    files: tuple[int, ...] = ()  # one per request.files, in order, read the same way
 
 
 def find_bwrap(bwrap_path: str) -> str | None:
@@ -129,7 +144,11 @@ def bwrap_argv(bwrap: str, request: SandboxRequest, fds: BwrapFds, *, timeout_pa
             args += ["--symlink", os.readlink(host), host]
         elif os.path.isdir(host):
             args += ["--ro-bind", host, host]
-    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--proc", "/proc"]
+    for name in DEVICES:
+        args += ["--dev-bind", f"/dev/{name}", f"/dev/{name}"]
+    for name, target in DEV_LINKS:
+        args += ["--symlink", target, f"/dev/{name}"]
     args += ["--perms", "01777", "--size", str(limits.writable_bytes), "--tmpfs", "/dev/shm"]
     for name in ETC_FILES:
         if os.path.exists(f"/etc/{name}"):
@@ -140,6 +159,8 @@ def bwrap_argv(bwrap: str, request: SandboxRequest, fds: BwrapFds, *, timeout_pa
         args += ["--perms", "01777", "--size", str(limits.writable_bytes), "--tmpfs", directory]
     for bind in request.binds:
         args += ["--ro-bind", str(bind.source), bind.dest]
+    for fd, data_file in zip(fds.files, request.files, strict=True):
+        args += ["--ro-bind-data", str(fd), data_file.dest]
     args += ["--remount-ro", "/", "--chdir", request.cwd]
     if fds.seccomp is not None:
         args += ["--seccomp", str(fds.seccomp)]

@@ -12,10 +12,14 @@ killer stays inside the group, and a pids limit holds per run. Three ways to get
 - cgroup v1 (``memory.limit_in_bytes`` + ``memory.memsw.limit_in_bytes``, ``pids.max``,
   ``cpu.cfs_quota_us``, ``memory.oom_control`` oom_kill), when the memory and pids hierarchies are
   mounted and writable (as root on a classic host);
-- otherwise a supervisor that adds up, every 100 ms at most, the anonymous memory of the run's
-  processes and what its tmpfs mounts hold, and stops the run at the limit. It is weaker (memory
-  shared between forked processes is counted once per process, SysV shared memory not at all, and a
-  burst between two samples can overshoot), which is why the cgroup modes come first.
+- otherwise a supervisor that adds up, every 100 ms at most, the memory of the run's processes and
+  what its tmpfs mounts hold (see usage), and stops the run at the limit. It is weaker (memory
+  shared copy-on-write between forked processes is counted once per process, and a burst between
+  two samples can overshoot), which is why the cgroup modes come first. What it could not see at
+  all (memfds, System V IPC, shared anonymous memory) the seccomp filter refuses in every mode.
+
+In every mode the watch also stops a run whose writable tmpfs mounts together hold more than its
+``writable_bytes`` (each mount is sized to the whole amount, so that one file may use all of it).
 
 Groups live under a parent directory (``SandboxConfig.cgroup_parent``) inside the worker's own
 cgroup, so a worker confined by its own group confines its runs too. Each run's group is named after
@@ -36,13 +40,14 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
 from scorer.sandbox.types import Limits, Termination
+from scorer.sandbox.usage import RunMounts, descendants, process_memory, reading_as
 
 log = logging.getLogger(__name__)
 
@@ -380,9 +385,9 @@ class Accounted:
 class RunLimiter:
     """One run's accounting: the group (if any) its process joins, and the 100 ms watch.
 
-    Use: ``procs_files()`` for spawn, ``start(pid, tmpfs_roots)`` once spawned, ``watch`` from the
-    supervision loop, ``finish()`` after the run was reaped (kills and removes the group), or
-    ``seen()`` as it ended and ``finish()`` later.
+    Use: ``procs_files()`` for spawn, ``start(...)`` once spawned, ``watch`` from the supervision
+    loop, ``finish()`` after the run was reaped (kills and removes the group, lets go of the mounts),
+    or ``seen()`` as it ended and ``finish()`` later.
     """
 
     def __init__(self, layout: Layout, limits: Limits) -> None:
@@ -390,32 +395,50 @@ class RunLimiter:
         self.limits = limits
         self.group = None if layout.accounting is Accounting.SUPERVISOR else RunGroup.create(layout, limits)
         self.pid: int | None = None
-        self.tmpfs_roots: Callable[[], list[str]] = list
+        self.pid1: Callable[[], int | None] = lambda: None
+        self.mounts = RunMounts((), limits.writable_bytes)
+        self.reader: int | None = None
         self.over_limit = False
 
     def procs_files(self) -> tuple[str, ...]:
         return self.group.procs_files() if self.group is not None else ()
 
-    def start(self, pid: int, tmpfs_roots: Callable[[], list[str]]) -> None:
-        """``tmpfs_roots`` lists, when called, host paths through which the run's tmpfs mounts are seen."""
+    def start(
+        self,
+        pid: int,
+        *,
+        pid1: Callable[[], int | None] = lambda: None,
+        writable: Sequence[str] = (),
+        uid: int | None = None,
+    ) -> None:
+        """``pid`` was spawned; ``pid1`` tells, once known, the sandbox's PID 1, through whose root
+        the ``writable`` tmpfs mounts are found; ``uid`` is the run's pool uid (see usage)."""
         self.pid = pid
-        self.tmpfs_roots = tmpfs_roots
+        self.pid1 = pid1
+        self.mounts = RunMounts(writable, self.limits.writable_bytes)
+        self.reader = uid
 
     def watch(self) -> Termination | None:
-        """Called every POLL_SECONDS while the run lives: MEMORY_LIMIT once the run is over its memory."""
-        if self.group is not None:
-            if self.group.oom_kills() > 0:
-                self.over_limit = True  # the kernel killed one process; the run ends as a whole
-                return Termination.MEMORY_LIMIT
-            return None
+        """Called every POLL_SECONDS while the run lives: MEMORY_LIMIT once the run is over its memory,
+        DISK_LIMIT once its writable mounts together hold more than its writable bytes."""
         if self.pid is None:
             return None
-        used = _anonymous_bytes(_descendants(self.pid)) + _tmpfs_bytes(
-            self.tmpfs_roots(), 2 * max(self.limits.memory_bytes, self.limits.writable_bytes)
-        )
-        if used > self.limits.memory_bytes:
+        processes = 0
+        if self.group is None or not self.mounts.complete:
+            with reading_as(self.reader):
+                self.mounts.open_missing(self.pid1())
+                if self.group is None:
+                    processes = process_memory(descendants(self.pid))
+        written = self.mounts.usage()
+        if self.group is not None:
+            over = self.group.oom_kills() > 0  # the kernel killed one process; the run ends as a whole
+        else:
+            over = processes + written.memory > self.limits.memory_bytes
+        if over:
             self.over_limit = True
             return Termination.MEMORY_LIMIT
+        if written.bytes > self.limits.writable_bytes:
+            return Termination.DISK_LIMIT
         return None
 
     def seen(self) -> Accounted:
@@ -429,6 +452,7 @@ class RunLimiter:
 
     def finish(self) -> Accounted:
         """After the run: what was seen; the group's processes are killed and the group removed."""
+        self.mounts.close()
         try:
             return self.seen()
         finally:
@@ -437,52 +461,6 @@ class RunLimiter:
 
     def abandon(self) -> None:
         """The run never started: just remove the group."""
+        self.mounts.close()
         if self.group is not None:
             self.group.remove()
-
-
-def _descendants(pid: int) -> list[int]:
-    """``pid`` and every process below it (from /proc/PID/task/*/children)."""
-    found, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        found.append(current)
-        try:
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as listing:
-                    queue += [int(child) for child in listing.read().split()]
-        except OSError:
-            continue
-    return found
-
-
-def _anonymous_bytes(pids: list[int]) -> int:
-    """RssAnon summed: the run's own memory. File pages (libraries) are shared and reclaimable; tmpfs
-    pages are counted through the mounts instead (RssShmem would count mapped ones twice)."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
-                for line in status:
-                    if line.startswith("RssAnon:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-        except (OSError, ValueError):
-            continue
-    return total
-
-
-def _tmpfs_bytes(roots: list[str], ceiling: int) -> int:
-    """Bytes used on the run's tmpfs mounts. A mount larger than ``ceiling`` is not one of them (the
-    run's are sized by its limits): while bwrap is still setting up, ``/proc/PID/root/work``
-    is the host's folder on a disk of hundreds of GB, which must not read as the run's memory."""
-    total = 0
-    for root in roots:
-        try:
-            info = os.statvfs(root)
-        except OSError:
-            continue
-        if info.f_blocks * info.f_frsize > ceiling:
-            continue
-        total += (info.f_blocks - info.f_bfree) * info.f_frsize
-    return total

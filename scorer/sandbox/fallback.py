@@ -3,10 +3,10 @@
 This exists so a trainee's laptop (or a developer's) can run the checker; it is NOT a security
 boundary. It keeps what a plain process can keep: the same rlimits, an empty environment (the
 request's only), its own session so the whole process group is killed, and the same paths — each
-``Bind.dest`` is mapped to its host source and each writable dir to a fresh temp dir, and those
-prefixes are rewritten in argv, env values and cwd, so ``/submission/x.py`` reaches the host copy.
-Code that builds paths at run time from other strings is not rewritten, and a process that calls
-setsid() escapes the group kill. Production sets ``allow_unsandboxed=False``.
+``Bind.dest`` is mapped to its host source, each data file to a copy and each writable dir to a
+fresh temp dir, and those prefixes are rewritten in argv, env values and cwd, so ``/submission/x.py``
+reaches the host copy. Code that builds paths at run time from other strings is not rewritten, and a
+process that calls setsid() escapes the group kill. Production sets ``allow_unsandboxed=False``.
 """
 
 from __future__ import annotations
@@ -78,6 +78,14 @@ def unsandboxed_command(request: SandboxRequest) -> UnsandboxedCommand:
             mapping[directory] = str(host)
         for bind in request.binds:
             mapping[bind.dest] = str(bind.source)
+        if request.files:
+            files = Path(tempfile.mkdtemp(prefix="katakana-unsandboxed-files-"))
+            temp_dirs.append(files)
+            for index, data_file in enumerate(request.files):
+                host = files / str(index) / Path(data_file.dest).name
+                host.parent.mkdir()
+                host.write_bytes(data_file.data)
+                mapping[data_file.dest] = str(host)
         rewrite = PathMap(mapping)
         return UnsandboxedCommand(
             argv=[rewrite(arg) for arg in request.argv],

@@ -25,8 +25,8 @@ from scorer.sandbox.bwrap import GROUP, PASSWD, BwrapFds, bwrap_argv, find_bwrap
 from scorer.sandbox.cgroup import Accounted, CgroupUnusable, Layout, RunLimiter, detect_layout
 from scorer.sandbox.config import SandboxConfig, SandboxUnavailable
 from scorer.sandbox.fallback import unsandboxed_command
-from scorer.sandbox.seccomp import compiled_filter, filter_fd
-from scorer.sandbox.spawn import FdSet, Spawned, data_fd, high_fd, pipe, spawn
+from scorer.sandbox.seccomp import compiled_filter
+from scorer.sandbox.spawn import FdSet, Spawned, data_fd, memory_file, pipe, spawn
 from scorer.sandbox.stop import BwrapStopper, GroupStopper
 from scorer.sandbox.supervise import Supervised, from_signal, json_doc, supervise, to_outcome
 from scorer.sandbox.types import (
@@ -180,7 +180,7 @@ def start_sandboxed(request: SandboxRequest, config: SandboxConfig) -> StartedRu
         fds_held = stack.enter_context(FdSet())
         seccomp_fd = None
         if seccomp is not None and seccomp.bpf is not None:
-            seccomp_fd = fds_held.add(high_fd(filter_fd(seccomp.bpf)))
+            seccomp_fd = fds_held.add(memory_file(seccomp.bpf, "katakana-seccomp"))
         status_r, status_w = (fds_held.add(fd) for fd in pipe())
         stdin_r, stdin_w = (fds_held.add(fd) for fd in pipe())
         fds = BwrapFds(
@@ -188,9 +188,10 @@ def start_sandboxed(request: SandboxRequest, config: SandboxConfig) -> StartedRu
             status=status_w,
             etc_passwd=fds_held.add(data_fd(PASSWD)),
             etc_group=fds_held.add(data_fd(GROUP)),
+            files=tuple(fds_held.add(memory_file(f.data, "katakana-file")) for f in request.files),
         )
         argv = bwrap_argv(bwrap, request, fds, timeout_path=find_timeout())
-        ours = tuple(fd for fd in (seccomp_fd, status_w, fds.etc_passwd, fds.etc_group) if fd is not None)
+        ours = tuple(fd for fd in (seccomp_fd, status_w, fds.etc_passwd, fds.etc_group, *fds.files) if fd is not None)
         lease = stack.enter_context(uidpool.lease(config))
         limiter = _limiter(config, limits)
         try:
@@ -213,9 +214,9 @@ def start_sandboxed(request: SandboxRequest, config: SandboxConfig) -> StartedRu
             for fd in (*ours, stdin_r):  # bwrap holds its own copies now; EOF on status_r needs ours gone
                 fds_held.close(fd)
             stopper = BwrapStopper(spawned.pid, spawned.pidfd)
-            # The supervisor (without a cgroup) sees the sandbox's tmpfs mounts through PID 1's root.
-            tmpfs = [*request.writable_dirs, "/dev/shm"]
-            limiter.start(spawned.pid, lambda: _tmpfs_views(stopper.pid1, tmpfs))
+            # The sandbox's tmpfs mounts are found through its PID 1's root (see usage.RunMounts).
+            writable = [*request.writable_dirs, "/dev/shm"]
+            limiter.start(spawned.pid, pid1=lambda: stopper.pid1, writable=writable, uid=lease.uid)
         except BaseException:  # interrupted (a task's time limit): the sandbox must not outlive this
             signal.pidfd_send_signal(spawned.pidfd, signal.SIGKILL)
             os.waitpid(spawned.pid, 0)
@@ -405,23 +406,6 @@ def _not_ready(isolation: Isolation, startup_seconds: float) -> SandboxOutcome:
     return _setup_failed(isolation, f"the command was not ready within {startup_seconds:.0f} s of its start")
 
 
-def _tmpfs_views(pid1: int | None, paths: list[str]) -> list[str]:
-    """Where the sandbox's tmpfs mounts are seen from the host: through its PID 1's root.
-
-    Only while that PID is in a mount namespace other than ours: before bwrap has set up its mounts,
-    or once PID 1 has exited and the number went to another process, ``/proc/PID/root/work`` is a
-    host folder (a disk of hundreds of GB), which would read as the run being over its memory.
-    """
-    if not pid1:
-        return []
-    try:
-        if os.readlink(f"/proc/{pid1}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
-            return []
-    except OSError:
-        return []
-    return [f"/proc/{pid1}/root{path}" for path in paths]
-
-
 def _bwrap_outcome(sup: Supervised, limits: Limits) -> SandboxOutcome:
     if sup.completed:
         return to_outcome(sup, limits, Isolation.BWRAP, Termination.COMPLETED, None, None)
@@ -492,7 +476,7 @@ def _run_unsandboxed(request: SandboxRequest, config: SandboxConfig) -> SandboxO
             os.write(stdin_w, request.stdin)
         os.close(stdin_w)
         try:
-            limiter.start(spawned.pid, list)  # its writable dirs are host folders, not tmpfs
+            limiter.start(spawned.pid)  # its writable dirs are host folders, not tmpfs
             # Kill what the command left in its process group while the leader's zombie pins the id.
             try:
                 sup = supervise(spawned, limits, stopper, before_reap=stopper.stop, watch=limiter.watch)

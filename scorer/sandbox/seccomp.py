@@ -6,11 +6,19 @@ open io_uring/bpf/perf/userfaultfd (frequent kernel-exploit entry points), creat
 or push characters into a terminal with TIOCSTI. The filter answers those with EPERM (so Python
 raises a clean OSError) and allows everything else: NumPy, SciPy, matplotlib and fork keep working.
 
+It also refuses the kinds of memory that belong to no process and no mount, which a run could hold
+without any limit seeing it where there is no control group (see usage): memfd_create (a memfd
+passed into a unix socket and closed is in nobody's fd table), System V IPC (a detached segment, or
+message queues, outlive every process that made them), and shared anonymous mappings (shrunk to one
+page, a mapping keeps all the pages of its object). The same filter runs in every accounting mode,
+so a submission behaves alike in the pre-flight and in scoring; TensorFlow, scikit-learn, joblib
+and multiprocessing use none of them (their shared memory is files in /dev/shm, which is counted).
+
 ``clone3`` gets ENOSYS rather than EPERM: its flags live in a struct seccomp cannot inspect, and
 ENOSYS makes glibc fall back to ``clone``, whose flags we *can* filter for namespace creation.
 
 The BPF program is built once per process and cached as bytes; each run gets a fresh memfd holding
-it (bwrap reads the fd to EOF and closes it).
+it (spawn.memory_file: bwrap reads the fd to EOF and closes it).
 """
 
 from __future__ import annotations
@@ -18,7 +26,6 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-import os
 import tempfile
 from dataclasses import dataclass
 
@@ -62,6 +69,11 @@ DENIED_SYSCALLS = (
     "syslog",
     "open_by_handle_at",
     "name_to_handle_at",
+    # Memory outside any process and any mount (see the module docstring).
+    "memfd_create",
+    "shmget",
+    "msgget",
+    "semget",
 )
 
 # socket(domain, ...): raw packet capture, host<->VM sockets and kernel netlink are never needed.
@@ -74,6 +86,12 @@ DENIED_SOCKET_FAMILIES = (AF_NETLINK, AF_PACKET, AF_VSOCK)
 TIOCSTI = 0x5412
 TIOCLINUX = 0x541C
 DENIED_IOCTLS = (TIOCSTI, TIOCLINUX)
+
+# mmap(addr, length, prot, flags, ...): shared anonymous memory (MAP_SHARED or MAP_SHARED_VALIDATE,
+# with MAP_ANONYMOUS). Private mappings and mappings of files are untouched.
+MAP_TYPE = 0x0F
+MAP_ANONYMOUS = 0x20
+DENIED_MMAP_FLAGS = (0x01 | MAP_ANONYMOUS, 0x03 | MAP_ANONYMOUS)
 
 # clone(flags, ...): any new namespace.
 CLONE_NEWTIME = 0x00000080
@@ -146,6 +164,8 @@ def _build() -> tuple[bytes, list[str]]:
         rule(deny, "ioctl", seccomp.Arg(1, seccomp.MASKED_EQ, 0xFFFFFFFF, request))
     for flag in NAMESPACE_FLAGS:
         rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+    for flags in DENIED_MMAP_FLAGS:
+        rule(deny, "mmap", seccomp.Arg(3, seccomp.MASKED_EQ, MAP_TYPE | MAP_ANONYMOUS, flags))
 
     with tempfile.TemporaryFile() as out:
         flt.export_bpf(out)
@@ -155,22 +175,3 @@ def _build() -> tuple[bytes, list[str]]:
     if not data:
         raise RuntimeError("libseccomp exported an empty program")
     return data, skipped
-
-
-def filter_fd(bpf: bytes) -> int:
-    """A fresh fd positioned at the start of the program, for ``bwrap --seccomp FD``.
-
-    The caller owns the fd (close it after the spawn). It is not inheritable: the spawner passes it
-    explicitly.
-    """
-    fd = os.memfd_create("katakana-seccomp", os.MFD_CLOEXEC)
-    try:
-        view = memoryview(bpf)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.lseek(fd, 0, os.SEEK_SET)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd

@@ -101,6 +101,7 @@ def run_selftest(config: SandboxConfig, runtime: Runtime) -> SelftestReport:
         ("daemon", probes.daemon),
         ("fork bomb", probes.fork_bomb),
         ("memory as a whole", probes.memory_as_a_whole),
+        ("memory in files", probes.memory_in_files),
     ]
     for name, check in checks:
         try:
@@ -349,6 +350,25 @@ class _Probes:
         outcome = self.run(code, limits, loaded=True)
         ok = outcome.termination is Termination.MEMORY_LIMIT and "ALL HELD" not in outcome.log
         return ok, f"stopped as memory_limit by the {outcome.accounting}" if ok else _summary(outcome)
+
+    def memory_in_files(self) -> tuple[bool, str]:
+        """40 MiB into each writable mount under a 96 MiB limit (and /dev, which must refuse): files are
+        memory too. Without a cgroup this fails where the worker cannot read the run's mounts."""
+        code = (
+            "import time\n"
+            "for folder in ('/dev', '/tmp', '/work', '/dev/shm'):\n"
+            "    try:\n"
+            "        with open(folder + '/filler', 'wb') as f:\n"
+            "            for _ in range(40): f.write(b'x' * (1 << 20))\n"
+            "    except OSError as e:\n"
+            "        print('REFUSED', folder, e.errno, flush=True)\n"
+            "time.sleep(60)\n"
+        )
+        limits = dataclasses.replace(PROBE_LIMITS, memory_bytes=96 * MiB, writable_bytes=128 * MiB)
+        outcome = self.run(code, limits)
+        # The process itself holds a few MiB: only the files can take it over the limit.
+        ok = outcome.termination is Termination.MEMORY_LIMIT and "REFUSED /dev 30" in outcome.log
+        return ok, f"/dev read-only, tmpfs counted by the {outcome.accounting}" if ok else _summary(outcome)
 
     def fork_bomb(self) -> tuple[bool, str]:
         marker = f"forkbomb-{secrets.token_hex(6)}"

@@ -50,13 +50,39 @@ def data_fd(text: str) -> int:
     return read
 
 
+def memory_file(data: bytes, name: str) -> int:
+    """A memfd holding ``data``, positioned at its start, above _FD_FLOOR (close-on-exec): for bwrap
+    to read to its end (--ro-bind-data, --seccomp), whatever the size. Made here, in the parent: the
+    sandbox's filter refuses memfds to what runs inside."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return high_fd(fd)
+
+
 # Over the pids cgroup's limit, RLIMIT_NPROC is only a backstop: the kernel checks it first, and at
 # the same figure it would take every refusal (and hide that the run's own limit holds).
 NPROC_MARGIN = 8
 
 
+# POSIX message queues are kernel memory no accounting sees; RLIMIT_MSGQUEUE bounds them per uid.
+# This is the kernel's default, set explicitly so that a worker started with a higher one passes
+# nothing on (never above the hard limit we have: raising it needs a privilege root may lack).
+MSGQUEUE_BYTES = 800 * 1024
+
+
 def _rlimits(limits: Limits, nproc: int) -> list[tuple[int, int, int]]:
     cpu = max(1, math.ceil(limits.effective_cpu_seconds()))
+    msgqueue = MSGQUEUE_BYTES
+    hard = resource.getrlimit(resource.RLIMIT_MSGQUEUE)[1]
+    if hard != resource.RLIM_INFINITY:
+        msgqueue = min(msgqueue, hard)
     return [
         (resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes),
         # soft < hard: the command first gets SIGXCPU (reported as CPU_TIMEOUT), SIGKILL later
@@ -65,6 +91,7 @@ def _rlimits(limits: Limits, nproc: int) -> list[tuple[int, int, int]]:
         (resource.RLIMIT_FSIZE, limits.writable_bytes, limits.writable_bytes),
         (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
         (resource.RLIMIT_CORE, 0, 0),
+        (resource.RLIMIT_MSGQUEUE, msgqueue, msgqueue),
     ]
 
 

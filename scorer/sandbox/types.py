@@ -26,7 +26,9 @@ class Limits:
     cpu_seconds: float | None = None  # None: derived from wall_seconds and cpus
     memory_bytes: int = 4 * GiB  # the run's memory as a whole (cgroup), and RLIMIT_AS of each process
     processes: int = 64  # the run's processes (cgroup pids limit); RLIMIT_NPROC per sandbox uid too
-    writable_bytes: int = 256 * MiB  # size of each writable tmpfs (/work, /tmp), and RLIMIT_FSIZE
+    # What the writable tmpfs mounts (/work, /tmp, /dev/shm) may hold together; each is sized to all
+    # of it (one file may use it all, RLIMIT_FSIZE), and the watch stops the run past the total.
+    writable_bytes: int = 256 * MiB
     open_files: int = 256  # RLIMIT_NOFILE
     output_bytes: int = 8 * MiB  # stdout+stderr read before the run is stopped as too chatty
     log_keep_bytes: int = 64 * KiB  # head and tail of the output kept, this many bytes each
@@ -62,9 +64,19 @@ class Bind:
 
 
 @dataclass(frozen=True)
+class DataFile:
+    """A read-only file at ``dest`` made from ``data``: nothing of the host is bound for it, so no
+    /proc/PID/mountinfo inside names a host path (bwrap copies it into the sandbox's own root)."""
+
+    dest: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class SandboxRequest:
     argv: list[str]  # run inside the sandbox; argv[0] must be reachable through the binds
     binds: list[Bind] = field(default_factory=list)  # read-only
+    files: list[DataFile] = field(default_factory=list)  # read-only, made from bytes
     writable_dirs: list[str] = field(default_factory=lambda: ["/tmp", "/work"])  # sized tmpfs each
     env: dict[str, str] = field(default_factory=dict)  # the complete environment of the command
     cwd: str = "/"
@@ -110,6 +122,7 @@ class Termination(StrEnum):
     OUTPUT_LIMIT = "output_limit"  # stdout/stderr passed output_bytes
     RESULT_LIMIT = "result_limit"  # the result channel passed result_bytes
     FILE_SIZE_LIMIT = "file_size_limit"  # SIGXFSZ
+    DISK_LIMIT = "disk_limit"  # the writable mounts together held more than writable_bytes
     MEMORY_LIMIT = "memory_limit"  # the run as a whole (processes + tmpfs) went over memory_bytes
     SETUP_FAILED = "setup_failed"  # the sandbox itself could not start the command
     # Its result channel held a complete result (SandboxRequest.result_complete): the rest of the

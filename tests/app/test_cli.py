@@ -16,8 +16,10 @@ from app.cli import CommandError, build_parser, cohort_runtimes, create_admin, d
 from app.db import make_engine, make_sessionmaker
 from app.models import Cohort, Enrollment, Role, TestSet, User
 from app.security.passwords import verify_password
+from app.services.public_set import public_set
 from app.services.testset_import import sha256_of_testset
 from app.settings import Settings
+from app.supervisor import public_set_line
 from scorer.classes import IMAGE_SHAPE, NUM_CLASSES
 from tests.fixtures.artifacts import DataSet
 from tests.fixtures.embedded import embedded_serve
@@ -101,8 +103,13 @@ def test_create_admin_generates_a_password_that_logs_in(settings: Settings) -> N
 def test_demo_imports_the_synthetic_set_once_and_prints_working_accounts(
     settings: Settings, synthetic_set: DataSet
 ) -> None:
+    assert "near-chance guard is OFF" in public_set_line(settings)
     accounts = demo(settings, synthetic_set.dir)
     again = demo(settings, synthetic_set.dir)  # idempotent: no second test set, no duplicate users
+    # The synthetic training set is the public set: the pre-flight's near-chance guard is on.
+    stored = public_set(settings)
+    assert stored is not None and stored.n_images == np.load(synthetic_set.train_label).shape[0]
+    assert "near-chance guard is on" in public_set_line(settings)
 
     (testset,) = rows(settings)
     assert (testset.version, testset.is_active, testset.n_images) == ("synthetic-v1", True, 14500)
@@ -151,6 +158,7 @@ def test_serve_runs_the_embedded_service_and_stops_it_all_on_ctrl_c(tmp_path: Pa
         children = psutil.Process(serve.process.pid).children(recursive=True)
         assert len(children) >= 4  # redis, two workers (with their pool), the site
     output = serve.output()
+    assert "near-chance guard is on" in output  # the demo stored the public set, and serve says so
     assert serve.exit_code == 0, output
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], output
     assert "Warm shutdown" in output

@@ -162,3 +162,44 @@ def test_cohorts_already_there_keep_numpy_only_and_their_leaderboard_trigger(emp
         assert sorted(versions) == [1, 2]  # cohort 2's token came from the insert trigger
     finally:
         engine.dispose()
+
+
+def test_the_readings_migration_keeps_the_boards_triggers_and_folds_kana(empty_url: str) -> None:
+    """Adding the reading rebuilds ``users`` on SQLite, which drops its triggers: after it, a change
+    to a user (the reading too) still replaces the board's token, and kana in names already there
+    are searched in either script."""
+    from sqlalchemy import text
+
+    config = alembic_config(empty_url)
+    command.upgrade(config, "leaderboard_versions")
+    engine = create_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO cohorts (id, name, title, daily_limit, timezone, leaderboard_visible,"
+                    " archived) VALUES (1, 'dl_1', '', 3, 'Asia/Tokyo', false, false)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, email, name, role, language, is_active, created_at, search_key)"
+                    " VALUES (1, 'a@example.com', 'サクラ', 'trainee', 'ja', true, '2026-10-01 00:00:00',"
+                    " 'サクラ\na@example.com')"
+                )
+            )
+            conn.execute(text("INSERT INTO enrollments (user_id, cohort_id, role) VALUES (1, 1, 'trainee')"))
+        command.upgrade(config, "head")
+        token = "SELECT token FROM leaderboard_versions WHERE cohort_id = 1"
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT search_key FROM users WHERE id = 1")).scalar_one() == (
+                "さくら\na@example.com"
+            )
+            before = conn.execute(text(token)).scalar_one()
+            conn.execute(text("UPDATE users SET reading = 'サクラ' WHERE id = 1"))
+            after_reading = conn.execute(text(token)).scalar_one()
+            conn.execute(text("UPDATE users SET name = 'さくら' WHERE id = 1"))
+            after_name = conn.execute(text(token)).scalar_one()
+        assert len({before, after_reading, after_name}) == 3
+    finally:
+        engine.dispose()

@@ -410,3 +410,67 @@ def attack_through_every_surface(stack: Stack, attack: Attack) -> None:
     staff_download = instructor.get(f"/submissions/{submission_id}/log").text
     assert staff_download == html.unescape(staff_download)  # plain text
     assert len(output_part(staff_download).encode()) <= DEFAULT_STORED_BYTES + RESERVED_BYTES
+
+
+# --- work on the upload before any sandbox ------------------------------------------------------
+
+# The worker's processes stay below this whatever the zip holds: reading it happens in a bounded
+# child (scorer.bounded, at most 512 MiB more), and these are the worker's own, idle and busy.
+WORKER_PEAK_BOUND = 768 * 2**20
+
+
+def worker_peaks(worker: WorkerProcess) -> dict[int, int]:
+    """The resident high-water mark (VmHWM) of each process in the worker's process group."""
+    assert worker.process is not None
+    peaks = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry.name}/stat").read()  # noqa: SIM115
+            status = open(f"/proc/{entry.name}/status").read()  # noqa: SIM115
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[2]) == worker.process.pid and "VmHWM:" in status:
+            peaks[int(entry.name)] = int(status.split("VmHWM:")[1].split()[0]) * 1024
+    return peaks
+
+
+def test_a_compile_bomb_upload_is_refused_unspent_and_the_worker_stays_small(stack: Stack) -> None:
+    # 100 KB of zip, 48 MiB of "x=[1,2,3]": compiled in the pre-flight worker, 4 KB of this took
+    # 2.8 GB and left 964 MB resident.
+    source = (
+        "import numpy\n" + "x=[1,2,3]\n" * 5_000_000 + "def predict(d):\n    return numpy.zeros(len(d), dtype=int)\n"
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("bomb/submit_katakana.py", source)
+    assert len(buffer.getvalue()) <= 120 * 1024
+    service = stack.service
+    client = service.login(TRAINEE_EMAIL)
+    before = uploads_left(client)
+    response = client.post(
+        "/upload",
+        files={"file": ("bomb.zip", buffer.getvalue(), "application/zip")},
+        data={"csrf_token": client.cookies["katakana_csrf"]},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 422, response.text[:2000]
+    assert "entry_too_large" in response.text
+    assert uploads_left(client) == before  # a refused upload spends nothing
+    peaks = worker_peaks(service.worker)
+    assert peaks and max(peaks.values()) < WORKER_PEAK_BOUND, peaks
+    # The worker is untouched: the next, honest upload is checked and scored as usual.
+    honest = io.BytesIO()
+    with zipfile.ZipFile(honest, "w") as archive:
+        archive.writestr(
+            "honest/submit_katakana.py", PREAMBLE + "    return numpy.zeros(len(test_data), dtype=numpy.int64)\n"
+        )
+    response = client.post(
+        "/upload",
+        files={"file": ("honest.zip", honest.getvalue(), "application/zip")},
+        data={"csrf_token": client.cookies["katakana_csrf"]},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 201, response.text[:2000]
+    assert service.wait_final(client, int(response.json()["id"]))["status"] == "succeeded"

@@ -59,7 +59,7 @@ def test_an_upload_that_fills_the_disk_is_refused_cleanly_and_the_next_one_is_sc
         data={"csrf_token": client.cookies["katakana_csrf"]},
     )
     assert page.status_code == 507 and page.headers["content-type"].startswith("text/html")
-    assert "保存領域がいっぱい" in page.text and "回数は消費されていません" in page.text
+    assert "保存領域がいっぱい" in page.text and "提出回数は減っていません" in page.text
     assert stored_files(small_disk) == []  # no partial file in incoming/, nothing in the store
     assert service.submissions() == []  # no row, so no slot used
 

@@ -15,6 +15,7 @@ import pytest
 from scorer.cli import build_parser, lang_from_locale
 from scorer.errors import ErrorCode, render
 from tests.fixtures.artifacts import REPO, DataSet, Examples
+from tests.scorer.test_pipeline import compile_bomb_zip
 
 RESULT_KEYS = {
     "status", "accuracy", "correct", "total", "per_class", "confusion", "loss", "error",
@@ -68,6 +69,25 @@ def test_check_exit_codes(example_zips: Examples, tmp_path: Path) -> None:
     refused = scorer("--lang", "en", "check", str(bad), "--json")
     assert refused.returncode == 1
     assert json.loads(refused.stdout)["error"]["code"] == "not_a_zip"
+
+
+@pytest.mark.parametrize("entry", ["submit_katakana.py", "submit_katakana.ipynb"])
+def test_check_refuses_a_100_kb_compile_bomb_in_little_memory(entry: str, tmp_path: Path) -> None:
+    # 4 KB of this took the checker to 1.2 GB, 100 KB to 19.5 GB; now it is refused unread (a
+    # notebook's code is measured once its cells are joined, in the bounded check).
+    archive = compile_bomb_zip(tmp_path / "bomb.zip", 5_000_000, entry)
+    assert archive.stat().st_size <= 120 * 1024
+    gnu_time = Path("/usr/bin/time")
+    if not gnu_time.exists():
+        pytest.skip("GNU time measures the checker's own peak (a child's counts from its parent's size)")
+    command = [sys.executable, "-m", "scorer", "--lang", "en", "check", str(archive), "--json"]
+    proc = subprocess.run(
+        [str(gnu_time), "-f", "PEAK %M", *command], capture_output=True, text=True, cwd=REPO, timeout=600, check=False
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["error"]["code"] == "entry_too_large"
+    peak_kib = int(proc.stderr.split("PEAK ")[1].split()[0])
+    assert peak_kib < 256 * 1024, "the checker and everything it started stay far below the bounded check's 512 MiB"
 
 
 @pytest.mark.sandbox

@@ -1,7 +1,10 @@
 """The golden corpus of hostile submissions, run through the real pipeline and the real sandbox.
 
 Each folder under hostile/ is one case: a submit_katakana.py and case.json with the expected outcome
-(and strings the log must or must not show, or the error's reason must contain). Beyond that, every
+(and strings the log must or must not show, or the error's reason must contain). A case runs with the
+host's own accounting (a control group per run where the host has one); one whose case.json lists
+``"accounting": ["host", "supervisor"]`` runs with the polling supervisor forced too, the mode of a
+worker without a writable cgroup, and must end the same way in both. Beyond that, every
 case must leave the host untouched: no process of the run alive afterwards, no canary secret or label
 file seen, a host process still alive. And every case must stay within what a hidden-set run may
 reveal: at most the excerpt of its output, and the blame on the submission (no case here may get its
@@ -25,6 +28,8 @@ from scorer.disclosure import RESERVED_BYTES, Disclosure, params_bytes
 from scorer.errors import Blame
 from scorer.pipeline import ScoringConfig, score_submission, scoring_spec
 from scorer.runtime import find_runtime
+from scorer.sandbox import SandboxConfig, detect_accounting
+from scorer.sandbox.cgroup import Accounting
 from scorer.sandbox.types import Limits, MiB
 from scorer.warm import WarmSlot
 from tests.fixtures.artifacts import DataSet
@@ -35,6 +40,11 @@ pytestmark = pytest.mark.sandbox  # the corpus runs in the real sandbox
 
 HOSTILE = Path(__file__).parent / "hostile"
 CASES = sorted(p.name for p in HOSTILE.iterdir() if (p / "case.json").exists())
+CASE_MODES = [
+    (case, mode)
+    for case in CASES
+    for mode in json.loads((HOSTILE / case / "case.json").read_text()).get("accounting", ["host"])
+]
 CANARY_ENV = "KATAKANA_TEST_SECRET"
 
 HOSTILE_LIMITS = Limits(
@@ -55,9 +65,10 @@ def host_sleeper() -> Iterator[subprocess.Popen[bytes]]:
 
 
 @pytest.mark.parametrize("path", ["cold", "warm"])
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize(("case", "accounting"), CASE_MODES)
 def test_hostile_submission(
     case: str,
+    accounting: str,
     path: str,
     tmp_path: Path,
     synthetic_set: DataSet,
@@ -75,7 +86,8 @@ def test_hostile_submission(
         zf.writestr(f"{case}/port.txt", str(loopback_server.port))
         zf.writestr(f"{case}/marker.txt", marker)
 
-    config = ScoringConfig(runtime=find_runtime(), limits=HOSTILE_LIMITS, smoke_limits=HOSTILE_LIMITS)
+    sandbox = SandboxConfig(cgroup_mode="supervisor") if accounting == "supervisor" else SandboxConfig()
+    config = ScoringConfig(runtime=find_runtime(), sandbox=sandbox, limits=HOSTILE_LIMITS, smoke_limits=HOSTILE_LIMITS)
     slot = WarmSlot()
     if path == "warm":  # started before the zip is known, as a worker's next run is
         assert slot.warm(scoring_spec(config, synthetic_set.small_data))
@@ -88,6 +100,8 @@ def test_hostile_submission(
     assert slot.served == (1 if path == "warm" else 0)
     result = report.to_json()
     assert report.facts.isolation == "bwrap", "the hostile corpus must run in the real sandbox"
+    if accounting == "supervisor":
+        assert detect_accounting(sandbox).accounting is Accounting.SUPERVISOR
     assert report.status == expected["status"], result
     if "code" in expected:
         assert report.error is not None and report.error.code.value == expected["code"], result

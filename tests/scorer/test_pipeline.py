@@ -540,3 +540,60 @@ def test_a_run_blamed_on_the_server_shows_no_trainee_output(
     assert report.error is not None and report.error.code.blame is Blame.SERVER
     assert report.log == "" and report.staff_log == "" and report.error.params == {}
     assert "SECRET-OUTPUT" not in json.dumps(report.to_json())
+
+
+# Compiling this costs memory far out of proportion to its size (2 MB of it took 1.2 GB).
+COMPILE_BOMB_LINE = "x=[1,2,3]\n"
+
+
+def compile_bomb_zip(path: Path, lines: int, entry: str = "submit_katakana.py") -> Path:
+    source = (
+        "import numpy as np\n" + COMPILE_BOMB_LINE * lines + "def predict(d):\n    return np.zeros(len(d), dtype=int)\n"
+    )
+    if entry.endswith(".ipynb"):
+        cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": source}
+        content = json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    else:
+        content = source
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr(f"bomb/{entry}", content)
+    return path
+
+
+def peak_rss_bytes() -> int:
+    """This process's resident high-water mark (VmHWM): the worker's, in these tests."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.parametrize("entry", ["submit_katakana.py", "submit_katakana.ipynb"])
+@BOTH
+def test_a_100_kb_compile_bomb_is_refused_before_it_is_compiled(
+    entry: str, purpose_of: PurposeOf, tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    archive = compile_bomb_zip(tmp_path / "bomb.zip", 5_000_000, entry)  # 48 MiB of source
+    assert archive.stat().st_size <= 120 * 1024
+    before = peak_rss_bytes()
+    report = run_submission(archive, config, purpose_of(config, synthetic_set))
+    assert report.error is not None and report.error.code is ErrorCode.ENTRY_TOO_LARGE, report.to_json()
+    assert report.error.code.blame is Blame.SUBMISSION
+    assert "weights" in report.error.message("en") and "重み" in report.error.message("ja")
+    assert report.error.params["limit"] == "256 KiB"
+    # Read in a bounded child: the worker (this process) did not grow. Compiled here it took 19 GB.
+    assert peak_rss_bytes() - before < 64 * MiB
+
+
+@BOTH
+def test_an_expensive_entry_within_the_size_limit_stays_within_the_checks_memory(
+    purpose_of: PurposeOf, tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    # 250 KiB of source compiles in about 150 MiB: over a check bounded to 64 MiB.
+    tight = dataclasses.replace(config, static=dataclasses.replace(config.static, memory_bytes=64 * MiB))
+    before = peak_rss_bytes()
+    report = run_submission(compile_bomb_zip(tmp_path / "b.zip", 25_000), tight, purpose_of(tight, synthetic_set))
+    assert report.error is not None and report.error.code is ErrorCode.CHECK_LIMIT, report.to_json()
+    assert report.error.code.blame is Blame.SUBMISSION
+    assert report.error.params["limit"] == "64 MiB"
+    assert peak_rss_bytes() - before < 64 * MiB

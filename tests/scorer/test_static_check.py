@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from scorer.bounded import StaticLimits, run_bounded
 from scorer.errors import ErrorCode, ScoringError
 from scorer.notebook import notebook_to_source
 from scorer.static_check import check_entry_source
@@ -190,3 +191,34 @@ def test_star_import_is_given_the_benefit_of_the_doubt() -> None:
 def test_get_ipython_left_in_an_exported_py_is_flagged() -> None:
     source = "get_ipython().run_line_magic('matplotlib', 'inline')\ndef predict(test_data):\n    pass\n"
     assert codes(source) == ["get_ipython"]
+
+
+@pytest.mark.parametrize("source", ["x = 1\n" * 50_000, ("x = 1\n" * 50_000).encode(), "# " + "ア" * 90_000 + "\n"])
+def test_source_over_the_limit_is_refused_before_it_is_parsed(source: str | bytes) -> None:
+    error = error_of(source)  # 293 KiB, 293 KiB, 264 KiB: a character of katakana is 3 bytes
+    assert error.code is ErrorCode.ENTRY_TOO_LARGE
+    assert error.params["limit"] == "256 KiB" and error.params["file"] == FILE
+    assert "np.save" in error.message("en") and "np.save" in error.message("ja")
+    assert codes("x = 1\n" * 40_000 + "def predict(d):\n    return d\n") == []  # 234 KiB is fine
+
+
+def test_a_notebook_is_measured_by_its_code_cells() -> None:
+    def notebook(code: str, output: str) -> bytes:
+        cell = {"cell_type": "code", "source": code, "metadata": {}, "execution_count": 1}
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": output}]
+        return json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
+
+    # Large outputs (plots, logs) are no code; code over the limit is refused before it is converted.
+    assert notebook_to_source(notebook("def predict(d):\n    return d\n", "x" * 1_000_000), "nb.ipynb").source
+    with pytest.raises(ScoringError) as caught:
+        notebook_to_source(notebook("x = 1\n" * 50_000, ""), "nb.ipynb")
+    assert caught.value.code is ErrorCode.ENTRY_TOO_LARGE and caught.value.params["file"] == "nb.ipynb"
+
+
+def test_deep_nesting_is_a_syntax_error_in_a_bounded_check_too() -> None:
+    # CPython's parser raises MemoryError for this with a few KiB in use: not the check's memory.
+    source = "x = " + "-" * 10_000 + "1\ndef predict(d):\n    return d\n"
+    with pytest.raises(ScoringError) as caught:
+        run_bounded(check_entry_source, source, FILE, limits=StaticLimits())
+    assert caught.value.code is ErrorCode.SYNTAX_ERROR
+    assert caught.value.params["reason"] == "the code is nested too deeply"

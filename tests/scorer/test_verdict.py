@@ -125,6 +125,26 @@ def test_random_bytes_on_the_channel_never_raise_and_never_blame_the_server() ->
         assert blame in (Blame.SUBMISSION, None)
 
 
+@pytest.mark.parametrize(
+    ("termination", "code", "limit"),
+    [
+        (Termination.OUTPUT_LIMIT, ErrorCode.OUTPUT_TOO_LARGE, "8 MiB"),  # stdout and stderr
+        (Termination.RESULT_LIMIT, ErrorCode.OUTPUT_TOO_LARGE, "64 MiB"),  # the result channel, fd 3
+        (Termination.DISK_LIMIT, ErrorCode.DISK_LIMIT, "256 MiB"),  # the writable mounts together
+    ],
+)
+def test_a_limit_the_parent_stopped_the_run_at_is_stated_as_that_limit(
+    termination: Termination, code: ErrorCode, limit: str
+) -> None:
+    # Even when the run claims something else on its channel afterwards.
+    forged = line(event="error", code="predict_exception", params={"reason": "x"})
+    assert verdict(HELLO + IMPORTING + forged, termination=termination, exit_code=None) == (
+        code,
+        Blame.SUBMISSION,
+        {"limit": limit},
+    )
+
+
 def test_a_complete_result_after_the_import_is_accepted() -> None:
     payload = b"\x93NUMPY..."
     data = HELLO + IMPORTING + line(event="result", kind="labels", bytes=len(payload), predict_seconds=0.5) + payload

@@ -51,17 +51,19 @@ def predict(test_data):
     return np.zeros(len(test_data), dtype=int)
 """
 
-# What a run can find of the host: its descriptors and mappings (paths of what is open or mapped).
+# What a run can find of the host: the descriptors of every process it sees (the sandbox's PID 1
+# too), its mappings and mounts (paths of what is open, mapped or bound).
 LOOK = """
 import os
 import numpy as np
 
 fds = {}
-for fd in os.listdir("/proc/self/fd"):
-    try:
-        fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        pass
+for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            fds[f"{pid}/{fd}"] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            pass
 print("FDS", fds)
 print("MAPS", open("/proc/self/maps").read())
 print("MOUNTS", open("/proc/self/mountinfo").read())
@@ -77,8 +79,11 @@ def config() -> ScoringConfig:
 
 
 @pytest.fixture
-def slot() -> WarmSlot:
-    return WarmSlot()
+def slot() -> Iterator[WarmSlot]:
+    """Closed after the test, as a worker does: a used sandbox is reaped and swept only then."""
+    slot = WarmSlot()
+    yield slot
+    slot.close()
 
 
 def make_zip(path: Path, source: str) -> Path:
@@ -163,20 +168,51 @@ def test_a_dead_warm_sandbox_falls_back_to_a_cold_run(
     assert (slot.served, slot.missed, slot.discarded) == (0, 1, 1)
 
 
-def test_a_stale_warm_sandbox_is_replaced(tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig) -> None:
-    slot = WarmSlot(max_idle_seconds=0.001)  # any wait at all is longer
+def test_a_warm_sandbox_is_ended_at_its_idle_bound_without_waiting_for_a_job(
+    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig
+) -> None:
+    slot = WarmSlot(max_idle_seconds=2.0)
     assert slot.warm(scoring_spec(config, synthetic_set.small_data))
     assert slot.box is not None and slot.box.started is not None
-    assert slot.box.started.ready(timeout=60)
     stale_id, stale_dir = slot.box.run_id, slot.box.run_dir
-    assert processes_with_environ(f"KATAKANA_RUN_ID={stale_id}") != []  # it was up, waiting
+    # Ended by the slot's watcher while nothing runs here: processes, folder, no zombie left behind.
+    assert wait_until(lambda: slot.box is None and processes_with_environ(f"KATAKANA_RUN_ID={stale_id}") == [])
+    assert wait_until(lambda: zombie_children() == [])
+    assert not stale_dir.exists()
+    assert slot.discarded == 1
     report = score(make_zip(tmp_path / "z.zip", ZEROS), synthetic_set, config, slot)
     assert report.status == "succeeded", report.to_json()
     assert (slot.served, slot.missed, slot.discarded) == (0, 1, 1)
-    # The discarded one is gone entirely: processes and folder.
-    assert processes_with_environ(f"KATAKANA_RUN_ID={stale_id}") == []
-    assert not stale_dir.exists()
     slot.close()
+
+
+def test_a_warm_sandbox_that_dies_while_idle_is_reaped_at_once(
+    synthetic_set: DataSet, config: ScoringConfig, slot: WarmSlot
+) -> None:
+    # Its PID-1 backstop fires after idle + wall time: bwrap exits, and a zombie stayed under the
+    # worker until its next task (17 minutes and more on an idle pre-flight worker).
+    assert slot.warm(scoring_spec(config, synthetic_set.small_data))
+    assert slot.box is not None and slot.box.started is not None
+    os.kill(slot.box.started.spawned.pid, signal.SIGKILL)
+    assert wait_until(lambda: slot.box is None and zombie_children() == [])
+    assert slot.discarded == 1
+    slot.close()
+
+
+def zombie_children() -> list[str]:
+    """Our children that ended and were not reaped: ``pid (name)``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            found.append(stat.split(")", 1)[0] + ")")
+    return found
 
 
 def test_a_warm_sandbox_for_other_limits_or_images_is_not_used(
@@ -200,12 +236,16 @@ def test_a_warm_sandbox_for_other_limits_or_images_is_not_used(
     assert (slot.served, slot.missed, slot.discarded) == (0, 2, 2)
 
 
+@pytest.mark.parametrize("runtime", [RuntimeName.NUMPY, pytest.param(RuntimeName.TENSORFLOW, marks=pytest.mark.slow)])
 def test_images_readable_only_by_the_worker_reach_the_run_and_no_host_path_does(
-    tmp_path: Path, synthetic_set: DataSet, config: ScoringConfig, slot: WarmSlot
+    runtime: RuntimeName, tmp_path: Path, synthetic_set: DataSet, request: pytest.FixtureRequest, slot: WarmSlot
 ) -> None:
     """The hidden set lives in a folder the sandbox's uid cannot read: the run still gets the images
     (through a descriptor read before any trainee code), but neither the descriptor, a mapping nor
-    a mount shows the host folder, and the labels are nowhere."""
+    a mount shows the host folder, and the labels are nowhere. In either runtime: TensorFlow's
+    sandbox gets its harness as a data file and its images and job over the job channel too."""
+    both = runtime is RuntimeName.TENSORFLOW
+    config: ScoringConfig = request.getfixturevalue("both" if both else "config")
     private = tmp_path / "hidden"
     private.mkdir(mode=0o700)
     images, labels = private / "test_data.npy", private / "test_label.npy"
@@ -213,19 +253,40 @@ def test_images_readable_only_by_the_worker_reach_the_run_and_no_host_path_does(
     shutil.copyfile(synthetic_set.small_label, labels)
     images.chmod(0o600)
     labels.chmod(0o600)
-    archive = make_zip(tmp_path / "look.zip", LOOK)
+    archive = make_zip(tmp_path / "look.zip", f"import keras\n{LOOK}" if both else LOOK)  # keras: its runtime
     full = dataclasses.replace(config, disclosure=dataclasses.replace(config.disclosure, excerpt_bytes=None))
+    chosen = full.runtimes.get(runtime)
+    assert chosen is not None
     for warm in (False, True):
         if warm:
-            assert slot.warm(scoring_spec(full, images))
+            assert slot.warm(scoring_spec(full.using(chosen), images))
         report = score_submission(archive, test_data=images, test_labels=labels, config=full, warm=slot)
         assert report.status == "succeeded", report.to_json()
+        assert report.runtime["name"] == runtime.value
         assert report.facts.predict_seconds is not None
         assert str(private) not in report.log
         assert "test_label" not in report.log and "test_data" not in report.log
         fds_line = next(line for line in report.log.splitlines() if line.startswith("FDS"))
         assert ".npy" not in fds_line and "memfd" not in fds_line
+        assert "'1/" in fds_line  # the sandbox's PID 1 was looked at too
+        assert bound_host_folders(report.log) == []
     assert slot.served == 1
+
+
+def bound_host_folders(log: str) -> list[str]:
+    """Mounts (from LOOK's mountinfo) of a host folder under another name: their root, the folder's
+    path on the host, differs from where they are mounted. A whole filesystem (/), a bind at the
+    same path (/usr, the runtime), a device node and bwrap's own root and data files are fine."""
+    found = []
+    for line in log.removeprefix("MOUNTS ").splitlines():
+        fields = line.removeprefix("MOUNTS ").split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        root, point = fields[3], fields[4]
+        device = point.startswith("/dev/") and root == "/" + point.rsplit("/", 1)[1]
+        if root not in ("/", point, "/newroot") and not device and not root.startswith("/bindfile"):
+            found.append(f"{root} at {point}")
+    return found
 
 
 def test_preflight_through_a_warm_sandbox(

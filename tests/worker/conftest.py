@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +30,7 @@ from app.services.storage import key_for, path_for
 from app.services.testset_import import sha256_of_testset
 from app.settings import Settings
 from scorer.classes import IMAGE_SHAPE, NUM_CLASSES
+from tests.fixtures.services import WorkerProcess, wait_for
 from worker.similarity import forget_kept_cohorts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,9 +59,45 @@ def settings_from_env(env: dict[str, str]) -> Settings:
 
 def zip_with(source: str, name: str = "submit_katakana.py") -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:  # as trainees' zips are
         archive.writestr(name, source)
     return buffer.getvalue()
+
+
+# Compiling this costs memory far out of proportion to its size: 9.9 KB of it zipped took a
+# pre-flight worker to 2.8 GB, and 100 KB would take the host down.
+COMPILE_BOMB_LINES = 5_000_000
+
+
+def compile_bomb(entry: str) -> str:
+    """A 48 MiB entry (``submit_katakana.py`` or a notebook's one cell) that zips to about 100 KB."""
+    source = "import numpy as np\n" + "x=[1,2,3]\n" * COMPILE_BOMB_LINES
+    source += "def predict(test_data):\n    return np.zeros(len(test_data), dtype=np.int64)\n"
+    if not entry.endswith(".ipynb"):
+        return source
+    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": source}
+    return json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+def pool_process(worker: WorkerProcess) -> psutil.Process:
+    """The worker's one pool process (concurrency 1), the one that runs its tasks."""
+    assert worker.process is not None
+    main = psutil.Process(worker.process.pid)
+
+    def pool() -> psutil.Process | None:
+        alive = [p for p in main.children() if p.status() != psutil.STATUS_ZOMBIE]
+        return alive[0] if len(alive) == 1 else None
+
+    found: psutil.Process = wait_for(pool, "the worker's pool process")
+    return found
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """A process's resident high-water mark (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for {pid}")
 
 
 @dataclass
@@ -74,12 +113,13 @@ class World:
         source: str = PREDICT_ZEROS,
         *,
         filename: str = "my_submission.zip",
+        entry: str = "submit_katakana.py",
         status: SubmissionStatus = SubmissionStatus.QUEUED,
         created_at: dt.datetime | None = None,
         **columns: Any,
     ) -> int:
         """Store a zip and commit its ``queued`` row, as the site does after pre-flight."""
-        data = zip_with(source)
+        data = zip_with(source, entry)
         sha = hashlib.sha256(data).hexdigest()
         assert self.settings.storage_dir is not None
         path = path_for(self.settings.storage_dir, key_for(sha))
@@ -123,7 +163,7 @@ class World:
         row = self.submission(submission_id)
         mail = next(m for m in self.outbox() if m.submission_id == submission_id)
         same_day = quota_day(mail.created_at, "Asia/Tokyo") == row.quota_day
-        return f"今日の残りアップロード回数: {limit - spent if same_day else limit} / {limit}"
+        return f"今日の残り提出回数: {limit - spent if same_day else limit} / {limit} 回"
 
 
 def install_testset(folder: Path, sessions: sessionmaker[Session]) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 
-import psutil
 from sqlalchemy import func, select
 
 from app.models import EmailStatus, PreflightCheck, PreflightLease, Submission, SubmissionStatus
@@ -18,7 +17,7 @@ from app.queue import CHECK_UPLOAD_TASK, SCORE_TASK, enqueue_scoring, enqueue_up
 from scorer.errors import ErrorCode
 from tests.fixtures.db import ON_BOTH_DATABASES
 from tests.fixtures.services import SmtpServer, WorkerProcess, wait_for
-from tests.worker.conftest import PREDICT_ZEROS, World
+from tests.worker.conftest import PREDICT_ZEROS, World, pool_process
 from tests.worker.test_scoring import wait_finished
 from tests.worker.test_upload_checks import _check, _count, _state
 
@@ -37,14 +36,7 @@ def predict(test_data):
 
 def kill_pool_process(worker: WorkerProcess) -> None:
     """SIGKILL the worker's one pool process (concurrency 1), the one running the task."""
-    assert worker.process is not None
-    main = psutil.Process(worker.process.pid)
-
-    def pool() -> psutil.Process | None:
-        alive = [p for p in main.children() if p.status() != psutil.STATUS_ZOMBIE]
-        return alive[0] if len(alive) == 1 else None
-
-    process: psutil.Process = wait_for(pool, "the worker's pool process")
+    process = pool_process(worker)
     process.kill()
     process.wait(timeout=60)
 
@@ -119,7 +111,34 @@ def test_a_check_that_kills_its_worker_process_is_refused_and_not_delivered_agai
     assert enqueue_upload_check(good, world.settings)
     wait_for(lambda: _state(world, good).state == "accepted", "the good check to be accepted")
     celery_worker.wait_task_succeeded(CHECK_UPLOAD_TASK)
-    assert runs_started(celery_worker) == 2  # the killer's run and the good one: nothing ran again
+    # The same worker then scores the accepted upload: its run may start before the count is read,
+    # so the count waits for it (2 failed here on a loaded machine, reading 3).
+    accepted = _state(world, good).submission_id
+    assert accepted is not None
+    wait_for(lambda: world.status(accepted) == SubmissionStatus.SUCCEEDED, "the accepted upload to be scored")
+    assert runs_started(celery_worker) == 3  # the killer's check, the good one and its scoring: nothing ran again
     assert received(celery_worker, CHECK_UPLOAD_TASK) == 2  # each check once
     with world.sessions() as db:
         assert db.scalar(select(func.count()).select_from(Submission)) == 1
+
+
+def test_the_lost_run_settled_is_the_one_its_delivery_claimed_not_the_one_its_message_named(
+    world: World, celery_worker: WorkerProcess
+) -> None:
+    """A message only wakes a worker: woken by the later upload's message, the worker claims the
+    earlier one (first in the fair order). When that run kills its process, the main process settles
+    the submission the delivery claimed, found by its task id, and leaves the named one waiting."""
+    killer = world.submit(SLOW, filename="killer.zip")
+    named = world.submit(PREDICT_ZEROS, filename="named.zip")
+    assert enqueue_scoring(named, world.settings)
+    for attempt in (1, 2):  # the main process queues the killer again once, with a wake-up of its own
+        wait_for(lambda: world.submission(killer).attempts == attempt, f"the killer's attempt {attempt}")  # noqa: B023
+        wait_for(lambda: runs_started(celery_worker) == attempt, f"attempt {attempt}'s sandbox run")  # noqa: B023
+        kill_pool_process(celery_worker)
+    wait_finished(world, killer)
+    log = celery_worker.output()
+    assert f"submission {killer}: its worker process was lost during attempt 1" in log
+    assert f"submission {killer} failed: its worker process was lost on each of 2 attempts" in log
+    assert world.submission(killer).error_code == ErrorCode.WORKER_PROCESS_LOST.value
+    untouched = world.submission(named)
+    assert (untouched.status, untouched.attempts) == (SubmissionStatus.QUEUED, 0)  # its wake-up is the next one

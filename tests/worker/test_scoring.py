@@ -5,12 +5,14 @@ from __future__ import annotations
 import email
 import email.policy
 
+import pytest
+
 from app.models import EmailStatus, SubmissionStatus
 from app.queue import enqueue_email, enqueue_scoring
 from scorer.errors import ErrorCode
 from tests.fixtures.db import ON_BOTH_DATABASES
 from tests.fixtures.services import SmtpServer, WorkerFactory, WorkerProcess, wait_for
-from tests.worker.conftest import PREDICT_RAISES, World
+from tests.worker.conftest import PREDICT_RAISES, World, compile_bomb, peak_rss_bytes, pool_process, zip_with
 
 FINISHED = (SubmissionStatus.SUCCEEDED, SubmissionStatus.FAILED)
 
@@ -55,7 +57,7 @@ def test_queued_submission_is_scored_stored_and_emailed_once(
     body = message.get_body(("plain",)).get_content()
     assert "DL 東京 2 期" in body  # cohort
     assert "katakana_v1.zip" in body  # file name
-    assert "(Asia/Tokyo)" in body  # submission time in the cohort's zone
+    assert " JST" in body and "(Asia/Tokyo)" not in body  # submission time in the cohort's zone
     assert "テスト正解率: 6.67%" in body and "Test accuracy" not in body  # Japanese only
     assert "ア  100.00%" in body and "ソ  0.00%" in body  # per-class table
     assert "合格です" in body  # threshold 5 %
@@ -102,7 +104,7 @@ def test_failures_blamed_on_the_server_give_the_slot_back_and_the_trainees_own_d
     assert "predict の実行中にエラーが起きました" in own_mail
     server_mail = next(m for s, m in messages.items() if "lost.zip" in s).get_body(("plain",)).get_content()
     assert "サーバー側のエラー" in server_mail
-    assert "この提出は今日のアップロード回数に数えていません。" in server_mail
+    assert "この提出は今日の提出回数に数えていません。" in server_mail
     assert world.uploads_left_line(lost, spent=1) in server_mail  # only the trainee's own failure counts
 
 
@@ -140,3 +142,27 @@ def test_the_worker_runs_its_next_submission_in_a_sandbox_warmed_after_the_previ
     rows = [world.submission(first), world.submission(second)]
     assert [row.status for row in rows] == [SubmissionStatus.SUCCEEDED] * 2, [row.result for row in rows]
     assert rows[0].correct == rows[1].correct == 1
+
+
+# The scoring worker's process grew by less than this while it refused a compile bomb (the
+# scoring worker compiled accepted zips again, outside any bound, before the entry was read in a
+# bounded child).
+WORKER_GROWTH_BOUND = 128 * 1024 * 1024
+
+
+@pytest.mark.parametrize("entry", ["submit_katakana.py", "submit_katakana.ipynb"])
+def test_a_100_kb_compile_bomb_fails_as_the_submissions_and_the_scoring_worker_stays_small(
+    entry: str, world: World, celery_worker: WorkerProcess, smtp_server: SmtpServer
+) -> None:
+    assert len(zip_with(compile_bomb(entry), entry)) <= 120 * 1024
+    pool = pool_process(celery_worker)
+    before = peak_rss_bytes(pool.pid)
+    submission_id = world.submit(compile_bomb(entry), entry=entry, filename="bomb.zip")
+    assert enqueue_scoring(submission_id, world.settings)
+    wait_finished(world, submission_id)
+    row = world.submission(submission_id)
+    assert row.status == SubmissionStatus.FAILED, row.result
+    assert (row.error_code, row.error_blame) == (ErrorCode.ENTRY_TOO_LARGE.value, "submission")
+    assert row.counts_toward_limit and row.attempts == 1  # one attempt, the slot spent
+    assert pool_process(celery_worker).pid == pool.pid  # the same process ran it, and lived
+    assert peak_rss_bytes(pool.pid) - before < WORKER_GROWTH_BOUND

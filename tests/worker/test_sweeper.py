@@ -8,8 +8,9 @@ import re
 
 from sqlalchemy import select
 
+from app.embedded_redis import RedisServer
 from app.models import LoginAttempt, SubmissionStatus, UserSession
-from app.queue import SWEEP_TASK, enqueue_scoring
+from app.queue import SCORING_QUEUE, SWEEP_TASK, enqueue_scoring
 from scorer.errors import ErrorCode
 from tests.fixtures.db import ON_BOTH_DATABASES
 from tests.fixtures.services import SmtpServer, WorkerFactory, WorkerProcess, enqueue_sweep, wait_for
@@ -145,3 +146,18 @@ def test_the_sweep_purges_expired_sessions_old_login_attempts_and_stale_uploads(
         assert len(session.scalars(select(LoginAttempt.id)).all()) == 1  # the recent one still counts
     assert used_zip.exists() and fresh.exists() and live_part.exists()
     assert not refused.exists() and not dead_part.exists()
+
+
+def test_the_sweep_tops_the_wake_ups_up_to_the_rows_waiting_instead_of_one_more_each(
+    world: World, celery_worker_factory: WorkerFactory, worker_env: dict[str, str], redis_server: RedisServer
+) -> None:
+    """Three uploads wait long, two messages still wait in Redis (one was lost): one more is sent,
+    not three — a message wakes a worker for the fair order's first row, whichever it names."""
+    waiting = [world.submit(filename=f"w{i}.zip", created_at=LONG_AGO) for i in range(3)]
+    for submission_id in waiting[:2]:
+        assert enqueue_scoring(submission_id, world.settings)
+    sweeper = celery_worker_factory(worker_env, queues="maintenance")  # nobody scores meanwhile
+    assert enqueue_sweep(world.settings)
+    sweeper.wait_task_succeeded(SWEEP_TASK)
+    assert redis_server.client().llen(SCORING_QUEUE) == 3
+    assert {world.status(submission_id) for submission_id in waiting} == {SubmissionStatus.QUEUED}

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import os
 
+import pytest
 from sqlalchemy import delete, func, select
 
 from app.models import PreflightLease, Submission, SubmissionStatus, UploadCheck
@@ -16,7 +17,15 @@ from app.services.storage import key_for, path_for
 from app.services.uploads import ReceivedUpload
 from tests.fixtures.db import ON_BOTH_DATABASES
 from tests.fixtures.services import WorkerProcess, enqueue_sweep, wait_for
-from tests.worker.conftest import PREDICT_RAISES, PREDICT_ZEROS, World, zip_with
+from tests.worker.conftest import (
+    PREDICT_RAISES,
+    PREDICT_ZEROS,
+    World,
+    compile_bomb,
+    peak_rss_bytes,
+    pool_process,
+    zip_with,
+)
 
 
 def _check(world: World, source: str, name: str = "submit_katakana.py") -> int:
@@ -125,3 +134,28 @@ def test_the_sweep_expires_unconfirmed_checks_deletes_their_zips_and_spends_noth
     assert untouched.state == "needs_confirmation" and (storage / fresh_row.storage_key).exists()
     assert _state(world, shared).state == "expired" and shared_zip.exists()
     assert _count(world, Submission) == spent_before  # nothing spent, nothing given back
+
+
+# The pre-flight worker's process grew by less than this while it refused a compile bomb (before
+# the entry was read in a bounded child, 9.9 KB of it zipped took the process to 2.8 GB).
+WORKER_GROWTH_BOUND = 128 * 1024 * 1024
+
+
+@pytest.mark.parametrize("entry", ["submit_katakana.py", "submit_katakana.ipynb"])
+def test_a_100_kb_compile_bomb_is_refused_and_the_preflight_worker_stays_small(
+    entry: str, world: World, celery_worker: WorkerProcess
+) -> None:
+    pool = pool_process(celery_worker)
+    before = peak_rss_bytes(pool.pid)
+    assert len(zip_with(compile_bomb(entry), entry)) <= 120 * 1024
+    check_id = _check(world, compile_bomb(entry), entry)
+    assert enqueue_upload_check(check_id, world.settings)
+    wait_for(lambda: _state(world, check_id).state != "checking", "the check to settle")
+    row = _state(world, check_id)
+    assert row.state == "refused" and row.verdict is not None
+    assert row.verdict["error"]["code"] == "entry_too_large", row.verdict
+    assert row.verdict["error"]["blame"] == "submission"
+    assert "重み" in row.verdict["error"]["message_ja"] and "weights" in row.verdict["error"]["message"]
+    assert _count(world, Submission) == 0 and _count(world, PreflightLease) == 0
+    assert pool_process(celery_worker).pid == pool.pid  # the same process ran it, and lived
+    assert peak_rss_bytes(pool.pid) - before < WORKER_GROWTH_BOUND

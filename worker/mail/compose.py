@@ -11,10 +11,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, select_autoescape
+from jinja2 import Environment, PackageLoader, select_autoescape
 
-from scorer.errors import Lang
-from worker.mail.texts import TEXTS
+from app.i18n import Lang, Translator
 
 LOG_TAIL_LINES = 30
 
@@ -70,53 +69,61 @@ def log_tail(log: str | None, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def _local_time(facts: ResultFacts) -> str:
+    """The cohort's clock with its zone as the pages write it ("2026-11-25 00:30 JST")."""
     local = facts.submitted_at.astimezone(ZoneInfo(facts.timezone))
-    return f"{local:%Y-%m-%d %H:%M} ({facts.timezone})"
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or facts.timezone}"
 
 
-def _rows(facts: ResultFacts, t: dict[str, str]) -> list[tuple[str, str]]:
+def _zone(facts: ResultFacts) -> str:
+    return facts.submitted_at.astimezone(ZoneInfo(facts.timezone)).tzname() or facts.timezone
+
+
+def _rows(facts: ResultFacts, t: Translator) -> list[tuple[str, str]]:
     rows = [
-        (t["cohort"], facts.cohort_title),
-        (t["filename"], facts.filename),
-        (t["submitted_at"], _local_time(facts)),
+        (t("mail_result_cohort"), facts.cohort_title),
+        (t("mail_result_filename"), facts.filename),
+        (t("submitted_at"), _local_time(facts)),
     ]
     if facts.runtime:
-        rows.append((t["runtime"], facts.runtime))
+        rows.append((t("mail_result_runtime"), facts.runtime))
     if facts.succeeded:
         accuracy = percent(facts.accuracy)
         if facts.correct is not None and facts.total is not None:
-            accuracy += "  (" + t["correct"].format(correct=facts.correct, total=facts.total) + ")"
-        rows.append((t["accuracy"], accuracy))
+            accuracy += "  (" + t("mail_result_correct", correct=facts.correct, total=facts.total) + ")"
+        rows.append((t("accuracy"), accuracy))
         if facts.loss is not None:
-            rows.append((t["loss"], f"{facts.loss:.4f}"))
+            rows.append((t("loss"), f"{facts.loss:.4f}"))
     return rows
 
 
-def _verdict(facts: ResultFacts, t: dict[str, str]) -> str | None:
+def _verdict(facts: ResultFacts, t: Translator) -> str | None:
     if not facts.succeeded or facts.pass_threshold is None or facts.accuracy is None:
         return None
-    key = "passed" if facts.accuracy >= facts.pass_threshold else "not_passed"
-    return t[key].format(threshold=percent(facts.pass_threshold))
+    key = "mail_result_passed" if facts.accuracy >= facts.pass_threshold else "mail_result_not_passed"
+    return t(key, threshold=percent(facts.pass_threshold))
 
 
-def _uploads_left(facts: ResultFacts, t: dict[str, str]) -> str | None:
+def _uploads_left(facts: ResultFacts, t: Translator) -> str | None:
     if facts.uploads_left is None or facts.daily_limit is None:
         return None
-    return t["uploads_left"].format(left=facts.uploads_left, limit=facts.daily_limit, tz=facts.timezone)
+    return t("mail_result_uploads_left", left=facts.uploads_left, limit=facts.daily_limit, tz=_zone(facts))
 
 
 def compose_result(facts: ResultFacts) -> ComposedMail:
-    t = TEXTS[facts.language]
-    name = facts.filename
+    t = Translator(facts.language)
     if facts.succeeded:
-        subject = t["subject_ok"].format(cohort=facts.cohort_title, filename=name, accuracy=percent(facts.accuracy))
+        subject = t(
+            "mail_result_subject_ok",
+            cohort=facts.cohort_title,
+            filename=facts.filename,
+            accuracy=percent(facts.accuracy),
+        )
     else:
-        subject = t["subject_failed"].format(cohort=facts.cohort_title, filename=name)
+        subject = t("mail_result_subject_failed", cohort=facts.cohort_title, filename=facts.filename)
     context = {
         "t": t,
         "facts": facts,
-        "greeting": t["greeting"].format(name=facts.recipient_name),
-        "intro": t["intro_ok"] if facts.succeeded else t["intro_failed"],
+        "intro": t("mail_result_intro_ok") if facts.succeeded else t("mail_result_intro_failed"),
         "rows": _rows(facts, t),
         "verdict": _verdict(facts, t),
         "uploads_left": _uploads_left(facts, t),
@@ -130,83 +137,11 @@ def compose_result(facts: ResultFacts) -> ComposedMail:
     )
 
 
-_env = Environment(autoescape=select_autoescape(default=True, default_for_string=True), trim_blocks=True)
-_text_env = Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True)  # noqa: S701 - plain text
-
-_TEXT = _text_env.from_string(
-    """{{ greeting }}
-
-{{ intro }}
-
-{% for label, value in rows %}
-{{ label }}: {{ value }}
-{% endfor %}
-{% if verdict %}
-
-{{ verdict }}
-{% endif %}
-{% if facts.succeeded and facts.per_class %}
-
-{{ t.per_class }}
-{% for line in facts.per_class %}
-  {{ line.label }}  {{ percent(line.accuracy) }}
-{%- if line.total %}  ({{ line.correct }}/{{ line.total }}){% endif %}
-
-{% endfor %}
-{% endif %}
-{% if not facts.succeeded %}
-
-{{ t.reason }}:
-{{ facts.error_message or "" }}
-{% if log_tail %}
-
-{{ t.log_tail }}:
-{{ log_tail }}
-{% endif %}
-{% endif %}
-{% if facts.slot_returned %}
-
-{{ t.slot_returned }}
-{% endif %}
-{% if uploads_left %}
-
-{{ uploads_left }}
-{% endif %}
-
-{{ t.link }}: {{ facts.result_url }}
-
---
-{{ t.footer }}
-"""
-)
-
-_HTML = _env.from_string(
-    """<!doctype html>
-<html lang="{{ facts.language }}"><head><meta charset="utf-8"><title>{{ intro }}</title></head>
-<body style="font-family: sans-serif; line-height: 1.5">
-<p>{{ greeting }}</p>
-<p>{{ intro }}</p>
-<table cellpadding="4" style="border-collapse: collapse">
-{% for label, value in rows %}<tr><th align="left">{{ label }}</th><td>{{ value }}</td></tr>
-{% endfor %}</table>
-{% if verdict %}<p><strong>{{ verdict }}</strong></p>{% endif %}
-{% if facts.succeeded and facts.per_class %}
-<h3>{{ t.per_class }}</h3>
-<table cellpadding="4" border="1" style="border-collapse: collapse">
-<tr><th>{{ t.class }}</th><th>{{ t.class_accuracy }}</th></tr>
-{% for line in facts.per_class %}
-<tr><td align="center">{{ line.label }}</td><td align="right">{{ percent(line.accuracy) }}</td></tr>
-{% endfor %}</table>
-{% endif %}
-{% if not facts.succeeded %}
-<h3>{{ t.reason }}</h3>
-<p style="white-space: pre-wrap">{{ facts.error_message or "" }}</p>
-{% if log_tail %}<h3>{{ t.log_tail }}</h3><pre>{{ log_tail }}</pre>{% endif %}
-{% endif %}
-{% if facts.slot_returned %}<p>{{ t.slot_returned }}</p>{% endif %}
-{% if uploads_left %}<p>{{ uploads_left }}</p>{% endif %}
-<p><a href="{{ facts.result_url }}">{{ t.link }}</a></p>
-<p style="color: #666; font-size: small">{{ t.footer }}</p>
-</body></html>
-"""
-)
+# The bodies are files beside this module, so a wording or layout change is a template change; the
+# words themselves are the interface's (app/i18n, keys mail_result_*), so one table per language
+# holds everything the service says.
+_TEMPLATES = PackageLoader("worker.mail", "templates")
+_html_env = Environment(loader=_TEMPLATES, autoescape=select_autoescape(default=True), trim_blocks=True)
+_text_env = Environment(loader=_TEMPLATES, autoescape=False, trim_blocks=True, lstrip_blocks=True)  # noqa: S701 - plain text
+_HTML = _html_env.get_template("result.html")
+_TEXT = _text_env.get_template("result.txt")

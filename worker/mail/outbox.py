@@ -11,11 +11,12 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.i18n import Lang
 from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus
 from app.services.quota import quota_status
 from app.settings import Settings
 from scorer.disclosure import cap_visible
-from scorer.errors import ErrorCode, Lang, ScoringError
+from scorer.errors import ErrorCode, ScoringError
 from scorer.runtime import runtime_summary
 from worker.mail.compose import ClassLine, ResultFacts, compose_result
 

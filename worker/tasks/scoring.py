@@ -1,10 +1,19 @@
-"""Score one submission: claim it, run the engine under a heartbeat, store the result, queue the email.
+"""Score the next submission in the fair order: claim it, run the engine under a heartbeat, store
+the result, queue the email.
 
-Safe to deliver any number of times. The claim is a conditional UPDATE (``queued`` → ``running``)
-that only one delivery can win; a row already running, finished or deleted is left alone. A pool
-process lost mid-run is settled by the worker's main process (worker/lost.py); a lost host leaves
-the row ``running`` with a stale heartbeat, which the sweeper reclaims (worker/celery_app.py has
-both, per queue).
+The Celery message only wakes a worker: each upload sends one, naming its submission, but the
+worker takes whichever waiting submission comes first in the fair order
+(``app.services.scoring_queue``): the trainee with the fewest runs ahead of theirs, so a trainee who
+uploads three times does not hold the next trainee back by three runs. One message, one claim: as
+many claims as uploads, whichever order they are served in; a message that finds nothing waiting
+(a duplicate, a sweep's resend) does nothing.
+
+The claim is a conditional UPDATE (``queued`` → ``running``) of the first waiting row of the order
+(``app.services.claims``: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite), so two
+workers never take the same submission; it records the delivery's task id. A pool process lost
+mid-run is settled by the worker's main process (worker/lost.py, which finds the submission by that
+task id); a lost host leaves the row ``running`` with a stale heartbeat, which the sweeper puts back
+in the queue (its ``queued_at`` kept: it is first again). worker/celery_app.py has both, per queue.
 """
 
 from __future__ import annotations
@@ -15,11 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from celery import Task
-from sqlalchemy import select, update
+from sqlalchemy import select
 
+from app.db import write_lock
 from app.models import Submission, SubmissionStatus
+from app.observability.structured_logs import bound
 from app.queue import SCORE_TASK, enqueue_email
 from app.scoring_config import scoring_config
+from app.services.scoring_queue import claim_next
 from app.services.storage import path_for
 from app.settings import get_settings
 from scorer.errors import ErrorCode
@@ -38,41 +50,47 @@ log = logging.getLogger(__name__)
 _config = get_settings().worker
 
 
-def claim(submission_id: int, *, task_id: str | None, hostname: str | None) -> tuple[int, str] | None:
-    """Win the submission for this delivery: (attempt number, storage key), or None if not ours."""
-    now = utcnow()
-    with sessions()() as session, session.begin():
-        won = session.execute(
-            update(Submission)
-            .where(Submission.id == submission_id, Submission.status == SubmissionStatus.QUEUED)
-            .values(
-                status=SubmissionStatus.RUNNING,
-                attempts=Submission.attempts + 1,
-                started_at=now,
-                heartbeat_at=now,
-                finished_at=None,
-                task_id=task_id,
-                worker_hostname=hostname,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        row = session.execute(
-            select(Submission.status, Submission.attempts, Submission.storage_key).where(Submission.id == submission_id)
-        ).first()
-    if row is None:
-        log.warning("submission %s does not exist (deleted?); nothing to score", submission_id)
-        return None
-    if not won:
-        log.info("submission %s is %s; this delivery leaves it alone", submission_id, row.status.value)
-        return None
-    return row.attempts, row.storage_key
+def claim(*, task_id: str | None, hostname: str | None) -> tuple[int, int, str] | None:
+    """Take the first waiting submission of the fair order: (id, attempt number, storage key), or
+    None when nothing waits."""
+    with write_lock(sessions()) as session:
+        now = utcnow()  # under the lock: claims' start times come in the order they were made
+        won = claim_next(
+            session,
+            {
+                "status": SubmissionStatus.RUNNING,
+                "attempts": Submission.attempts + 1,
+                "started_at": now,
+                "heartbeat_at": now,
+                "finished_at": None,
+                "task_id": task_id,
+                "worker_hostname": hostname,
+            },
+        )
+        if won is None:
+            return None
+        row = session.execute(select(Submission.attempts, Submission.storage_key).where(Submission.id == won)).one()
+    return won, row.attempts, row.storage_key
 
 
-def run_scoring(submission_id: int, *, task_id: str | None = None, hostname: str | None = None) -> None:
-    claimed = claim(submission_id, task_id=task_id, hostname=hostname)
+def run_scoring(woken_by: int, *, task_id: str | None = None, hostname: str | None = None) -> None:
+    """Score the next submission in the fair order; ``woken_by`` is the submission whose message
+    woke this worker (often, not always, the one it scores)."""
+    claimed = claim(task_id=task_id, hostname=hostname)
     if claimed is None:
+        with sessions()() as session:
+            status = session.scalar(select(Submission.status).where(Submission.id == woken_by))
+        if status is None:
+            log.warning("submission %s does not exist (deleted?) and nothing waits; nothing to score", woken_by)
+        else:
+            log.info("submission %s is %s; this delivery leaves it alone (nothing waits)", woken_by, status.value)
         return
-    attempt, storage_key = claimed
+    submission_id, attempt, storage_key = claimed
+    with bound(submission_id=submission_id):  # every line of this run names the run's submission
+        _run(submission_id, attempt, storage_key)
+
+
+def _run(submission_id: int, attempt: int, storage_key: str) -> None:
     settings = get_settings()
     log.info("scoring submission %s (attempt %s)", submission_id, attempt)
     slot = warm_slot(settings)
@@ -119,7 +137,8 @@ def _score(submission_id: int, storage_key: str, slot: WarmSlot | None) -> _Scor
         return _Scored(server_failure_values(ErrorCode.INTERNAL_ERROR, detail, utcnow()), None)
     try:
         with sessions()() as session:
-            testset: ActiveTestSet = active_testset(session)
+            assert settings.testset_dir is not None  # derived by Settings
+            testset: ActiveTestSet = active_testset(session, settings.testset_dir)
             expected_sha = session.scalar(select(Submission.zip_sha256).where(Submission.id == submission_id))
     except TestSetProblem as exc:
         log.error("submission %s: %s", submission_id, exc)

@@ -1,8 +1,9 @@
 """The periodic sweep (celery beat) that guarantees nothing stays stuck.
 
 - ``queued`` rows older than ``requeue_after_s``: the broker may have lost their message (Redis
-  restarted without its data, the site could not reach it after committing). Send again — the
-  scoring task is idempotent, so a message that was not lost just becomes a harmless no-op.
+  restarted without its data, the site could not reach it after committing). A message only wakes a
+  worker, so as many are sent again as such rows outnumber the scoring messages waiting in Redis — a
+  message that was not lost just makes a harmless extra wake-up.
 - ``running`` rows whose heartbeat is older than ``stale_after_s``: the host running them was lost
   (a machine, container or worker main process gone; a pool process lost while its main process
   lives is settled at once by that main process, worker/lost.py, and never reaches the sweeper).
@@ -27,11 +28,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement, or_, select, update
 
 from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus
+from app.observability.metrics import queue_length
+from app.observability.redis_client import redis_for
 from app.observability.structured_logs import bound
-from app.queue import SWEEP_TASK, enqueue_email, enqueue_scoring
+from app.queue import SCORING_QUEUE, SWEEP_TASK, broker_url, enqueue_email, enqueue_scoring
 from app.security.sessions import purge_expired_sessions
 from app.security.throttle import purge_old_attempts
 from app.services import upload_checks
@@ -87,10 +91,25 @@ def _resend_lost_queued(now: dt.datetime, config: WorkerSettings, report: SweepR
             .where(Submission.status == SubmissionStatus.QUEUED, Submission.created_at <= cutoff)
             .order_by(Submission.id)
         ).all()
+    # A message only wakes a worker, which claims the fair order's first row: the queue needs as many
+    # messages as rows waiting, not each row's own. During a long rush every old row would otherwise
+    # get another message each sweep, for workers to wade through once the queue is empty.
+    ids = ids[: max(0, len(ids) - _wake_ups_waiting())]
     for submission_id in ids:
         with bound(submission_id=submission_id):
             if enqueue_scoring(submission_id):
                 report.resent.append(submission_id)
+
+
+def _wake_ups_waiting() -> int:
+    """Scoring messages waiting in Redis (0 when Redis cannot say: then every old row is sent again)."""
+    client = redis_for(broker_url(get_settings()))
+    try:
+        return queue_length(client, SCORING_QUEUE)
+    except (RedisError, OSError):
+        return 0
+    finally:
+        client.close()
 
 
 def _reclaim_stale_running(now: dt.datetime, config: WorkerSettings, report: SweepReport) -> None:

@@ -35,6 +35,11 @@ def test_openapi_lists_only_the_api_and_docs_render_offline(client: TestClient, 
     assert doc["paths"] and all(path.startswith("/api/v1/") for path in doc["paths"])
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
     assert "/api/v1/cohorts/{cohort_id}/leaderboard" in doc["paths"]
+    # Schemas under names a reader would give them, and only the API's (not the site's forms).
+    schemas = set(doc["components"]["schemas"])
+    assert {"CohortOutPage", "ImportTestsetVersionForm", "PutPublicSetForm"} <= schemas
+    assert not [name for name in schemas if name.startswith(("Body_", "Page_"))]
+    assert not {"LoginForm", "ProfileSaveForm"} & schemas and "Body_login" not in str(doc)
     page = client.get("/docs")
     assert page.status_code == 200 and "POST /api/v1/cohorts" in page.text
     assert_self_contained(page.text)

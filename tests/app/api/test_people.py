@@ -26,7 +26,7 @@ def test_create_user_sends_the_sites_invitation(
     created = response.json()
     assert created["email"] == "new@example.com" and created["has_password"] is False
     mail = db.scalars(select(EmailOutbox).where(EmailOutbox.to_address == "new@example.com")).one()
-    assert "/password/set?token=" in mail.body_text and mail.subject == "[Katakana] Your account"
+    assert "/password/set?token=" in mail.body_text and mail.subject == "[Katakana recognition] Your account"
     assert delivered == [mail.id]
     token = db.scalars(select(PasswordToken).where(PasswordToken.user_id == created["id"])).one()
     assert token.purpose == TokenPurpose.INVITE
@@ -93,6 +93,36 @@ def test_bad_csv_line_changes_nothing(client: TestClient, world: World, db: Sess
     header = call(client, "POST", f"/cohorts/{world.people.cohort.id}/enrollments/import", world.admin_token,
                   json={"csv": "email,name\nx@example.com,X\n"})  # fmt: skip
     assert_error(header, 422, "api_csv_invalid")
+
+
+def test_the_csv_may_give_each_persons_reading(client: TestClient, world: World, db: Session) -> None:
+    path = f"/cohorts/{world.people.cohort.id}/enrollments/import"
+    body = {"csv": "name,email,reading,role\n山田 花子,yamada@example.com,やまだ はなこ,\n"
+            "jiro,jiro@example.com,ジロウ,trainee\n"}  # fmt: skip
+    response = call(client, "POST", path, world.admin_token, json=body)
+    assert response.status_code == 200, response.text
+    db.rollback()  # a fresh transaction sees what the app committed
+    yamada = db.scalars(select(User).where(User.email == "yamada@example.com")).one()
+    assert yamada.reading == "ヤマダ ハナコ"  # stored in katakana
+    jiro = db.scalar(select(User.reading).where(User.id == world.other_trainee.id))
+    assert jiro == "ジロウ"  # already there: the line gives the reading
+    bad = call(client, "POST", path, world.admin_token, json={"csv": "name,email,reading\n山田,y2@example.com,山田\n"})
+    error = assert_error(bad, 422, "api_csv_invalid")
+    assert [(d["line"], d["code"]) for d in error["details"]] == [(2, "reading")]  # type: ignore[index]
+    assert "かなで書いて" in str(error["message_ja"]) and "in kana" in str(error["message_en"])
+    header = call(client, "POST", path, world.admin_token, json={"csv": "name,email,furigana\nA,a@example.com,ア\n"})
+    assert_error(header, 422, "api_csv_invalid")
+
+
+def test_the_api_reads_and_writes_the_reading(client: TestClient, world: World) -> None:
+    body = {"email": "kana@example.com", "name": "仮名 太郎", "reading": "かな たろう", "send_invite": False}
+    created = call(client, "POST", "/users", world.admin_token, json=body).json()
+    assert created["reading"] == "カナ タロウ"
+    assert call(client, "GET", "/users?q=かな", world.admin_token).json()["items"][0]["id"] == created["id"]
+    changed = call(client, "PATCH", f"/users/{created['id']}", world.admin_token, json={"reading": "カナ"}).json()
+    assert changed["reading"] == "カナ"
+    wrong = call(client, "PATCH", f"/users/{created['id']}", world.admin_token, json={"reading": "kana"})
+    assert_error(wrong, 422, "api_invalid_request")
 
 
 def test_enrolments_list_and_instructor_boundaries(client: TestClient, world: World) -> None:

@@ -79,7 +79,7 @@ def test_instructor_of_the_cohort_sees_the_pairs_with_links_files_and_the_cautio
     assert f'href="/submissions/{pairs["hanako"]}"' in first and f'href="/submissions/{pairs["taro"]}"' in first
     assert 'data-kind="weights" data-trainees="2" data-counts="yes"' in first
     assert "山田 花子" in second and 'data-above="yes"' in second and f'href="/submissions/{pairs["yamada"]}"' in second
-    assert "700（独立なら期待値 350.0）" in second and "うちコホートの大半が正解する画像で 120" in second
+    assert "700（独立なら期待値 350.0）" in second and "うちコースの大半が正解する画像で 120" in second
     assert "low@example.com" not in page.text
 
     client.post("/language", data={"lang": "en", "next": "/", "csrf_token": csrf(client)})

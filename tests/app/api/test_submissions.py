@@ -49,6 +49,9 @@ def test_read_result_and_instructor_boundary(client: TestClient, world: World, d
     ids = _seed(db, world)
     body = call(client, "GET", f"/submissions/{ids['hanako_ok']}", world.instructor_token).json()
     assert body["accuracy"] == 0.91 and body["log"] == "scored" and body["rescores"] == []
+    assert body["queue_position"] is None and body["wait_s"] is None  # scored: not in the queue
+    waiting = call(client, "GET", f"/submissions/{ids['hanako_queued']}", world.instructor_token).json()
+    assert waiting["queue_position"] == 1
     foreign = call(client, "GET", f"/submissions/{ids['jiro_ok']}", world.instructor_token)
     assert_error(foreign, 404, "api_not_found")
 
@@ -71,8 +74,11 @@ def test_rescore_one_keeps_history_and_daily_count(
     assert row.status == SubmissionStatus.QUEUED and row.accuracy is None and row.log is None
     assert row.counts_toward_limit is True and row.attempts == 0
     assert quota_status(db, world.people.trainee.id, cohort, at).used == used_before
-    history = call(client, "GET", f"/submissions/{ids['hanako_ok']}", world.admin_token).json()["rescores"]
+    again = call(client, "GET", f"/submissions/{ids['hanako_ok']}", world.admin_token).json()
+    history = again["rescores"]
     assert len(history) == 1 and history[0]["previous_accuracy"] == 0.91
+    # Back in the queue, behind the upload that was already waiting (it waits from its rescoring).
+    assert again["queue_position"] == 2
     assert history[0]["previous"]["log"] == "scored" and history[0]["previous_status"] == "succeeded"
 
 

@@ -40,6 +40,11 @@ def test_reset_link_works_once_and_ends_other_sessions(
     form = {"token": token, "password": new_password, "confirm": new_password, "csrf_token": csrf(client)}
     response = client.post("/password/set", data=form, follow_redirects=False)
     assert response.status_code == 303
+    # The login form that follows has the address filled in (from a cookie for that page, never the URL).
+    assert people.trainee.email not in response.headers["location"]
+    login_page = client.get(response.headers["location"]).text
+    assert f'value="{people.trainee.email}"' in login_page and 'data-testid="password-set"' in login_page
+    assert f'value="{people.trainee.email}"' not in client.get("/login?password_set=1").text  # once only
 
     # Used: the same link is refused, and says what to do.
     again = client.post("/password/set", data=form)

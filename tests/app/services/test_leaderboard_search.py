@@ -41,10 +41,23 @@ def test_full_width_and_plain_latin_find_each_other_in_names_and_emails(db: Sess
     assert _found(db, cohort, "％") == set()  # a full-width % is a literal character too, not LIKE's wildcard
 
 
-def test_fold_is_nfkc_then_lower_case() -> None:
+def test_fold_is_nfkc_then_lower_case_then_hiragana() -> None:
     assert fold("ＡＢＣ ａｂｃ Ｔａｒｏ") == "abc abc taro"
     assert fold("ﬁle") == "file"  # a ligature splits
-    assert fold("ｶﾀｶﾅ") == "カタカナ"  # half-width katakana widen
+    assert fold("ｶﾀｶﾅ") == fold("カタカナ") == fold("かたかな") == "かたかな"  # half-width widen; either kana
+
+
+def test_the_reading_is_searched_in_either_kana(db: Session, people: People) -> None:
+    cohort = people.cohort
+    yamada = _enrol(db, cohort, "y@example.com", "山田 花子")
+    db.commit()
+    assert _found(db, cohort, "やまだ") == set()  # no reading yet: 山田 is not found by its sound
+    user = db.get(User, yamada)
+    assert user is not None
+    user.reading = "ヤマダ ハナコ"
+    db.commit()
+    assert _found(db, cohort, "やまだ") == _found(db, cohort, "ﾔﾏﾀﾞ") == _found(db, cohort, "ハナコ") == {yamada}
+    assert _found(db, cohort, "ダ ハ") == {yamada}  # within the reading, across its space
 
 
 def test_the_search_follows_a_renamed_user_and_a_changed_email(db: Session, people: People) -> None:

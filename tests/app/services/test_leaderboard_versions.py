@@ -23,7 +23,7 @@ from app.settings import Settings
 from tests.app.api.conftest import T0, add_submission
 from tests.app.conftest import People
 
-Shown = list[tuple[int, str, str, int | None, float | None, int]]
+Shown = list[tuple[int, str, str, str, int | None, float | None, int]]
 
 
 @pytest.fixture
@@ -57,17 +57,21 @@ def _ids(db: Session) -> dict[str, int]:
 def _shown(db: Session, cohort: Cohort) -> Shown:
     """The board as the service serves it (from memory while the token is unchanged)."""
     board = leaderboard(db, cohort)
-    return [(e.user_id, e.name, e.email, e.rank, e.best_accuracy, e.submissions) for e in board]
+    return [(e.user_id, e.name, e.email, e.reading, e.rank, e.best_accuracy, e.submissions) for e in board]
 
 
 def _in_database(db: Session, cohort: Cohort) -> Shown:
     """The board as the database has it now, read past the service's memory and ranked by the
-    database (the tests' databases compare names by code point, as the service does)."""
+    database (no two trainees here tie on a score, and those without one have no reading and
+    lower-case Latin names, which the service too orders by code point)."""
     q = ranked_query(cohort.id).subquery()
     order = (q.c.best.is_(None), q.c.best.desc(), q.c.best_at.is_(None), q.c.best_at, q.c.name, q.c.user_id)
     rows = db.connection().execute(select(q).order_by(*order)).all()
     ranks = {row.user_id: n for n, row in enumerate((row for row in rows if row.best is not None), start=1)}
-    return [(row.user_id, row.name, row.email, ranks.get(row.user_id), row.best, row.submissions) for row in rows]
+    return [
+        (row.user_id, row.name, row.email, row.reading, ranks.get(row.user_id), row.best, row.submissions)
+        for row in rows
+    ]
 
 
 def _token(db: Session, cohort: Cohort) -> str | None:
@@ -82,6 +86,7 @@ WRITES: dict[str, str] = {
     " VALUES (:cohort, :jiro, 1, 0.85)",  # no time it was reached: ranked after those with one
     "a trainee is renamed": "UPDATE users SET name = 'Aoki' WHERE id = :taro",
     "an e-mail changes": "UPDATE users SET email = 'new@example.com' WHERE id = :taro",
+    "a reading is given": "UPDATE users SET reading = 'アオキ' WHERE id = :jiro",
     "a trainee is deactivated": "UPDATE users SET is_active = :no WHERE id = :taro",
     "a trainee is deleted": "DELETE FROM users WHERE id = :taro",
     "a trainee is enrolled": "INSERT INTO enrollments (user_id, cohort_id, role) VALUES (:saburo, :cohort, 'trainee')",

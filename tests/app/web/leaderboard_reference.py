@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from app.folding import name_order
 from app.services.leaderboard import Entry, SortKey, Standing
 
 _SORT_VALUES: dict[SortKey, Callable[[Entry], Any]] = {
     SortKey.RANK: lambda e: e.rank,
-    SortKey.NAME: lambda e: e.name.casefold(),
+    SortKey.NAME: lambda e: name_order(e.name, e.reading),  # 五十音 by reading (tests/app/test_folding.py)
     SortKey.BEST: lambda e: e.best_accuracy,
     SortKey.LATEST: lambda e: e.latest_accuracy,
     SortKey.SUBMISSIONS: lambda e: e.submissions,

@@ -15,16 +15,28 @@ def test_axis_fits_the_data_in_even_steps() -> None:
     assert charts.nice_axis([0.0, 0.1]) == (0.0, 0.1, 0.02)
 
 
-def test_class_bars_print_every_value_and_the_pass_line() -> None:
-    values = [0.85 + i * 0.01 for i in range(15)]
+def test_class_bars_start_at_zero_print_every_value_and_keep_the_pass_line_off_the_values() -> None:
+    values = [0.779] + [0.85 + i * 0.01 for i in range(1, 15)]
     chart = charts.class_bars(values, threshold=0.9)
-    assert [b.text for b in chart.bars][:3] == ["85.0%", "86.0%", "87.0%"]
+    assert [b.text for b in chart.bars][:3] == ["77.9%", "86.0%", "87.0%"]
     assert [b.below_pass for b in chart.bars][:6] == [True] * 5 + [False]
     assert chart.pass_x is not None and chart.left < chart.pass_x < chart.left + chart.plot_w
-    assert [label for _, label in chart.ticks] == ["80%", "85%", "90%", "95%", "100%"]
-    widths = [b.width for b in chart.bars]
-    assert widths == sorted(widths) and widths[-1] > 3 * widths[0]  # differences are visible
-    assert "ア 85.0%" in chart.summary and "ソ 99.0%" in chart.summary
+    assert [label for _, label in chart.ticks] == ["0%", "20%", "40%", "60%", "80%", "100%"]
+    # A bar's length is its value: 77.9 % is about four fifths of 99 %, not a tenth of it.
+    for bar in chart.bars:
+        assert bar.value is not None
+        assert abs(bar.width - chart.plot_w * bar.value) < 1e-6
+    # Every value is printed in one column right of the plot, past the pass line.
+    columns = {chart.value_at(b) for b in chart.bars}
+    assert len(columns) == 1 and columns.pop() > chart.left + chart.plot_w >= chart.pass_x
+    assert "ア 77.9%" in chart.summary and "ソ 99.0%" in chart.summary
+
+
+def test_the_history_says_when_its_axis_does_not_start_at_zero() -> None:
+    zoomed = charts.line_chart([("#1", 0.95, False), ("#2", 0.97, True)], threshold=0.9)
+    assert zoomed is not None and zoomed.zoomed and 0 < zoomed.y_min < 0.9 <= zoomed.y_max <= 1.0
+    full = charts.line_chart([("#1", 0.05, False), ("#2", 0.6, True)])
+    assert full is not None and not full.zoomed
 
 
 def test_history_points_carry_date_and_file_and_the_labels_thin_out() -> None:

@@ -16,11 +16,11 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session
 
 from app.models import Cohort, Submission
-from scorer.classes import KATAKANA
 from tests.app.api.conftest import T0, add_submission
 from tests.app.conftest import PASSWORD, People
 from tests.app.web.test_live_server import LiveServer, live_server  # noqa: F401 - a fixture
 from tests.fixtures.browser import check_page, new_context
+from tests.fixtures.results import per_class_and_confusion
 
 pytestmark = [pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 MIN_PX = 11.0
@@ -44,14 +44,7 @@ def _scored(db: Session, people: People, cohort: Cohort) -> Submission:
     add_submission(db, people.trainee, cohort, accuracy=0.9123, at=T0)
     add_submission(db, people.other_trainee, cohort, accuracy=0.9712, at=T0 + dt.timedelta(days=1))
     row = add_submission(db, people.trainee, cohort, accuracy=0.9376, at=T0 + dt.timedelta(days=2))
-    per_class = [round(0.88 + (i % 5) * 0.025, 4) for i in range(15)]
-    row.per_class = [{"label": k, "accuracy": v} for k, v in zip(KATAKANA, per_class, strict=True)]
-    count = [1300] * 5 + [800] * 10
-    right = [round(n * p) for n, p in zip(count, per_class, strict=True)]
-    row.confusion = [
-        [right[r] if r == c else (count[r] - right[r] if c == (r + 3) % 15 else 0) for c in range(15)]
-        for r in range(15)
-    ]
+    row.per_class, row.confusion = per_class_and_confusion(0.88)
     db.commit()
     return row
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.models import Cohort, Enrollment, Role, SubmissionStatus, User
 from app.services.leaderboard import SortKey, Standing, histogram, leaderboard, overview
 from tests.app.api.conftest import T0, add_submission
-from tests.app.conftest import People, add_user, login
+from tests.app.conftest import Clock, People, add_user, login
 from tests.app.web.leaderboard_reference import arrange
 from tests.fixtures.html import assert_self_contained, without_tokens
 
@@ -107,6 +107,26 @@ def test_instructor_sees_sorts_and_filters_the_page(client: TestClient, board: P
     assert client.get(f"/cohorts/{board.cohort.id}/leaderboard?sort=nonsense").status_code == 422
 
 
+def test_names_sort_by_reading_and_link_to_the_trainees_history(client: TestClient, board: People, db: Session) -> None:
+    """By code point 山田 (U+5C71) came after 未提出 (U+672A); by reading, ヤマダ comes after ミテイシュツ
+    and before the Latin names without a reading."""
+    for user_id, reading in ((board.trainee.id, ""), (board.other_trainee.id, "")):
+        assert db.get(User, user_id) is not None and reading == ""
+    yamada = db.query(User).filter(User.email == "yamada@example.com").one()
+    never = db.query(User).filter(User.email == "never@example.com").one()
+    yamada.reading, never.reading = "ヤマダ ハナコ", "ミテイシュツ タロウ"
+    db.commit()
+    login(client, board.instructor.email)
+    page = client.get(f"/cohorts/{board.cohort.id}/leaderboard?sort=name").text
+    order = [page.index(name) for name in ("未提出 太郎", "山田 花子", "hanako", "taro")]
+    assert order == sorted(order)
+    assert 'data-testid="cell-reading">ヤマダ ハナコ</span>' in page
+    history = f'href="/cohorts/{board.cohort.id}/trainees/{yamada.id}" data-testid="cell-name">山田 花子</a>'
+    assert history in page
+    found = client.get(f"/cohorts/{board.cohort.id}/leaderboard?q=やまだ").text
+    assert "山田 花子" in found and "未提出 太郎" not in found
+
+
 def test_csv_has_bom_and_japanese_names(client: TestClient, board: People) -> None:
     login(client, board.instructor.email)
     response = client.get(f"/cohorts/{board.cohort.id}/leaderboard.csv")
@@ -118,9 +138,10 @@ def test_csv_has_bom_and_japanese_names(client: TestClient, board: People) -> No
     assert rows[0][0] == "順位" and len(rows) == 5
     assert rows[1][:2] == ["1", "taro"] and rows[3][1] == "山田 花子"
     # Values as the page shows them: percentages, and 未提出 as its own state (not 未達).
-    assert rows[1][3] == "95.00%" and rows[1][7] == "合格"
-    assert rows[2][3:5] == ["95.00%", "93.00%"] and rows[3][3] == "" and rows[3][7] == "未達"
-    assert rows[4][1] == "未提出 太郎" and rows[4][7] == "未提出"
+    assert rows[0][2] == "フリガナ" and rows[1][2] == ""
+    assert rows[1][4] == "95.00%" and rows[1][8] == "合格"
+    assert rows[2][4:6] == ["95.00%", "93.00%"] and rows[3][4] == "" and rows[3][8] == "未達"
+    assert rows[4][1] == "未提出 太郎" and rows[4][8] == "未提出"
     filtered = client.get(f"/cohorts/{board.cohort.id}/leaderboard.csv?standing=never").content.decode("utf-8-sig")
     assert len(list(csv.reader(io.StringIO(filtered)))) == 2
 
@@ -180,8 +201,12 @@ def test_trainee_sees_anonymised_board_only_when_allowed(client: TestClient, boa
 
 def test_instructors_find_the_leaderboard_in_the_navigation(client: TestClient, board: People) -> None:
     login(client, board.instructor.email)
-    assert 'data-testid="nav-leaderboard"' in client.get("/submissions").text
-    assert client.get("/cohorts").status_code == 200
+    page = client.get("/cohorts").text
+    assert 'href="/cohorts" data-testid="nav-cohorts"' in page
+    # Staff cannot submit: no upload links, and no standing of their own anywhere.
+    assert 'data-testid="nav-upload"' not in page and 'data-testid="nav-submissions"' not in page
+    assert 'data-testid="standing"' not in client.get("/upload").text
+    assert 'data-testid="standing"' not in client.get("/submissions").text
     client.cookies.clear()
     login(client, board.trainee.email)
     assert 'data-testid="nav-leaderboard"' not in client.get("/submissions").text
@@ -197,3 +222,30 @@ def test_trainees_find_their_anonymised_leaderboard_when_the_cohort_shows_it(
     link = f'href="/cohorts/{board.cohort.id}/leaderboard" data-testid="nav-leaderboard"'
     assert link in page
     assert client.get(f"/cohorts/{board.cohort.id}/leaderboard").status_code == 200
+
+
+def test_overview_shows_the_cohorts_uploads_waiting_during_a_deadline(
+    client: TestClient, board: People, db: Session, clock: Clock
+) -> None:
+    """Hanako waits with two uploads, Taro with one, another cohort's trainee with one; runs take
+    60 s. Fair order: Hanako's first, Taro's and the other's, then Hanako's second: the cohort's
+    last result is four runs away on the one worker assumed (none is seen: no Redis here)."""
+    login(client, board.instructor.email)
+    assert 'data-testid="ov-queue-empty"' in client.get(f"/cohorts/{board.cohort.id}/overview").text
+    now = clock.now
+    cohort = db.get(Cohort, board.cohort.id)
+    other_cohort = Cohort(name="dl_osaka_1", title="DL 大阪 1 期")
+    db.add(other_cohort)
+    db.flush()
+    elsewhere = add_user(db, "osaka@example.com")
+    done = add_submission(db, board.other_trainee, cohort, accuracy=0.9, at=now - 30 * H)
+    done.started_at, done.finished_at = now - 30 * H, now - 30 * H + dt.timedelta(seconds=60)
+    for user, target, minutes in ((board.trainee, cohort, 5), (board.other_trainee, cohort, 2),
+                                  (board.trainee, cohort, 1), (elsewhere, other_cohort, 3)):  # fmt: skip
+        add_submission(db, user, target, status=SubmissionStatus.QUEUED, at=now - dt.timedelta(minutes=minutes))
+    db.commit()
+    page = client.get(f"/cohorts/{board.cohort.id}/overview").text
+    assert 'data-testid="ov-queue-waiting" data-value="3"' in page
+    assert "3 件、採点中 0 件（全コースで待ち 4 件）" in page
+    assert 'data-testid="ov-queue-oldest" data-value="300.0"' in page and "5分00秒" in page
+    assert 'data-testid="ov-queue-drain" data-value="240.0"' in page and "およそ 4分00秒 後" in page

@@ -54,7 +54,7 @@ def test_instructor_pages_through_and_searches_the_board(
     assert rows.first.get_attribute("data-user-id") != first_page
     check_page(page, artefacts, "2-page-2")
 
-    page.get_by_label("名前かメールで探す").fill("many107")
+    page.get_by_label("名前・フリガナ・メールで探す").fill("many107")
     page.get_by_role("button", name="検索").click()
     page.wait_for_url("**q=many107**")
     expect(rows).to_have_count(1)

@@ -49,19 +49,25 @@ class LiveServer:
         raise AssertionError(f"{field} not in /proc/{self.pid}/status")
 
 
-@pytest.fixture
-def live_server(settings: Settings, people: People) -> Iterator[LiveServer]:
+def site_env(settings: Settings, **more: str) -> dict[str, str]:
+    """The live site's environment: the test's database and data folder, no pre-flight (the
+    scoring engine is not what these tests are about), and ``more`` (``KATAKANA_*`` settings)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    env = {
+    return {
         **os.environ,
         "KATAKANA_ENVIRONMENT": "test",
         "KATAKANA_DATABASE_URL": settings.database_url,
         "KATAKANA_DATA_DIR": str(settings.data_dir),
         "KATAKANA_SECRET_KEY": settings.secret_key.get_secret_value(),
         "KATAKANA_UPLOAD_MAX_BYTES": str(settings.upload_max_bytes),
-        "KATAKANA_PREFLIGHT": "false",  # the scoring engine is not what these tests are about
+        "KATAKANA_PREFLIGHT": "false",
+        **more,
     }
-    site = start_uvicorn(env, settings.data_dir / "uvicorn.log")
+
+
+@pytest.fixture
+def live_server(settings: Settings, people: People) -> Iterator[LiveServer]:
+    site = start_uvicorn(site_env(settings), settings.data_dir / "uvicorn.log")
     try:
         yield LiveServer(site.url, site.process.pid, settings)
     finally:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.main import create_app
 from app.models import Submission, SubmissionStatus, User
+from app.services.scoring_queue import QueueWatch
 from app.settings import Settings
 from app.web.long_poll import HeldPolls
 from tests.app.api.conftest import add_submission
@@ -188,3 +189,46 @@ def test_a_check_page_poll_takes_no_write_lock_while_the_check_runs(
             hold.set()  # the verdict: the page is answered with it
             poller.join(60)
         assert done and done[0]["state"] == "accepted" and done[0]["final"] is True
+
+
+def test_pages_woken_by_the_queue_take_their_place_from_the_watchers_reading(
+    settings: Settings, clock: Clock, people: People, db: Session
+) -> None:
+    """The fair order a waiting page shows is computed once per change of the queue, by the watcher
+    that noticed the change, and the pages it wakes read nothing of the queue themselves."""
+    people.cohort.daily_limit = 20
+    first, *rest = [_queued(db, people) for _ in range(4)]
+    app = create_app(settings, clock=clock, enqueue=lambda _id: None)
+    # The watcher's reading is trusted for a minute here, so that a slow machine cannot turn a
+    # page's look into a reading of its own (the default is a second).
+    queue = QueueWatch(lambda: 1, seen_max_age_s=60.0)
+    app.state.scoring_queue = queue
+    with TestClient(app, base_url="http://testserver") as client:
+        login(client, people.trainee.email)
+        watcher = app.state.submission_watcher
+        urls = [f"/submissions/{sid}/status" for sid in rest]
+        known = {url: f"queued:{place}" for place, url in enumerate(urls, start=2)}
+        answers: list[httpx.Response] = []
+        threads = [
+            threading.Thread(target=lambda u=url: answers.append(client.get(u, params={"known": known[u], "wait": 25})))
+            for url in urls
+        ]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: _held(client, people.trainee) == 3, "the three pages to be held")
+        reads = watcher.reads
+        wait_for(lambda: watcher.reads >= reads + 3, "the watcher to have read the queue")
+        with _statements(app) as seen:
+            reads, orders = watcher.reads, queue.orders
+            row = db.get(Submission, first)
+            assert row is not None
+            row.status, row.started_at = SubmissionStatus.RUNNING, clock()  # a worker claims the first
+            db.commit()
+            for thread in threads:
+                thread.join(60)
+            ticks = watcher.reads - reads
+    assert sorted(a.json()["fingerprint"] for a in answers) == ["queued:1", "queued:2", "queued:3"]
+    assert all(a.json()["runs_ahead"] == a.json()["queue_position"] for a in answers)  # one running ahead
+    made_up = [s for s in seen if s.startswith("SELECT SUBMISSIONS.STATUS, COUNT(")]
+    assert len(made_up) <= ticks + 1, (ticks, made_up)  # the watcher's reading alone, none per page
+    assert queue.orders == orders + 1  # the new order computed once, not once per page woken

@@ -80,12 +80,29 @@ def test_failed_submission_shows_the_message_in_the_users_language_and_the_log_t
     page = client.get(f"/submissions/{sid}").text
     assert "predict の実行中にエラーが起きました（ZeroDivisionError: division by zero）" in page
     assert "line 99" in page and "line 5\n" not in page
+    # The trainee's fault spends the upload, and the page says so (the email does too).
+    assert 'data-testid="slot-spent"' in page and 'data-testid="slot-returned"' not in page
+    assert "提出回数に数えています" in page
     user = db.get(User, people.trainee.id)
     assert user is not None
     user.language = Language.EN
     db.commit()
     page = client.get(f"/submissions/{sid}").text
     assert "An error occurred inside predict (ZeroDivisionError: division by zero)" in page
+
+
+def test_a_code_example_in_a_message_is_a_monospace_block(client: TestClient, people: People, db: Session) -> None:
+    sid = _submit(client, people)
+    row = db.get(Submission, sid)
+    assert row is not None
+    row.status, row.error_code, row.error_blame = SubmissionStatus.FAILED, "legacy_func_predict", "submission"
+    row.result = {"error": {"params": {"file": "submit_katakana.py"}}}
+    db.commit()
+    page = client.get(f"/submissions/{sid}").text
+    prose = page.split('data-testid="result-error-message">', 1)[1].split("</p>", 1)[0]
+    assert "func_predict" in prose and prose.rstrip().endswith("例:") and "return y.argmax" not in prose
+    code = page.split('data-testid="result-error-code"><code>', 1)[1].split("</code>", 1)[0]
+    assert code.startswith("def predict(test_data):\n    x = test_data / 255")
 
 
 def test_server_fault_says_the_slot_was_given_back(client: TestClient, people: People, db: Session) -> None:
@@ -100,8 +117,28 @@ def test_server_fault_says_the_slot_was_given_back(client: TestClient, people: P
     )
     db.commit()
     page = client.get(f"/submissions/{sid}").text
-    assert 'data-testid="slot-returned"' in page
+    assert 'data-testid="slot-returned"' in page and 'data-testid="slot-spent"' not in page
     assert "今日の残り提出回数: 3 / 3 回" in client.get("/upload").text
+
+
+def test_staff_see_whose_submission_it_is_and_the_way_back(client: TestClient, people: People, db: Session) -> None:
+    sid = _submit(client, people)
+    row = db.get(Submission, sid)
+    assert row is not None
+    row.status, row.error_code, row.error_blame = SubmissionStatus.FAILED, "predict_exception", "submission"
+    db.commit()
+    trainee_view = client.get(f"/submissions/{sid}").text
+    assert 'data-testid="result-owner"' not in trainee_view and 'data-testid="error-shown-to"' not in trainee_view
+    client.cookies.clear()
+    login(client, people.instructor.email)
+    page = client.get(f"/submissions/{sid}").text
+    name = people.trainee.name
+    assert f'data-testid="owner-name">{name}</strong>' in page and f"— {name} ·" in page  # page and tab title
+    cohort = people.cohort.id
+    assert f'href="/cohorts/{cohort}/trainees/{people.trainee.id}" data-testid="owner-history"' in page
+    assert f'href="/cohorts/{cohort}/leaderboard" data-testid="owner-leaderboard"' in page
+    # The message written to the trainee is introduced as theirs, not addressed to the instructor.
+    assert f"{name} さんには次のメッセージが表示されています" in page
 
 
 def test_a_rescored_submission_keeps_its_earlier_result_on_the_page(
@@ -224,3 +261,42 @@ def test_estimate_is_the_median_of_recent_runs(client: TestClient, people: Peopl
     status = client.get(f"/submissions/{waiting}/status").json()
     assert status["estimate_s"] == 30  # the median: one runaway run does not drag it
     assert "30秒" in client.get(f"/submissions/{waiting}").text
+
+
+def test_the_wait_follows_the_fair_order_and_is_never_zero_seconds(
+    client: TestClient, people: People, db: Session
+) -> None:
+    """Hanako uploads twice, Taro once: Taro's first upload is scored before Hanako's second, and
+    the wait is the runs ahead × a run (a recent one took 0.3 s: "1 s", never "0 s")."""
+    import datetime as dt
+
+    first, second = _submit(client, people), _submit(client, people)
+    client.cookies.clear()
+    login(client, people.other_trainee.email)
+    answer = upload(client, make_zip(body=b"# taro\n")).json()
+    taro = int(answer["id"])
+    # The upload's answer already says where it stands: before Hanako's second upload.
+    assert (answer["status"], answer["queue_position"], answer["runs_ahead"]) == ("queued", 2, 1)
+    assert answer["wait_s"] is None  # no run has finished yet: nothing to measure a run by
+    quick = Submission(
+        user_id=people.other_trainee.id, cohort_id=people.cohort.id, status=SubmissionStatus.FAILED,
+        created_at=dt.datetime(2026, 11, 20, tzinfo=dt.UTC), quota_day=dt.date(2026, 11, 20),
+        original_filename="quick.zip", zip_sha256="0" * 64, zip_size=1, storage_key="k",
+        started_at=dt.datetime(2026, 11, 20, 1, tzinfo=dt.UTC),
+        finished_at=dt.datetime(2026, 11, 20, 1, 0, 0, 300_000, tzinfo=dt.UTC),
+    )  # fmt: skip
+    db.add(quick)
+    db.commit()
+    assert client.get(f"/submissions/{taro}/status").json()["queue_position"] == 2
+    client.cookies.clear()
+    login(client, people.trainee.email)
+    assert client.get(f"/submissions/{first}/status").json()["queue_position"] == 1
+    status = client.get(f"/submissions/{second}/status").json()
+    # No worker can be asked here (no Redis): one is assumed for the wait, and not claimed as seen.
+    assert {k: status[k] for k in ("queue_position", "runs_ahead", "estimate_s", "wait_s", "scoring_workers")} == {
+        "queue_position": 3, "runs_ahead": 2, "estimate_s": 1.0, "wait_s": 3.0, "scoring_workers": None,
+    }  # fmt: skip
+    page = client.get(f"/submissions/{second}").text
+    assert "採点待ちです（3 番目）" in page
+    assert "結果はおよそ 3秒 後の見込みです（前に 2 件 × 1 件およそ 1秒 ÷ 採点ワーカー 1）" in page
+    assert "0秒" not in page.replace("経過 0秒", "")  # only the elapsed time may start at 0

@@ -89,7 +89,7 @@ def test_cohort_list_shows_the_figures(client: TestClient, people: People, cohor
     assert '<td class="num" data-testid="cohort-submitted">2</td>' in row
     assert '<td class="num" data-testid="cohort-passed">1</td>' in row
     assert "96.00% / 96.00%" in row  # best / median of the trainees' best scores
-    assert "2026-12-24 23:59" in row and "Asia/Tokyo" in row  # the deadline, in the cohort's time zone
+    assert "2026-12-24 23:59 JST" in row  # the deadline, on the cohort's clock with its zone as pages write it
 
 
 def test_never_submitted_is_a_neutral_state_of_its_own(client: TestClient, people: People, cohort: Cohort) -> None:
@@ -110,9 +110,16 @@ def test_log_download_of_a_quiet_success_states_the_facts(
     quiet.result = {"status": "succeeded", "testset": {"id": 1, "version": "2026-11", "sha256": "x"}}
     db.commit()
     login(client, people.trainee.email)
-    text = client.get(f"/submissions/{quiet.id}/log").text
-    assert text.strip() and "96.15% (13942 / 14500)" in text and "2026-11" in text and "4.20 s" in text
-    assert "何も出力しませんでした" in text and "(Asia/Tokyo)" in text
+    response = client.get(f"/submissions/{quiet.id}/log")
+    text = response.text
+    # Durations in the page's words (秒, not "s"), times with the zone as pages write it (JST).
+    assert text.strip() and "96.15% (13942 / 14500)" in text and "2026-11" in text and "4.2 秒" in text
+    assert "何も出力しませんでした" in text and " JST" in text and "(Asia/Tokyo)" not in text
+    # Whose log it is, in the file and in its name.
+    trainee = f"{people.trainee.name} <{people.trainee.email}>"
+    assert f"受講生: {trainee}" in text
+    disposition = response.headers["content-disposition"]
+    assert f"filename*=UTF-8''submission-{quiet.id}-{people.trainee.name}.log" in disposition
     loud = add_submission(db, people.trainee, cohort, accuracy=0.5, at=T0 + 4 * H, log="epoch 1 done\n")
     db.commit()
     assert "epoch 1 done" in client.get(f"/submissions/{loud.id}/log").text
@@ -140,10 +147,13 @@ def test_bulk_zip_holds_each_trainees_best_or_latest(
     assert member.startswith(f"hanako_{people.trainee.id}/{best}_")
     assert archive.read(member) == f"zip of submission {best}".encode()
     index = list(csv.reader(io.StringIO(archive.read("index.csv").decode("utf-8-sig"))))
-    assert index[0][:5] == ["user_id", "name", "email", "submission_id", "accuracy"]
+    assert index[0][:6] == ["user_id", "name", "reading", "email", "submission_id", "accuracy"]
     by_name = {row[1]: row for row in index[1:]}
-    assert by_name["hanako"][4] == "96.00%" and by_name["hanako"][6] == member
-    assert by_name["未提出 花子"][3] == "" and by_name["taro"][3] == ""
+    assert by_name["hanako"][5] == "96.00%" and by_name["hanako"][7] == member
+    assert by_name["未提出 花子"][4] == "" and by_name["taro"][4] == ""
+    # The member is dated on the cohort's clock, as index.csv writes the time (a zip has no zone).
+    stored = archive.getinfo(member).date_time
+    assert f"{stored[0]:04d}-{stored[1]:02d}-{stored[2]:02d} {stored[3]:02d}:{stored[4]:02d}" == by_name["hanako"][6]
     archive = _zip(client, cohort.id, "latest")
     assert archive.read(archive.namelist()[1]) == f"zip of submission {latest}".encode()
     assert first not in (best, latest)
@@ -211,5 +221,5 @@ def test_the_index_keeps_a_formula_name_as_text(
     index = list(csv.reader(io.StringIO(_zip(client, cohort.id).read("index.csv").decode("utf-8-sig"))))
     [row] = [row for row in index if row[0] == str(user.id)]
     assert row[1] == "'" + user.name  # a spreadsheet shows it as text
-    assert row[6].startswith("'=HYPERLINK") and row[6].endswith(".zip")  # the file's folder starts with the name
+    assert row[7].startswith("'=HYPERLINK") and row[7].endswith(".zip")  # the file's folder starts with the name
     assert all(not cell.startswith(("=", "+", "-", "@")) for line in index for cell in line)

@@ -22,6 +22,7 @@ import pytest
 from scorer.runtime import Runtime, find_runtime
 from scorer.sandbox import (
     Bind,
+    DataFile,
     Isolation,
     Limits,
     SandboxConfig,
@@ -59,7 +60,8 @@ def config() -> SandboxConfig:
 
 @pytest.fixture(params=["cold", "warm"])
 def run_py(request: pytest.FixtureRequest, runtime: Runtime, config: SandboxConfig) -> RunPy:
-    """Run Python source in the sandbox with the runtime: run_py(code, binds=[...], **limit_overrides).
+    """Run Python source in the sandbox with the runtime: run_py(code, binds=[...], files=[...],
+    **limit_overrides).
 
     Each test runs twice: started and supervised at once (cold), and started first then handed
     over (warm, the pre-warmed path of scorer/warm.py): the sandbox must hold the same either way.
@@ -67,11 +69,17 @@ def run_py(request: pytest.FixtureRequest, runtime: Runtime, config: SandboxConf
     warm = request.param == "warm"
 
     def run(
-        code: str, *, binds: Sequence[Bind] = (), env: dict[str, str] | None = None, **limits: Any
+        code: str,
+        *,
+        binds: Sequence[Bind] = (),
+        files: Sequence[DataFile] = (),
+        env: dict[str, str] | None = None,
+        **limits: Any,
     ) -> SandboxOutcome:
         sandbox_request = SandboxRequest(
             argv=[str(runtime.python), "-I", "-c", code],
             binds=[*runtime.binds(), *binds],
+            files=list(files),
             env=SANDBOX_ENV if env is None else env,
             limits=_limits(**limits),
             idle_seconds=30.0 if warm else 0.0,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from scorer.sandbox import Bind, Limits, SandboxRequest
+import dataclasses
+
+from scorer.sandbox import Bind, DataFile, Limits, SandboxRequest
 from scorer.sandbox.bwrap import BwrapFds, bwrap_argv, sandbox_env
 from scorer.sandbox.types import MiB
 
@@ -24,6 +26,21 @@ def test_every_writable_dir_is_a_sized_tmpfs() -> None:
     for directory in ("/tmp", "/work", "/dev/shm"):
         assert _follows(argv, "--size", size, "--tmpfs", directory)
     assert argv.count("--tmpfs") == 3
+
+
+def test_dev_is_made_by_hand_in_the_read_only_root() -> None:
+    argv = _argv(SandboxRequest(argv=["/x"]))
+    assert "--dev" not in argv  # bwrap's /dev is an unsized, writable tmpfs
+    for name in ("null", "full", "random", "urandom"):
+        assert _follows(argv, "--dev-bind", f"/dev/{name}", f"/dev/{name}")
+    assert "/dev/zero" not in argv
+    assert argv.index("--remount-ro") > max(i for i, arg in enumerate(argv) if arg.startswith("/dev/"))
+
+
+def test_data_files_are_copied_in_not_bound() -> None:
+    request = SandboxRequest(argv=["/x"], files=[DataFile("/harness/runner.py", b"code")])
+    argv = bwrap_argv("/usr/bin/bwrap", request, dataclasses.replace(FDS, files=(15,)), timeout_path="/t")
+    assert _follows(argv, "--ro-bind-data", "15", "/harness/runner.py")
 
 
 def test_pid_1_is_timeout_with_a_backstop_after_the_wall_limit() -> None:

@@ -7,7 +7,9 @@ writable cgroup) and with the polling supervisor forced by configuration, the fa
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,6 +109,79 @@ def test_writing_past_the_limit_into_tmpfs_ends_as_memory_limit(any_config: Sand
     outcome = run_in(any_config, runtime, TMPFS_CODE, memory_bytes=256 * MiB, writable_bytes=256 * MiB)
     assert outcome.termination is Termination.MEMORY_LIMIT, outcome.log
     assert "WROTE" not in outcome.log
+
+
+# 40 MiB into each of /tmp, /work and /dev/shm: every file and every mount is within the 64 MiB of
+# writes, all three together are not.
+SPREAD_CODE = """
+import time
+block = b'x' * (1 << 20)
+for folder in ('/tmp', '/work', '/dev/shm'):
+    with open(folder + '/part', 'wb') as f:
+        for _ in range(40):
+            f.write(block)
+print('WROTE 120 MiB', flush=True)
+time.sleep(60)
+"""
+
+
+def test_writes_are_limited_in_total_not_per_mount(any_config: SandboxConfig, runtime: Runtime) -> None:
+    outcome = run_in(any_config, runtime, SPREAD_CODE, memory_bytes=1024 * MiB, writable_bytes=64 * MiB)
+    assert outcome.termination is Termination.DISK_LIMIT, outcome.log
+
+
+# Empty files hold no bytes, but each costs the kernel an inode and a dentry (cgroup modes charge
+# them to the group): 300,000 of them are far more than 128 MiB.
+INODES_CODE = """
+import os
+for n in range(300_000):
+    os.close(os.open(f'/tmp/{n:06d}' + 'x' * 100, os.O_CREAT | os.O_WRONLY, 0o600))
+print('MADE ALL')
+"""
+
+
+def test_many_empty_files_end_as_memory_limit(any_config: SandboxConfig, runtime: Runtime) -> None:
+    outcome = run_in(any_config, runtime, INODES_CODE, memory_bytes=128 * MiB, wall_seconds=120)
+    assert outcome.termination is Termination.MEMORY_LIMIT, outcome.log
+    assert "MADE ALL" not in outcome.log
+
+
+# Docker's default capabilities for a root worker: no CAP_SYS_PTRACE, so no ptrace rights over a run's
+# processes, which reading their mounts through /proc/PID/root requires.
+DOCKER_CAPABILITIES = (
+    "chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,net_raw,sys_chroot,mknod,"
+    "audit_write,setfcap"
+)
+
+
+def test_the_supervisor_sees_the_run_as_a_root_worker_without_ptrace(config: SandboxConfig) -> None:
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to drop CAP_SYS_PTRACE as Docker does")
+    bounding = "-all," + ",".join(f"+{cap}" for cap in DOCKER_CAPABILITIES.split(","))
+    worker = (
+        "import json\n"
+        "from scorer.runtime import find_runtime\n"
+        "from scorer.sandbox import SandboxConfig\n"
+        "from scorer.sandbox.types import MiB\n"
+        "from tests.scorer.sandbox.test_cgroup import TMPFS_CODE, run_in\n"
+        "effective = int(open('/proc/self/status').read().split('CapEff:')[1].split()[0], 16)\n"
+        "assert not effective & (1 << 19), 'CAP_SYS_PTRACE must be gone'\n"
+        "config = SandboxConfig(mode='bwrap', allow_unsandboxed=False, cgroup_mode='supervisor')\n"
+        "outcome = run_in(config, find_runtime(), TMPFS_CODE, memory_bytes=256 * MiB, writable_bytes=256 * MiB)\n"
+        "print(json.dumps([outcome.termination.value, outcome.log]))\n"
+    )
+    done = subprocess.run(
+        [setpriv, "--bounding-set", bounding, "--", sys.executable, "-c", worker],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        cwd=Path(__file__).parents[3],
+    )
+    assert done.returncode == 0, done.stderr
+    termination, log = json.loads(done.stdout.strip().splitlines()[-1])
+    assert termination == Termination.MEMORY_LIMIT.value, log
 
 
 def test_tmpfs_pages_are_charged_to_the_writers_group(cgroup_config: SandboxConfig, runtime: Runtime) -> None:

@@ -11,6 +11,7 @@ import pytest
 from scorer.runtime import Runtime
 from scorer.sandbox import (
     Bind,
+    DataFile,
     Isolation,
     SandboxConfig,
     SandboxRequest,
@@ -57,6 +58,17 @@ def test_trivial_command_runs_with_mapped_paths(
     assert "SECRET False" in outcome.log
     assert "UNSANDBOXED" in caplog.text
     assert not (shared_dir / "out.txt").exists()
+
+
+def test_data_files_become_host_copies(runtime: Runtime) -> None:
+    request = SandboxRequest(
+        argv=[str(runtime.python), "-I", "/tools/show.py"],
+        files=[DataFile("/tools/show.py", b"print('FROM DATA FILE')\n")],
+        limits=TEST_LIMITS,
+    )
+    outcome = run_sandboxed(request, UNSANDBOXED)
+    assert outcome.termination is Termination.EXITED, outcome.log
+    assert "FROM DATA FILE" in outcome.log
 
 
 def test_timeout_kills_the_whole_process_group(runtime: Runtime, marker: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scorer.sandbox import Termination
+from scorer.sandbox import DataFile, Termination
 from scorer.sandbox.types import MiB
 from tests.scorer.conftest import LoopbackServer
 
@@ -61,6 +61,42 @@ def test_the_root_and_usr_are_read_only(run_py: RunPy) -> None:
     assert outcome.termination is Termination.EXITED, outcome.log
     assert "WROTE" not in outcome.log
     assert outcome.log.count("DENIED") == 4
+
+
+def test_a_data_file_is_read_only_and_names_no_host_path(run_py: RunPy) -> None:
+    # A bind would show its host source in mountinfo; a data file is bwrap's own copy.
+    code = (
+        "print(open('/harness/tool.py').read())\n"
+        "try:\n"
+        "    open('/harness/tool.py', 'w')\n"
+        "except OSError as e:\n"
+        "    print('READ-ONLY', e.errno)\n"
+        "print([line.split()[3] for line in open('/proc/self/mountinfo') if ' /harness/tool.py ' in line])\n"
+    )
+    outcome = run_py(code, files=[DataFile("/harness/tool.py", b"DATA FILE CONTENT")])
+    assert outcome.termination is Termination.EXITED, outcome.log
+    assert "DATA FILE CONTENT" in outcome.log
+    assert "READ-ONLY 30" in outcome.log
+    assert "['/bindfile" in outcome.log
+
+
+def test_dev_holds_only_harmless_devices_and_is_read_only(run_py: RunPy) -> None:
+    # bwrap's own /dev was an unsized tmpfs anyone could fill (RAM no limit counted), with /dev/zero,
+    # whose shared mappings are memory a poller cannot see.
+    code = (
+        "import os\n"
+        "print('DEV', sorted(os.listdir('/dev')))\n"
+        "try:\n"
+        "    open('/dev/filler', 'wb').write(b'x'); print('WROTE /dev')\n"
+        "except OSError as e:\n"
+        "    print('READ-ONLY', e.errno)\n"
+        "open('/dev/null', 'wb').write(b'discarded'); print('NULL', len(open('/dev/urandom', 'rb').read(8)))\n"
+    )
+    outcome = run_py(code)
+    assert outcome.termination is Termination.EXITED, outcome.log
+    assert "DEV ['fd', 'full', 'null', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'urandom']" in outcome.log
+    assert "READ-ONLY 30" in outcome.log  # EROFS
+    assert "NULL 8" in outcome.log
 
 
 def test_host_loopback_service_is_unreachable(run_py: RunPy, loopback_server: LoopbackServer) -> None:

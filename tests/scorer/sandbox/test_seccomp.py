@@ -85,3 +85,34 @@ def test_the_x32_syscall_abi_cannot_bypass_the_filter(run_py: RunPy) -> None:
     assert "SURVIVED" not in outcome.log
     assert outcome.termination is Termination.SIGNALLED
     assert outcome.signal == 31  # SIGSYS
+
+
+def test_memory_outside_processes_and_mounts_is_refused(run_py: RunPy) -> None:
+    # A memfd, System V IPC and shared anonymous memory can outlive every process that maps them
+    # (a memfd in flight in a unix socket, a detached segment, a mapping shrunk to one page):
+    # without a control group nothing would count them, so no mode allows them.
+    code = LIBC + (
+        "import mmap\n"
+        "try:\n"
+        "    os.memfd_create('x'); print('MEMFD MADE')\n"
+        "except OSError as e:\n"
+        "    print('MEMFD', e.errno)\n"
+        "for flags in (mmap.MAP_SHARED, 0x03):\n"  # MAP_SHARED_VALIDATE too
+        "    rc = libc.mmap(None, 4096, 3, flags | 0x20, -1, 0)\n"
+        "    print('SHARED ANON', ctypes.c_void_p(rc).value == ctypes.c_void_p(-1).value, ctypes.get_errno())\n"
+        "print('SHMGET', libc.shmget(0, 4096, 0o1600), ctypes.get_errno())\n"
+        "print('MSGGET', libc.msgget(0, 0o1600), ctypes.get_errno())\n"
+        "print('SEMGET', libc.semget(0, 1, 0o1600), ctypes.get_errno())\n"
+        "private = mmap.mmap(-1, 1 << 20, flags=mmap.MAP_PRIVATE); private[:3] = b'abc'\n"
+        "with open('/dev/shm/shared', 'w+b') as f:\n"
+        "    f.write(bytes(4096)); f.flush()\n"
+        "    view = mmap.mmap(f.fileno(), 4096); view[:2] = b'ok'; print('FILE MAP', view[:2].decode())\n"
+    )
+    outcome = run_py(code)
+    assert outcome.termination is Termination.EXITED, outcome.log
+    lines = outcome.log.split("\n")
+    assert "MEMFD 1" in lines
+    assert lines.count("SHARED ANON True 1") == 2
+    for call in ("SHMGET", "MSGGET", "SEMGET"):
+        assert f"{call} -1 1" in lines
+    assert "FILE MAP ok" in lines  # private memory and shared files (counted by their mount) work

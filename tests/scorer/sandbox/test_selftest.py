@@ -16,7 +16,7 @@ def test_selftest_passes_on_this_host(config: SandboxConfig, runtime: Runtime) -
     assert report.ok, format_report(report)
     names = {probe.name for probe in report.probes}
     assert {"network", "environment", "host files", "ptrace", "daemon", "fork bomb", "numpy"} <= names
-    assert {"accounting", "memory as a whole"} <= names
+    assert {"accounting", "memory as a whole", "memory in files"} <= names
     accounting = next(probe for probe in report.probes if probe.name == "accounting")
     assert accounting.detail.split(":")[0] in ("cgroup-v2", "cgroup-v1", "supervisor")
 

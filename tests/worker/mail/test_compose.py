@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from app.i18n.glossary import replaced_words
 from scorer.classes import KATAKANA
 from worker.mail.compose import ClassLine, ResultFacts, compose_result, log_tail
 
@@ -35,16 +36,16 @@ def facts(**overrides: object) -> ResultFacts:
 
 def test_english_success_has_every_field() -> None:
     mail = compose_result(facts())
-    assert mail.subject == "[Result] DL Tokyo 2: v3.zip scored 95.12%"
+    assert mail.subject == "[Katakana recognition] Result for DL Tokyo 2: v3.zip scored 95.12%"
     text = mail.text
     assert "Cohort: DL Tokyo 2" in text
     assert "File: v3.zip" in text
-    assert "Submitted: 2026-11-25 00:30 (Asia/Tokyo)" in text  # the cohort's local time
+    assert "Submitted: 2026-11-25 00:30 JST" in text  # the cohort's local time, its zone as pages write it
     assert "Test accuracy: 95.12%  (13792 of 14500 images correct)" in text
     assert "Test loss: 0.1823" in text
     assert "ア  80.00%  (80/100)" in text and "ソ  94.00%  (94/100)" in text
     assert "Passed (threshold: accuracy of at least 95.00%)." in text
-    assert "Uploads left today: 1 of 3 (resets at 00:00 Asia/Tokyo)" in text
+    assert "Uploads left today: 1 of 3 (resets at 00:00 JST)" in text
     assert "Result page: https://scorer.example/submissions/42" in text
     assert '<a href="https://scorer.example/submissions/42">' in mail.html
 
@@ -63,13 +64,14 @@ def test_japanese_failure_shows_the_message_and_the_log_tail_not_the_score() -> 
             slot_returned=False,
         )
     )
-    assert mail.subject == "【採点結果】DL Tokyo 2: v3.zip は採点できませんでした"
+    assert mail.subject == "【カタカナ識別】採点結果 DL Tokyo 2: v3.zip は採点できませんでした"
     text = mail.text
     assert text.startswith("山田 花子 さん")
     assert "理由:\npredict の実行中にエラーが起きました" in text
     assert "ValueError: boom" in text and "line 99" in text and "line 10\n" not in text  # the tail only
     assert "Test accuracy" not in text and "合格" not in text
-    assert "今日の残りアップロード回数: 1 / 3" in text
+    assert "今日の残り提出回数: 1 / 3 回（0:00 JST にリセット）" in text
+    assert "コース: DL Tokyo 2" in text
 
 
 def test_optional_parts_are_left_out_when_unknown() -> None:
@@ -77,6 +79,21 @@ def test_optional_parts_are_left_out_when_unknown() -> None:
     assert "Test loss" not in mail.text
     assert "Passed" not in mail.text and "Not passed" not in mail.text
     assert "Not passed" in compose_result(facts(accuracy=0.5)).text
+
+
+def test_html_fits_a_phone() -> None:
+    """A viewport meta, or phones render the mail 980 px wide and shrink it."""
+    html = compose_result(facts(succeeded=False, log="x" * 500)).html
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert "overflow-wrap: anywhere" in html
+
+
+def test_the_words_are_the_glossarys() -> None:
+    for language in ("ja", "en"):
+        for succeeded in (True, False):
+            mail = compose_result(facts(language=language, succeeded=succeeded, slot_returned=not succeeded))
+            for text in (mail.subject, mail.text, mail.html):
+                assert replaced_words(text, language) == [], (language, text)
 
 
 def test_html_escapes_what_the_trainee_controls() -> None:
