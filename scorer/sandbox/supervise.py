@@ -39,6 +39,7 @@ from scorer.sandbox.cgroup import POLL_SECONDS
 from scorer.sandbox.spawn import Spawned
 from scorer.sandbox.stop import ESCALATE_SECONDS
 from scorer.sandbox.types import Isolation, Limits, SandboxOutcome, Termination
+from scorer.sandbox.usage import tree_cpu_seconds
 
 _READ_CHUNK = 64 * 1024
 _DRAIN_SECONDS = 10.0  # safety net: how long pipes may stay open after the spawned process ended
@@ -70,7 +71,7 @@ class Supervised:
     """What the loop saw: why we killed the run (if we did), the wait status and the streams.
 
     ``completed``: the run ended on a complete result; it was killed and is not reaped yet, so
-    there is no wait status nor rusage."""
+    there is no wait status nor rusage: ``completed_cpu_s`` is its CPU time read just before."""
 
     kill_reason: Termination | None
     wait_status: int
@@ -80,6 +81,7 @@ class Supervised:
     result: bytes
     status_docs: list[dict[str, object]]
     completed: bool = False
+    completed_cpu_s: float = 0.0
 
 
 class _Stopper(Protocol):
@@ -138,6 +140,7 @@ class _Supervisor:
         self.complete = complete
         self.result_checked = 0  # how much of the result channel ``complete`` has seen
         self.completed = False
+        self.completed_cpu_s = 0.0
         self.next_watch = spawned.started if watch is not None else math.inf
         self.limits = limits
         self.stopper = stopper
@@ -190,6 +193,7 @@ class _Supervisor:
             result=bytes(self.result),
             status_docs=self.status_docs,
             completed=self.completed,
+            completed_cpu_s=self.completed_cpu_s,
         )
 
     def _complete_now(self) -> bool:
@@ -219,6 +223,7 @@ class _Supervisor:
         if self.kill_reason is not None:
             return False
         self.completed = True
+        self.completed_cpu_s = tree_cpu_seconds(self.spawned.pid)
         self.ended_at = time.monotonic()
         self.stopper.escalate()
         return True
@@ -325,7 +330,7 @@ def to_outcome(
         log_total_bytes=keeper.total,
         result=sup.result,
         duration_s=sup.duration_s,
-        cpu_s=_cpu_seconds(sup.rusage),
+        cpu_s=sup.completed_cpu_s if sup.completed else _cpu_seconds(sup.rusage),
         peak_memory_bytes=sup.rusage.ru_maxrss * 1024 if sup.rusage is not None else 0,
         setup_error=setup_error,
     )

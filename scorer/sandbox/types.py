@@ -141,7 +141,7 @@ class SandboxOutcome:
     log_total_bytes: int
     result: bytes  # everything the command wrote to its result channel (fd 3)
     duration_s: float
-    cpu_s: float  # from wait4; 0 when the run was COMPLETED (its processes were not waited for)
+    cpu_s: float  # from wait4; read from /proc just before the kill when the run was COMPLETED
     # The run's cgroup peak (processes, tmpfs, page cache) when there is one, read as it ended; else
     # from wait4 on bwrap: an upper bound, since Linux carries the memory high-water mark of the
     # process that forked bwrap (the worker) into it (0 when COMPLETED). A command that can,

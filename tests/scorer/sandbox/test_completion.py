@@ -89,3 +89,31 @@ def test_a_limit_reached_before_the_result_still_ends_the_run_as_that(
     flood = "import os, sys\nsys.stdout.write('x' * (16 * 1024 * 1024))\nsys.stdout.flush()\nos.write(3, b'done\\n')\n"
     outcome = run_sandboxed(_request(runtime, flood, marker), config)
     assert outcome.termination is Termination.OUTPUT_LIMIT, outcome
+
+
+# Burns CPU in a child it waits for and in itself, then writes its result and lingers.
+BURNS = """\
+import os, subprocess, sys, time
+CODE = sys.orig_argv[3]  # this very program: python -I -c CODE marker
+def burn(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+if len(sys.argv) > 2:
+    burn(0.5)  # the child
+    sys.exit()
+subprocess.run([sys.executable, "-I", "-c", CODE, sys.argv[1], "child"])
+burn(0.5)
+os.write(3, b"result:done\\n")
+time.sleep(600)
+"""
+
+
+def test_a_completed_run_reports_the_cpu_its_processes_used(
+    runtime: Runtime, config: SandboxConfig, marker: str
+) -> None:
+    """Killed rather than waited for, the run has no rusage: its CPU is read before the kill, the
+    reaped child's included (capacity figures are measured from it)."""
+    outcome = run_sandboxed(_request(runtime, BURNS, marker), config)
+    assert outcome.termination is Termination.COMPLETED, outcome
+    assert outcome.cpu_s >= 0.9, outcome.cpu_s
