@@ -34,11 +34,11 @@ from app.models import utcnow
 from app.observability import redaction
 from app.observability.http import RequestContextMiddleware, metrics_router
 from app.observability.structured_logs import configure_logging
-from app.services import upload_checks
-from app.services.preflight import Checker
+from app.services.preflight import lifecycle
+from app.services.preflight.lifecycle import check_and_settle
+from app.services.preflight.verdict import Checker
 from app.services.scoring_queue import QueueWatch, live_scoring_slots
 from app.services.testset_import import TestSetImporter, worker_importer
-from app.services.upload_checks import check_and_settle
 from app.settings import Settings, get_settings
 from app.web import (
     admin,
@@ -96,9 +96,9 @@ def worker_start_check(settings: Settings) -> StartCheck:
     site follows the row to learn the outcome. Raises NoWorkerAnswered when the broker refused it."""
 
     def start(check_id: int) -> threading.Event | None:
-        from app.queue import NoWorkerAnswered, enqueue_upload_check
+        from app.queue import NoWorkerAnswered, enqueue_preflight
 
-        if not enqueue_upload_check(check_id, settings):
+        if not enqueue_preflight(check_id, settings):
             raise NoWorkerAnswered("the broker did not take the check")
         return None
 
@@ -114,7 +114,7 @@ def in_process_checks(app: FastAPI, checker: Checker) -> StartCheck:
 
         def run() -> None:
             try:
-                upload_checks.claim(app.state.sessionmaker, check_id, app.state.clock())
+                lifecycle.claim(app.state.sessionmaker, check_id, app.state.clock())
                 check_and_settle(
                     app.state.sessionmaker, app.state.settings, check_id, checker, app.state.enqueue, app.state.clock
                 )

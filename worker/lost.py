@@ -34,9 +34,9 @@ from sqlalchemy.pool import NullPool
 from app.db import make_engine, make_sessionmaker
 from app.models import Submission, SubmissionStatus, UploadCheck
 from app.observability.structured_logs import bound
-from app.queue import CHECK_UPLOAD_TASK, SCORE_TASK, enqueue_email, enqueue_scoring
-from app.services import upload_checks
-from app.services.preflight import PreflightVerdict
+from app.queue import PREFLIGHT_TASK, SCORE_TASK, enqueue_email, enqueue_scoring
+from app.services.preflight import lifecycle
+from app.services.preflight.verdict import PreflightVerdict
 from app.settings import Settings, get_settings
 from scorer.errors import ErrorCode, ScoringError
 from scorer.report import CheckReport, RunFacts
@@ -57,7 +57,7 @@ def on_task_failure(
     if not isinstance(exception, WorkerLostError | TimeLimitExceeded) or not args or task_id is None:
         return
     name = getattr(sender, "name", "")
-    if name not in (SCORE_TASK, CHECK_UPLOAD_TASK):
+    if name not in (SCORE_TASK, PREFLIGHT_TASK):
         return
     settings = get_settings()
     engine = make_engine(settings.database_url, poolclass=NullPool)
@@ -93,7 +93,7 @@ def claimed_check(factory: sessionmaker[Session], task_id: str) -> int | None:
     """The upload check this delivery claimed and has not settled; None if it claimed none."""
     with factory() as session:
         return session.scalar(
-            select(UploadCheck.id).where(UploadCheck.task_id == task_id, UploadCheck.state == upload_checks.CHECKING)
+            select(UploadCheck.id).where(UploadCheck.task_id == task_id, UploadCheck.state == lifecycle.CHECKING)
         )
 
 
@@ -145,4 +145,4 @@ def check_process_lost(
     error = ScoringError(ErrorCode.WORKER_PROCESS_LOST)
     verdict = PreflightVerdict.from_json(CheckReport(ok=False, stage="static", error=error, facts=RunFacts()).to_json())
     log.warning("upload check %s: its worker process was lost (%s); refused unless already settled", check_id, reason)
-    upload_checks.settle(factory, check_id, verdict, near_chance_below=settings.preflight_near_chance_below, now=now)
+    lifecycle.settle(factory, check_id, verdict, near_chance_below=settings.preflight_near_chance_below, now=now)

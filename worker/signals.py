@@ -29,7 +29,7 @@ from typing import Any
 from app.observability.redis_client import redis_for
 from app.observability.structured_logs import bind, restyle, unbind
 from app.observability.worker_presence import PresenceThread
-from app.queue import CHECK_UPLOAD_TASK, SCORE_TASK, SEND_EMAIL_TASK
+from app.queue import PREFLIGHT_TASK, SCORE_TASK, SEND_EMAIL_TASK
 from app.settings import get_settings
 from worker.lost import on_task_failure
 from worker.startup import on_worker_init
@@ -38,7 +38,7 @@ from worker.warm import close_slot
 
 log = logging.getLogger(__name__)
 
-_ID_FIELD = {SCORE_TASK: "woken_by", CHECK_UPLOAD_TASK: "woken_by", SEND_EMAIL_TASK: "outbox_id"}
+_ID_FIELD = {SCORE_TASK: "woken_by", PREFLIGHT_TASK: "woken_by", SEND_EMAIL_TASK: "outbox_id"}
 
 _tokens: dict[str, contextvars.Token[dict[str, Any] | None]] = {}
 _presence: list[PresenceThread] = []

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import write_lock
 from app.models import Cohort, Enrollment, Role, Submission, SubmissionStatus, User
 from app.services.quota import QuotaStatus, quota_status
-from app.services.uploads import ReceivedUpload
+from app.services.storage import ReceivedUpload
 
 
 class SubmissionRefused(Exception):

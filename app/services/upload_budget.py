@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Submission, UploadCheck
 from app.services import storage
-from app.services.upload_checks import CHECKING, FAILED, NEEDS_CONFIRMATION, PENDING, REFUSED, referenced_keys
+from app.services.preflight.lifecycle import CHECKING, FAILED, NEEDS_CONFIRMATION, PENDING, REFUSED, referenced_keys
 from app.settings import Settings
 
 
@@ -123,7 +123,7 @@ def make_room(
     """Make room for the zip ``key`` of ``size`` bytes in the trainee's budget, deleting their
     oldest support copies as needed, or raise :class:`OverBudget`; returns how many files went.
 
-    A support copy is deleted only if nothing names it (``upload_checks.referenced_keys``) and it
+    A support copy is deleted only if nothing names it (``lifecycle.referenced_keys``) and it
     was not stored again at or after ``written_before`` (a concurrent upload of the same bytes).
     """
     with factory() as db:

@@ -7,7 +7,7 @@ to a part file (capped) → check the form's CSRF token → make room in the tra
 take the trainee's pre-flight turn → record the upload check, the zip entering the store in that
 transaction, and send it → wait briefly (``preflight_inline_wait_s``) for its verdict. A refusal on
 the way removes the part file: a refused upload leaves nothing on disk. Whoever runs the check acts
-on the verdict (``app.services.upload_checks``): a refused zip spends nothing; an accepted one spends
+on the verdict (``app.services.preflight.lifecycle``): a refused zip spends nothing; an accepted one spends
 a slot and inserts the ``queued`` row in one locked transaction, then is sent for scoring. A verdict
 within the budget is answered as such; otherwise the answer is the check's page
 (``/uploads/checks/{id}``), which follows the check live. Browsers get pages; our XHR and API clients
@@ -34,13 +34,14 @@ from app.observability.structured_logs import bind as bind_log_fields
 from app.queue import NoWorkerAnswered
 from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
 from app.security.sessions import SESSION_COOKIE
-from app.services import preflight_gate, upload_budget, upload_checks
-from app.services.preflight import PreflightVerdict
+from app.services import upload_budget
+from app.services.preflight import gate, lifecycle, refusals
+from app.services.preflight.near_chance import CONFIRM_FIELD, confirmed_in_form
+from app.services.preflight.verdict import PreflightVerdict
 from app.services.progress import progress
 from app.services.quota import quota_status
-from app.services.smoke_confirm import CONFIRM_FIELD, confirmed_in_form
+from app.services.storage import ReceivedUpload
 from app.services.submissions import SubmissionRefused, active_cohort, check_can_submit, create_queued
-from app.services.uploads import MULTIPART_SLACK, ReceivedUpload, UploadRejected, receive_upload
 from app.settings import Settings
 from app.web import storage_full
 from app.web.csrf import CSRFRejected, verify_csrf
@@ -58,6 +59,7 @@ from app.web.deps import (
 )
 from app.web.long_poll import Watcher, long_poll
 from app.web.templating import human_size, render
+from app.web.upload_body import MULTIPART_SLACK, UploadRejected, receive_upload
 from app.web.upload_page import (
     SCORER_TEMPLATES,
     limits_view,
@@ -128,6 +130,11 @@ class Refusal(Exception):
         super().__init__(key)
         self.status, self.key, self.detail, self.extra, self.params = status, key, detail, extra or {}, params
         self.per_lang = per_lang or {}  # parameters worded per language ("3 h 12 min" / "3時間12分")
+
+    @classmethod
+    def of(cls, reason: refusals.RefusalReason, **kwargs: Any) -> Refusal:
+        """A pre-flight's refusal, with the status its reason is answered with."""
+        return cls(reason.status, reason.key, **kwargs)
 
     def message(self, lang: str) -> str:
         chosen = normalize_lang(lang)
@@ -258,8 +265,8 @@ def _before_body(factory: Any, user: Uploader, declared: int | None, settings: S
     cohort_id = _uploadable_cohort_id(factory, user, now)
     if settings.preflight:
         try:
-            preflight_gate.peek(factory, user.id, settings, now)
-        except preflight_gate.PreflightRefused as exc:
+            gate.peek(factory, user.id, settings, now)
+        except gate.PreflightRefused as exc:
             raise _gate_refusal(exc, settings) from exc
     if declared is not None:
         try:
@@ -308,16 +315,16 @@ def _refusal_for(exc: SubmissionRefused, now: dt.datetime) -> Refusal:
             "resets_at": exc.quota.resets_at.isoformat(),
             "retry_after": max(1, int(exc.quota.resets_in(now).total_seconds())),
         }
-        return Refusal(429, "upload_error_quota", extra=extra, per_lang=per_lang)
+        return Refusal.of(refusals.QUOTA, extra=extra, per_lang=per_lang)
     return Refusal(403, f"upload_error_{exc.reason}")
 
 
-def _gate_refusal(exc: preflight_gate.PreflightRefused, settings: Settings) -> Refusal:
+def _gate_refusal(exc: gate.PreflightRefused, settings: Settings) -> Refusal:
     """Busy (their previous check still runs) or over the hourly rate: what happened and when to retry."""
     local = exc.retry_at.astimezone(ZoneInfo(settings.default_timezone))
     extra = {"retry_after": exc.retry_after_s, "retry_at": exc.retry_at.isoformat()}
     minutes = max(1, (exc.retry_after_s + 59) // 60)
-    return Refusal(429, f"upload_error_preflight_{exc.reason}", extra=extra, limit=exc.limit, minutes=minutes,
+    return Refusal.of(refusals.gate_reason(exc.reason), extra=extra, limit=exc.limit, minutes=minutes,
                    time=local.strftime("%H:%M"), weight=settings.preflight_timeout_weight)  # fmt: skip
 
 
@@ -344,19 +351,19 @@ async def _start_check(
     clock: Any,
     *,
     change_note: str = "",
-) -> upload_checks.CheckView:
+) -> lifecycle.CheckView:
     """Take the trainee's pre-flight turn, record the check and send it; then wait at most
     ``preflight_inline_wait_s`` for the verdict. The turn is held until the verdict is stored (the
     settling frees it), not until this request ends: one check at a time per trainee, even while
     nobody waits for it."""
     factory = request.app.state.sessionmaker
     try:
-        lease = await anyio.to_thread.run_sync(preflight_gate.acquire, factory, user.id, settings, clock())
-    except preflight_gate.PreflightRefused as exc:
+        lease = await anyio.to_thread.run_sync(gate.acquire, factory, user.id, settings, clock())
+    except gate.PreflightRefused as exc:
         raise _gate_refusal(exc, settings) from exc
     try:
         check_id = await anyio.to_thread.run_sync(
-            lambda: upload_checks.start(
+            lambda: lifecycle.start(
                 factory,
                 user_id=user.id,
                 cohort_id=cohort_id,
@@ -370,14 +377,14 @@ async def _start_check(
         )
     except BaseException:
         with anyio.CancelScope(shield=True):  # no check holds the turn: free it now
-            await anyio.to_thread.run_sync(preflight_gate.release, factory, lease)
+            await anyio.to_thread.run_sync(gate.release, factory, lease)
         raise
     bind_log_fields(upload_check_id=check_id)
     try:
         done = await anyio.to_thread.run_sync(request.app.state.start_check, check_id)
     except NoWorkerAnswered as exc:
         log.error("could not send upload check %s: %s", check_id, exc)
-        await anyio.to_thread.run_sync(upload_checks.give_up, factory, check_id, clock())
+        await anyio.to_thread.run_sync(lifecycle.give_up, factory, check_id, clock())
         done = None
     budget = settings.preflight_inline_wait_s
     if done is not None:  # checked on a thread here: wait for it rather than look again and again
@@ -385,11 +392,11 @@ async def _start_check(
     else:
         deadline = anyio.current_time() + budget
         while anyio.current_time() < deadline:
-            check = await anyio.to_thread.run_sync(upload_checks.get_own, factory, user.id, check_id)
+            check = await anyio.to_thread.run_sync(lifecycle.get_own, factory, user.id, check_id)
             if check is None or check.settled:
                 break
             await anyio.sleep(INLINE_TICK_S)
-    check = await anyio.to_thread.run_sync(upload_checks.get_own, factory, user.id, check_id)
+    check = await anyio.to_thread.run_sync(lifecycle.get_own, factory, user.id, check_id)
     assert check is not None
     return check
 
@@ -401,7 +408,7 @@ CHECK_TICK_S = 0.25
 
 
 def check_watcher(factory: Any) -> Watcher:
-    return Watcher("upload check", lambda ids: upload_checks.check_marks(factory, ids), CHECK_TICK_S)
+    return Watcher("upload check", lambda ids: lifecycle.check_marks(factory, ids), CHECK_TICK_S)
 
 
 def _check_url(check_id: int) -> str:
@@ -409,14 +416,14 @@ def _check_url(check_id: int) -> str:
 
 
 async def _answer_check(
-    request: Request, check: upload_checks.CheckView, user: Uploader, settings: Settings, clock: Any
+    request: Request, check: lifecycle.CheckView, user: Uploader, settings: Settings, clock: Any
 ) -> Response:
     """The answer for a check as it stands: the submission once accepted, the refusal as the upload
     page renders it, or (still checking) the check's page that follows it live."""
-    if check.state == upload_checks.ACCEPTED and check.submission_id is not None:
+    if check.state == lifecycle.ACCEPTED and check.submission_id is not None:
         bind_log_fields(submission_id=check.submission_id)
         return await _queued(request, check.submission_id, clock)
-    if check.state == upload_checks.CHECKING:
+    if check.state == lifecycle.CHECKING:
         url = _check_url(check.id)
         if wants_json(request):
             body = {"check_id": check.id, "state": check.state, "url": url, "status_url": f"{url}/status"}
@@ -427,35 +434,35 @@ async def _answer_check(
     return await _refused(request, refusal, upload, user, settings, clock, user.lang, check_id=check.id)
 
 
-def _check_refusal(factory: Any, check: upload_checks.CheckView, lang: str, now: dt.datetime) -> Refusal:
+def _check_refusal(factory: Any, check: lifecycle.CheckView, lang: str, now: dt.datetime) -> Refusal:
     """The refusal a settled check stands for: the same statuses, keys and details as when the
     upload request itself waited for the verdict."""
     verdict = PreflightVerdict.from_json(check.verdict) if check.verdict else None
-    key = str((check.refusal or {}).get("key", "upload_error_preflight_internal"))
+    reason = refusals.reason_for(str((check.refusal or {}).get("key", refusals.INTERNAL.key)))
     detail = verdict.error_message(lang) if verdict else None
-    if key == "upload_error_preflight" and verdict is not None:
-        return Refusal(422, key, detail=detail, extra={"preflight": verdict.to_json()})
-    if key == "upload_error_near_chance" and verdict is not None:
+    if reason is refusals.REFUSED and verdict is not None:
+        return Refusal.of(reason, detail=detail, extra={"preflight": verdict.to_json()})
+    if reason is refusals.NEAR_CHANCE and verdict is not None:
         smoke = verdict.smoke or {}
         extra = {
             "preflight": verdict.to_json(),
             "confirm_field": CONFIRM_FIELD,
             "confirm_url": f"{_check_url(check.id)}/confirm",
         }
-        return Refusal(409, key, extra=extra, correct=smoke.get("correct", 0), total=smoke.get("total", 0))
-    if key == "upload_error_preflight_unanswered":
-        return Refusal(503, key, extra={"retry_after": 60})
-    if key == upload_checks.EXPIRED_KEY:  # the question is gone for good: upload again
-        return Refusal(410, key)
-    if key == "upload_error_quota":
+        return Refusal.of(reason, extra=extra, correct=smoke.get("correct", 0), total=smoke.get("total", 0))
+    if reason is refusals.UNANSWERED:
+        return Refusal.of(reason, extra={"retry_after": 60})
+    if reason is refusals.EXPIRED:  # the question is gone for good: upload again
+        return Refusal.of(reason)
+    if reason is refusals.QUOTA:
         with factory() as db:
             cohort = db.get(Cohort, check.cohort_id)
             quota = quota_status(db, check.user_id, cohort, now) if cohort is not None else None
         if quota is not None:
             return _refusal_for(SubmissionRefused("quota", quota), now)
-    if key.startswith("upload_error_") and key != "upload_error_preflight_internal" and key != "upload_error_preflight":
-        return Refusal(403, key)
-    return Refusal(503, "upload_error_preflight_internal", detail=detail)
+    if reason not in (refusals.INTERNAL, refusals.REFUSED):  # the slot could not be spent
+        return Refusal(refusals.SLOT_REFUSAL_STATUS, reason.key)
+    return Refusal.of(refusals.INTERNAL, detail=detail)
 
 
 @page_router.get("/uploads/checks/{check_id}", name="upload_check")
@@ -465,8 +472,8 @@ async def upload_check_page(
     """The check of an upload, followed live (``/static/check.js``); once settled, what the upload
     request would have answered: the submission, the refusal, or the near-chance question."""
     factory = request.app.state.sessionmaker
-    await anyio.to_thread.run_sync(upload_checks.expire_if_stale, factory, check_id, settings, clock())
-    check = await anyio.to_thread.run_sync(upload_checks.get_own, factory, user.id, check_id)
+    await anyio.to_thread.run_sync(lifecycle.expire_if_stale, factory, check_id, settings, clock())
+    check = await anyio.to_thread.run_sync(lifecycle.get_own, factory, user.id, check_id)
     if check is None:
         raise NotFound
     if check.settled:
@@ -477,7 +484,7 @@ async def upload_check_page(
     return render(request, "upload_check.html", {"check": check, "elapsed": elapsed})
 
 
-def _check_json(check: upload_checks.CheckView, now: dt.datetime) -> dict[str, Any]:
+def _check_json(check: lifecycle.CheckView, now: dt.datetime) -> dict[str, Any]:
     body: dict[str, Any] = {
         "check_id": check.id,
         "state": check.state,
@@ -505,11 +512,11 @@ async def upload_check_status(
     is the state the page shows."""
     factory = request.app.state.sessionmaker
 
-    def look() -> upload_checks.CheckView | None:
-        upload_checks.expire_if_stale(factory, check_id, settings, clock())  # writes only when it is due
-        return upload_checks.get_own(factory, user.id, check_id)
+    def look() -> lifecycle.CheckView | None:
+        lifecycle.expire_if_stale(factory, check_id, settings, clock())  # writes only when it is due
+        return lifecycle.get_own(factory, user.id, check_id)
 
-    def due_in(check: upload_checks.CheckView) -> float:  # unsettled by then, the look gives it up
+    def due_in(check: lifecycle.CheckView) -> float:  # unsettled by then, the look gives it up
         return (check.created_at - clock()).total_seconds() + settings.preflight_wait_s
 
     polled = await long_poll(
@@ -532,9 +539,9 @@ async def upload_check_confirm(
     """ "Upload it anyway" for a check that scored near chance: spends the slot without a new upload."""
     factory = request.app.state.sessionmaker
     # A late click finds the check expired (its zip deleted) and is told so; nothing is spent.
-    await anyio.to_thread.run_sync(upload_checks.expire_if_stale, factory, check_id, settings, clock())
+    await anyio.to_thread.run_sync(lifecycle.expire_if_stale, factory, check_id, settings, clock())
     outcome = await anyio.to_thread.run_sync(
-        lambda: upload_checks.confirm(factory, user.id, check_id, clock(), settings=settings)
+        lambda: lifecycle.confirm(factory, user.id, check_id, clock(), settings=settings)
     )
     if outcome is None:
         raise NotFound
@@ -596,7 +603,7 @@ async def _refused(
 
         ctx = await anyio.to_thread.run_sync(context)
         ctx.update(error=refusal.message(lang), error_detail=refusal.detail, preflight=refusal.extra.get("preflight"))
-        ctx.update(near_chance=refusal.key == "upload_error_near_chance", confirm_url=refusal.extra.get("confirm_url"))
+        ctx.update(near_chance=refusal.key == refusals.NEAR_CHANCE.key, confirm_url=refusal.extra.get("confirm_url"))
         response = render(request, "upload.html", ctx, refusal.status)
     if "retry_after" in refusal.extra:
         response.headers["Retry-After"] = str(refusal.extra["retry_after"])

@@ -22,7 +22,7 @@ from app.main import create_app
 from app.models import Cohort, Enrollment, Language, Role, User
 from app.security.csrf import CSRF_COOKIE
 from app.security.passwords import hash_password
-from app.services.preflight import PreflightVerdict
+from app.services.preflight.verdict import PreflightVerdict
 from app.services.testset_import import TestSetImporter, import_and_commit
 from app.settings import Settings
 

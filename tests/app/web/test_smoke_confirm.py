@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.main import create_app
 from app.models import SmokeConfirmation, Submission
-from app.services.preflight import PreflightVerdict
+from app.services.preflight.verdict import PreflightVerdict
 from app.services.public_set import import_public_set, public_set
 from app.settings import Settings
 from tests.app.conftest import Clock, People, csrf, login

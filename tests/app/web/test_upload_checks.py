@@ -2,7 +2,7 @@
 
 The inline budget is 0 here, so every upload answers with its check; the checker is an in-process
 stand-in that waits for the test's go (the worker's own path is in tests/worker/test_upload_checks.py).
-The check is acted on by whoever runs it, through ``app.services.upload_checks.check_and_settle``.
+The check is acted on by whoever runs it, through ``app.services.preflight.lifecycle.check_and_settle``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from app.main import create_app
 from app.models import PreflightLease, SmokeConfirmation, Submission, UploadCheck
-from app.services import upload_checks
-from app.services.preflight import PreflightVerdict
+from app.services.preflight import lifecycle
+from app.services.preflight.verdict import PreflightVerdict
 from app.services.quota import quota_status
 from app.services.storage import path_for
 from app.settings import Settings
@@ -209,9 +209,9 @@ def test_a_check_settled_twice_queues_one_submission(
     _settled(live, url)
     check_id = int(url.rsplit("/", 1)[1])
     state = live_app.state
-    upload_checks.check_and_settle(state.sessionmaker, state.settings, check_id, gated, enqueued.append, state.clock)
+    lifecycle.check_and_settle(state.sessionmaker, state.settings, check_id, gated, enqueued.append, state.clock)
     verdict = PreflightVerdict(ok=True)
-    again = upload_checks.settle(state.sessionmaker, check_id, verdict, near_chance_below=0.3, now=state.clock())
+    again = lifecycle.settle(state.sessionmaker, check_id, verdict, near_chance_below=0.3, now=state.clock())
     assert again is None
     assert _count(db, Submission) == 1 and len(enqueued) == 1
 
@@ -297,12 +297,12 @@ def test_a_check_within_its_window_is_left_alone_and_can_still_be_confirmed(
     login(live, people.trainee.email)
     url, stored = _near_chance_check(live, gated, db, settings)
     clock.now += dt.timedelta(hours=settings.upload_check_confirm_ttl_h, minutes=-1)
-    assert upload_checks.expire_unconfirmed(live_app.state.sessionmaker, settings, clock()) == []  # the sweep
+    assert lifecycle.expire_unconfirmed(live_app.state.sessionmaker, settings, clock()) == []  # the sweep
     page = live.get(url)
     assert page.status_code == 409 and f'action="{url}/confirm"' in page.text and stored.exists()
     confirmed = live.post(f"{url}/confirm", data={"csrf_token": csrf(live)}, follow_redirects=False)
     assert confirmed.status_code == 303 and _count(db, Submission) == 1 and len(enqueued) == 1
-    assert upload_checks.expire_unconfirmed(live_app.state.sessionmaker, settings, clock() + dt.timedelta(days=2)) == []
+    assert lifecycle.expire_unconfirmed(live_app.state.sessionmaker, settings, clock() + dt.timedelta(days=2)) == []
     assert stored.exists()  # the submission reads it
 
 
@@ -322,13 +322,13 @@ def test_a_confirm_racing_the_expiry_has_exactly_one_outcome(
 
     def click() -> None:
         start.wait()
-        outcomes["confirm"] = upload_checks.confirm(
+        outcomes["confirm"] = lifecycle.confirm(
             factory, people.trainee.id, check_id, clock() + ttl - dt.timedelta(seconds=1), settings=settings
         )
 
     def sweep() -> None:
         start.wait()
-        outcomes["sweep"] = upload_checks.expire_unconfirmed(factory, settings, clock() + ttl + dt.timedelta(seconds=1))
+        outcomes["sweep"] = lifecycle.expire_unconfirmed(factory, settings, clock() + ttl + dt.timedelta(seconds=1))
 
     threads = [threading.Thread(target=click), threading.Thread(target=sweep)]
     for thread in threads:

@@ -1,9 +1,9 @@
 """Pre-flight: the scoring engine's quick check of a zip, run before a daily slot is spent.
 
 A zip that fails here costs the trainee nothing and the reason is shown at once. The check runs on a
-worker (``worker.tasks.upload_checks``, the ``preflight`` queue): trainee code never runs in the web
+worker (``worker.tasks.preflight``, the ``preflight`` queue): trainee code never runs in the web
 process, which holds the sessions and the database credentials. The worker also acts on the verdict
-(``app.services.upload_checks``); the upload request waits for it only briefly. The verdict is
+(``app.services.preflight.lifecycle``); the upload request waits for it only briefly. The verdict is
 cached by the zip's SHA-256 (and the engine's version, and the public set's SHA-256: its smoke
 accuracy depends on that set), so uploading the same broken zip again does not start a sandbox
 again, and simultaneous checks of one zip in one worker process run it once.

@@ -16,7 +16,7 @@ a script could keep them busy for good. So:
   worker for the whole limit, and a trainee whose checks keep timing out is throttled harder.
 
 Which waiting check a pre-flight worker runs next is decided by the fair order of
-``app.services.upload_checks`` (the least pre-flight time in the last hour first), so even many
+``app.services.preflight.lifecycle`` (the least pre-flight time in the last hour first), so even many
 accounts keeping the workers busy cannot push another trainee's check back by more than one check.
 
 Both live in the database (``preflight_leases``, ``preflight_runs``), so they hold across every web

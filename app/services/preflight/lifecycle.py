@@ -44,11 +44,12 @@ from app.db import write_lock
 from app.models import Cohort, PreflightLease, SmokeConfirmation, Submission, UploadCheck
 from app.services import storage
 from app.services.claims import claim_first
-from app.services.preflight import Checker, PreflightVerdict, cached_preflight
-from app.services.preflight_gate import Lease
+from app.services.preflight import refusals
+from app.services.preflight.gate import Lease
+from app.services.preflight.verdict import Checker, PreflightVerdict, cached_preflight
 from app.services.public_set import public_set_identity
+from app.services.storage import ReceivedUpload
 from app.services.submissions import SubmissionRefused, spend_slot
-from app.services.uploads import ReceivedUpload
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,6 @@ FAILED = "failed"
 EXPIRED = "expired"  # needs_confirmation that nobody confirmed in time
 FINAL = frozenset({REFUSED, ACCEPTED, FAILED, EXPIRED})  # needs_confirmation waits for the trainee
 PENDING = (CHECKING, NEEDS_CONFIRMATION)  # states whose stored zip will still be read
-EXPIRED_KEY = "upload_error_confirmation_expired"
 PREFLIGHT_TIME_WINDOW = dt.timedelta(hours=1)  # the fair order weighs the pre-flight time of this window
 
 
@@ -155,7 +155,7 @@ def _accept(db: Session, row: UploadCheck, now: dt.datetime) -> int | None:
             validation_accuracy=row.validation_accuracy, now=now, change_note=row.change_note,
         )  # fmt: skip
     except SubmissionRefused as exc:
-        _end(row, REFUSED, now, f"upload_error_{exc.reason}", reason=exc.reason)
+        _end(row, REFUSED, now, refusals.slot_reason(exc.reason).key, reason=exc.reason)
         return None
     row.state, row.updated_at, row.submission_id = ACCEPTED, now, submission.id
     return submission.id
@@ -204,7 +204,7 @@ def settle(
         row.verdict = verdict.to_json()
         _release_turn(db, row)
         if verdict.server_fault:
-            _end(row, FAILED, now, "upload_error_preflight_internal")
+            _end(row, FAILED, now, refusals.INTERNAL.key)
             return None
         if verdict.ok:
             cohort = db.get(Cohort, row.cohort_id)
@@ -213,12 +213,12 @@ def settle(
                 verdict = PreflightVerdict(ok=False, error=refusal, notices=verdict.notices, report=verdict.report)
                 row.verdict = verdict.to_json()
         if not verdict.ok:
-            _end(row, REFUSED, now, "upload_error_preflight")
+            _end(row, REFUSED, now, refusals.REFUSED.key)
             return None
         if verdict.near_chance(near_chance_below):
             remembered = db.get(SmokeConfirmation, (row.user_id, row.zip_sha256)) is not None
             if not remembered and not row.confirmed:
-                _end(row, NEEDS_CONFIRMATION, now, "upload_error_near_chance")
+                _end(row, NEEDS_CONFIRMATION, now, refusals.NEAR_CHANCE.key)
                 return None
             if not remembered:
                 db.add(SmokeConfirmation(user_id=row.user_id, zip_sha256=row.zip_sha256))
@@ -243,7 +243,7 @@ def confirm(
             return None
         queued = None
         if row.state == NEEDS_CONFIRMATION and row.updated_at <= confirm_deadline(settings, now):
-            _end(row, EXPIRED, now, EXPIRED_KEY)
+            _end(row, EXPIRED, now, refusals.EXPIRED.key)
         elif row.state == NEEDS_CONFIRMATION:
             row.confirmed = True
             if db.get(SmokeConfirmation, (row.user_id, row.zip_sha256)) is None:
@@ -290,7 +290,7 @@ def expire_unconfirmed(
         if not rows:
             return []
         ids = [row.id for row in rows]
-        refusal = {"key": EXPIRED_KEY}
+        refusal = {"key": refusals.EXPIRED.key}
         db.execute(
             update(UploadCheck)
             .where(UploadCheck.id.in_(ids), *due)
@@ -344,7 +344,7 @@ def give_up(
         if older_than is not None and row.created_at > older_than:
             return
         _release_turn(db, row)
-        _end(row, FAILED, now, "upload_error_preflight_unanswered")
+        _end(row, FAILED, now, refusals.UNANSWERED.key)
 
 
 def claim_next(
