@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine, make_sessionmaker
-from app.models import Submission, SubmissionStatus, UploadCheck
+from app.models import Preflight, PreflightState, Submission, SubmissionStatus
 from app.observability.structured_logs import bound
 from app.queue import PREFLIGHT_TASK, SCORE_TASK, enqueue_email, enqueue_scoring
 from app.services.preflight import lifecycle
@@ -93,7 +93,7 @@ def claimed_check(factory: sessionmaker[Session], task_id: str) -> int | None:
     """The upload check this delivery claimed and has not settled; None if it claimed none."""
     with factory() as session:
         return session.scalar(
-            select(UploadCheck.id).where(UploadCheck.task_id == task_id, UploadCheck.state == lifecycle.CHECKING)
+            select(Preflight.id).where(Preflight.task_id == task_id, Preflight.state == PreflightState.CHECKING)
         )
 
 

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Submission, UploadCheck
+from app.models import Preflight, PreflightState, Submission
 from app.services import storage
-from app.services.preflight.lifecycle import CHECKING, FAILED, NEEDS_CONFIRMATION, PENDING, REFUSED, referenced_keys
+from app.services.preflight.lifecycle import PENDING, referenced_keys
 from app.settings import Settings
+
+SUPPORT_KEPT = (PreflightState.REFUSED, PreflightState.FAILED)  # zips kept for support a while
 
 
 class OverBudget(Exception):
@@ -55,15 +57,15 @@ def held_zips(db: Session, user_id: int, settings: Settings, now: dt.datetime) -
     support_since = now - dt.timedelta(seconds=settings.refused_upload_retention_s)
     rows = db.execute(
         select(
-            UploadCheck.storage_key, UploadCheck.zip_size, UploadCheck.state, UploadCheck.created_at,
-            UploadCheck.updated_at,
+            Preflight.storage_key, Preflight.zip_size, Preflight.state, Preflight.created_at,
+            Preflight.updated_at,
         ).where(
-            UploadCheck.user_id == user_id,
+            Preflight.user_id == user_id,
             or_(
-                UploadCheck.state.in_(PENDING),
-                and_(UploadCheck.state.in_((REFUSED, FAILED)), UploadCheck.created_at > support_since),
+                Preflight.state.in_(PENDING),
+                and_(Preflight.state.in_(SUPPORT_KEPT), Preflight.created_at > support_since),
             ),
-        ).order_by(UploadCheck.id)  # oldest first among equal times
+        ).order_by(Preflight.id)  # oldest first among equal times
     ).all()  # fmt: skip
     keys = {row.storage_key for row in rows}
     named = set(db.scalars(select(Submission.storage_key).where(Submission.storage_key.in_(keys)))) if keys else set()
@@ -81,9 +83,9 @@ def held_zips(db: Session, user_id: int, settings: Settings, now: dt.datetime) -
 
 
 def _frees_at(state: str, created: dt.datetime, updated: dt.datetime, settings: Settings) -> dt.datetime:
-    if state == CHECKING:  # settled within the wait, or given up then
+    if state == PreflightState.CHECKING:  # settled within the wait, or given up then
         return created + dt.timedelta(seconds=settings.preflight_wait_s)
-    if state == NEEDS_CONFIRMATION:
+    if state == PreflightState.NEEDS_CONFIRMATION:
         return updated + dt.timedelta(hours=settings.upload_check_confirm_ttl_h)
     return created + dt.timedelta(seconds=settings.refused_upload_retention_s)
 

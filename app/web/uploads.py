@@ -29,7 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy.orm import Session
 
 from app.i18n import Translator, normalize_lang
-from app.models import Cohort, Role, Submission, User
+from app.models import Cohort, PreflightState, Role, Submission, User
 from app.observability.structured_logs import bind as bind_log_fields
 from app.queue import NoWorkerAnswered
 from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
@@ -420,10 +420,10 @@ async def _answer_check(
 ) -> Response:
     """The answer for a check as it stands: the submission once accepted, the refusal as the upload
     page renders it, or (still checking) the check's page that follows it live."""
-    if check.state == lifecycle.ACCEPTED and check.submission_id is not None:
+    if check.state == PreflightState.ACCEPTED and check.submission_id is not None:
         bind_log_fields(submission_id=check.submission_id)
         return await _queued(request, check.submission_id, clock)
-    if check.state == lifecycle.CHECKING:
+    if check.state == PreflightState.CHECKING:
         url = _check_url(check.id)
         if wants_json(request):
             body = {"check_id": check.id, "state": check.state, "url": url, "status_url": f"{url}/status"}

@@ -12,7 +12,7 @@ import re
 
 from sqlalchemy import func, select
 
-from app.models import EmailStatus, PreflightCheck, PreflightLease, Submission, SubmissionStatus
+from app.models import EmailStatus, PreflightLease, PreflightVerdictCache, Submission, SubmissionStatus
 from app.queue import PREFLIGHT_TASK, SCORE_TASK, enqueue_preflight, enqueue_scoring
 from scorer.errors import ErrorCode
 from tests.fixtures.db import ON_BOTH_DATABASES
@@ -104,7 +104,7 @@ def test_a_check_that_kills_its_worker_process_is_refused_and_not_delivered_agai
     assert (row.verdict["error"]["code"], row.verdict["error"]["blame"]) == ("worker_process_lost", "submission")
     assert row.verdict["error"]["message_ja"] and row.verdict["error"]["message"]
     assert _count(world, Submission) == 0 and _count(world, PreflightLease) == 0  # nothing spent, turn freed
-    assert _count(world, PreflightCheck) == 0  # not cached: an honest zip may try again
+    assert _count(world, PreflightVerdictCache) == 0  # not cached: an honest zip may try again
 
     # A good zip after it is checked once; the killer's message was never handed out again.
     good = _check(world, PREDICT_ZEROS)

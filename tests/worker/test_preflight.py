@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, select
 
-from app.models import PreflightLease, Submission, SubmissionStatus, UploadCheck
+from app.models import Preflight, PreflightLease, Submission, SubmissionStatus
 from app.queue import PREFLIGHT_TASK, SWEEP_TASK, enqueue_preflight
 from app.scoring_config import scoring_config
 from app.services.preflight import gate, lifecycle
@@ -48,9 +48,9 @@ def _check(world: World, source: str, name: str = "submit_katakana.py") -> int:
     )  # fmt: skip
 
 
-def _state(world: World, check_id: int) -> UploadCheck:
+def _state(world: World, check_id: int) -> Preflight:
     with world.sessions() as db:
-        row = db.get(UploadCheck, check_id)
+        row = db.get(Preflight, check_id)
         assert row is not None
         return row
 
@@ -89,11 +89,11 @@ def test_the_worker_refuses_a_failing_check_without_spending(world: World, celer
     assert _count(world, Submission) == 0 and _count(world, PreflightLease) == 0
 
 
-def _asked_to_confirm(world: World, source: str, name: str, asked_at: dt.datetime) -> tuple[int, UploadCheck]:
+def _asked_to_confirm(world: World, source: str, name: str, asked_at: dt.datetime) -> tuple[int, Preflight]:
     """A near-chance check that went ``needs_confirmation`` at ``asked_at``, its zip stored then."""
     check_id = _check(world, source, name)
     with world.sessions.begin() as db:
-        row = db.get(UploadCheck, check_id)
+        row = db.get(Preflight, check_id)
         assert row is not None
         row.state, row.updated_at, row.refusal = "needs_confirmation", asked_at, {"key": "upload_error_near_chance"}
         row.created_at = asked_at
@@ -119,7 +119,7 @@ def test_the_sweep_expires_unconfirmed_checks_deletes_their_zips_and_spends_noth
     shared, _ = _asked_to_confirm(world, PREDICT_RAISES, "shared.py", now - window - dt.timedelta(hours=1))
     submitted = world.submission(world.submit(PREDICT_RAISES, status=SubmissionStatus.SUCCEEDED))
     with world.sessions.begin() as db:
-        row = db.get(UploadCheck, shared)
+        row = db.get(Preflight, shared)
         assert row is not None
         row.storage_key, row.zip_sha256 = submitted.storage_key, submitted.zip_sha256
     shared_zip = storage / submitted.storage_key

@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import transaction
-from app.models import PreflightLease, PreflightRun, UploadCheck
+from app.models import Preflight, PreflightLease, PreflightRun
 from app.settings import Settings
 from scorer.errors import ErrorCode
 
@@ -115,8 +115,8 @@ def _rate_reached(db: Session, user_id: int, settings: Settings, now: dt.datetim
         )
     ]
     verdicts = db.execute(
-        select(UploadCheck.created_at, UploadCheck.verdict).where(
-            UploadCheck.user_id == user_id, UploadCheck.created_at > since, UploadCheck.verdict.is_not(None)
+        select(Preflight.created_at, Preflight.verdict).where(
+            Preflight.user_id == user_id, Preflight.created_at > since, Preflight.verdict.is_not(None)
         )
     ).all()
     extra = settings.preflight_timeout_weight - 1

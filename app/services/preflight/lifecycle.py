@@ -1,6 +1,6 @@
 """Upload checks: the pre-flight of an upload, followed live instead of waited on.
 
-The upload request stores the zip, takes the trainee's pre-flight turn, inserts an ``UploadCheck``
+The upload request stores the zip, takes the trainee's pre-flight turn, inserts an ``Preflight``
 row and sends the check; it waits only briefly (``preflight_inline_wait_s``) for the verdict and
 otherwise answers with the check's page. Whoever runs the check — the pre-flight worker in
 production — acts on the verdict through :func:`settle`, so a trainee who closes the tab still gets
@@ -41,7 +41,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import write_lock
-from app.models import Cohort, PreflightLease, SmokeConfirmation, Submission, UploadCheck
+from app.models import Cohort, Preflight, PreflightLease, PreflightState, SmokeConfirmation, Submission
 from app.services import storage
 from app.services.claims import claim_first
 from app.services.preflight import refusals
@@ -54,14 +54,9 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CHECKING = "checking"
-REFUSED = "refused"
-NEEDS_CONFIRMATION = "needs_confirmation"
-ACCEPTED = "accepted"
-FAILED = "failed"
-EXPIRED = "expired"  # needs_confirmation that nobody confirmed in time
-FINAL = frozenset({REFUSED, ACCEPTED, FAILED, EXPIRED})  # needs_confirmation waits for the trainee
-PENDING = (CHECKING, NEEDS_CONFIRMATION)  # states whose stored zip will still be read
+# Settled for good (needs_confirmation waits for the trainee).
+FINAL = frozenset({PreflightState.REFUSED, PreflightState.ACCEPTED, PreflightState.FAILED, PreflightState.EXPIRED})
+PENDING = (PreflightState.CHECKING, PreflightState.NEEDS_CONFIRMATION)  # states whose stored zip will still be read
 PREFLIGHT_TIME_WINDOW = dt.timedelta(hours=1)  # the fair order weighs the pre-flight time of this window
 
 
@@ -72,7 +67,7 @@ class CheckView:
     id: int
     user_id: int
     cohort_id: int
-    state: str
+    state: PreflightState
     verdict: dict[str, Any] | None
     refusal: dict[str, Any] | None
     submission_id: int | None
@@ -83,12 +78,12 @@ class CheckView:
 
     @property
     def settled(self) -> bool:
-        return self.state != CHECKING
+        return self.state != PreflightState.CHECKING
 
     @classmethod
-    def of(cls, row: UploadCheck) -> CheckView:
+    def of(cls, row: Preflight) -> CheckView:
         return cls(
-            row.id, row.user_id, row.cohort_id, row.state, row.verdict, row.refusal, row.submission_id,
+            row.id, row.user_id, row.cohort_id, PreflightState(row.state), row.verdict, row.refusal, row.submission_id,
             row.original_filename, row.zip_sha256, row.zip_size, row.created_at,
         )  # fmt: skip
 
@@ -108,8 +103,8 @@ def start(
     """Insert the ``checking`` row, the received zip entering the store in the same transaction;
     the caller sends the check only after this commits."""
     with write_lock(factory) as db:
-        row = UploadCheck(
-            user_id=user_id, cohort_id=cohort_id, state=CHECKING, storage_key=upload.storage_key,
+        row = Preflight(
+            user_id=user_id, cohort_id=cohort_id, state=PreflightState.CHECKING, storage_key=upload.storage_key,
             zip_sha256=upload.sha256, zip_size=upload.size, original_filename=upload.original_filename,
             validation_accuracy=validation_accuracy, change_note=change_note, confirmed=confirmed,
             lease_token=lease.token,
@@ -124,26 +119,26 @@ def start(
 def get_own(factory: sessionmaker[Session], user_id: int, check_id: int) -> CheckView | None:
     """The check if it is ``user_id``'s; None otherwise (callers answer 404 either way)."""
     with factory() as db:
-        row = db.get(UploadCheck, check_id)
+        row = db.get(Preflight, check_id)
         return CheckView.of(row) if row is not None and row.user_id == user_id else None
 
 
-def _locked(db: Session, check_id: int) -> UploadCheck | None:
-    return db.scalar(select(UploadCheck).where(UploadCheck.id == check_id).with_for_update())
+def _locked(db: Session, check_id: int) -> Preflight | None:
+    return db.scalar(select(Preflight).where(Preflight.id == check_id).with_for_update())
 
 
-def _release_turn(db: Session, row: UploadCheck) -> None:
+def _release_turn(db: Session, row: Preflight) -> None:
     db.execute(
         delete(PreflightLease).where(PreflightLease.user_id == row.user_id, PreflightLease.token == row.lease_token)
     )
 
 
-def _end(row: UploadCheck, state: str, now: dt.datetime, key: str, **extra: Any) -> None:
+def _end(row: Preflight, state: PreflightState, now: dt.datetime, key: str, **extra: Any) -> None:
     row.state, row.updated_at = state, now
     row.refusal = {"key": key, **extra}
 
 
-def _accept(db: Session, row: UploadCheck, now: dt.datetime) -> int | None:
+def _accept(db: Session, row: Preflight, now: dt.datetime) -> int | None:
     """Spend the slot for ``row`` in the caller's locked transaction; the submission's id, or None
     when the slot cannot be spent (the check is then refused with the reason, nothing spent)."""
     upload = ReceivedUpload(
@@ -155,9 +150,9 @@ def _accept(db: Session, row: UploadCheck, now: dt.datetime) -> int | None:
             validation_accuracy=row.validation_accuracy, now=now, change_note=row.change_note,
         )  # fmt: skip
     except SubmissionRefused as exc:
-        _end(row, REFUSED, now, refusals.slot_reason(exc.reason).key, reason=exc.reason)
+        _end(row, PreflightState.REFUSED, now, refusals.slot_reason(exc.reason).key, reason=exc.reason)
         return None
-    row.state, row.updated_at, row.submission_id = ACCEPTED, now, submission.id
+    row.state, row.updated_at, row.submission_id = PreflightState.ACCEPTED, now, submission.id
     return submission.id
 
 
@@ -166,9 +161,7 @@ def allowed_runtimes(factory: sessionmaker[Session], check_id: int) -> list[str]
     as it will not be settled)."""
     with factory() as db:
         return db.scalar(
-            select(Cohort.runtimes)
-            .join(UploadCheck, UploadCheck.cohort_id == Cohort.id)
-            .where(UploadCheck.id == check_id)
+            select(Cohort.runtimes).join(Preflight, Preflight.cohort_id == Cohort.id).where(Preflight.id == check_id)
         )
 
 
@@ -199,12 +192,12 @@ def settle(
     then sends it for scoring), else None — also when the check had already been settled."""
     with write_lock(factory) as db:
         row = _locked(db, check_id)
-        if row is None or row.state != CHECKING:
+        if row is None or row.state != PreflightState.CHECKING:
             return None  # delivered twice, or expired meanwhile: the first decision stands
         row.verdict = verdict.to_json()
         _release_turn(db, row)
         if verdict.server_fault:
-            _end(row, FAILED, now, refusals.INTERNAL.key)
+            _end(row, PreflightState.FAILED, now, refusals.INTERNAL.key)
             return None
         if verdict.ok:
             cohort = db.get(Cohort, row.cohort_id)
@@ -213,12 +206,12 @@ def settle(
                 verdict = PreflightVerdict(ok=False, error=refusal, notices=verdict.notices, report=verdict.report)
                 row.verdict = verdict.to_json()
         if not verdict.ok:
-            _end(row, REFUSED, now, refusals.REFUSED.key)
+            _end(row, PreflightState.REFUSED, now, refusals.REFUSED.key)
             return None
         if verdict.near_chance(near_chance_below):
             remembered = db.get(SmokeConfirmation, (row.user_id, row.zip_sha256)) is not None
             if not remembered and not row.confirmed:
-                _end(row, NEEDS_CONFIRMATION, now, refusals.NEAR_CHANCE.key)
+                _end(row, PreflightState.NEEDS_CONFIRMATION, now, refusals.NEAR_CHANCE.key)
                 return None
             if not remembered:
                 db.add(SmokeConfirmation(user_id=row.user_id, zip_sha256=row.zip_sha256))
@@ -242,9 +235,9 @@ def confirm(
         if row is None or row.user_id != user_id:
             return None
         queued = None
-        if row.state == NEEDS_CONFIRMATION and row.updated_at <= confirm_deadline(settings, now):
-            _end(row, EXPIRED, now, refusals.EXPIRED.key)
-        elif row.state == NEEDS_CONFIRMATION:
+        if row.state == PreflightState.NEEDS_CONFIRMATION and row.updated_at <= confirm_deadline(settings, now):
+            _end(row, PreflightState.EXPIRED, now, refusals.EXPIRED.key)
+        elif row.state == PreflightState.NEEDS_CONFIRMATION:
             row.confirmed = True
             if db.get(SmokeConfirmation, (row.user_id, row.zip_sha256)) is None:
                 db.add(SmokeConfirmation(user_id=row.user_id, zip_sha256=row.zip_sha256))
@@ -278,10 +271,10 @@ def expire_unconfirmed(
     submission or pending check names it and nobody stored it again since the window began (a
     fresh upload of the same bytes rewrites the file before it records its check)."""
     deadline = confirm_deadline(settings, now)
-    due = (UploadCheck.state == NEEDS_CONFIRMATION, UploadCheck.updated_at <= deadline)
-    query = select(UploadCheck.id, UploadCheck.storage_key).where(*due)
+    due = (Preflight.state == PreflightState.NEEDS_CONFIRMATION, Preflight.updated_at <= deadline)
+    query = select(Preflight.id, Preflight.storage_key).where(*due)
     if check_id is not None:
-        query = query.where(UploadCheck.id == check_id)
+        query = query.where(Preflight.id == check_id)
     with factory() as db:  # a plain read first: the check page's poll and every sweep ask, rarely in vain
         if db.execute(query.limit(1)).first() is None:
             return []
@@ -292,9 +285,9 @@ def expire_unconfirmed(
         ids = [row.id for row in rows]
         refusal = {"key": refusals.EXPIRED.key}
         db.execute(
-            update(UploadCheck)
-            .where(UploadCheck.id.in_(ids), *due)
-            .values(state=EXPIRED, updated_at=now, refusal=refusal)
+            update(Preflight)
+            .where(Preflight.id.in_(ids), *due)
+            .values(state=PreflightState.EXPIRED, updated_at=now, refusal=refusal)
             .execution_options(synchronize_session=False)
         )
     assert settings.storage_dir is not None
@@ -308,8 +301,7 @@ def check_marks(factory: sessionmaker[Session], ids: list[int]) -> dict[int, Has
     """For the long-poll watcher (``app.web.long_poll``): each check's state, in one query."""
     with factory() as db:
         return {
-            row.id: row.state
-            for row in db.execute(select(UploadCheck.id, UploadCheck.state).where(UploadCheck.id.in_(ids)))
+            row.id: row.state for row in db.execute(select(Preflight.id, Preflight.state).where(Preflight.id.in_(ids)))
         }
 
 
@@ -318,8 +310,8 @@ def referenced_keys(factory: sessionmaker[Session], keys: Collection[str]) -> se
     downloads) or a check under way or awaiting "upload it anyway"."""
     with factory() as db:
         used = set(db.scalars(select(Submission.storage_key).where(Submission.storage_key.in_(keys))))
-        pending = UploadCheck.state.in_(PENDING)
-        used |= set(db.scalars(select(UploadCheck.storage_key).where(UploadCheck.storage_key.in_(keys), pending)))
+        pending = Preflight.state.in_(PENDING)
+        used |= set(db.scalars(select(Preflight.storage_key).where(Preflight.storage_key.in_(keys), pending)))
         return used
 
 
@@ -331,20 +323,20 @@ def give_up(
 
     A plain read decides first whether there is anything to end: the check page's live feed asks on
     every look, and must not take the write lock for a check that is simply still being checked."""
-    due = select(UploadCheck.id).where(UploadCheck.id == check_id, UploadCheck.state == CHECKING)
+    due = select(Preflight.id).where(Preflight.id == check_id, Preflight.state == PreflightState.CHECKING)
     if older_than is not None:
-        due = due.where(UploadCheck.created_at <= older_than)
+        due = due.where(Preflight.created_at <= older_than)
     with factory() as db:
         if db.scalar(due) is None:
             return
     with write_lock(factory) as db:
         row = _locked(db, check_id)
-        if row is None or row.state != CHECKING:
+        if row is None or row.state != PreflightState.CHECKING:
             return
         if older_than is not None and row.created_at > older_than:
             return
         _release_turn(db, row)
-        _end(row, FAILED, now, refusals.UNANSWERED.key)
+        _end(row, PreflightState.FAILED, now, refusals.UNANSWERED.key)
 
 
 def claim_next(
@@ -354,36 +346,37 @@ def claim_next(
     docstring) for the delivery ``task_id``; its id, or None when none waits. Exactly once on both
     databases (``app.services.claims``)."""
     fresh = now - dt.timedelta(seconds=settings.preflight_wait_s)
-    unclaimed = (UploadCheck.state == CHECKING) & UploadCheck.started_at.is_(None) & (UploadCheck.created_at > fresh)
+    checking = Preflight.state == PreflightState.CHECKING
+    unclaimed = checking & Preflight.started_at.is_(None) & (Preflight.created_at > fresh)
     with write_lock(factory) as db:
-        waiting = db.execute(select(UploadCheck.id, UploadCheck.user_id, UploadCheck.created_at).where(unclaimed)).all()
+        waiting = db.execute(select(Preflight.id, Preflight.user_id, Preflight.created_at).where(unclaimed)).all()
         if not waiting:
             return None
         used = preflight_seconds(db, {row.user_id for row in waiting}, now)
         order = sorted(waiting, key=lambda row: (used.get(row.user_id, 0.0), row.created_at, row.id))
         values = {"started_at": now, "task_id": task_id}
-        return claim_first(db, UploadCheck, (row.id for row in order), unclaimed, values)
+        return claim_first(db, Preflight, (row.id for row in order), unclaimed, values)
 
 
 def claim(factory: sessionmaker[Session], check_id: int, now: dt.datetime) -> bool:
     """Claim this very check (a process that checks its own uploads, without pre-flight workers)."""
     with write_lock(factory) as db:
-        unclaimed = (UploadCheck.state == CHECKING) & UploadCheck.started_at.is_(None)
-        return claim_first(db, UploadCheck, [check_id], unclaimed, {"started_at": now}) is not None
+        unclaimed = (Preflight.state == PreflightState.CHECKING) & Preflight.started_at.is_(None)
+        return claim_first(db, Preflight, [check_id], unclaimed, {"started_at": now}) is not None
 
 
 def preflight_seconds(db: Session, user_ids: Collection[int], now: dt.datetime) -> dict[int, float]:
     """Pre-flight time each trainee used in the last hour: from when a worker took each check to
     its verdict (or to now, for checks still running)."""
     rows = db.execute(
-        select(UploadCheck.user_id, UploadCheck.state, UploadCheck.started_at, UploadCheck.updated_at).where(
-            UploadCheck.user_id.in_(user_ids), UploadCheck.started_at > now - PREFLIGHT_TIME_WINDOW
+        select(Preflight.user_id, Preflight.state, Preflight.started_at, Preflight.updated_at).where(
+            Preflight.user_id.in_(user_ids), Preflight.started_at > now - PREFLIGHT_TIME_WINDOW
         )
     ).all()
     used: dict[int, float] = {}
     for row in rows:
         assert row.started_at is not None
-        until = now if row.state == CHECKING else row.updated_at
+        until = now if row.state == PreflightState.CHECKING else row.updated_at
         used[row.user_id] = used.get(row.user_id, 0.0) + max(0.0, (until - row.started_at).total_seconds())
     return used
 
@@ -402,8 +395,8 @@ def check_and_settle(
     pre-flight) goes through the same steps.
     """
     with factory() as db:
-        row = db.get(UploadCheck, check_id)
-        if row is None or row.state != CHECKING:
+        row = db.get(Preflight, check_id)
+        if row is None or row.state != PreflightState.CHECKING:
             return
         key, sha256 = row.storage_key, row.zip_sha256
     assert settings.storage_dir is not None

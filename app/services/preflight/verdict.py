@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import PreflightCheck
+from app.models import PreflightVerdictCache
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def cached_preflight(
     version = engine_version()
     with _lock_for(sha256):
         with factory() as db:
-            row = db.get(PreflightCheck, (sha256, version, public_set_sha256))
+            row = db.get(PreflightVerdictCache, (sha256, version, public_set_sha256))
             if row is not None:
                 return PreflightVerdict.from_json(row.report)
         verdict = checker(zip_path)
@@ -119,7 +119,7 @@ def cached_preflight(
             return verdict
         with factory() as db:
             db.add(
-                PreflightCheck(
+                PreflightVerdictCache(
                     zip_sha256=sha256, engine_version=version, public_set_sha256=public_set_sha256, ok=verdict.ok,
                     report=verdict.to_json(),
                 )

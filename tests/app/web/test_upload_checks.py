@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.main import create_app
-from app.models import PreflightLease, SmokeConfirmation, Submission, UploadCheck
+from app.models import Preflight, PreflightLease, SmokeConfirmation, Submission
 from app.services.preflight import lifecycle
 from app.services.preflight.verdict import PreflightVerdict
 from app.services.quota import quota_status
@@ -165,7 +165,7 @@ def test_a_check_nobody_watches_is_still_scored(
     runner = next(t for t in threading.enumerate() if t.name == f"upload-check-{check_id}")
     runner.join(60)
     db.rollback()
-    row = db.get(UploadCheck, check_id)
+    row = db.get(Preflight, check_id)
     assert row is not None and row.state == "accepted" and row.submission_id is not None
     assert enqueued == [row.submission_id]
 
@@ -246,7 +246,7 @@ def _near_chance_check(live: TestClient, gated: GatedChecker, db: Session, setti
     gated.go.set()
     assert _settled(live, url)["state"] == "needs_confirmation"
     db.rollback()
-    row = db.get(UploadCheck, int(url.rsplit("/", 1)[1]))
+    row = db.get(Preflight, int(url.rsplit("/", 1)[1]))
     assert row is not None and settings.storage_dir is not None
     stored = path_for(settings.storage_dir, row.storage_key)
     written = (row.created_at - dt.timedelta(minutes=1)).timestamp()
@@ -271,7 +271,7 @@ def test_a_late_confirm_is_told_the_window_passed_in_both_languages_and_spends_n
     assert "受付期限" in error["message_ja"]
     assert live.get(url).status_code == 410  # the page says the same, for good
     db.rollback()
-    row = db.get(UploadCheck, int(url.rsplit("/", 1)[1]))
+    row = db.get(Preflight, int(url.rsplit("/", 1)[1]))
     assert row is not None and row.state == "expired" and row.submission_id is None
     assert not stored.exists()  # nothing will read it again
     assert _count(db, Submission) == 0 and enqueued == []
@@ -339,7 +339,7 @@ def test_a_confirm_racing_the_expiry_has_exactly_one_outcome(
     assert isinstance(confirmed, tuple)
     view, queued = confirmed
     db.rollback()
-    row = db.get(UploadCheck, check_id)
+    row = db.get(Preflight, check_id)
     assert row is not None
     if outcomes["sweep"] == [check_id]:  # the sweep came first: the click found it expired
         assert row.state == view.state == "expired" and queued is None
@@ -395,7 +395,7 @@ def test_over_the_storage_budget_the_upload_is_refused_in_both_languages_and_sto
         assert "保管枠 4.9 KiB のうち 4.7 KiB" in error["message_ja"]
         assert "hold 4.7 KiB of your 4.9 KiB of storage" in error["message_en"]
         assert "Answer the waiting ones" in error["message_en"]
-        assert _store(small) == before and _count(db, UploadCheck) == 3  # nothing stored, no check begun
+        assert _store(small) == before and _count(db, Preflight) == 3  # nothing stored, no check begun
         confirmed = client.post(f"{questions[0]}/confirm", data={"csrf_token": csrf(client)}, follow_redirects=False)
         assert confirmed.status_code == 303  # now a submission's zip: no longer held against the budget
         assert _pending(client, make_zip(body=b"#" * 1500)).startswith("/uploads/checks/")

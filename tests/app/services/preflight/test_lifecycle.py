@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import make_engine, make_sessionmaker
-from app.models import Cohort, Role, UploadCheck, User
+from app.models import Cohort, Preflight, Role, User
 from app.services.preflight import gate, lifecycle
 from app.settings import Settings
 
@@ -53,7 +53,7 @@ def _check(
 ) -> int:
     """A check created at ``created``; ``ran``: claimed and settled at those times (a past check)."""
     with factory.begin() as db:
-        row = UploadCheck(
+        row = Preflight(
             user_id=user_id, cohort_id=cohort_id, state="refused" if ran else "checking", storage_key="k",
             zip_sha256="0" * 64, zip_size=1, original_filename="s.zip", created_at=created,
             updated_at=ran[1] if ran else created, started_at=ran[0] if ran else None, verdict=verdict,
@@ -79,7 +79,7 @@ def test_the_trainee_with_the_least_preflight_time_in_the_last_hour_is_checked_n
 def test_a_check_running_now_counts_its_time_so_far(factory: sessionmaker[Session], settings: Settings) -> None:
     cohort_id, (running, other) = _people(factory, 2)
     with factory.begin() as db:  # claimed 30 s ago, not settled yet (it's running)
-        db.add(UploadCheck(
+        db.add(Preflight(
             user_id=running, cohort_id=cohort_id, state="checking", storage_key="k", zip_sha256="1" * 64,
             zip_size=1, original_filename="s.zip", created_at=at(0), updated_at=at(0), started_at=at(0),
         ))  # fmt: skip
@@ -112,7 +112,7 @@ def test_simultaneous_claims_take_each_check_once(factory: sessionmaker[Session]
     assert sorted(claimed) == sorted(ids)
     assert not lifecycle.claim(factory, claimed[0], at(30))  # and a claimed check is never claimed again
     with factory() as db:
-        assert set(db.scalars(select(UploadCheck.started_at))) == {at(20)}
+        assert set(db.scalars(select(Preflight.started_at))) == {at(20)}
 
 
 def test_checks_that_ran_into_the_time_limit_count_more_toward_the_hourly_rate(
