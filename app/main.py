@@ -88,40 +88,45 @@ def worker_deliver(settings: Settings) -> Callable[[int], None]:
     return deliver
 
 
-StartCheck = Callable[[int], threading.Event | None]
+StartPreflight = Callable[[int], threading.Event | None]
 
 
-def worker_start_check(settings: Settings) -> StartCheck:
-    """Send a committed upload check to the pre-flight workers, which act on its verdict. None: the
+def worker_start_preflight(settings: Settings) -> StartPreflight:
+    """Send a committed pre-flight to the pre-flight workers, which act on its verdict. None: the
     site follows the row to learn the outcome. Raises NoWorkerAnswered when the broker refused it."""
 
-    def start(check_id: int) -> threading.Event | None:
+    def start(preflight_id: int) -> threading.Event | None:
         from app.queue import NoWorkerAnswered, enqueue_preflight
 
-        if not enqueue_preflight(check_id, settings):
-            raise NoWorkerAnswered("the broker did not take the check")
+        if not enqueue_preflight(preflight_id, settings):
+            raise NoWorkerAnswered("the broker did not take the pre-flight")
         return None
 
     return start
 
 
-def in_process_checks(app: FastAPI, checker: Checker) -> StartCheck:
-    """Run upload checks with ``checker`` on a thread of this process (tests; trainee code never
+def in_process_preflights(app: FastAPI, checker: Checker) -> StartPreflight:
+    """Run pre-flights with ``checker`` on a thread of this process (tests; trainee code never
     runs here in production), through the same steps as the worker; the event is set when done."""
 
-    def start(check_id: int) -> threading.Event:
+    def start(preflight_id: int) -> threading.Event:
         done = threading.Event()
 
         def run() -> None:
             try:
-                lifecycle.claim(app.state.sessionmaker, check_id, app.state.clock())
+                lifecycle.claim(app.state.sessionmaker, preflight_id, app.state.clock())
                 check_and_settle(
-                    app.state.sessionmaker, app.state.settings, check_id, checker, app.state.enqueue, app.state.clock
+                    app.state.sessionmaker,
+                    app.state.settings,
+                    preflight_id,
+                    checker,
+                    app.state.enqueue,
+                    app.state.clock,
                 )
             finally:
                 done.set()
 
-        threading.Thread(target=run, name=f"upload-check-{check_id}", daemon=True).start()
+        threading.Thread(target=run, name=f"preflight-{preflight_id}", daemon=True).start()
         return done
 
     return start
@@ -173,7 +178,7 @@ def create_app(
         # The live pages' long polls: one watcher per kind for the whole process (app.web.long_poll).
         app.state.held_polls = HeldPolls(settings.long_poll_per_user)
         app.state.submission_watcher = submissions.submission_watcher(app.state.sessionmaker, app.state.scoring_queue)
-        app.state.check_watcher = uploads.check_watcher(app.state.sessionmaker)
+        app.state.preflight_watcher = uploads.preflight_watcher(app.state.sessionmaker)
         # Ask the scoring runtime for its versions now, not on the first upload page.
         threading.Thread(target=runtime_versions, args=(runtime_key(settings),), daemon=True).start()
         _prepare_routes(app)
@@ -181,7 +186,7 @@ def create_app(
         try:
             async with anyio.create_task_group() as background:
                 background.start_soon(app.state.submission_watcher.run)
-                background.start_soon(app.state.check_watcher.run)
+                background.start_soon(app.state.preflight_watcher.run)
                 yield
                 background.cancel_scope.cancel()
         finally:
@@ -193,8 +198,8 @@ def create_app(
     # Outside development the templates do not change under a running process: no file checks per page.
     templates.env.auto_reload = settings.environment == "development"
     app.state.enqueue = enqueue or worker_enqueue(settings)
-    app.state.start_check = (
-        worker_start_check(settings) if preflight_checker is None else in_process_checks(app, preflight_checker)
+    app.state.start_preflight = (
+        worker_start_preflight(settings) if preflight_checker is None else in_process_preflights(app, preflight_checker)
     )
     app.state.deliver_email = deliver_email or worker_deliver(settings)
     app.state.testset_importer = testset_importer or worker_importer(settings)

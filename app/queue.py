@@ -97,13 +97,13 @@ def enqueue_email(outbox_id: int, settings: Settings | None = None) -> bool:
     return send(SEND_EMAIL_TASK, [outbox_id], EMAIL_QUEUE, settings)
 
 
-def enqueue_preflight(check_id: int, settings: Settings) -> bool:
-    """Send a committed upload check to the pre-flight workers (``app.services.preflight.lifecycle``).
+def enqueue_preflight(preflight_id: int, settings: Settings) -> bool:
+    """Send a committed pre-flight to the pre-flight workers (``app.services.preflight.lifecycle``).
 
-    It expires with ``preflight_wait_s``: by then the site has ended the check as unanswered, and a
+    It expires with ``preflight_wait_s``: by then the site has ended the pre-flight as unanswered, and a
     worker must not start it after that.
     """
-    return send(PREFLIGHT_TASK, [check_id], PREFLIGHT_QUEUE, settings, expires=settings.preflight_wait_s)
+    return send(PREFLIGHT_TASK, [preflight_id], PREFLIGHT_QUEUE, settings, expires=settings.preflight_wait_s)
 
 
 class NoWorkerAnswered(Exception):

@@ -82,9 +82,9 @@ def deliveries(config: WorkerSettings) -> dict[str, Delivery]:
             },
         ),
         # The pre-flight of an upload. Pool process lost: not redelivered (the zip that killed it
-        # must not loop through the queue); the main process refuses the check as the submission's
+        # must not loop through the queue); the main process refuses the pre-flight as the submission's
         # (WORKER_PROCESS_LOST), nothing spent, nothing cached. Host lost: the message returns after
-        # it has expired (KATAKANA_PREFLIGHT_WAIT_S); the check ends as unanswered, the server's fault,
+        # it has expired (KATAKANA_PREFLIGHT_WAIT_S); the pre-flight ends as unanswered, the server's fault,
         # nothing spent.
         PREFLIGHT_TASK: Delivery(
             PREFLIGHT_QUEUE,

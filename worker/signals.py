@@ -9,7 +9,7 @@
 - Context: ``task_prerun`` binds ``outbox_id`` (email) for the whole task, so every line logged
   while the task runs — ours, the scorer's, the sandbox's — carries it. A scoring or pre-flight
   message only wakes a worker (the fair order decides which submission or check it runs): its id is
-  bound as ``woken_by``, and the task binds ``submission_id`` or ``check_id`` itself once it has
+  bound as ``woken_by``, and the task binds ``submission_id`` or ``preflight_id`` itself once it has
   claimed one. Binding in a signal rather than inside each task keeps the tasks free of logging
   plumbing.
 - Presence: ``worker_ready`` starts the thread that keeps this worker's key alive in Redis

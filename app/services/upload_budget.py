@@ -1,10 +1,10 @@
 """Each trainee's storage budget: what their zips may hold in the store before a submission names them.
 
-A zip enters the store when its upload check starts, and until a submission names it, it is held
+A zip enters the store when its pre-flight starts, and until a submission names it, it is held
 for the trainee who sent it:
 
-- **pending**: a check under way, or a near-chance question waiting for "upload it anyway" (up to
-  ``upload_check_confirm_ttl_h``): the zip will be read again, so it stays;
+- **pending**: a pre-flight under way, or a near-chance question waiting for "upload it anyway" (up to
+  ``preflight_confirm_ttl_h``): the zip will be read again, so it stays;
 - **support copies**: zips the pre-flight refused (or whose check failed), kept
   ``refused_upload_retention_s`` for support, then purged.
 
@@ -53,7 +53,7 @@ class Held:
 
 
 def held_zips(db: Session, user_id: int, settings: Settings, now: dt.datetime) -> list[Held]:
-    """The zips held for ``user_id`` now, each key once (pending if any of its checks is)."""
+    """The zips held for ``user_id`` now, each key once (pending if any of its pre-flights is)."""
     support_since = now - dt.timedelta(seconds=settings.refused_upload_retention_s)
     rows = db.execute(
         select(
@@ -86,7 +86,7 @@ def _frees_at(state: str, created: dt.datetime, updated: dt.datetime, settings: 
     if state == PreflightState.CHECKING:  # settled within the wait, or given up then
         return created + dt.timedelta(seconds=settings.preflight_wait_s)
     if state == PreflightState.NEEDS_CONFIRMATION:
-        return updated + dt.timedelta(hours=settings.upload_check_confirm_ttl_h)
+        return updated + dt.timedelta(hours=settings.preflight_confirm_ttl_h)
     return created + dt.timedelta(seconds=settings.refused_upload_retention_s)
 
 

@@ -3,7 +3,7 @@
 :class:`CSRFCookieMiddleware` makes sure every browser has the signed cookie and exposes its value to
 templates as ``request.state.csrf_token``. :func:`verify_csrf` is a dependency on every router of the
 site: it refuses any unsafe request whose form field or header does not repeat the cookie. The
-streamed upload checks the same rule itself, after parsing its form (see ``app.web.uploads``).
+streamed pre-flights the same rule itself, after parsing its form (see ``app.web.uploads``).
 """
 
 from __future__ import annotations

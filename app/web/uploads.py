@@ -4,14 +4,14 @@ Order matters and is the point of this module: every refusal that needs no body 
 body is read (session, a CSRF header, the cohort and daily limit, the pre-flight's one-at-a-time and
 hourly rate, the storage budget from the declared length: :func:`_before_body`) → receive the file
 to a part file (capped) → check the form's CSRF token → make room in the trainee's storage budget →
-take the trainee's pre-flight turn → record the upload check, the zip entering the store in that
+take the trainee's pre-flight turn → record the pre-flight, the zip entering the store in that
 transaction, and send it → wait briefly (``preflight_inline_wait_s``) for its verdict. A refusal on
-the way removes the part file: a refused upload leaves nothing on disk. Whoever runs the check acts
+the way removes the part file: a refused upload leaves nothing on disk. Whoever runs the pre-flight acts
 on the verdict (``app.services.preflight.lifecycle``): a refused zip spends nothing; an accepted one spends
 a slot and inserts the ``queued`` row in one locked transaction, then is sent for scoring. A verdict
-within the budget is answered as such; otherwise the answer is the check's page
-(``/uploads/checks/{id}``), which follows the check live. Browsers get pages; our XHR and API clients
-get JSON (202 with the check's URL while it runs), with HTTP 429 when the daily limit is used up.
+within the budget is answered as such; otherwise the answer is the pre-flight's page
+(``/uploads/preflights/{id}``), which follows the pre-flight live. Browsers get pages; our XHR and API clients
+get JSON (202 with the pre-flight's URL while it runs), with HTTP 429 when the daily limit is used up.
 """
 
 from __future__ import annotations
@@ -208,10 +208,10 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
         await anyio.to_thread.run_sync(_make_room, factory, user, received, settings, clock(), started)
         if settings.preflight:
             confirmed = confirmed_in_form(received.fields.get(CONFIRM_FIELD))
-            check = await _start_check(
+            check = await _start_preflight(
                 request, user, cohort_id, received, validation, confirmed, settings, clock, change_note=note
             )
-            return await _answer_check(request, check, user, settings, clock)
+            return await _answer_preflight(request, check, user, settings, clock)
         now = clock()
         upload = received  # as the lambda below sees it: never None
         try:
@@ -340,7 +340,7 @@ def _quota_params(exc: SubmissionRefused, now: Any, lang: str) -> dict[str, Any]
     }
 
 
-async def _start_check(
+async def _start_preflight(
     request: Request,
     user: Uploader,
     cohort_id: int,
@@ -351,10 +351,10 @@ async def _start_check(
     clock: Any,
     *,
     change_note: str = "",
-) -> lifecycle.CheckView:
-    """Take the trainee's pre-flight turn, record the check and send it; then wait at most
+) -> lifecycle.PreflightView:
+    """Take the trainee's pre-flight turn, record the pre-flight and send it; then wait at most
     ``preflight_inline_wait_s`` for the verdict. The turn is held until the verdict is stored (the
-    settling frees it), not until this request ends: one check at a time per trainee, even while
+    settling frees it), not until this request ends: one pre-flight at a time per trainee, even while
     nobody waits for it."""
     factory = request.app.state.sessionmaker
     try:
@@ -362,7 +362,7 @@ async def _start_check(
     except gate.PreflightRefused as exc:
         raise _gate_refusal(exc, settings) from exc
     try:
-        check_id = await anyio.to_thread.run_sync(
+        preflight_id = await anyio.to_thread.run_sync(
             lambda: lifecycle.start(
                 factory,
                 user_id=user.id,
@@ -376,15 +376,15 @@ async def _start_check(
             )
         )
     except BaseException:
-        with anyio.CancelScope(shield=True):  # no check holds the turn: free it now
+        with anyio.CancelScope(shield=True):  # no pre-flight holds the turn: free it now
             await anyio.to_thread.run_sync(gate.release, factory, lease)
         raise
-    bind_log_fields(upload_check_id=check_id)
+    bind_log_fields(preflight_id=preflight_id)
     try:
-        done = await anyio.to_thread.run_sync(request.app.state.start_check, check_id)
+        done = await anyio.to_thread.run_sync(request.app.state.start_preflight, preflight_id)
     except NoWorkerAnswered as exc:
-        log.error("could not send upload check %s: %s", check_id, exc)
-        await anyio.to_thread.run_sync(lifecycle.give_up, factory, check_id, clock())
+        log.error("could not send pre-flight %s: %s", preflight_id, exc)
+        await anyio.to_thread.run_sync(lifecycle.give_up, factory, preflight_id, clock())
         done = None
     budget = settings.preflight_inline_wait_s
     if done is not None:  # checked on a thread here: wait for it rather than look again and again
@@ -392,50 +392,58 @@ async def _start_check(
     else:
         deadline = anyio.current_time() + budget
         while anyio.current_time() < deadline:
-            check = await anyio.to_thread.run_sync(lifecycle.get_own, factory, user.id, check_id)
+            check = await anyio.to_thread.run_sync(lifecycle.get_own, factory, user.id, preflight_id)
             if check is None or check.settled:
                 break
             await anyio.sleep(INLINE_TICK_S)
-    check = await anyio.to_thread.run_sync(lifecycle.get_own, factory, user.id, check_id)
+    check = await anyio.to_thread.run_sync(lifecycle.get_own, factory, user.id, preflight_id)
     assert check is not None
     return check
 
 
 INLINE_TICK_S = 0.1  # how often the upload request looks for its verdict within its short budget
-# How often the watcher looks at the checks pages wait on: a verdict takes seconds. One query per
+# How often the watcher looks at the pre-flights pages wait on: a verdict takes seconds. One query per
 # tick per web process, however many pages wait (``app.web.long_poll``).
-CHECK_TICK_S = 0.25
+PREFLIGHT_TICK_S = 0.25
 
 
-def check_watcher(factory: Any) -> Watcher:
-    return Watcher("upload check", lambda ids: lifecycle.check_marks(factory, ids), CHECK_TICK_S)
+def preflight_watcher(factory: Any) -> Watcher:
+    return Watcher("pre-flight", lambda ids: lifecycle.preflight_marks(factory, ids), PREFLIGHT_TICK_S)
 
 
-def _check_url(check_id: int) -> str:
-    return f"/uploads/checks/{check_id}"
+def _ids(preflight_id: int) -> dict[str, int]:
+    """The pre-flight's id in JSON. ``check_id`` is its old name, deprecated (the API docs page says
+    so) but still sent: scripts written against it keep working."""
+    return {"preflight_id": preflight_id, "check_id": preflight_id}
 
 
-async def _answer_check(
-    request: Request, check: lifecycle.CheckView, user: Uploader, settings: Settings, clock: Any
+def _preflight_url(preflight_id: int) -> str:
+    return f"/uploads/preflights/{preflight_id}"
+
+
+async def _answer_preflight(
+    request: Request, check: lifecycle.PreflightView, user: Uploader, settings: Settings, clock: Any
 ) -> Response:
-    """The answer for a check as it stands: the submission once accepted, the refusal as the upload
-    page renders it, or (still checking) the check's page that follows it live."""
+    """The answer for a pre-flight as it stands: the submission once accepted, the refusal as the upload
+    page renders it, or (still checking) the pre-flight's page that follows it live."""
     if check.state == PreflightState.ACCEPTED and check.submission_id is not None:
         bind_log_fields(submission_id=check.submission_id)
         return await _queued(request, check.submission_id, clock)
     if check.state == PreflightState.CHECKING:
-        url = _check_url(check.id)
+        url = _preflight_url(check.id)
         if wants_json(request):
-            body = {"check_id": check.id, "state": check.state, "url": url, "status_url": f"{url}/status"}
+            body = {**_ids(check.id), "state": check.state, "url": url, "status_url": f"{url}/status"}
             return JSONResponse(body, status_code=202, headers={"Location": url})
         return RedirectResponse(url, status_code=303)
-    refusal = await anyio.to_thread.run_sync(_check_refusal, request.app.state.sessionmaker, check, user.lang, clock())
+    refusal = await anyio.to_thread.run_sync(
+        _preflight_refusal, request.app.state.sessionmaker, check, user.lang, clock()
+    )
     upload = ReceivedUpload(original_filename=check.original_filename, sha256=check.zip_sha256, size=check.zip_size)
-    return await _refused(request, refusal, upload, user, settings, clock, user.lang, check_id=check.id)
+    return await _refused(request, refusal, upload, user, settings, clock, user.lang, preflight_id=check.id)
 
 
-def _check_refusal(factory: Any, check: lifecycle.CheckView, lang: str, now: dt.datetime) -> Refusal:
-    """The refusal a settled check stands for: the same statuses, keys and details as when the
+def _preflight_refusal(factory: Any, check: lifecycle.PreflightView, lang: str, now: dt.datetime) -> Refusal:
+    """The refusal a settled pre-flight stands for: the same statuses, keys and details as when the
     upload request itself waited for the verdict."""
     verdict = PreflightVerdict.from_json(check.verdict) if check.verdict else None
     reason = refusals.reason_for(str((check.refusal or {}).get("key", refusals.INTERNAL.key)))
@@ -447,7 +455,7 @@ def _check_refusal(factory: Any, check: lifecycle.CheckView, lang: str, now: dt.
         extra = {
             "preflight": verdict.to_json(),
             "confirm_field": CONFIRM_FIELD,
-            "confirm_url": f"{_check_url(check.id)}/confirm",
+            "confirm_url": f"{_preflight_url(check.id)}/confirm",
         }
         return Refusal.of(reason, extra=extra, correct=smoke.get("correct", 0), total=smoke.get("total", 0))
     if reason is refusals.UNANSWERED:
@@ -465,91 +473,104 @@ def _check_refusal(factory: Any, check: lifecycle.CheckView, lang: str, now: dt.
     return Refusal.of(refusals.INTERNAL, detail=detail)
 
 
-@page_router.get("/uploads/checks/{check_id}", name="upload_check")
-async def upload_check_page(
-    request: Request, check_id: PathId, user: UploaderDep, settings: SettingsDep, clock: ClockDep, t: TranslatorDep
+OLD_PREFLIGHT_PATHS = ("", "/status", "/confirm")
+
+
+@router.api_route("/uploads/checks/{preflight_id}{rest:path}", methods=["GET", "HEAD", "POST"], include_in_schema=False)
+def old_preflight_path(request: Request, preflight_id: PathId, rest: str) -> Response:
+    """The pre-flight's pages were under ``/uploads/checks/``: a tab left open across a deploy, or a
+    script, is sent on to the new path with its method, body and query kept (308)."""
+    if rest not in OLD_PREFLIGHT_PATHS:
+        raise NotFound
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(f"{_preflight_url(preflight_id)}{rest}{query}", status_code=308)
+
+
+@page_router.get("/uploads/preflights/{preflight_id}", name="preflight_page")
+async def preflight_page(
+    request: Request, preflight_id: PathId, user: UploaderDep, settings: SettingsDep, clock: ClockDep, t: TranslatorDep
 ) -> Response:
-    """The check of an upload, followed live (``/static/check.js``); once settled, what the upload
+    """The pre-flight of an upload, followed live (``/static/check.js``); once settled, what the upload
     request would have answered: the submission, the refusal, or the near-chance question."""
     factory = request.app.state.sessionmaker
-    await anyio.to_thread.run_sync(lifecycle.expire_if_stale, factory, check_id, settings, clock())
-    check = await anyio.to_thread.run_sync(lifecycle.get_own, factory, user.id, check_id)
+    await anyio.to_thread.run_sync(lifecycle.expire_if_stale, factory, preflight_id, settings, clock())
+    check = await anyio.to_thread.run_sync(lifecycle.get_own, factory, user.id, preflight_id)
     if check is None:
         raise NotFound
     if check.settled:
-        return await _answer_check(request, check, user, settings, clock)
+        return await _answer_preflight(request, check, user, settings, clock)
     if wants_json(request):
-        return JSONResponse(_check_json(check, clock()), status_code=202, headers={"Cache-Control": "no-store"})
+        return JSONResponse(_preflight_json(check, clock()), status_code=202, headers={"Cache-Control": "no-store"})
     elapsed = max(0, int((clock() - check.created_at).total_seconds()))
-    return render(request, "upload_check.html", {"check": check, "elapsed": elapsed})
+    return render(request, "preflight.html", {"preflight": check, "elapsed": elapsed})
 
 
-def _check_json(check: lifecycle.CheckView, now: dt.datetime) -> dict[str, Any]:
+def _preflight_json(check: lifecycle.PreflightView, now: dt.datetime) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "check_id": check.id,
+        **_ids(check.id),
         "state": check.state,
         "final": check.settled,
         "fingerprint": check.state,
         "elapsed_s": max(0.0, (now - check.created_at).total_seconds()),
-        "url": _check_url(check.id),
+        "url": _preflight_url(check.id),
     }
     if check.submission_id is not None:
         body["submission_url"] = f"/submissions/{check.submission_id}"
     return body
 
 
-@page_router.get("/uploads/checks/{check_id}/status", name="upload_check_status")
-async def upload_check_status(
+@page_router.get("/uploads/preflights/{preflight_id}/status", name="preflight_status")
+async def preflight_status(
     request: Request,
-    check_id: PathId,
+    preflight_id: PathId,
     user: UploaderDep,
     settings: SettingsDep,
     clock: ClockDep,
     known: str | None = None,
     wait: float = 0.0,
 ) -> Response:
-    """The check page's live feed, long-polled like a submission's (``submission_status``): ``known``
+    """The pre-flight page's live feed, long-polled like a submission's (``submission_status``): ``known``
     is the state the page shows."""
     factory = request.app.state.sessionmaker
 
-    def look() -> lifecycle.CheckView | None:
-        lifecycle.expire_if_stale(factory, check_id, settings, clock())  # writes only when it is due
-        return lifecycle.get_own(factory, user.id, check_id)
+    def look() -> lifecycle.PreflightView | None:
+        lifecycle.expire_if_stale(factory, preflight_id, settings, clock())  # writes only when it is due
+        return lifecycle.get_own(factory, user.id, preflight_id)
 
-    def due_in(check: lifecycle.CheckView) -> float:  # unsettled by then, the look gives it up
+    def due_in(check: lifecycle.PreflightView) -> float:  # unsettled by then, the look gives it up
         return (check.created_at - clock()).total_seconds() + settings.preflight_wait_s
 
     polled = await long_poll(
         request,
-        request.app.state.check_watcher,
-        check_id,
+        request.app.state.preflight_watcher,
+        preflight_id,
         user.id,
         look,
         lambda check: known is None or check.state != known or check.settled,
         wait,
         due_in,
     )
-    return JSONResponse(_check_json(polled.state, clock()), headers=polled.headers)
+    return JSONResponse(_preflight_json(polled.state, clock()), headers=polled.headers)
 
 
-@page_router.post("/uploads/checks/{check_id}/confirm", name="upload_check_confirm")
-async def upload_check_confirm(
-    request: Request, check_id: PathId, user: UploaderDep, settings: SettingsDep, clock: ClockDep
+@page_router.post("/uploads/preflights/{preflight_id}/confirm", name="preflight_confirm")
+async def preflight_confirm(
+    request: Request, preflight_id: PathId, user: UploaderDep, settings: SettingsDep, clock: ClockDep
 ) -> Response:
-    """ "Upload it anyway" for a check that scored near chance: spends the slot without a new upload."""
+    """ "Upload it anyway" for a pre-flight that scored near chance: spends the slot without a new upload."""
     factory = request.app.state.sessionmaker
-    # A late click finds the check expired (its zip deleted) and is told so; nothing is spent.
-    await anyio.to_thread.run_sync(lifecycle.expire_if_stale, factory, check_id, settings, clock())
+    # A late click finds the pre-flight expired (its zip deleted) and is told so; nothing is spent.
+    await anyio.to_thread.run_sync(lifecycle.expire_if_stale, factory, preflight_id, settings, clock())
     outcome = await anyio.to_thread.run_sync(
-        lambda: lifecycle.confirm(factory, user.id, check_id, clock(), settings=settings)
+        lambda: lifecycle.confirm(factory, user.id, preflight_id, clock(), settings=settings)
     )
     if outcome is None:
         raise NotFound
     check, queued = outcome
     if queued is not None:
-        log.info("near-chance upload check %s confirmed as submission %s", check_id, queued)
+        log.info("near-chance pre-flight %s confirmed as submission %s", preflight_id, queued)
         await anyio.to_thread.run_sync(_enqueue, request.app.state.enqueue, queued)
-    return await _answer_check(request, check, user, settings, clock)
+    return await _answer_preflight(request, check, user, settings, clock)
 
 
 def _enqueue(enqueue: Any, submission_id: int) -> None:
@@ -567,9 +588,9 @@ async def _refused(
     settings: Settings,
     clock: Any,
     lang: str,
-    check_id: int | None = None,
+    preflight_id: int | None = None,
 ) -> Response:
-    # Refused before its check: the received file is already gone (``upload``). Refused by the
+    # Refused before its pre-flight: the received file is already gone (``upload``). Refused by the
     # pre-flight: the zip stays in the store for support until the sweep removes it past
     # ``refused_upload_retention_s``, or the trainee's storage budget needs its room.
     body: dict[str, Any] = {
@@ -582,8 +603,8 @@ async def _refused(
             **refusal.extra,
         }
     }
-    if check_id is not None:
-        body["error"]["check_id"] = check_id
+    if preflight_id is not None:
+        body["error"].update(_ids(preflight_id))
     if received is not None:
         body["error"]["upload"] = {
             "sha256": received.sha256,

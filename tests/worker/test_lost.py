@@ -92,13 +92,13 @@ def test_a_run_that_kills_its_worker_process_on_every_attempt_fails_as_the_submi
 def test_a_check_that_kills_its_worker_process_is_refused_and_not_delivered_again(
     world: World, celery_worker: WorkerProcess
 ) -> None:
-    check_id = _check(world, SLOW)
-    assert enqueue_preflight(check_id, world.settings)
+    preflight_id = _check(world, SLOW)
+    assert enqueue_preflight(preflight_id, world.settings)
     wait_for(lambda: runs_started(celery_worker) == 1, "the check's sandbox run")
     kill_pool_process(celery_worker)
-    wait_for(lambda: _state(world, check_id).state != "checking", "the check to settle")
+    wait_for(lambda: _state(world, preflight_id).state != "checking", "the check to settle")
 
-    row = _state(world, check_id)
+    row = _state(world, preflight_id)
     assert row.state == "refused" and row.refusal == {"key": "upload_error_preflight"}
     assert row.verdict is not None
     assert (row.verdict["error"]["code"], row.verdict["error"]["blame"]) == ("worker_process_lost", "submission")

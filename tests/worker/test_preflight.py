@@ -1,4 +1,4 @@
-"""The pre-flight worker acts on an upload check's verdict itself: Redis, a real Celery worker, the
+"""The pre-flight worker acts on a pre-flight's verdict itself: Redis, a real Celery worker, the
 sandbox. Nobody watches the check here (the trainee closed the tab), and the upload is still scored."""
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ def _check(world: World, source: str, name: str = "submit_katakana.py") -> int:
     )  # fmt: skip
 
 
-def _state(world: World, check_id: int) -> Preflight:
+def _state(world: World, preflight_id: int) -> Preflight:
     with world.sessions() as db:
-        row = db.get(Preflight, check_id)
+        row = db.get(Preflight, preflight_id)
         assert row is not None
         return row
 
@@ -64,11 +64,11 @@ def _count(world: World, model: type) -> int:
 def test_the_worker_spends_the_slot_and_scores_an_unwatched_check_once_even_if_delivered_twice(
     world: World, celery_worker: WorkerProcess
 ) -> None:
-    check_id = _check(world, PREDICT_ZEROS)
-    assert enqueue_preflight(check_id, world.settings)
-    assert enqueue_preflight(check_id, world.settings)  # a second delivery of the same check
+    preflight_id = _check(world, PREDICT_ZEROS)
+    assert enqueue_preflight(preflight_id, world.settings)
+    assert enqueue_preflight(preflight_id, world.settings)  # a second delivery of the same check
     wait_for(lambda: celery_worker.tasks_succeeded(PREFLIGHT_TASK) >= 2, "both deliveries to run")
-    row = _state(world, check_id)
+    row = _state(world, preflight_id)
     assert row.state == "accepted" and row.submission_id is not None
     assert row.verdict is not None and row.verdict["ok"] is True
     assert _count(world, Submission) == 1  # one slot spent, however often the check arrived
@@ -78,10 +78,10 @@ def test_the_worker_spends_the_slot_and_scores_an_unwatched_check_once_even_if_d
 
 
 def test_the_worker_refuses_a_failing_check_without_spending(world: World, celery_worker: WorkerProcess) -> None:
-    check_id = _check(world, PREDICT_RAISES)
-    assert enqueue_preflight(check_id, world.settings)
-    wait_for(lambda: _state(world, check_id).state != "checking", "the check to settle")
-    row = _state(world, check_id)
+    preflight_id = _check(world, PREDICT_RAISES)
+    assert enqueue_preflight(preflight_id, world.settings)
+    wait_for(lambda: _state(world, preflight_id).state != "checking", "the check to settle")
+    row = _state(world, preflight_id)
     assert row.state == "refused" and row.refusal == {"key": "upload_error_preflight"}
     assert row.verdict is not None and row.verdict["error"]["code"] == "predict_exception"
     assert row.verdict["error"]["blame"] == "submission"
@@ -91,18 +91,18 @@ def test_the_worker_refuses_a_failing_check_without_spending(world: World, celer
 
 def _asked_to_confirm(world: World, source: str, name: str, asked_at: dt.datetime) -> tuple[int, Preflight]:
     """A near-chance check that went ``needs_confirmation`` at ``asked_at``, its zip stored then."""
-    check_id = _check(world, source, name)
+    preflight_id = _check(world, source, name)
     with world.sessions.begin() as db:
-        row = db.get(Preflight, check_id)
+        row = db.get(Preflight, preflight_id)
         assert row is not None
         row.state, row.updated_at, row.refusal = "needs_confirmation", asked_at, {"key": "upload_error_near_chance"}
         row.created_at = asked_at
         db.execute(delete(PreflightLease))  # the verdict freed the trainee's turn
-    row = _state(world, check_id)
+    row = _state(world, preflight_id)
     assert world.settings.storage_dir is not None
     written = (asked_at - dt.timedelta(minutes=1)).timestamp()
     os.utime(path_for(world.settings.storage_dir, row.storage_key), (written, written))
-    return check_id, row
+    return preflight_id, row
 
 
 @ON_BOTH_DATABASES
@@ -112,7 +112,7 @@ def test_the_sweep_expires_unconfirmed_checks_deletes_their_zips_and_spends_noth
     assert world.settings.storage_dir is not None
     storage = world.settings.storage_dir
     now = dt.datetime.now(dt.UTC)
-    window = dt.timedelta(hours=world.settings.upload_check_confirm_ttl_h)
+    window = dt.timedelta(hours=world.settings.preflight_confirm_ttl_h)
     old, old_row = _asked_to_confirm(world, PREDICT_ZEROS, "old.py", now - window - dt.timedelta(hours=1))
     fresh, fresh_row = _asked_to_confirm(world, PREDICT_ZEROS, "fresh.py", now - window + dt.timedelta(hours=1))
     # Unconfirmed too long, but the same bytes were submitted since: the submission still reads the zip.
@@ -151,10 +151,10 @@ def test_a_100_kb_compile_bomb_is_refused_and_the_preflight_worker_stays_small(
     pool = pool_process(celery_worker)
     before = peak_rss_bytes(pool.pid)
     assert len(zip_with(compile_bomb(entry), entry)) <= 120 * 1024
-    check_id = _check(world, compile_bomb(entry), entry)
-    assert enqueue_preflight(check_id, world.settings)
-    wait_for(lambda: _state(world, check_id).state != "checking", "the check to settle")
-    row = _state(world, check_id)
+    preflight_id = _check(world, compile_bomb(entry), entry)
+    assert enqueue_preflight(preflight_id, world.settings)
+    wait_for(lambda: _state(world, preflight_id).state != "checking", "the check to settle")
+    row = _state(world, preflight_id)
     assert row.state == "refused" and row.verdict is not None
     assert row.verdict["error"]["code"] == "entry_too_large", row.verdict
     assert row.verdict["error"]["blame"] == "submission"

@@ -110,7 +110,7 @@ def test_eight_accounts_keeping_the_preflight_busy_do_not_starve_a_ninth_trainee
         try:
             answer = upload_bytes(ninth, zip_with(PREDICT_ZEROS), "good.zip")
             assert answer.status_code == 202, answer.text
-            check_id = answer.json()["check_id"]
+            preflight_id = answer.json()["check_id"]
             verdict = _follow(ninth, answer)
         finally:
             ninth.close()
@@ -122,9 +122,11 @@ def test_eight_accounts_keeping_the_preflight_busy_do_not_starve_a_ninth_trainee
         site.stop()
 
     with sessions() as db:
-        good = db.get(Preflight, check_id)
+        good = db.get(Preflight, preflight_id)
         assert good is not None and good.started_at is not None
-        others = db.execute(select(Preflight.started_at, Preflight.updated_at).where(Preflight.id != check_id)).all()
+        others = db.execute(
+            select(Preflight.started_at, Preflight.updated_at).where(Preflight.id != preflight_id)
+        ).all()
     # A worker took the ninth trainee's check as soon as one freed: no attacker's check started
     # between its upload and its start (at most one whose claim was already under way as it arrived).
     started_between = [s for s, _ in others if s is not None and good.created_at < s < good.started_at]

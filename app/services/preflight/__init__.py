@@ -2,10 +2,10 @@
 
 One home for the stage, whose one name is *pre-flight* (``preflight`` in code):
 
-- :mod:`.verdict`: what the check answered (``PreflightVerdict``) and the cache of verdicts by zip;
+- :mod:`.verdict`: what the pre-flight answered (``PreflightVerdict``) and the cache of verdicts by zip;
 - :mod:`.gate`: one pre-flight at a time per trainee, and an hourly rate each;
 - :mod:`.lifecycle`: a pre-flight from the upload to its verdict: start, claim, settle, confirm, expire;
 - :mod:`.near_chance`: the question asked before an upload is spent on a zip that scored near chance;
 
-The check itself runs on a pre-flight worker (``worker.tasks.preflight``), never in the web process.
+The pre-flight itself runs on a pre-flight worker (``worker.tasks.preflight``), never in the web process.
 """

@@ -1,30 +1,30 @@
-"""Upload checks: the pre-flight of an upload, followed live instead of waited on.
+"""A pre-flight's lifecycle: one upload's pre-flight, followed live instead of waited on.
 
 The upload request stores the zip, takes the trainee's pre-flight turn, inserts an ``Preflight``
-row and sends the check; it waits only briefly (``preflight_inline_wait_s``) for the verdict and
-otherwise answers with the check's page. Whoever runs the check — the pre-flight worker in
+row and sends the pre-flight; it waits only briefly (``preflight_inline_wait_s``) for the verdict and
+otherwise answers with the pre-flight's page. Whoever runs the pre-flight — the pre-flight worker in
 production — acts on the verdict through :func:`settle`, so a trainee who closes the tab still gets
 an accepted upload scored:
 
 - refused by the pre-flight (or a fault of the server's): ``refused``/``failed``, nothing spent;
 - near chance on the public smoke images, not confirmed (now or earlier for this zip):
   ``needs_confirmation``; :func:`confirm` later accepts it without a new upload — within
-  ``upload_check_confirm_ttl_h``: after that :func:`expire_unconfirmed` (the sweeper, or the check's
+  ``preflight_confirm_ttl_h``: after that :func:`expire_unconfirmed` (the sweeper, or the pre-flight's
   own page) ends it as ``expired`` and deletes its zip, nothing spent;
 - otherwise the slot is spent (``spend_slot``, the same rules as ever) in the very transaction that
-  marks the check ``accepted`` — or, with the day's uploads gone meanwhile, ``refused`` (nothing
+  marks the pre-flight ``accepted`` — or, with the day's uploads gone meanwhile, ``refused`` (nothing
   spent).
 
-**The pre-flight's fair order.** The check's message only wakes a pre-flight worker, which claims
-the waiting check of the trainee with the least pre-flight time in the last hour (:func:`claim_next`;
-``started_at`` marks a claimed check). With every trainee holding at most one check at a time (the
+**The pre-flight's fair order.** The pre-flight's message only wakes a pre-flight worker, which claims
+the waiting pre-flight of the trainee with the least pre-flight time in the last hour (:func:`claim_next`;
+``started_at`` marks a claimed pre-flight). With every trainee holding at most one pre-flight at a time (the
 gate), a trainee who has not been checked lately is next as soon as a worker frees: however many
-accounts keep slow checks going, another trainee's check waits for one check at most (the smoke
-time limit), then runs. A check nobody claimed within ``preflight_wait_s`` is not started any more.
+accounts keep slow pre-flights going, another trainee's pre-flight waits for one pre-flight at most (the smoke
+time limit), then runs. A pre-flight nobody claimed within ``preflight_wait_s`` is not started any more.
 
 Every transition starts from ``checking`` (or ``needs_confirmation`` for a confirmation) under the
 write lock, so a task delivered twice, or two confirmations at once, give one submission. Each
-settling also frees the trainee's pre-flight turn; a check nobody settles (no worker, a crashed one)
+settling also frees the trainee's pre-flight turn; a pre-flight nobody settles (no worker, a crashed one)
 is ended as ``failed`` by :func:`expire_if_stale` once ``preflight_wait_s`` is over, and its turn
 expires on its own (``preflight_lease_s``).
 """
@@ -61,8 +61,8 @@ PREFLIGHT_TIME_WINDOW = dt.timedelta(hours=1)  # the fair order weighs the pre-f
 
 
 @dataclass(frozen=True)
-class CheckView:
-    """A detached copy of a check, for pages and the live feed."""
+class PreflightView:
+    """A detached copy of a pre-flight, for pages and the live feed."""
 
     id: int
     user_id: int
@@ -81,7 +81,7 @@ class CheckView:
         return self.state != PreflightState.CHECKING
 
     @classmethod
-    def of(cls, row: Preflight) -> CheckView:
+    def of(cls, row: Preflight) -> PreflightView:
         return cls(
             row.id, row.user_id, row.cohort_id, PreflightState(row.state), row.verdict, row.refusal, row.submission_id,
             row.original_filename, row.zip_sha256, row.zip_size, row.created_at,
@@ -101,7 +101,7 @@ def start(
     change_note: str = "",
 ) -> int:
     """Insert the ``checking`` row, the received zip entering the store in the same transaction;
-    the caller sends the check only after this commits."""
+    the caller sends the pre-flight only after this commits."""
     with write_lock(factory) as db:
         row = Preflight(
             user_id=user_id, cohort_id=cohort_id, state=PreflightState.CHECKING, storage_key=upload.storage_key,
@@ -116,15 +116,15 @@ def start(
         return row.id
 
 
-def get_own(factory: sessionmaker[Session], user_id: int, check_id: int) -> CheckView | None:
-    """The check if it is ``user_id``'s; None otherwise (callers answer 404 either way)."""
+def get_own(factory: sessionmaker[Session], user_id: int, preflight_id: int) -> PreflightView | None:
+    """The pre-flight if it is ``user_id``'s; None otherwise (callers answer 404 either way)."""
     with factory() as db:
-        row = db.get(Preflight, check_id)
-        return CheckView.of(row) if row is not None and row.user_id == user_id else None
+        row = db.get(Preflight, preflight_id)
+        return PreflightView.of(row) if row is not None and row.user_id == user_id else None
 
 
-def _locked(db: Session, check_id: int) -> Preflight | None:
-    return db.scalar(select(Preflight).where(Preflight.id == check_id).with_for_update())
+def _locked(db: Session, preflight_id: int) -> Preflight | None:
+    return db.scalar(select(Preflight).where(Preflight.id == preflight_id).with_for_update())
 
 
 def _release_turn(db: Session, row: Preflight) -> None:
@@ -140,11 +140,11 @@ def _end(row: Preflight, state: PreflightState, now: dt.datetime, key: str, **ex
 
 def _accept(db: Session, row: Preflight, now: dt.datetime) -> int | None:
     """Spend the slot for ``row`` in the caller's locked transaction; the submission's id, or None
-    when the slot cannot be spent (the check is then refused with the reason, nothing spent)."""
+    when the slot cannot be spent (the pre-flight is then refused with the reason, nothing spent)."""
     upload = ReceivedUpload(
         original_filename=row.original_filename, sha256=row.zip_sha256, size=row.zip_size, storage_key=row.storage_key
     )
-    try:  # refuses before it writes anything, so the check's new state still commits
+    try:  # refuses before it writes anything, so the pre-flight's new state still commits
         submission = spend_slot(
             db, user_id=row.user_id, cohort_id=row.cohort_id, upload=upload,
             validation_accuracy=row.validation_accuracy, now=now, change_note=row.change_note,
@@ -156,12 +156,14 @@ def _accept(db: Session, row: Preflight, now: dt.datetime) -> int | None:
     return submission.id
 
 
-def allowed_runtimes(factory: sessionmaker[Session], check_id: int) -> list[str] | None:
-    """The runtimes the check's cohort allows (None: the check is gone; every runtime is then fine,
+def allowed_runtimes(factory: sessionmaker[Session], preflight_id: int) -> list[str] | None:
+    """The runtimes the pre-flight's cohort allows (None: the pre-flight is gone; every runtime is then fine,
     as it will not be settled)."""
     with factory() as db:
         return db.scalar(
-            select(Cohort.runtimes).join(Preflight, Preflight.cohort_id == Cohort.id).where(Preflight.id == check_id)
+            select(Cohort.runtimes)
+            .join(Preflight, Preflight.cohort_id == Cohort.id)
+            .where(Preflight.id == preflight_id)
         )
 
 
@@ -182,16 +184,16 @@ def _runtime_refusal(verdict: PreflightVerdict, allowed: Collection[str]) -> dic
 
 def settle(
     factory: sessionmaker[Session],
-    check_id: int,
+    preflight_id: int,
     verdict: PreflightVerdict,
     *,
     near_chance_below: float,
     now: dt.datetime,
 ) -> int | None:
     """Record the verdict and act on it; the new submission's id when one was queued (the caller
-    then sends it for scoring), else None — also when the check had already been settled."""
+    then sends it for scoring), else None — also when the pre-flight had already been settled."""
     with write_lock(factory) as db:
-        row = _locked(db, check_id)
+        row = _locked(db, preflight_id)
         if row is None or row.state != PreflightState.CHECKING:
             return None  # delivered twice, or expired meanwhile: the first decision stands
         row.verdict = verdict.to_json()
@@ -219,19 +221,19 @@ def settle(
 
 
 def confirm(
-    factory: sessionmaker[Session], user_id: int, check_id: int, now: dt.datetime, *, settings: Settings
-) -> tuple[CheckView, int | None] | None:
-    """The trainee's "upload it anyway" for a near-chance check: remember it for this zip and spend
-    the slot. None when the check is not theirs; otherwise the check as it now stands and the id of
+    factory: sessionmaker[Session], user_id: int, preflight_id: int, now: dt.datetime, *, settings: Settings
+) -> tuple[PreflightView, int | None] | None:
+    """The trainee's "upload it anyway" for a near-chance pre-flight: remember it for this zip and spend
+    the slot. None when the pre-flight is not theirs; otherwise the pre-flight as it now stands and the id of
     the submission queued by THIS call (None when it was not: another state, a repeated click, the
     day's uploads gone, or the confirmation window over), which the caller sends for scoring.
 
     The window is judged here, under the lock, not only by the sweeper: a click after it must not
     spend the slot just because the sweep has not come round yet. (The confirm route runs
-    :func:`expire_if_stale` first, which deletes the zip; a check that crosses the line between the
+    :func:`expire_if_stale` first, which deletes the zip; a pre-flight that crosses the line between the
     two leaves its zip to the store's purge of zips nothing pending names.)"""
     with write_lock(factory) as db:
-        row = _locked(db, check_id)
+        row = _locked(db, preflight_id)
         if row is None or row.user_id != user_id:
             return None
         queued = None
@@ -243,39 +245,39 @@ def confirm(
                 db.add(SmokeConfirmation(user_id=row.user_id, zip_sha256=row.zip_sha256))
             row.refusal = None
             queued = _accept(db, row, now)
-        return CheckView.of(row), queued
+        return PreflightView.of(row), queued
 
 
-def expire_if_stale(factory: sessionmaker[Session], check_id: int, settings: Settings, now: dt.datetime) -> None:
-    """End a check nobody settled within ``preflight_wait_s`` (no pre-flight worker running, or the
+def expire_if_stale(factory: sessionmaker[Session], preflight_id: int, settings: Settings, now: dt.datetime) -> None:
+    """End a pre-flight nobody settled within ``preflight_wait_s`` (no pre-flight worker running, or the
     one that had it died) as the server's fault: nothing spent, the trainee may upload again. A
-    near-chance check past its confirmation window ends as expired, as the sweeper would end it."""
-    give_up(factory, check_id, now, older_than=now - dt.timedelta(seconds=settings.preflight_wait_s))
-    expire_unconfirmed(factory, settings, now, check_id=check_id)
+    near-chance pre-flight past its confirmation window ends as expired, as the sweeper would end it."""
+    give_up(factory, preflight_id, now, older_than=now - dt.timedelta(seconds=settings.preflight_wait_s))
+    expire_unconfirmed(factory, settings, now, preflight_id=preflight_id)
 
 
 def confirm_deadline(settings: Settings, now: dt.datetime) -> dt.datetime:
-    """A check that went ``needs_confirmation`` at or before this is past its confirmation window."""
-    return now - dt.timedelta(hours=settings.upload_check_confirm_ttl_h)
+    """A pre-flight that went ``needs_confirmation`` at or before this is past its confirmation window."""
+    return now - dt.timedelta(hours=settings.preflight_confirm_ttl_h)
 
 
 def expire_unconfirmed(
-    factory: sessionmaker[Session], settings: Settings, now: dt.datetime, *, check_id: int | None = None
+    factory: sessionmaker[Session], settings: Settings, now: dt.datetime, *, preflight_id: int | None = None
 ) -> list[int]:
-    """End the near-chance checks nobody confirmed within ``upload_check_confirm_ttl_h`` (all of
-    them, or just ``check_id``) as ``expired`` and delete their zips; the ids of the checks ended.
+    """End the near-chance pre-flights nobody confirmed within ``preflight_confirm_ttl_h`` (all of
+    them, or just ``preflight_id``) as ``expired`` and delete their zips; the ids of the pre-flights ended.
 
     Nothing was spent for them, so nothing is given back. The state changes under the write lock
     and only from ``needs_confirmation``, so a confirmation racing this gives one outcome: the
     submission, or the expiry. Zips are content-addressed, so a zip is deleted only when no
-    submission or pending check names it and nobody stored it again since the window began (a
-    fresh upload of the same bytes rewrites the file before it records its check)."""
+    submission or pending pre-flight names it and nobody stored it again since the window began (a
+    fresh upload of the same bytes rewrites the file before it records its pre-flight)."""
     deadline = confirm_deadline(settings, now)
     due = (Preflight.state == PreflightState.NEEDS_CONFIRMATION, Preflight.updated_at <= deadline)
     query = select(Preflight.id, Preflight.storage_key).where(*due)
-    if check_id is not None:
-        query = query.where(Preflight.id == check_id)
-    with factory() as db:  # a plain read first: the check page's poll and every sweep ask, rarely in vain
+    if preflight_id is not None:
+        query = query.where(Preflight.id == preflight_id)
+    with factory() as db:  # a plain read first: the pre-flight page's poll and every sweep ask, rarely in vain
         if db.execute(query.limit(1)).first() is None:
             return []
     with write_lock(factory) as db:
@@ -293,12 +295,12 @@ def expire_unconfirmed(
     assert settings.storage_dir is not None
     keys = sorted({row.storage_key for row in rows})
     storage.discard(settings.storage_dir, keys, lambda batch: referenced_keys(factory, batch), deadline.timestamp())
-    log.info("upload checks %s: confirmation window over; expired, nothing spent", ids)
+    log.info("pre-flights %s: confirmation window over; expired, nothing spent", ids)
     return ids
 
 
-def check_marks(factory: sessionmaker[Session], ids: list[int]) -> dict[int, Hashable]:
-    """For the long-poll watcher (``app.web.long_poll``): each check's state, in one query."""
+def preflight_marks(factory: sessionmaker[Session], ids: list[int]) -> dict[int, Hashable]:
+    """For the long-poll watcher (``app.web.long_poll``): each pre-flight's state, in one query."""
     with factory() as db:
         return {
             row.id: row.state for row in db.execute(select(Preflight.id, Preflight.state).where(Preflight.id.in_(ids)))
@@ -307,7 +309,7 @@ def check_marks(factory: sessionmaker[Session], ids: list[int]) -> dict[int, Has
 
 def referenced_keys(factory: sessionmaker[Session], keys: Collection[str]) -> set[str]:
     """Which of these stored zips something will still read: a submission (scoring, rescoring,
-    downloads) or a check under way or awaiting "upload it anyway"."""
+    downloads) or a pre-flight under way or awaiting "upload it anyway"."""
     with factory() as db:
         used = set(db.scalars(select(Submission.storage_key).where(Submission.storage_key.in_(keys))))
         pending = Preflight.state.in_(PENDING)
@@ -316,21 +318,21 @@ def referenced_keys(factory: sessionmaker[Session], keys: Collection[str]) -> se
 
 
 def give_up(
-    factory: sessionmaker[Session], check_id: int, now: dt.datetime, older_than: dt.datetime | None = None
+    factory: sessionmaker[Session], preflight_id: int, now: dt.datetime, older_than: dt.datetime | None = None
 ) -> None:
     """End a ``checking`` check (created before ``older_than``, if given) as unanswered and free the
-    trainee's turn: the check could not be sent, or no worker settled it in time.
+    trainee's turn: the pre-flight could not be sent, or no worker settled it in time.
 
-    A plain read decides first whether there is anything to end: the check page's live feed asks on
-    every look, and must not take the write lock for a check that is simply still being checked."""
-    due = select(Preflight.id).where(Preflight.id == check_id, Preflight.state == PreflightState.CHECKING)
+    A plain read decides first whether there is anything to end: the pre-flight page's live feed asks on
+    every look, and must not take the write lock for a pre-flight that is simply still being checked."""
+    due = select(Preflight.id).where(Preflight.id == preflight_id, Preflight.state == PreflightState.CHECKING)
     if older_than is not None:
         due = due.where(Preflight.created_at <= older_than)
     with factory() as db:
         if db.scalar(due) is None:
             return
     with write_lock(factory) as db:
-        row = _locked(db, check_id)
+        row = _locked(db, preflight_id)
         if row is None or row.state != PreflightState.CHECKING:
             return
         if older_than is not None and row.created_at > older_than:
@@ -342,7 +344,7 @@ def give_up(
 def claim_next(
     factory: sessionmaker[Session], settings: Settings, now: dt.datetime, task_id: str | None = None
 ) -> int | None:
-    """Claim the waiting check that comes first in the pre-flight's fair order (see the module's
+    """Claim the waiting pre-flight that comes first in the pre-flight's fair order (see the module's
     docstring) for the delivery ``task_id``; its id, or None when none waits. Exactly once on both
     databases (``app.services.claims``)."""
     fresh = now - dt.timedelta(seconds=settings.preflight_wait_s)
@@ -358,15 +360,15 @@ def claim_next(
         return claim_first(db, Preflight, (row.id for row in order), unclaimed, values)
 
 
-def claim(factory: sessionmaker[Session], check_id: int, now: dt.datetime) -> bool:
-    """Claim this very check (a process that checks its own uploads, without pre-flight workers)."""
+def claim(factory: sessionmaker[Session], preflight_id: int, now: dt.datetime) -> bool:
+    """Claim this very check (a process that pre-flights its own uploads, without pre-flight workers)."""
     with write_lock(factory) as db:
         unclaimed = (Preflight.state == PreflightState.CHECKING) & Preflight.started_at.is_(None)
-        return claim_first(db, Preflight, [check_id], unclaimed, {"started_at": now}) is not None
+        return claim_first(db, Preflight, [preflight_id], unclaimed, {"started_at": now}) is not None
 
 
 def preflight_seconds(db: Session, user_ids: Collection[int], now: dt.datetime) -> dict[int, float]:
-    """Pre-flight time each trainee used in the last hour: from when a worker took each check to
+    """Pre-flight time each trainee used in the last hour: from when a worker took each pre-flight to
     its verdict (or to now, for checks still running)."""
     rows = db.execute(
         select(Preflight.user_id, Preflight.state, Preflight.started_at, Preflight.updated_at).where(
@@ -384,18 +386,18 @@ def preflight_seconds(db: Session, user_ids: Collection[int], now: dt.datetime) 
 def check_and_settle(
     factory: sessionmaker[Session],
     settings: Settings,
-    check_id: int,
+    preflight_id: int,
     checker: Checker,
     enqueue: Callable[[int], object],
     clock: Callable[[], dt.datetime],
 ) -> None:
     """Run the pre-flight of a stored check (through the verdict cache) and act on the verdict.
 
-    What the pre-flight worker does for each check; an in-process ``checker`` (tests, a site without
+    What the pre-flight worker does for each pre-flight; an in-process ``checker`` (tests, a site without
     pre-flight) goes through the same steps.
     """
     with factory() as db:
-        row = db.get(Preflight, check_id)
+        row = db.get(Preflight, preflight_id)
         if row is None or row.state != PreflightState.CHECKING:
             return
         key, sha256 = row.storage_key, row.zip_sha256
@@ -403,8 +405,8 @@ def check_and_settle(
     path = storage.path_for(settings.storage_dir, key)
     try:
         verdict = cached_preflight(factory, path, sha256, checker, public_set_identity(settings))
-    except Exception as exc:  # a fault of ours: the check ends as the server's, nothing spent
-        log.exception("pre-flight of check %s failed internally", check_id)
+    except Exception as exc:  # a fault of ours: the pre-flight ends as the server's, nothing spent
+        log.exception("pre-flight of check %s failed internally", preflight_id)
         error = {
             "code": "internal_error",
             "blame": "server",
@@ -412,7 +414,7 @@ def check_and_settle(
             "message_ja": type(exc).__name__,
         }
         verdict = PreflightVerdict(ok=False, error=error)
-    submission_id = settle(factory, check_id, verdict, near_chance_below=settings.preflight_near_chance_below,
+    submission_id = settle(factory, preflight_id, verdict, near_chance_below=settings.preflight_near_chance_below,
                            now=clock())  # fmt: skip
     if submission_id is not None:
         try:

@@ -1,6 +1,6 @@
 """Pre-flight: the scoring engine's quick check of a zip, run before a daily slot is spent.
 
-A zip that fails here costs the trainee nothing and the reason is shown at once. The check runs on a
+A zip that fails here costs the trainee nothing and the reason is shown at once. The pre-flight runs on a
 worker (``worker.tasks.preflight``, the ``preflight`` queue): trainee code never runs in the web
 process, which holds the sessions and the database credentials. The worker also acts on the verdict
 (``app.services.preflight.lifecycle``); the upload request waits for it only briefly. The verdict is
@@ -63,13 +63,13 @@ class PreflightVerdict:
 
     @property
     def depends_on_cohort(self) -> bool:
-        """Refused for needing a runtime the check was not offered: that depends on the cohort (and
+        """Refused for needing a runtime the pre-flight was not offered: that depends on the cohort (and
         the server), not on the zip alone, so it is not cached. It costs no sandbox to find again."""
         return bool(self.error and self.error.get("code") == "runtime_not_offered")
 
     @property
     def server_fault(self) -> bool:
-        """The check could not run (sandbox unavailable, internal error): not the zip's fault."""
+        """The pre-flight could not run (sandbox unavailable, internal error): not the zip's fault."""
         return bool(self.error and self.error.get("blame") == "server")
 
     def error_message(self, lang: str) -> str:
@@ -103,9 +103,9 @@ def cached_preflight(
 ) -> PreflightVerdict:
     """The verdict for this zip, from the cache or by running ``checker`` (blocking: run in a thread).
 
-    ``public_set_sha256`` names the public set the check will score on ("" for none; see
-    ``app.services.public_set.public_set_identity``): read it before the check, so a verdict is
-    never filed under a set imported after the check began. A checker that raises, or reports a
+    ``public_set_sha256`` names the public set the pre-flight will score on ("" for none; see
+    ``app.services.public_set.public_set_identity``): read it before the pre-flight, so a verdict is
+    never filed under a set imported after the pre-flight began. A checker that raises, or reports a
     fault of the server's, is not cached: the zip may be fine.
     """
     version = engine_version()

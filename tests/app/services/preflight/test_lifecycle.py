@@ -103,12 +103,12 @@ def test_simultaneous_claims_take_each_check_once(factory: sessionmaker[Session]
     def worker(_: int) -> list[int]:
         barrier.wait()
         won = []
-        while (check_id := lifecycle.claim_next(factory, settings, at(20))) is not None:
-            won.append(check_id)
+        while (preflight_id := lifecycle.claim_next(factory, settings, at(20))) is not None:
+            won.append(preflight_id)
         return won
 
     with ThreadPoolExecutor(max_workers=6) as pool:
-        claimed = [check_id for won in pool.map(worker, range(6)) for check_id in won]
+        claimed = [preflight_id for won in pool.map(worker, range(6)) for preflight_id in won]
     assert sorted(claimed) == sorted(ids)
     assert not lifecycle.claim(factory, claimed[0], at(30))  # and a claimed check is never claimed again
     with factory() as db:

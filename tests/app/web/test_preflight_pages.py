@@ -1,7 +1,7 @@
 """Uploads answer before their pre-flight verdict, and the check's page follows it live.
 
 The inline budget is 0 here, so every upload answers with its check; the checker is an in-process
-stand-in that waits for the test's go (the worker's own path is in tests/worker/test_upload_checks.py).
+stand-in that waits for the test's go (the worker's own path is in tests/worker/test_preflight.py).
 The check is acted on by whoever runs it, through ``app.services.preflight.lifecycle.check_and_settle``.
 """
 
@@ -69,7 +69,7 @@ def live(live_app: FastAPI, gated: GatedChecker) -> Iterator[TestClient]:
         # Checks still running would hold the database while the fixtures drop it.
         gated.go.set()
         for thread in threading.enumerate():
-            if thread.name.startswith("upload-check-"):
+            if thread.name.startswith("preflight-"):
                 thread.join(60)
 
 
@@ -100,10 +100,10 @@ def test_the_upload_answers_before_the_verdict_and_the_page_follows_it_to_the_su
 ) -> None:
     login(live, people.trainee.email)
     response = upload(live, make_zip(), json=False)
-    assert response.status_code == 303 and response.headers["location"].startswith("/uploads/checks/")
+    assert response.status_code == 303 and response.headers["location"].startswith("/uploads/preflights/")
     url = response.headers["location"]
     page = live.get(url)
-    assert page.status_code == 200 and "確認しています" in page.text and 'src="/static/check.js"' in page.text
+    assert page.status_code == 200 and "確認しています" in page.text and 'src="/static/preflight.js"' in page.text
     assert 'http-equiv="refresh"' in page.text  # without JavaScript the page still moves on
     assert live.get(f"{url}/status").json()["state"] == "checking"
     assert _count(db, Submission) == 0  # nothing is spent before the verdict
@@ -115,6 +115,26 @@ def test_the_upload_answers_before_the_verdict_and_the_page_follows_it_to_the_su
     done = live.get(url, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == f"/submissions/{submission_id}"
     assert live.get(url, headers={"Accept": "application/json"}, follow_redirects=False).status_code == 201
+
+
+def test_the_old_check_paths_redirect_to_the_preflight_and_the_json_names_it_both_ways(
+    live: TestClient, people: People, gated: GatedChecker
+) -> None:
+    """Tabs and scripts from before the rename: ``/uploads/checks/…`` answers 308 (method and body
+    kept) to ``/uploads/preflights/…``, and the JSON still carries the deprecated ``check_id``."""
+    login(live, people.trainee.email)
+    response = upload(live, make_zip())
+    body = response.json()
+    preflight_id = int(str(body["url"]).rsplit("/", 1)[1])
+    assert body["preflight_id"] == body["check_id"] == preflight_id
+    for rest in ("", "/status?known=checking", "/confirm"):
+        method = "POST" if rest == "/confirm" else "GET"
+        old = live.request(method, f"/uploads/checks/{preflight_id}{rest}", follow_redirects=False)
+        assert old.status_code == 308 and old.headers["location"] == f"/uploads/preflights/{preflight_id}{rest}"
+    assert live.get(f"/uploads/checks/{preflight_id}/other", follow_redirects=False).status_code == 404
+    state = live.get(f"/uploads/checks/{preflight_id}/status").json()  # followed to the new path
+    assert state["preflight_id"] == state["check_id"] == preflight_id
+    gated.go.set()
 
 
 def test_a_refused_check_is_rendered_as_the_upload_page_renders_it_and_costs_nothing(
@@ -160,12 +180,12 @@ def test_a_check_nobody_watches_is_still_scored(
 ) -> None:
     login(live, people.trainee.email)
     url = _pending(live, make_zip())
-    check_id = int(url.rsplit("/", 1)[1])
+    preflight_id = int(url.rsplit("/", 1)[1])
     gated.go.set()  # nobody polls from here on: the tab was closed
-    runner = next(t for t in threading.enumerate() if t.name == f"upload-check-{check_id}")
+    runner = next(t for t in threading.enumerate() if t.name == f"preflight-{preflight_id}")
     runner.join(60)
     db.rollback()
-    row = db.get(Preflight, check_id)
+    row = db.get(Preflight, preflight_id)
     assert row is not None and row.state == "accepted" and row.submission_id is not None
     assert enqueued == [row.submission_id]
 
@@ -207,11 +227,11 @@ def test_a_check_settled_twice_queues_one_submission(
     url = _pending(live, make_zip())
     gated.go.set()
     _settled(live, url)
-    check_id = int(url.rsplit("/", 1)[1])
+    preflight_id = int(url.rsplit("/", 1)[1])
     state = live_app.state
-    lifecycle.check_and_settle(state.sessionmaker, state.settings, check_id, gated, enqueued.append, state.clock)
+    lifecycle.check_and_settle(state.sessionmaker, state.settings, preflight_id, gated, enqueued.append, state.clock)
     verdict = PreflightVerdict(ok=True)
-    again = lifecycle.settle(state.sessionmaker, check_id, verdict, near_chance_below=0.3, now=state.clock())
+    again = lifecycle.settle(state.sessionmaker, preflight_id, verdict, near_chance_below=0.3, now=state.clock())
     assert again is None
     assert _count(db, Submission) == 1 and len(enqueued) == 1
 
@@ -260,7 +280,7 @@ def test_a_late_confirm_is_told_the_window_passed_in_both_languages_and_spends_n
 ) -> None:  # fmt: skip
     login(live, people.trainee.email)
     url, stored = _near_chance_check(live, gated, db, settings)
-    clock.now += dt.timedelta(hours=settings.upload_check_confirm_ttl_h, minutes=1)  # the sweep has not run
+    clock.now += dt.timedelta(hours=settings.preflight_confirm_ttl_h, minutes=1)  # the sweep has not run
     late = live.post(f"{url}/confirm", data={"csrf_token": csrf(live)}, follow_redirects=False)
     assert late.status_code == 410
     assert "受付期限が過ぎた" in late.text and "もう一度アップロードしてください" in late.text
@@ -283,7 +303,7 @@ def test_the_check_page_expires_an_unconfirmed_check_once_its_window_is_over(
 ) -> None:
     login(live, people.trainee.email)
     url, stored = _near_chance_check(live, gated, db, settings)
-    clock.now += dt.timedelta(hours=settings.upload_check_confirm_ttl_h, seconds=1)
+    clock.now += dt.timedelta(hours=settings.preflight_confirm_ttl_h, seconds=1)
     page = live.get(url)
     assert page.status_code == 410 and "受付期限が過ぎた" in page.text
     assert live.get(f"{url}/status").json()["state"] == "expired"
@@ -296,7 +316,7 @@ def test_a_check_within_its_window_is_left_alone_and_can_still_be_confirmed(
 ) -> None:  # fmt: skip
     login(live, people.trainee.email)
     url, stored = _near_chance_check(live, gated, db, settings)
-    clock.now += dt.timedelta(hours=settings.upload_check_confirm_ttl_h, minutes=-1)
+    clock.now += dt.timedelta(hours=settings.preflight_confirm_ttl_h, minutes=-1)
     assert lifecycle.expire_unconfirmed(live_app.state.sessionmaker, settings, clock()) == []  # the sweep
     page = live.get(url)
     assert page.status_code == 409 and f'action="{url}/confirm"' in page.text and stored.exists()
@@ -314,16 +334,16 @@ def test_a_confirm_racing_the_expiry_has_exactly_one_outcome(
     clock is a little ahead, expires the check: the write lock makes one of them find it settled."""
     login(live, people.trainee.email)
     url, stored = _near_chance_check(live, gated, db, settings)
-    check_id = int(url.rsplit("/", 1)[1])
+    preflight_id = int(url.rsplit("/", 1)[1])
     factory = live_app.state.sessionmaker
-    ttl = dt.timedelta(hours=settings.upload_check_confirm_ttl_h)
+    ttl = dt.timedelta(hours=settings.preflight_confirm_ttl_h)
     start = threading.Barrier(2)
     outcomes: dict[str, object] = {}
 
     def click() -> None:
         start.wait()
         outcomes["confirm"] = lifecycle.confirm(
-            factory, people.trainee.id, check_id, clock() + ttl - dt.timedelta(seconds=1), settings=settings
+            factory, people.trainee.id, preflight_id, clock() + ttl - dt.timedelta(seconds=1), settings=settings
         )
 
     def sweep() -> None:
@@ -339,9 +359,9 @@ def test_a_confirm_racing_the_expiry_has_exactly_one_outcome(
     assert isinstance(confirmed, tuple)
     view, queued = confirmed
     db.rollback()
-    row = db.get(Preflight, check_id)
+    row = db.get(Preflight, preflight_id)
     assert row is not None
-    if outcomes["sweep"] == [check_id]:  # the sweep came first: the click found it expired
+    if outcomes["sweep"] == [preflight_id]:  # the sweep came first: the click found it expired
         assert row.state == view.state == "expired" and queued is None
         assert _count(db, Submission) == 0 and not stored.exists()
     else:  # the click came first: the sweep found nothing to expire
@@ -398,5 +418,5 @@ def test_over_the_storage_budget_the_upload_is_refused_in_both_languages_and_sto
         assert _store(small) == before and _count(db, Preflight) == 3  # nothing stored, no check begun
         confirmed = client.post(f"{questions[0]}/confirm", data={"csrf_token": csrf(client)}, follow_redirects=False)
         assert confirmed.status_code == 303  # now a submission's zip: no longer held against the budget
-        assert _pending(client, make_zip(body=b"#" * 1500)).startswith("/uploads/checks/")
+        assert _pending(client, make_zip(body=b"#" * 1500)).startswith("/uploads/preflights/")
         gated.go.set()
