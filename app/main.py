@@ -35,7 +35,7 @@ from app.observability import redaction
 from app.observability.http import RequestContextMiddleware, metrics_router
 from app.observability.structured_logs import configure_logging
 from app.services.preflight import lifecycle
-from app.services.preflight.lifecycle import check_and_settle
+from app.services.preflight.lifecycle import StartPreflight, check_and_settle
 from app.services.preflight.verdict import Checker
 from app.services.scoring_queue import QueueWatch, live_scoring_slots
 from app.services.testset_import import TestSetImporter, worker_importer
@@ -88,46 +88,32 @@ def worker_deliver(settings: Settings) -> Callable[[int], None]:
     return deliver
 
 
-StartPreflight = Callable[[int], threading.Event | None]
-
-
 def worker_start_preflight(settings: Settings) -> StartPreflight:
-    """Send a committed pre-flight to the pre-flight workers, which act on its verdict. None: the
-    site follows the row to learn the outcome. Raises NoWorkerAnswered when the broker refused it."""
+    """Send a committed pre-flight to the pre-flight workers, which act on its verdict; the site
+    follows the row to learn the outcome. Raises NoWorkerAnswered when the broker refused it."""
 
-    def start(preflight_id: int) -> threading.Event | None:
+    def start(preflight_id: int) -> None:
         from app.queue import NoWorkerAnswered, enqueue_preflight
 
         if not enqueue_preflight(preflight_id, settings):
             raise NoWorkerAnswered("the broker did not take the pre-flight")
-        return None
 
     return start
 
 
 def in_process_preflights(app: FastAPI, checker: Checker) -> StartPreflight:
     """Run pre-flights with ``checker`` on a thread of this process (tests; trainee code never
-    runs here in production), through the same steps as the worker; the event is set when done."""
+    runs here in production), through the same steps as the worker. Like the worker's, it answers
+    nothing: the upload request follows the row to learn the outcome, whoever runs the pre-flight."""
 
-    def start(preflight_id: int) -> threading.Event:
-        done = threading.Event()
-
+    def start(preflight_id: int) -> None:
         def run() -> None:
-            try:
-                lifecycle.claim(app.state.sessionmaker, preflight_id, app.state.clock())
-                check_and_settle(
-                    app.state.sessionmaker,
-                    app.state.settings,
-                    preflight_id,
-                    checker,
-                    app.state.enqueue,
-                    app.state.clock,
-                )
-            finally:
-                done.set()
+            lifecycle.claim(app.state.sessionmaker, preflight_id, app.state.clock())
+            check_and_settle(
+                app.state.sessionmaker, app.state.settings, preflight_id, checker, app.state.enqueue, app.state.clock
+            )
 
         threading.Thread(target=run, name=f"preflight-{preflight_id}", daemon=True).start()
-        return done
 
     return start
 

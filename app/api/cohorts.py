@@ -35,7 +35,7 @@ from app.services.cohort_access import viewable_cohorts
 from app.services.leaderboard import SortKey, Standing, board_page
 from app.services.rescoring import rescore_cohort
 from app.services.similarity import flagged_pairs
-from app.web.deps import SessionDep, SettingsDep
+from app.web.deps import ClockDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/cohorts", tags=["cohorts"], route_class=ApiRoute, responses=COMMON_RESPONSES)
 
@@ -248,12 +248,17 @@ def cohort_leaderboard(
     "/{cohort_id}/rescore", summary="Rescore every finished submission of a cohort", response_model=RescoreResult
 )
 def rescore_whole_cohort(
-    cohort_id: PathId, request: Request, background: BackgroundTasks, db: SessionDep, principal: AdminPrincipal
+    cohort_id: PathId,
+    request: Request,
+    background: BackgroundTasks,
+    db: SessionDep,
+    principal: AdminPrincipal,
+    clock: ClockDep,
 ) -> RescoreResult:
     """Against the active test set (choose it first with ``POST /testsets/{id}/activate``). Each
     previous result is kept in the submission's ``rescores``; nobody's daily count changes."""
     cohort_or_404(db, principal, cohort_id)
-    ids = rescore_cohort(db, cohort_id, requested_by_id=principal.user.id, now=request.app.state.clock())
+    ids = rescore_cohort(db, cohort_id, requested_by_id=principal.user.id, now=clock())
     enqueue_later(request, background, ids)
     active = db.scalar(select(TestSet.version).where(TestSet.is_active).order_by(TestSet.id.desc()).limit(1))
     return RescoreResult(queued=ids, testset_version=active)

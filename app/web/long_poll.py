@@ -30,10 +30,10 @@ import random
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 import anyio
-from fastapi import Request
+from fastapi import Depends, Request
 
 from app.web.deps import NotFound
 
@@ -214,3 +214,18 @@ async def _changed_before(request: Request, changed: anyio.Event, until: float) 
         if await request.is_disconnected():
             return False
     return False
+
+
+def get_submission_watcher(request: Request) -> Watcher:
+    watcher: Watcher = request.app.state.submission_watcher
+    return watcher
+
+
+def get_preflight_watcher(request: Request) -> Watcher:
+    watcher: Watcher = request.app.state.preflight_watcher
+    return watcher
+
+
+# The process's one watcher of each kind (``create_app`` starts them), for the routes that long-poll.
+SubmissionWatcherDep = Annotated[Watcher, Depends(get_submission_watcher)]
+PreflightWatcherDep = Annotated[Watcher, Depends(get_preflight_watcher)]

@@ -20,13 +20,15 @@ import datetime as dt
 import logging
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.i18n import Translator, normalize_lang
 from app.models import Cohort, PreflightState, Role, Submission, User
@@ -36,10 +38,12 @@ from app.security.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, tokens_match
 from app.security.sessions import SESSION_COOKIE
 from app.services import upload_budget
 from app.services.preflight import gate, lifecycle, refusals
+from app.services.preflight.lifecycle import StartPreflight
 from app.services.preflight.near_chance import CONFIRM_FIELD, confirmed_in_form
 from app.services.preflight.verdict import PreflightVerdict
 from app.services.progress import progress
 from app.services.quota import quota_status
+from app.services.scoring_queue import QueueWatch
 from app.services.storage import ReceivedUpload
 from app.services.submissions import SubmissionRefused, active_cohort, check_can_submit, create_queued
 from app.settings import Settings
@@ -48,16 +52,21 @@ from app.web.csrf import CSRFRejected, verify_csrf
 from app.web.deps import (
     ClockDep,
     CurrentUser,
+    Enqueue,
+    EnqueueDep,
     NotFound,
     PathId,
+    ScoringQueueDep,
     SessionDep,
+    SessionmakerDep,
     SettingsDep,
+    StartPreflightDep,
     TranslatorDep,
     Uploader,
     UploaderDep,
     wants_json,
 )
-from app.web.long_poll import Watcher, long_poll
+from app.web.long_poll import PreflightWatcherDep, Watcher, long_poll
 from app.web.templating import human_size, render
 from app.web.upload_body import MULTIPART_SLACK, UploadRejected, receive_upload
 from app.web.upload_page import (
@@ -167,9 +176,18 @@ def parse_change_note(raw: str | None) -> str:
 
 
 @router.post("/upload", name="upload")
-async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clock: ClockDep) -> Response:
-    lang = user.lang
-    factory = request.app.state.sessionmaker
+async def upload(
+    request: Request,
+    user: UploaderDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    factory: SessionmakerDep,
+    queue: ScoringQueueDep,
+    enqueue: EnqueueDep,
+    start_preflight: StartPreflightDep,
+) -> Response:
+    """Async because it streams the body as it arrives; everything blocking runs on threads."""
+    reply = _Reply(request, user, settings, clock, factory, queue)
     received: ReceivedUpload | None = None
     started = time.time()  # a support copy stored again from now on is not ours to delete
     header_token = request.headers.get(CSRF_HEADER)
@@ -209,9 +227,11 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
         if settings.preflight:
             confirmed = confirmed_in_form(received.fields.get(CONFIRM_FIELD))
             check = await _start_preflight(
-                request, user, cohort_id, received, validation, confirmed, settings, clock, change_note=note
+                reply, start_preflight, cohort_id, received, validation, confirmed, change_note=note
             )
-            return await _answer_preflight(request, check, user, settings, clock)
+            if check.submission_id is not None:  # bound here, so the request's access line names it too
+                bind_log_fields(submission_id=check.submission_id)
+            return await anyio.to_thread.run_sync(_answer_preflight, reply, check)
         now = clock()
         upload = received  # as the lambda below sees it: never None
         try:
@@ -229,33 +249,43 @@ async def upload(request: Request, user: UploaderDep, settings: SettingsDep, clo
         except SubmissionRefused as exc:
             raise _refusal_for(exc, now) from exc
     except Refusal as refusal:
-        return await _refused(request, refusal, received, user, settings, clock, lang)
+        return await anyio.to_thread.run_sync(_refused, reply, refusal, received)
     finally:
         if received is not None:  # refused (or failed) before its row was recorded: nothing stays
             received.discard()
     bind_log_fields(submission_id=submission.id)  # every later line of this request names it
     log.info("upload accepted as submission %s (%s bytes)", submission.id, received.size if received else 0)
-    await anyio.to_thread.run_sync(_enqueue, request.app.state.enqueue, submission.id)
-    return await _queued(request, submission.id, clock)
+    await anyio.to_thread.run_sync(_enqueue, enqueue, submission.id)
+    return await anyio.to_thread.run_sync(_queued, reply, submission.id)
 
 
-async def _queued(request: Request, submission_id: int, clock: Any) -> Response:
+@dataclass(frozen=True)
+class _Reply:
+    """What answering an upload or a pre-flight needs; the helpers that take it block (database
+    reads), so async code calls them on a thread."""
+
+    request: Request
+    user: Uploader
+    settings: Settings
+    clock: Callable[[], dt.datetime]
+    factory: sessionmaker[Session]
+    queue: QueueWatch
+
+
+def _queued(reply: _Reply, submission_id: int) -> Response:
     """The answer for an upload that spent its slot: the result page, or (JSON) the submission with
     its place in the fair order and the expected wait, as the result page's live feed gives them."""
     url = f"/submissions/{submission_id}"
-    if not wants_json(request):
+    if not wants_json(reply.request):
         return RedirectResponse(url, status_code=303)
-    factory, queue, now = request.app.state.sessionmaker, request.app.state.scoring_queue, clock()
-
-    def where() -> dict[str, Any]:
-        with factory() as db:
-            row = db.get(Submission, submission_id)
-            assert row is not None
-            state = progress(db, row, queue, now).to_json(now)
-        keys = ("queue_position", "runs_ahead", "estimate_s", "wait_s", "scoring_workers")
-        return {"id": submission_id, "status": state["status"], "url": url, **{k: state[k] for k in keys}}
-
-    return JSONResponse(await anyio.to_thread.run_sync(where), status_code=201)
+    now = reply.clock()
+    with reply.factory() as db:
+        row = db.get(Submission, submission_id)
+        assert row is not None
+        state = progress(db, row, reply.queue, now).to_json(now)
+    keys = ("queue_position", "runs_ahead", "estimate_s", "wait_s", "scoring_workers")
+    body = {"id": submission_id, "status": state["status"], "url": url, **{k: state[k] for k in keys}}
+    return JSONResponse(body, status_code=201)
 
 
 def _before_body(factory: Any, user: Uploader, declared: int | None, settings: Settings, now: dt.datetime) -> int:
@@ -341,22 +371,21 @@ def _quota_params(exc: SubmissionRefused, now: Any, lang: str) -> dict[str, Any]
 
 
 async def _start_preflight(
-    request: Request,
-    user: Uploader,
+    reply: _Reply,
+    start_preflight: StartPreflight,
     cohort_id: int,
     received: ReceivedUpload,
     validation: float | None,
     confirmed: bool,
-    settings: Settings,
-    clock: Any,
     *,
     change_note: str = "",
 ) -> lifecycle.PreflightView:
     """Take the trainee's pre-flight turn, record the pre-flight and send it; then wait at most
     ``preflight_inline_wait_s`` for the verdict. The turn is held until the verdict is stored (the
     settling frees it), not until this request ends: one pre-flight at a time per trainee, even while
-    nobody waits for it."""
-    factory = request.app.state.sessionmaker
+    nobody waits for it. Whoever runs the pre-flight (a worker; an in-process checker in tests), the
+    request learns its outcome the same way: from the row."""
+    user, settings, clock, factory = reply.user, reply.settings, reply.clock, reply.factory
     try:
         lease = await anyio.to_thread.run_sync(gate.acquire, factory, user.id, settings, clock())
     except gate.PreflightRefused as exc:
@@ -381,21 +410,16 @@ async def _start_preflight(
         raise
     bind_log_fields(preflight_id=preflight_id)
     try:
-        done = await anyio.to_thread.run_sync(request.app.state.start_preflight, preflight_id)
+        await anyio.to_thread.run_sync(start_preflight, preflight_id)
     except NoWorkerAnswered as exc:
         log.error("could not send pre-flight %s: %s", preflight_id, exc)
         await anyio.to_thread.run_sync(lifecycle.give_up, factory, preflight_id, clock())
-        done = None
-    budget = settings.preflight_inline_wait_s
-    if done is not None:  # checked on a thread here: wait for it rather than look again and again
-        await anyio.to_thread.run_sync(done.wait, budget)
-    else:
-        deadline = anyio.current_time() + budget
-        while anyio.current_time() < deadline:
-            check = await anyio.to_thread.run_sync(lifecycle.get_own, factory, user.id, preflight_id)
-            if check is None or check.settled:
-                break
-            await anyio.sleep(INLINE_TICK_S)
+    deadline = anyio.current_time() + settings.preflight_inline_wait_s
+    while anyio.current_time() < deadline:
+        check = await anyio.to_thread.run_sync(lifecycle.get_own, factory, user.id, preflight_id)
+        if check is None or check.settled:
+            break
+        await anyio.sleep(INLINE_TICK_S)
     check = await anyio.to_thread.run_sync(lifecycle.get_own, factory, user.id, preflight_id)
     assert check is not None
     return check
@@ -407,7 +431,7 @@ INLINE_TICK_S = 0.1  # how often the upload request looks for its verdict within
 PREFLIGHT_TICK_S = 0.25
 
 
-def preflight_watcher(factory: Any) -> Watcher:
+def preflight_watcher(factory: sessionmaker[Session]) -> Watcher:
     return Watcher("pre-flight", lambda ids: lifecycle.preflight_marks(factory, ids), PREFLIGHT_TICK_S)
 
 
@@ -421,28 +445,26 @@ def _preflight_url(preflight_id: int) -> str:
     return f"/uploads/preflights/{preflight_id}"
 
 
-async def _answer_preflight(
-    request: Request, check: lifecycle.PreflightView, user: Uploader, settings: Settings, clock: Any
-) -> Response:
+def _answer_preflight(reply: _Reply, check: lifecycle.PreflightView) -> Response:
     """The answer for a pre-flight as it stands: the submission once accepted, the refusal as the upload
     page renders it, or (still checking) the pre-flight's page that follows it live."""
     if check.state == PreflightState.ACCEPTED and check.submission_id is not None:
         bind_log_fields(submission_id=check.submission_id)
-        return await _queued(request, check.submission_id, clock)
+        return _queued(reply, check.submission_id)
     if check.state == PreflightState.CHECKING:
         url = _preflight_url(check.id)
-        if wants_json(request):
+        if wants_json(reply.request):
             body = {**_ids(check.id), "state": check.state, "url": url, "status_url": f"{url}/status"}
             return JSONResponse(body, status_code=202, headers={"Location": url})
         return RedirectResponse(url, status_code=303)
-    refusal = await anyio.to_thread.run_sync(
-        _preflight_refusal, request.app.state.sessionmaker, check, user.lang, clock()
-    )
+    refusal = _preflight_refusal(reply.factory, check, reply.user.lang, reply.clock())
     upload = ReceivedUpload(original_filename=check.original_filename, sha256=check.zip_sha256, size=check.zip_size)
-    return await _refused(request, refusal, upload, user, settings, clock, user.lang, preflight_id=check.id)
+    return _refused(reply, refusal, upload, preflight_id=check.id)
 
 
-def _preflight_refusal(factory: Any, check: lifecycle.PreflightView, lang: str, now: dt.datetime) -> Refusal:
+def _preflight_refusal(
+    factory: sessionmaker[Session], check: lifecycle.PreflightView, lang: str, now: dt.datetime
+) -> Refusal:
     """The refusal a settled pre-flight stands for: the same statuses, keys and details as when the
     upload request itself waited for the verdict."""
     verdict = PreflightVerdict.from_json(check.verdict) if check.verdict else None
@@ -487,18 +509,23 @@ def old_preflight_path(request: Request, preflight_id: PathId, rest: str) -> Res
 
 
 @page_router.get("/uploads/preflights/{preflight_id}", name="preflight_page")
-async def preflight_page(
-    request: Request, preflight_id: PathId, user: UploaderDep, settings: SettingsDep, clock: ClockDep, t: TranslatorDep
+def preflight_page(
+    request: Request,
+    preflight_id: PathId,
+    user: UploaderDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    factory: SessionmakerDep,
+    queue: ScoringQueueDep,
 ) -> Response:
-    """The pre-flight of an upload, followed live (``/static/check.js``); once settled, what the upload
-    request would have answered: the submission, the refusal, or the near-chance question."""
-    factory = request.app.state.sessionmaker
-    await anyio.to_thread.run_sync(lifecycle.expire_if_stale, factory, preflight_id, settings, clock())
-    check = await anyio.to_thread.run_sync(lifecycle.get_own, factory, user.id, preflight_id)
+    """The pre-flight of an upload, followed live (``/static/preflight.js``); once settled, what the
+    upload request would have answered: the submission, the refusal, or the near-chance question."""
+    lifecycle.expire_if_stale(factory, preflight_id, settings, clock())
+    check = lifecycle.get_own(factory, user.id, preflight_id)
     if check is None:
         raise NotFound
     if check.settled:
-        return await _answer_preflight(request, check, user, settings, clock)
+        return _answer_preflight(_Reply(request, user, settings, clock, factory, queue), check)
     if wants_json(request):
         return JSONResponse(_preflight_json(check, clock()), status_code=202, headers={"Cache-Control": "no-store"})
     elapsed = max(0, int((clock() - check.created_at).total_seconds()))
@@ -526,12 +553,13 @@ async def preflight_status(
     user: UploaderDep,
     settings: SettingsDep,
     clock: ClockDep,
+    factory: SessionmakerDep,
+    watcher: PreflightWatcherDep,
     known: str | None = None,
     wait: float = 0.0,
 ) -> Response:
     """The pre-flight page's live feed, long-polled like a submission's (``submission_status``): ``known``
-    is the state the page shows."""
-    factory = request.app.state.sessionmaker
+    is the state the page shows. Async: it awaits the watcher while the pre-flight runs."""
 
     def look() -> lifecycle.PreflightView | None:
         lifecycle.expire_if_stale(factory, preflight_id, settings, clock())  # writes only when it is due
@@ -542,7 +570,7 @@ async def preflight_status(
 
     polled = await long_poll(
         request,
-        request.app.state.preflight_watcher,
+        watcher,
         preflight_id,
         user.id,
         look,
@@ -554,45 +582,43 @@ async def preflight_status(
 
 
 @page_router.post("/uploads/preflights/{preflight_id}/confirm", name="preflight_confirm")
-async def preflight_confirm(
-    request: Request, preflight_id: PathId, user: UploaderDep, settings: SettingsDep, clock: ClockDep
+def preflight_confirm(
+    request: Request,
+    preflight_id: PathId,
+    user: UploaderDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    factory: SessionmakerDep,
+    queue: ScoringQueueDep,
+    enqueue: EnqueueDep,
 ) -> Response:
     """ "Upload it anyway" for a pre-flight that scored near chance: spends the slot without a new upload."""
-    factory = request.app.state.sessionmaker
     # A late click finds the pre-flight expired (its zip deleted) and is told so; nothing is spent.
-    await anyio.to_thread.run_sync(lifecycle.expire_if_stale, factory, preflight_id, settings, clock())
-    outcome = await anyio.to_thread.run_sync(
-        lambda: lifecycle.confirm(factory, user.id, preflight_id, clock(), settings=settings)
-    )
+    lifecycle.expire_if_stale(factory, preflight_id, settings, clock())
+    outcome = lifecycle.confirm(factory, user.id, preflight_id, clock(), settings=settings)
     if outcome is None:
         raise NotFound
     check, queued = outcome
     if queued is not None:
         log.info("near-chance pre-flight %s confirmed as submission %s", preflight_id, queued)
-        await anyio.to_thread.run_sync(_enqueue, request.app.state.enqueue, queued)
-    return await _answer_preflight(request, check, user, settings, clock)
+        _enqueue(enqueue, queued)
+    return _answer_preflight(_Reply(request, user, settings, clock, factory, queue), check)
 
 
-def _enqueue(enqueue: Any, submission_id: int) -> None:
+def _enqueue(enqueue: Enqueue, submission_id: int) -> None:
     try:
         enqueue(submission_id)
     except Exception:  # the row is committed as queued: the worker's sweeper re-queues it
         log.exception("could not enqueue submission %s; the sweeper will", submission_id)
 
 
-async def _refused(
-    request: Request,
-    refusal: Refusal,
-    received: ReceivedUpload | None,
-    user: Uploader,
-    settings: Settings,
-    clock: Any,
-    lang: str,
-    preflight_id: int | None = None,
+def _refused(
+    reply: _Reply, refusal: Refusal, received: ReceivedUpload | None, preflight_id: int | None = None
 ) -> Response:
     # Refused before its pre-flight: the received file is already gone (``upload``). Refused by the
     # pre-flight: the zip stays in the store for support until the sweep removes it past
     # ``refused_upload_retention_s``, or the trainee's storage budget needs its room.
+    lang = reply.user.lang
     body: dict[str, Any] = {
         "error": {
             "code": refusal.key.removeprefix("upload_error_"),
@@ -611,21 +637,17 @@ async def _refused(
             "size": received.size,
             "filename": received.original_filename,
         }
-    if wants_json(request):
+    if wants_json(reply.request):
         response: Response = JSONResponse(body, status_code=refusal.status)
     else:
         t = Translator(normalize_lang(lang))
-
-        def context() -> dict[str, Any]:
-            with request.app.state.sessionmaker() as db:
-                account = db.get(User, user.id)
-                assert account is not None
-                return _page_context(db, account, active_cohort(db, user.id), settings, clock(), t)
-
-        ctx = await anyio.to_thread.run_sync(context)
+        with reply.factory() as db:
+            account = db.get(User, reply.user.id)
+            assert account is not None
+            ctx = _page_context(db, account, active_cohort(db, reply.user.id), reply.settings, reply.clock(), t)
         ctx.update(error=refusal.message(lang), error_detail=refusal.detail, preflight=refusal.extra.get("preflight"))
         ctx.update(near_chance=refusal.key == refusals.NEAR_CHANCE.key, confirm_url=refusal.extra.get("confirm_url"))
-        response = render(request, "upload.html", ctx, refusal.status)
+        response = render(reply.request, "upload.html", ctx, refusal.status)
     if "retry_after" in refusal.extra:
         response.headers["Retry-After"] = str(refusal.extra["retry_after"])
     if refusal.status == 413:  # the rest of the body is not read: the connection cannot be reused

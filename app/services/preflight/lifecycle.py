@@ -60,6 +60,11 @@ PENDING = (PreflightState.CHECKING, PreflightState.NEEDS_CONFIRMATION)  # states
 PREFLIGHT_TIME_WINDOW = dt.timedelta(hours=1)  # the fair order weighs the pre-flight time of this window
 
 
+# Hands a committed pre-flight to whoever runs it (the pre-flight workers; an in-process checker in
+# tests) and returns at once: the caller learns the outcome from the row, by either path.
+StartPreflight = Callable[[int], None]
+
+
 @dataclass(frozen=True)
 class PreflightView:
     """A detached copy of a pre-flight, for pages and the live feed."""
