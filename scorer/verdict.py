@@ -42,6 +42,25 @@ class HarnessChannel:
     peak_rss_kib: int | None = None  # as reported with the final event (after the import: a hint only)
     predict_seconds: float | None = None
 
+    @property
+    def final(self) -> bool:
+        """Whether it holds a final event (an error, or a result with its payload): whatever else
+        comes, parse_channel reads no further."""
+        return self.trusted_error is not None or self.error is not None or self.payload is not None
+
+
+def channel_complete(data: bytes) -> bool:
+    """Whether a result channel holding ``data`` ends its run (SandboxRequest.result_complete).
+
+    Then the verdict no longer depends on how the run's processes exit: it is decided by the
+    channel up to its final event, or by what the parent saw itself up to then (its memory,
+    the clock, the output), never by an exit status or signal. A final event forged by trainee
+    code (after the import) ends its run as the harness's would: a result of its own choosing, which
+    predict could have returned, or an error that is the submission's (classify_run), and killed at
+    once, so whatever it does after cannot count for it either.
+    """
+    return parse_channel(data).final
+
 
 def parse_channel(data: bytes) -> HarnessChannel:
     """Read the harness's JSON lines (and the result payload); never raises."""

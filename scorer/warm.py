@@ -72,6 +72,7 @@ from scorer.sandbox import (
 )
 from scorer.sandbox.spawn import high_fd
 from scorer.sandbox.types import Limits
+from scorer.verdict import channel_complete
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,8 @@ class HarnessBox:
             pass_fds=(channel_fd,),
             idle_seconds=self.idle_seconds,
             startup_seconds=self.spec.startup_seconds,
+            # The run ends once its final event is whole on the channel, not at its processes' exit.
+            result_complete=channel_complete,
         )
 
     def _open_channel(self) -> int:

@@ -16,6 +16,10 @@ descriptors; it calls ``predict`` on chunks, and writes events to fd 3, one JSON
     {"event": "result", "kind": "labels"|"scores", "bytes": K, "predict_seconds": 3.4}
     followed by exactly K bytes: the predictions as a .npy file (no pickle).
 
+Stdout and stderr are flushed before the final event ("result" or "error"): the parent takes the
+run as ended once that event is complete on the channel and kills what is left, without waiting for
+this process's exit (which takes long after TensorFlow: its mappings are torn down).
+
 The parent checks everything again: this file only turns Python failures into stable codes and keeps
 the trainee's own traceback frames (not the harness's) for the log. Once trainee code has run it
 shares this process and may have replaced anything here, so the parent trusts only what was written
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import contextlib
 import errno
 import importlib
 import io
@@ -90,6 +95,7 @@ class Channel:
 
     def send(self, event: str, payload: bytes = b"", **fields: Any) -> None:
         if event in ("result", "error"):
+            flush_output()  # what was printed before it is the run's log: the parent may stop at it
             fields["peak_rss_kib"] = peak_rss_kib()
         # A lone surrogate (an exception message "\ud800") cannot be UTF-8: written as its JSON escape
         # instead, the report still arrives, and the parent makes the text storable.
@@ -97,6 +103,14 @@ class Channel:
         data = memoryview(line + b"\n" + payload)
         while data:  # a write to a pipe interrupted by a signal may be partial
             data = data[_write(self._fd, data) :]
+
+
+def flush_output() -> None:
+    """Flush stdout and stderr, and the originals the code may have replaced them with anything else;
+    never fail here (not even on a flush that raises SystemExit): nothing to report it to."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(BaseException):
+            stream.flush()  # type: ignore[union-attr]
 
 
 class Failure(Exception):
@@ -618,8 +632,7 @@ def main() -> int:
             _harness_failed(channel, state, exc)
     except Exception as exc:
         _harness_failed(channel, state, exc)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_output()
     # Skip interpreter teardown: trainee atexit hooks and threads must not change the outcome.
     os._exit(0)
 

@@ -386,7 +386,8 @@ class RunLimiter:
     """One run's accounting: the group (if any) its process joins, and the 100 ms watch.
 
     Use: ``procs_files()`` for spawn, ``start(...)`` once spawned, ``watch`` from the supervision
-    loop, ``finish()`` after the run was reaped (kills and removes the group, lets go of the mounts).
+    loop, ``finish()`` after the run was reaped (kills and removes the group, lets go of the mounts),
+    or ``seen()`` as it ended and ``finish()`` later.
     """
 
     def __init__(self, layout: Layout, limits: Limits) -> None:
@@ -440,17 +441,23 @@ class RunLimiter:
             return Termination.DISK_LIMIT
         return None
 
-    def finish(self) -> Accounted:
-        """After the run: what was seen; the group's processes are killed and the group removed."""
-        self.mounts.close()
+    def seen(self) -> Accounted:
+        """What was seen so far (the group stays): for a run that ended before its processes did
+        (a COMPLETED run), read as it ended; its peak is reached by then, an exit only frees."""
         if self.group is None:
             # A sampled peak misses bursts between samples and file pages: no better than wait4's.
             return Accounted(self.layout.accounting, self.over_limit, None, 0)
+        hit = self.over_limit or self.group.oom_kills() > 0
+        return Accounted(self.layout.accounting, hit, self.group.memory_peak(), self.group.pids_refused())
+
+    def finish(self) -> Accounted:
+        """After the run: what was seen; the group's processes are killed and the group removed."""
+        self.mounts.close()
         try:
-            hit = self.over_limit or self.group.oom_kills() > 0
-            return Accounted(self.layout.accounting, hit, self.group.memory_peak(), self.group.pids_refused())
+            return self.seen()
         finally:
-            self.group.remove()
+            if self.group is not None:
+                self.group.remove()
 
     def abandon(self) -> None:
         """The run never started: just remove the group."""

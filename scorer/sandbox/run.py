@@ -238,7 +238,8 @@ class StartedRun:
     it, and supervises from then on: the wall clock starts at the hand-over, and the PID-1 backstop
     covers ``request.idle_seconds`` and ``request.startup_seconds`` of waiting on top. The cgroup and
     the pool uid are the run's from the start, so the warm-up counts to the run's memory and processes.
-    Single use: after ``hand_over`` or ``discard`` everything of the run is gone.
+    Single use: after ``hand_over`` (or ``release`` after a ``sweep_later`` one) or ``discard``
+    everything of the run is gone.
     """
 
     def __init__(
@@ -265,6 +266,8 @@ class StartedRun:
         self.created = spawned.started
         self.done = False
         self.released = False
+        self.ended = False  # bwrap reaped, its namespace gone, the group removed (see _end)
+        self.unreaped = False  # bwrap not reaped yet (a COMPLETED run's, killed; or to kill: see _end)
 
     def alive(self) -> bool:
         """Whether bwrap is still running (a warm sandbox that died must not be handed a job)."""
@@ -283,10 +286,12 @@ class StartedRun:
     def hand_over(self, stdin: bytes | None = None, *, sweep_later: bool = False) -> SandboxOutcome:
         """Hand the job over and supervise the run to its end.
 
-        ``sweep_later``: once the sandbox's PID 1 is gone, the kernel has ended every process of
-        its pid namespace; the sweep of the pool uid for anything that got out anyway (and the
-        release of the uid) then waits for ``release``, so that it is off the caller's critical
-        path. The uid stays leased until then, so no other run can be given it.
+        ``sweep_later``: the rest of the clean-up waits for ``release``, off the caller's critical
+        path: a COMPLETED run's reaping (its processes were killed as it ended; their exit can take
+        long and no longer changes the outcome), the wait until its PID 1 is gone (then the kernel
+        has ended every process of its pid namespace), the removal of its cgroup (killing anything
+        left in it), and the sweep of the pool uid for anything that got out anyway. The uid and
+        the group stay the run's until then, so no other run can be given them.
         """
         if self.done:
             raise RuntimeError("this sandbox already served its run")
@@ -299,26 +304,50 @@ class StartedRun:
         self.done = True
         limits = self.request.limits
         finished = False
+        self.unreaped = True
         try:
+            with contextlib.suppress(BrokenPipeError):  # it died waiting: supervise tells how
+                os.write(self.stdin_w, data)
+            self.fds_held.close(self.stdin_w)
+            self.spawned.started = time.monotonic()  # the wall clock runs from the hand-over
             try:
-                with contextlib.suppress(BrokenPipeError):  # it died waiting: supervise tells how
-                    os.write(self.stdin_w, data)
-                self.fds_held.close(self.stdin_w)
-                self.spawned.started = time.monotonic()  # the wall clock runs from the hand-over
-                try:
-                    watch = self.limiter.watch
-                    sup = supervise(self.spawned, limits, self.stopper, status_r=self.status_r, watch=watch)
-                    self.stopper.await_namespace_end()
-                finally:
-                    self.stopper.close()
-                    accounted = self.limiter.finish()
-            finally:
-                self.spawned.close()
+                sup = supervise(
+                    self.spawned,
+                    limits,
+                    self.stopper,
+                    status_r=self.status_r,
+                    watch=self.limiter.watch,
+                    complete=self.request.result_complete,
+                )
+            except BaseException:
+                self.unreaped = False  # supervise killed and reaped it
+                raise
+            self.unreaped = sup.completed
+            # A COMPLETED run's accounting is read as it ended: what its processes do next is not the run's.
+            accounted = self.limiter.seen() if sup.completed else self._end()
             finished = True
         finally:
             if not (finished and sweep_later):
                 self.release()
         return _accounted(_bwrap_outcome(sup, limits), accounted)
+
+    def _end(self) -> Accounted:
+        """After supervision: reap bwrap if that is still to do (it was killed), wait (bounded)
+        until its PID 1 is gone, and remove the run's group (killing what is left in it). Once."""
+        self.ended = True
+        try:
+            try:
+                if self.unreaped:
+                    self.unreaped = False
+                    self.stopper.escalate()  # killed already, unless the hand-over failed
+                    os.waitpid(self.spawned.pid, 0)
+                self.stopper.await_namespace_end()
+            finally:
+                self.stopper.close()
+                accounted = self.limiter.finish()
+        finally:
+            self.spawned.close()
+        return accounted
 
     def _started_up(self) -> bool:
         """Whether the command got ready (or ended: supervise then tells how) within its start-up
@@ -329,12 +358,17 @@ class StartedRun:
         return self.ready(max(0.0, self.created + startup - time.monotonic()))
 
     def release(self) -> None:
-        """After the run: sweep the pool uid and give it back (idempotent)."""
+        """After the run: finish its end if that waited (see hand_over), sweep the pool uid and give
+        it back (idempotent)."""
         if self.released:
             return
         self.released = True
         try:
-            self._kill_leftovers()
+            try:
+                if self.done and not self.ended:
+                    self._end()
+            finally:
+                self._kill_leftovers()
         finally:
             self.stack.close()
 
@@ -344,16 +378,9 @@ class StartedRun:
             self.release()
             return
         self.done = True
+        self.unreaped = True  # release kills and reaps it
         try:
-            try:
-                self._learn_pid1()
-                self.stopper.escalate()
-                os.waitpid(self.spawned.pid, 0)
-                self.stopper.await_namespace_end()
-                self.stopper.close()
-                self.limiter.finish()
-            finally:
-                self.spawned.close()
+            self._learn_pid1()
         finally:
             self.release()
 
@@ -380,6 +407,8 @@ def _not_ready(isolation: Isolation, startup_seconds: float) -> SandboxOutcome:
 
 
 def _bwrap_outcome(sup: Supervised, limits: Limits) -> SandboxOutcome:
+    if sup.completed:
+        return to_outcome(sup, limits, Isolation.BWRAP, Termination.COMPLETED, None, None)
     if sup.kill_reason is not None:
         return to_outcome(sup, limits, Isolation.BWRAP, sup.kill_reason, None, signal.SIGKILL)
     if os.WIFSIGNALED(sup.wait_status):  # bwrap itself killed by someone else

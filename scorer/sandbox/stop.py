@@ -50,7 +50,7 @@ class BwrapStopper:
             self.escalate()
             return
         killed = 0
-        for child in _children_of(self.pid1):
+        for child in children_of(self.pid1):
             fd = _pidfd_of_child(child, self.pid1)
             if fd is not None:
                 _pidfd_kill(fd)
@@ -94,7 +94,7 @@ def _pidfd_kill(fd: int) -> None:
         signal.pidfd_send_signal(fd, signal.SIGKILL)
 
 
-def _children_of(pid: int) -> list[int]:
+def children_of(pid: int) -> list[int]:
     """Direct children of ``pid`` (from /proc/PID/task/*/children)."""
     children: list[int] = []
     try:

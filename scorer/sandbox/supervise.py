@@ -13,10 +13,17 @@ stop.BwrapStopper), with the PID-1 ``timeout`` as a backstop should this process
 is called every cgroup.POLL_SECONDS while the run lives and may stop it. CPU and peak memory come
 from ``wait4``'s rusage, which covers the real workload because every process in the chain
 (bwrap → timeout → command) waits for its child.
+
+With a ``complete`` test (SandboxRequest.result_complete), a run whose result channel holds a
+complete result ends there, before its processes have exited: what the output pipe holds by then is
+read, the run's memory is checked once more, and what is left of the run is killed (``escalate``)
+but not reaped; the caller reaps it later. The verdict reads the channel no further than its final
+event, and how the processes end after that cannot change what the run produced.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -60,15 +67,19 @@ class _LogKeeper:
 
 @dataclass
 class Supervised:
-    """What the loop saw: why we killed the run (if we did), the wait status and the streams."""
+    """What the loop saw: why we killed the run (if we did), the wait status and the streams.
+
+    ``completed``: the run ended on a complete result; it was killed and is not reaped yet, so
+    there is no wait status nor rusage."""
 
     kill_reason: Termination | None
     wait_status: int
-    rusage: resource.struct_rusage
+    rusage: resource.struct_rusage | None
     duration_s: float
     log: _LogKeeper
     result: bytes
     status_docs: list[dict[str, object]]
+    completed: bool = False
 
 
 class _Stopper(Protocol):
@@ -89,20 +100,22 @@ def supervise(
     status_r: int | None = None,
     before_reap: Callable[[], None] | None = None,
     watch: Callable[[], Termination | None] | None = None,
+    complete: Callable[[bytes], bool] | None = None,
 ) -> Supervised:
     """Drain the pipes, enforce wall/output/result limits through ``stopper``, reap the process.
 
     ``watch`` is polled while the process lives; a Termination it returns stops the run as that.
+    ``complete``: see the module docstring; a run it ends is killed but left unreaped.
 
     ``before_reap`` runs once the process has ended but is still an unreaped zombie, so its pid
     (and process group id) cannot yet be reused by anyone else.
     """
-    supervisor = _Supervisor(spawned, limits, stopper, status_r, watch)
+    supervisor = _Supervisor(spawned, limits, stopper, status_r, watch, complete)
     try:
         return supervisor.run(before_reap)
     except BaseException:
         # Interrupted (a bug, KeyboardInterrupt): the run must not outlive us.
-        if supervisor.wait is None:
+        if supervisor.wait is None and not supervisor.completed:
             stopper.escalate()
             os.wait4(spawned.pid, 0)
         raise
@@ -118,9 +131,13 @@ class _Supervisor:
         stopper: _Stopper,
         status_r: int | None,
         watch: Callable[[], Termination | None] | None = None,
+        complete: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.spawned = spawned
         self.watch = watch
+        self.complete = complete
+        self.result_checked = 0  # how much of the result channel ``complete`` has seen
+        self.completed = False
         self.next_watch = spawned.started if watch is not None else math.inf
         self.limits = limits
         self.stopper = stopper
@@ -158,19 +175,53 @@ class _Supervisor:
                     _, status, rusage = os.wait4(spawned.pid, 0)
                     self.wait = (status, rusage)
                     self.ended_at = time.monotonic()
-                elif not self._read(fd):
+                elif self._read(fd) == 0:
                     pipes.discard(fd)
             self._enforce_clock()
-        assert self.wait is not None
+            if self._complete_now():
+                break
+        ended: tuple[int, resource.struct_rusage | None] = self.wait if self.wait is not None else (0, None)
         return Supervised(
             kill_reason=self.kill_reason,
-            wait_status=self.wait[0],
-            rusage=self.wait[1],
+            wait_status=ended[0],
+            rusage=ended[1],
             duration_s=self.ended_at - spawned.started,
             log=self.log,
             result=bytes(self.result),
             status_docs=self.status_docs,
+            completed=self.completed,
         )
+
+    def _complete_now(self) -> bool:
+        """Whether the run ends here on its complete result (then it is killed).
+
+        Asked again only when the channel grew. Not once a limit has stopped it (it ends as that),
+        nor when the process has already ended. What the output pipe holds now is read first, and
+        the memory watched once more, so a run over a limit before its result still ends as that."""
+        if self.complete is None or self.wait is not None or self.kill_reason is not None:
+            return False
+        if self.result_total == self.result_checked:
+            return False
+        self.result_checked = self.result_total
+        if not self.complete(bytes(self.result)):
+            return False
+        # At most what the pipe can hold: what was written before the result, not a flood after it.
+        left = fcntl.fcntl(self.spawned.output_r, fcntl.F_GETPIPE_SZ)
+        while left > 0 and self.kill_reason is None:
+            got = self._read(self.spawned.output_r)
+            if not got:
+                break
+            left -= got
+        if self.kill_reason is None and self.watch is not None:
+            reason = self.watch()
+            if reason is not None:
+                self.stop(reason)
+        if self.kill_reason is not None:
+            return False
+        self.completed = True
+        self.ended_at = time.monotonic()
+        self.stopper.escalate()
+        return True
 
     def _timeout(self) -> float | None:
         now = time.monotonic()
@@ -195,14 +246,14 @@ class _Supervisor:
             if reason is not None:
                 self.stop(reason)
 
-    def _read(self, fd: int) -> bool:
-        """Read what is there; False at EOF."""
+    def _read(self, fd: int) -> int | None:
+        """Read what is there: how many bytes, 0 at EOF, None when nothing is there now."""
         try:
             chunk = os.read(fd, _READ_CHUNK)
         except BlockingIOError:
-            return True
+            return None
         if not chunk:
-            return False
+            return 0
         if fd == self.spawned.output_r:
             self.log.add(chunk)
             if self.log.total > self.limits.output_bytes:
@@ -216,7 +267,7 @@ class _Supervisor:
                 self.stop(Termination.RESULT_LIMIT)
         else:
             self._status(chunk)
-        return True
+        return len(chunk)
 
     def _status(self, chunk: bytes) -> None:
         self.status_raw += chunk
@@ -275,10 +326,10 @@ def to_outcome(
         result=sup.result,
         duration_s=sup.duration_s,
         cpu_s=_cpu_seconds(sup.rusage),
-        peak_memory_bytes=sup.rusage.ru_maxrss * 1024,
+        peak_memory_bytes=sup.rusage.ru_maxrss * 1024 if sup.rusage is not None else 0,
         setup_error=setup_error,
     )
 
 
-def _cpu_seconds(rusage: resource.struct_rusage) -> float:
-    return float(rusage.ru_utime + rusage.ru_stime)
+def _cpu_seconds(rusage: resource.struct_rusage | None) -> float:
+    return float(rusage.ru_utime + rusage.ru_stime) if rusage is not None else 0.0

@@ -8,6 +8,7 @@ what that means for a submission.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -93,6 +94,12 @@ class SandboxRequest:
     # channel) before the hand-over, off the wall clock; 0: hand over at once. A command that is not
     # ready in time ends as SETUP_FAILED. The PID-1 backstop covers this too.
     startup_seconds: float = 0.0
+    # How to tell that the result channel holds the command's complete result. Given, a run whose
+    # channel holds a complete result ends there (COMPLETED): what is left of it is killed, and its
+    # reaping can wait (StartedRun.hand_over), for a process's exit can take long (tearing down
+    # TensorFlow's mappings took 0.2-0.9 s) and can no longer change the result. Only for commands
+    # whose result is final once written: the verdict must read the channel no further than that.
+    result_complete: Callable[[bytes], bool] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.stdin) > STDIN_MAX:
@@ -118,6 +125,9 @@ class Termination(StrEnum):
     DISK_LIMIT = "disk_limit"  # the writable mounts together held more than writable_bytes
     MEMORY_LIMIT = "memory_limit"  # the run as a whole (processes + tmpfs) went over memory_bytes
     SETUP_FAILED = "setup_failed"  # the sandbox itself could not start the command
+    # Its result channel held a complete result (SandboxRequest.result_complete): the rest of the
+    # run was killed then, not waited for; its exit status is not known.
+    COMPLETED = "completed"
 
 
 @dataclass
@@ -129,12 +139,13 @@ class SandboxOutcome:
     log_head: bytes  # first log_keep_bytes of stdout+stderr, interleaved as written
     log_tail: bytes  # last log_keep_bytes (empty when everything fits in the head)
     log_total_bytes: int
-    result: bytes  # everything the command wrote to fd 3
+    result: bytes  # everything the command wrote to its result channel (fd 3)
     duration_s: float
-    cpu_s: float
-    # The run's cgroup peak (processes, tmpfs, page cache) when there is one; else from wait4 on
-    # bwrap: an upper bound, since Linux carries the memory high-water mark of the process that
-    # forked bwrap (the worker) into it. A command that can, measures its own peak.
+    cpu_s: float  # from wait4; 0 when the run was COMPLETED (its processes were not waited for)
+    # The run's cgroup peak (processes, tmpfs, page cache) when there is one, read as it ended; else
+    # from wait4 on bwrap: an upper bound, since Linux carries the memory high-water mark of the
+    # process that forked bwrap (the worker) into it (0 when COMPLETED). A command that can,
+    # measures its own peak.
     peak_memory_bytes: int
     setup_error: str = ""  # bwrap's own complaint when termination is SETUP_FAILED
     accounting: str = ""  # how memory and processes were limited as a whole: cgroup-v2, cgroup-v1, supervisor

@@ -37,6 +37,8 @@ import platform
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from scorer.sandbox.stop import children_of
+
 INODE_BYTES = 1024  # kernel memory per tmpfs file (inode and dentry) that no byte count shows
 _PAGE = mmap.PAGESIZE
 
@@ -165,12 +167,7 @@ def descendants(pid: int) -> list[int]:
     while queue:
         current = queue.pop()
         found.append(current)
-        try:
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as listing:
-                    queue += [int(child) for child in listing.read().split()]
-        except OSError:
-            continue
+        queue += children_of(current)
     return found
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from scorer.errors import Blame, ErrorCode
 from scorer.sandbox.types import Isolation, Limits, SandboxOutcome, Termination
-from scorer.verdict import classify_run, parse_channel, signal_name
+from scorer.verdict import channel_complete, classify_run, parse_channel, signal_name
 
 LIMITS = Limits(wall_seconds=10, memory_bytes=1024**3)
 HELLO = b'{"event": "hello", "python": "3.11.2"}\n'
@@ -151,6 +151,25 @@ def test_a_complete_result_after_the_import_is_accepted() -> None:
     channel = parse_channel(data)
     assert channel.payload == payload and channel.predict_seconds == 0.5
     assert classify_run(outcome(data), channel, LIMITS) is None
+
+
+def test_a_run_is_complete_only_once_its_final_event_is_whole() -> None:
+    """Every prefix of a result is incomplete (the run goes on); the whole result, or an error, ends it."""
+    payload = b"\x93NUMPY" + bytes(range(40))
+    data = HELLO + IMPORTING + line(event="result", kind="labels", bytes=len(payload)) + payload
+    assert not any(channel_complete(data[:end]) for end in range(len(data)))
+    assert channel_complete(data)
+    assert channel_complete(HELLO + line(event="error", code="entry_not_found"))  # the harness's own, before import
+    assert channel_complete(HELLO + IMPORTING + line(event="error", code="predict_exception"))
+    assert not channel_complete(HELLO + IMPORTING + line(event="loaded", seconds=1.0))
+
+
+def test_a_completed_run_with_a_forged_server_fault_is_the_submissions() -> None:
+    """Ended on its final event, a run is still judged by it: a forged server fault gains nothing."""
+    forged = HELLO + IMPORTING + line(event="error", code="internal_error", params={}, traceback="")
+    assert channel_complete(forged)
+    code, blame, _ = verdict(forged, termination=Termination.COMPLETED, exit_code=None)
+    assert (code, blame) == (ErrorCode.HARNESS_DISRUPTED, Blame.SUBMISSION)
 
 
 def test_signal_names_never_raise() -> None:

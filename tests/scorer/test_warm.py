@@ -9,9 +9,8 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from scorer.sandbox.types import Limits, MiB
 from scorer.warm import WORK, WarmSlot
 from tests.fixtures.artifacts import DataSet
 from tests.scorer.procs import processes_with_environ
+from tests.scorer.sandbox.conftest import wait_until
 
 pytestmark = pytest.mark.sandbox  # pre-warmed sandboxes, really started
 
@@ -79,8 +79,11 @@ def config() -> ScoringConfig:
 
 
 @pytest.fixture
-def slot() -> WarmSlot:
-    return WarmSlot()
+def slot() -> Iterator[WarmSlot]:
+    """Closed after the test, as a worker does: a used sandbox is reaped and swept only then."""
+    slot = WarmSlot()
+    yield slot
+    slot.close()
 
 
 def make_zip(path: Path, source: str) -> Path:
@@ -110,13 +113,14 @@ def test_a_warm_sandbox_serves_exactly_one_run_then_is_torn_down(
     assert report.facts.run_id == run_id, "the run did not go through the warm sandbox"
     assert (slot.served, slot.missed) == (1, 0)
     assert slot.box is None, "a used sandbox must not stay in the slot"
-    # When the result is known, every process of the run is gone already ...
-    assert not Path(f"/proc/{bwrap_pid}").exists() or _is_zombie_of_other(bwrap_pid)
-    assert processes_with_environ(f"KATAKANA_RUN_ID={run_id}") == []
-    # ... and its folder and uid are cleaned up before the next sandbox is warmed.
+    # When the result is known, every process of the run has been killed: the kernel tears them
+    # down off the result's path (a TensorFlow process takes most of a second) ...
+    assert wait_until(lambda: processes_with_environ(f"KATAKANA_RUN_ID={run_id}") == [])
+    # ... and bwrap is reaped, its folder and uid cleaned up, before the next sandbox is warmed.
     assert slot.retired is box
     assert slot.warm(scoring_spec(config, synthetic_set.small_data))
     assert slot.retired is None and slot.box is not box
+    assert not Path(f"/proc/{bwrap_pid}").exists() or _is_zombie_of_other(bwrap_pid)
     assert not run_dir.exists()
     slot.close()
     with pytest.raises(RuntimeError):
@@ -209,16 +213,6 @@ def zombie_children() -> list[str]:
         if fields[0] == "Z" and int(fields[1]) == os.getpid():
             found.append(stat.split(")", 1)[0] + ")")
     return found
-
-
-def wait_until(condition: Callable[[], bool], safety_net_s: float = 60.0) -> bool:
-    """Poll ``condition``; the bound only keeps a broken slot from hanging the suite."""
-    deadline = time.monotonic() + safety_net_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_a_warm_sandbox_for_other_limits_or_images_is_not_used(
