@@ -34,11 +34,11 @@ from app.models import utcnow
 from app.observability import redaction
 from app.observability.http import RequestContextMiddleware, metrics_router
 from app.observability.structured_logs import configure_logging
-from app.services import upload_checks
-from app.services.preflight import Checker
+from app.services.preflight import lifecycle
+from app.services.preflight.lifecycle import StartPreflight, check_and_settle
+from app.services.preflight.verdict import Checker
 from app.services.scoring_queue import QueueWatch, live_scoring_slots
 from app.services.testset_import import TestSetImporter, worker_importer
-from app.services.upload_checks import check_and_settle
 from app.settings import Settings, get_settings
 from app.web import (
     admin,
@@ -88,41 +88,32 @@ def worker_deliver(settings: Settings) -> Callable[[int], None]:
     return deliver
 
 
-StartCheck = Callable[[int], threading.Event | None]
+def worker_start_preflight(settings: Settings) -> StartPreflight:
+    """Send a committed pre-flight to the pre-flight workers, which act on its verdict; the site
+    follows the row to learn the outcome. Raises NoWorkerAnswered when the broker refused it."""
 
+    def start(preflight_id: int) -> None:
+        from app.queue import NoWorkerAnswered, enqueue_preflight
 
-def worker_start_check(settings: Settings) -> StartCheck:
-    """Send a committed upload check to the pre-flight workers, which act on its verdict. None: the
-    site follows the row to learn the outcome. Raises NoWorkerAnswered when the broker refused it."""
-
-    def start(check_id: int) -> threading.Event | None:
-        from app.queue import NoWorkerAnswered, enqueue_upload_check
-
-        if not enqueue_upload_check(check_id, settings):
-            raise NoWorkerAnswered("the broker did not take the check")
-        return None
+        if not enqueue_preflight(preflight_id, settings):
+            raise NoWorkerAnswered("the broker did not take the pre-flight")
 
     return start
 
 
-def in_process_checks(app: FastAPI, checker: Checker) -> StartCheck:
-    """Run upload checks with ``checker`` on a thread of this process (tests; trainee code never
-    runs here in production), through the same steps as the worker; the event is set when done."""
+def in_process_preflights(app: FastAPI, checker: Checker) -> StartPreflight:
+    """Run pre-flights with ``checker`` on a thread of this process (tests; trainee code never
+    runs here in production), through the same steps as the worker. Like the worker's, it answers
+    nothing: the upload request follows the row to learn the outcome, whoever runs the pre-flight."""
 
-    def start(check_id: int) -> threading.Event:
-        done = threading.Event()
-
+    def start(preflight_id: int) -> None:
         def run() -> None:
-            try:
-                upload_checks.claim(app.state.sessionmaker, check_id, app.state.clock())
-                check_and_settle(
-                    app.state.sessionmaker, app.state.settings, check_id, checker, app.state.enqueue, app.state.clock
-                )
-            finally:
-                done.set()
+            lifecycle.claim(app.state.sessionmaker, preflight_id, app.state.clock())
+            check_and_settle(
+                app.state.sessionmaker, app.state.settings, preflight_id, checker, app.state.enqueue, app.state.clock
+            )
 
-        threading.Thread(target=run, name=f"upload-check-{check_id}", daemon=True).start()
-        return done
+        threading.Thread(target=run, name=f"preflight-{preflight_id}", daemon=True).start()
 
     return start
 
@@ -173,7 +164,7 @@ def create_app(
         # The live pages' long polls: one watcher per kind for the whole process (app.web.long_poll).
         app.state.held_polls = HeldPolls(settings.long_poll_per_user)
         app.state.submission_watcher = submissions.submission_watcher(app.state.sessionmaker, app.state.scoring_queue)
-        app.state.check_watcher = uploads.check_watcher(app.state.sessionmaker)
+        app.state.preflight_watcher = uploads.preflight_watcher(app.state.sessionmaker)
         # Ask the scoring runtime for its versions now, not on the first upload page.
         threading.Thread(target=runtime_versions, args=(runtime_key(settings),), daemon=True).start()
         _prepare_routes(app)
@@ -181,7 +172,7 @@ def create_app(
         try:
             async with anyio.create_task_group() as background:
                 background.start_soon(app.state.submission_watcher.run)
-                background.start_soon(app.state.check_watcher.run)
+                background.start_soon(app.state.preflight_watcher.run)
                 yield
                 background.cancel_scope.cancel()
         finally:
@@ -193,8 +184,8 @@ def create_app(
     # Outside development the templates do not change under a running process: no file checks per page.
     templates.env.auto_reload = settings.environment == "development"
     app.state.enqueue = enqueue or worker_enqueue(settings)
-    app.state.start_check = (
-        worker_start_check(settings) if preflight_checker is None else in_process_checks(app, preflight_checker)
+    app.state.start_preflight = (
+        worker_start_preflight(settings) if preflight_checker is None else in_process_preflights(app, preflight_checker)
     )
     app.state.deliver_email = deliver_email or worker_deliver(settings)
     app.state.testset_importer = testset_importer or worker_importer(settings)

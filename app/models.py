@@ -266,14 +266,14 @@ class Submission(Base):
     testset: Mapped[TestSet | None] = relationship()
 
 
-class PreflightCheck(Base):
+class PreflightVerdictCache(Base):
     """The pre-flight verdict on one zip, by content hash: an identical re-upload is not re-run.
 
     Also keyed by the public set the smoke run scored it on ("" for none): importing another set
     changes the smoke accuracy, so earlier verdicts must not answer for the new set.
     """
 
-    __tablename__ = "preflight_checks"
+    __tablename__ = "preflight_verdict_cache"
 
     zip_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     engine_version: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -319,23 +319,35 @@ class SmokeConfirmation(Base):
     confirmed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class UploadCheck(Base):
+class PreflightState(StrEnum):
+    """Where one upload's pre-flight stands (``Preflight.state``)."""
+
+    CHECKING = "checking"  # waiting for a pre-flight worker, or being checked
+    REFUSED = "refused"  # refused by the pre-flight, or the slot could not be spent: nothing spent
+    NEEDS_CONFIRMATION = "needs_confirmation"  # near chance: waits for the trainee's "upload it anyway"
+    ACCEPTED = "accepted"  # the slot is spent: ``submission_id`` names the submission
+    FAILED = "failed"  # the server's fault (or nobody answered in time): nothing spent
+    EXPIRED = "expired"  # needs_confirmation that nobody confirmed in time
+
+
+class Preflight(Base):
     """An upload whose pre-flight is under way or done: the upload request answers without waiting
     for it, and the pre-flight worker acts on the verdict (spends the slot, or refuses) whether or
-    not anyone still watches. ``state``: checking, refused, needs_confirmation, accepted, failed,
-    expired (needs_confirmation that nobody confirmed in time)."""
+    not anyone still watches."""
 
-    __tablename__ = "upload_checks"
+    __tablename__ = "preflights"
     __table_args__ = (
-        Index("ix_upload_checks_user_created", "user_id", "created_at"),
-        # The sweep looks for unconfirmed checks past their window every minute: by state and age.
-        Index("ix_upload_checks_state_updated", "state", "updated_at"),
+        Index("ix_preflights_user_created", "user_id", "created_at"),
+        # The sweep looks for unconfirmed pre-flights past their window every minute: by state and age.
+        Index("ix_preflights_state_updated", "state", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"))
-    state: Mapped[str] = mapped_column(String(20), default="checking")
+    # A plain string column (as the table was created): "needs_confirmation" is longer than the
+    # CHECK-constrained enums' 16 characters. StrEnum members compare equal to the stored strings.
+    state: Mapped[PreflightState] = mapped_column(String(20), default=PreflightState.CHECKING)
     storage_key: Mapped[str] = mapped_column(String(200))
     zip_sha256: Mapped[str] = mapped_column(String(64))
     zip_size: Mapped[int] = mapped_column(Integer)

@@ -44,7 +44,7 @@ QUEUES = (SCORING_QUEUE, PREFLIGHT_QUEUE, EMAIL_QUEUE, MAINTENANCE_QUEUE, TESTSE
 SANDBOXED_QUEUES = frozenset({SCORING_QUEUE, PREFLIGHT_QUEUE})  # their tasks run trainee code
 
 SCORE_TASK = "worker.tasks.scoring.score"
-CHECK_UPLOAD_TASK = "worker.tasks.upload_checks.check_upload"  # pre-flight an upload and act on the verdict
+PREFLIGHT_TASK = "worker.tasks.preflight.run"  # pre-flight an upload and act on the verdict
 SEND_EMAIL_TASK = "worker.tasks.email.send"
 SWEEP_TASK = "worker.tasks.sweeper.sweep"
 IMPORT_TESTSET_TASK = "worker.tasks.testsets.import_testset"
@@ -97,13 +97,13 @@ def enqueue_email(outbox_id: int, settings: Settings | None = None) -> bool:
     return send(SEND_EMAIL_TASK, [outbox_id], EMAIL_QUEUE, settings)
 
 
-def enqueue_upload_check(check_id: int, settings: Settings) -> bool:
-    """Send a committed upload check to the pre-flight workers (``app.services.upload_checks``).
+def enqueue_preflight(preflight_id: int, settings: Settings) -> bool:
+    """Send a committed pre-flight to the pre-flight workers (``app.services.preflight.lifecycle``).
 
-    It expires with ``preflight_wait_s``: by then the site has ended the check as unanswered, and a
+    It expires with ``preflight_wait_s``: by then the site has ended the pre-flight as unanswered, and a
     worker must not start it after that.
     """
-    return send(CHECK_UPLOAD_TASK, [check_id], PREFLIGHT_QUEUE, settings, expires=settings.preflight_wait_s)
+    return send(PREFLIGHT_TASK, [preflight_id], PREFLIGHT_QUEUE, settings, expires=settings.preflight_wait_s)
 
 
 class NoWorkerAnswered(Exception):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scorer.sandbox.types import Limits
@@ -194,10 +194,17 @@ class Settings(BaseSettings):
     # page, which follows the check live: short, so a deadline rush is answered at once. A verdict
     # from the cache (the same zip again) comes within it; a smoke run (0.3 s of CPU at best) rarely.
     preflight_inline_wait_s: float = Field(default=0.3, ge=0)
-    # A near-chance check waits this long for the trainee's "upload it anyway"; then the sweeper
+    # A near-chance pre-flight waits this long for the trainee's "upload it anyway"; then the sweeper
     # ends it as expired and deletes its zip (nothing spent): an unanswered question must not keep a
     # zip in the store for ever, and a day covers a trainee who comes back the next morning.
-    upload_check_confirm_ttl_h: float = Field(default=24.0, gt=0)
+    # KATAKANA_UPLOAD_CHECK_CONFIRM_TTL_H is its old name, still read so a deployment keeps its value.
+    preflight_confirm_ttl_h: float = Field(
+        default=24.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "preflight_confirm_ttl_h", "KATAKANA_PREFLIGHT_CONFIRM_TTL_H", "KATAKANA_UPLOAD_CHECK_CONFIRM_TTL_H"
+        ),
+    )
     # How long a test-set import through the API waits for a scoring worker (the one holding the
     # test-set folder); it may first finish the submission it is scoring.
     testset_import_wait_s: float = Field(default=300.0, gt=0)

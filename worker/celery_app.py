@@ -25,11 +25,11 @@ from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from app.queue import (
-    CHECK_UPLOAD_TASK,
     EMAIL_QUEUE,
     IMPORT_TESTSET_TASK,
     MAINTENANCE_QUEUE,
     PREFLIGHT_QUEUE,
+    PREFLIGHT_TASK,
     QUEUES,
     SCORE_TASK,
     SCORING_QUEUE,
@@ -43,7 +43,7 @@ from worker.signals import connect as connect_signals
 
 TASK_MODULES = [
     "worker.tasks.scoring",
-    "worker.tasks.upload_checks",
+    "worker.tasks.preflight",
     "worker.tasks.email",
     "worker.tasks.sweeper",
     "worker.tasks.testsets",
@@ -82,11 +82,11 @@ def deliveries(config: WorkerSettings) -> dict[str, Delivery]:
             },
         ),
         # The pre-flight of an upload. Pool process lost: not redelivered (the zip that killed it
-        # must not loop through the queue); the main process refuses the check as the submission's
+        # must not loop through the queue); the main process refuses the pre-flight as the submission's
         # (WORKER_PROCESS_LOST), nothing spent, nothing cached. Host lost: the message returns after
-        # it has expired (KATAKANA_PREFLIGHT_WAIT_S); the check ends as unanswered, the server's fault,
+        # it has expired (KATAKANA_PREFLIGHT_WAIT_S); the pre-flight ends as unanswered, the server's fault,
         # nothing spent.
-        CHECK_UPLOAD_TASK: Delivery(
+        PREFLIGHT_TASK: Delivery(
             PREFLIGHT_QUEUE,
             {
                 "acks_late": True,

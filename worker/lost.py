@@ -11,7 +11,7 @@ delivered again (the queues' options are in worker/celery_app.py):
   (``KATAKANA_WORKER_MAX_ATTEMPTS``); when its last attempt is lost the same way, it fails as the
   submission's (WORKER_PROCESS_LOST), its slot spent. A submission that kills its worker process on
   every attempt thus never gets its upload back, and runs at most that many times.
-- **pre-flight**: the check is refused as the submission's (WORKER_PROCESS_LOST), nothing spent; not
+- **pre-flight**: the pre-flight is refused as the submission's (WORKER_PROCESS_LOST), nothing spent; not
   retried, and not cached either (a process can also die of the host's own memory pressure, and an
   honest zip must not stay refused for it).
 
@@ -32,11 +32,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine, make_sessionmaker
-from app.models import Submission, SubmissionStatus, UploadCheck
+from app.models import Preflight, PreflightState, Submission, SubmissionStatus
 from app.observability.structured_logs import bound
-from app.queue import CHECK_UPLOAD_TASK, SCORE_TASK, enqueue_email, enqueue_scoring
-from app.services import upload_checks
-from app.services.preflight import PreflightVerdict
+from app.queue import PREFLIGHT_TASK, SCORE_TASK, enqueue_email, enqueue_scoring
+from app.services.preflight import lifecycle
+from app.services.preflight.verdict import PreflightVerdict
 from app.settings import Settings, get_settings
 from scorer.errors import ErrorCode, ScoringError
 from scorer.report import CheckReport, RunFacts
@@ -57,7 +57,7 @@ def on_task_failure(
     if not isinstance(exception, WorkerLostError | TimeLimitExceeded) or not args or task_id is None:
         return
     name = getattr(sender, "name", "")
-    if name not in (SCORE_TASK, CHECK_UPLOAD_TASK):
+    if name not in (SCORE_TASK, PREFLIGHT_TASK):
         return
     settings = get_settings()
     engine = make_engine(settings.database_url, poolclass=NullPool)
@@ -71,11 +71,11 @@ def on_task_failure(
                 with bound(submission_id=submission_id):
                     scoring_process_lost(factory, submission_id, task_id, settings, utcnow(), reason=str(exception))
         else:
-            check_id = claimed_check(factory, task_id)
-            if check_id is not None:
-                with bound(check_id=check_id):
-                    check_process_lost(factory, check_id, settings, utcnow(), reason=str(exception))
-    except Exception:  # the row stays as it is: the sweeper, or the check's own deadline, ends it
+            preflight_id = claimed_preflight(factory, task_id)
+            if preflight_id is not None:
+                with bound(preflight_id=preflight_id):
+                    preflight_process_lost(factory, preflight_id, settings, utcnow(), reason=str(exception))
+    except Exception:  # the row stays as it is: the sweeper, or the pre-flight's own deadline, ends it
         log.exception("could not settle %s[%s] after its worker process was lost", name, task_id)
     finally:
         engine.dispose()
@@ -89,11 +89,11 @@ def claimed_submission(factory: sessionmaker[Session], task_id: str) -> int | No
         )
 
 
-def claimed_check(factory: sessionmaker[Session], task_id: str) -> int | None:
-    """The upload check this delivery claimed and has not settled; None if it claimed none."""
+def claimed_preflight(factory: sessionmaker[Session], task_id: str) -> int | None:
+    """The pre-flight this delivery claimed and has not settled; None if it claimed none."""
     with factory() as session:
         return session.scalar(
-            select(UploadCheck.id).where(UploadCheck.task_id == task_id, UploadCheck.state == upload_checks.CHECKING)
+            select(Preflight.id).where(Preflight.task_id == task_id, Preflight.state == PreflightState.CHECKING)
         )
 
 
@@ -138,11 +138,11 @@ def scoring_process_lost(
     return status
 
 
-def check_process_lost(
-    factory: sessionmaker[Session], check_id: int, settings: Settings, now: dt.datetime, *, reason: str
+def preflight_process_lost(
+    factory: sessionmaker[Session], preflight_id: int, settings: Settings, now: dt.datetime, *, reason: str
 ) -> None:
-    """Refuse the check as the submission's (a check already settled is left as it is)."""
+    """Refuse the pre-flight as the submission's (a pre-flight already settled is left as it is)."""
     error = ScoringError(ErrorCode.WORKER_PROCESS_LOST)
     verdict = PreflightVerdict.from_json(CheckReport(ok=False, stage="static", error=error, facts=RunFacts()).to_json())
-    log.warning("upload check %s: its worker process was lost (%s); refused unless already settled", check_id, reason)
-    upload_checks.settle(factory, check_id, verdict, near_chance_below=settings.preflight_near_chance_below, now=now)
+    log.warning("pre-flight %s: its worker process was lost (%s); refused unless already settled", preflight_id, reason)
+    lifecycle.settle(factory, preflight_id, verdict, near_chance_below=settings.preflight_near_chance_below, now=now)

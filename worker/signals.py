@@ -9,7 +9,7 @@
 - Context: ``task_prerun`` binds ``outbox_id`` (email) for the whole task, so every line logged
   while the task runs — ours, the scorer's, the sandbox's — carries it. A scoring or pre-flight
   message only wakes a worker (the fair order decides which submission or check it runs): its id is
-  bound as ``woken_by``, and the task binds ``submission_id`` or ``check_id`` itself once it has
+  bound as ``woken_by``, and the task binds ``submission_id`` or ``preflight_id`` itself once it has
   claimed one. Binding in a signal rather than inside each task keeps the tasks free of logging
   plumbing.
 - Presence: ``worker_ready`` starts the thread that keeps this worker's key alive in Redis
@@ -29,7 +29,7 @@ from typing import Any
 from app.observability.redis_client import redis_for
 from app.observability.structured_logs import bind, restyle, unbind
 from app.observability.worker_presence import PresenceThread
-from app.queue import CHECK_UPLOAD_TASK, SCORE_TASK, SEND_EMAIL_TASK
+from app.queue import PREFLIGHT_TASK, SCORE_TASK, SEND_EMAIL_TASK
 from app.settings import get_settings
 from worker.lost import on_task_failure
 from worker.startup import on_worker_init
@@ -38,7 +38,7 @@ from worker.warm import close_slot
 
 log = logging.getLogger(__name__)
 
-_ID_FIELD = {SCORE_TASK: "woken_by", CHECK_UPLOAD_TASK: "woken_by", SEND_EMAIL_TASK: "outbox_id"}
+_ID_FIELD = {SCORE_TASK: "woken_by", PREFLIGHT_TASK: "woken_by", SEND_EMAIL_TASK: "outbox_id"}
 
 _tokens: dict[str, contextvars.Token[dict[str, Any] | None]] = {}
 _presence: list[PresenceThread] = []

@@ -19,7 +19,7 @@ from app.api.errors import ApiError, not_found
 from app.models import ApiToken, Cohort, TokenScope, User
 from app.services.api_tokens import authenticate
 from app.services.cohort_access import viewable_cohort
-from app.web.deps import SessionDep
+from app.web.deps import ClockDep, SessionDep
 
 bearer = HTTPBearer(
     auto_error=False, description="An API token (kt_…) from an admin or `python -m app.cli create-token`"
@@ -37,11 +37,14 @@ class Principal:
 
 
 def get_principal(
-    request: Request, db: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    request: Request,
+    db: SessionDep,
+    clock: ClockDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     token = None
     if credentials is not None and credentials.scheme.lower() == "bearer":
-        token = authenticate(db, credentials.credentials, request.app.state.clock())
+        token = authenticate(db, credentials.credentials, clock())
     if token is None:
         raise ApiError(401, "api_unauthenticated", headers={"WWW-Authenticate": "Bearer"})
     return Principal(token.user, token)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -35,7 +35,7 @@ from app.services.cohort_access import viewable_cohorts
 from app.services.leaderboard import SortKey, Standing, board_page
 from app.services.rescoring import rescore_cohort
 from app.services.similarity import flagged_pairs
-from app.web.deps import SessionDep, SettingsDep
+from app.web.deps import ClockDep, DeliverEmailDep, EnqueueDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/cohorts", tags=["cohorts"], route_class=ApiRoute, responses=COMMON_RESPONSES)
 
@@ -174,11 +174,11 @@ def remove_enrollment(cohort_id: PathId, user_id: PathId, db: SessionDep, princi
 def import_enrollments(
     cohort_id: PathId,
     body: BulkEnrolRequest,
-    request: Request,
     background: BackgroundTasks,
     db: SessionDep,
     settings: SettingsDep,
     principal: AdminPrincipal,
+    deliver_email: DeliverEmailDep,
 ) -> BulkEnrolResult:
     """``name,email,role,reading`` rows (role and reading optional). New accounts are created
     without a password and (by default) invited by email with a one-time link; existing accounts
@@ -214,7 +214,7 @@ def import_enrollments(
                 line=row.line, email=row.email, user_id=user.id, created=created, enrolled=enrolled, invited=invited
             )
         )
-    deliver_mail_later(request, background, outbox_ids)
+    deliver_mail_later(deliver_email, background, outbox_ids)
     return BulkEnrolResult(
         created=sum(r.created for r in result_rows),
         enrolled=sum(r.enrolled for r in result_rows),
@@ -248,13 +248,18 @@ def cohort_leaderboard(
     "/{cohort_id}/rescore", summary="Rescore every finished submission of a cohort", response_model=RescoreResult
 )
 def rescore_whole_cohort(
-    cohort_id: PathId, request: Request, background: BackgroundTasks, db: SessionDep, principal: AdminPrincipal
+    cohort_id: PathId,
+    background: BackgroundTasks,
+    db: SessionDep,
+    principal: AdminPrincipal,
+    clock: ClockDep,
+    enqueue: EnqueueDep,
 ) -> RescoreResult:
     """Against the active test set (choose it first with ``POST /testsets/{id}/activate``). Each
     previous result is kept in the submission's ``rescores``; nobody's daily count changes."""
     cohort_or_404(db, principal, cohort_id)
-    ids = rescore_cohort(db, cohort_id, requested_by_id=principal.user.id, now=request.app.state.clock())
-    enqueue_later(request, background, ids)
+    ids = rescore_cohort(db, cohort_id, requested_by_id=principal.user.id, now=clock())
+    enqueue_later(enqueue, background, ids)
     active = db.scalar(select(TestSet.version).where(TestSet.is_active).order_by(TestSet.id.desc()).limit(1))
     return RescoreResult(queued=ids, testset_version=active)
 

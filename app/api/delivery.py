@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from fastapi import BackgroundTasks, Request
+from fastapi import BackgroundTasks
+
+from app.web.deps import DeliverEmail, Enqueue
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +25,13 @@ def _run_all(send: Callable[[int], object], ids: list[int], what: str) -> None:
             log.exception("could not hand %s %s to the worker; the sweeper will", what, item)
 
 
-def deliver_mail_later(request: Request, background: BackgroundTasks, outbox_ids: Iterable[int]) -> None:
+def deliver_mail_later(deliver: DeliverEmail, background: BackgroundTasks, outbox_ids: Iterable[int]) -> None:
     ids = list(outbox_ids)
     if ids:
-        background.add_task(_run_all, request.app.state.deliver_email, ids, "mail")
+        background.add_task(_run_all, deliver, ids, "mail")
 
 
-def enqueue_later(request: Request, background: BackgroundTasks, submission_ids: Iterable[int]) -> None:
+def enqueue_later(enqueue: Enqueue, background: BackgroundTasks, submission_ids: Iterable[int]) -> None:
     ids = list(submission_ids)
     if ids:
-        background.add_task(_run_all, request.app.state.enqueue, ids, "submission")
+        background.add_task(_run_all, enqueue, ids, "submission")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query
 from sqlalchemy import Select, select
 
 from app.api.auth import AdminPrincipal, ApiPrincipal, Principal
@@ -18,7 +18,7 @@ from app.models import Submission, SubmissionRescore, SubmissionStatus, TestSet
 from app.services.cohort_access import taught_cohort_ids
 from app.services.progress import progress
 from app.services.rescoring import RescoreRefused, reset_for_rescore
-from app.web.deps import SessionDep
+from app.web.deps import ClockDep, EnqueueDep, ScoringQueueDep, SessionDep
 
 router = APIRouter(prefix="/submissions", tags=["submissions"], route_class=ApiRoute, responses=COMMON_RESPONSES)
 
@@ -60,14 +60,14 @@ def list_submissions(
 
 @router.get("/{submission_id}", summary="Read a submission's result", response_model=SubmissionDetail)
 def read_submission(
-    submission_id: PathId, request: Request, db: SessionDep, principal: ApiPrincipal
+    submission_id: PathId, db: SessionDep, principal: ApiPrincipal, queue: ScoringQueueDep, clock: ClockDep
 ) -> SubmissionDetail:
     """Everything the scorer reported, the log included, and every earlier result (``rescores``);
     while it waits, its place in the fair order and when its result is expected."""
     submission = db.scalar(visible(principal).where(Submission.id == submission_id))
     if submission is None:
         raise not_found()
-    state = progress(db, submission, request.app.state.scoring_queue, request.app.state.clock())
+    state = progress(db, submission, queue, clock())
     history = db.scalars(
         select(SubmissionRescore).where(SubmissionRescore.submission_id == submission.id).order_by(SubmissionRescore.id)
     ).all()
@@ -94,7 +94,12 @@ def read_submission(
 
 @router.post("/{submission_id}/rescore", summary="Rescore one submission", response_model=RescoreResult)
 def rescore_submission(
-    submission_id: PathId, request: Request, background: BackgroundTasks, db: SessionDep, principal: AdminPrincipal
+    submission_id: PathId,
+    background: BackgroundTasks,
+    db: SessionDep,
+    principal: AdminPrincipal,
+    clock: ClockDep,
+    enqueue: EnqueueDep,
 ) -> RescoreResult:
     """Against the active test set; the previous result is kept in ``rescores``, the daily count is untouched."""
     query = select(Submission).where(Submission.id == submission_id)
@@ -104,9 +109,9 @@ def rescore_submission(
     if submission is None:
         raise not_found()
     try:
-        reset_for_rescore(db, submission, requested_by_id=principal.user.id, now=request.app.state.clock())
+        reset_for_rescore(db, submission, requested_by_id=principal.user.id, now=clock())
     except RescoreRefused as exc:
         raise ApiError(409, "api_rescore_not_finished", status=str(exc)) from None
-    enqueue_later(request, background, [submission.id])
+    enqueue_later(enqueue, background, [submission.id])
     active = db.scalar(select(TestSet.version).where(TestSet.is_active).order_by(TestSet.id.desc()).limit(1))
     return RescoreResult(queued=[submission.id], testset_version=active)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from sqlalchemy import select, update
 
 from app.api.auth import AdminPrincipal
@@ -20,7 +20,7 @@ from app.api.npy_pair import TESTSET_FILES, received_pair
 from app.api.pagination import Page, PageDep, make_page, paginate
 from app.api.schemas import TestSetOut
 from app.models import TestSet
-from app.web.deps import SessionDep, SettingsDep
+from app.web.deps import ClockDep, SessionDep, SettingsDep, TestSetImporterDep
 
 router = APIRouter(prefix="/testsets", tags=["test sets"], route_class=ApiRoute, responses=COMMON_RESPONSES)
 
@@ -33,10 +33,11 @@ def list_testsets(db: SessionDep, principal: AdminPrincipal, page: PageDep) -> P
 
 @router.post("", summary="Import a test set", status_code=201, response_model=TestSetOut)
 def import_testset_version(
-    request: Request,
     db: SessionDep,
     settings: SettingsDep,
     principal: AdminPrincipal,
+    clock: ClockDep,
+    importer: TestSetImporterDep,
     data: Annotated[UploadFile, File(description="test_data.npy, shaped (N, 1, 28, 28)")],
     labels: Annotated[UploadFile, File(description="test_label.npy: one-hot (N, 15) or class ids (N,)")],
     version: Annotated[str | None, Form(max_length=100, description="default: the time, e.g. v20261124-153000")] = None,
@@ -51,9 +52,7 @@ def import_testset_version(
             # The importer writes in its own transaction: end this request's first, so it holds no
             # lock the importer would wait on, and so the new row is visible to it afterwards.
             db.commit()
-            row_id = request.app.state.testset_importer(
-                *paths, version or default_version(request.app.state.clock()), activate
-            )
+            row_id = importer(*paths, version or default_version(clock()), activate)
     except TestSetRejected as exc:
         raise ApiError(422, "api_testset_rejected", problem=str(exc)) from None
     except NoWorkerAnswered as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from sqlalchemy import select
 
 from app.api.auth import AdminPrincipal
@@ -12,7 +12,7 @@ from app.api.pagination import Page, PageDep, make_page, paginate
 from app.api.schemas import TokenCreate, TokenCreated, TokenOut
 from app.models import ApiToken, User
 from app.services.api_tokens import TokenRefused, create_token, revoke
-from app.web.deps import SessionDep
+from app.web.deps import ClockDep, SessionDep
 
 router = APIRouter(prefix="/tokens", tags=["tokens"], route_class=ApiRoute, responses=COMMON_RESPONSES)
 
@@ -27,25 +27,23 @@ def list_tokens(db: SessionDep, principal: AdminPrincipal, page: PageDep, user_i
 
 
 @router.post("", summary="Issue an API token", status_code=201, response_model=TokenCreated)
-def issue_token(body: TokenCreate, request: Request, db: SessionDep, principal: AdminPrincipal) -> TokenCreated:
+def issue_token(body: TokenCreate, db: SessionDep, principal: AdminPrincipal, clock: ClockDep) -> TokenCreated:
     """For the caller or another user; ``admin`` scope only for admins. Store ``secret`` now."""
     owner = principal.user if body.user_id is None else db.get(User, body.user_id)
     if owner is None:
         raise not_found()
     try:
-        issued = create_token(
-            db, owner, body.scope, body.name, created_by=principal.user, now=request.app.state.clock()
-        )
+        issued = create_token(db, owner, body.scope, body.name, created_by=principal.user, now=clock())
     except TokenRefused as exc:
         raise ApiError(409, exc.code, scope=body.scope.value, role=owner.role.value) from None
     return TokenCreated(**TokenOut.model_validate(issued.row).model_dump(), secret=issued.secret)
 
 
 @router.post("/{token_id}/revoke", summary="Revoke an API token", response_model=TokenOut)
-def revoke_token(token_id: PathId, request: Request, db: SessionDep, principal: AdminPrincipal) -> TokenOut:
+def revoke_token(token_id: PathId, db: SessionDep, principal: AdminPrincipal, clock: ClockDep) -> TokenOut:
     token = db.get(ApiToken, token_id)
     if token is None:
         raise not_found()
-    revoke(db, token, request.app.state.clock())
+    revoke(db, token, clock())
     db.flush()
     return TokenOut.model_validate(token)

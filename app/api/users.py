@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query
 from sqlalchemy import or_, select
 
 from app.api.auth import AdminPrincipal, ApiPrincipal, cohort_or_404
@@ -20,7 +20,7 @@ from app.services import people
 from app.services.grants import grant_uploads, granted_uploads
 from app.services.quota import quota_day, used_slots
 from app.services.submissions import active_cohort
-from app.web.deps import SessionDep, SettingsDep
+from app.web.deps import ClockDep, DeliverEmailDep, SessionDep, SettingsDep
 
 router = APIRouter(tags=["people"], route_class=ApiRoute, responses=COMMON_RESPONSES)
 
@@ -85,11 +85,11 @@ def list_users(
 @router.post("/users", summary="Create a user", status_code=201, response_model=UserOut)
 def create_user(
     body: UserCreate,
-    request: Request,
     background: BackgroundTasks,
     db: SessionDep,
     settings: SettingsDep,
     principal: AdminPrincipal,
+    deliver_email: DeliverEmailDep,
 ) -> UserOut:
     """The account has no password; with ``send_invite`` it gets the site's invitation link by email."""
     if people.user_by_email(db, body.email) is not None:
@@ -98,7 +98,7 @@ def create_user(
         db, email=body.email, name=body.name, role=body.role, language=body.language, reading=body.reading
     )
     if body.send_invite:
-        deliver_mail_later(request, background, [people.invite(db, user, settings).id])
+        deliver_mail_later(deliver_email, background, [people.invite(db, user, settings).id])
     return user_out(user)
 
 
@@ -155,7 +155,7 @@ def move_user(user_id: PathId, body: MoveRequest, db: SessionDep, principal: Adm
 @router.post("/users/{user_id}/grants", summary="Grant a trainee extra uploads for a day", status_code=201,
              response_model=GrantResult)  # fmt: skip
 def create_grant(
-    user_id: PathId, body: GrantCreate, request: Request, db: SessionDep, principal: ApiPrincipal
+    user_id: PathId, body: GrantCreate, db: SessionDep, principal: ApiPrincipal, clock: ClockDep
 ) -> GrantResult:
     """Adds to that day's limit only; instructors may grant to trainees of the cohorts they teach."""
     user = _user_or_404(db, user_id)
@@ -171,7 +171,7 @@ def create_grant(
         if not principal.is_admin:
             raise not_found()  # an instructor learns nothing about people outside their cohorts
         raise ApiError(409, "api_not_trainee", user_id=user.id)
-    day = body.day or quota_day(request.app.state.clock(), cohort.timezone)
+    day = body.day or quota_day(clock(), cohort.timezone)
     grant = grant_uploads(
         db, user_id=user.id, day=day, extra=body.extra, reason=body.reason, granted_by_id=principal.user.id
     )

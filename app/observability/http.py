@@ -4,7 +4,8 @@
 the middleware's own context: a submission id the upload route binds once the row exists is still
 bound when the access line is written after the response, and ``anyio.to_thread`` carries it into the
 threads the route uses. Routes that name a submission in their path (``/submissions/42/…``,
-``/api/v1/submissions/42``) are bound from the path before the route runs.
+``/api/v1/submissions/42``) or a pre-flight (``/uploads/preflights/7/…``) are bound from the path
+before the route runs, so their access line names it even when the route ran on a thread.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from app.settings import Settings
 
 access_log = logging.getLogger("app.access")
 _SUBMISSION_PATH = re.compile(r"^(?:/api/v\d+)?/submissions/(\d+)(?:/|$)")
+_PREFLIGHT_PATH = re.compile(r"^/uploads/(?:preflights|checks)/(\d+)(?:/|$)")
 _QUIET_PATHS = ("/healthz", "/readyz", "/metrics", "/static/")
 
 
@@ -48,6 +50,9 @@ class RequestContextMiddleware:
         match = _SUBMISSION_PATH.match(path)
         if match:
             fields["submission_id"] = int(match.group(1))
+        match = _PREFLIGHT_PATH.match(path)
+        if match:
+            fields["preflight_id"] = int(match.group(1))
         token = structured_logs.bind(**fields)
         status = 500
         started = time.perf_counter()

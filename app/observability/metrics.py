@@ -41,9 +41,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import queue as queue_names
-from app.models import EmailOutbox, EmailStatus, Submission, SubmissionStatus, UploadCheck, utcnow
+from app.models import EmailOutbox, EmailStatus, Preflight, PreflightState, Submission, SubmissionStatus, utcnow
 from app.observability.worker_presence import live_workers
-from app.services import upload_checks
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +120,10 @@ class ServiceCollector(Collector):
             "katakana_queue_oldest_wait_seconds", "How long the oldest upload waiting in the queue has waited",
             labels=["queue"],
         )  # fmt: skip
-        unclaimed_check = (UploadCheck.state == upload_checks.CHECKING) & UploadCheck.started_at.is_(None)
+        unclaimed_check = (Preflight.state == PreflightState.CHECKING) & Preflight.started_at.is_(None)
         for queue, since, where in (
             (queue_names.SCORING_QUEUE, Submission.queued_at, Submission.status == SubmissionStatus.QUEUED),
-            (queue_names.PREFLIGHT_QUEUE, UploadCheck.created_at, unclaimed_check),
+            (queue_names.PREFLIGHT_QUEUE, Preflight.created_at, unclaimed_check),
         ):
             count, first = db.execute(select(func.count(), func.min(since)).where(where)).one()
             waiting.add_metric([queue], int(count or 0))

@@ -2,7 +2,7 @@
 
 Both queues that run trainee code (scoring, the pre-flight) work the same way: a Celery message only
 wakes a worker; the worker then decides *which* row to take by a fair order computed from the table
-(``app.services.scoring_queue``, ``app.services.upload_checks``) and claims the first row of that
+(``app.services.scoring_queue``, ``app.services.preflight.lifecycle``) and claims the first row of that
 order that still waits, with a conditional UPDATE. The caller holds the transaction:
 
 - **PostgreSQL**: each candidate is read ``FOR UPDATE SKIP LOCKED``, so a row another worker is

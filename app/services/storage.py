@@ -5,8 +5,10 @@ Identical uploads share one file; the submission row keeps the name the trainee 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -91,3 +93,37 @@ def _unlink_unreferenced(paths: dict[str, Path], referenced: Callable[[list[str]
                 paths[key].unlink(missing_ok=True)
                 removed += 1
     return removed
+
+
+@dataclass
+class ReceivedUpload:
+    """A zip received (by ``app.web.upload_body``) or already in the store, with the form's other
+    fields; it enters the store only in the transaction that records the row naming it."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    original_filename: str = ""
+    sha256: str = ""
+    size: int = 0
+    storage_key: str = ""
+    part: Path | None = None  # the received body, outside the store until kept
+    destination: Path | None = None  # its place in the store (``storage_key`` under the storage folder)
+
+    def keep(self) -> None:
+        """Move the received file to its place in the store; nothing to do for an upload already
+        there. Called inside the transaction that inserts the row naming ``storage_key``, so the
+        zip is in the store exactly when something will read it (a failed commit leaves it to the
+        store's purge). The file is then marked written now: a clean-up that spares zips stored
+        since a moment (``storage.discard``) spares this one, whenever its bytes arrived."""
+        if self.part is None:
+            return
+        assert self.destination is not None
+        self.destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.part, self.destination)  # same content, same name: replacing an identical file is harmless
+        os.utime(self.destination)
+        self.part = None
+
+    def discard(self) -> None:
+        """Remove the received file unless it was kept (a refused upload leaves nothing behind)."""
+        if self.part is not None:
+            self.part.unlink(missing_ok=True)
+            self.part = None

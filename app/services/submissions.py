@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import write_lock
 from app.models import Cohort, Enrollment, Role, Submission, SubmissionStatus, User
 from app.services.quota import QuotaStatus, quota_status
-from app.services.uploads import ReceivedUpload
+from app.services.storage import ReceivedUpload
 
 
 class SubmissionRefused(Exception):
@@ -91,7 +91,7 @@ def spend_slot(
     change_note: str = "",
 ) -> Submission:
     """:func:`create_queued`'s work inside the caller's write-locked transaction (``write_lock``), for
-    a caller that must record something else atomically with the slot (an upload check's outcome)."""
+    a caller that must record something else atomically with the slot (a pre-flight's outcome)."""
     if db.get_bind().dialect.name != "sqlite":
         db.execute(select(User.id).where(User.id == user_id).with_for_update())
     quota = check_can_submit(db, user_id, db.get(Cohort, cohort_id), now)

@@ -1,10 +1,10 @@
 """Each trainee's storage budget: what their zips may hold in the store before a submission names them.
 
-A zip enters the store when its upload check starts, and until a submission names it, it is held
+A zip enters the store when its pre-flight starts, and until a submission names it, it is held
 for the trainee who sent it:
 
-- **pending**: a check under way, or a near-chance question waiting for "upload it anyway" (up to
-  ``upload_check_confirm_ttl_h``): the zip will be read again, so it stays;
+- **pending**: a pre-flight under way, or a near-chance question waiting for "upload it anyway" (up to
+  ``preflight_confirm_ttl_h``): the zip will be read again, so it stays;
 - **support copies**: zips the pre-flight refused (or whose check failed), kept
   ``refused_upload_retention_s`` for support, then purged.
 
@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Submission, UploadCheck
+from app.models import Preflight, PreflightState, Submission
 from app.services import storage
-from app.services.upload_checks import CHECKING, FAILED, NEEDS_CONFIRMATION, PENDING, REFUSED, referenced_keys
+from app.services.preflight.lifecycle import PENDING, referenced_keys
 from app.settings import Settings
+
+SUPPORT_KEPT = (PreflightState.REFUSED, PreflightState.FAILED)  # zips kept for support a while
 
 
 class OverBudget(Exception):
@@ -51,19 +53,19 @@ class Held:
 
 
 def held_zips(db: Session, user_id: int, settings: Settings, now: dt.datetime) -> list[Held]:
-    """The zips held for ``user_id`` now, each key once (pending if any of its checks is)."""
+    """The zips held for ``user_id`` now, each key once (pending if any of its pre-flights is)."""
     support_since = now - dt.timedelta(seconds=settings.refused_upload_retention_s)
     rows = db.execute(
         select(
-            UploadCheck.storage_key, UploadCheck.zip_size, UploadCheck.state, UploadCheck.created_at,
-            UploadCheck.updated_at,
+            Preflight.storage_key, Preflight.zip_size, Preflight.state, Preflight.created_at,
+            Preflight.updated_at,
         ).where(
-            UploadCheck.user_id == user_id,
+            Preflight.user_id == user_id,
             or_(
-                UploadCheck.state.in_(PENDING),
-                and_(UploadCheck.state.in_((REFUSED, FAILED)), UploadCheck.created_at > support_since),
+                Preflight.state.in_(PENDING),
+                and_(Preflight.state.in_(SUPPORT_KEPT), Preflight.created_at > support_since),
             ),
-        ).order_by(UploadCheck.id)  # oldest first among equal times
+        ).order_by(Preflight.id)  # oldest first among equal times
     ).all()  # fmt: skip
     keys = {row.storage_key for row in rows}
     named = set(db.scalars(select(Submission.storage_key).where(Submission.storage_key.in_(keys)))) if keys else set()
@@ -81,10 +83,10 @@ def held_zips(db: Session, user_id: int, settings: Settings, now: dt.datetime) -
 
 
 def _frees_at(state: str, created: dt.datetime, updated: dt.datetime, settings: Settings) -> dt.datetime:
-    if state == CHECKING:  # settled within the wait, or given up then
+    if state == PreflightState.CHECKING:  # settled within the wait, or given up then
         return created + dt.timedelta(seconds=settings.preflight_wait_s)
-    if state == NEEDS_CONFIRMATION:
-        return updated + dt.timedelta(hours=settings.upload_check_confirm_ttl_h)
+    if state == PreflightState.NEEDS_CONFIRMATION:
+        return updated + dt.timedelta(hours=settings.preflight_confirm_ttl_h)
     return created + dt.timedelta(seconds=settings.refused_upload_retention_s)
 
 
@@ -123,7 +125,7 @@ def make_room(
     """Make room for the zip ``key`` of ``size`` bytes in the trainee's budget, deleting their
     oldest support copies as needed, or raise :class:`OverBudget`; returns how many files went.
 
-    A support copy is deleted only if nothing names it (``upload_checks.referenced_keys``) and it
+    A support copy is deleted only if nothing names it (``lifecycle.referenced_keys``) and it
     was not stored again at or after ``written_before`` (a concurrent upload of the same bytes).
     """
     with factory() as db:

@@ -142,8 +142,8 @@
       }
       // Near chance on the public images: the check's page asks "submit anyway?" and accepts the
       // zip already received; without a check (none recorded) the same file is sent again.
-      if (error.code === "near_chance" && error.check_id) {
-        window.location.assign("/uploads/checks/" + error.check_id);
+      if (error.code === "near_chance" && error.preflight_id) {
+        window.location.assign("/uploads/preflights/" + error.preflight_id);
         return;
       }
       if (error.code === "near_chance") confirmBox.hidden = false;

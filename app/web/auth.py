@@ -18,7 +18,16 @@ from app.security.sessions import SESSION_COOKIE, end_session, forget_session, s
 from app.security.tokens import token_hash
 from app.services.outbox import queue_email
 from app.web.csrf import rotate_csrf, verify_csrf
-from app.web.deps import ClockDep, LangDep, OptionalUser, SessionDep, SettingsDep, TranslatorDep
+from app.web.deps import (
+    ClockDep,
+    DeliverEmailDep,
+    LangDep,
+    OptionalUser,
+    SessionDep,
+    SessionmakerDep,
+    SettingsDep,
+    TranslatorDep,
+)
 from app.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -61,6 +70,7 @@ def login(
     request: Request,
     settings: SettingsDep,
     clock: ClockDep,
+    factory: SessionmakerDep,
     email: Annotated[str, Form()],
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "",
@@ -75,7 +85,6 @@ def login(
     now only the short writes take turns. Hence no ``SessionDep`` here (nor ``LangDep``, which
     reads the signed-in user through it): the language comes from the cookie.
     """
-    factory = request.app.state.sessionmaker
     request.state.lang = lang = normalize_lang(request.cookies.get(LANG_COOKIE))
     t = Translator(lang)
     email = email.strip().lower()
@@ -152,6 +161,7 @@ def forgot(
     settings: SettingsDep,
     lang: LangDep,
     background: BackgroundTasks,
+    deliver_email: DeliverEmailDep,
     email: Annotated[str, Form()],
 ) -> Response:
     """Always answers the same way, so the form does not reveal which addresses are registered."""
@@ -174,7 +184,7 @@ def forgot(
             body_text=body,
         )
         # Runs after the response, i.e. after the session dependency committed the row.
-        background.add_task(_deliver, request.app.state.deliver_email, row.id)
+        background.add_task(_deliver, deliver_email, row.id)
     return render(request, "password_forgot.html", {"sent": True})
 
 

@@ -3,7 +3,7 @@
 :class:`CSRFCookieMiddleware` makes sure every browser has the signed cookie and exposes its value to
 templates as ``request.state.csrf_token``. :func:`verify_csrf` is a dependency on every router of the
 site: it refuses any unsafe request whose form field or header does not repeat the cookie. The
-streamed upload checks the same rule itself, after parsing its form (see ``app.web.uploads``).
+streamed pre-flights the same rule itself, after parsing its form (see ``app.web.uploads``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from app.security.csrf import (
 )
 from app.security.sessions import SESSION_COOKIE
 from app.settings import Settings
+from app.web.deps import SettingsDep
 
 
 class CSRFRejected(Exception):
@@ -76,10 +77,9 @@ def rotate_csrf(response: Response, settings: Settings, session_cookie: str | No
     response.headers.append("set-cookie", _cookie_header(new_csrf_cookie(settings, session_cookie), settings))
 
 
-async def verify_csrf(request: Request) -> None:
+async def verify_csrf(request: Request, settings: SettingsDep) -> None:
     if request.method in SAFE_METHODS:
         return
-    settings: Settings = request.app.state.settings
     submitted = request.headers.get(CSRF_HEADER)
     if submitted is None:
         content_type = request.headers.get("content-type", "")

@@ -14,13 +14,16 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import transaction
 from app.i18n import LANG_COOKIE, Lang, Translator, normalize_lang
 from app.models import Role, User
 from app.security.sessions import SESSION_COOKIE, session_user
+from app.services.preflight.lifecycle import StartPreflight
+from app.services.scoring_queue import QueueWatch
 from app.services.submissions import active_cohort
+from app.services.testset_import import TestSetImporter
 from app.settings import Settings
 
 # Ids in paths are bounded to what the database can hold (PostgreSQL INTEGER): a larger one cannot
@@ -56,10 +59,20 @@ def may_write(request: Request) -> bool:
     return request.method not in SAFE_METHODS or "authorization" in request.headers
 
 
-def get_db(request: Request) -> Iterator[Session]:
+def get_sessionmaker(request: Request) -> sessionmaker[Session]:
+    """For routes that open their own short sessions (on threads, or around a long wait) instead of
+    holding the request's transaction."""
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+    return factory
+
+
+SessionmakerDep = Annotated[sessionmaker[Session], Depends(get_sessionmaker)]
+
+
+def get_db(request: Request, factory: SessionmakerDep) -> Iterator[Session]:
     """The request's session: one transaction, committed when the handler returns. A request that
     may write takes SQLite's write lock up front (see ``app.db.transaction``); reads stay concurrent."""
-    with transaction(request.app.state.sessionmaker, write_lock=may_write(request)) as session:
+    with transaction(factory, write_lock=may_write(request)) as session:
         yield session
 
 
@@ -71,6 +84,42 @@ async def get_clock(request: Request) -> Callable[[], dt.datetime]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 ClockDep = Annotated[Callable[[], dt.datetime], Depends(get_clock)]
+
+# The hand-offs ``create_app`` wires (workers in production, stand-ins in tests), each typed.
+Enqueue = Callable[[int], object]  # a committed, queued submission id to the scoring workers
+DeliverEmail = Callable[[int], object]  # a committed outbox row id to the mail worker
+
+
+def get_enqueue(request: Request) -> Enqueue:
+    enqueue: Enqueue = request.app.state.enqueue
+    return enqueue
+
+
+def get_deliver_email(request: Request) -> DeliverEmail:
+    deliver: DeliverEmail = request.app.state.deliver_email
+    return deliver
+
+
+def get_start_preflight(request: Request) -> StartPreflight:
+    start: StartPreflight = request.app.state.start_preflight
+    return start
+
+
+def get_scoring_queue(request: Request) -> QueueWatch:
+    watch: QueueWatch = request.app.state.scoring_queue
+    return watch
+
+
+def get_testset_importer(request: Request) -> TestSetImporter:
+    importer: TestSetImporter = request.app.state.testset_importer
+    return importer
+
+
+EnqueueDep = Annotated[Enqueue, Depends(get_enqueue)]
+DeliverEmailDep = Annotated[DeliverEmail, Depends(get_deliver_email)]
+StartPreflightDep = Annotated[StartPreflight, Depends(get_start_preflight)]
+ScoringQueueDep = Annotated[QueueWatch, Depends(get_scoring_queue)]
+TestSetImporterDep = Annotated[TestSetImporter, Depends(get_testset_importer)]
 
 
 @dataclass(frozen=True)
@@ -130,8 +179,8 @@ class Uploader:
     lang: Lang
 
 
-def get_uploader(request: Request, settings: SettingsDep) -> Uploader:
-    with request.app.state.sessionmaker() as db:
+def get_uploader(request: Request, settings: SettingsDep, factory: SessionmakerDep) -> Uploader:
+    with factory() as db:
         user = session_user(db, request.cookies.get(SESSION_COOKIE), settings)
         if user is None:
             raise LoginRequired

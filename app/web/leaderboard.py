@@ -37,11 +37,21 @@ from app.services.leaderboard import (
     overview,
     rank_of,
 )
-from app.services.scoring_queue import QueueWatch, cohort_queue, typical_run_seconds
+from app.services.scoring_queue import cohort_queue, typical_run_seconds
 from app.services.submissions import accuracy_history
 from app.web import charts
 from app.web.csrf import verify_csrf
-from app.web.deps import ClockDep, CurrentUser, LangDep, NotFound, PathId, SessionDep, SettingsDep, TranslatorDep
+from app.web.deps import (
+    ClockDep,
+    CurrentUser,
+    LangDep,
+    NotFound,
+    PathId,
+    ScoringQueueDep,
+    SessionDep,
+    SettingsDep,
+    TranslatorDep,
+)
 from app.web.downloads import attachment
 from app.web.submissions import error_message
 from app.web.templating import local_time, local_time_tz, percent, render
@@ -241,12 +251,17 @@ def cohort_submissions_zip(
 
 @router.get("/cohorts/{cohort_id}/overview", name="cohort_overview")
 def cohort_overview(
-    request: Request, cohort_id: PathId, db: SessionDep, user: CurrentUser, lang: LangDep, clock: ClockDep
+    request: Request,
+    cohort_id: PathId,
+    db: SessionDep,
+    user: CurrentUser,
+    lang: LangDep,
+    clock: ClockDep,
+    watch: ScoringQueueDep,
 ) -> Response:
     cohort = _followed_cohort(db, user, cohort_id)
     summary = overview(db, cohort)
     per_day = [(day.strftime("%m/%d"), n) for day, n in summary.per_day[-60:]]
-    watch: QueueWatch = request.app.state.scoring_queue
     slots = watch.slots()
     context = {
         "cohort": cohort,

@@ -1,4 +1,4 @@
-"""Long polling, as the result page and the upload-check page follow their state (``live.js``).
+"""Long polling, as the result page and the pre-flight page follow their state (``live.js``).
 
 Without ``wait`` the feed answers at once. With ``wait`` (seconds, at most ``LONG_POLL_MAX_S``) it
 answers as soon as the state differs from what the page shows — within one tick of the change being
@@ -6,7 +6,7 @@ stored — or when ``wait`` runs out, or when the page goes away.
 
 What a held request costs is the point of this module, because one user can open hundreds:
 
-- **One watcher per process** (:class:`Watcher`, one for submissions and one for upload checks): a
+- **One watcher per process** (:class:`Watcher`, one for submissions and one for pre-flights): a
   single task that, while anyone waits, reads a *mark* of every watched id in one query per tick on
   one worker thread, and wakes the requests whose mark changed. A mark is cheap and changes whenever
   the page's state may have (a submission's status, and for a queued one the queue's make-up). A
@@ -30,10 +30,10 @@ import random
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 import anyio
-from fastapi import Request
+from fastapi import Depends, Request
 
 from app.web.deps import NotFound
 
@@ -172,7 +172,7 @@ async def long_poll(
     """Look (on a worker thread) until ``moved`` says the page's view is out of date, ``wait`` runs
     out or the page goes away, looking again only when the watcher sees ``item_id`` change; 404
     when ``look`` finds nothing the viewer may see. ``due_in`` says how soon a state changes by
-    itself when looked at (a check nobody settles is given up by its look), so the wait ends then."""
+    itself when looked at (a pre-flight nobody settles is given up by its look), so the wait ends then."""
     state = await anyio.to_thread.run_sync(look)
     if state is None:
         raise NotFound
@@ -214,3 +214,18 @@ async def _changed_before(request: Request, changed: anyio.Event, until: float) 
         if await request.is_disconnected():
             return False
     return False
+
+
+def get_submission_watcher(request: Request) -> Watcher:
+    watcher: Watcher = request.app.state.submission_watcher
+    return watcher
+
+
+def get_preflight_watcher(request: Request) -> Watcher:
+    watcher: Watcher = request.app.state.preflight_watcher
+    return watcher
+
+
+# The process's one watcher of each kind (``create_app`` starts them), for the routes that long-poll.
+SubmissionWatcherDep = Annotated[Watcher, Depends(get_submission_watcher)]
+PreflightWatcherDep = Annotated[Watcher, Depends(get_preflight_watcher)]

@@ -29,13 +29,15 @@ from app.web.deps import (
     LangDep,
     NotFound,
     PathId,
+    ScoringQueueDep,
     SessionDep,
+    SessionmakerDep,
     SettingsDep,
     TranslatorDep,
     UploaderDep,
 )
 from app.web.downloads import attachment
-from app.web.long_poll import Watcher, long_poll
+from app.web.long_poll import SubmissionWatcherDep, Watcher, long_poll
 from app.web.templating import local_time, local_time_tz, percent, render
 from app.web.upload_page import quota_view, standing
 from scorer.disclosure import cap_visible
@@ -128,6 +130,7 @@ def submission_result(
     t: TranslatorDep,
     settings: SettingsDep,
     clock: ClockDep,
+    queue: ScoringQueueDep,
 ) -> Response:
     submission = _visible(db, user, submission_id)
     staff_view = user.role in (Role.INSTRUCTOR, Role.ADMIN) and user.id != submission.user_id
@@ -135,7 +138,7 @@ def submission_result(
     shown_log = cap_visible(submission.log, settings.hidden_run_excerpt_bytes)
     threshold = submission.cohort.pass_threshold
     now = clock()
-    state = progress(db, submission, request.app.state.scoring_queue, now)
+    state = progress(db, submission, queue, now)
     context = {
         "s": submission,
         "runtime": runtime_summary(submission.runtime),
@@ -213,15 +216,17 @@ async def submission_status(
     submission_id: PathId,
     viewer: UploaderDep,
     clock: ClockDep,
+    factory: SessionmakerDep,
+    queue: ScoringQueueDep,
+    watcher: SubmissionWatcherDep,
     known: str | None = None,
     wait: float = 0.0,
 ) -> Response:
     """The result page's live feed (:func:`app.web.long_poll.long_poll`): ``known`` is the
     ``fingerprint`` the page shows."""
-    factory, queue = request.app.state.sessionmaker, request.app.state.scoring_queue
     polled = await long_poll(
         request,
-        request.app.state.submission_watcher,
+        watcher,
         submission_id,
         viewer.id,
         lambda: _progress_now(factory, queue, viewer.id, submission_id, clock()),

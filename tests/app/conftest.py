@@ -22,7 +22,7 @@ from app.main import create_app
 from app.models import Cohort, Enrollment, Language, Role, User
 from app.security.csrf import CSRF_COOKIE
 from app.security.passwords import hash_password
-from app.services.preflight import PreflightVerdict
+from app.services.preflight.verdict import PreflightVerdict
 from app.services.testset_import import TestSetImporter, import_and_commit
 from app.settings import Settings
 
@@ -84,7 +84,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         secret_key="test-secret-key-that-is-long-enough-0123456789",
         preflight=True,
         # Most tests assert the answers of an upload whose verdict arrives within the request; the
-        # live path (the request answers before the verdict) sets 0 (tests/app/web/test_upload_checks.py).
+        # live path (the request answers before the verdict) sets 0 (tests/app/web/test_preflight_pages.py).
         preflight_inline_wait_s=60,
         _env_file=None,  # type: ignore[call-arg]
     )

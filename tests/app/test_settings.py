@@ -47,6 +47,17 @@ def test_environment_variables_use_the_katakana_prefix(monkeypatch: pytest.Monke
     assert not settings.is_sqlite
 
 
+def test_the_preflight_confirmation_window_is_read_under_its_name_and_its_old_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().preflight_confirm_ttl_h == 24
+    monkeypatch.setenv("KATAKANA_UPLOAD_CHECK_CONFIRM_TTL_H", "6")  # a deployment's setting from before the rename
+    assert Settings().preflight_confirm_ttl_h == 6
+    monkeypatch.setenv("KATAKANA_PREFLIGHT_CONFIRM_TTL_H", "3")
+    assert Settings().preflight_confirm_ttl_h == 3
+    assert Settings(preflight_confirm_ttl_h=2).preflight_confirm_ttl_h == 2
+
+
 @pytest.mark.parametrize(
     ("values", "complaint"),
     [

@@ -91,6 +91,6 @@ def test_an_upload_answered_before_its_verdict_is_followed_live_to_the_refusal_a
     page.wait_for_url("**/submissions/*", timeout=120_000)  # through the check's page
     expect(page.get_by_test_id("result")).to_be_visible()
     assert len(service.submissions()) == 1
-    assert "POST /upload 202" in service.log() and "GET /uploads/checks/" in service.log()
+    assert "POST /upload 202" in service.log() and "GET /uploads/preflights/" in service.log()
     assert csp_violations(page, violations) == []
     page.close()

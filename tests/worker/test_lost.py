@@ -12,14 +12,14 @@ import re
 
 from sqlalchemy import func, select
 
-from app.models import EmailStatus, PreflightCheck, PreflightLease, Submission, SubmissionStatus
-from app.queue import CHECK_UPLOAD_TASK, SCORE_TASK, enqueue_scoring, enqueue_upload_check
+from app.models import EmailStatus, PreflightLease, PreflightVerdictCache, Submission, SubmissionStatus
+from app.queue import PREFLIGHT_TASK, SCORE_TASK, enqueue_preflight, enqueue_scoring
 from scorer.errors import ErrorCode
 from tests.fixtures.db import ON_BOTH_DATABASES
 from tests.fixtures.services import SmtpServer, WorkerProcess, wait_for
 from tests.worker.conftest import PREDICT_ZEROS, World, pool_process
+from tests.worker.test_preflight import _check, _count, _state
 from tests.worker.test_scoring import wait_finished
-from tests.worker.test_upload_checks import _check, _count, _state
 
 # Still running when the test kills its process, however loaded the machine (the sandbox's own
 # limits are far longer: the kill, not a limit, ends every run here).
@@ -92,32 +92,32 @@ def test_a_run_that_kills_its_worker_process_on_every_attempt_fails_as_the_submi
 def test_a_check_that_kills_its_worker_process_is_refused_and_not_delivered_again(
     world: World, celery_worker: WorkerProcess
 ) -> None:
-    check_id = _check(world, SLOW)
-    assert enqueue_upload_check(check_id, world.settings)
+    preflight_id = _check(world, SLOW)
+    assert enqueue_preflight(preflight_id, world.settings)
     wait_for(lambda: runs_started(celery_worker) == 1, "the check's sandbox run")
     kill_pool_process(celery_worker)
-    wait_for(lambda: _state(world, check_id).state != "checking", "the check to settle")
+    wait_for(lambda: _state(world, preflight_id).state != "checking", "the check to settle")
 
-    row = _state(world, check_id)
+    row = _state(world, preflight_id)
     assert row.state == "refused" and row.refusal == {"key": "upload_error_preflight"}
     assert row.verdict is not None
     assert (row.verdict["error"]["code"], row.verdict["error"]["blame"]) == ("worker_process_lost", "submission")
     assert row.verdict["error"]["message_ja"] and row.verdict["error"]["message"]
     assert _count(world, Submission) == 0 and _count(world, PreflightLease) == 0  # nothing spent, turn freed
-    assert _count(world, PreflightCheck) == 0  # not cached: an honest zip may try again
+    assert _count(world, PreflightVerdictCache) == 0  # not cached: an honest zip may try again
 
     # A good zip after it is checked once; the killer's message was never handed out again.
     good = _check(world, PREDICT_ZEROS)
-    assert enqueue_upload_check(good, world.settings)
+    assert enqueue_preflight(good, world.settings)
     wait_for(lambda: _state(world, good).state == "accepted", "the good check to be accepted")
-    celery_worker.wait_task_succeeded(CHECK_UPLOAD_TASK)
+    celery_worker.wait_task_succeeded(PREFLIGHT_TASK)
     # The same worker then scores the accepted upload: its run may start before the count is read,
     # so the count waits for it (2 failed here on a loaded machine, reading 3).
     accepted = _state(world, good).submission_id
     assert accepted is not None
     wait_for(lambda: world.status(accepted) == SubmissionStatus.SUCCEEDED, "the accepted upload to be scored")
     assert runs_started(celery_worker) == 3  # the killer's check, the good one and its scoring: nothing ran again
-    assert received(celery_worker, CHECK_UPLOAD_TASK) == 2  # each check once
+    assert received(celery_worker, PREFLIGHT_TASK) == 2  # each check once
     with world.sessions() as db:
         assert db.scalar(select(func.count()).select_from(Submission)) == 1
 

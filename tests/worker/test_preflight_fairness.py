@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import select
 
 from app.db import make_engine, make_sessionmaker
-from app.models import Cohort, Enrollment, Role, UploadCheck, User
+from app.models import Cohort, Enrollment, Preflight, Role, User
 from app.security.passwords import hash_password
 from tests.fixtures.live_service import log_in, upload_bytes
 from tests.fixtures.services import WorkerFactory, start_uvicorn, wait_for
@@ -99,7 +99,7 @@ def test_eight_accounts_keeping_the_preflight_busy_do_not_starve_a_ninth_trainee
             if errors:
                 return True  # reported below
             with sessions() as db:
-                done = db.scalars(select(UploadCheck.user_id).where(UploadCheck.state == "refused")).all()
+                done = db.scalars(select(Preflight.user_id).where(Preflight.state == "refused")).all()
             return len(set(done)) == ATTACKERS
 
         # Steady state: each attacker has had a check and keeps one going (2 run, 6 wait).
@@ -110,7 +110,7 @@ def test_eight_accounts_keeping_the_preflight_busy_do_not_starve_a_ninth_trainee
         try:
             answer = upload_bytes(ninth, zip_with(PREDICT_ZEROS), "good.zip")
             assert answer.status_code == 202, answer.text
-            check_id = answer.json()["check_id"]
+            preflight_id = answer.json()["check_id"]
             verdict = _follow(ninth, answer)
         finally:
             ninth.close()
@@ -122,10 +122,10 @@ def test_eight_accounts_keeping_the_preflight_busy_do_not_starve_a_ninth_trainee
         site.stop()
 
     with sessions() as db:
-        good = db.get(UploadCheck, check_id)
+        good = db.get(Preflight, preflight_id)
         assert good is not None and good.started_at is not None
         others = db.execute(
-            select(UploadCheck.started_at, UploadCheck.updated_at).where(UploadCheck.id != check_id)
+            select(Preflight.started_at, Preflight.updated_at).where(Preflight.id != preflight_id)
         ).all()
     # A worker took the ninth trainee's check as soon as one freed: no attacker's check started
     # between its upload and its start (at most one whose claim was already under way as it arrived).

@@ -14,7 +14,7 @@
   (WORKER_PROCESS_LOST, the slot spent).
 - Housekeeping: expired sessions and login attempts that no longer count are deleted, and so are
   interrupted upload parts and stored zips no submission names (see ``storage.purge_stale_uploads``).
-- Near-chance upload checks nobody confirmed within ``upload_check_confirm_ttl_h`` end as
+- Near-chance pre-flights nobody confirmed within ``preflight_confirm_ttl_h`` end as
   ``expired`` and their zips are deleted (nothing was spent for them, so nothing is given back).
 - Outbox rows ``pending`` for a while (never tried because the message was lost, or a chain of
   retries exhausted) are sent again; rows stuck in ``sending`` (worker died mid-send) go back to
@@ -38,8 +38,8 @@ from app.observability.structured_logs import bound
 from app.queue import SCORING_QUEUE, SWEEP_TASK, broker_url, enqueue_email, enqueue_scoring
 from app.security.sessions import purge_expired_sessions
 from app.security.throttle import purge_old_attempts
-from app.services import upload_checks
-from app.services.preflight_gate import purge_old_runs
+from app.services.preflight import lifecycle
+from app.services.preflight.gate import purge_old_runs
 from app.services.storage import purge_stale_uploads
 from app.settings import WorkerSettings, get_settings
 from scorer.errors import ErrorCode
@@ -56,7 +56,7 @@ class SweepReport:
     requeued: list[int] = field(default_factory=list)  # stale running submissions queued again
     failed: list[int] = field(default_factory=list)  # stale running submissions given up on
     emails: list[int] = field(default_factory=list)  # outbox rows sent again
-    expired_checks: list[int] = field(default_factory=list)  # near-chance checks nobody confirmed in time
+    expired_preflights: list[int] = field(default_factory=list)  # near-chance pre-flights nobody confirmed in time
     purged: dict[str, int] = field(default_factory=dict)  # housekeeping: what was deleted, by kind
 
 
@@ -76,7 +76,7 @@ def _housekeeping(now: dt.datetime, config: WorkerSettings, report: SweepReport)
     assert settings.storage_dir is not None
     report.purged["uploads"] = purge_stale_uploads(
         settings.storage_dir,
-        referenced=lambda keys: upload_checks.referenced_keys(sessions(), keys),
+        referenced=lambda keys: lifecycle.referenced_keys(sessions(), keys),
         incoming_ttl_s=config.incoming_ttl_s,
         orphan_ttl_s=settings.refused_upload_retention_s,  # refused zips: kept a day for support
         now=now.timestamp(),
@@ -193,9 +193,9 @@ def run_sweep(now: dt.datetime | None = None, config: WorkerSettings | None = No
     _resend_lost_queued(now, config, report)  # first, so rows reclaimed below are not sent twice
     _reclaim_stale_running(now, config, report)
     _resend_emails(now, config, report)
-    report.expired_checks = upload_checks.expire_unconfirmed(sessions(), get_settings(), now)
+    report.expired_preflights = lifecycle.expire_unconfirmed(sessions(), get_settings(), now)
     _housekeeping(now, config, report)
-    busy = report.resent or report.requeued or report.failed or report.emails or report.expired_checks
+    busy = report.resent or report.requeued or report.failed or report.emails or report.expired_preflights
     if busy or any(report.purged.values()):
         log.info("sweep: %s", report)
     return report

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.embedded_redis import RedisServer
 from app.main import create_app
-from app.models import Submission, SubmissionStatus, UploadCheck
+from app.models import Preflight, Submission, SubmissionStatus
 from app.observability.worker_presence import announce
 from app.settings import Settings
 from tests.app.conftest import People
@@ -39,7 +39,7 @@ def test_the_queues_waiting_uploads_oldest_wait_and_worker_slots(
         ))  # fmt: skip
     for seconds, started in ((40, None), (90, now)):  # one check waits 40 s, one a worker took
         when = now - dt.timedelta(seconds=seconds)
-        db.add(UploadCheck(
+        db.add(Preflight(
             user_id=people.other_trainee.id, cohort_id=people.cohort.id, state="checking", storage_key="k",
             zip_sha256="1" * 64, zip_size=1, original_filename="c.zip", created_at=when, updated_at=when,
             started_at=started,

@@ -31,8 +31,8 @@ from app.models import EmailOutbox, LoginAttempt, Submission, SubmissionStatus, 
 from app.security.csrf import CSRF_COOKIE
 from app.security.sessions import SESSION_COOKIE
 from app.services.api_tokens import create_token
-from app.services.preflight import Checker as CheckFn
-from app.services.preflight import PreflightVerdict
+from app.services.preflight.verdict import Checker as CheckFn
+from app.services.preflight.verdict import PreflightVerdict
 from app.services.storage import purge_stale_uploads
 from app.settings import Settings
 from tests.app.conftest import PASSWORD, Checker, Clock, People, add_user, csrf, login, make_zip, upload

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from app.db import make_engine, make_sessionmaker
 from app.models import Submission
 from app.services.quota import next_reset, quota_day
+from app.services.storage import ReceivedUpload
 from app.services.submissions import SubmissionRefused, create_queued
-from app.services.uploads import ReceivedUpload
 from app.settings import Settings
 from tests.app.conftest import People
 

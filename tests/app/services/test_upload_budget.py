@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import make_sessionmaker
-from app.models import Submission, SubmissionStatus, UploadCheck
+from app.models import Preflight, Submission, SubmissionStatus
 from app.services import upload_budget
 from app.services.storage import path_for
 from app.settings import Settings
@@ -51,7 +51,7 @@ def _check(
     path.write_bytes(b"z" * size)
     at = NOW - age
     db.add(
-        UploadCheck(
+        Preflight(
             user_id=people.trainee.id, cohort_id=people.cohort.id, state=state, storage_key=key, zip_sha256=name,
             zip_size=size, original_filename=f"{name}.zip", created_at=at, updated_at=at,
         )

@@ -175,7 +175,7 @@ def test_a_check_page_poll_takes_no_write_lock_while_the_check_runs(
         response = upload(client, make_zip())
         assert response.status_code == 202
         url = response.json()["status_url"]
-        watcher = app.state.check_watcher
+        watcher = app.state.preflight_watcher
         with _statements(app) as seen:
             done: list[dict[str, Any]] = []
             poller = threading.Thread(

@@ -430,7 +430,7 @@ def test_a_trainee_confirms_a_model_that_scores_near_chance(
     page.get_by_test_id("file-input").set_input_files(archive)
     page.get_by_test_id("upload-submit").click()
     # No worker yet: the check waits in the queue, and its page says so while it follows it.
-    page.wait_for_url("**/uploads/checks/*")
+    page.wait_for_url("**/uploads/preflights/*")
     expect(page.get_by_test_id("checking")).to_be_visible()
     check_page(page, artefacts, "1-checking")
     checked_site.start_worker()

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.embedded_redis import RedisServer
 from app.main import create_app
-from app.models import PreflightCheck, PreflightLease, Submission, SubmissionStatus
+from app.models import PreflightLease, PreflightVerdictCache, Submission, SubmissionStatus
 from app.settings import Settings
 from tests.app.conftest import Checker, Clock, People, login, make_zip, upload
 
@@ -62,7 +62,7 @@ def test_refused_preflight_spends_no_slot_and_says_why_in_both_languages(
     # The same zip again is answered from the cache: the sandbox does not run twice.
     assert upload(client, broken).status_code == 422
     assert len(checker.calls) == 1
-    assert db.scalar(select(PreflightCheck)).ok is False  # type: ignore[union-attr]
+    assert db.scalar(select(PreflightVerdictCache)).ok is False  # type: ignore[union-attr]
 
 
 def test_refused_preflight_shows_reason_on_the_page_for_browsers(client: TestClient, people: People) -> None:
@@ -146,7 +146,7 @@ def test_a_preflight_the_server_could_not_run_is_not_the_zips_fault(
     response = upload(client, make_zip())
     assert response.status_code == 503
     assert "No upload was counted" in response.json()["error"]["message_en"]
-    assert db.scalars(select(PreflightCheck)).all() == []  # not cached: the next try runs the check
+    assert db.scalars(select(PreflightVerdictCache)).all() == []  # not cached: the next try runs the check
     checker.server_down = False
     assert upload(client, make_zip()).status_code == 201
 

@@ -154,7 +154,7 @@ CASES: dict[str, Case] = {
         },
     ),
     # Forgot / 255 with a batch-norm model: about as right as guessing on the public images, so the
-    # pre-flight asks before the upload is spent (app/services/upload_checks.py), as for NumPy models.
+    # pre-flight asks before the upload is spent (app/services/lifecycle.py), as for NumPy models.
     "missing_scaling_on_a_batch_norm_model": Case(
         {
             "submit_katakana.py": LOAD_H5.replace('"katakana_model.h5"', '"katakana_model.keras"').replace(

@@ -1,8 +1,8 @@
 """Uploads answer before their pre-flight verdict, and the check's page follows it live.
 
 The inline budget is 0 here, so every upload answers with its check; the checker is an in-process
-stand-in that waits for the test's go (the worker's own path is in tests/worker/test_upload_checks.py).
-The check is acted on by whoever runs it, through ``app.services.upload_checks.check_and_settle``.
+stand-in that waits for the test's go (the worker's own path is in tests/worker/test_preflight.py).
+The check is acted on by whoever runs it, through ``app.services.preflight.lifecycle.check_and_settle``.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.main import create_app
-from app.models import PreflightLease, SmokeConfirmation, Submission, UploadCheck
-from app.services import upload_checks
-from app.services.preflight import PreflightVerdict
+from app.models import Preflight, PreflightLease, SmokeConfirmation, Submission
+from app.services.preflight import lifecycle
+from app.services.preflight.verdict import PreflightVerdict
 from app.services.quota import quota_status
 from app.services.storage import path_for
 from app.settings import Settings
@@ -69,7 +69,7 @@ def live(live_app: FastAPI, gated: GatedChecker) -> Iterator[TestClient]:
         # Checks still running would hold the database while the fixtures drop it.
         gated.go.set()
         for thread in threading.enumerate():
-            if thread.name.startswith("upload-check-"):
+            if thread.name.startswith("preflight-"):
                 thread.join(60)
 
 
@@ -100,10 +100,10 @@ def test_the_upload_answers_before_the_verdict_and_the_page_follows_it_to_the_su
 ) -> None:
     login(live, people.trainee.email)
     response = upload(live, make_zip(), json=False)
-    assert response.status_code == 303 and response.headers["location"].startswith("/uploads/checks/")
+    assert response.status_code == 303 and response.headers["location"].startswith("/uploads/preflights/")
     url = response.headers["location"]
     page = live.get(url)
-    assert page.status_code == 200 and "確認しています" in page.text and 'src="/static/check.js"' in page.text
+    assert page.status_code == 200 and "確認しています" in page.text and 'src="/static/preflight.js"' in page.text
     assert 'http-equiv="refresh"' in page.text  # without JavaScript the page still moves on
     assert live.get(f"{url}/status").json()["state"] == "checking"
     assert _count(db, Submission) == 0  # nothing is spent before the verdict
@@ -115,6 +115,26 @@ def test_the_upload_answers_before_the_verdict_and_the_page_follows_it_to_the_su
     done = live.get(url, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == f"/submissions/{submission_id}"
     assert live.get(url, headers={"Accept": "application/json"}, follow_redirects=False).status_code == 201
+
+
+def test_the_old_check_paths_redirect_to_the_preflight_and_the_json_names_it_both_ways(
+    live: TestClient, people: People, gated: GatedChecker
+) -> None:
+    """Tabs and scripts from before the rename: ``/uploads/checks/…`` answers 308 (method and body
+    kept) to ``/uploads/preflights/…``, and the JSON still carries the deprecated ``check_id``."""
+    login(live, people.trainee.email)
+    response = upload(live, make_zip())
+    body = response.json()
+    preflight_id = int(str(body["url"]).rsplit("/", 1)[1])
+    assert body["preflight_id"] == body["check_id"] == preflight_id
+    for rest in ("", "/status?known=checking", "/confirm"):
+        method = "POST" if rest == "/confirm" else "GET"
+        old = live.request(method, f"/uploads/checks/{preflight_id}{rest}", follow_redirects=False)
+        assert old.status_code == 308 and old.headers["location"] == f"/uploads/preflights/{preflight_id}{rest}"
+    assert live.get(f"/uploads/checks/{preflight_id}/other", follow_redirects=False).status_code == 404
+    state = live.get(f"/uploads/checks/{preflight_id}/status").json()  # followed to the new path
+    assert state["preflight_id"] == state["check_id"] == preflight_id
+    gated.go.set()
 
 
 def test_a_refused_check_is_rendered_as_the_upload_page_renders_it_and_costs_nothing(
@@ -160,12 +180,12 @@ def test_a_check_nobody_watches_is_still_scored(
 ) -> None:
     login(live, people.trainee.email)
     url = _pending(live, make_zip())
-    check_id = int(url.rsplit("/", 1)[1])
+    preflight_id = int(url.rsplit("/", 1)[1])
     gated.go.set()  # nobody polls from here on: the tab was closed
-    runner = next(t for t in threading.enumerate() if t.name == f"upload-check-{check_id}")
+    runner = next(t for t in threading.enumerate() if t.name == f"preflight-{preflight_id}")
     runner.join(60)
     db.rollback()
-    row = db.get(UploadCheck, check_id)
+    row = db.get(Preflight, preflight_id)
     assert row is not None and row.state == "accepted" and row.submission_id is not None
     assert enqueued == [row.submission_id]
 
@@ -207,11 +227,11 @@ def test_a_check_settled_twice_queues_one_submission(
     url = _pending(live, make_zip())
     gated.go.set()
     _settled(live, url)
-    check_id = int(url.rsplit("/", 1)[1])
+    preflight_id = int(url.rsplit("/", 1)[1])
     state = live_app.state
-    upload_checks.check_and_settle(state.sessionmaker, state.settings, check_id, gated, enqueued.append, state.clock)
+    lifecycle.check_and_settle(state.sessionmaker, state.settings, preflight_id, gated, enqueued.append, state.clock)
     verdict = PreflightVerdict(ok=True)
-    again = upload_checks.settle(state.sessionmaker, check_id, verdict, near_chance_below=0.3, now=state.clock())
+    again = lifecycle.settle(state.sessionmaker, preflight_id, verdict, near_chance_below=0.3, now=state.clock())
     assert again is None
     assert _count(db, Submission) == 1 and len(enqueued) == 1
 
@@ -246,7 +266,7 @@ def _near_chance_check(live: TestClient, gated: GatedChecker, db: Session, setti
     gated.go.set()
     assert _settled(live, url)["state"] == "needs_confirmation"
     db.rollback()
-    row = db.get(UploadCheck, int(url.rsplit("/", 1)[1]))
+    row = db.get(Preflight, int(url.rsplit("/", 1)[1]))
     assert row is not None and settings.storage_dir is not None
     stored = path_for(settings.storage_dir, row.storage_key)
     written = (row.created_at - dt.timedelta(minutes=1)).timestamp()
@@ -260,7 +280,7 @@ def test_a_late_confirm_is_told_the_window_passed_in_both_languages_and_spends_n
 ) -> None:  # fmt: skip
     login(live, people.trainee.email)
     url, stored = _near_chance_check(live, gated, db, settings)
-    clock.now += dt.timedelta(hours=settings.upload_check_confirm_ttl_h, minutes=1)  # the sweep has not run
+    clock.now += dt.timedelta(hours=settings.preflight_confirm_ttl_h, minutes=1)  # the sweep has not run
     late = live.post(f"{url}/confirm", data={"csrf_token": csrf(live)}, follow_redirects=False)
     assert late.status_code == 410
     assert "受付期限が過ぎた" in late.text and "もう一度アップロードしてください" in late.text
@@ -271,7 +291,7 @@ def test_a_late_confirm_is_told_the_window_passed_in_both_languages_and_spends_n
     assert "受付期限" in error["message_ja"]
     assert live.get(url).status_code == 410  # the page says the same, for good
     db.rollback()
-    row = db.get(UploadCheck, int(url.rsplit("/", 1)[1]))
+    row = db.get(Preflight, int(url.rsplit("/", 1)[1]))
     assert row is not None and row.state == "expired" and row.submission_id is None
     assert not stored.exists()  # nothing will read it again
     assert _count(db, Submission) == 0 and enqueued == []
@@ -283,7 +303,7 @@ def test_the_check_page_expires_an_unconfirmed_check_once_its_window_is_over(
 ) -> None:
     login(live, people.trainee.email)
     url, stored = _near_chance_check(live, gated, db, settings)
-    clock.now += dt.timedelta(hours=settings.upload_check_confirm_ttl_h, seconds=1)
+    clock.now += dt.timedelta(hours=settings.preflight_confirm_ttl_h, seconds=1)
     page = live.get(url)
     assert page.status_code == 410 and "受付期限が過ぎた" in page.text
     assert live.get(f"{url}/status").json()["state"] == "expired"
@@ -296,13 +316,13 @@ def test_a_check_within_its_window_is_left_alone_and_can_still_be_confirmed(
 ) -> None:  # fmt: skip
     login(live, people.trainee.email)
     url, stored = _near_chance_check(live, gated, db, settings)
-    clock.now += dt.timedelta(hours=settings.upload_check_confirm_ttl_h, minutes=-1)
-    assert upload_checks.expire_unconfirmed(live_app.state.sessionmaker, settings, clock()) == []  # the sweep
+    clock.now += dt.timedelta(hours=settings.preflight_confirm_ttl_h, minutes=-1)
+    assert lifecycle.expire_unconfirmed(live_app.state.sessionmaker, settings, clock()) == []  # the sweep
     page = live.get(url)
     assert page.status_code == 409 and f'action="{url}/confirm"' in page.text and stored.exists()
     confirmed = live.post(f"{url}/confirm", data={"csrf_token": csrf(live)}, follow_redirects=False)
     assert confirmed.status_code == 303 and _count(db, Submission) == 1 and len(enqueued) == 1
-    assert upload_checks.expire_unconfirmed(live_app.state.sessionmaker, settings, clock() + dt.timedelta(days=2)) == []
+    assert lifecycle.expire_unconfirmed(live_app.state.sessionmaker, settings, clock() + dt.timedelta(days=2)) == []
     assert stored.exists()  # the submission reads it
 
 
@@ -314,21 +334,21 @@ def test_a_confirm_racing_the_expiry_has_exactly_one_outcome(
     clock is a little ahead, expires the check: the write lock makes one of them find it settled."""
     login(live, people.trainee.email)
     url, stored = _near_chance_check(live, gated, db, settings)
-    check_id = int(url.rsplit("/", 1)[1])
+    preflight_id = int(url.rsplit("/", 1)[1])
     factory = live_app.state.sessionmaker
-    ttl = dt.timedelta(hours=settings.upload_check_confirm_ttl_h)
+    ttl = dt.timedelta(hours=settings.preflight_confirm_ttl_h)
     start = threading.Barrier(2)
     outcomes: dict[str, object] = {}
 
     def click() -> None:
         start.wait()
-        outcomes["confirm"] = upload_checks.confirm(
-            factory, people.trainee.id, check_id, clock() + ttl - dt.timedelta(seconds=1), settings=settings
+        outcomes["confirm"] = lifecycle.confirm(
+            factory, people.trainee.id, preflight_id, clock() + ttl - dt.timedelta(seconds=1), settings=settings
         )
 
     def sweep() -> None:
         start.wait()
-        outcomes["sweep"] = upload_checks.expire_unconfirmed(factory, settings, clock() + ttl + dt.timedelta(seconds=1))
+        outcomes["sweep"] = lifecycle.expire_unconfirmed(factory, settings, clock() + ttl + dt.timedelta(seconds=1))
 
     threads = [threading.Thread(target=click), threading.Thread(target=sweep)]
     for thread in threads:
@@ -339,9 +359,9 @@ def test_a_confirm_racing_the_expiry_has_exactly_one_outcome(
     assert isinstance(confirmed, tuple)
     view, queued = confirmed
     db.rollback()
-    row = db.get(UploadCheck, check_id)
+    row = db.get(Preflight, preflight_id)
     assert row is not None
-    if outcomes["sweep"] == [check_id]:  # the sweep came first: the click found it expired
+    if outcomes["sweep"] == [preflight_id]:  # the sweep came first: the click found it expired
         assert row.state == view.state == "expired" and queued is None
         assert _count(db, Submission) == 0 and not stored.exists()
     else:  # the click came first: the sweep found nothing to expire
@@ -395,8 +415,8 @@ def test_over_the_storage_budget_the_upload_is_refused_in_both_languages_and_sto
         assert "保管枠 4.9 KiB のうち 4.7 KiB" in error["message_ja"]
         assert "hold 4.7 KiB of your 4.9 KiB of storage" in error["message_en"]
         assert "Answer the waiting ones" in error["message_en"]
-        assert _store(small) == before and _count(db, UploadCheck) == 3  # nothing stored, no check begun
+        assert _store(small) == before and _count(db, Preflight) == 3  # nothing stored, no check begun
         confirmed = client.post(f"{questions[0]}/confirm", data={"csrf_token": csrf(client)}, follow_redirects=False)
         assert confirmed.status_code == 303  # now a submission's zip: no longer held against the budget
-        assert _pending(client, make_zip(body=b"#" * 1500)).startswith("/uploads/checks/")
+        assert _pending(client, make_zip(body=b"#" * 1500)).startswith("/uploads/preflights/")
         gated.go.set()

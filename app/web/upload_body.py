@@ -1,4 +1,4 @@
-"""Receiving an upload: the multipart body is parsed as it arrives and written straight to disk.
+"""Receiving an upload's HTTP body: the multipart body is parsed as it arrives and written straight to disk.
 
 Nothing holds the whole file in memory, whatever its size: each chunk is hashed, counted and written,
 and the upload is refused as soon as it passes the cap (at once, from ``Content-Length``, when the
@@ -6,7 +6,7 @@ client declares a body that is already too large).
 
 The body goes to a part file under ``incoming/``, not into the store: the upload may still be
 refused after its body (the CSRF token is a form field, the pre-flight turn is taken, the trainee's
-storage budget is weighed). :meth:`ReceivedUpload.keep` moves it to its content-hash place only in
+storage budget is weighed). :meth:`app.services.storage.ReceivedUpload.keep` moves it to its content-hash place only in
 the transaction that records the row naming it; a refused upload's part file is removed
 (:meth:`ReceivedUpload.discard`), so a refusal leaves nothing on disk.
 """
@@ -14,7 +14,6 @@ the transaction that records the row naming it; a refused upload's part file is 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import unicodedata
 import uuid
@@ -28,6 +27,7 @@ import anyio
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.services import storage
+from app.services.storage import ReceivedUpload
 
 FILE_FIELD = "file"
 MULTIPART_SLACK = 64 * 1024  # room for the other fields and the part headers
@@ -41,37 +41,6 @@ class UploadRejected(Exception):
         super().__init__(reason)
         self.reason = reason
         self.params = params
-
-
-@dataclass
-class ReceivedUpload:
-    fields: dict[str, str] = field(default_factory=dict)
-    original_filename: str = ""
-    sha256: str = ""
-    size: int = 0
-    storage_key: str = ""
-    part: Path | None = None  # the received body, outside the store until kept
-    destination: Path | None = None  # its place in the store (``storage_key`` under the storage folder)
-
-    def keep(self) -> None:
-        """Move the received file to its place in the store; nothing to do for an upload already
-        there. Called inside the transaction that inserts the row naming ``storage_key``, so the
-        zip is in the store exactly when something will read it (a failed commit leaves it to the
-        store's purge). The file is then marked written now: a clean-up that spares zips stored
-        since a moment (``storage.discard``) spares this one, whenever its bytes arrived."""
-        if self.part is None:
-            return
-        assert self.destination is not None
-        self.destination.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.part, self.destination)  # same content, same name: replacing an identical file is harmless
-        os.utime(self.destination)
-        self.part = None
-
-    def discard(self) -> None:
-        """Remove the received file unless it was kept (a refused upload leaves nothing behind)."""
-        if self.part is not None:
-            self.part.unlink(missing_ok=True)
-            self.part = None
 
 
 @dataclass

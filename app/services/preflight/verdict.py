@@ -1,9 +1,9 @@
 """Pre-flight: the scoring engine's quick check of a zip, run before a daily slot is spent.
 
-A zip that fails here costs the trainee nothing and the reason is shown at once. The check runs on a
-worker (``worker.tasks.upload_checks``, the ``preflight`` queue): trainee code never runs in the web
+A zip that fails here costs the trainee nothing and the reason is shown at once. The pre-flight runs on a
+worker (``worker.tasks.preflight``, the ``preflight`` queue): trainee code never runs in the web
 process, which holds the sessions and the database credentials. The worker also acts on the verdict
-(``app.services.upload_checks``); the upload request waits for it only briefly. The verdict is
+(``app.services.preflight.lifecycle``); the upload request waits for it only briefly. The verdict is
 cached by the zip's SHA-256 (and the engine's version, and the public set's SHA-256: its smoke
 accuracy depends on that set), so uploading the same broken zip again does not start a sandbox
 again, and simultaneous checks of one zip in one worker process run it once.
@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import PreflightCheck
+from app.models import PreflightVerdictCache
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,13 @@ class PreflightVerdict:
 
     @property
     def depends_on_cohort(self) -> bool:
-        """Refused for needing a runtime the check was not offered: that depends on the cohort (and
+        """Refused for needing a runtime the pre-flight was not offered: that depends on the cohort (and
         the server), not on the zip alone, so it is not cached. It costs no sandbox to find again."""
         return bool(self.error and self.error.get("code") == "runtime_not_offered")
 
     @property
     def server_fault(self) -> bool:
-        """The check could not run (sandbox unavailable, internal error): not the zip's fault."""
+        """The pre-flight could not run (sandbox unavailable, internal error): not the zip's fault."""
         return bool(self.error and self.error.get("blame") == "server")
 
     def error_message(self, lang: str) -> str:
@@ -103,15 +103,15 @@ def cached_preflight(
 ) -> PreflightVerdict:
     """The verdict for this zip, from the cache or by running ``checker`` (blocking: run in a thread).
 
-    ``public_set_sha256`` names the public set the check will score on ("" for none; see
-    ``app.services.public_set.public_set_identity``): read it before the check, so a verdict is
-    never filed under a set imported after the check began. A checker that raises, or reports a
+    ``public_set_sha256`` names the public set the pre-flight will score on ("" for none; see
+    ``app.services.public_set.public_set_identity``): read it before the pre-flight, so a verdict is
+    never filed under a set imported after the pre-flight began. A checker that raises, or reports a
     fault of the server's, is not cached: the zip may be fine.
     """
     version = engine_version()
     with _lock_for(sha256):
         with factory() as db:
-            row = db.get(PreflightCheck, (sha256, version, public_set_sha256))
+            row = db.get(PreflightVerdictCache, (sha256, version, public_set_sha256))
             if row is not None:
                 return PreflightVerdict.from_json(row.report)
         verdict = checker(zip_path)
@@ -119,7 +119,7 @@ def cached_preflight(
             return verdict
         with factory() as db:
             db.add(
-                PreflightCheck(
+                PreflightVerdictCache(
                     zip_sha256=sha256, engine_version=version, public_set_sha256=public_set_sha256, ok=verdict.ok,
                     report=verdict.to_json(),
                 )

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from app.db import make_engine, make_sessionmaker
-from app.services.preflight import PreflightVerdict, cached_preflight
+from app.services.preflight.verdict import PreflightVerdict, cached_preflight
 
 
 def test_twenty_identical_uploads_at_once_run_the_check_once(sqlite_url: str, tmp_path: Path) -> None:

@@ -2,22 +2,22 @@
 
 The pre-flight costs the trainee nothing, but it runs their code in the sandbox for up to its time
 limit and the service has only so many slots for it (one per CPU). Without a gate, one trainee's
-two 20-second sleeper zips held both slots and another trainee's check waited 18 s behind them;
+two 20-second sleeper zips held both slots and another trainee's pre-flight waited 18 s behind them;
 a script could keep them busy for good. So:
 
 - **one at a time**: a trainee's second upload while their first is still being checked is
   refused at once (it costs nothing, and the message says to wait for the first result). Each
-  trainee therefore holds at most one place among the checks running or waiting, which is what
+  trainee therefore holds at most one place among the pre-flights running or waiting, which is what
   keeps them fair: however many uploads one trainee sends, the others' checks are never queued
   behind more than one of theirs.
 - **a rate**: at most ``preflight_per_hour`` checks per trainee in any hour (20 by default; a
-  trainee has 3 counted uploads a day, so this is generous for honest use). A check that ran into
+  trainee has 3 counted uploads a day, so this is generous for honest use). A pre-flight that ran into
   the smoke time limit counts ``preflight_timeout_weight`` times (5): it held a shared pre-flight
   worker for the whole limit, and a trainee whose checks keep timing out is throttled harder.
 
-Which waiting check a pre-flight worker runs next is decided by the fair order of
-``app.services.upload_checks`` (the least pre-flight time in the last hour first), so even many
-accounts keeping the workers busy cannot push another trainee's check back by more than one check.
+Which waiting pre-flight a pre-flight worker runs next is decided by the fair order of
+``app.services.preflight.lifecycle`` (the least pre-flight time in the last hour first), so even many
+accounts keeping the workers busy cannot push another trainee's pre-flight back by more than one pre-flight.
 
 Both live in the database (``preflight_leases``, ``preflight_runs``), so they hold across every web
 process and worker. The lease is a row keyed by the trainee: inserting it is the atomic "is one
@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import transaction
-from app.models import PreflightLease, PreflightRun, UploadCheck
+from app.models import Preflight, PreflightLease, PreflightRun
 from app.settings import Settings
 from scorer.errors import ErrorCode
 
@@ -105,8 +105,8 @@ def acquire(factory: sessionmaker[Session], user_id: int, settings: Settings, no
 
 
 def _rate_reached(db: Session, user_id: int, settings: Settings, now: dt.datetime) -> dt.datetime | None:
-    """When the trainee may start a check again, if their checks in the last hour reach the rate;
-    None when they may now. Each check counts 1, one that timed out ``preflight_timeout_weight``."""
+    """When the trainee may start a pre-flight again, if their pre-flights in the last hour reach the rate;
+    None when they may now. Each pre-flight counts 1, one that timed out ``preflight_timeout_weight``."""
     since = now - RATE_WINDOW
     counted = [
         (at, 1)
@@ -115,8 +115,8 @@ def _rate_reached(db: Session, user_id: int, settings: Settings, now: dt.datetim
         )
     ]
     verdicts = db.execute(
-        select(UploadCheck.created_at, UploadCheck.verdict).where(
-            UploadCheck.user_id == user_id, UploadCheck.created_at > since, UploadCheck.verdict.is_not(None)
+        select(Preflight.created_at, Preflight.verdict).where(
+            Preflight.user_id == user_id, Preflight.created_at > since, Preflight.verdict.is_not(None)
         )
     ).all()
     extra = settings.preflight_timeout_weight - 1
@@ -132,7 +132,7 @@ def _rate_reached(db: Session, user_id: int, settings: Settings, now: dt.datetim
 
 
 def timed_out(verdict: object) -> bool:
-    """A pre-flight verdict (``PreflightVerdict.to_json()``) of a check stopped by the smoke time limit."""
+    """A pre-flight verdict (``PreflightVerdict.to_json()``) of a pre-flight stopped by the smoke time limit."""
     error = verdict.get("error") if isinstance(verdict, dict) else None
     return isinstance(error, dict) and error.get("code") == ErrorCode.TIME_LIMIT.value
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import SmokeConfirmation
-from app.services.preflight import PreflightVerdict
+from app.services.preflight.verdict import PreflightVerdict
 
 CONFIRM_FIELD = "confirm_near_chance"
 

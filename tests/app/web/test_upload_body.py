@@ -9,7 +9,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from app.services.uploads import ReceivedUpload, UploadRejected, display_filename, receive_upload
+from app.services.storage import ReceivedUpload
+from app.web.upload_body import UploadRejected, display_filename, receive_upload
 
 BOUNDARY = "xyz"
 

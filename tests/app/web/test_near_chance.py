@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.main import create_app
 from app.models import SmokeConfirmation, Submission
-from app.services.preflight import PreflightVerdict
+from app.services.preflight.verdict import PreflightVerdict
 from app.services.public_set import import_public_set, public_set
 from app.settings import Settings
 from tests.app.conftest import Clock, People, csrf, login
@@ -93,11 +93,11 @@ def test_near_chance_asks_once_per_trainee_and_zip_before_spending(
     assert error["preflight"]["smoke"]["total"] == 30
     assert _submissions(db) == 0 and enqueued == []
 
-    # The browser page explains it and offers to submit the zip it already has (its upload check).
+    # The browser page explains it and offers to submit the zip it already has (its pre-flight).
     page = _upload(real_client, broken, json=False)
     assert page.status_code == 409
     assert 'data-testid="near-chance-confirm-button"' in page.text and "このまま提出する" in page.text
-    assert f'action="/uploads/checks/{error["check_id"] + 1}/confirm"' in page.text
+    assert f'action="/uploads/preflights/{error["check_id"] + 1}/confirm"' in page.text
 
     confirmed = _upload(real_client, broken, confirm=True)
     assert confirmed.status_code == 201, confirmed.text

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import make_engine, make_sessionmaker
-from app.models import Cohort, Role, UploadCheck, User
-from app.services import preflight_gate, upload_checks
+from app.models import Cohort, Preflight, Role, User
+from app.services.preflight import gate, lifecycle
 from app.settings import Settings
 
 T0 = dt.datetime(2026, 11, 24, 3, 0, tzinfo=dt.UTC)
@@ -53,7 +53,7 @@ def _check(
 ) -> int:
     """A check created at ``created``; ``ran``: claimed and settled at those times (a past check)."""
     with factory.begin() as db:
-        row = UploadCheck(
+        row = Preflight(
             user_id=user_id, cohort_id=cohort_id, state="refused" if ran else "checking", storage_key="k",
             zip_sha256="0" * 64, zip_size=1, original_filename="s.zip", created_at=created,
             updated_at=ran[1] if ran else created, started_at=ran[0] if ran else None, verdict=verdict,
@@ -71,7 +71,7 @@ def test_the_trainee_with_the_least_preflight_time_in_the_last_hour_is_checked_n
     _check(factory, cohort_id, busier, at(-200), ran=(at(-200), at(-82)))  # 118 s
     _check(factory, cohort_id, long_ago, at(-7200), ran=(at(-7200), at(-7100)))  # more than an hour ago
     waiting = {user: _check(factory, cohort_id, user, at(i)) for i, user in enumerate((busier, busy, fresh, long_ago))}
-    claimed = [upload_checks.claim_next(factory, settings, at(10 + i)) for i in range(5)]
+    claimed = [lifecycle.claim_next(factory, settings, at(10 + i)) for i in range(5)]
     # Nothing this hour: the longer wait first; then the least time used.
     assert claimed == [waiting[fresh], waiting[long_ago], waiting[busy], waiting[busier], None]
 
@@ -79,12 +79,12 @@ def test_the_trainee_with_the_least_preflight_time_in_the_last_hour_is_checked_n
 def test_a_check_running_now_counts_its_time_so_far(factory: sessionmaker[Session], settings: Settings) -> None:
     cohort_id, (running, other) = _people(factory, 2)
     with factory.begin() as db:  # claimed 30 s ago, not settled yet (it's running)
-        db.add(UploadCheck(
+        db.add(Preflight(
             user_id=running, cohort_id=cohort_id, state="checking", storage_key="k", zip_sha256="1" * 64,
             zip_size=1, original_filename="s.zip", created_at=at(0), updated_at=at(0), started_at=at(0),
         ))  # fmt: skip
     with factory() as db:
-        assert upload_checks.preflight_seconds(db, {running, other}, at(30)) == {running: 30.0}
+        assert lifecycle.preflight_seconds(db, {running, other}, at(30)) == {running: 30.0}
 
 
 def test_a_check_nobody_took_within_the_wait_is_not_started_any_more(
@@ -92,7 +92,7 @@ def test_a_check_nobody_took_within_the_wait_is_not_started_any_more(
 ) -> None:
     cohort_id, (user,) = _people(factory, 1)
     _check(factory, cohort_id, user, at(0))
-    assert upload_checks.claim_next(factory, settings, at(settings.preflight_wait_s + 1)) is None
+    assert lifecycle.claim_next(factory, settings, at(settings.preflight_wait_s + 1)) is None
 
 
 def test_simultaneous_claims_take_each_check_once(factory: sessionmaker[Session], settings: Settings) -> None:
@@ -103,16 +103,16 @@ def test_simultaneous_claims_take_each_check_once(factory: sessionmaker[Session]
     def worker(_: int) -> list[int]:
         barrier.wait()
         won = []
-        while (check_id := upload_checks.claim_next(factory, settings, at(20))) is not None:
-            won.append(check_id)
+        while (preflight_id := lifecycle.claim_next(factory, settings, at(20))) is not None:
+            won.append(preflight_id)
         return won
 
     with ThreadPoolExecutor(max_workers=6) as pool:
-        claimed = [check_id for won in pool.map(worker, range(6)) for check_id in won]
+        claimed = [preflight_id for won in pool.map(worker, range(6)) for preflight_id in won]
     assert sorted(claimed) == sorted(ids)
-    assert not upload_checks.claim(factory, claimed[0], at(30))  # and a claimed check is never claimed again
+    assert not lifecycle.claim(factory, claimed[0], at(30))  # and a claimed check is never claimed again
     with factory() as db:
-        assert set(db.scalars(select(UploadCheck.started_at))) == {at(20)}
+        assert set(db.scalars(select(Preflight.started_at))) == {at(20)}
 
 
 def test_checks_that_ran_into_the_time_limit_count_more_toward_the_hourly_rate(
@@ -122,21 +122,21 @@ def test_checks_that_ran_into_the_time_limit_count_more_toward_the_hourly_rate(
     assert (settings.preflight_per_hour, settings.preflight_timeout_weight) == (20, 5)
     cohort_id, (sleeper, honest) = _people(factory, 2)
     for i in range(4):
-        lease = preflight_gate.acquire(factory, sleeper, settings, at(i * 100))
+        lease = gate.acquire(factory, sleeper, settings, at(i * 100))
         _check(factory, cohort_id, sleeper, at(i * 100), ran=(at(i * 100), at(i * 100 + 60)), verdict=TIMED_OUT)
-        preflight_gate.release(factory, lease)
-    with pytest.raises(preflight_gate.PreflightRefused) as refused:
-        preflight_gate.acquire(factory, sleeper, settings, at(400))
+        gate.release(factory, lease)
+    with pytest.raises(gate.PreflightRefused) as refused:
+        gate.acquire(factory, sleeper, settings, at(400))
     assert refused.value.reason == "rate"
     # When the first time-out leaves the hour, 15 remain counted: the trainee may check again.
     assert refused.value.retry_at == at(3600)
     # The upload asks the same before it reads the body: the sleeper's next zip is never received.
-    with pytest.raises(preflight_gate.PreflightRefused) as peeked:
-        preflight_gate.peek(factory, sleeper, settings, at(400))
+    with pytest.raises(gate.PreflightRefused) as peeked:
+        gate.peek(factory, sleeper, settings, at(400))
     assert (peeked.value.reason, peeked.value.retry_at) == ("rate", at(3600))
-    preflight_gate.release(factory, preflight_gate.acquire(factory, sleeper, settings, at(3601)))
+    gate.release(factory, gate.acquire(factory, sleeper, settings, at(3601)))
     # The same four checks, ended by their verdict rather than the limit, leave 16 checks this hour.
     for i in range(4):
-        preflight_gate.release(factory, preflight_gate.acquire(factory, honest, settings, at(i * 100)))
+        gate.release(factory, gate.acquire(factory, honest, settings, at(i * 100)))
         _check(factory, cohort_id, honest, at(i * 100), ran=(at(i * 100), at(i * 100 + 60)), verdict={"ok": False})
-    preflight_gate.release(factory, preflight_gate.acquire(factory, honest, settings, at(400)))
+    gate.release(factory, gate.acquire(factory, honest, settings, at(400)))
