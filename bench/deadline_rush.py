@@ -344,20 +344,6 @@ async def upload(client: httpx.AsyncClient, body: bytes, start_at: float, out: O
         out.status, out.error = 0, f"{type(exc).__name__}: {exc}"
 
 
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds of a process and its descendants, the finished ones included (their parents
-    reaped them: Celery's pool processes wait for the sandbox they started)."""
-    total = 0.0
-    root = psutil.Process(pid)
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            t = process.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-        except psutil.Error:  # ended between the listing and the reading
-            continue
-    return total
-
-
 async def follow_waits(
     clients: list[httpx.AsyncClient], outcomes: list[Outcome], every_s: float, timeout_s: float
 ) -> None:
@@ -449,14 +435,20 @@ class Sampler(threading.Thread):
     """Samples the web process's RSS, each scoring worker's (with everything under it) and the
     scoring queue's length every half second."""
 
-    def __init__(self, pid: int, redis_server: RedisServer, scoring_pids: list[int]) -> None:
+    def __init__(self, pid: int, redis_server: RedisServer, scoring_pids: list[int], preflight_pid: int) -> None:
         super().__init__(daemon=True)
         self.process = psutil.Process(pid)
         self.redis = redis_server.client()
         self.scoring_pids = scoring_pids
+        self.cpu_roots = {"scoring": scoring_pids, "preflight": [preflight_pid]}
         self.rss: list[int] = []
         self.queue: list[int] = []
         self.worker_rss_peak = 0  # the largest one scoring worker reached
+        # Each process ever seen under a worker, by kind: its own CPU at the last sample. A finished
+        # run's sandbox is killed, not waited for, so its CPU never reaches the worker's
+        # children's times; sampled here it is counted to within one interval per process.
+        self.cpu_seen: dict[str, dict[tuple[int, float], float]] = {kind: {} for kind in self.cpu_roots}
+        self.cpu_lock = threading.Lock()  # the main thread samples too, at the window's edges
         self.stop_event = threading.Event()
 
     def run(self) -> None:
@@ -466,8 +458,25 @@ class Sampler(threading.Thread):
                 self.queue.append(int(self.redis.llen("scoring")))
                 for pid in self.scoring_pids:
                     self.worker_rss_peak = max(self.worker_rss_peak, tree_rss(pid))
+                for kind in self.cpu_roots:
+                    self.sample_cpu(kind)
             except Exception:  # sampling must never end the run
                 continue
+
+    def sample_cpu(self, kind: str) -> float:
+        """Samples the ``kind`` ("scoring", "preflight") workers' processes; returns their CPU
+        seconds so far (every process seen since the sampler started, by its own times, never twice)."""
+        with self.cpu_lock:
+            seen = self.cpu_seen[kind]
+            for root in self.cpu_roots[kind]:
+                tree = psutil.Process(root)
+                for process in [tree, *tree.children(recursive=True)]:
+                    try:
+                        times = process.cpu_times()
+                        seen[(process.pid, process.create_time())] = times.user + times.system
+                    except psutil.Error:  # ended between the listing and the reading
+                        continue
+            return sum(seen.values())
 
 
 def main() -> None:
@@ -512,15 +521,14 @@ def main() -> None:
         bodies = [personal_zip(example_bytes, i) for i in range(args.trainees)]
         rng = random.Random(args.seed)
         scoring_pids = [p.pid for p in stack.scoring]
-        sampler = Sampler(stack.web.pid, stack.redis, scoring_pids)
+        assert stack.preflight is not None
+        sampler = Sampler(stack.web.pid, stack.redis, scoring_pids, stack.preflight.pid)
         sampler.start()
         time.sleep(1.5)
         rss_start = sampler.rss[-1]
         offsets = sorted(rng.uniform(0, args.window) for _ in emails)
         outcomes = [Outcome() for _ in emails]
         web = psutil.Process(stack.web.pid)
-        assert stack.preflight is not None
-        preflight_pid = stack.preflight.pid
         web_cpu: dict[str, float] = {}
         scoring_cpu_before: list[float] = []
         t0 = time.monotonic()
@@ -544,8 +552,8 @@ def main() -> None:
                 )
                 await asyncio.sleep(2)  # let the web process settle
                 cpu = web.cpu_times()
-                preflight_before = tree_cpu_s(preflight_pid)
-                scoring_cpu_before.append(sum(tree_cpu_s(pid) for pid in scoring_pids))
+                preflight_before = sampler.sample_cpu("preflight")
+                scoring_cpu_before.append(sampler.sample_cpu("scoring"))
                 t0 = time.monotonic()
                 await asyncio.gather(
                     *(
@@ -555,7 +563,7 @@ def main() -> None:
                 )
                 after = web.cpu_times()
                 web_cpu["uploads"] = (after.user + after.system) - (cpu.user + cpu.system)
-                web_cpu["preflight"] = tree_cpu_s(preflight_pid) - preflight_before
+                web_cpu["preflight"] = sampler.sample_cpu("preflight") - preflight_before
                 await follow_waits(clients, outcomes, args.wait_every, args.drain_timeout)
             finally:
                 for client in clients:
@@ -578,7 +586,7 @@ def main() -> None:
         drained = time.monotonic() - t0
         # Every scoring run in this window, with the sandbox pre-warmed for the next (its start-up
         # is part of what a run costs); the worker's idle wake-ups are noise next to a run.
-        scoring_cpu = sum(tree_cpu_s(pid) for pid in scoring_pids) - scoring_cpu_before[0]
+        scoring_cpu = sampler.sample_cpu("scoring") - scoring_cpu_before[0]
         load_after = os.getloadavg()
         time.sleep(2)
         sampler.stop_event.set()
