@@ -498,7 +498,9 @@ def _preflight_refusal(
 OLD_PREFLIGHT_PATHS = ("", "/status", "/confirm")
 
 
-@router.api_route("/uploads/checks/{preflight_id}{rest:path}", methods=["GET", "HEAD", "POST"], include_in_schema=False)
+@page_router.api_route(
+    "/uploads/checks/{preflight_id}{rest:path}", methods=["GET", "HEAD", "POST"], include_in_schema=False
+)
 def old_preflight_path(request: Request, preflight_id: PathId, rest: str) -> Response:
     """The pre-flight's pages were under ``/uploads/checks/``: a tab left open across a deploy, or a
     script, is sent on to the new path with its method, body and query kept (308)."""

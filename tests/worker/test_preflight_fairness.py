@@ -10,6 +10,7 @@ unanswered in the report that found it); now a worker takes it as soon as one fr
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from pathlib import Path
@@ -75,12 +76,16 @@ def test_eight_accounts_keeping_the_preflight_busy_do_not_starve_a_ninth_trainee
     sessions = make_sessionmaker(make_engine(database_url))
     stop = threading.Event()
     errors: list[str] = []
-    sleeper = zip_with(SLEEPER)
 
     def attack(email: str) -> None:
         client = log_in(site.url, email, PASSWORD)
         try:
-            while not stop.is_set():
+            for attempt in itertools.count():
+                if stop.is_set():
+                    break
+                # A new zip each time, as an attacker would send: the same bytes again would be
+                # answered from the verdict cache without holding a worker at all.
+                sleeper = zip_with(f"{SLEEPER}\n# {email} {attempt}\n")
                 verdict = _follow(client, upload_bytes(client, sleeper, "sleeper.zip"))
                 if verdict.status_code != 422:  # refused by the pre-flight, as intended
                     errors.append(f"{email}: {verdict.status_code} {verdict.text[:300]}")
