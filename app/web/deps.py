@@ -8,9 +8,9 @@ so a browser following a redirect never sees an uncommitted change.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,6 +43,17 @@ class LoginRequired(Exception):
 
 class NotFound(Exception):
     """Answered with the 404 page. Also used where a 403 would tell that something exists."""
+
+
+def app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency handing a route what ``create_app`` keeps as ``app.state.<name>``; the
+    ``Annotated`` alias that uses it says its type. Async, so no thread is taken to read it."""
+
+    async def dependency(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    dependency.__name__ = f"app_state_{name}"
+    return dependency
 
 
 async def get_settings(request: Request) -> Settings:
@@ -90,36 +101,11 @@ Enqueue = Callable[[int], object]  # a committed, queued submission id to the sc
 DeliverEmail = Callable[[int], object]  # a committed outbox row id to the mail worker
 
 
-def get_enqueue(request: Request) -> Enqueue:
-    enqueue: Enqueue = request.app.state.enqueue
-    return enqueue
-
-
-def get_deliver_email(request: Request) -> DeliverEmail:
-    deliver: DeliverEmail = request.app.state.deliver_email
-    return deliver
-
-
-def get_start_preflight(request: Request) -> StartPreflight:
-    start: StartPreflight = request.app.state.start_preflight
-    return start
-
-
-def get_scoring_queue(request: Request) -> QueueWatch:
-    watch: QueueWatch = request.app.state.scoring_queue
-    return watch
-
-
-def get_testset_importer(request: Request) -> TestSetImporter:
-    importer: TestSetImporter = request.app.state.testset_importer
-    return importer
-
-
-EnqueueDep = Annotated[Enqueue, Depends(get_enqueue)]
-DeliverEmailDep = Annotated[DeliverEmail, Depends(get_deliver_email)]
-StartPreflightDep = Annotated[StartPreflight, Depends(get_start_preflight)]
-ScoringQueueDep = Annotated[QueueWatch, Depends(get_scoring_queue)]
-TestSetImporterDep = Annotated[TestSetImporter, Depends(get_testset_importer)]
+EnqueueDep = Annotated[Enqueue, Depends(app_state("enqueue"))]
+DeliverEmailDep = Annotated[DeliverEmail, Depends(app_state("deliver_email"))]
+StartPreflightDep = Annotated[StartPreflight, Depends(app_state("start_preflight"))]
+ScoringQueueDep = Annotated[QueueWatch, Depends(app_state("scoring_queue"))]
+TestSetImporterDep = Annotated[TestSetImporter, Depends(app_state("testset_importer"))]
 
 
 @dataclass(frozen=True)

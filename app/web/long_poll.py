@@ -35,7 +35,7 @@ from typing import Annotated, Generic, TypeVar
 import anyio
 from fastapi import Depends, Request
 
-from app.web.deps import NotFound
+from app.web.deps import NotFound, app_state
 
 log = logging.getLogger(__name__)
 
@@ -216,16 +216,6 @@ async def _changed_before(request: Request, changed: anyio.Event, until: float) 
     return False
 
 
-def get_submission_watcher(request: Request) -> Watcher:
-    watcher: Watcher = request.app.state.submission_watcher
-    return watcher
-
-
-def get_preflight_watcher(request: Request) -> Watcher:
-    watcher: Watcher = request.app.state.preflight_watcher
-    return watcher
-
-
 # The process's one watcher of each kind (``create_app`` starts them), for the routes that long-poll.
-SubmissionWatcherDep = Annotated[Watcher, Depends(get_submission_watcher)]
-PreflightWatcherDep = Annotated[Watcher, Depends(get_preflight_watcher)]
+SubmissionWatcherDep = Annotated[Watcher, Depends(app_state("submission_watcher"))]
+PreflightWatcherDep = Annotated[Watcher, Depends(app_state("preflight_watcher"))]

@@ -128,9 +128,14 @@ def test_the_old_check_paths_redirect_to_the_preflight_and_the_json_names_it_bot
     preflight_id = int(str(body["url"]).rsplit("/", 1)[1])
     assert body["preflight_id"] == body["check_id"] == preflight_id
     for rest in ("", "/status?known=checking", "/confirm"):
-        method = "POST" if rest == "/confirm" else "GET"
-        old = live.request(method, f"/uploads/checks/{preflight_id}{rest}", follow_redirects=False)
+        if rest == "/confirm":  # a form posted from an old tab carries its token
+            form = {"csrf_token": live.cookies["katakana_csrf"]}
+            old = live.post(f"/uploads/checks/{preflight_id}{rest}", data=form, follow_redirects=False)
+        else:
+            old = live.get(f"/uploads/checks/{preflight_id}{rest}", follow_redirects=False)
         assert old.status_code == 308 and old.headers["location"] == f"/uploads/preflights/{preflight_id}{rest}"
+    # Without its token a post is refused before it is sent on, like every unsafe site route.
+    assert live.post(f"/uploads/checks/{preflight_id}/confirm", follow_redirects=False).status_code == 403
     assert live.get(f"/uploads/checks/{preflight_id}/other", follow_redirects=False).status_code == 404
     state = live.get(f"/uploads/checks/{preflight_id}/status").json()  # followed to the new path
     assert state["preflight_id"] == state["check_id"] == preflight_id
