@@ -5,7 +5,8 @@ One trainee's script keeps 200 long polls of their queued submission open (each 
 sent again at once, or after the ``Retry-After`` the site asks for), while another trainee opens
 pages. The machine is shared and loaded, so the criterion is a ratio measured in the same run:
 windows without the polls and with them alternate, and the p95 of the pages' latency under the
-polls must stay within 2x of the p95 without them. The loaded windows start once the polls' first
+polls must stay within 2x of the p95 without them: each round's two windows compared, the median
+of four rounds deciding (another test's burst can land on one window). The loaded windows start once the polls' first
 burst is answered (200 requests at once cost what any 200 requests cost) and last through the
 capped polls coming back.
 """
@@ -39,7 +40,7 @@ from tests.fixtures.services import UvicornSite, start_uvicorn
 pytestmark = pytest.mark.live  # a live uvicorn process
 
 POLLS = 200
-ROUNDS = 3  # idle and loaded windows, alternating
+ROUNDS = 4  # idle and loaded windows, alternating; the median round's ratio is the criterion
 WINDOW_S = 12.0  # pages opened one after another for this long in each window
 # After the polls start: their first 200 requests arrive together, like any 200 requests at once,
 # which is not what holding them costs; after they stop, held ones notice within a second.
@@ -149,24 +150,30 @@ def test_one_user_holding_200_polls_leaves_other_users_pages_within_twice_idle(
     window(2)  # warm every page (templates, connections) before anything is counted
     idle: list[float] = []
     loaded: list[float] = []
+    ratios: list[float] = []
     for _ in range(ROUNDS):
-        idle += window()
+        idle_round = window()
         pollers.start()
         time.sleep(SETTLE_S)
-        loaded += window()  # through the first answers' Retry-After (10-20 s): their polls come back
+        loaded_round = window()  # through the first answers' Retry-After (10-20 s): their polls come back
         pollers.stop()
         time.sleep(SETTLE_S)
+        idle += idle_round
+        loaded += loaded_round
+        ratios.append(p95(loaded_round) / p95(idle_round))
     load = os.getloadavg()
     figures = (
         f"pages p95 idle {p95(idle) * 1000:.0f} ms, with {POLLS} polls held by one user "
         f"{p95(loaded) * 1000:.0f} ms (medians {statistics.median(idle) * 1000:.0f} / "
         f"{statistics.median(loaded) * 1000:.0f} ms, {len(idle)} / {len(loaded)} pages); "
-        f"poll answers {dict(pollers.answers)}; "
+        f"p95 ratio per round {', '.join(f'{r:.2f}' for r in ratios)}; poll answers {dict(pollers.answers)}; "
         f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs"
     )
     print(figures)
     assert pollers.answers["capped"] > 0  # past the cap, polls were answered at once
-    assert p95(loaded) <= 2 * p95(idle), figures
+    # Each round compares its own two windows, and the typical round decides: other tests sharing
+    # the machine shift both windows of a round alike, but can land on one window of one round.
+    assert statistics.median(ratios) <= 2, figures
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
