@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Update, update
 from sqlalchemy.exc import DataError, DBAPIError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -136,13 +136,7 @@ def finish(
     The caller commits, then enqueues the email.
     """
     changed = session.execute(
-        update(Submission)
-        .where(
-            Submission.id == submission_id,
-            Submission.status == SubmissionStatus.RUNNING,
-            Submission.attempts == attempt,
-            *extra_conditions,
-        )
+        _still_running(submission_id, attempt, *extra_conditions)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -158,17 +152,22 @@ def finish(
     return outbox.id if outbox else None
 
 
+def _still_running(submission_id: int, attempt: int, *conditions: Any) -> Update:
+    """An update of the submission only while it is ``running`` under ``attempt`` (and ``conditions``
+    hold): what makes storing a result or putting it back exactly-once between attempts."""
+    return update(Submission).where(
+        Submission.id == submission_id,
+        Submission.status == SubmissionStatus.RUNNING,
+        Submission.attempts == attempt,
+        *conditions,
+    )
+
+
 def requeue(session: Session, submission_id: int, attempt: int, *conditions: Any) -> bool:
     """Put a ``running`` submission back to ``queued`` if ``attempt`` (and ``conditions``) still hold;
     True when this call did. The caller commits, then sends it for scoring."""
     changed = session.execute(
-        update(Submission)
-        .where(
-            Submission.id == submission_id,
-            Submission.status == SubmissionStatus.RUNNING,
-            Submission.attempts == attempt,
-            *conditions,
-        )
+        _still_running(submission_id, attempt, *conditions)
         .values(status=SubmissionStatus.QUEUED, heartbeat_at=None, worker_hostname=None)
         .execution_options(synchronize_session=False)
     )
